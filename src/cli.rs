@@ -1,0 +1,625 @@
+//! The command line: argument parsing and printing only.
+//!
+//! Each subcommand turns its arguments into library calls and prints the outcome. Results
+//! go to stdout; progress and errors to stderr. Exit codes are part of the interface:
+//! 0 success, 1 the bundle (or mirror) failed verification, 2 usage or operational error.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::keys::{self, KeyError, PublicKey, SecretKey};
+use crate::manifest::{self, Manifest};
+use crate::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
+use crate::policy::{SignatureStatus, Trust};
+use crate::progress::Progress;
+use crate::reader::{Bundle, NullSink};
+use crate::writer::{self, PackOptions, PackState};
+
+/// Exit code: everything checked out.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a bundle was rejected or a mirror failed its check.
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit code: bad usage or an operational error (I/O, unreadable key, locked mirror).
+pub const EXIT_ERROR: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  success
+  1  verification failed: the bundle was rejected (nothing was imported), or
+     `mirror verify` found missing, modified or unknown files
+  2  usage or operational error (bad arguments, unreadable file or key, I/O error)
+
+Bundle format and mirror layout: docs/FORMAT.md";
+
+/// airlock: carry software across an air gap without losing its provenance.
+#[derive(Parser, Debug)]
+#[command(name = "airlock", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create an Ed25519 key pair in OpenBSD signify format.
+    Keygen(KeygenArgs),
+    /// Pack files and directories into a signed bundle.
+    Pack(PackArgs),
+    /// Show what a bundle holds without unpacking it.
+    Inspect(InspectArgs),
+    /// Verify a bundle completely, writing nothing.
+    Verify(VerifyArgs),
+    /// Verify a bundle and import it into a mirror directory.
+    Import(ImportArgs),
+    /// Work with a mirror directory.
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
+    /// Run keygen, pack, inspect, verify and import on the built-in sample.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct KeygenArgs {
+    /// Where to write the public key (e.g. transfer.pub).
+    #[arg(long, value_name = "K.pub")]
+    public: PathBuf,
+    /// Where to write the secret key (e.g. transfer.sec); created with mode 0600.
+    #[arg(long, value_name = "K.sec")]
+    secret: PathBuf,
+    /// Store the secret key unencrypted (signify -n).
+    #[arg(long)]
+    no_passphrase: bool,
+    /// Comment for the key files.
+    #[arg(long, default_value = "airlock")]
+    comment: String,
+    /// Read the passphrase from this file's first line instead of the terminal.
+    #[arg(long, env = "AIRLOCK_PASSPHRASE_FILE", value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct SecretKeyArgs {
+    /// Read secret-key passphrases from this file's first line instead of the terminal.
+    #[arg(long, env = "AIRLOCK_PASSPHRASE_FILE", value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// Accept secret key files that group or others can read.
+    #[arg(long)]
+    allow_insecure_key_permissions: bool,
+}
+
+#[derive(Args, Debug)]
+struct PackArgs {
+    /// Directories (their contents are packed) and files.
+    #[arg(required = true, value_name = "SRC")]
+    sources: Vec<PathBuf>,
+    /// The bundle to write.
+    #[arg(short, long, value_name = "BUNDLE")]
+    output: PathBuf,
+    /// Secret key to sign with (repeat to have several keys sign).
+    #[arg(long, required = true, value_name = "K.sec")]
+    key: Vec<PathBuf>,
+    /// Channel the bundle belongs to.
+    #[arg(long, default_value = "default")]
+    channel: String,
+    /// Sequence number (default: one more than the last bundle packed for the channel here).
+    #[arg(long)]
+    sequence: Option<u64>,
+    /// Expiry: a duration (30d, 12h, 2w) or a date (2026-12-31, 2026-12-31T12:00:00Z).
+    #[arg(long, value_name = "DURATION|DATE")]
+    expires: Option<String>,
+    /// A label for people.
+    #[arg(long)]
+    label: Option<String>,
+    /// Metadata KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    meta: Vec<String>,
+    /// zstd compression level (1-19).
+    #[arg(long, default_value_t = writer::DEFAULT_LEVEL)]
+    level: i32,
+    /// zstd worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: u32,
+    /// Overwrite BUNDLE if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Where the per-channel sequence state lives [default: $AIRLOCK_STATE_DIR, else $XDG_DATA_HOME/airlock, else ~/.local/share/airlock].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// No progress display.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    secret: SecretKeyArgs,
+}
+
+#[derive(Args, Debug)]
+struct TrustArgs {
+    /// A public key trusted to sign bundles (repeatable).
+    #[arg(long, value_name = "K.pub")]
+    trust: Vec<PathBuf>,
+    /// How many distinct trusted keys must have signed.
+    #[arg(long, default_value_t = 1)]
+    threshold: usize,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// The bundle.
+    bundle: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Check signatures against these public keys (without them, none are verified).
+    #[arg(long, value_name = "K.pub")]
+    trust: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The bundle.
+    bundle: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// No progress display.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// The bundle.
+    bundle: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// The mirror directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    mirror: PathBuf,
+    /// Accept a bundle that skips sequence numbers or does not follow the last import (logged).
+    #[arg(long)]
+    allow_gap: bool,
+    /// Allowance for clock error when checking expiry, in seconds.
+    #[arg(long, default_value_t = DEFAULT_CLOCK_SKEW, value_name = "SECONDS")]
+    clock_skew: u64,
+    /// No progress display.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum MirrorCommand {
+    /// Print the mirror's import log (and check its hash chain).
+    Log {
+        /// The mirror directory.
+        dir: PathBuf,
+        /// Print the raw JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-check every file against the manifests that put it there.
+    Verify {
+        /// The mirror directory.
+        dir: PathBuf,
+        /// No progress display.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Working directory for the demo (default: a new directory under the system temp dir).
+    dir: Option<PathBuf>,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("airlock: {}", render(&e));
+            ExitCode::from(if e.is_rejection() { EXIT_REJECTED } else { EXIT_ERROR })
+        }
+    }
+}
+
+fn render(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(&format!(": {s_text}"));
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Keygen(a) => keygen(a),
+        Command::Pack(a) => pack(a),
+        Command::Inspect(a) => inspect(a),
+        Command::Verify(a) => verify(a),
+        Command::Import(a) => import(a),
+        Command::Mirror(MirrorCommand::Log { dir, json }) => mirror_log(&dir, json),
+        Command::Mirror(MirrorCommand::Verify { dir, quiet }) => mirror_verify(&dir, quiet),
+        Command::Demo(a) => demo(a),
+    }
+}
+
+fn progress(quiet: bool) -> Progress {
+    if quiet {
+        Progress::hidden()
+    } else {
+        Progress::stderr()
+    }
+}
+
+fn keygen(a: KeygenArgs) -> Result<u8> {
+    let passphrase = if a.no_passphrase {
+        None
+    } else {
+        Some(keys::read_passphrase(a.passphrase_file.as_deref(), "passphrase for the new secret key: ", true)?)
+    };
+    let key = SecretKey::generate(&format!("{} secret key", a.comment));
+    keys::write_key_pair(&a.public, &a.secret, &key, &format!("{} public key", a.comment), passphrase.as_ref().map(|p| p.as_slice()))?;
+    println!("key id {}", key.key_id());
+    println!("public key: {}", a.public.display());
+    println!("secret key: {} (mode 0600{})", a.secret.display(), if a.no_passphrase { ", no passphrase" } else { "" });
+    Ok(EXIT_OK)
+}
+
+fn load_secret_key(path: &Path, args: &SecretKeyArgs) -> Result<SecretKey> {
+    let prompt = format!("passphrase for {}: ", path.display());
+    let file = args.passphrase_file.clone();
+    let mut ask = move || -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> { keys::read_passphrase(file.as_deref(), &prompt, false) };
+    Ok(SecretKey::load(path, args.allow_insecure_key_permissions, &mut ask)?)
+}
+
+fn parse_meta(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut meta = BTreeMap::new();
+    for pair in pairs {
+        let (k, v) = pair.split_once('=').ok_or_else(|| Error::Usage(format!("--meta {pair:?} is not KEY=VALUE")))?;
+        if meta.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(Error::Usage(format!("--meta key {k:?} given twice")));
+        }
+    }
+    Ok(meta)
+}
+
+fn pack(a: PackArgs) -> Result<u8> {
+    manifest::check_channel(&a.channel).map_err(Error::Usage)?;
+    let meta = parse_meta(&a.meta)?;
+    let keys = a.key.iter().map(|k| load_secret_key(k, &a.secret)).collect::<Result<Vec<_>>>()?;
+    let state_dir = a.state_dir.clone().or_else(PackState::default_dir).ok_or_else(|| {
+        Error::Usage("no state directory: set --state-dir, AIRLOCK_STATE_DIR or HOME".into())
+    })?;
+    let state = PackState::new(state_dir);
+    let (sequence, previous) = state.next(&a.channel, a.sequence)?;
+    let created = clock::now();
+    let expires = a.expires.as_deref().map(|e| clock::parse_expiry(e, created)).transpose().map_err(Error::Usage)?;
+    if expires.is_some_and(|e| e <= created) {
+        return Err(Error::Usage("--expires is not in the future; the bundle would be born expired".into()));
+    }
+    let opts = PackOptions {
+        sources: a.sources.clone(),
+        channel: a.channel.clone(),
+        sequence,
+        previous,
+        created,
+        expires,
+        label: a.label.clone(),
+        meta,
+        level: a.level,
+        threads: a.threads,
+    };
+    let report = writer::pack(&opts, &keys, &a.output, a.force, &progress(a.quiet))?;
+    state.record(&a.channel, sequence, &report.manifest_digest)?;
+    let m = &report.manifest;
+    println!(
+        "packed {} files ({} bytes) into {} ({} bytes)",
+        m.entries.len(),
+        m.total_size(),
+        a.output.display(),
+        report.bundle_bytes
+    );
+    println!("channel {} sequence {}{}", m.channel, m.sequence, m.previous.map_or(String::new(), |p| format!(", follows manifest {p}")));
+    println!("manifest sha256 {}", report.manifest_digest);
+    let ids: Vec<String> = keys.iter().map(|k| k.key_id().to_string()).collect();
+    println!("signed by {}", ids.join(", "));
+    Ok(EXIT_OK)
+}
+
+fn load_trust(args: &TrustArgs) -> Result<Trust> {
+    if args.trust.is_empty() {
+        return Err(Error::Usage("give at least one --trust K.pub: airlock verifies nothing without a trusted key".into()));
+    }
+    let keys = args.trust.iter().map(|p| PublicKey::load(p)).collect::<std::result::Result<Vec<_>, _>>()?;
+    Trust::new(keys, args.threshold)
+}
+
+fn inspect(a: InspectArgs) -> Result<u8> {
+    let bundle = Bundle::open(&a.bundle)?;
+    let manifest = bundle.unverified_manifest()?;
+    let status = if a.trust.is_empty() {
+        None
+    } else {
+        let trust = load_trust(&TrustArgs { trust: a.trust.clone(), threshold: 1 })?;
+        Some(bundle.verify_head(&trust).map(|v| v.trust).map_err(|e| e.to_string()))
+    };
+    let signers: Vec<(String, String)> = bundle
+        .head()
+        .signatures
+        .iter()
+        .map(|s| {
+            let st = match &status {
+                None => "not verified (no --trust given)".to_owned(),
+                Some(Ok(report)) => match report.signatures.iter().find(|(id, _)| *id == s.key_id()) {
+                    Some((_, SignatureStatus::Valid)) => "valid, trusted".to_owned(),
+                    _ => "not a trusted key".to_owned(),
+                },
+                Some(Err(e)) => format!("verification failed: {e}"),
+            };
+            (s.key_id().to_string(), st)
+        })
+        .collect();
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    if a.json {
+        let json = inspect_json(&manifest, &bundle.head().manifest_digest.to_hex(), &signers, &status);
+        writeln!(out, "{json}").map_err(|e| Error::io("<stdout>", e))?;
+    } else {
+        print_manifest(&mut out, &manifest, &bundle.head().manifest_digest.to_hex(), &signers).map_err(|e| Error::io("<stdout>", e))?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn print_manifest(out: &mut impl Write, m: &Manifest, digest: &str, signers: &[(String, String)]) -> std::io::Result<()> {
+    writeln!(out, "bundle id    {}", m.bundle_id.to_hex())?;
+    writeln!(out, "manifest     sha256 {digest}")?;
+    writeln!(out, "channel      {}", m.channel)?;
+    writeln!(out, "sequence     {}", m.sequence)?;
+    writeln!(out, "previous     {}", m.previous.map_or("none".into(), |d| d.to_hex()))?;
+    writeln!(out, "created      {}", clock::format(m.created))?;
+    writeln!(out, "expires      {}", m.expires.map_or("never".into(), clock::format))?;
+    if let Some(label) = &m.label {
+        writeln!(out, "label        {label}")?;
+    }
+    for (k, v) in &m.meta {
+        writeln!(out, "meta         {k}={v}")?;
+    }
+    for (id, status) in signers {
+        writeln!(out, "signed by    {id}: {status}")?;
+    }
+    writeln!(out, "entries      {} files, {} bytes", m.entries.len(), m.total_size())?;
+    writeln!(out)?;
+    writeln!(out, "{:<5} {:>12}  {:<64}  path", "mode", "size", "sha256")?;
+    for e in &m.entries {
+        let sigs = if e.signatures.is_empty() {
+            String::new()
+        } else {
+            format!("  [signed by: {}]", e.signatures.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+        };
+        writeln!(out, "{:<5o} {:>12}  {}  {}{}", e.mode.bits(), e.size, e.sha256, e.path, sigs)?;
+    }
+    Ok(())
+}
+
+fn inspect_json(
+    m: &Manifest,
+    digest: &str,
+    signers: &[(String, String)],
+    status: &Option<std::result::Result<crate::policy::TrustReport, String>>,
+) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "bundle_id": m.bundle_id.to_hex(),
+        "manifest_sha256": digest,
+        "channel": m.channel,
+        "sequence": m.sequence,
+        "previous": m.previous.map(|d| d.to_hex()),
+        "created": clock::format(m.created),
+        "expires": m.expires.map(clock::format),
+        "label": m.label,
+        "meta": m.meta,
+        "verified": match status { None => json!(null), Some(Ok(_)) => json!(true), Some(Err(_)) => json!(false) },
+        "signatures": signers.iter().map(|(id, st)| json!({"key_id": id, "status": st})).collect::<Vec<_>>(),
+        "entry_count": m.entries.len(),
+        "total_size": m.total_size(),
+        "entries": m.entries.iter().map(|e| json!({
+            "path": e.path.as_str(),
+            "size": e.size,
+            "mode": format!("{:o}", e.mode.bits()),
+            "sha256": e.sha256.to_hex(),
+            "signatures": e.signatures.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn verify(a: VerifyArgs) -> Result<u8> {
+    let trust = load_trust(&a.trust)?;
+    let bundle = Bundle::open(&a.bundle)?;
+    let verified = bundle.verify_head(&trust)?;
+    crate::mirror::check_freshness(&verified.manifest, &verified.manifest_digest, &Default::default(), &ImportOptions::default())?;
+    let progress = progress(a.quiet);
+    progress.start("verifying", verified.manifest.total_size(), verified.manifest.entries.len() as u64);
+    bundle.read_payload(&verified, &mut NullSink, &progress)?;
+    progress.finish();
+    let m = &verified.manifest;
+    println!("OK: {} verified: {} files, {} bytes", a.bundle.display(), m.entries.len(), m.total_size());
+    println!("channel {} sequence {}, manifest sha256 {}", m.channel, m.sequence, verified.manifest_digest);
+    let ids: Vec<String> = verified.trust.valid_signers.iter().map(|k| k.key_id().to_string()).collect();
+    println!("signed by trusted key(s) {}", ids.join(", "));
+    Ok(EXIT_OK)
+}
+
+fn import(a: ImportArgs) -> Result<u8> {
+    let trust = load_trust(&a.trust)?;
+    let mirror = Mirror::open(&a.mirror, true)?;
+    let opts = ImportOptions { allow_gap: a.allow_gap, clock_skew: a.clock_skew };
+    match mirror.import(&a.bundle, &trust, &opts, &progress(a.quiet))? {
+        ImportOutcome::AlreadyImported { manifest_digest } => {
+            println!("already imported: manifest {manifest_digest} is in {}; nothing to do", a.mirror.display());
+        }
+        ImportOutcome::Imported { record } => {
+            if let Some(b) = &record.bundle {
+                println!("imported {} files ({} bytes) into {}", b.entries, b.bytes, a.mirror.display());
+                println!("channel {} sequence {}, manifest sha256 {}", b.channel, b.sequence, b.manifest_sha256);
+                println!("signed by trusted key(s) {}", b.signers.join(", "));
+            }
+            for o in &record.overrides {
+                println!("override logged: {o}");
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
+    let state = crate::mirror::read_state(&dir.join(crate::path::METADATA_DIR).join("log"))?;
+    for r in &state.records {
+        if json {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+            continue;
+        }
+        let mut line = format!("{}  {:<9}", clock::format(r.time), r.event);
+        if let Some(b) = &r.bundle {
+            line.push_str(&format!(
+                " channel {} seq {} created {} manifest {} signers {} ({} files, {} bytes)",
+                b.channel,
+                b.sequence,
+                clock::format(b.created),
+                &b.manifest_sha256[..16],
+                b.signers.join(","),
+                b.entries,
+                b.bytes
+            ));
+        }
+        if let Some(s) = &r.source {
+            line.push_str(&format!(" from {s}"));
+        }
+        for o in &r.overrides {
+            line.push_str(&format!(" [override: {o}]"));
+        }
+        if let Some(reason) = &r.reason {
+            line.push_str(&format!(": {reason}"));
+        }
+        println!("{line}");
+    }
+    if !json {
+        println!("log: {} records, hash chain intact (head {})", state.records.len(), &state.head[..16]);
+    }
+    Ok(EXIT_OK)
+}
+
+fn mirror_verify(dir: &Path, quiet: bool) -> Result<u8> {
+    let mirror = Mirror::open(dir, false)?;
+    let report = mirror.verify(&progress(quiet))?;
+    for p in &report.missing {
+        println!("missing   {p}");
+    }
+    for p in &report.modified {
+        println!("modified  {p}");
+    }
+    for p in &report.unknown {
+        println!("unknown   {p}");
+    }
+    for p in &report.damaged {
+        println!("damaged   {p}");
+    }
+    if report.is_clean() {
+        println!("OK: {} files match the manifests that put them there", report.files);
+        Ok(EXIT_OK)
+    } else {
+        println!(
+            "FAILED: {} missing, {} modified, {} unknown, {} damaged records",
+            report.missing.len(),
+            report.modified.len(),
+            report.unknown.len(),
+            report.damaged.len()
+        );
+        Ok(EXIT_REJECTED)
+    }
+}
+
+/// The built-in sample: (path, mode, content).
+const SAMPLE: &[(&str, u32, &[u8])] = &[
+    ("README.txt", 0o644, include_bytes!("../fixtures/sample/README.txt")),
+    ("bin/hello.sh", 0o755, include_bytes!("../fixtures/sample/bin/hello.sh")),
+    ("docs/empty.txt", 0o644, include_bytes!("../fixtures/sample/docs/empty.txt")),
+    ("docs/squares.csv", 0o644, include_bytes!("../fixtures/sample/docs/squares.csv")),
+    ("ünïcödé/名前.txt", 0o644, include_bytes!("../fixtures/sample/ünïcödé/名前.txt")),
+];
+
+fn demo(a: DemoArgs) -> Result<u8> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+            d
+        }
+        None => tempfile::Builder::new().prefix("airlock-demo-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?.keep(),
+    };
+    let sample = dir.join("sample");
+    for (path, mode, content) in SAMPLE {
+        let full = sample.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::fs::write(&full, content).map_err(|e| Error::io(&full, e))?;
+        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(*mode)).map_err(|e| Error::io(&full, e))?;
+    }
+    let (public, secret) = (dir.join("demo.pub"), dir.join("demo.sec"));
+    let bundle = dir.join("sample.airlock");
+    let mirror = dir.join("mirror");
+    let state = dir.join("state");
+    let step = |title: &str, cmd: &str| println!("\n== {title}\n$ airlock {cmd}");
+
+    step("1. make a signing key (exporter side)", &format!("keygen --public {} --secret {} --no-passphrase", public.display(), secret.display()));
+    keygen(KeygenArgs { public: public.clone(), secret: secret.clone(), no_passphrase: true, comment: "airlock demo".into(), passphrase_file: None })?;
+
+    step("2. pack the sample into one signed bundle", &format!("pack {} -o {} --key {} --label 'airlock demo' --expires 30d", sample.display(), bundle.display(), secret.display()));
+    pack(PackArgs {
+        sources: vec![sample.clone()],
+        output: bundle.clone(),
+        key: vec![secret.clone()],
+        channel: "demo".into(),
+        sequence: None,
+        expires: Some("30d".into()),
+        label: Some("airlock demo".into()),
+        meta: vec!["origin=built-in sample".into()],
+        level: writer::DEFAULT_LEVEL,
+        threads: 0,
+        force: true,
+        state_dir: Some(state),
+        quiet: true,
+        secret: SecretKeyArgs { passphrase_file: None, allow_insecure_key_permissions: false },
+    })?;
+
+    step("3. inspect it (no unpacking; signatures checked against --trust)", &format!("inspect {} --trust {}", bundle.display(), public.display()));
+    inspect(InspectArgs { bundle: bundle.clone(), json: false, trust: vec![public.clone()] })?;
+
+    let trust = TrustArgs { trust: vec![public.clone()], threshold: 1 };
+    step("4. verify everything, writing nothing (import side)", &format!("verify {} --trust {}", bundle.display(), public.display()));
+    verify(VerifyArgs { bundle: bundle.clone(), trust: TrustArgs { trust: trust.trust.clone(), threshold: 1 }, quiet: true })?;
+
+    step("5. import into a fresh mirror", &format!("import {} --trust {} --mirror {}", bundle.display(), public.display(), mirror.display()));
+    import(ImportArgs { bundle: bundle.clone(), trust, mirror: mirror.clone(), allow_gap: false, clock_skew: DEFAULT_CLOCK_SKEW, quiet: true })?;
+
+    step("6. re-check the mirror and read its log", &format!("mirror verify {}", mirror.display()));
+    let code = mirror_verify(&mirror, true)?;
+    println!("$ airlock mirror log {}", mirror.display());
+    mirror_log(&mirror, false)?;
+    println!("\nDemo done: everything is in {}", dir.display());
+    println!("Check the bundle with stock tools: tar --zstd -tvf {}", bundle.display());
+    Ok(code)
+}

@@ -1,0 +1,49 @@
+//! Wall-clock time, and its text forms.
+//!
+//! All times in airlock are whole seconds since the Unix epoch, UTC. The environment
+//! variable `AIRLOCK_NOW` (seconds) replaces the system clock; it exists so that tests and
+//! drills can exercise expiry and the mirror's clock floor, and is documented as such.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The current time in Unix seconds (or `AIRLOCK_NOW` when set).
+pub fn now() -> u64 {
+    if let Some(t) = std::env::var("AIRLOCK_NOW").ok().and_then(|v| v.parse().ok()) {
+        return t;
+    }
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// RFC 3339 text (`2026-11-25T06:00:00Z`).
+pub fn format(t: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string()
+}
+
+/// Parses an expiry given on the command line: a duration from `now` (`30d`, `12h`,
+/// `2w`), an RFC 3339 time, or a date (`2026-12-31`, meaning its start, UTC).
+pub fn parse_expiry(text: &str, now: u64) -> Result<u64, String> {
+    if let Ok(d) = humantime::parse_duration(text) {
+        return Ok(now.saturating_add(d.as_secs()));
+    }
+    let candidate = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_owned() };
+    match humantime::parse_rfc3339_weak(&candidate) {
+        Ok(t) => Ok(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())),
+        Err(_) => Err(format!(
+            "--expires {text:?} is neither a duration (30d, 12h, 2w) nor a date (2026-12-31 or 2026-12-31T12:00:00Z)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_forms() {
+        assert_eq!(parse_expiry("1d", 100).unwrap(), 100 + 86_400);
+        assert_eq!(parse_expiry("1970-01-02", 0).unwrap(), 86_400);
+        assert_eq!(parse_expiry("1970-01-01T00:01:00Z", 0).unwrap(), 60);
+        assert!(parse_expiry("soon", 0).is_err());
+        assert_eq!(format(86_400), "1970-01-02T00:00:00Z");
+    }
+}

@@ -1,0 +1,185 @@
+//! The library's error type.
+//!
+//! [`Error`] separates the two outcomes an operator must tell apart: a bundle that was
+//! *rejected* ([`Error::Rejected`]: it is damaged, forged, stale or unsafe; exit code 1) and
+//! a failure to *do the work* (missing file, bad key file, bad arguments, full disk; exit
+//! code 2). Every variant names what was wrong and where: a bundle member, an entry path, a
+//! file path or a key id.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::keys::{KeyError, KeyId};
+use crate::path::PathError;
+
+/// Everything that can go wrong in airlock.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation on a named file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A key or signature file could not be used.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The command line asked for something impossible.
+    #[error("{0}")]
+    Usage(String),
+    /// An input to `pack` cannot be put in a bundle.
+    #[error("cannot pack {}: {reason}", path.display())]
+    Pack {
+        /// The source file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The bundle was rejected: nothing was imported.
+    #[error("bundle rejected: {0}")]
+    Rejected(#[from] Reject),
+    /// The mirror is in a state airlock will not work with.
+    #[error("mirror {}: {reason}", path.display())]
+    Mirror {
+        /// The mirror root or a file in it.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a bundle was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum Reject {
+    /// The compressed or tar structure is damaged or not what the format allows.
+    #[error("{at}: {problem}")]
+    Malformed {
+        /// Where: a member name, a frame, an offset.
+        at: String,
+        /// What.
+        problem: String,
+    },
+    /// The stream ended early.
+    #[error("{at}: bundle is truncated")]
+    Truncated {
+        /// Where it ended.
+        at: String,
+    },
+    /// The manifest failed to decode or broke a rule of the format.
+    #[error("manifest: {0}")]
+    Manifest(String),
+    /// An entry path broke a rule.
+    #[error("entry {path:?}: {source}")]
+    UnsafePath {
+        /// The offending path, as written in the bundle.
+        path: String,
+        /// The rule it broke.
+        source: PathError,
+    },
+    /// Not enough valid signatures from trusted keys.
+    #[error("{0}")]
+    Untrusted(String),
+    /// A signature by a trusted key did not verify.
+    #[error("signature by trusted key {key_id} on {what} does not verify")]
+    BadSignature {
+        /// The signer.
+        key_id: KeyId,
+        /// What was signed (`airlock/manifest.cbor`, ...).
+        what: String,
+    },
+    /// A payload member's content is not what the manifest says.
+    #[error("member data/{path}: SHA-256 is {actual}, manifest says {expected}")]
+    HashMismatch {
+        /// The entry.
+        path: String,
+        /// From the manifest.
+        expected: String,
+        /// Computed.
+        actual: String,
+    },
+    /// The bundle is past its expiry time.
+    #[error("bundle expired at {expires} (now {now}{floor_note})")]
+    Expired {
+        /// When it expired (RFC 3339).
+        expires: String,
+        /// The time it was checked against (RFC 3339).
+        now: String,
+        /// Says when the mirror's clock floor, not the system clock, decided.
+        floor_note: String,
+    },
+    /// Sequence number not newer than the mirror's last import of the channel.
+    #[error("channel {channel:?}: sequence {sequence} is not newer than the last imported sequence {last} (rollback or replay)")]
+    Rollback {
+        /// The channel.
+        channel: String,
+        /// The bundle's sequence.
+        sequence: u64,
+        /// The mirror's last.
+        last: u64,
+    },
+    /// Bundles in the channel are missing between the mirror's last import and this one.
+    #[error("channel {channel:?}: missing sequence {missing} (last imported {last}, this bundle is {sequence}); import the missing bundles first, or pass --allow-gap to accept the gap (it is logged)")]
+    Gap {
+        /// The channel.
+        channel: String,
+        /// The missing sequence numbers, e.g. `4` or `4..=6`.
+        missing: String,
+        /// The mirror's last.
+        last: u64,
+        /// The bundle's sequence.
+        sequence: u64,
+    },
+    /// `previous` does not name the mirror's last manifest for the channel.
+    #[error("channel {channel:?}: bundle {sequence} follows manifest {claimed}, but the mirror's last import (sequence {last}) has manifest {actual}")]
+    PreviousMismatch {
+        /// The channel.
+        channel: String,
+        /// The bundle's sequence.
+        sequence: u64,
+        /// The mirror's last sequence.
+        last: u64,
+        /// What the bundle says came before.
+        claimed: String,
+        /// What did.
+        actual: String,
+    },
+    /// An entry cannot be placed in the mirror (a directory stands where a file goes, ...).
+    #[error("entry {path:?}: {reason}")]
+    Conflict {
+        /// The entry.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A size or count limit of the format was exceeded.
+    #[error("{what} exceeds the limit of {limit}")]
+    Limit {
+        /// What.
+        what: String,
+        /// The limit.
+        limit: String,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl AsRef<Path>, source: io::Error) -> Error {
+        Error::Io { path: path.as_ref().to_owned(), source }
+    }
+
+    /// Whether this error means "the bundle was rejected" (exit 1) rather than "the work
+    /// could not be done" (exit 2).
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Error::Rejected(_))
+    }
+}
+
+/// Shorthand for [`Reject::Malformed`].
+pub fn malformed(at: impl Into<String>, problem: impl Into<String>) -> Error {
+    Error::Rejected(Reject::Malformed { at: at.into(), problem: problem.into() })
+}
+
+/// A `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,27 @@
+//! airlock: carry software across an air gap without losing its provenance.
+//!
+//! The pipeline, one module per stage:
+//! - [`keys`]: signify-compatible Ed25519 keys and signatures.
+//! - [`path`]: [`path::RelPath`], the only kind of path a bundle may name.
+//! - [`manifest`]: the signed manifest and its exact encoding (the only module that knows CBOR).
+//! - [`writer`]: `pack`, which builds a bundle.
+//! - [`reader`]: reads and verifies a bundle, streaming its payload to a sink.
+//! - [`mirror`]: the import side: staging, commit, log, recovery.
+//!
+//! The bundle format and the mirror layout are specified in `docs/FORMAT.md`.
+
+pub mod digest;
+pub mod error;
+pub mod keys;
+
+pub use error::Error;
+pub mod clock;
+pub mod manifest;
+pub mod member;
+pub mod mirror;
+pub mod path;
+pub mod policy;
+pub mod progress;
+pub mod reader;
+pub mod writer;
+pub mod cli;

@@ -1,0 +1,514 @@
+//! The bundle manifest: what a bundle holds, signed byte for byte.
+//!
+//! This is the only module that knows CBOR (serde_cbor is unmaintained, so it stays behind
+//! [`encode`] and [`decode`] where it can be swapped). The encoding is specified in
+//! docs/FORMAT.md §"Manifest"; the rules that matter for security:
+//! - signatures cover the exact stored bytes, and the reader never re-serialises to verify;
+//! - the bytes start with [`prefix`] (a CBOR self-describe tag, then the `format` and
+//!   `version` fields), so no other message airlock signs can be taken for a manifest;
+//! - [`decode`] accepts only the canonical encoding (it re-encodes and compares), so two
+//!   implementations can never read one manifest two ways.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::digest::Digest;
+use crate::error::Reject;
+use crate::path::RelPath;
+
+/// The `format` field.
+pub const FORMAT: &str = "airlock-manifest";
+/// The `version` field this code reads and writes.
+pub const VERSION: u64 = 1;
+/// Largest manifest accepted, in bytes.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// Longest channel name.
+pub const MAX_CHANNEL_BYTES: usize = 64;
+/// Longest label, meta key or meta value.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Most `meta` pairs.
+pub const MAX_META: usize = 256;
+/// Suffixes that make an entry a detached signature of its sibling.
+pub const SIGNATURE_SUFFIXES: [&str; 3] = [".sig", ".minisig", ".asc"];
+
+/// The permission bits of an entry: the only two the format allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// 0644.
+    Regular,
+    /// 0755.
+    Executable,
+}
+
+impl Mode {
+    /// The octal permission bits.
+    pub fn bits(self) -> u32 {
+        match self {
+            Mode::Regular => 0o644,
+            Mode::Executable => 0o755,
+        }
+    }
+
+    /// The mode for given bits: executable when the owner may execute.
+    pub fn from_permissions(bits: u32) -> Mode {
+        if bits & 0o100 != 0 {
+            Mode::Executable
+        } else {
+            Mode::Regular
+        }
+    }
+
+    fn from_bits(bits: u32) -> Option<Mode> {
+        match bits {
+            0o644 => Some(Mode::Regular),
+            0o755 => Some(Mode::Executable),
+            _ => None,
+        }
+    }
+}
+
+/// One payload file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it goes, relative to the mirror root.
+    pub path: RelPath,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: Digest,
+    /// Its permission bits.
+    pub mode: Mode,
+    /// Sibling entries that are detached signatures of this one (`<path>.sig`, ...).
+    pub signatures: Vec<RelPath>,
+}
+
+/// A random 128-bit bundle identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BundleId(pub [u8; 16]);
+
+impl BundleId {
+    /// A fresh random id.
+    pub fn random() -> BundleId {
+        let mut id = [0u8; 16];
+        // getrandom only fails when the OS has no randomness at all; nothing safe is left to do.
+        getrandom::getrandom(&mut id).expect("operating system random number generator failed");
+        BundleId(id)
+    }
+
+    /// 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        crate::digest::hex(&self.0)
+    }
+}
+
+/// The decoded manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// Random identifier.
+    pub bundle_id: BundleId,
+    /// Creation time, seconds since the Unix epoch (UTC).
+    pub created: u64,
+    /// Expiry time, seconds since the Unix epoch, if any.
+    pub expires: Option<u64>,
+    /// The channel this bundle belongs to.
+    pub channel: String,
+    /// Position in the channel, from 1.
+    pub sequence: u64,
+    /// SHA-256 of the manifest of the channel's previous bundle, if known.
+    pub previous: Option<Digest>,
+    /// Free text for people.
+    pub label: Option<String>,
+    /// Free-form key/value metadata.
+    pub meta: BTreeMap<String, String>,
+    /// The payload files, sorted by path (bytewise).
+    pub entries: Vec<Entry>,
+    /// Paths this bundle removes from the mirror (always empty in version 1).
+    pub removed: Vec<RelPath>,
+}
+
+impl Manifest {
+    /// Total payload bytes.
+    pub fn total_size(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+}
+
+// The wire form. Field order here IS the encoding order (docs/FORMAT.md): do not reorder.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireManifest {
+    format: String,
+    version: u64,
+    bundle_id: ByteBuf,
+    created: u64,
+    expires: Option<u64>,
+    channel: String,
+    sequence: u64,
+    previous: Option<ByteBuf>,
+    label: Option<String>,
+    meta: BTreeMap<String, String>,
+    entries: Vec<WireEntry>,
+    removed: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEntry {
+    path: String,
+    size: u64,
+    sha256: ByteBuf,
+    mode: u32,
+    signatures: Vec<String>,
+}
+
+/// The fixed bytes every version-1 manifest starts with: tag 55799 (self-described CBOR),
+/// a map of 12 pairs, `"format": "airlock-manifest"`, `"version": 1`.
+pub fn prefix() -> Vec<u8> {
+    let mut p = vec![0xd9, 0xd9, 0xf7, 0xac];
+    push_text(&mut p, "format");
+    push_text(&mut p, FORMAT);
+    push_text(&mut p, "version");
+    p.push(VERSION as u8);
+    p
+}
+
+fn push_text(out: &mut Vec<u8>, text: &str) {
+    debug_assert!(text.len() < 24);
+    out.push(0x60 | text.len() as u8);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Encodes a manifest in its one canonical form. Checks the same rules as [`decode`], so
+/// airlock never signs a manifest it would itself reject.
+pub fn encode(manifest: &Manifest) -> Result<Vec<u8>, Reject> {
+    check_rules(manifest)?;
+    Ok(encode_unchecked(manifest))
+}
+
+fn encode_unchecked(manifest: &Manifest) -> Vec<u8> {
+    let wire = to_wire(manifest);
+    let mut out = Vec::new();
+    let mut ser = serde_cbor::Serializer::new(&mut out);
+    ser.self_describe().expect("writing to a Vec cannot fail");
+    wire.serialize(&mut ser).expect("manifest serialisation cannot fail");
+    out
+}
+
+fn to_wire(m: &Manifest) -> WireManifest {
+    WireManifest {
+        format: FORMAT.to_owned(),
+        version: VERSION,
+        bundle_id: ByteBuf::from(m.bundle_id.0.to_vec()),
+        created: m.created,
+        expires: m.expires,
+        channel: m.channel.clone(),
+        sequence: m.sequence,
+        previous: m.previous.map(|d| ByteBuf::from(d.0.to_vec())),
+        label: m.label.clone(),
+        meta: m.meta.clone(),
+        entries: m
+            .entries
+            .iter()
+            .map(|e| WireEntry {
+                path: e.path.as_str().to_owned(),
+                size: e.size,
+                sha256: ByteBuf::from(e.sha256.0.to_vec()),
+                mode: e.mode.bits(),
+                signatures: e.signatures.iter().map(|s| s.as_str().to_owned()).collect(),
+            })
+            .collect(),
+        removed: m.removed.iter().map(|p| p.as_str().to_owned()).collect(),
+    }
+}
+
+/// Decodes manifest bytes. Call it only on bytes whose signature has been verified, except
+/// to *display* an unverified bundle.
+pub fn decode(bytes: &[u8]) -> Result<Manifest, Reject> {
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Reject::Limit {
+            what: format!("manifest of {} bytes", bytes.len()),
+            limit: format!("{MAX_MANIFEST_BYTES} bytes"),
+        });
+    }
+    check_prefix(bytes)?;
+    let wire: WireManifest =
+        serde_cbor::from_slice(bytes).map_err(|e| Reject::Manifest(format!("cannot decode: {e}")))?;
+    let manifest = from_wire(wire)?;
+    check_rules(&manifest)?;
+    if encode_unchecked(&manifest) != bytes {
+        return Err(Reject::Manifest(
+            "not in canonical encoding (docs/FORMAT.md §Manifest)".into(),
+        ));
+    }
+    Ok(manifest)
+}
+
+fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
+    let want = prefix();
+    if bytes.starts_with(&want) {
+        return Ok(());
+    }
+    // Same shape but another version number: say so, rather than "bad prefix".
+    let head = &want[..want.len() - 1];
+    if bytes.starts_with(head) {
+        return Err(Reject::Manifest(format!(
+            "unsupported format version (this airlock reads version {VERSION})"
+        )));
+    }
+    Err(Reject::Manifest("does not start with the airlock manifest prefix".into()))
+}
+
+fn from_wire(w: WireManifest) -> Result<Manifest, Reject> {
+    if w.format != FORMAT || w.version != VERSION {
+        return Err(Reject::Manifest(format!(
+            "format {:?} version {} is not {FORMAT:?} version {VERSION}",
+            w.format, w.version
+        )));
+    }
+    let entries = w.entries.into_iter().map(entry_from_wire).collect::<Result<Vec<_>, _>>()?;
+    Ok(Manifest {
+        bundle_id: BundleId(fixed_bytes(&w.bundle_id, "bundle_id")?),
+        created: w.created,
+        expires: w.expires,
+        channel: w.channel,
+        sequence: w.sequence,
+        previous: w.previous.map(|b| fixed_bytes(&b, "previous").map(Digest)).transpose()?,
+        label: w.label,
+        meta: w.meta,
+        entries,
+        removed: w.removed.iter().map(|p| rel_path(p)).collect::<Result<_, _>>()?,
+    })
+}
+
+fn entry_from_wire(w: WireEntry) -> Result<Entry, Reject> {
+    let path = rel_path(&w.path)?;
+    let mode = Mode::from_bits(w.mode).ok_or_else(|| {
+        Reject::Manifest(format!("entry {:?}: mode {:o} is not 644 or 755", w.path, w.mode))
+    })?;
+    Ok(Entry {
+        sha256: Digest(fixed_bytes(&w.sha256, &format!("sha256 of entry {:?}", w.path))?),
+        path,
+        size: w.size,
+        mode,
+        signatures: w.signatures.iter().map(|s| rel_path(s)).collect::<Result<_, _>>()?,
+    })
+}
+
+fn rel_path(text: &str) -> Result<RelPath, Reject> {
+    RelPath::new(text).map_err(|source| Reject::UnsafePath { path: text.to_owned(), source })
+}
+
+fn fixed_bytes<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], Reject> {
+    bytes.try_into().map_err(|_| {
+        Reject::Manifest(format!("{what} is {} bytes, expected {N}", bytes.len()))
+    })
+}
+
+/// Checks a channel name: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`.
+pub fn check_channel(name: &str) -> Result<(), String> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if name.is_empty() || name.len() > MAX_CHANNEL_BYTES || !ok_chars || name.starts_with('.') {
+        return Err(format!(
+            "channel name {name:?} must be 1 to {MAX_CHANNEL_BYTES} characters of A-Z a-z 0-9 . _ - and not start with `.`"
+        ));
+    }
+    Ok(())
+}
+
+/// The rules of docs/FORMAT.md §"Manifest rules" that the types alone do not enforce.
+fn check_rules(m: &Manifest) -> Result<(), Reject> {
+    check_channel(&m.channel).map_err(Reject::Manifest)?;
+    if m.sequence == 0 {
+        return Err(Reject::Manifest("sequence must be at least 1".into()));
+    }
+    if let Some(expires) = m.expires {
+        if expires <= m.created {
+            return Err(Reject::Manifest("expires is not after created".into()));
+        }
+    }
+    check_text(m.label.as_deref().unwrap_or(""), "label")?;
+    if m.meta.len() > MAX_META {
+        return Err(Reject::Manifest(format!("more than {MAX_META} meta pairs")));
+    }
+    for (k, v) in &m.meta {
+        if k.is_empty() {
+            return Err(Reject::Manifest("empty meta key".into()));
+        }
+        check_text(k, "meta key")?;
+        check_text(v, &format!("meta value of {k:?}"))?;
+    }
+    if !m.removed.is_empty() {
+        return Err(Reject::Manifest("`removed` must be empty in format version 1".into()));
+    }
+    check_entries(&m.entries)
+}
+
+fn check_text(text: &str, what: &str) -> Result<(), Reject> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(Reject::Manifest(format!("{what} is longer than {MAX_TEXT_BYTES} bytes")));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(Reject::Manifest(format!("{what} contains control characters")));
+    }
+    Ok(())
+}
+
+/// Entries must be strictly sorted by path bytes (so no path appears twice), no two paths may
+/// collide case-insensitively or after NFC, no file may also be a directory of another, and
+/// each signature link must name a sibling `<path>.sig|.minisig|.asc` entry.
+fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
+    for pair in entries.windows(2) {
+        if pair[0].path.as_str().as_bytes() >= pair[1].path.as_str().as_bytes() {
+            return Err(Reject::Manifest(format!(
+                "entries are not strictly sorted: {:?} then {:?} (duplicate or reordered)",
+                pair[0].path.as_str(),
+                pair[1].path.as_str()
+            )));
+        }
+    }
+    let mut files: HashMap<String, &str> = HashMap::with_capacity(entries.len());
+    for e in entries {
+        if let Some(other) = files.insert(RelPath::collision_key(e.path.as_str()), e.path.as_str()) {
+            return Err(Reject::Manifest(format!(
+                "entries {other:?} and {:?} collide on a case-insensitive or normalising filesystem",
+                e.path.as_str()
+            )));
+        }
+    }
+    let mut dirs: HashSet<String> = HashSet::new();
+    for e in entries {
+        for dir in e.path.ancestors() {
+            let key = RelPath::collision_key(dir);
+            if let Some(file) = files.get(&key) {
+                return Err(Reject::Manifest(format!(
+                    "entry {file:?} is a file but entry {:?} needs it to be a directory",
+                    e.path.as_str()
+                )));
+            }
+            dirs.insert(key);
+        }
+    }
+    let exact: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    for e in entries {
+        for sig in &e.signatures {
+            let suffix_ok = SIGNATURE_SUFFIXES
+                .iter()
+                .any(|s| sig.as_str().strip_suffix(s) == Some(e.path.as_str()));
+            if !suffix_ok || !exact.contains(sig.as_str()) {
+                return Err(Reject::Manifest(format!(
+                    "entry {:?} links signature {:?}, which is not a sibling .sig/.minisig/.asc entry of the bundle",
+                    e.path.as_str(),
+                    sig.as_str()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Manifest {
+        let entry = |p: &str, data: &[u8], mode| Entry {
+            path: RelPath::new(p).unwrap(),
+            size: data.len() as u64,
+            sha256: Digest::of(data),
+            mode,
+            signatures: vec![],
+        };
+        let mut a = entry("a.txt", b"hello\n", Mode::Regular);
+        a.signatures = vec![RelPath::new("a.txt.sig").unwrap()];
+        Manifest {
+            bundle_id: BundleId([7; 16]),
+            created: 1_700_000_000,
+            expires: Some(1_700_086_400),
+            channel: "default".into(),
+            sequence: 3,
+            previous: Some(Digest([9; 32])),
+            label: Some("sample".into()),
+            meta: BTreeMap::from([("origin".into(), "test".into())]),
+            entries: vec![a, entry("a.txt.sig", b"sig", Mode::Regular), entry("bin/run", b"#!/bin/sh\n", Mode::Executable)],
+            removed: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let m = sample();
+        let bytes = encode(&m).unwrap();
+        assert!(bytes.starts_with(&prefix()));
+        assert_eq!(decode(&bytes).unwrap(), m);
+    }
+
+    /// Pins the encoding: any change to these bytes is a format change (docs/FORMAT.md,
+    /// version bump, new golden file).
+    #[test]
+    fn golden_bytes() {
+        let bytes = encode(&sample()).unwrap();
+        let golden = include_str!("../fixtures/golden/manifest-v1.hex").trim();
+        assert_eq!(crate::digest::hex(&bytes), golden);
+    }
+
+    #[test]
+    fn rejects_unsorted_and_duplicates() {
+        let mut m = sample();
+        m.entries.swap(0, 2);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("sorted")));
+        let mut m = sample();
+        let dup = m.entries[2].clone();
+        m.entries.push(dup);
+        assert!(encode(&m).is_err());
+    }
+
+    #[test]
+    fn rejects_collisions_and_prefix_dirs() {
+        let mut m = sample();
+        let mut e = m.entries[2].clone();
+        e.path = RelPath::new("BIN/run").unwrap();
+        m.entries.insert(0, e);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("collide")));
+        let mut m = sample();
+        let mut e = m.entries[2].clone();
+        e.path = RelPath::new("a.txt/x").unwrap();
+        m.entries.insert(2, e);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("directory")));
+    }
+
+    #[test]
+    fn rejects_bad_signature_links() {
+        let mut m = sample();
+        m.entries[2].signatures = vec![RelPath::new("a.txt.sig").unwrap()];
+        assert!(encode(&m).is_err());
+    }
+
+    #[test]
+    fn rejects_other_versions_and_noncanonical() {
+        let bytes = encode(&sample()).unwrap();
+        let mut v2 = bytes.clone();
+        let at = prefix().len() - 1;
+        v2[at] = 2;
+        assert!(matches!(decode(&v2), Err(Reject::Manifest(s)) if s.contains("version")));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode(&trailing).is_err());
+        assert!(decode(b"").is_err());
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn rejects_unsafe_paths_inside_valid_cbor() {
+        // Build the wire form by hand so the bad path reaches the decoder.
+        let mut wire = to_wire(&sample());
+        wire.entries[0].path = "../evil".into();
+        wire.entries[0].signatures.clear();
+        let mut out = Vec::new();
+        let mut ser = serde_cbor::Serializer::new(&mut out);
+        ser.self_describe().unwrap();
+        wire.serialize(&mut ser).unwrap();
+        assert!(matches!(decode(&out), Err(Reject::Manifest(s)) if s.contains("../evil")) || matches!(decode(&out), Err(Reject::UnsafePath { .. })));
+    }
+}

@@ -1,0 +1,402 @@
+//! The bundle reader and verifier.
+//!
+//! [`Bundle::open`] reads only the head frame (manifest, signatures, checksum list), so
+//! `inspect` costs the same whatever the payload size. [`Bundle::verify_head`] checks the
+//! signatures against a [`Trust`] set *before* the manifest is decoded. [`Bundle::read_payload`]
+//! then streams every payload member to a [`PayloadSink`], checking that each is exactly the
+//! next manifest entry with the canonical header, the declared size and the declared SHA-256,
+//! and that the archive ends exactly where the format says. Every failure is a
+//! [`Reject`](crate::error::Reject) naming the member.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, Hasher};
+use crate::error::{malformed, Error, Reject, Result};
+use crate::keys::{self, KeyId, Signature};
+use crate::manifest::{self, Entry, Manifest, MAX_MANIFEST_BYTES};
+use crate::member::{self, Next, BLOCK};
+use crate::policy::{Trust, TrustReport};
+use crate::progress::Progress;
+use crate::writer::{sums_text, DATA_DIR, MANIFEST_MEMBER, SIGNATURES_DIR, SUMS_MEMBER};
+
+/// Largest zstd window accepted (log2): level 19 needs 2^23; larger windows are a memory bomb.
+pub const WINDOW_LOG_MAX: u32 = 23;
+/// Largest signature member.
+pub const MAX_SIGNATURE_BYTES: u64 = 4096;
+/// Most signature members.
+pub const MAX_SIGNATURES: usize = 256;
+/// Largest checksum-list member.
+pub const MAX_SUMS_BYTES: u64 = 2 * MAX_MANIFEST_BYTES;
+/// Copy buffer size for payload members.
+const COPY_BUF: usize = 1 << 20;
+
+/// Counts bytes read from the bundle file, to know where the head frame ends.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+type Source = BufReader<Counting<File>>;
+
+/// A sequence of zstd frames read one at a time, so frame boundaries are visible.
+/// `read` returns 0 at the end of each frame; [`Frames::begin`] starts the next.
+struct Frames {
+    state: FrameState,
+    produced: u64,
+    index: usize,
+}
+
+enum FrameState {
+    Between(Source),
+    In(zstd::stream::read::Decoder<'static, Source>),
+    Broken,
+}
+
+impl Frames {
+    /// Starts the next frame; false at the end of the file.
+    fn begin(&mut self) -> io::Result<bool> {
+        let FrameState::Between(mut src) = std::mem::replace(&mut self.state, FrameState::Broken) else {
+            return Err(io::Error::other("frame already started"));
+        };
+        if src.fill_buf()?.is_empty() {
+            self.state = FrameState::Between(src);
+            return Ok(false);
+        }
+        let mut dec = zstd::stream::read::Decoder::with_buffer(src)?.single_frame();
+        dec.window_log_max(WINDOW_LOG_MAX)?;
+        self.state = FrameState::In(dec);
+        self.produced = 0;
+        self.index += 1;
+        Ok(true)
+    }
+
+    /// Offset in the file just past the last finished frame.
+    fn offset(&self) -> Option<u64> {
+        match &self.state {
+            FrameState::Between(src) => Some(src.get_ref().count - src.buffer().len() as u64),
+            _ => None,
+        }
+    }
+}
+
+impl Read for Frames {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let FrameState::In(dec) = &mut self.state else { return Ok(0) };
+        let n = dec.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            self.produced += n as u64;
+            return Ok(n);
+        }
+        let FrameState::In(dec) = std::mem::replace(&mut self.state, FrameState::Broken) else {
+            unreachable!()
+        };
+        self.state = FrameState::Between(dec.finish());
+        if self.produced == 0 {
+            // Skippable frames (and empty frames) carry nothing a bundle needs; they are a
+            // place to hide data, so they are refused.
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("zstd frame {} is empty or skippable", self.index)));
+        }
+        Ok(0)
+    }
+}
+
+/// Reads the payload frames as one stream: ends only at the end of the last frame.
+struct Payload<'a>(&'a mut Frames);
+
+impl Read for Payload<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.0.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            if !self.0.begin()? {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// The head of a bundle, read but not yet verified.
+pub struct Head {
+    /// The exact manifest bytes.
+    pub manifest_bytes: Vec<u8>,
+    /// SHA-256 of the manifest bytes: the bundle's identity in the mirror and in `previous`.
+    pub manifest_digest: Digest,
+    /// The manifest signatures, in member order (sorted by key id).
+    pub signatures: Vec<Signature>,
+    /// The `airlock/SHA256SUMS.sig` member.
+    pub sums: Vec<u8>,
+    /// Length of the head frame in the bundle file.
+    pub head_frame_len: u64,
+}
+
+/// A bundle head whose signatures met the trust threshold.
+pub struct Verified {
+    /// The decoded manifest.
+    pub manifest: Manifest,
+    /// SHA-256 of the manifest bytes.
+    pub manifest_digest: Digest,
+    /// Signature statuses and the valid signers.
+    pub trust: TrustReport,
+}
+
+/// Receives verified payload content, entry by entry.
+pub trait PayloadSink {
+    /// A new entry starts.
+    fn open(&mut self, entry: &Entry) -> Result<()>;
+    /// Content bytes of the current entry (not yet hash-checked).
+    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+    /// The current entry ended and its size and SHA-256 matched.
+    fn close(&mut self, entry: &Entry) -> Result<()>;
+}
+
+/// Discards content: `verify`.
+pub struct NullSink;
+
+impl PayloadSink for NullSink {
+    fn open(&mut self, _: &Entry) -> Result<()> {
+        Ok(())
+    }
+    fn write(&mut self, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    fn close(&mut self, _: &Entry) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An open bundle positioned after its head frame.
+pub struct Bundle {
+    path: PathBuf,
+    frames: Frames,
+    head: Head,
+}
+
+impl Bundle {
+    /// Opens a bundle and reads its head frame.
+    pub fn open(path: &Path) -> Result<Bundle> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            return Err(Error::Usage(format!("{} is not a regular file", path.display())));
+        }
+        let src = BufReader::with_capacity(1 << 20, Counting { inner: file, count: 0 });
+        let mut frames = Frames { state: FrameState::Between(src), produced: 0, index: 0 };
+        let head = read_head(&mut frames)?;
+        Ok(Bundle { path: path.to_owned(), frames, head })
+    }
+
+    /// The bundle file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The head, unverified.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// Decodes the manifest WITHOUT checking signatures: for display only.
+    pub fn unverified_manifest(&self) -> Result<Manifest> {
+        Ok(manifest::decode(&self.head.manifest_bytes)?)
+    }
+
+    /// Checks the manifest signatures against `trust`, then decodes the manifest and checks
+    /// that the checksum list matches it.
+    pub fn verify_head(&self, trust: &Trust) -> Result<Verified> {
+        let report = trust.check(&self.head.manifest_bytes, MANIFEST_MEMBER, &self.head.signatures)?;
+        let manifest = manifest::decode(&self.head.manifest_bytes)?;
+        check_sums(&self.head.sums, &manifest, trust)?;
+        Ok(Verified { manifest, manifest_digest: self.head.manifest_digest, trust: report })
+    }
+
+    /// Streams the payload into `sink`, checking every member against `verified.manifest`
+    /// and the end of the archive and of the file.
+    pub fn read_payload(mut self, verified: &Verified, sink: &mut dyn PayloadSink, progress: &Progress) -> Result<()> {
+        let mut stream = Payload(&mut self.frames);
+        let mut buf = vec![0u8; COPY_BUF];
+        for entry in &verified.manifest.entries {
+            read_entry(&mut stream, entry, sink, &mut buf, progress)?;
+        }
+        read_end(&mut stream)
+    }
+}
+
+fn read_head(frames: &mut Frames) -> Result<Head> {
+    let at_start = "start of bundle";
+    match frames.begin() {
+        Ok(true) => {}
+        Ok(false) => return Err(malformed(at_start, "file is empty")),
+        Err(e) => return Err(member::stream_error(e, at_start)),
+    }
+    let manifest_bytes = read_head_member(frames, Some(MANIFEST_MEMBER), MAX_MANIFEST_BYTES, "member 1")?.1;
+    let mut signatures: Vec<Signature> = Vec::new();
+    let sums = loop {
+        let at = format!("member {}", signatures.len() + 2);
+        let (name, content) = read_head_member(frames, None, MAX_SUMS_BYTES, &at)?;
+        if name == SUMS_MEMBER {
+            break content;
+        }
+        let id = signature_member_id(&name).ok_or_else(|| {
+            malformed(&at, format!("unexpected member {name:?}; expected {SIGNATURES_DIR}<keyid>.sig or {SUMS_MEMBER}"))
+        })?;
+        if content.len() as u64 > MAX_SIGNATURE_BYTES || signatures.len() >= MAX_SIGNATURES {
+            return Err(malformed(&at, format!("{name}: too large or too many signatures")));
+        }
+        let sig = Signature::parse(&content).map_err(|e| malformed(&name, e.to_string()))?;
+        if sig.key_id() != id {
+            return Err(malformed(&name, format!("holds a signature by key {}, not {id}", sig.key_id())));
+        }
+        if signatures.last().is_some_and(|last| last.key_id() >= id) {
+            return Err(malformed(&name, "signature members are not sorted by key id, or repeat one"));
+        }
+        signatures.push(sig);
+    };
+    if signatures.is_empty() {
+        return Err(malformed(SUMS_MEMBER, "the bundle has no manifest signature"));
+    }
+    let mut probe = [0u8; 1];
+    match frames.read(&mut probe) {
+        Ok(0) => {}
+        Ok(_) => return Err(malformed("head frame", format!("continues after {SUMS_MEMBER}"))),
+        Err(e) => return Err(member::stream_error(e, "end of head frame")),
+    }
+    let head_frame_len = frames.offset().unwrap_or(0);
+    Ok(Head { manifest_digest: Digest::of(&manifest_bytes), manifest_bytes, signatures, sums, head_frame_len })
+}
+
+/// Reads one head member: canonical header (mode 0644), size within `limit`, content,
+/// zero padding. With `expect_name`, the name must match.
+fn read_head_member(frames: &mut Frames, expect_name: Option<&str>, limit: u64, at: &str) -> Result<(String, Vec<u8>)> {
+    let header = match member::read_header(frames, at)? {
+        Next::Member(h) => h,
+        Next::ZeroBlock => return Err(malformed(at, "end of archive inside the head")),
+    };
+    let name = header.name.clone();
+    if let Some(want) = expect_name {
+        if name != want {
+            return Err(malformed(at, format!("expected {want:?} first, found {name:?}")));
+        }
+    }
+    if header.size > limit {
+        return Err(Error::Rejected(Reject::Limit {
+            what: format!("{name} of {} bytes", header.size),
+            limit: format!("{limit} bytes"),
+        }));
+    }
+    member::expect_header(&header, &name, header.size, 0o644, at)?;
+    let mut content = vec![0u8; header.size as usize];
+    member::read_exact(frames, &mut content, &name)?;
+    read_padding(frames, header.size, &name)?;
+    Ok((name, content))
+}
+
+fn signature_member_id(name: &str) -> Option<KeyId> {
+    let hex = name.strip_prefix(SIGNATURES_DIR)?.strip_suffix(".sig")?;
+    if hex.len() != 16 || hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    KeyId::from_hex(hex)
+}
+
+fn read_padding(r: &mut impl Read, size: u64, at: &str) -> Result<()> {
+    let mut pad = [0u8; BLOCK];
+    let pad = &mut pad[..member::padding(size)];
+    member::read_exact(r, pad, at)?;
+    if pad.iter().any(|&b| b != 0) {
+        return Err(malformed(at, "non-zero bytes in the padding after the content"));
+    }
+    Ok(())
+}
+
+/// The checksum list must be exactly the one derived from the manifest, and if its signer
+/// is a trusted key, its signature must verify.
+fn check_sums(sums: &[u8], manifest: &Manifest, trust: &Trust) -> Result<()> {
+    let (sig, message) = keys::parse_embedded(sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
+    if message != sums_text(manifest).as_slice() {
+        return Err(malformed(SUMS_MEMBER, "checksum list does not match the manifest"));
+    }
+    if let Some(key) = trust.key(sig.key_id()) {
+        key.verify(message, &sig)
+            .map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: SUMS_MEMBER.to_owned() })?;
+    }
+    Ok(())
+}
+
+fn read_entry(
+    stream: &mut impl Read,
+    entry: &Entry,
+    sink: &mut dyn PayloadSink,
+    buf: &mut [u8],
+    progress: &Progress,
+) -> Result<()> {
+    let name = format!("{DATA_DIR}{}", entry.path);
+    let at = format!("member {name}");
+    let header = match member::read_header(stream, &at)? {
+        Next::Member(h) => h,
+        Next::ZeroBlock => return Err(malformed(&at, "missing: the archive ends before this manifest entry")),
+    };
+    member::expect_header(&header, &name, entry.size, entry.mode.bits(), &at)?;
+    sink.open(entry)?;
+    let mut hasher = Hasher::new();
+    let mut left = entry.size;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = match stream.read(&mut buf[..want]) {
+            Ok(0) => return Err(Error::Rejected(Reject::Truncated { at: at.clone() })),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(member::stream_error(e, &at)),
+        };
+        hasher.update(&buf[..n]);
+        sink.write(&buf[..n])?;
+        progress.add_bytes(n as u64);
+        left -= n as u64;
+    }
+    read_padding(stream, entry.size, &at)?;
+    let actual = hasher.finish();
+    if actual != entry.sha256 {
+        return Err(Error::Rejected(Reject::HashMismatch {
+            path: entry.path.to_string(),
+            expected: entry.sha256.to_hex(),
+            actual: actual.to_hex(),
+        }));
+    }
+    sink.close(entry)?;
+    progress.add_file();
+    Ok(())
+}
+
+/// After the last entry: exactly two zero blocks, then the end of the decompressed stream,
+/// then the end of the file.
+fn read_end(stream: &mut impl Read) -> Result<()> {
+    let at = "end of archive";
+    match member::read_header(stream, at)? {
+        Next::ZeroBlock => {}
+        Next::Member(h) => {
+            return Err(malformed(at, format!("extra member {:?} that the manifest does not list", h.name)))
+        }
+    }
+    let mut block = [0u8; BLOCK];
+    member::read_exact(stream, &mut block, at)?;
+    if block.iter().any(|&b| b != 0) {
+        return Err(malformed(at, "second end-of-archive block is not zero"));
+    }
+    let mut probe = [0u8; 1];
+    match stream.read(&mut probe) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(malformed(at, "trailing data after the end-of-archive marker")),
+        Err(e) => Err(member::stream_error(e, "after end of archive")),
+    }
+}

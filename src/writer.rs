@@ -1,0 +1,527 @@
+//! The bundle writer: `airlock pack`.
+//!
+//! Two passes over the sources: first every file is hashed (in parallel, one thread per
+//! core) so the manifest can be signed and written *first* in the bundle; then the files are
+//! streamed through tar and multithreaded zstd. Between the passes a file could change; the
+//! second pass copies exactly the hashed size and compares the file's metadata before and
+//! after (as GNU tar does for "file changed as we read it"), so a changed file stops the pack
+//! instead of producing a bundle the importer would reject.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::digest::{Digest, IO_BUF};
+use crate::error::{Error, Result};
+use crate::keys::{self, SecretKey};
+use crate::manifest::{self, BundleId, Entry, Manifest, Mode, SIGNATURE_SUFFIXES};
+use crate::member;
+use crate::path::RelPath;
+use crate::progress::Progress;
+
+/// Name of the manifest member.
+pub const MANIFEST_MEMBER: &str = "airlock/manifest.cbor";
+/// Directory of the manifest signature members.
+pub const SIGNATURES_DIR: &str = "airlock/signatures/";
+/// Name of the checksum-list member.
+pub const SUMS_MEMBER: &str = "airlock/SHA256SUMS.sig";
+/// Prefix of every payload member.
+pub const DATA_DIR: &str = "data/";
+/// Default zstd level.
+pub const DEFAULT_LEVEL: i32 = 3;
+/// Highest zstd level: higher ones need windows larger than the reader accepts.
+pub const MAX_LEVEL: i32 = 19;
+
+/// The name of the signature member for a key.
+pub fn signature_member(key_id: keys::KeyId) -> String {
+    format!("{SIGNATURES_DIR}{key_id}.sig")
+}
+
+/// What to pack and how.
+#[derive(Clone, Debug)]
+pub struct PackOptions {
+    /// Directories (their contents) and files to pack.
+    pub sources: Vec<PathBuf>,
+    /// The channel.
+    pub channel: String,
+    /// The sequence number.
+    pub sequence: u64,
+    /// The previous manifest's digest, if known.
+    pub previous: Option<Digest>,
+    /// Creation time (Unix seconds).
+    pub created: u64,
+    /// Expiry time (Unix seconds).
+    pub expires: Option<u64>,
+    /// Label.
+    pub label: Option<String>,
+    /// Metadata.
+    pub meta: BTreeMap<String, String>,
+    /// zstd level (1 to [`MAX_LEVEL`]).
+    pub level: i32,
+    /// zstd worker threads (0 = one per core).
+    pub threads: u32,
+}
+
+/// What `pack` produced.
+#[derive(Debug)]
+pub struct PackReport {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// SHA-256 of the manifest bytes (the next bundle's `previous`).
+    pub manifest_digest: Digest,
+    /// Size of the bundle file.
+    pub bundle_bytes: u64,
+}
+
+/// A source file found by the walk.
+struct Source {
+    path: RelPath,
+    fs_path: PathBuf,
+    mode: Mode,
+}
+
+/// A source file after hashing.
+struct Hashed {
+    size: u64,
+    sha256: Digest,
+    stamp: Stamp,
+}
+
+/// What identifies a file's content cheaply, to notice a change between the two passes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Stamp {
+        Stamp {
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+        }
+    }
+}
+
+/// Packs `opts.sources` into a new bundle at `out`, signed by every key in `signers`
+/// (the first also signs the checksum list). Refuses to overwrite `out` unless `overwrite`.
+pub fn pack(
+    opts: &PackOptions,
+    signers: &[SecretKey],
+    out: &Path,
+    overwrite: bool,
+    progress: &Progress,
+) -> Result<PackReport> {
+    check_options(opts, signers)?;
+    let sources = collect_sources(&opts.sources)?;
+    let total: u64 = sources.iter().map(|s| file_len(&s.fs_path)).sum();
+    progress.start("hashing", total, sources.len() as u64);
+    let hashed = hash_all(&sources, progress)?;
+    let manifest = build_manifest(opts, &sources, &hashed);
+    let manifest_bytes = manifest::encode(&manifest)?;
+    let manifest_digest = Digest::of(&manifest_bytes);
+    progress.start("packing", total, sources.len() as u64);
+    let bundle_bytes = write_bundle(opts, signers, out, overwrite, &manifest, &manifest_bytes, &sources, &hashed, progress)?;
+    progress.finish();
+    Ok(PackReport { manifest, manifest_digest, bundle_bytes })
+}
+
+fn check_options(opts: &PackOptions, signers: &[SecretKey]) -> Result<()> {
+    if signers.is_empty() {
+        return Err(Error::Usage("pack needs at least one --key".into()));
+    }
+    let mut ids = HashSet::new();
+    for k in signers {
+        if !ids.insert(k.key_id()) {
+            return Err(Error::Usage(format!("two signing keys share the key id {}", k.key_id())));
+        }
+    }
+    if !(1..=MAX_LEVEL).contains(&opts.level) {
+        return Err(Error::Usage(format!("--level must be 1 to {MAX_LEVEL}")));
+    }
+    if opts.sources.is_empty() {
+        return Err(Error::Usage("nothing to pack: give at least one file or directory".into()));
+    }
+    Ok(())
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Walks the sources: a directory contributes its contents (paths relative to it), a file
+/// contributes itself under its own name. Only regular files and directories are allowed.
+fn collect_sources(roots: &[PathBuf]) -> Result<Vec<Source>> {
+    let mut out = Vec::new();
+    for root in roots {
+        let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
+        if meta.is_file() {
+            let name = root.file_name().ok_or_else(|| pack_err(root, "has no file name"))?;
+            out.push(source(root, Path::new(name), &meta)?);
+            continue;
+        }
+        if !meta.is_dir() {
+            return Err(pack_err(root, "is not a regular file or directory"));
+        }
+        for item in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
+            let item = item.map_err(|e| {
+                let path = e.path().unwrap_or(root).to_owned();
+                Error::io(path, e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")))
+            })?;
+            let ft = item.file_type();
+            if ft.is_dir() {
+                continue;
+            }
+            let rel = item.path().strip_prefix(root).unwrap_or(item.path());
+            if ft.is_symlink() {
+                return Err(pack_err(item.path(), "is a symbolic link; airlock packs regular files only"));
+            }
+            if !ft.is_file() {
+                return Err(pack_err(item.path(), "is not a regular file (device, fifo or socket)"));
+            }
+            let meta = item.metadata().map_err(|e| Error::io(item.path(), e.into()))?;
+            out.push(source(item.path(), rel, &meta)?);
+        }
+    }
+    out.sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
+    for pair in out.windows(2) {
+        if pair[0].path == pair[1].path {
+            return Err(pack_err(
+                &pair[1].fs_path,
+                &format!("has the same bundle path {:?} as {}", pair[1].path.as_str(), pair[0].fs_path.display()),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn source(fs_path: &Path, rel: &Path, meta: &fs::Metadata) -> Result<Source> {
+    let text = rel.to_str().ok_or_else(|| pack_err(fs_path, "name is not valid UTF-8"))?;
+    let path = RelPath::new(text).map_err(|e| pack_err(fs_path, &format!("unsafe bundle path {text:?}: {e}")))?;
+    Ok(Source { path, fs_path: fs_path.to_owned(), mode: Mode::from_permissions(meta.mode()) })
+}
+
+fn pack_err(path: &Path, reason: &str) -> Error {
+    Error::Pack { path: path.to_owned(), reason: reason.to_owned() }
+}
+
+/// Hashes every source, one worker per core, each taking the next unhashed file.
+fn hash_all(sources: &[Source], progress: &Progress) -> Result<Vec<Hashed>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(sources.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Hashed>>> = Mutex::new((0..sources.len()).map(|_| None).collect());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut buf = vec![0u8; IO_BUF];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= sources.len() || lock(&first_error).is_some() {
+                        break;
+                    }
+                    match hash_file(&sources[i].fs_path, &mut buf, progress) {
+                        Ok(h) => lock(&results)[i] = Some(h),
+                        Err(e) => {
+                            lock(&first_error).get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(results.into_iter().map(|h| h.expect("every index below len was hashed")).collect())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn hash_file(path: &Path, buf: &mut [u8], progress: &Progress) -> Result<Hashed> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let before = Stamp::of(&file.metadata().map_err(|e| Error::io(path, e))?);
+    let mut hasher = crate::digest::Hasher::new();
+    loop {
+        let n = match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        hasher.update(&buf[..n]);
+        progress.add_bytes(n as u64);
+    }
+    progress.add_file();
+    let size = hasher.len();
+    if size != before.len {
+        return Err(pack_err(path, "changed while it was being read"));
+    }
+    Ok(Hashed { size, sha256: hasher.finish(), stamp: before })
+}
+
+fn build_manifest(opts: &PackOptions, sources: &[Source], hashed: &[Hashed]) -> Manifest {
+    let present: HashSet<&str> = sources.iter().map(|s| s.path.as_str()).collect();
+    let entries = sources
+        .iter()
+        .zip(hashed)
+        .map(|(s, h)| Entry {
+            path: s.path.clone(),
+            size: h.size,
+            sha256: h.sha256,
+            mode: s.mode,
+            signatures: SIGNATURE_SUFFIXES
+                .iter()
+                .map(|suffix| format!("{}{suffix}", s.path.as_str()))
+                .filter(|p| present.contains(p.as_str()))
+                .filter_map(|p| RelPath::new(&p).ok())
+                .collect(),
+        })
+        .collect();
+    Manifest {
+        bundle_id: BundleId::random(),
+        created: opts.created,
+        expires: opts.expires,
+        channel: opts.channel.clone(),
+        sequence: opts.sequence,
+        previous: opts.previous,
+        label: opts.label.clone(),
+        meta: opts.meta.clone(),
+        entries,
+        removed: Vec::new(),
+    }
+}
+
+/// The checksum list signed into `airlock/SHA256SUMS.sig`, in `signify -C` syntax.
+pub fn sums_text(manifest: &Manifest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(manifest.entries.len() * 100);
+    for e in &manifest.entries {
+        out.extend_from_slice(format!("SHA256 ({DATA_DIR}{}) = {}\n", e.path, e.sha256).as_bytes());
+    }
+    out
+}
+
+/// The head members, in order: manifest, one signature per signer (sorted by key id), sums.
+pub fn head_members(
+    manifest_bytes: &[u8],
+    signatures: &[keys::Signature],
+    sums_sig: &[u8],
+) -> Vec<(String, Vec<u8>)> {
+    let mut sigs: Vec<&keys::Signature> = signatures.iter().collect();
+    sigs.sort_by_key(|s| s.key_id());
+    let mut members = vec![(MANIFEST_MEMBER.to_owned(), manifest_bytes.to_vec())];
+    for s in sigs {
+        members.push((signature_member(s.key_id()), s.to_file_string().into_bytes()));
+    }
+    members.push((SUMS_MEMBER.to_owned(), sums_sig.to_vec()));
+    members
+}
+
+/// Compresses the head members into one zstd frame.
+pub fn head_frame(members: &[(String, Vec<u8>)], level: i32) -> io::Result<Vec<u8>> {
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), level)?;
+    for (name, content) in members {
+        write_member(&mut enc, name, content.len() as u64, 0o644, &mut &content[..])?;
+    }
+    enc.finish()
+}
+
+/// Signs the manifest with every key: the comment names the key id so an auditor knows
+/// which public key to give `signify -V`.
+pub fn sign_manifest(key: &SecretKey, manifest_bytes: &[u8]) -> keys::Signature {
+    key.sign(manifest_bytes, &format!("verify with airlock key {}", key.key_id()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_bundle(
+    opts: &PackOptions,
+    signers: &[SecretKey],
+    out: &Path,
+    overwrite: bool,
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+    sources: &[Source],
+    hashed: &[Hashed],
+    progress: &Progress,
+) -> Result<u64> {
+    let signatures: Vec<keys::Signature> = signers.iter().map(|k| sign_manifest(k, manifest_bytes)).collect();
+    let sums_sig = keys::sign_embedded(
+        &signers[0],
+        &sums_text(manifest),
+        &format!("verify with airlock key {}", signers[0].key_id()),
+    );
+    let head = head_frame(&head_members(manifest_bytes, &signatures, &sums_sig), opts.level)
+        .map_err(|e| Error::io(out, e))?;
+
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !overwrite && out.exists() {
+        return Err(Error::Usage(format!("{} exists; pass --force to overwrite it", out.display())));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(".airlock-pack-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    w.write_all(&head).map_err(|e| Error::io(out, e))?;
+    write_payload(&mut w, opts, sources, hashed, progress)?;
+    w.flush().map_err(|e| Error::io(out, e))?;
+    drop(w);
+    tmp.as_file().sync_all().map_err(|e| Error::io(out, e))?;
+    let len = tmp.as_file().metadata().map_err(|e| Error::io(out, e))?.len();
+    if overwrite {
+        tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
+    } else {
+        tmp.persist_noclobber(out).map_err(|e| Error::io(out, e.error))?;
+    }
+    Ok(len)
+}
+
+fn write_payload(
+    w: &mut impl Write,
+    opts: &PackOptions,
+    sources: &[Source],
+    hashed: &[Hashed],
+    progress: &Progress,
+) -> Result<()> {
+    let io_err = |e| Error::io("<bundle>", e);
+    let mut enc = zstd::stream::write::Encoder::new(w, opts.level).map_err(io_err)?;
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    } else {
+        opts.threads
+    };
+    if threads > 1 {
+        enc.multithread(threads).map_err(io_err)?;
+    }
+    for (s, h) in sources.iter().zip(hashed) {
+        copy_source(&mut enc, s, h, progress)?;
+    }
+    enc.write_all(&[0u8; 2 * member::BLOCK]).map_err(io_err)?;
+    enc.finish().map_err(io_err)?;
+    Ok(())
+}
+
+/// Streams one source file into the tar stream, exactly `h.size` bytes, and checks it did
+/// not change since it was hashed.
+fn copy_source(enc: &mut impl Write, s: &Source, h: &Hashed, progress: &Progress) -> Result<()> {
+    let mut file = File::open(&s.fs_path).map_err(|e| Error::io(&s.fs_path, e))?;
+    let name = format!("{DATA_DIR}{}", s.path);
+    let mut limited = ProgressReader { inner: (&mut file).take(h.size), progress };
+    let copied = write_member(enc, &name, h.size, s.mode.bits(), &mut limited)
+        .map_err(|e| Error::io(&s.fs_path, e))?;
+    let after = Stamp::of(&file.metadata().map_err(|e| Error::io(&s.fs_path, e))?);
+    if copied != h.size || after != h.stamp {
+        return Err(pack_err(&s.fs_path, "changed between hashing and packing; pack again"));
+    }
+    progress.add_file();
+    Ok(())
+}
+
+struct ProgressReader<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add_bytes(n as u64);
+        Ok(n)
+    }
+}
+
+/// Writes header, content (at most `size` bytes from `content`) and padding. Returns the
+/// number of content bytes actually available; on a short source the member is padded with
+/// zeros so the caller can report the error.
+fn write_member(w: &mut impl Write, name: &str, size: u64, mode: u32, content: &mut impl Read) -> io::Result<u64> {
+    w.write_all(&member::encode_header(name, size, mode))?;
+    let copied = io::copy(&mut content.take(size), w)?;
+    if copied < size {
+        io::copy(&mut io::repeat(0).take(size - copied), w)?;
+    }
+    w.write_all(&[0u8; member::BLOCK][..member::padding(size)])?;
+    Ok(copied)
+}
+
+/// The packing machine's memory of each channel: the last sequence packed and its manifest
+/// digest, so the next pack can number itself and link to its predecessor.
+pub struct PackState {
+    dir: PathBuf,
+}
+
+impl PackState {
+    /// State kept in `dir` (one small file per channel under `dir/channels/`).
+    pub fn new(dir: PathBuf) -> PackState {
+        PackState { dir }
+    }
+
+    /// The default directory: `$AIRLOCK_STATE_DIR`, else `$XDG_DATA_HOME/airlock`, else
+    /// `~/.local/share/airlock`.
+    pub fn default_dir() -> Option<PathBuf> {
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        env("AIRLOCK_STATE_DIR")
+            .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("airlock")))
+            .or_else(|| env("HOME").map(|h| h.join(".local/share/airlock")))
+    }
+
+    fn file(&self, channel: &str) -> PathBuf {
+        self.dir.join("channels").join(channel)
+    }
+
+    /// The last (sequence, manifest digest) packed for `channel`.
+    pub fn last(&self, channel: &str) -> Result<Option<(u64, Digest)>> {
+        let path = self.file(channel);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let bad = || Error::Usage(format!("{}: not an airlock channel state file", path.display()));
+        let mut sequence = None;
+        let mut digest = None;
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("sequence", v)) => sequence = v.parse().ok(),
+                Some(("manifest-sha256", v)) => digest = Digest::from_hex(v),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(Some((sequence.ok_or_else(bad)?, digest.ok_or_else(bad)?)))
+    }
+
+    /// Records a packed bundle.
+    pub fn record(&self, channel: &str, sequence: u64, digest: &Digest) -> Result<()> {
+        let path = self.file(channel);
+        let dir = path.parent().unwrap_or(&self.dir);
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        fs::write(tmp.path(), format!("sequence {sequence}\nmanifest-sha256 {digest}\n"))
+            .map_err(|e| Error::io(tmp.path(), e))?;
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
+    }
+
+    /// The sequence and `previous` for the next bundle: one more than the last, linked to it;
+    /// with an explicit sequence, linked only if it directly follows the last.
+    pub fn next(&self, channel: &str, explicit: Option<u64>) -> Result<(u64, Option<Digest>)> {
+        let last = self.last(channel)?;
+        let sequence = explicit.unwrap_or_else(|| last.map_or(1, |(s, _)| s + 1));
+        let previous = last.filter(|(s, _)| *s + 1 == sequence).map(|(_, d)| d);
+        Ok((sequence, previous))
+    }
+}
