@@ -133,6 +133,37 @@ impl Manifest {
     pub fn total_size(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()
     }
+
+    /// Indexes of the entries in payload order (docs/FORMAT.md §"Payload order"): manifest
+    /// order, except that each entry's linked signature entries come immediately before it.
+    /// A verifier thus holds an artifact's signatures before the artifact streams past, and
+    /// can check them in one pass.
+    pub fn payload_order(&self) -> Vec<usize> {
+        let index: HashMap<&str, usize> =
+            self.entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect();
+        let linked: HashSet<usize> = self
+            .entries
+            .iter()
+            .flat_map(|e| e.signatures.iter().filter_map(|s| index.get(s.as_str()).copied()))
+            .collect();
+        let mut order = Vec::with_capacity(self.entries.len());
+        for i in 0..self.entries.len() {
+            if !linked.contains(&i) {
+                self.push_with_signatures(i, &index, &mut order);
+            }
+        }
+        order
+    }
+
+    fn push_with_signatures(&self, i: usize, index: &HashMap<&str, usize>, order: &mut Vec<usize>) {
+        // Signature paths are strictly longer than their artifact's, so this terminates.
+        for sig in &self.entries[i].signatures {
+            if let Some(&j) = index.get(sig.as_str()) {
+                self.push_with_signatures(j, index, order);
+            }
+        }
+        order.push(i);
+    }
 }
 
 // The wire form. Field order here IS the encoding order (docs/FORMAT.md): do not reorder.
@@ -476,6 +507,13 @@ mod tests {
         e.path = RelPath::new("a.txt/x").unwrap();
         m.entries.insert(2, e);
         assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("directory")));
+    }
+
+    #[test]
+    fn payload_order_puts_signatures_first() {
+        let m = sample();
+        let order: Vec<&str> = m.payload_order().iter().map(|&i| m.entries[i].path.as_str()).collect();
+        assert_eq!(order, ["a.txt.sig", "a.txt", "bin/run"]);
     }
 
     #[test]

@@ -226,8 +226,8 @@ impl Bundle {
     pub fn read_payload(mut self, verified: &Verified, sink: &mut dyn PayloadSink, progress: &Progress) -> Result<()> {
         let mut stream = Payload(&mut self.frames);
         let mut buf = vec![0u8; COPY_BUF];
-        for entry in &verified.manifest.entries {
-            read_entry(&mut stream, entry, sink, &mut buf, progress)?;
+        for i in verified.manifest.payload_order() {
+            read_entry(&mut stream, &verified.manifest.entries[i], sink, &mut buf, progress)?;
         }
         read_end(&mut stream)
     }

@@ -378,7 +378,7 @@ fn write_bundle(
         .map_err(|e| Error::io(dir, e))?;
     let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
     w.write_all(&head).map_err(|e| Error::io(out, e))?;
-    write_payload(&mut w, opts, sources, hashed, progress)?;
+    write_payload(&mut w, opts, manifest, sources, hashed, progress)?;
     w.flush().map_err(|e| Error::io(out, e))?;
     drop(w);
     tmp.as_file().sync_all().map_err(|e| Error::io(out, e))?;
@@ -394,6 +394,7 @@ fn write_bundle(
 fn write_payload(
     w: &mut impl Write,
     opts: &PackOptions,
+    manifest: &Manifest,
     sources: &[Source],
     hashed: &[Hashed],
     progress: &Progress,
@@ -408,8 +409,8 @@ fn write_payload(
     if threads > 1 {
         enc.multithread(threads).map_err(io_err)?;
     }
-    for (s, h) in sources.iter().zip(hashed) {
-        copy_source(&mut enc, s, h, progress)?;
+    for i in manifest.payload_order() {
+        copy_source(&mut enc, &sources[i], &hashed[i], progress)?;
     }
     enc.write_all(&[0u8; 2 * member::BLOCK]).map_err(io_err)?;
     enc.finish().map_err(io_err)?;
