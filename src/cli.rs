@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::keys::{self, KeyError, PublicKey, SecretKey};
 use crate::manifest::{self, Manifest};
 use crate::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
-use crate::policy::{SignatureStatus, Trust};
+use crate::artifacts::ArtifactSink;
+use crate::policy::{self, Policy, SignatureStatus, TrustReport};
 use crate::progress::Progress;
 use crate::reader::{Bundle, NullSink};
 use crate::writer::{self, PackOptions, PackState};
@@ -126,6 +127,10 @@ struct PackArgs {
     /// zstd worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: u32,
+    /// Also add, for every file, `<file>.sha256.sig`: its checksum line signed by the first
+    /// key (check it beside the file with `signify -C -p K.pub -x <file>.sha256.sig`).
+    #[arg(long)]
+    sign_artifacts: bool,
     /// Overwrite BUNDLE if it exists.
     #[arg(long)]
     force: bool,
@@ -141,10 +146,14 @@ struct PackArgs {
 
 #[derive(Args, Debug)]
 struct TrustArgs {
-    /// A public key trusted to sign bundles (repeatable).
+    /// The trust policy: signers per channel, revoked keys, maximum age, artifact rules
+    /// (docs/POLICY.md).
+    #[arg(long, value_name = "POLICY.toml", conflicts_with = "trust")]
+    policy: Option<PathBuf>,
+    /// A public key trusted to sign bundles (repeatable); shorthand for a one-rule policy.
     #[arg(long, value_name = "K.pub")]
     trust: Vec<PathBuf>,
-    /// How many distinct trusted keys must have signed.
+    /// How many distinct trusted keys must have signed (with --trust).
     #[arg(long, default_value_t = 1)]
     threshold: usize,
 }
@@ -159,6 +168,10 @@ struct InspectArgs {
     /// Check signatures against these public keys (without them, none are verified).
     #[arg(long, value_name = "K.pub")]
     trust: Vec<PathBuf>,
+    /// Check signatures against this trust policy: trusted, revoked or unknown, and whether
+    /// the threshold is met.
+    #[arg(long, value_name = "POLICY.toml", conflicts_with = "trust")]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -321,6 +334,7 @@ fn pack(a: PackArgs) -> Result<u8> {
         meta,
         level: a.level,
         threads: a.threads,
+        sign_artifacts: a.sign_artifacts,
     };
     let report = writer::pack(&opts, &keys, &a.output, a.force, &progress(a.quiet))?;
     state.record(&a.channel, sequence, &report.manifest_digest)?;
@@ -339,12 +353,8 @@ fn pack(a: PackArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn load_trust(args: &TrustArgs) -> Result<Trust> {
-    if args.trust.is_empty() {
-        return Err(Error::Usage("give at least one --trust K.pub: airlock verifies nothing without a trusted key".into()));
-    }
-    let keys = args.trust.iter().map(|p| PublicKey::load(p)).collect::<std::result::Result<Vec<_>, _>>()?;
-    Trust::new(keys, args.threshold)
+fn load_policy(args: &TrustArgs) -> Result<Policy> {
+    policy::from_args(args.policy.as_deref(), &args.trust, args.threshold)
 }
 
 fn inspect(a: InspectArgs) -> Result<u8> {
@@ -599,6 +609,7 @@ fn demo(a: DemoArgs) -> Result<u8> {
         meta: vec!["origin=built-in sample".into()],
         level: writer::DEFAULT_LEVEL,
         threads: 0,
+        sign_artifacts: false,
         force: true,
         state_dir: Some(state),
         quiet: true,

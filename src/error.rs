@@ -37,6 +37,16 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A trust policy file is malformed or inconsistent.
+    #[error("{origin}:{line}: {problem}")]
+    Policy {
+        /// The policy file.
+        origin: String,
+        /// The 1-based line the problem is on.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
     /// The bundle was rejected: nothing was imported.
     #[error("bundle rejected: {0}")]
     Rejected(#[from] Reject),
@@ -152,6 +162,24 @@ pub enum Reject {
         path: String,
         /// Why.
         reason: String,
+    },
+    /// The bundle is older than the trust policy's `max_age`.
+    #[error("bundle created at {created} is older than the policy's max_age of {max_age} (now {now})")]
+    TooOld {
+        /// When it was created (RFC 3339).
+        created: String,
+        /// The policy's limit.
+        max_age: String,
+        /// The time it was checked against (RFC 3339).
+        now: String,
+    },
+    /// An artifact failed its trust policy rule (missing, bad or refused signature).
+    #[error("artifact {path:?}: {problem}")]
+    Artifact {
+        /// The entry path.
+        path: String,
+        /// What failed, naming the key ids involved.
+        problem: String,
     },
     /// A size or count limit of the format was exceeded.
     #[error("{what} exceeds the limit of {limit}")]

@@ -30,8 +30,9 @@ pub const MAX_CHANNEL_BYTES: usize = 64;
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Most `meta` pairs.
 pub const MAX_META: usize = 256;
-/// Suffixes that make an entry a detached signature of its sibling.
-pub const SIGNATURE_SUFFIXES: [&str; 3] = [".sig", ".minisig", ".asc"];
+/// Suffixes that make an entry a detached signature of its sibling: signify, minisign,
+/// OpenPGP, and the signed checksum line of `pack --sign-artifacts`.
+pub const SIGNATURE_SUFFIXES: [&str; 4] = [".sig", ".minisig", ".asc", ".sha256.sig"];
 
 /// The permission bits of an entry: the only two the format allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -203,6 +204,70 @@ pub fn prefix() -> Vec<u8> {
     push_text(&mut p, "version");
     p.push(VERSION as u8);
     p
+}
+
+/// Reads `channel` and `created` from manifest bytes *before* their signatures are checked,
+/// so the trust policy can pick the channel's signer rule (and apply revocation times)
+/// without running the CBOR decoder on unverified input. It reads only the fixed-layout
+/// fields right after [`prefix`] (`bundle_id`, `created`, `expires`, `channel`); the caller
+/// MUST compare the result with the decoded manifest once the signatures verified.
+pub fn peek_channel_created(bytes: &[u8]) -> Result<(String, u64), Reject> {
+    let bad = || Reject::Manifest("cannot read the channel: not an airlock manifest".into());
+    let mut r = Peek(bytes.strip_prefix(prefix().as_slice()).ok_or_else(bad)?);
+    r.key("bundle_id")?;
+    if r.take(17)?[0] != 0x50 {
+        return Err(bad());
+    }
+    r.key("created")?;
+    let created = r.uint()?.ok_or_else(bad)?;
+    r.key("expires")?;
+    r.uint()?;
+    r.key("channel")?;
+    let len = match r.take(1)?[0] {
+        b @ 0x60..=0x77 => usize::from(b - 0x60),
+        0x78 => usize::from(r.take(1)?[0]),
+        _ => return Err(bad()),
+    };
+    let channel = String::from_utf8(r.take(len)?.to_vec()).map_err(|_| bad())?;
+    Ok((channel, created))
+}
+
+/// A cursor over canonical manifest bytes, for [`peek_channel_created`].
+struct Peek<'a>(&'a [u8]);
+
+impl<'a> Peek<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Reject> {
+        let (head, tail) = self
+            .0
+            .split_at_checked(n)
+            .ok_or_else(|| Reject::Manifest("cannot read the channel: manifest is truncated".into()))?;
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn key(&mut self, name: &str) -> Result<(), Reject> {
+        let mut want = Vec::new();
+        push_text(&mut want, name);
+        if self.take(want.len())? != want.as_slice() {
+            return Err(Reject::Manifest(format!("cannot read the channel: expected the key {name:?}")));
+        }
+        Ok(())
+    }
+
+    /// A canonical unsigned integer, or `None` for CBOR null.
+    fn uint(&mut self) -> Result<Option<u64>, Reject> {
+        let first = self.take(1)?[0];
+        let extra = match first {
+            0x00..=0x17 => return Ok(Some(u64::from(first))),
+            0x18 => 1,
+            0x19 => 2,
+            0x1a => 4,
+            0x1b => 8,
+            0xf6 => return Ok(None),
+            _ => return Err(Reject::Manifest("cannot read the channel: expected an integer".into())),
+        };
+        Ok(Some(self.take(extra)?.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))))
+    }
 }
 
 fn push_text(out: &mut Vec<u8>, text: &str) {
@@ -388,7 +453,8 @@ fn check_text(text: &str, what: &str) -> Result<(), Reject> {
 
 /// Entries must be strictly sorted by path bytes (so no path appears twice), no two paths may
 /// collide case-insensitively or after NFC, no file may also be a directory of another, and
-/// each signature link must name a sibling `<path>.sig|.minisig|.asc` entry.
+/// each signature link must name a sibling `<path>.sig|.minisig|.asc|.sha256.sig` entry, and no
+/// signature entry may be linked twice.
 fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
     for pair in entries.windows(2) {
         if pair[0].path.as_str().as_bytes() >= pair[1].path.as_str().as_bytes() {
@@ -422,14 +488,21 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
         }
     }
     let exact: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    let mut linked: HashSet<&str> = HashSet::new();
     for e in entries {
         for sig in &e.signatures {
+            if !linked.insert(sig.as_str()) {
+                return Err(Reject::Manifest(format!(
+                    "signature {:?} is linked more than once (each signature entry belongs to one artifact)",
+                    sig.as_str()
+                )));
+            }
             let suffix_ok = SIGNATURE_SUFFIXES
                 .iter()
                 .any(|s| sig.as_str().strip_suffix(s) == Some(e.path.as_str()));
             if !suffix_ok || !exact.contains(sig.as_str()) {
                 return Err(Reject::Manifest(format!(
-                    "entry {:?} links signature {:?}, which is not a sibling .sig/.minisig/.asc entry of the bundle",
+                    "entry {:?} links signature {:?}, which is not a sibling .sig/.minisig/.asc/.sha256.sig entry of the bundle",
                     e.path.as_str(),
                     sig.as_str()
                 )));
@@ -510,6 +583,19 @@ mod tests {
     }
 
     #[test]
+    fn peek_reads_channel_and_created() {
+        let mut m = sample();
+        assert_eq!(peek_channel_created(&encode(&m).unwrap()).unwrap(), ("default".into(), 1_700_000_000));
+        m.channel = "a-much-longer-channel-name-of-forty-bytes".into();
+        m.expires = None;
+        m.created = 5;
+        assert_eq!(peek_channel_created(&encode(&m).unwrap()).unwrap(), (m.channel.clone(), 5));
+        let bytes = encode(&m).unwrap();
+        assert!(peek_channel_created(&bytes[..50]).is_err());
+        assert!(peek_channel_created(b"junk").is_err());
+    }
+
+    #[test]
     fn payload_order_puts_signatures_first() {
         let m = sample();
         let order: Vec<&str> = m.payload_order().iter().map(|&i| m.entries[i].path.as_str()).collect();
@@ -521,6 +607,14 @@ mod tests {
         let mut m = sample();
         m.entries[2].signatures = vec![RelPath::new("a.txt.sig").unwrap()];
         assert!(encode(&m).is_err());
+    }
+
+    #[test]
+    fn rejects_a_signature_linked_twice() {
+        let mut m = sample();
+        let sig = m.entries[0].signatures[0].clone();
+        m.entries[0].signatures.push(sig);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("more than once")));
     }
 
     #[test]

@@ -168,7 +168,8 @@ fn parse_pax(data: &[u8], at: &str) -> Result<Vec<(String, String)>> {
 /// Describes a member's type flag for error messages.
 pub fn describe_kind(kind: u8) -> &'static str {
     match kind {
-        b'0' | 0 => "regular file",
+        b'0' => "regular file",
+        0 => "pre-POSIX regular file (type flag NUL)",
         b'1' => "hard link",
         b'2' => "symbolic link",
         b'3' => "character device",

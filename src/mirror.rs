@@ -27,7 +27,8 @@ use crate::digest::{self, Digest};
 use crate::error::{Error, Reject, Result};
 use crate::manifest::{self, Entry, Manifest};
 use crate::path::{RelPath, METADATA_DIR};
-use crate::policy::Trust;
+use crate::artifacts::ArtifactSink;
+use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::reader::{Bundle, PayloadSink, Verified};
 use crate::writer::{signature_member, MANIFEST_MEMBER, SUMS_MEMBER};
@@ -172,11 +173,12 @@ impl Mirror {
         read_state(&self.meta.join("log"))
     }
 
-    /// Verifies `bundle_path` against `trust` and the mirror's history, and imports it.
-    /// Every failure after the mirror is opened is logged.
-    pub fn import(&self, bundle_path: &Path, trust: &Trust, opts: &ImportOptions, progress: &Progress) -> Result<ImportOutcome> {
+    /// Verifies `bundle_path` against the trust `policy` (signers, revocations, maximum age,
+    /// artifact rules) and the mirror's history, and imports it. Every failure after the
+    /// mirror is opened is logged.
+    pub fn import(&self, bundle_path: &Path, policy: &Policy, opts: &ImportOptions, progress: &Progress) -> Result<ImportOutcome> {
         let mut summary = None;
-        let result = self.import_inner(bundle_path, trust, opts, progress, &mut summary);
+        let result = self.import_inner(bundle_path, policy, opts, progress, &mut summary);
         if let Err(err) = &result {
             self.remove_all_staging();
             let event = if err.is_rejection() { "rejected" } else { "failed" };
@@ -198,21 +200,23 @@ impl Mirror {
     fn import_inner(
         &self,
         bundle_path: &Path,
-        trust: &Trust,
+        policy: &Policy,
         opts: &ImportOptions,
         progress: &Progress,
         summary: &mut Option<BundleSummary>,
     ) -> Result<ImportOutcome> {
         let bundle = Bundle::open(bundle_path)?;
-        let verified = bundle.verify_head(trust)?;
+        let verified = bundle.verify_head_with(policy)?;
         *summary = Some(summarize(&verified));
         let state = self.state()?;
         if state.imported.contains(&verified.manifest_digest) {
             return Ok(ImportOutcome::AlreadyImported { manifest_digest: verified.manifest_digest });
         }
         let overrides = check_freshness(&verified.manifest, &verified.manifest_digest, &state, opts)?;
+        policy.check_age(verified.manifest.created, clock::now().max(state.clock_floor), opts.clock_skew)?;
         self.preflight(&verified.manifest)?;
-        let staging = self.stage(bundle, &verified, progress)?;
+        let staging = self.stage(bundle, &verified, policy, progress)?;
+        crash_point("staged");
         let record = LogRecord {
             prev: String::new(),
             time: clock::now(),
@@ -255,16 +259,19 @@ impl Mirror {
     }
 
     /// Streams the payload into a fresh staging directory and makes it durable.
-    fn stage(&self, bundle: Bundle, verified: &Verified, progress: &Progress) -> Result<PathBuf> {
+    fn stage(&self, bundle: Bundle, verified: &Verified, policy: &Policy, progress: &Progress) -> Result<PathBuf> {
         let name = format!("{}.{}", verified.manifest.bundle_id.to_hex(), random_hex());
         let staging = self.meta.join("staging").join(&name);
         create_private_dir(&staging)?;
         write_record_dir(&staging.join("record"), bundle.head())?;
+        crash_point("head-staged");
         let data = staging.join("data");
         create_private_dir(&data)?;
         progress.start("importing", verified.manifest.total_size(), verified.manifest.entries.len() as u64);
         let mut sink = StagingSink { root: data, current: None, dirs: BTreeSet::new() };
-        let result = bundle.read_payload(verified, &mut sink, progress);
+        // Artifact rules are checked in the same pass, before anything is committed.
+        let mut checked = ArtifactSink::new(&mut sink, policy, &verified.manifest);
+        let result = bundle.read_payload(verified, &mut checked, progress);
         progress.finish();
         result?;
         sync_filesystem(&staging)?;
@@ -277,6 +284,7 @@ impl Mirror {
         let pending = Pending { staging: name, record };
         let text = serde_json::to_vec(&pending).map_err(|e| Error::io(self.meta.join("pending"), io::Error::other(e)))?;
         write_durably(&self.meta, "pending", &text)?;
+        crash_point("committed");
         self.apply(&pending)
     }
 
@@ -288,32 +296,43 @@ impl Mirror {
         let kept = self.meta.join("bundles").join(&summary.manifest_sha256);
         let record_dir = if kept.is_dir() { kept.clone() } else { staging.join("record") };
         let manifest = read_kept_manifest(&record_dir, &summary.manifest_sha256)?;
+        let mut dirs_ready = BTreeSet::new();
         for entry in &manifest.entries {
             let from = staging.join("data").join(entry.path.as_str());
-            if !from.exists() {
-                continue; // moved before an interruption
-            }
-            self.make_parent_dirs(&entry.path)?;
             let to = self.root.join(entry.path.as_str());
-            fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+            self.make_parent_dirs(&entry.path, &mut dirs_ready)?;
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                // Moved before an interruption; recovery is applying this commit again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !from.exists() => {}
+                Err(e) => return Err(Error::io(&to, e)),
+            }
+            crash_point("file-moved");
         }
+        crash_point("files-moved");
         if !kept.is_dir() {
             fs::rename(staging.join("record"), &kept).map_err(|e| Error::io(&kept, e))?;
         }
         sync_filesystem(&self.root)?;
+        crash_point("record-kept");
         let digest = Digest::from_hex(&summary.manifest_sha256).ok_or_else(|| self.damaged("bad digest in pending"))?;
         if !self.state()?.imported.contains(&digest) {
             self.append_log(pending.record.clone())?;
         }
+        crash_point("logged");
         remove_if_exists(&self.meta.join("pending"))?;
+        crash_point("pending-removed");
         remove_dir_if_exists(&staging)?;
         sync_dir(&self.meta)
     }
 
     /// Creates the entry's parent directories in the mirror, refusing to pass through
     /// anything that is not a real directory.
-    fn make_parent_dirs(&self, path: &RelPath) -> Result<()> {
+    fn make_parent_dirs<'a>(&self, path: &'a RelPath, ready: &mut BTreeSet<&'a str>) -> Result<()> {
         for dir in path.ancestors() {
+            if !ready.insert(dir) {
+                continue;
+            }
             let full = self.root.join(dir);
             match fs::symlink_metadata(&full) {
                 Ok(m) if m.is_dir() => continue,
@@ -741,6 +760,17 @@ fn remove_dir_if_exists(path: &Path) -> Result<()> {
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
         _ => Ok(()),
+    }
+}
+
+/// Test hook for tests/crash.rs, inert unless the environment variable
+/// `AIRLOCK_TEST_CRASH_AT` names `stage`: then the process aborts right there, as a power
+/// cut or `kill -9` would stop it, so the crash tests can interrupt an import at every
+/// stage boundary (`head-staged`, `staged`, `committed`, `file-moved` (after the first
+/// file), `files-moved`, `record-kept`, `logged`, `pending-removed`) and check recovery.
+fn crash_point(stage: &str) {
+    if std::env::var_os("AIRLOCK_TEST_CRASH_AT").is_some_and(|v| v == stage) {
+        std::process::abort();
     }
 }
 

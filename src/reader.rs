@@ -11,13 +11,14 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{malformed, Error, Reject, Result};
 use crate::keys::{self, KeyId, Signature};
 use crate::manifest::{self, Entry, Manifest, MAX_MANIFEST_BYTES};
 use crate::member::{self, Next, BLOCK};
-use crate::policy::{Trust, TrustReport};
+use crate::policy::{Policy, Trust, TrustReport};
 use crate::progress::Progress;
 use crate::writer::{sums_text, DATA_DIR, MANIFEST_MEMBER, SIGNATURES_DIR, SUMS_MEMBER};
 
@@ -152,13 +153,22 @@ pub struct Verified {
 }
 
 /// Receives verified payload content, entry by entry.
-pub trait PayloadSink {
+///
+/// A sink runs on its own thread, fed in order: `open`, `write`s, then `close` only once
+/// the entry's size and SHA-256 have matched. If any entry fails, the sink sees no
+/// further calls and the payload read fails: the sink must treat everything it received as
+/// unverified until `read_payload` returns `Ok`.
+pub trait PayloadSink: Send {
     /// A new entry starts.
     fn open(&mut self, entry: &Entry) -> Result<()>;
     /// Content bytes of the current entry (not yet hash-checked).
     fn write(&mut self, bytes: &[u8]) -> Result<()>;
     /// The current entry ended and its size and SHA-256 matched.
     fn close(&mut self, entry: &Entry) -> Result<()>;
+    /// Whether the sink needs the content bytes (false skips copying them).
+    fn wants_data(&self) -> bool {
+        true
+    }
 }
 
 /// Discards content: `verify`.
@@ -173,6 +183,9 @@ impl PayloadSink for NullSink {
     }
     fn close(&mut self, _: &Entry) -> Result<()> {
         Ok(())
+    }
+    fn wants_data(&self) -> bool {
+        false
     }
 }
 
@@ -215,21 +228,203 @@ impl Bundle {
     /// Checks the manifest signatures against `trust`, then decodes the manifest and checks
     /// that the checksum list matches it.
     pub fn verify_head(&self, trust: &Trust) -> Result<Verified> {
-        let report = trust.check(&self.head.manifest_bytes, MANIFEST_MEMBER, &self.head.signatures)?;
-        let manifest = manifest::decode(&self.head.manifest_bytes)?;
+        self.verify_head_with(&Policy::from_trust(trust.clone()))
+    }
+
+    /// Checks the manifest signatures against the policy's rule for the bundle's channel
+    /// (read from the fixed-layout start of the manifest, confirmed after decoding), then
+    /// decodes the manifest and checks that the checksum list matches it.
+    pub fn verify_head_with(&self, policy: &Policy) -> Result<Verified> {
+        let bytes = &self.head.manifest_bytes;
+        let (channel, created) = manifest::peek_channel_created(bytes)?;
+        let report = policy.check_head(bytes, MANIFEST_MEMBER, &self.head.signatures, &channel, created)?;
+        let manifest = manifest::decode(bytes)?;
+        if manifest.channel != channel || manifest.created != created {
+            return Err(Reject::Manifest("channel or created read before decoding differ from the decoded manifest".into()).into());
+        }
+        let trust = policy.channel_rule(&channel).map(|r| &r.trust).ok_or_else(|| Reject::Untrusted(channel.clone()))?;
         check_sums(&self.head.sums, &manifest, trust)?;
         Ok(Verified { manifest, manifest_digest: self.head.manifest_digest, trust: report })
     }
 
+    /// Evaluates the manifest signatures against `policy` without deciding anything (for
+    /// `inspect`): every signature's status and whether the threshold is met.
+    pub fn evaluate_signatures(&self, policy: &Policy) -> Result<TrustReport> {
+        let bytes = &self.head.manifest_bytes;
+        let (channel, created) = manifest::peek_channel_created(bytes)?;
+        Ok(policy.evaluate_head(bytes, &self.head.signatures, &channel, created))
+    }
+
     /// Streams the payload into `sink`, checking every member against `verified.manifest`
     /// and the end of the archive and of the file.
-    pub fn read_payload(mut self, verified: &Verified, sink: &mut dyn PayloadSink, progress: &Progress) -> Result<()> {
-        let mut stream = Payload(&mut self.frames);
-        let mut buf = vec![0u8; COPY_BUF];
-        for i in verified.manifest.payload_order() {
-            read_entry(&mut stream, &verified.manifest.entries[i], sink, &mut buf, progress)?;
+    ///
+    /// Decompression runs on its own thread, handing over chunks through a bounded channel,
+    /// so it overlaps with hashing and writing; memory stays at a few chunks.
+    pub fn read_payload(self, verified: &Verified, sink: &mut dyn PayloadSink, progress: &Progress) -> Result<()> {
+        let mut frames = self.frames;
+        std::thread::scope(|scope| {
+            let (chunks_tx, chunks_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
+            let (spare_tx, spare_rx) = mpsc::channel();
+            scope.spawn(move || decompress_chunks(Payload(&mut frames), chunks_tx, spare_rx));
+            let mut stream = ChunkReader { chunks: chunks_rx, spare: spare_tx, current: Vec::new(), pos: 0, done: false };
+
+            let (ops_tx, ops_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
+            let (spare_tx, spare_rx) = mpsc::channel();
+            let wants_data = sink.wants_data();
+            let sink_thread = scope.spawn(move || run_sink(sink, ops_rx, spare_tx));
+            let mut forward = ForwardingSink { ops: ops_tx, spare: spare_rx, wants_data };
+
+            let mut buf = vec![0u8; COPY_BUF];
+            let verified_result = verified
+                .manifest
+                .payload_order()
+                .into_iter()
+                .try_for_each(|i| read_entry(&mut stream, &verified.manifest.entries[i], &mut forward, &mut buf, progress))
+                .and_then(|()| read_end(&mut stream));
+            // Dropping the sender ends the sink thread; dropping `stream` (on return) stops
+            // the decompression thread early on a rejection.
+            drop(forward);
+            let sink_result = sink_thread.join().unwrap_or_else(|_| Err(Error::Usage("payload writer thread panicked".into())));
+            match (verified_result, sink_result) {
+                (Err(Error::Usage(m)), Err(sink_error)) if m == SINK_GONE => Err(sink_error),
+                (Err(e), _) => Err(e),
+                (Ok(()), r) => r,
+            }
+        })
+    }
+}
+
+/// Work for the sink thread.
+enum SinkOp {
+    Open(Entry),
+    Data(Vec<u8>),
+    Close(Entry),
+}
+
+/// Marks "the sink thread stopped", so its own error is reported instead.
+const SINK_GONE: &str = "payload writer stopped";
+
+/// Runs a sink on its own thread until the sender goes away or the sink fails.
+fn run_sink(sink: &mut dyn PayloadSink, ops: mpsc::Receiver<SinkOp>, spare: mpsc::Sender<Vec<u8>>) -> Result<()> {
+    for op in ops {
+        match op {
+            SinkOp::Open(entry) => sink.open(&entry)?,
+            SinkOp::Data(bytes) => {
+                sink.write(&bytes)?;
+                let _ = spare.send(bytes);
+            }
+            SinkOp::Close(entry) => sink.close(&entry)?,
         }
-        read_end(&mut stream)
+    }
+    Ok(())
+}
+
+/// Hands sink calls to the sink thread.
+struct ForwardingSink {
+    ops: mpsc::SyncSender<SinkOp>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    wants_data: bool,
+}
+
+impl ForwardingSink {
+    fn send(&self, op: SinkOp) -> Result<()> {
+        self.ops.send(op).map_err(|_| Error::Usage(SINK_GONE.into()))
+    }
+}
+
+impl PayloadSink for ForwardingSink {
+    fn open(&mut self, entry: &Entry) -> Result<()> {
+        self.send(SinkOp::Open(entry.clone()))
+    }
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if !self.wants_data {
+            return Ok(());
+        }
+        let mut buf = self.spare.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        self.send(SinkOp::Data(buf))
+    }
+    fn close(&mut self, entry: &Entry) -> Result<()> {
+        self.send(SinkOp::Close(entry.clone()))
+    }
+}
+
+/// Chunks in flight between the decompression thread and the verifier.
+const PIPELINE_DEPTH: usize = 4;
+
+/// A decompressed chunk, or the error that ended decompression. An empty chunk is the end.
+type Chunk = io::Result<Vec<u8>>;
+
+/// The decompression thread: fills chunks from `stream` until its end or an error.
+fn decompress_chunks(mut stream: impl Read, chunks: mpsc::SyncSender<Chunk>, spare: mpsc::Receiver<Vec<u8>>) {
+    loop {
+        let mut buf = spare.try_recv().unwrap_or_default();
+        buf.resize(COPY_BUF, 0);
+        let mut filled = 0;
+        let outcome = loop {
+            match stream.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(filled);
+        let at_end = filled == 0;
+        if filled > 0 && chunks.send(Ok(buf)).is_err() {
+            return; // the reader stopped: the bundle was rejected or fully read
+        }
+        if let Err(e) = outcome {
+            let _ = chunks.send(Err(e));
+            return;
+        }
+        if at_end {
+            let _ = chunks.send(Ok(Vec::new()));
+            return;
+        }
+    }
+}
+
+/// Reads the chunks handed over by [`decompress_chunks`] as one stream.
+struct ChunkReader {
+    chunks: mpsc::Receiver<Chunk>,
+    spare: mpsc::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let next = match self.chunks.recv() {
+                Ok(Ok(chunk)) => chunk,
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => return Err(io::Error::other("decompression thread ended unexpectedly")),
+            };
+            if next.is_empty() {
+                self.done = true;
+            }
+            let used = std::mem::replace(&mut self.current, next);
+            let _ = self.spare.send(used);
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Turn compare.sh timings into Markdown.
+
+    summarize.py table RESULTS.tsv RESULTS.meta   one corpus: timings + targets
+    summarize.py rss A.tsv B.tsv                  peak RSS of two runs side by side
+                                                  (e.g. --scale 1 vs --scale 2)
+
+TSV columns: corpus phase command run usec maxrss_kib (one row per timed run).
+META: key<TAB>value lines written by compare.sh.
+"""
+
+import csv
+import statistics
+import sys
+from collections import defaultdict
+
+MIB = 1024 * 1024
+
+# Row order and the label shown for each command.  '|' is escaped for Markdown.
+COMMANDS = [
+    ("pack", "airlock-pack", "`airlock pack`"),
+    ("pack", "scripted-pack", "scripted: tar \\| zstd, sha256sum, signify -S"),
+    ("pack", "raw-pack", "raw: tar \\| zstd"),
+    ("verify", "airlock-verify", "`airlock verify`"),
+    ("verify", "scripted-verify", "scripted: signify -V, zstd -d \\| tar -x, sha256sum -c"),
+    ("verify", "raw-verify", "raw: zstd -d > /dev/null"),
+    ("import", "airlock-import", "`airlock import`"),
+    ("import", "scripted-import", "scripted: signify -V, zstd -d \\| tar -x, sha256sum -c"),
+    ("import", "raw-import", "raw: zstd -d \\| tar -x"),
+    ("inspect", "airlock-inspect", "`airlock inspect`"),
+]
+
+# (corpus, phase, reference) -> largest allowed airlock/reference time ratio.
+RATIO_TARGETS = {
+    ("mixed", "pack", "scripted"): 0.5,
+    ("mixed", "pack", "raw"): 1.15,
+    ("mixed", "import", "scripted"): 0.6,
+    ("mixed", "import", "raw"): 1.25,
+    ("mixed", "verify", "scripted"): 0.3,
+    ("small", "pack", "scripted"): 0.6,
+    ("small", "import", "scripted"): 0.8,
+    ("small", "verify", "scripted"): 0.3,
+}
+PACK_RSS_MIB = 96
+READ_RSS_BASE_MIB = 48  # import/verify: this plus READ_RSS_PER_ENTRY bytes per entry
+READ_RSS_PER_ENTRY = 400
+INSPECT_MS = 50  # stated for the 1 GiB mixed bundle
+
+
+class Stats:
+    def __init__(self, rows):
+        secs = [int(r["usec"]) / 1e6 for r in rows]
+        self.runs = len(secs)
+        self.median = statistics.median(secs)
+        self.min = min(secs)
+        self.max = max(secs)
+        self.rss_mib = max(int(r["maxrss_kib"]) for r in rows) / 1024
+
+
+def load_tsv(path):
+    groups = defaultdict(list)
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            groups[row["command"]].append(row)
+    return {cmd: Stats(rows) for cmd, rows in groups.items()}
+
+
+def load_meta(path):
+    meta = {}
+    with open(path) as f:
+        for line in f:
+            key, _, value = line.rstrip("\n").partition("\t")
+            meta[key] = value
+    return meta
+
+
+def fmt_ratio(x):
+    return f"{x:.2f}" if x is not None else "–"
+
+
+def ratio(stats, cmd, ref):
+    if cmd in stats and ref in stats and stats[ref].median > 0:
+        return stats[cmd].median / stats[ref].median
+    return None
+
+
+def header(meta):
+    mb = int(meta["bytes"]) / 1e6
+    lines = [
+        f"### {meta['corpus']} corpus: scale {meta['scale']}, {mb:,.1f} MB in "
+        f"{int(meta['files']):,} files and {int(meta['dirs']):,} directories, "
+        f"median of {meta['runs']} runs",
+        "",
+        f"{meta['date']}; airlock {meta['airlock']} at commit {meta['commit']}; "
+        f"{meta['machine']}; {meta['tools']}; load average at start {meta.get('load_at_start', '?')}.",
+    ]
+    sizes = [f"scripted tar.zst + SUMS.sig {int(meta['size.scripted']) / 1e6:,.1f} MB"]
+    if "size.airlock" in meta:
+        sizes.insert(0, f"airlock bundle {int(meta['size.airlock']) / 1e6:,.1f} MB")
+    lines += ["Output sizes: " + ", ".join(sizes) + ".", ""]
+    return lines
+
+
+def timing_table(stats, corpus_bytes):
+    lines = [
+        "| phase | command | median s | min–max s | MB/s | × scripted | × raw | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for phase, cmd, label in COMMANDS:
+        if cmd not in stats:
+            continue
+        s = stats[cmd]
+        mbps = f"{corpus_bytes / 1e6 / s.median:,.0f}" if phase != "inspect" else "–"
+        lines.append(
+            f"| {phase} | {label} | {s.median:.3f} | {s.min:.3f}–{s.max:.3f} | {mbps} | "
+            f"{fmt_ratio(ratio(stats, cmd, f'scripted-{phase}'))} | "
+            f"{fmt_ratio(ratio(stats, cmd, f'raw-{phase}'))} | {s.rss_mib:.1f} |"
+        )
+    return lines
+
+
+def target_rows(stats, meta):
+    """(what, measured, limit, ok) for every target this corpus can be checked against."""
+    corpus = meta["corpus"]
+    entries = int(meta["files"]) + int(meta["dirs"])
+    rows = []
+    for (c, phase, ref), limit in RATIO_TARGETS.items():
+        r = ratio(stats, f"airlock-{phase}", f"{ref}-{phase}")
+        if c == corpus and r is not None:
+            rows.append((f"{phase} time vs {ref}", f"{r:.2f}×", f"≤ {limit:.2f}×", r <= limit))
+    if "airlock-pack" in stats:
+        rss = stats["airlock-pack"].rss_mib
+        rows.append(("pack peak RSS", f"{rss:.1f} MiB", f"≤ {PACK_RSS_MIB} MiB", rss <= PACK_RSS_MIB))
+    budget = READ_RSS_BASE_MIB + READ_RSS_PER_ENTRY * entries / MIB
+    for phase in ("verify", "import"):
+        if f"airlock-{phase}" in stats:
+            rss = stats[f"airlock-{phase}"].rss_mib
+            rows.append(
+                (
+                    f"{phase} peak RSS",
+                    f"{rss:.1f} MiB",
+                    f"≤ {budget:.1f} MiB (48 MiB + 400 B × {entries:,} entries)",
+                    rss <= budget,
+                )
+            )
+    if "airlock-inspect" in stats:
+        ms = stats["airlock-inspect"].median * 1000
+        note = "" if corpus == "mixed" else " (stated for the 1 GiB mixed bundle)"
+        rows.append(("inspect time", f"{ms:.1f} ms", f"≤ {INSPECT_MS} ms{note}", ms <= INSPECT_MS))
+    return rows
+
+
+def cmd_table(tsv, meta_path):
+    stats = load_tsv(tsv)
+    meta = load_meta(meta_path)
+    out = header(meta) + timing_table(stats, int(meta["bytes"]))
+    targets = target_rows(stats, meta)
+    if targets:
+        out += ["", "| target | measured | limit | met |", "|---|---:|---|---|"]
+        out += [f"| {w} | {m} | {l} | {'yes' if ok else '**NO**'} |" for w, m, l, ok in targets]
+    else:
+        out += ["", "(baseline only: no airlock rows, no targets checked)"]
+    print("\n".join(out))
+
+
+def cmd_rss(a_path, b_path):
+    a, b = load_tsv(a_path), load_tsv(b_path)
+    out = [
+        f"| phase | command | peak RSS MiB ({a_path.rsplit('/', 1)[-1]}) "
+        f"| peak RSS MiB ({b_path.rsplit('/', 1)[-1]}) | ratio |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for phase, cmd, label in COMMANDS:
+        if cmd in a and cmd in b:
+            ra, rb = a[cmd].rss_mib, b[cmd].rss_mib
+            out.append(f"| {phase} | {label} | {ra:.1f} | {rb:.1f} | {rb / ra:.2f} |")
+    print("\n".join(out))
+
+
+def main(argv):
+    if len(argv) == 4 and argv[1] == "table":
+        cmd_table(argv[2], argv[3])
+    elif len(argv) == 4 and argv[1] == "rss":
+        cmd_rss(argv[2], argv[3])
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
