@@ -28,8 +28,8 @@ LOOP_MOUNTED=0
 MARKER=.airlock-bench # marks a directory this script owns and may clean
 CLEANUP_ARMED=0
 
-usage() {
-    sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+usage() { # the header comment of this file
+    awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}" >&2
     exit 2
 }
 
@@ -163,7 +163,11 @@ mount_loop_fs() {
 cleanup() {
     [[ $CLEANUP_ARMED -eq 1 ]] || return 0
     if [[ $KEEP -eq 1 ]]; then
-        log "keeping $DATA (--keep); remove it before the next run"
+        if [[ $LOOP_MOUNTED -eq 1 ]]; then
+            log "keeping $DATA (--keep); before the next run: umount $DATA && rm $DATA.img && rmdir $DATA"
+        else
+            log "keeping $DATA (--keep); remove it before the next run"
+        fi
         return 0
     fi
     if [[ $LOOP_MOUNTED -eq 1 ]]; then
@@ -173,6 +177,7 @@ cleanup() {
     fi
     log "removing $DATA (results stay in $WORK/results); on a discard-mounted ext4 this can take long"
     rm -rf "${DATA:?}"
+    rm -f "$DATA.img" # a --loop-fs run that failed before mounting
 }
 
 # Two cores: a concurrent cargo build or test run skews every number.  Checked
@@ -360,7 +365,7 @@ write_meta() {
     commit=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)
     [[ -z $(git -C "$REPO_DIR" status --porcelain --untracked-files=no 2>/dev/null) ]] || commit+="-dirty"
     version=none
-    [[ -z $AIRLOCK ]] || version=$("$AIRLOCK" --version 2>/dev/null | head -n 1 || echo unknown)
+    [[ -z $AIRLOCK ]] || version=$(env "$(airlock_env version)" "$AIRLOCK" --version 2>/dev/null | head -n 1 || echo unknown)
     {
         printf 'corpus\t%s\nscale\t%s\nruns\t%s\n' "$CORPUS" "$SCALE" "$RUNS"
         printf 'files\t%s\ndirs\t%s\nbytes\t%s\n' "$FILES" "$DIRS" "$BYTES"
@@ -415,9 +420,9 @@ main() {
     check_tools
     warn_if_busy
     find_airlock
-    setup_workdir
     trap cleanup EXIT
     trap 'exit 130' INT TERM
+    setup_workdir
     make_keys
     local c
     for c in "${CORPORA[@]}"; do
