@@ -132,7 +132,9 @@ pub struct Manifest {
 impl Manifest {
     /// Total payload bytes.
     pub fn total_size(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
+        // Saturating: signed sizes can add up past u64::MAX (a hostile manifest), and a
+        // wrapped total would pass the free-space check (or panic in a debug build).
+        self.entries.iter().fold(0u64, |sum, e| sum.saturating_add(e.size))
     }
 
     /// Indexes of the entries in payload order (docs/FORMAT.md §"Payload order"): manifest
@@ -212,6 +214,7 @@ pub fn prefix() -> Vec<u8> {
 /// fields right after [`prefix`] (`bundle_id`, `created`, `expires`, `channel`); the caller
 /// MUST compare the result with the decoded manifest once the signatures verified.
 pub fn peek_channel_created(bytes: &[u8]) -> Result<(String, u64), Reject> {
+    check_prefix(bytes)?; // so another version is named as such, not "not a manifest"
     let bad = || Reject::Manifest("cannot read the channel: not an airlock manifest".into());
     let mut r = Peek(bytes.strip_prefix(prefix().as_slice()).ok_or_else(bad)?);
     r.key("bundle_id")?;

@@ -180,7 +180,11 @@ impl Mirror {
         let mut summary = None;
         let result = self.import_inner(bundle_path, policy, opts, progress, &mut summary);
         if let Err(err) = &result {
-            self.remove_all_staging();
+            // Past the commit point (`pending` written) the staged files belong to the
+            // commit: recovery must find them to finish it, or the mirror stays mixed.
+            if !self.meta.join("pending").exists() {
+                self.remove_all_staging();
+            }
             let event = if err.is_rejection() { "rejected" } else { "failed" };
             let record = LogRecord {
                 prev: String::new(),

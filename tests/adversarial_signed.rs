@@ -17,7 +17,12 @@ use common::assemble;
 /// A manifest whose one changed entry path is `path`; the payload is next's own (the
 /// path is refused before any payload is read).
 fn signed_path(case: &Case, path: &str) {
-    signed_variant(case, "evil.airlock", |w| w.entries[1].path = path.to_owned(), None);
+    signed_variant(
+        case,
+        "evil.airlock",
+        |w| w.entries[1].path = path.to_owned(),
+        None,
+    );
 }
 
 macro_rules! hostile_path {
@@ -71,8 +76,15 @@ hostile_path! {
 #[test]
 fn paths_colliding_case_insensitively() {
     let case = Case::new();
-    signed_files(&case, "evil.airlock", &[("README", b"one", 0o644), ("readme", b"two", 0o644)]);
-    case.expect_rejected("evil.airlock", "entries \"README\" and \"readme\" collide on a case-insensitive or normalising filesystem");
+    signed_files(
+        &case,
+        "evil.airlock",
+        &[("README", b"one", 0o644), ("readme", b"two", 0o644)],
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "entries \"README\" and \"readme\" collide on a case-insensitive or normalising filesystem",
+    );
 }
 
 /// Two NFC paths that collide once case is folded (É and é): the NFD spelling of one is
@@ -80,40 +92,79 @@ fn paths_colliding_case_insensitively() {
 #[test]
 fn paths_colliding_after_normalisation_and_case_folding() {
     let case = Case::new();
-    signed_files(&case, "evil.airlock", &[("\u{c9}t\u{e9}", b"one", 0o644), ("\u{e9}t\u{e9}", b"two", 0o644)]);
-    case.expect_rejected("evil.airlock", "collide on a case-insensitive or normalising filesystem");
+    signed_files(
+        &case,
+        "evil.airlock",
+        &[
+            ("\u{c9}t\u{e9}", b"one", 0o644),
+            ("\u{e9}t\u{e9}", b"two", 0o644),
+        ],
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "collide on a case-insensitive or normalising filesystem",
+    );
 }
 
 /// NFC `é` and NFD `e + U+0301` side by side: the NFD one is refused.
 #[test]
 fn paths_nfc_and_nfd_spellings_of_one_name() {
     let case = Case::new();
-    signed_files(&case, "evil.airlock", &[("caf\u{e9}", b"one", 0o644), ("cafe\u{301}", b"two", 0o644)]);
-    case.expect_rejected("evil.airlock", "entry \"cafe\u{301}\": path is not in Unicode NFC form");
+    signed_files(
+        &case,
+        "evil.airlock",
+        &[("caf\u{e9}", b"one", 0o644), ("cafe\u{301}", b"two", 0o644)],
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "entry \"cafe\\u{301}\": path is not in Unicode NFC form",
+    );
 }
 
 #[test]
 fn file_that_is_also_a_directory_of_another() {
     let case = Case::new();
-    signed_files(&case, "evil.airlock", &[("a", b"file", 0o644), ("a/b", b"below a file", 0o644)]);
-    case.expect_rejected("evil.airlock", "entry \"a\" is a file but entry \"a/b\" needs it to be a directory");
+    signed_files(
+        &case,
+        "evil.airlock",
+        &[("a", b"file", 0o644), ("a/b", b"below a file", 0o644)],
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "entry \"a\" is a file but entry \"a/b\" needs it to be a directory",
+    );
 }
 
 #[test]
 fn file_that_is_a_directory_of_another_case_insensitively() {
     let case = Case::new();
-    signed_files(&case, "evil.airlock", &[("A", b"file", 0o644), ("a/b", b"below a file", 0o644)]);
-    case.expect_rejected("evil.airlock", "entry \"A\" is a file but entry \"a/b\" needs it to be a directory");
+    signed_files(
+        &case,
+        "evil.airlock",
+        &[("A", b"file", 0o644), ("a/b", b"below a file", 0o644)],
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "entry \"A\" is a file but entry \"a/b\" needs it to be a directory",
+    );
 }
 
 #[test]
 fn entry_listed_twice() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| {
-        let dup = w.entries[0].clone();
-        w.entries.insert(1, dup);
-    }, None);
-    case.expect_rejected("evil.airlock", "entries are not strictly sorted: \"a.txt\" then \"a.txt\" (duplicate or reordered)");
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| {
+            let dup = w.entries[0].clone();
+            w.entries.insert(1, dup);
+        },
+        None,
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "entries are not strictly sorted: \"a.txt\" then \"a.txt\" (duplicate or reordered)",
+    );
 }
 
 #[test]
@@ -127,7 +178,10 @@ fn entries_out_of_order() {
 fn setuid_mode() {
     let case = Case::new();
     signed_variant(&case, "evil.airlock", |w| w.entries[2].mode = 0o4755, None);
-    case.expect_rejected("evil.airlock", "entry \"z.bin\": mode 4755 is not 644 or 755");
+    case.expect_rejected(
+        "evil.airlock",
+        "entry \"z.bin\": mode 4755 is not 644 or 755",
+    );
 }
 
 #[test]
@@ -140,28 +194,57 @@ fn world_writable_mode() {
 #[test]
 fn signature_link_to_a_non_sibling() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| w.entries[0].signatures = vec!["xx/cd.txt".into()], None);
-    case.expect_rejected("evil.airlock", "links signature \"xx/cd.txt\", which is not a sibling");
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| w.entries[0].signatures = vec!["xx/cd.txt".into()],
+        None,
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "links signature \"xx/cd.txt\", which is not a sibling",
+    );
 }
 
 #[test]
 fn removal_list_in_version_1() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| w.removed = vec!["a.txt".into()], None);
-    case.expect_rejected("evil.airlock", "`removed` must be empty in format version 1");
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| w.removed = vec!["a.txt".into()],
+        None,
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "`removed` must be empty in format version 1",
+    );
 }
 
 #[test]
 fn removal_of_a_path_outside_the_mirror() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| w.removed = vec!["../../etc/passwd".into()], None);
-    case.expect_rejected("evil.airlock", "entry \"../../etc/passwd\": path has a `.` or `..` component");
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| w.removed = vec!["../../etc/passwd".into()],
+        None,
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "entry \"../../etc/passwd\": path has a `.` or `..` component",
+    );
 }
 
 #[test]
 fn label_with_terminal_escapes() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| w.label = Some("weekly\u{1b}]0;owned\u{7}".into()), None);
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| w.label = Some("weekly\u{1b}]0;owned\u{7}".into()),
+        None,
+    );
     case.expect_rejected("evil.airlock", "label contains control characters");
 }
 
@@ -175,31 +258,62 @@ fn unknown_format_version() {
 #[test]
 fn bad_channel_name() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| w.channel = "../default".into(), None);
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| w.channel = "../default".into(),
+        None,
+    );
     case.expect_rejected("evil.airlock", "channel name \"../default\" must be");
 }
 
 // ---------------------------------------------------------------------------------------
 // manifest encoding
 
-/// A manifest with its map keys in another order: valid CBOR with the same content, so a
-/// second implementation could read it, but not the canonical form.
+/// A manifest with two of its map keys (`label`, `meta`) swapped: valid CBOR with the same
+/// content, so a second implementation could read it, but not the canonical form.
 #[test]
 fn manifest_not_in_canonical_form() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
     let wire = Wire::decode(&parts.head[0].1);
-    // The same fields, re-encoded in sorted key order (the canonical order is not sorted).
-    let value: std::collections::BTreeMap<String, serde_cbor::Value> = serde_cbor::from_slice(&parts.head[0].1).unwrap();
-    let mut bytes = airlock::manifest::prefix();
-    // Re-encode the remaining 10 pairs sorted by key (bundle_id, channel, created, ...).
-    for (k, v) in value.iter().filter(|(k, _)| k.as_str() != "format" && k.as_str() != "version") {
-        bytes.extend(serde_cbor::to_vec(k).unwrap());
-        bytes.extend(serde_cbor::to_vec(v).unwrap());
+    let cbor = |v: &dyn erased::Cbor| v.bytes();
+    let mut bytes = up_to_sequence(&wire);
+    for (k, v) in [
+        ("sequence", cbor(&wire.sequence)),
+        ("previous", cbor(&wire.previous)),
+        ("meta", cbor(&wire.meta)),
+        ("label", cbor(&wire.label)),
+        ("entries", cbor(&wire.entries)),
+        ("removed", cbor(&wire.removed)),
+    ] {
+        bytes.extend(serde_cbor::to_vec(&k).unwrap());
+        bytes.extend(v);
     }
     let head = signed_head(&bytes, &wire.sums(), &[&case.secret("k")]);
     case.put("evil.airlock", &assemble(&head, &parts.payload));
     case.expect_rejected("evil.airlock", "manifest: not in canonical encoding");
+}
+
+mod erased {
+    pub trait Cbor {
+        fn bytes(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Cbor for T {
+        fn bytes(&self) -> Vec<u8> {
+            serde_cbor::to_vec(self).unwrap()
+        }
+    }
+}
+
+/// The canonical bytes of `wire` up to (not including) the `sequence` key: the prefix and
+/// the fields the trust policy reads before the signatures are checked (`bundle_id`,
+/// `created`, `expires`, `channel`), so hostile CBOR after them reaches the decoder.
+fn up_to_sequence(wire: &Wire) -> Vec<u8> {
+    let bytes = wire.encode();
+    let key = serde_cbor::to_vec(&"sequence").unwrap();
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+    bytes[..at].to_vec()
 }
 
 /// An integer written in a longer form than needed (size 6 as a 64-bit integer).
@@ -246,7 +360,10 @@ fn manifest_with_unknown_field() {
     bytes.extend(serde_cbor::to_vec(&"rm -rf /").unwrap());
     let head = signed_head(&bytes, &wire.sums(), &[&case.secret("k")]);
     case.put("evil.airlock", &assemble(&head, &parts.payload));
-    case.expect_rejected("evil.airlock", "manifest: does not start with the airlock manifest prefix");
+    case.expect_rejected(
+        "evil.airlock",
+        "manifest: does not start with the airlock manifest prefix",
+    );
     // The map-size byte is part of the fixed prefix; with it intact and an extra key
     // inside an entry instead, serde's deny_unknown_fields names it.
     let mut wire2 = wire.clone();
@@ -260,16 +377,20 @@ fn manifest_with_unknown_field() {
     bytes.splice(end..end, extra);
     let head = signed_head(&bytes, &wire.sums(), &[&case.secret("k")]);
     case.put("evil2.airlock", &assemble(&head, &parts.payload));
-    case.expect_rejected("evil2.airlock", "manifest: cannot decode: unknown field `exec`");
+    case.expect_rejected(
+        "evil2.airlock",
+        "manifest: cannot decode: unknown field `exec`",
+    );
 }
 
-/// The fixed prefix, then 100 000 nested arrays: a stack-exhaustion attempt on the decoder.
+/// Valid leading fields, then 100 000 nested arrays as `sequence`: a stack-exhaustion
+/// attempt on the decoder of a validly signed manifest.
 #[test]
 fn deeply_nested_cbor() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
-    let mut bytes = airlock::manifest::prefix();
-    bytes.extend(serde_cbor::to_vec(&"bundle_id").unwrap());
+    let mut bytes = up_to_sequence(&Wire::decode(&parts.head[0].1));
+    bytes.extend(serde_cbor::to_vec(&"sequence").unwrap());
     bytes.extend(std::iter::repeat_n(0x81u8, 100_000));
     bytes.push(0x00);
     let head = signed_head(&bytes, b"", &[&case.secret("k")]);
@@ -277,23 +398,26 @@ fn deeply_nested_cbor() {
     case.expect_rejected("evil.airlock", "manifest: cannot decode");
 }
 
-/// Strings and arrays that claim 2^62 elements or bytes in a 100-byte manifest: the
-/// decoder must not allocate from a declared length.
+/// Strings and arrays that claim 2^62 elements or bytes in a small manifest: the decoder
+/// must not allocate from a declared length.
 #[test]
 fn cbor_lengths_claiming_huge_sizes() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
-    for (i, claim) in [
-        &[0x7b, 0x40, 0, 0, 0, 0, 0, 0, 0][..], // text of 2^62 bytes
-        &[0x5b, 0x40, 0, 0, 0, 0, 0, 0, 0][..], // bytes of 2^62
-        &[0x9b, 0x40, 0, 0, 0, 0, 0, 0, 0][..], // array of 2^62 items
-        &[0xbb, 0x40, 0, 0, 0, 0, 0, 0, 0][..], // map of 2^62 pairs
+    let wire = Wire::decode(&parts.head[0].1);
+    for (i, (key, claim)) in [
+        ("label", &[0x7b, 0x40, 0, 0, 0, 0, 0, 0, 0][..]), // text of 2^62 bytes
+        ("previous", &[0x5b, 0x40, 0, 0, 0, 0, 0, 0, 0][..]), // bytes of 2^62
+        ("entries", &[0x9b, 0x40, 0, 0, 0, 0, 0, 0, 0][..]), // array of 2^62 items
+        ("meta", &[0xbb, 0x40, 0, 0, 0, 0, 0, 0, 0][..]),  // map of 2^62 pairs
     ]
     .iter()
     .enumerate()
     {
-        let mut bytes = airlock::manifest::prefix();
-        bytes.extend(serde_cbor::to_vec(&"bundle_id").unwrap());
+        let good = wire.encode();
+        let k = serde_cbor::to_vec(key).unwrap();
+        let at = good.windows(k.len()).position(|w| w == k).unwrap() + k.len();
+        let mut bytes = good[..at].to_vec();
         bytes.extend_from_slice(claim);
         bytes.extend_from_slice(&[0u8; 16]);
         let head = signed_head(&bytes, b"", &[&case.secret("k")]);
@@ -320,7 +444,10 @@ fn manifest_with_many_bogus_entries() {
     bytes.push(0x80);
     let head = signed_head(&bytes, b"", &[&case.secret("k")]);
     case.put("evil.airlock", &assemble(&head, &parts.payload));
-    case.expect_rejected("evil.airlock", "manifest: cannot decode: missing field `path`");
+    case.expect_rejected(
+        "evil.airlock",
+        "manifest: cannot decode: missing field `path`",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -373,7 +500,10 @@ fn symlink_member_in_the_head() {
     let mut bad = zstd(&head_tar);
     bad.extend_from_slice(&parts.payload_frames);
     case.put("evil.airlock", &bad);
-    case.expect_rejected("evil.airlock", "member \"airlock/manifest.cbor\" is a symbolic link");
+    case.expect_rejected(
+        "evil.airlock",
+        "member \"airlock/manifest.cbor\" is a symbolic link",
+    );
 }
 
 /// A hard link *to an earlier member* with the expected name and size 0 (a tar trick to
@@ -400,7 +530,10 @@ fn pax_header_renames_the_member() {
     payload.extend(pax_header(b'x', &[("path", b"../../evil")]));
     payload.extend_from_slice(&parts.payload[start..]);
     case.put("evil.airlock", &assemble(&parts.head, &payload));
-    case.expect_rejected("evil.airlock", "expected member \"data/a.txt\", found \"../../evil\"");
+    case.expect_rejected(
+        "evil.airlock",
+        "expected member \"data/a.txt\", found \"../../evil\"",
+    );
 }
 
 /// A ustar name that escapes, renamed back to the expected name by PAX: the name matches,
@@ -410,11 +543,20 @@ fn pax_header_renames_a_hostile_name_to_the_expected_one() {
     let case = Case::new();
     let content = b"alpha two\n";
     let mut m = pax_header(b'x', &[("path", b"data/a.txt")]);
-    m.extend(raw_header(b"../../../tmp/evil", content.len() as u64, 0o644, b'0', b""));
+    m.extend(raw_header(
+        b"../../../tmp/evil",
+        content.len() as u64,
+        0o644,
+        b'0',
+        b"",
+    ));
     m.extend_from_slice(content);
     pad(&mut m);
     replace_member(&case, "data/a.txt", m);
-    case.expect_rejected("evil.airlock", "member \"data/a.txt\" header is not in the canonical form");
+    case.expect_rejected(
+        "evil.airlock",
+        "member \"data/a.txt\" header is not in the canonical form",
+    );
 }
 
 /// PAX size larger than the ustar size: a member that would swallow the next one (the
@@ -424,11 +566,20 @@ fn pax_header_sets_a_larger_size() {
     let case = Case::new();
     let content = b"alpha two\n";
     let mut m = pax_header(b'x', &[("size", b"1034")]);
-    m.extend(raw_header(b"data/a.txt", content.len() as u64, 0o644, b'0', b""));
+    m.extend(raw_header(
+        b"data/a.txt",
+        content.len() as u64,
+        0o644,
+        b'0',
+        b"",
+    ));
     m.extend_from_slice(content);
     pad(&mut m);
     replace_member(&case, "data/a.txt", m);
-    case.expect_rejected("evil.airlock", "member \"data/a.txt\" has size 1034 but the manifest says 10");
+    case.expect_rejected(
+        "evil.airlock",
+        "member \"data/a.txt\" has size 1034 but the manifest says 10",
+    );
 }
 
 /// PAX size equal to the manifest's while the ustar header says 0 (TARmageddon shape).
@@ -441,18 +592,34 @@ fn pax_size_disagrees_with_ustar_size() {
     m.extend_from_slice(content);
     pad(&mut m);
     replace_member(&case, "data/a.txt", m);
-    case.expect_rejected("evil.airlock", "member \"data/a.txt\" header is not in the canonical form");
+    case.expect_rejected(
+        "evil.airlock",
+        "member \"data/a.txt\" header is not in the canonical form",
+    );
 }
 
 #[test]
 fn pax_header_with_extra_keys() {
-    for (i, key) in ["mtime", "uid", "uname", "SCHILY.xattr.security.capability", "GNU.sparse.size", "hdrcharset"].iter().enumerate() {
+    for (i, key) in [
+        "mtime",
+        "uid",
+        "uname",
+        "SCHILY.xattr.security.capability",
+        "GNU.sparse.size",
+        "hdrcharset",
+    ]
+    .iter()
+    .enumerate()
+    {
         let case = Case::new();
         let content = b"alpha two\n";
         let mut m = pax_header(b'x', &[(*key, &b"0"[..])]);
         m.extend(member("data/a.txt", content, 0o644));
         replace_member(&case, "data/a.txt", m);
-        let out = case.expect_rejected("evil.airlock", "member \"data/a.txt\" header is not in the canonical form");
+        let out = case.expect_rejected(
+            "evil.airlock",
+            "member \"data/a.txt\" header is not in the canonical form",
+        );
         assert!(out.code == 1, "{i}");
     }
 }
@@ -463,7 +630,10 @@ fn global_pax_header() {
     let mut m = pax_header(b'g', &[("path", b"../evil")]);
     m.extend(member("data/a.txt", b"alpha two\n", 0o644));
     replace_member(&case, "data/a.txt", m);
-    case.expect_rejected("evil.airlock", "is a global PAX header; only regular files are allowed");
+    case.expect_rejected(
+        "evil.airlock",
+        "is a global PAX header; only regular files are allowed",
+    );
 }
 
 #[test]
@@ -482,7 +652,10 @@ fn pax_header_too_large() {
     let mut m = raw_header(b"airlock/pax-header", 1 << 30, 0o644, b'x', b"");
     m.extend_from_slice(&[0u8; 512]);
     replace_member(&case, "data/a.txt", m);
-    case.expect_rejected("evil.airlock", "PAX header of 1073741824 bytes is too large");
+    case.expect_rejected(
+        "evil.airlock",
+        "PAX header of 1073741824 bytes is too large",
+    );
 }
 
 #[test]
@@ -491,7 +664,10 @@ fn pax_path_with_nul() {
     let mut m = pax_header(b'x', &[("path", b"data/a.txt\0../../evil")]);
     m.extend(member("data/a.txt", b"alpha two\n", 0o644));
     replace_member(&case, "data/a.txt", m);
-    case.expect_rejected("evil.airlock", "expected member \"data/a.txt\", found \"data/a.txt\\0../../evil\"");
+    case.expect_rejected(
+        "evil.airlock",
+        "expected member \"data/a.txt\", found \"data/a.txt\\0../../evil\"",
+    );
 }
 
 /// A ustar header whose size field (for the expected member) differs from the manifest.
@@ -502,7 +678,10 @@ fn member_size_differs_from_manifest() {
     m.extend_from_slice(b"alpha");
     pad(&mut m);
     replace_member(&case, "data/a.txt", m);
-    case.expect_rejected("evil.airlock", "member \"data/a.txt\" has size 5 but the manifest says 10");
+    case.expect_rejected(
+        "evil.airlock",
+        "member \"data/a.txt\" has size 5 but the manifest says 10",
+    );
 }
 
 /// Declared size (manifest and header agree, signed) smaller than what the member holds:
@@ -520,11 +699,19 @@ fn declared_size_smaller_than_the_member() {
     let mut payload = parts.payload[..start].to_vec();
     payload.extend(m);
     payload.extend_from_slice(&parts.payload[end..]);
-    signed_variant(&case, "evil.airlock", |w| {
-        w.entries[0].size = 4;
-        w.entries[0].sha256 = sha256(declared);
-    }, Some(payload));
-    case.expect_rejected("evil.airlock", "member data/a.txt: non-zero bytes in the padding");
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| {
+            w.entries[0].size = 4;
+            w.entries[0].sha256 = sha256(declared);
+        },
+        Some(payload),
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "member data/a.txt: non-zero bytes in the padding",
+    );
 }
 
 /// Declared size larger than the member: the signed size and hash cover the member *and*
@@ -536,13 +723,22 @@ fn declared_size_larger_than_the_member() {
     let (start, data, size, _) = span(&parts.payload, "data/z.bin");
     let swallowed = parts.payload[data..].to_vec(); // content, padding, end marker
     let mut payload = parts.payload[..start].to_vec();
-    payload.extend(airlock::member::encode_header("data/z.bin", swallowed.len() as u64, 0o755));
+    payload.extend(airlock::member::encode_header(
+        "data/z.bin",
+        swallowed.len() as u64,
+        0o755,
+    ));
     payload.extend_from_slice(&swallowed);
     assert!(size < swallowed.len());
-    signed_variant(&case, "evil.airlock", |w| {
-        w.entries[2].size = swallowed.len() as u64;
-        w.entries[2].sha256 = sha256(&swallowed);
-    }, Some(payload));
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| {
+            w.entries[2].size = swallowed.len() as u64;
+            w.entries[2].sha256 = sha256(&swallowed);
+        },
+        Some(payload),
+    );
     case.expect_rejected("evil.airlock", "end of archive: bundle is truncated");
 }
 
@@ -553,10 +749,25 @@ fn declared_size_larger_than_the_member() {
 fn huge_declared_entry_size() {
     let case = Case::new();
     signed_variant(&case, "evil.airlock", |w| w.entries[2].size = 1 << 60, None);
-    case.expect_refused("evil.airlock", &["k"], &[], 2, "not enough free space: the bundle needs 1152921504606846976 bytes");
-    common::run(common::airlock().arg("verify").arg(case.path("evil.airlock")).arg("--trust").arg(case.path("k.pub")).arg("--quiet"))
-        .expect_code(1)
-        .expect_stderr("member \"data/z.bin\" has size 70000 but the manifest says 1152921504606846976");
+    case.expect_refused(
+        "evil.airlock",
+        &["k"],
+        &[],
+        2,
+        "not enough free space: the bundle needs 1152921504606847000 bytes", /* 2^60 + 24 */
+    );
+    common::run(
+        common::airlock()
+            .arg("verify")
+            .arg(case.path("evil.airlock"))
+            .arg("--trust")
+            .arg(case.path("k.pub"))
+            .arg("--quiet"),
+    )
+    .expect_code(1)
+    .expect_stderr(
+        "member \"data/z.bin\" has size 70000 but the manifest says 1152921504606846976",
+    );
 }
 
 /// Entry sizes whose sum overflows 64 bits: must not wrap around to a small total that
@@ -564,10 +775,15 @@ fn huge_declared_entry_size() {
 #[test]
 fn declared_sizes_overflowing_the_total() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| {
-        w.entries[0].size = u64::MAX;
-        w.entries[2].size = u64::MAX;
-    }, None);
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| {
+            w.entries[0].size = u64::MAX;
+            w.entries[2].size = u64::MAX;
+        },
+        None,
+    );
     case.expect_refused("evil.airlock", &["k"], &[], 2, "not enough free space");
 }
 
@@ -582,7 +798,10 @@ fn huge_declared_manifest_size() {
     let mut bad = zstd(&head_tar);
     bad.extend_from_slice(&parts.payload_frames);
     case.put("evil.airlock", &bad);
-    case.expect_rejected("evil.airlock", "airlock/manifest.cbor of 1099511627776 bytes exceeds the limit of 67108864 bytes");
+    case.expect_rejected(
+        "evil.airlock",
+        "airlock/manifest.cbor of 1099511627776 bytes exceeds the limit of 67108864 bytes",
+    );
 }
 
 #[test]
@@ -605,7 +824,10 @@ fn too_many_signature_members() {
     let mut head = vec![parts.head[0].clone()];
     for i in 0..300u64 {
         let id = (i + 1).to_be_bytes();
-        head.push((format!("airlock/signatures/{}.sig", common::hex(&id)), relabel(&text, &id).into_bytes()));
+        head.push((
+            format!("airlock/signatures/{}.sig", common::hex(&id)),
+            relabel(&text, &id).into_bytes(),
+        ));
     }
     head.push(parts.head[2].clone());
     case.put("evil.airlock", &assemble(&head, &parts.payload));
@@ -633,7 +855,10 @@ fn zstd_frame_declaring_a_huge_window() {
     let mut bad = parts.head_frame.clone();
     bad.extend(handmade_frame(&parts.payload, 31, None, false));
     case.put("evil.airlock", &bad);
-    case.expect_rejected("evil.airlock", "cannot read bundle: Frame requires too much memory for decoding");
+    case.expect_rejected(
+        "evil.airlock",
+        "cannot read bundle: Frame requires too much memory for decoding",
+    );
 }
 
 /// The control for the hand-made frames: the same payload with a 1 MiB window imports.
@@ -642,7 +867,12 @@ fn control_handmade_frame_with_a_small_window_imports() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
     let mut ok = parts.head_frame.clone();
-    ok.extend(handmade_frame(&parts.payload, 20, Some(parts.payload.len() as u64), false));
+    ok.extend(handmade_frame(
+        &parts.payload,
+        20,
+        Some(parts.payload.len() as u64),
+        false,
+    ));
     case.put("ok.airlock", &ok);
     case.import("ok.airlock", &["k"], &[]).expect_code(0);
 }
@@ -659,7 +889,10 @@ fn zstd_head_frame_declaring_a_huge_window() {
     let mut bad = handmade_frame(&head_tar, 31, None, false);
     bad.extend_from_slice(&parts.payload_frames);
     case.put("evil.airlock", &bad);
-    case.expect_rejected("evil.airlock", "Frame requires too much memory for decoding");
+    case.expect_rejected(
+        "evil.airlock",
+        "Frame requires too much memory for decoding",
+    );
 }
 
 /// Single-segment frame declaring a content size of 1 TiB (which is then its window).
@@ -670,7 +903,10 @@ fn zstd_frame_declaring_a_huge_content_size() {
     let mut bad = parts.head_frame.clone();
     bad.extend(handmade_frame(&parts.payload, 20, Some(1 << 40), true));
     case.put("evil.airlock", &bad);
-    case.expect_rejected("evil.airlock", "Frame requires too much memory for decoding");
+    case.expect_rejected(
+        "evil.airlock",
+        "Frame requires too much memory for decoding",
+    );
 }
 
 /// A small window but a content size of 2^60 that the frame does not deliver: nothing is
@@ -695,7 +931,10 @@ fn decompression_bomb_in_place_of_the_payload() {
     bad.extend(rle_bomb(0, 8192));
     case.put("evil.airlock", &bad);
     let started = std::time::Instant::now();
-    case.expect_rejected("evil.airlock", "member data/a.txt: missing: the archive ends before this manifest entry");
+    case.expect_rejected(
+        "evil.airlock",
+        "member data/a.txt: missing: the archive ends before this manifest entry",
+    );
     assert!(started.elapsed().as_secs() < 20, "the bomb was expanded");
 }
 
@@ -707,7 +946,10 @@ fn decompression_bomb_after_the_payload() {
     bad.extend(rle_bomb(b'A', 8192));
     case.put("evil.airlock", &bad);
     let started = std::time::Instant::now();
-    case.expect_rejected("evil.airlock", "trailing data after the end-of-archive marker");
+    case.expect_rejected(
+        "evil.airlock",
+        "trailing data after the end-of-archive marker",
+    );
     assert!(started.elapsed().as_secs() < 20, "the bomb was expanded");
 }
 
@@ -728,7 +970,10 @@ fn decompression_bomb_inside_a_member() {
     bad.extend(rle_bomb(b'A', 8192));
     case.put("evil.airlock", &bad);
     let started = std::time::Instant::now();
-    case.expect_rejected("evil.airlock", "member data/a.txt: non-zero bytes in the padding");
+    case.expect_rejected(
+        "evil.airlock",
+        "member data/a.txt: non-zero bytes in the padding",
+    );
     assert!(started.elapsed().as_secs() < 20, "the bomb was expanded");
 }
 
@@ -739,26 +984,42 @@ fn decompression_bomb_inside_a_member() {
 #[test]
 fn entry_below_a_file_already_in_the_mirror() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| {
-        let mut e = w.entries[0].clone();
-        e.path = "a.txt/x".into();
-        w.entries.insert(1, e);
-        w.entries.remove(0);
-    }, None);
-    case.expect_rejected("evil.airlock", "entry \"a.txt/x\": the mirror has a file or link at \"a.txt\" where a directory is needed");
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| {
+            let mut e = w.entries[0].clone();
+            e.path = "a.txt/x".into();
+            w.entries.insert(1, e);
+            w.entries.remove(0);
+        },
+        None,
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "entry \"a.txt/x\": the mirror has a file or link at \"a.txt\" where a directory is needed",
+    );
 }
 
 /// The mirror has a directory `xx`; a bundle wants a file there.
 #[test]
 fn entry_where_the_mirror_has_a_directory() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| {
-        w.entries.truncate(1);
-        let mut e = w.entries[0].clone();
-        e.path = "xx".into();
-        w.entries.push(e);
-    }, None);
-    case.expect_rejected("evil.airlock", "entry \"xx\": the mirror has a directory or link where this file goes");
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| {
+            w.entries.truncate(1);
+            let mut e = w.entries[0].clone();
+            e.path = "xx".into();
+            w.entries.push(e);
+        },
+        None,
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "entry \"xx\": the mirror has a directory or link where this file goes",
+    );
 }
 
 /// Something outside airlock planted a symlink in the mirror pointing outside it; a later
@@ -768,11 +1029,19 @@ fn symlink_planted_in_the_mirror_is_not_followed() {
     let case = Case::new();
     std::fs::create_dir(case.path("outside")).unwrap();
     std::os::unix::fs::symlink(case.path("outside"), case.mirror().join("lnk")).unwrap();
-    signed_variant(&case, "evil.airlock", |w| {
-        let mut e = w.entries[0].clone();
-        e.path = "lnk/pwned".into();
-        w.entries.insert(1, e);
-    }, None);
-    case.expect_rejected("evil.airlock", "entry \"lnk/pwned\": the mirror has a file or link at \"lnk\"");
+    signed_variant(
+        &case,
+        "evil.airlock",
+        |w| {
+            let mut e = w.entries[0].clone();
+            e.path = "lnk/pwned".into();
+            w.entries.insert(1, e);
+        },
+        None,
+    );
+    case.expect_rejected(
+        "evil.airlock",
+        "entry \"lnk/pwned\": the mirror has a file or link at \"lnk\"",
+    );
     assert_eq!(std::fs::read_dir(case.path("outside")).unwrap().count(), 0);
 }
