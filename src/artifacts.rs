@@ -82,7 +82,9 @@ enum Parsed {
 impl Parsed {
     fn parse(kind: SigKind, bytes: &[u8]) -> std::result::Result<Parsed, String> {
         match kind {
-            SigKind::Signify => Signature::parse(bytes).map(Parsed::Signify).map_err(|e| e.to_string()),
+            SigKind::Signify => Signature::parse(bytes)
+                .map(Parsed::Signify)
+                .map_err(|e| e.to_string()),
             SigKind::Minisign => MinisigFile::parse(bytes).map(Parsed::Minisign),
             SigKind::Checksum => {
                 let (sig, msg) = keys::parse_embedded(bytes).map_err(|e| e.to_string())?;
@@ -108,7 +110,7 @@ impl Parsed {
 }
 
 enum Check {
-    Stream(StrictStream),
+    Stream(Box<StrictStream>),
     Minisign(MinisigVerifier),
     Passed,
     Failed(String),
@@ -130,7 +132,12 @@ struct Artifact {
 }
 
 enum Current {
-    Buffering { path: String, kind: SigKind, artifact: String, buf: Vec<u8> },
+    Buffering {
+        path: String,
+        kind: SigKind,
+        artifact: String,
+        buf: Vec<u8>,
+    },
     Checking(Artifact),
     PassThrough,
 }
@@ -151,7 +158,11 @@ pub struct ArtifactSink<'a> {
 
 impl<'a> ArtifactSink<'a> {
     /// Wraps `inner` to enforce `policy`'s artifact rules on the payload of `manifest`.
-    pub fn new(inner: &'a mut dyn PayloadSink, policy: &'a Policy, manifest: &Manifest) -> ArtifactSink<'a> {
+    pub fn new(
+        inner: &'a mut dyn PayloadSink,
+        policy: &'a Policy,
+        manifest: &Manifest,
+    ) -> ArtifactSink<'a> {
         let rules = policy.artifact_rules();
         let mut watched = HashMap::new();
         let mut active = false;
@@ -184,7 +195,11 @@ impl<'a> ArtifactSink<'a> {
     }
 
     fn reject(path: &str, problem: String) -> crate::error::Error {
-        Reject::Artifact { path: path.to_owned(), problem }.into()
+        Reject::Artifact {
+            path: path.to_owned(),
+            problem,
+        }
+        .into()
     }
 
     fn key_label(&self, key: &PublicKey) -> String {
@@ -201,24 +216,37 @@ impl<'a> ArtifactSink<'a> {
         let mut candidates = Vec::new();
         for sig_path in &entry.signatures {
             let sig_path = sig_path.as_str();
-            let Some(parsed) = self.held.remove(sig_path) else { continue };
+            let Some(parsed) = self.held.remove(sig_path) else {
+                continue;
+            };
             let Some(id) = parsed.key_id() else {
-                self.notes.push(format!("{path}: {sig_path} carried, not verified"));
+                self.notes
+                    .push(format!("{path}: {sig_path} carried, not verified"));
                 continue;
             };
             if let Some(r) = self.policy.revocation(id, self.created) {
-                self.notes.push(format!("{path}: {sig_path} is by revoked key {id} ({}); ignored", r.reason));
+                self.notes.push(format!(
+                    "{path}: {sig_path} is by revoked key {id} ({}); ignored",
+                    r.reason
+                ));
                 continue;
             }
             let Some(key) = rules.iter().find_map(|&i| policy_rules[i].key(id)).cloned() else {
-                self.notes.push(format!("{path}: {sig_path} is by key {id}, which no rule for this file names; ignored"));
+                self.notes.push(format!(
+                    "{path}: {sig_path} is by key {id}, which no rule for this file names; ignored"
+                ));
                 continue;
             };
             let (legacy, check) = match parsed {
-                Parsed::Signify(sig) => (false, StrictStream::new(&key, sig.bytes()).map_or_else(Check::Failed, Check::Stream)),
-                Parsed::Minisign(m) => {
-                    (m.mode() == SigMode::Legacy, m.verifier(&key, true).map_or_else(Check::Failed, Check::Minisign))
-                }
+                Parsed::Signify(sig) => (
+                    false,
+                    StrictStream::new(&key, sig.bytes()).map_or_else(Check::Failed, Check::Stream),
+                ),
+                Parsed::Minisign(m) => (
+                    m.mode() == SigMode::Legacy,
+                    m.verifier(&key, true)
+                        .map_or_else(Check::Failed, Check::Minisign),
+                ),
                 Parsed::Checksum(sig, line) => {
                     let check = if key.verify(&line, &sig).is_err() {
                         Check::Failed("the signature of the checksum line does not verify".into())
@@ -235,10 +263,24 @@ impl<'a> ArtifactSink<'a> {
                 }
                 Parsed::Pgp => continue,
             };
-            candidates.push(Candidate { sig_path: sig_path.to_owned(), key, legacy, check });
+            candidates.push(Candidate {
+                sig_path: sig_path.to_owned(),
+                key,
+                legacy,
+                check,
+            });
         }
-        let linked = entry.signatures.iter().map(|s| s.as_str().to_owned()).collect();
-        let artifact = Artifact { path: path.to_owned(), linked, rules, candidates };
+        let linked = entry
+            .signatures
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        let artifact = Artifact {
+            path: path.to_owned(),
+            linked,
+            rules,
+            candidates,
+        };
         self.fail_on_bad(&artifact)?;
         Ok(artifact)
     }
@@ -247,7 +289,14 @@ impl<'a> ArtifactSink<'a> {
     fn fail_on_bad(&self, a: &Artifact) -> Result<()> {
         for c in &a.candidates {
             if let Check::Failed(why) = &c.check {
-                return Err(Self::reject(&a.path, format!("signature {} by key {}: {why}", c.sig_path, self.key_label(&c.key))));
+                return Err(Self::reject(
+                    &a.path,
+                    format!(
+                        "signature {} by key {}: {why}",
+                        c.sig_path,
+                        self.key_label(&c.key)
+                    ),
+                ));
             }
             for &i in &a.rules {
                 let rule = &self.policy.artifact_rules()[i];
@@ -283,7 +332,10 @@ impl<'a> ArtifactSink<'a> {
             let good: Vec<&Candidate> = a
                 .candidates
                 .iter()
-                .filter(|c| matches!(c.check, Check::Passed) && rule.keys.iter().any(|k| k.as_bytes() == c.key.as_bytes()))
+                .filter(|c| {
+                    matches!(c.check, Check::Passed)
+                        && rule.keys.iter().any(|k| k.as_bytes() == c.key.as_bytes())
+                })
                 .collect();
             let wanted: Vec<String> = rule.keys.iter().map(|k| self.key_label(k)).collect();
             if let Some(c) = good.first() {
@@ -328,7 +380,12 @@ impl PayloadSink for ArtifactSink<'_> {
                     format!("signature file {path} is {} bytes, more than the {MAX_SIGNATURE_FILE} a signature may have", entry.size),
                 ));
             }
-            Current::Buffering { path: path.to_owned(), kind, artifact, buf: Vec::with_capacity(entry.size as usize) }
+            Current::Buffering {
+                path: path.to_owned(),
+                kind,
+                artifact,
+                buf: Vec::with_capacity(entry.size as usize),
+            }
         } else {
             let rules: Vec<usize> = self
                 .policy
@@ -367,9 +424,18 @@ impl PayloadSink for ArtifactSink<'_> {
 
     fn close(&mut self, entry: &Entry) -> Result<()> {
         match self.current.take() {
-            Some(Current::Buffering { path, kind, artifact, buf }) => {
-                let parsed = Parsed::parse(kind, &buf)
-                    .map_err(|why| Self::reject(&artifact, format!("signature file {path} is malformed: {why}")))?;
+            Some(Current::Buffering {
+                path,
+                kind,
+                artifact,
+                buf,
+            }) => {
+                let parsed = Parsed::parse(kind, &buf).map_err(|why| {
+                    Self::reject(
+                        &artifact,
+                        format!("signature file {path} is malformed: {why}"),
+                    )
+                })?;
                 self.held.insert(path, parsed);
             }
             Some(Current::Checking(a)) => self.finish(a)?,

@@ -59,6 +59,14 @@ enum Command {
     Verify(VerifyArgs),
     /// Verify a bundle and import it into a mirror directory.
     Import(ImportArgs),
+    /// Add your signature to a bundle (co-signing): rewrites only the head frame.
+    Sign(SignArgs),
+    /// Check a trust policy file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Show or convert key files.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Work with a mirror directory.
     #[command(subcommand)]
     Mirror(MirrorCommand),
@@ -205,6 +213,64 @@ struct ImportArgs {
     quiet: bool,
 }
 
+#[derive(Args, Debug)]
+struct SignArgs {
+    /// The bundle to co-sign (rewritten in place unless -o is given).
+    bundle: PathBuf,
+    /// The secret key to sign with.
+    #[arg(long, value_name = "K.sec")]
+    key: PathBuf,
+    /// Write the co-signed bundle here instead of replacing BUNDLE.
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    secret: SecretKeyArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Validate a policy file and print what it allows, in words.
+    Check {
+        /// The policy file.
+        #[arg(value_name = "POLICY.toml")]
+        policy: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum KeyFormat {
+    /// OpenBSD signify (`untrusted comment: <name> public key`).
+    Signify,
+    /// minisign (`untrusted comment: minisign public key <ID>`).
+    Minisign,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Print a key file's key id, algorithm and comment (signify or minisign, public or secret).
+    Show {
+        /// The key file.
+        #[arg(value_name = "K.pub|K.sec")]
+        key: PathBuf,
+    },
+    /// Convert a public key between the signify and minisign file formats (the key bytes
+    /// are identical; only the comment differs). Secret keys cannot be converted.
+    Convert {
+        /// The public key file.
+        #[arg(value_name = "K.pub")]
+        key: PathBuf,
+        /// The format to write.
+        #[arg(long, value_enum)]
+        to: KeyFormat,
+        /// Write here (must not exist) instead of stdout.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 enum MirrorCommand {
     /// Print the mirror's import log (and check its hash chain).
@@ -263,6 +329,10 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Inspect(a) => inspect(a),
         Command::Verify(a) => verify(a),
         Command::Import(a) => import(a),
+        Command::Sign(a) => sign(a),
+        Command::Policy(PolicyCommand::Check { policy }) => policy_check(&policy),
+        Command::Key(KeyCommand::Show { key }) => key_show(&key),
+        Command::Key(KeyCommand::Convert { key, to, output }) => key_convert(&key, to, output.as_deref()),
         Command::Mirror(MirrorCommand::Log { dir, json }) => mirror_log(&dir, json),
         Command::Mirror(MirrorCommand::Verify { dir, quiet }) => mirror_verify(&dir, quiet),
         Command::Demo(a) => demo(a),
@@ -360,36 +430,50 @@ fn load_policy(args: &TrustArgs) -> Result<Policy> {
 fn inspect(a: InspectArgs) -> Result<u8> {
     let bundle = Bundle::open(&a.bundle)?;
     let manifest = bundle.unverified_manifest()?;
-    let status = if a.trust.is_empty() {
+    let policy = if a.trust.is_empty() && a.policy.is_none() {
         None
     } else {
-        let trust = load_trust(&TrustArgs { trust: a.trust.clone(), threshold: 1 })?;
-        Some(bundle.verify_head(&trust).map(|v| v.trust).map_err(|e| e.to_string()))
+        Some(policy::from_args(a.policy.as_deref(), &a.trust, 1)?)
     };
-    let signers: Vec<(String, String)> = bundle
+    let report = policy.as_ref().map(|p| bundle.evaluate_signatures(p)).transpose()?;
+    let mut signers: Vec<(String, String)> = bundle
         .head()
         .signatures
         .iter()
         .map(|s| {
-            let st = match &status {
-                None => "not verified (no --trust given)".to_owned(),
-                Some(Ok(report)) => match report.signatures.iter().find(|(id, _)| *id == s.key_id()) {
-                    Some((_, SignatureStatus::Valid)) => "valid, trusted".to_owned(),
-                    _ => "not a trusted key".to_owned(),
-                },
-                Some(Err(e)) => format!("verification failed: {e}"),
+            let id = s.key_id();
+            let named = policy.as_ref().and_then(|p| p.name_of_id(id)).filter(|n| *n != id.to_string());
+            let st = match report.as_ref().and_then(|r| r.signatures.iter().find(|(i, _)| *i == id)) {
+                None => "not verified (no --trust or --policy given)".to_owned(),
+                Some((_, SignatureStatus::Valid)) => "trusted, valid".to_owned(),
+                Some((_, SignatureStatus::Invalid)) => "trusted key, but the signature DOES NOT VERIFY".to_owned(),
+                Some((_, SignatureStatus::Revoked { reason })) => format!("revoked ({reason}); not counted"),
+                Some((_, SignatureStatus::Unknown)) => "unknown key; ignored".to_owned(),
             };
-            (s.key_id().to_string(), st)
+            (named.map_or(id.to_string(), |n| format!("{id} ({n})")), st)
         })
         .collect();
-    let out = std::io::stdout();
-    let mut out = out.lock();
+    if let Some(r) = &report {
+        let verdict = match &r.rule {
+            None => format!("NOT met: the policy has no rule for channel {:?}", manifest.channel),
+            Some(rule) => format!(
+                "{}: {} of {} distinct trusted key(s) required signed validly (rule for channel {rule})",
+                if r.threshold_met() { "met" } else { "NOT met" },
+                r.valid_signers.len(),
+                r.threshold
+            ),
+        };
+        signers.push(("threshold".into(), verdict));
+    }
+    // Buffered: stdout is line-buffered, and a manifest can have 100,000 lines.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if a.json {
-        let json = inspect_json(&manifest, &bundle.head().manifest_digest.to_hex(), &signers, &status);
+        let json = inspect_json(&manifest, &bundle.head().manifest_digest.to_hex(), &signers, report.as_ref());
         writeln!(out, "{json}").map_err(|e| Error::io("<stdout>", e))?;
     } else {
         print_manifest(&mut out, &manifest, &bundle.head().manifest_digest.to_hex(), &signers).map_err(|e| Error::io("<stdout>", e))?;
     }
+    out.flush().map_err(|e| Error::io("<stdout>", e))?;
     Ok(EXIT_OK)
 }
 
@@ -428,7 +512,7 @@ fn inspect_json(
     m: &Manifest,
     digest: &str,
     signers: &[(String, String)],
-    status: &Option<std::result::Result<crate::policy::TrustReport, String>>,
+    report: Option<&TrustReport>,
 ) -> serde_json::Value {
     use serde_json::json;
     json!({
@@ -441,7 +525,7 @@ fn inspect_json(
         "expires": m.expires.map(clock::format),
         "label": m.label,
         "meta": m.meta,
-        "verified": match status { None => json!(null), Some(Ok(_)) => json!(true), Some(Err(_)) => json!(false) },
+        "verified": report.map(|r| r.threshold_met() && !r.signatures.iter().any(|(_, s)| *s == SignatureStatus::Invalid)),
         "signatures": signers.iter().map(|(id, st)| json!({"key_id": id, "status": st})).collect::<Vec<_>>(),
         "entry_count": m.entries.len(),
         "total_size": m.total_size(),
@@ -456,27 +540,50 @@ fn inspect_json(
 }
 
 fn verify(a: VerifyArgs) -> Result<u8> {
-    let trust = load_trust(&a.trust)?;
+    let policy = load_policy(&a.trust)?;
     let bundle = Bundle::open(&a.bundle)?;
-    let verified = bundle.verify_head(&trust)?;
+    let verified = bundle.verify_head_with(&policy)?;
     crate::mirror::check_freshness(&verified.manifest, &verified.manifest_digest, &Default::default(), &ImportOptions::default())?;
+    policy.check_age(verified.manifest.created, clock::now(), DEFAULT_CLOCK_SKEW)?;
     let progress = progress(a.quiet);
     progress.start("verifying", verified.manifest.total_size(), verified.manifest.entries.len() as u64);
-    bundle.read_payload(&verified, &mut NullSink, &progress)?;
+    let mut null = NullSink;
+    let mut sink = ArtifactSink::new(&mut null, &policy, &verified.manifest);
+    let result = bundle.read_payload(&verified, &mut sink, &progress);
     progress.finish();
+    result?;
     let m = &verified.manifest;
     println!("OK: {} verified: {} files, {} bytes", a.bundle.display(), m.entries.len(), m.total_size());
     println!("channel {} sequence {}, manifest sha256 {}", m.channel, m.sequence, verified.manifest_digest);
-    let ids: Vec<String> = verified.trust.valid_signers.iter().map(|k| k.key_id().to_string()).collect();
-    println!("signed by trusted key(s) {}", ids.join(", "));
+    print_signers(&policy, &verified.trust);
+    for note in sink.notes() {
+        println!("artifact {note}");
+    }
     Ok(EXIT_OK)
 }
 
+/// The valid signers, then every signature that did not count and why.
+fn print_signers(policy: &Policy, report: &TrustReport) {
+    let label = |id: crate::keys::KeyId| match policy.name_of_id(id) {
+        Some(n) if n != id.to_string() => format!("{id} ({n})"),
+        _ => id.to_string(),
+    };
+    let ids: Vec<String> = report.valid_signers.iter().map(|k| label(k.key_id())).collect();
+    println!("signed by trusted key(s) {} (threshold {})", ids.join(", "), report.threshold);
+    for (id, status) in &report.signatures {
+        match status {
+            SignatureStatus::Unknown => println!("ignored signature by unknown key {}", label(*id)),
+            SignatureStatus::Revoked { reason } => println!("ignored signature by revoked key {} ({reason})", label(*id)),
+            _ => {}
+        }
+    }
+}
+
 fn import(a: ImportArgs) -> Result<u8> {
-    let trust = load_trust(&a.trust)?;
+    let policy = load_policy(&a.trust)?;
     let mirror = Mirror::open(&a.mirror, true)?;
     let opts = ImportOptions { allow_gap: a.allow_gap, clock_skew: a.clock_skew };
-    match mirror.import(&a.bundle, &trust, &opts, &progress(a.quiet))? {
+    match mirror.import(&a.bundle, &policy, &opts, &progress(a.quiet))? {
         ImportOutcome::AlreadyImported { manifest_digest } => {
             println!("already imported: manifest {manifest_digest} is in {}; nothing to do", a.mirror.display());
         }
@@ -489,6 +596,98 @@ fn import(a: ImportArgs) -> Result<u8> {
             for o in &record.overrides {
                 println!("override logged: {o}");
             }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn sign(a: SignArgs) -> Result<u8> {
+    let key = load_secret_key(&a.key, &a.secret)?;
+    let report = crate::cosign::cosign(&a.bundle, &key, a.output.as_deref(), a.force)?;
+    let ids: Vec<String> = report.signers.iter().map(|k| k.to_string()).collect();
+    if report.added {
+        println!(
+            "signed {} with key {}: head frame {} -> {} bytes, {} payload bytes copied unchanged",
+            report.output.display(),
+            report.key_id,
+            report.head_bytes.0,
+            report.head_bytes.1,
+            report.payload_bytes
+        );
+    } else {
+        println!("key {} has already signed {}; nothing to add", report.key_id, a.bundle.display());
+        if a.output.is_some() {
+            println!("copied unchanged to {}", report.output.display());
+        }
+    }
+    println!("signatures by key(s) {}", ids.join(", "));
+    Ok(EXIT_OK)
+}
+
+fn policy_check(path: &Path) -> Result<u8> {
+    let policy = Policy::load(path)?;
+    println!("{}: valid policy (version {})", path.display(), policy::POLICY_VERSION);
+    for line in policy.describe() {
+        println!("{line}");
+    }
+    Ok(EXIT_OK)
+}
+
+fn read_key_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut text = Vec::new();
+    file.take(16 * 1024).read_to_end(&mut text).map_err(|e| Error::io(path, e))?;
+    Ok(text)
+}
+
+fn key_show(path: &Path) -> Result<u8> {
+    let text = Zeroizing::new(read_key_file(path)?);
+    let info = crate::minisign::key_info(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    println!("file         {}", path.display());
+    println!("type         {}", info.kind);
+    println!("algorithm    Ed25519");
+    match info.key_id {
+        Some(id) => {
+            println!("key id       {id}");
+            println!("minisign id  {}", crate::minisign::minisign_key_id(id));
+        }
+        None => println!("key id       (encrypted; not readable without the passphrase)"),
+    }
+    println!("comment      {}", info.comment.escape_debug());
+    if let Some(p) = &info.protection {
+        println!("protection   {p}");
+    }
+    if let Some(public) = &info.public {
+        println!("public key   {}", crate::digest::hex(public.as_bytes()));
+    }
+    Ok(EXIT_OK)
+}
+
+fn key_convert(path: &Path, to: KeyFormat, output: Option<&Path>) -> Result<u8> {
+    let text = Zeroizing::new(read_key_file(path)?);
+    let info = crate::minisign::key_info(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    let Some(public) = info.public.filter(|_| info.kind.ends_with("public key")) else {
+        return Err(Error::Usage(format!(
+            "{}: is a {}; only public keys can be converted (signify and minisign secret keys use different key derivations)",
+            path.display(),
+            info.kind
+        )));
+    };
+    let out = match to {
+        KeyFormat::Minisign => crate::minisign::public_key_file(&public),
+        KeyFormat::Signify => crate::minisign::signify_public_key_file(&public),
+    };
+    // Round-trip check: the converted file must read back as the same key.
+    let back = PublicKey::parse(out.as_bytes())?;
+    debug_assert_eq!(back.as_bytes(), public.as_bytes());
+    match output {
+        None => print!("{out}"),
+        Some(p) => {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(p).map_err(|e| Error::io(p, e))?;
+            f.write_all(out.as_bytes()).map_err(|e| Error::io(p, e))?;
+            eprintln!("wrote {} ({:?} format, key id {})", p.display(), to, public.key_id());
         }
     }
     Ok(EXIT_OK)
@@ -617,11 +816,11 @@ fn demo(a: DemoArgs) -> Result<u8> {
     })?;
 
     step("3. inspect it (no unpacking; signatures checked against --trust)", &format!("inspect {} --trust {}", bundle.display(), public.display()));
-    inspect(InspectArgs { bundle: bundle.clone(), json: false, trust: vec![public.clone()] })?;
+    inspect(InspectArgs { bundle: bundle.clone(), json: false, trust: vec![public.clone()], policy: None })?;
 
-    let trust = TrustArgs { trust: vec![public.clone()], threshold: 1 };
+    let trust = TrustArgs { policy: None, trust: vec![public.clone()], threshold: 1 };
     step("4. verify everything, writing nothing (import side)", &format!("verify {} --trust {}", bundle.display(), public.display()));
-    verify(VerifyArgs { bundle: bundle.clone(), trust: TrustArgs { trust: trust.trust.clone(), threshold: 1 }, quiet: true })?;
+    verify(VerifyArgs { bundle: bundle.clone(), trust: TrustArgs { policy: None, trust: trust.trust.clone(), threshold: 1 }, quiet: true })?;
 
     step("5. import into a fresh mirror", &format!("import {} --trust {} --mirror {}", bundle.display(), public.display(), mirror.display()));
     import(ImportArgs { bundle: bundle.clone(), trust, mirror: mirror.clone(), allow_gap: false, clock_skew: DEFAULT_CLOCK_SKEW, quiet: true })?;

@@ -477,9 +477,12 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
             )));
         }
     }
-    let mut dirs: HashSet<String> = HashSet::new();
+    let mut dirs_seen: HashSet<&str> = HashSet::new();
     for e in entries {
         for dir in e.path.ancestors() {
+            if !dirs_seen.insert(dir) {
+                continue;
+            }
             let key = RelPath::collision_key(dir);
             if let Some(file) = files.get(&key) {
                 return Err(Reject::Manifest(format!(
@@ -487,7 +490,6 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
                     e.path.as_str()
                 )));
             }
-            dirs.insert(key);
         }
     }
     let exact: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();

@@ -617,9 +617,25 @@ fn write_record_dir(dir: &Path, head: &crate::reader::Head) -> Result<()> {
 /// Writes payload entries under the staging data directory.
 struct StagingSink {
     root: PathBuf,
-    current: Option<(File, PathBuf)>,
+    current: Option<StagedFile>,
     dirs: BTreeSet<String>,
 }
+
+/// A staged file being written.
+struct StagedFile {
+    file: File,
+    path: PathBuf,
+    written: u64,
+    /// Bytes up to here have had writeback started.
+    kicked: u64,
+}
+
+/// How many bytes of a large file to write before starting their writeback.
+///
+/// Without this the kernel (on a machine with plenty of memory) keeps a whole import dirty
+/// in the page cache and the final `syncfs` waits for all of it; starting writeback as we
+/// go lets the disk work while we decompress and hash, so the commit's sync is short.
+const WRITEBACK_STEP: u64 = 16 << 20;
 
 impl PayloadSink for StagingSink {
     fn open(&mut self, entry: &Entry) -> Result<()> {
@@ -641,19 +657,28 @@ impl PayloadSink for StagingSink {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        self.current = Some((file, path));
+        self.current = Some(StagedFile { file, path, written: 0, kicked: 0 });
         Ok(())
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let (file, path) = self.current.as_mut().ok_or_else(|| Error::Usage("write outside an entry".into()))?;
-        file.write_all(bytes).map_err(|e| Error::io(&*path, e))
+        let f = self.current.as_mut().ok_or_else(|| Error::Usage("write outside an entry".into()))?;
+        f.file.write_all(bytes).map_err(|e| Error::io(&f.path, e))?;
+        f.written += bytes.len() as u64;
+        if f.written - f.kicked >= WRITEBACK_STEP {
+            // POSIX_FADV_DONTNEED starts writeback of the dirty range (and later lets its
+            // pages go); it is advice, so a failure changes nothing but speed.
+            let len = std::num::NonZeroU64::new(f.written - f.kicked);
+            let _ = rustix::fs::fadvise(&f.file, f.kicked, len, rustix::fs::Advice::DontNeed);
+            f.kicked = f.written;
+        }
+        Ok(())
     }
 
     fn close(&mut self, entry: &Entry) -> Result<()> {
-        let (file, path) = self.current.take().ok_or_else(|| Error::Usage("close outside an entry".into()))?;
+        let f = self.current.take().ok_or_else(|| Error::Usage("close outside an entry".into()))?;
         // Permissions are set explicitly: the process umask must not change the signed mode.
-        file.set_permissions(fs::Permissions::from_mode(entry.mode.bits())).map_err(|e| Error::io(&path, e))?;
+        f.file.set_permissions(fs::Permissions::from_mode(entry.mode.bits())).map_err(|e| Error::io(&f.path, e))?;
         Ok(())
     }
 }

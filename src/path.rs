@@ -93,6 +93,9 @@ impl RelPath {
     /// The key under which two paths collide on a case-insensitive or normalising
     /// filesystem: NFC, then lowercased.
     pub fn collision_key(text: &str) -> String {
+        if text.is_ascii() {
+            return text.to_ascii_lowercase(); // ASCII is its own NFC
+        }
         text.nfc().collect::<String>().to_lowercase()
     }
 }
@@ -136,7 +139,7 @@ fn validate(text: &str) -> Result<(), PathError> {
     if let Some(c) = text.chars().find(|&c| is_forbidden(c)) {
         return Err(PathError::ForbiddenChar(c));
     }
-    if !is_nfc(text) {
+    if !text.is_ascii() && !is_nfc(text) {
         return Err(PathError::NotNfc);
     }
     let mut depth = 0;
