@@ -240,7 +240,8 @@ impl<'a> ArtifactSink<'a> {
             let (legacy, check) = match parsed {
                 Parsed::Signify(sig) => (
                     false,
-                    StrictStream::new(&key, sig.bytes()).map_or_else(Check::Failed, Check::Stream),
+                    StrictStream::new(&key, sig.bytes())
+                        .map_or_else(Check::Failed, |v| Check::Stream(Box::new(v))),
                 ),
                 Parsed::Minisign(m) => (
                     m.mode() == SigMode::Legacy,

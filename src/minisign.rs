@@ -182,7 +182,9 @@ impl MinisigFile {
         )
         .map_err(|_| "the global signature over the trusted comment does not verify".to_owned())?;
         let state = match self.mode {
-            SigMode::Prehashed => State::Prehashed(Box::new((Blake2b512::new(), vk, self.signature))),
+            SigMode::Prehashed => {
+                State::Prehashed(Box::new((Blake2b512::new(), vk, self.signature)))
+            }
             SigMode::Legacy => State::Legacy(Box::new(StrictStream::new(key, &self.signature)?)),
         };
         Ok(MinisigVerifier { state })
