@@ -436,7 +436,7 @@ fn inspect(a: InspectArgs) -> Result<u8> {
         Some(policy::from_args(a.policy.as_deref(), &a.trust, 1)?)
     };
     let report = policy.as_ref().map(|p| bundle.evaluate_signatures(p)).transpose()?;
-    let mut signers: Vec<(String, String)> = bundle
+    let signers: Vec<(String, String)> = bundle
         .head()
         .signatures
         .iter()
@@ -453,8 +453,7 @@ fn inspect(a: InspectArgs) -> Result<u8> {
             (named.map_or(id.to_string(), |n| format!("{id} ({n})")), st)
         })
         .collect();
-    if let Some(r) = &report {
-        let verdict = match &r.rule {
+    let verdict = report.as_ref().map(|r| match &r.rule {
             None => format!("NOT met: the policy has no rule for channel {:?}", manifest.channel),
             Some(rule) => format!(
                 "{}: {} of {} distinct trusted key(s) required signed validly (rule for channel {rule})",
@@ -462,22 +461,21 @@ fn inspect(a: InspectArgs) -> Result<u8> {
                 r.valid_signers.len(),
                 r.threshold
             ),
-        };
-        signers.push(("threshold".into(), verdict));
-    }
+        });
     // Buffered: stdout is line-buffered, and a manifest can have 100,000 lines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if a.json {
-        let json = inspect_json(&manifest, &bundle.head().manifest_digest.to_hex(), &signers, report.as_ref());
+        let mut json = inspect_json(&manifest, &bundle.head().manifest_digest.to_hex(), &signers, report.as_ref());
+        json["threshold"] = serde_json::json!(verdict);
         writeln!(out, "{json}").map_err(|e| Error::io("<stdout>", e))?;
     } else {
-        print_manifest(&mut out, &manifest, &bundle.head().manifest_digest.to_hex(), &signers).map_err(|e| Error::io("<stdout>", e))?;
+        print_manifest(&mut out, &manifest, &bundle.head().manifest_digest.to_hex(), &signers, verdict.as_deref()).map_err(|e| Error::io("<stdout>", e))?;
     }
     out.flush().map_err(|e| Error::io("<stdout>", e))?;
     Ok(EXIT_OK)
 }
 
-fn print_manifest(out: &mut impl Write, m: &Manifest, digest: &str, signers: &[(String, String)]) -> std::io::Result<()> {
+fn print_manifest(out: &mut impl Write, m: &Manifest, digest: &str, signers: &[(String, String)], verdict: Option<&str>) -> std::io::Result<()> {
     writeln!(out, "bundle id    {}", m.bundle_id.to_hex())?;
     writeln!(out, "manifest     sha256 {digest}")?;
     writeln!(out, "channel      {}", m.channel)?;
@@ -493,6 +491,9 @@ fn print_manifest(out: &mut impl Write, m: &Manifest, digest: &str, signers: &[(
     }
     for (id, status) in signers {
         writeln!(out, "signed by    {id}: {status}")?;
+    }
+    if let Some(v) = verdict {
+        writeln!(out, "threshold    {v}")?;
     }
     writeln!(out, "entries      {} files, {} bytes", m.entries.len(), m.total_size())?;
     writeln!(out)?;
