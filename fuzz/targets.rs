@@ -1,0 +1,272 @@
+//! The fuzz targets' bodies, shared by the cargo-fuzz binaries (fuzz/fuzz_targets/*.rs,
+//! libFuzzer, nightly Rust) and the stable-Rust bounded runner (tests/fuzz_targets.rs,
+//! part of `cargo test`). Each function must never panic, whatever `data` is, except on
+//! an assertion that states a real invariant; docs/FUZZING.md says how to run them.
+//!
+//! - [`manifest`]: `manifest::decode` (and the pre-verification `peek_channel_created`);
+//!   whatever decodes re-encodes to the same bytes, and peek agrees with decode.
+//! - [`signify`]: the signify parsers (`PublicKey::parse`, `Signature::parse`,
+//!   `parse_embedded`, `SecretKey::parse`); what parses re-serialises and parses again to
+//!   the same value.
+//! - [`bundle`]: the whole import path on an arbitrary file: `Bundle::open`, verification
+//!   against a fixed trusted key, `Mirror::import` into a fresh mirror in a temporary
+//!   directory. Accepted: `mirror verify` is clean. Rejected: the mirror holds nothing.
+//!   Either way nothing appears in the temporary root but the input and the mirror.
+//! - [`bundle_parts`]: the same, with the input taken as (head tar, payload tar) that the
+//!   target compresses into frames itself, so mutations reach the tar and manifest layers
+//!   instead of dying in zstd.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use airlock::keys::{self, KeyError, PublicKey, SecretKey, Signature};
+use airlock::mirror::{ImportOptions, Mirror};
+use airlock::policy::{Policy, Trust};
+use airlock::progress::Progress;
+
+/// A test key pair made for fuzzing (`airlock keygen --no-passphrase`). Its secret half is
+/// public: never trust this key for anything. Seeds are signed with it, so mutated seeds
+/// pass the signature check and reach the deeper layers.
+pub const FUZZ_PUBLIC_KEY: &str =
+    "untrusted comment: airlock fuzz (public test key, never trust it) public key
+RWTYBCGjMnVMwnUTyO94ClabIEkBErl8LedkKfa4RIip+5AaXFE/mLsX
+";
+pub const FUZZ_SECRET_KEY: &str = "untrusted comment: airlock fuzz (public test key, never trust it) secret key
+RWRCSwAAAADaz6m1yNqJBQ7s76Azv1ZW6/5txy4CjofYBCGjMnVMwmtBfftnyMkOdOMP3oHfB1g9l7EooQiNXKvqikyil4H9dRPI73gKVpsgSQESuXwt52Qp9rhEiKn7kBpcUT+Yuxc=
+";
+
+pub fn secret_key() -> SecretKey {
+    SecretKey::parse(
+        FUZZ_SECRET_KEY.as_bytes(),
+        Path::new("fuzz key"),
+        &mut no_passphrase,
+    )
+    .unwrap()
+}
+
+fn no_passphrase() -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
+    // Encrypted keys stop here: the KDF (bcrypt_pbkdf, up to 2^32 rounds from the file) is
+    // a third-party crate and would only make executions slow.
+    Err(KeyError::PassphraseRequired {
+        origin: "fuzz".into(),
+    })
+}
+
+fn policy() -> Policy {
+    let key = PublicKey::parse(FUZZ_PUBLIC_KEY.as_bytes()).unwrap();
+    Policy::from_trust(Trust::new(vec![key], 1).unwrap())
+}
+
+pub fn manifest(data: &[u8]) {
+    let peeked = airlock::manifest::peek_channel_created(data);
+    if let Ok(m) = airlock::manifest::decode(data) {
+        let again = airlock::manifest::encode(&m).expect("a decoded manifest must re-encode");
+        assert_eq!(again, data, "decode accepted a non-canonical encoding");
+        let (channel, created) = peeked.expect("peek failed on a manifest decode accepts");
+        assert_eq!(
+            (channel.as_str(), created),
+            (m.channel.as_str(), m.created),
+            "peek disagrees with decode"
+        );
+        let order = m.payload_order();
+        assert_eq!(order.len(), m.entries.len());
+        let _ = m.total_size();
+    }
+}
+
+pub fn signify(data: &[u8]) {
+    if let Ok(k) = PublicKey::parse(data) {
+        let again = PublicKey::parse(k.to_file_string().as_bytes()).expect("re-parse public key");
+        assert_eq!(again.as_bytes(), k.as_bytes());
+        assert_eq!(again.key_id(), k.key_id());
+    }
+    if let Ok(s) = Signature::parse(data) {
+        let again = Signature::parse(s.to_file_string().as_bytes()).expect("re-parse signature");
+        assert_eq!(again, s);
+    }
+    if let Ok((s, msg)) = keys::parse_embedded(data) {
+        assert!(msg.len() < data.len());
+        let _ = s.key_id();
+    }
+    if let Ok(k) = SecretKey::parse(data, Path::new("fuzz"), &mut no_passphrase) {
+        let text = k.to_file_string(None).expect("serialise secret key");
+        let again = SecretKey::parse(text.as_bytes(), Path::new("fuzz"), &mut no_passphrase)
+            .expect("re-parse secret key");
+        assert_eq!(again.key_id(), k.key_id());
+        assert_eq!(again.public_key().as_bytes(), k.public_key().as_bytes());
+    }
+}
+
+pub fn bundle(data: &[u8]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.airlock");
+    std::fs::write(&input, data).expect("write input");
+    import_and_check(dir.path(), &input);
+}
+
+/// Input: u32 LE length of the head tar, the head tar, then the payload tar.
+pub fn bundle_parts(data: &[u8]) {
+    if data.len() < 4 {
+        return;
+    }
+    let head_len = (u32::from_le_bytes(data[..4].try_into().unwrap()) as usize).min(data.len() - 4);
+    let (head, payload) = data[4..].split_at(head_len);
+    let mut file = zstd::stream::encode_all(head, 1).expect("compress");
+    file.extend(zstd::stream::encode_all(payload, 1).expect("compress"));
+    bundle(&file);
+}
+
+/// The inverse of [`bundle_parts`]'s input format, for seeds.
+pub fn parts_input(head_tar: &[u8], payload_tar: &[u8]) -> Vec<u8> {
+    let mut out = (head_tar.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(head_tar);
+    out.extend_from_slice(payload_tar);
+    out
+}
+
+fn import_and_check(root: &Path, input: &Path) {
+    let mirror_dir = root.join("mirror");
+    let mirror = Mirror::open(&mirror_dir, true).expect("open a fresh mirror");
+    let result = mirror.import(
+        input,
+        &policy(),
+        &ImportOptions::default(),
+        &Progress::hidden(),
+    );
+    match &result {
+        Ok(_) => {
+            let report = mirror.verify(&Progress::hidden()).expect("mirror verify");
+            assert!(
+                report.is_clean(),
+                "accepted import does not verify: {report:?}"
+            );
+        }
+        Err(e) => {
+            assert!(
+                e.is_rejection() || is_operational(e),
+                "unexpected error kind: {e}"
+            );
+            let meta = mirror_dir.join(".airlock");
+            for item in std::fs::read_dir(&mirror_dir).expect("list mirror") {
+                let name = item.expect("entry").file_name();
+                assert_eq!(
+                    name, ".airlock",
+                    "a refused import left {name:?} in the mirror"
+                );
+            }
+            assert_eq!(
+                std::fs::read_dir(meta.join("staging"))
+                    .expect("staging")
+                    .count(),
+                0,
+                "staging left"
+            );
+            assert!(!meta.join("pending").exists(), "pending left");
+        }
+    }
+    drop(mirror);
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .expect("list root")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["in.airlock", "mirror"],
+        "something was created outside the mirror"
+    );
+}
+
+/// Operational refusals a validly signed input can cause (a declared size larger than
+/// the filesystem): not a rejection, but clean.
+fn is_operational(e: &airlock::Error) -> bool {
+    matches!(e, airlock::Error::Mirror { reason, .. } if reason.contains("not enough free space"))
+}
+
+/// Seed inputs for each target: valid instances (and a few near misses) built from the
+/// fuzz key, so mutations start from the interesting shapes.
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    let files: &[(&str, &[u8])] = &[
+        ("a.txt", b"alpha\n"),
+        ("bin/run", b"#!/bin/sh\necho hi\n"),
+        ("pkg/x.tar.gz", b"not really a tarball\n"),
+        ("pkg/x.tar.gz.sig", b"untrusted comment: x\nAAAA\n"),
+        ("empty", b""),
+        ("\u{fc}n\u{ef}/\u{540d}.txt", b"non-ascii\n"),
+    ];
+    for (path, content) in files {
+        let p = src.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+    let long = src.join("long").join("n".repeat(120));
+    std::fs::create_dir_all(long.parent().unwrap()).unwrap();
+    std::fs::write(&long, b"pax path").unwrap();
+    let opts = airlock::writer::PackOptions {
+        sources: vec![src],
+        channel: "fuzz".into(),
+        sequence: 1,
+        previous: None,
+        created: 1_700_000_000,
+        expires: None,
+        label: Some("seed".into()),
+        meta: [("origin".to_string(), "fuzz".to_string())].into(),
+        level: 3,
+        threads: 1,
+        sign_artifacts: false,
+    };
+    let out = dir.path().join("seed.airlock");
+    let report = airlock::writer::pack(&opts, &[secret_key()], &out, false, &Progress::hidden())
+        .expect("pack seed");
+    let bytes = std::fs::read(&out).unwrap();
+    let key = secret_key();
+    match target {
+        "manifest" => {
+            let m = airlock::manifest::encode(&report.manifest).unwrap();
+            vec![
+                m.clone(),
+                m[..m.len() / 2].to_vec(),
+                airlock::manifest::prefix(),
+            ]
+        }
+        "signify" => vec![
+            FUZZ_PUBLIC_KEY.as_bytes().to_vec(),
+            FUZZ_SECRET_KEY.as_bytes().to_vec(),
+            key.sign(b"message", "a signature")
+                .to_file_string()
+                .into_bytes(),
+            keys::sign_embedded(&key, b"SHA256 (data/a) = 00\n", "embedded"),
+        ],
+        "bundle" => vec![bytes.clone(), bytes[..bytes.len() / 2].to_vec()],
+        "bundle_parts" => {
+            let (head, payload) = split_frames(&bytes);
+            vec![parts_input(&head, &payload)]
+        }
+        _ => panic!("unknown target {target}"),
+    }
+}
+
+/// A bundle's head tar (frame 1) and payload tar (the rest), decompressed.
+pub fn split_frames(bundle: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use std::io::Read;
+    let mut rest: &[u8] = bundle;
+    let mut head = Vec::new();
+    zstd::stream::read::Decoder::with_buffer(&mut rest)
+        .unwrap()
+        .single_frame()
+        .read_to_end(&mut head)
+        .unwrap();
+    let payload = zstd::stream::decode_all(rest).unwrap();
+    (head, payload)
+}
+
+/// Target functions by name.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("manifest", manifest),
+    ("signify", signify),
+    ("bundle", bundle),
+    ("bundle_parts", bundle_parts),
+];
