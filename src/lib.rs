@@ -6,6 +6,10 @@
 //! - [`manifest`]: the signed manifest and its exact encoding (the only module that knows CBOR).
 //! - [`writer`]: `pack`, which builds a bundle.
 //! - [`reader`]: reads and verifies a bundle, streaming its payload to a sink.
+//! - [`policy`]: the trust policy (signers per channel, revocation, age, artifact rules).
+//! - [`artifacts`]: artifact signature rules, checked while the payload streams.
+//! - [`minisign`]: minisign signatures and key spellings.
+//! - [`cosign`]: `airlock sign`, adding a signature by rewriting only the head frame.
 //! - [`mirror`]: the import side: staging, commit, log, recovery.
 //!
 //! The bundle format and the mirror layout are specified in `docs/FORMAT.md`.
