@@ -29,9 +29,13 @@ impl Progress {
     /// Starts a phase with known totals.
     pub fn start(&self, phase: &str, bytes: u64, files: u64) {
         if let Some(bar) = &self.bar {
-            let style = ProgressStyle::with_template(
-                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {msg} {binary_bytes_per_sec} ETA {eta}",
-            )
+            // Zero bytes means "not known yet" (pack learns sizes while hashing).
+            let template = if bytes == 0 {
+                "{prefix:>9} {spinner} {bytes} {msg} {binary_bytes_per_sec}"
+            } else {
+                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {msg} {binary_bytes_per_sec} ETA {eta}"
+            };
+            let style = ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
             bar.set_style(style);

@@ -269,10 +269,9 @@ impl Bundle {
             let mut stream = ChunkReader { chunks: chunks_rx, spare: spare_tx, current: Vec::new(), pos: 0, done: false };
 
             let (ops_tx, ops_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
-            let (spare_tx, spare_rx) = mpsc::channel();
             let wants_data = sink.wants_data();
-            let sink_thread = scope.spawn(move || run_sink(sink, ops_rx, spare_tx));
-            let mut forward = ForwardingSink { ops: ops_tx, spare: spare_rx, wants_data };
+            let sink_thread = scope.spawn(move || run_sink(sink, ops_rx));
+            let mut forward = ForwardingSink { ops: ops_tx, wants_data, batch: Vec::new(), batch_bytes: 0 };
 
             let mut buf = vec![0u8; COPY_BUF];
             let verified_result = verified
@@ -280,7 +279,8 @@ impl Bundle {
                 .payload_order()
                 .into_iter()
                 .try_for_each(|i| read_entry(&mut stream, &verified.manifest.entries[i], &mut forward, &mut buf, progress))
-                .and_then(|()| read_end(&mut stream));
+                .and_then(|()| read_end(&mut stream))
+                .and_then(|()| forward.flush());
             // Dropping the sender ends the sink thread; dropping `stream` (on return) stops
             // the decompression thread early on a rejection.
             drop(forward);
@@ -305,48 +305,66 @@ enum SinkOp {
 const SINK_GONE: &str = "payload writer stopped";
 
 /// Runs a sink on its own thread until the sender goes away or the sink fails.
-fn run_sink(sink: &mut dyn PayloadSink, ops: mpsc::Receiver<SinkOp>, spare: mpsc::Sender<Vec<u8>>) -> Result<()> {
-    for op in ops {
-        match op {
-            SinkOp::Open(entry) => sink.open(&entry)?,
-            SinkOp::Data(bytes) => {
-                sink.write(&bytes)?;
-                let _ = spare.send(bytes);
+fn run_sink(sink: &mut dyn PayloadSink, batches: mpsc::Receiver<Vec<SinkOp>>) -> Result<()> {
+    for batch in batches {
+        for op in batch {
+            match op {
+                SinkOp::Open(entry) => sink.open(&entry)?,
+                SinkOp::Data(bytes) => sink.write(&bytes)?,
+                SinkOp::Close(entry) => sink.close(&entry)?,
             }
-            SinkOp::Close(entry) => sink.close(&entry)?,
         }
     }
     Ok(())
 }
 
-/// Hands sink calls to the sink thread.
+/// Hands sink calls to the sink thread in batches: one hand-over per small file would cost
+/// more in thread wake-ups than writing the file.
 struct ForwardingSink {
-    ops: mpsc::SyncSender<SinkOp>,
-    spare: mpsc::Receiver<Vec<u8>>,
+    ops: mpsc::SyncSender<Vec<SinkOp>>,
     wants_data: bool,
+    batch: Vec<SinkOp>,
+    batch_bytes: usize,
 }
 
+/// A batch is handed over once it holds this many bytes or operations.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_OPS: usize = 512;
+
 impl ForwardingSink {
-    fn send(&self, op: SinkOp) -> Result<()> {
-        self.ops.send(op).map_err(|_| Error::Usage(SINK_GONE.into()))
+    fn push(&mut self, op: SinkOp, bytes: usize) -> Result<()> {
+        self.batch.push(op);
+        self.batch_bytes += bytes;
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_OPS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        self.ops.send(batch).map_err(|_| Error::Usage(SINK_GONE.into()))
     }
 }
 
 impl PayloadSink for ForwardingSink {
     fn open(&mut self, entry: &Entry) -> Result<()> {
-        self.send(SinkOp::Open(entry.clone()))
+        self.push(SinkOp::Open(entry.clone()), 0)
     }
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         if !self.wants_data {
             return Ok(());
         }
-        let mut buf = self.spare.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(bytes);
-        self.send(SinkOp::Data(buf))
+        // A fresh buffer each time: recycling them would let small-file buffers grow to
+        // chunk size one by one and keep all that memory.
+        self.push(SinkOp::Data(bytes.to_vec()), bytes.len())
     }
     fn close(&mut self, entry: &Entry) -> Result<()> {
-        self.send(SinkOp::Close(entry.clone()))
+        self.push(SinkOp::Close(entry.clone()), 0)
     }
 }
 

@@ -88,13 +88,13 @@ pub struct PackReport {
 struct Source {
     path: RelPath,
     fs_path: PathBuf,
-    mode: Mode,
 }
 
 /// A source file after hashing.
 struct Hashed {
     size: u64,
     sha256: Digest,
+    mode: Mode,
     stamp: Stamp,
 }
 
@@ -129,9 +129,11 @@ pub fn pack(
 ) -> Result<PackReport> {
     check_options(opts, signers)?;
     let sources = collect_sources(&opts.sources)?;
-    let total: u64 = sources.iter().map(|s| file_len(&s.fs_path)).sum();
-    progress.start("hashing", total, sources.len() as u64);
+    // Sizes are learnt while hashing (from the open file, so a file swapped for a link
+    // between the walk and the read is refused): the total is unknown until then.
+    progress.start("hashing", 0, sources.len() as u64);
     let hashed = hash_all(&sources, progress)?;
+    let total: u64 = hashed.iter().map(|h| h.size).sum();
     let (sources, hashed, _generated) = if opts.sign_artifacts {
         let draft = build_manifest(opts, &sources, &hashed);
         add_checksum_signatures(&draft, sources, hashed, &signers[0])?
@@ -166,10 +168,6 @@ fn check_options(opts: &PackOptions, signers: &[SecretKey]) -> Result<()> {
     Ok(())
 }
 
-fn file_len(path: &Path) -> u64 {
-    fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
 /// Walks the sources: a directory contributes its contents (paths relative to it), a file
 /// contributes itself under its own name. Only regular files and directories are allowed.
 fn collect_sources(roots: &[PathBuf]) -> Result<Vec<Source>> {
@@ -178,7 +176,7 @@ fn collect_sources(roots: &[PathBuf]) -> Result<Vec<Source>> {
         let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
         if meta.is_file() {
             let name = root.file_name().ok_or_else(|| pack_err(root, "has no file name"))?;
-            out.push(source(root, Path::new(name), &meta)?);
+            out.push(source(root, Path::new(name))?);
             continue;
         }
         if !meta.is_dir() {
@@ -200,8 +198,7 @@ fn collect_sources(roots: &[PathBuf]) -> Result<Vec<Source>> {
             if !ft.is_file() {
                 return Err(pack_err(item.path(), "is not a regular file (device, fifo or socket)"));
             }
-            let meta = item.metadata().map_err(|e| Error::io(item.path(), e.into()))?;
-            out.push(source(item.path(), rel, &meta)?);
+            out.push(source(item.path(), rel)?);
         }
     }
     out.sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
@@ -216,10 +213,10 @@ fn collect_sources(roots: &[PathBuf]) -> Result<Vec<Source>> {
     Ok(out)
 }
 
-fn source(fs_path: &Path, rel: &Path, meta: &fs::Metadata) -> Result<Source> {
+fn source(fs_path: &Path, rel: &Path) -> Result<Source> {
     let text = rel.to_str().ok_or_else(|| pack_err(fs_path, "name is not valid UTF-8"))?;
     let path = RelPath::new(text).map_err(|e| pack_err(fs_path, &format!("unsafe bundle path {text:?}: {e}")))?;
-    Ok(Source { path, fs_path: fs_path.to_owned(), mode: Mode::from_permissions(meta.mode()) })
+    Ok(Source { path, fs_path: fs_path.to_owned() })
 }
 
 fn pack_err(path: &Path, reason: &str) -> Error {
@@ -264,8 +261,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn hash_file(path: &Path, buf: &mut [u8], progress: &Progress) -> Result<Hashed> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let before = Stamp::of(&file.metadata().map_err(|e| Error::io(path, e))?);
+    let mut file = open_source(path)?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(pack_err(path, "is not a regular file"));
+    }
+    let before = Stamp::of(&meta);
     let mut hasher = crate::digest::Hasher::new();
     loop {
         let n = match file.read(buf) {
@@ -282,7 +283,21 @@ fn hash_file(path: &Path, buf: &mut [u8], progress: &Progress) -> Result<Hashed>
     if size != before.len {
         return Err(pack_err(path, "changed while it was being read"));
     }
-    Ok(Hashed { size, sha256: hasher.finish(), stamp: before })
+    Ok(Hashed { size, sha256: hasher.finish(), mode: Mode::from_permissions(meta.mode()), stamp: before })
+}
+
+/// Opens a source file without following a symbolic link (one swapped in after the walk
+/// is refused) and without blocking (on a FIFO swapped in likewise).
+fn open_source(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => pack_err(path, "is a symbolic link; airlock packs regular files only"),
+            _ => Error::io(path, e),
+        })
 }
 
 /// `--sign-artifacts`: for every artifact of `draft` (an entry that is not a linked
@@ -316,7 +331,7 @@ fn add_checksum_signatures(
         let file = dir.path().join(format!("{i}.sig"));
         fs::write(&file, keys::sign_embedded(key, line.as_bytes(), &comment)).map_err(|err| Error::io(&file, err))?;
         hashed.push(hash_file(&file, &mut buf, &Progress::hidden())?);
-        sources.push(Source { path, fs_path: file, mode: Mode::Regular });
+        sources.push(Source { path, fs_path: file });
     }
     let mut pairs: Vec<(Source, Hashed)> = sources.into_iter().zip(hashed).collect();
     pairs.sort_by(|a, b| a.0.path.as_str().as_bytes().cmp(b.0.path.as_str().as_bytes()));
@@ -333,7 +348,7 @@ fn build_manifest(opts: &PackOptions, sources: &[Source], hashed: &[Hashed]) -> 
             path: s.path.clone(),
             size: h.size,
             sha256: h.sha256,
-            mode: s.mode,
+            mode: h.mode,
             signatures: SIGNATURE_SUFFIXES
                 .iter()
                 .map(|suffix| format!("{}{suffix}", s.path.as_str()))
@@ -485,10 +500,10 @@ fn write_payload(
 /// Streams one source file into the tar stream, exactly `h.size` bytes, and checks it did
 /// not change since it was hashed.
 fn copy_source(enc: &mut impl Write, s: &Source, h: &Hashed, buf: &mut [u8], progress: &Progress) -> Result<()> {
-    let mut file = File::open(&s.fs_path).map_err(|e| Error::io(&s.fs_path, e))?;
+    let mut file = open_source(&s.fs_path)?;
     let name = format!("{DATA_DIR}{}", s.path);
     let mut limited = ProgressReader { inner: (&mut file).take(h.size), progress };
-    let copied = write_member(enc, &name, h.size, s.mode.bits(), &mut limited, buf)
+    let copied = write_member(enc, &name, h.size, h.mode.bits(), &mut limited, buf)
         .map_err(|e| Error::io(&s.fs_path, e))?;
     let after = Stamp::of(&file.metadata().map_err(|e| Error::io(&s.fs_path, e))?);
     if copied != h.size || after != h.stamp {
