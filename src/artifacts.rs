@@ -23,6 +23,8 @@
 //! "signature" cannot smuggle other content past a rule).
 
 use std::collections::HashMap;
+use std::sync::{mpsc, Arc};
+use std::thread;
 
 use crate::digest::Digest;
 use crate::error::{Reject, Result};
@@ -34,6 +36,11 @@ use crate::reader::PayloadSink;
 
 /// Largest signature file buffered for checking.
 pub const MAX_SIGNATURE_FILE: u64 = 64 * 1024;
+/// Artifacts at least this large have their streaming signature checks run on their own
+/// threads; smaller ones are checked inline (a thread costs more than the hashing).
+const PARALLEL_MIN_BYTES: u64 = 8 << 20;
+/// Chunks in flight to each verifier thread.
+const WORKER_DEPTH: usize = 4;
 /// The suffix of the signed checksum line `pack --sign-artifacts` writes.
 pub const CHECKSUM_SIG_SUFFIX: &str = ".sha256.sig";
 
@@ -109,9 +116,59 @@ impl Parsed {
     }
 }
 
-enum Check {
-    Stream(Box<StrictStream>),
+/// A signature check that consumes the artifact's bytes.
+enum Streaming {
+    Signify(Box<StrictStream>),
     Minisign(MinisigVerifier),
+}
+
+impl Streaming {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Streaming::Signify(v) => v.update(bytes),
+            Streaming::Minisign(v) => v.update(bytes),
+        }
+    }
+
+    fn finish(self) -> std::result::Result<(), String> {
+        match self {
+            Streaming::Signify(v) => v.finish(),
+            Streaming::Minisign(v) => v.finish(),
+        }
+    }
+}
+
+/// A streaming check on its own thread, fed through a bounded channel: for a large artifact
+/// the signature hashes (SHA-512, BLAKE2b-512) then run beside staging and each other
+/// instead of after them on the sink thread.
+struct Worker {
+    tx: mpsc::SyncSender<Arc<[u8]>>,
+    handle: thread::JoinHandle<std::result::Result<(), String>>,
+}
+
+impl Worker {
+    fn spawn(mut check: Streaming) -> Worker {
+        let (tx, rx) = mpsc::sync_channel::<Arc<[u8]>>(WORKER_DEPTH);
+        let handle = thread::spawn(move || {
+            for chunk in rx {
+                check.update(&chunk);
+            }
+            check.finish()
+        });
+        Worker { tx, handle }
+    }
+
+    fn finish(self) -> std::result::Result<(), String> {
+        drop(self.tx);
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err("the verifier thread failed".into()))
+    }
+}
+
+enum Check {
+    Inline(Streaming),
+    Worker(Worker),
     Passed,
     Failed(String),
 }
@@ -240,13 +297,14 @@ impl<'a> ArtifactSink<'a> {
             let (legacy, check) = match parsed {
                 Parsed::Signify(sig) => (
                     false,
-                    StrictStream::new(&key, sig.bytes())
-                        .map_or_else(Check::Failed, |v| Check::Stream(Box::new(v))),
+                    StrictStream::new(&key, sig.bytes()).map_or_else(Check::Failed, |v| {
+                        Check::Inline(Streaming::Signify(Box::new(v)))
+                    }),
                 ),
                 Parsed::Minisign(m) => (
                     m.mode() == SigMode::Legacy,
                     m.verifier(&key, true)
-                        .map_or_else(Check::Failed, Check::Minisign),
+                        .map_or_else(Check::Failed, |v| Check::Inline(Streaming::Minisign(v))),
                 ),
                 Parsed::Checksum(sig, line) => {
                     let check = if key.verify(&line, &sig).is_err() {
@@ -270,6 +328,17 @@ impl<'a> ArtifactSink<'a> {
                 legacy,
                 check,
             });
+        }
+        if entry.size >= PARALLEL_MIN_BYTES {
+            for c in &mut candidates {
+                if let Check::Inline(_) = c.check {
+                    let Check::Inline(streaming) = std::mem::replace(&mut c.check, Check::Passed)
+                    else {
+                        unreachable!()
+                    };
+                    c.check = Check::Worker(Worker::spawn(streaming));
+                }
+            }
         }
         let linked = entry
             .signatures
@@ -322,8 +391,8 @@ impl<'a> ArtifactSink<'a> {
         for c in &mut a.candidates {
             let check = std::mem::replace(&mut c.check, Check::Passed);
             c.check = match check {
-                Check::Stream(v) => v.finish().map_or_else(Check::Failed, |()| Check::Passed),
-                Check::Minisign(v) => v.finish().map_or_else(Check::Failed, |()| Check::Passed),
+                Check::Inline(v) => v.finish().map_or_else(Check::Failed, |()| Check::Passed),
+                Check::Worker(w) => w.finish().map_or_else(Check::Failed, |()| Check::Passed),
                 other => other,
             };
         }
@@ -410,10 +479,16 @@ impl PayloadSink for ArtifactSink<'_> {
         match &mut self.current {
             Some(Current::Buffering { buf, .. }) => buf.extend_from_slice(bytes),
             Some(Current::Checking(a)) => {
+                let mut shared: Option<Arc<[u8]>> = None;
                 for c in &mut a.candidates {
                     match &mut c.check {
-                        Check::Stream(v) => v.update(bytes),
-                        Check::Minisign(v) => v.update(bytes),
+                        Check::Inline(v) => v.update(bytes),
+                        Check::Worker(w) => {
+                            let chunk = shared.get_or_insert_with(|| Arc::from(bytes)).clone();
+                            // A worker only stops when its sender is dropped, so this cannot
+                            // fail; if it did, finish() reports the check as failed.
+                            let _ = w.tx.send(chunk);
+                        }
                         _ => {}
                     }
                 }
