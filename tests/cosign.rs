@@ -239,3 +239,60 @@ fn cosign_refuses_damaged_bundles_and_existing_outputs() {
     assert_ne!(r.code, 0);
     assert_eq!(fs::read(ws.path("bad.airlock")).unwrap(), before);
 }
+
+/// `sign` takes the same secret-key protections as `pack`: passphrase-protected keys (from
+/// a file here), and a key file readable by group/others refused unless overridden.
+#[test]
+fn cosign_with_passphrase_key_and_key_file_permissions() {
+    let ws = Workspace::new();
+    packed(&ws);
+    fs::write(ws.path("pass"), "correct horse\n").unwrap();
+    run(airlock().current_dir(ws.dir.path()).args([
+        "keygen",
+        "--public",
+        "p.pub",
+        "--secret",
+        "p.sec",
+        "--passphrase-file",
+        "pass",
+    ]))
+    .expect_code(0);
+    sign(
+        &ws,
+        &["b.airlock", "--key", "p.sec", "--passphrase-file", "pass"],
+    )
+    .expect_code(0);
+    ws.keygen("q");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(ws.path("q.sec"), fs::Permissions::from_mode(0o644)).unwrap();
+    let before = fs::read(ws.path("b.airlock")).unwrap();
+    sign(&ws, &["b.airlock", "--key", "q.sec"])
+        .expect_code(2)
+        .expect_stderr("group/others");
+    assert_eq!(fs::read(ws.path("b.airlock")).unwrap(), before);
+    sign(
+        &ws,
+        &[
+            "b.airlock",
+            "--key",
+            "q.sec",
+            "--allow-insecure-key-permissions",
+        ],
+    )
+    .expect_code(0);
+    run(airlock().current_dir(ws.dir.path()).args([
+        "verify",
+        "b.airlock",
+        "--trust",
+        "k.pub",
+        "--trust",
+        "p.pub",
+        "--trust",
+        "q.pub",
+        "--threshold",
+        "3",
+        "--quiet",
+    ]))
+    .expect_code(0);
+    signify_checks(&ws, "b.airlock", &["k", "p", "q"]);
+}
