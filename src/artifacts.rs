@@ -178,6 +178,8 @@ struct Candidate {
     key: PublicKey,
     legacy: bool,
     check: Check,
+    /// A minisign trusted comment (authenticated once the check passed), for the report.
+    trusted_comment: Option<String>,
 }
 
 struct Artifact {
@@ -294,6 +296,10 @@ impl<'a> ArtifactSink<'a> {
                 ));
                 continue;
             };
+            let trusted_comment = match &parsed {
+                Parsed::Minisign(m) => Some(m.trusted_comment().to_owned()),
+                _ => None,
+            };
             let (legacy, check) = match parsed {
                 Parsed::Signify(sig) => (
                     false,
@@ -327,6 +333,7 @@ impl<'a> ArtifactSink<'a> {
                 key,
                 legacy,
                 check,
+                trusted_comment,
             });
         }
         if entry.size >= PARALLEL_MIN_BYTES {
@@ -410,11 +417,17 @@ impl<'a> ArtifactSink<'a> {
             let wanted: Vec<String> = rule.keys.iter().map(|k| self.key_label(k)).collect();
             if let Some(c) = good.first() {
                 self.notes.push(format!(
-                    "{}: {} verified with key {} (rule {:?})",
+                    "{}: {} verified with key {} (rule {:?}){}",
                     a.path,
                     c.sig_path,
                     self.key_label(&c.key),
-                    rule.pattern
+                    rule.pattern,
+                    c.trusted_comment
+                        .as_ref()
+                        .map_or(String::new(), |t| format!(
+                            "; trusted comment: {}",
+                            t.escape_debug()
+                        ))
                 ));
             } else if rule.required {
                 return Err(Self::reject(
@@ -466,6 +479,10 @@ impl PayloadSink for ArtifactSink<'_> {
                 .map(|(i, _)| i)
                 .collect();
             if rules.is_empty() {
+                // Signatures held for an artifact no rule covers are not needed.
+                for s in &entry.signatures {
+                    self.held.remove(s.as_str());
+                }
                 Current::PassThrough
             } else {
                 Current::Checking(self.start(entry, rules)?)

@@ -347,6 +347,12 @@ fn minisign_prehashed_and_legacy_from_the_real_binary() {
         "{}",
         r.stdout
     );
+    // The trusted comment is reported once its global signature verified.
+    assert!(
+        r.stdout.contains("trusted comment: release 1.0 prehashed"),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stdout
             .contains("vendor-x/legacy.bin: vendor-x/legacy.bin.minisig verified"),
