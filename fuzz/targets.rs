@@ -263,8 +263,11 @@ pub fn split_frames(bundle: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (head, payload)
 }
 
+/// A target: its name and its function.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Target functions by name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("manifest", manifest),
     ("signify", signify),
     ("bundle", bundle),

@@ -57,16 +57,14 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let ws = |rel: &str| root.join(rel);
-        for key in ["k"] {
-            run(airlock()
-                .arg("keygen")
-                .arg("--public")
-                .arg(ws(&format!("{key}.pub")))
-                .arg("--secret")
-                .arg(ws(&format!("{key}.sec")))
-                .arg("--no-passphrase"))
-            .expect_code(0);
-        }
+        run(airlock()
+            .arg("keygen")
+            .arg("--public")
+            .arg(ws("k.pub"))
+            .arg("--secret")
+            .arg(ws("k.sec"))
+            .arg("--no-passphrase"))
+        .expect_code(0);
         let src = ws("src");
         for i in 0..20 {
             common::write(

@@ -11,8 +11,9 @@
 //! duplicated ranges, truncations, cross-overs between seeds), chained 1-8 deep, from a
 //! deterministic xorshift generator (`AIRLOCK_FUZZ_SEED`, default fixed), without coverage
 //! feedback: cargo-fuzz is the long-run, coverage-guided tool (docs/FUZZING.md). Every file
-//! in fuzz/corpus/<target>/ and fuzz/artifacts/<target>/ is replayed first, so a crash found
-//! by cargo-fuzz and committed there stays a regression test. A failing input is written to
+//! in fuzz/artifacts/<target>/ (and, with `AIRLOCK_FUZZ_REPLAY_CORPUS=1`, fuzz/corpus/<target>/)
+//! is replayed first, so a crash found by cargo-fuzz and committed there stays a regression
+//! test. A failing input is written to
 //! target/fuzz-failures/<target>-<n>.bin and reported in hex.
 
 #[path = "../fuzz/targets.rs"]
@@ -139,11 +140,17 @@ fn run_one(name: &str, f: fn(&[u8]), input: &[u8], n: u64) {
     }
 }
 
-/// Files committed under fuzz/corpus/<target>/ and fuzz/artifacts/<target>/.
+/// Files under fuzz/artifacts/<target>/ (crashes found by cargo-fuzz, committed as
+/// regressions), and with `AIRLOCK_FUZZ_REPLAY_CORPUS=1` also fuzz/corpus/<target>/ (a
+/// local cargo-fuzz corpus can hold thousands of inputs, too many for every `cargo test`).
 fn committed_inputs(name: &str) -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut out = Vec::new();
-    for sub in ["corpus", "artifacts"] {
+    let mut dirs = vec!["artifacts"];
+    if std::env::var_os("AIRLOCK_FUZZ_REPLAY_CORPUS").is_some() {
+        dirs.push("corpus");
+    }
+    for sub in dirs {
         if let Ok(dir) = std::fs::read_dir(root.join(sub).join(name)) {
             for e in dir.flatten() {
                 if let Ok(bytes) = std::fs::read(e.path()) {

@@ -33,7 +33,7 @@ fn config(cases: u32) -> Config {
     let seed = std::env::var("PROPTEST_RNG_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_a1);
+        .unwrap_or(0x005e_eda1);
     Config {
         cases: std::env::var("PROPTEST_CASES")
             .ok()
