@@ -20,7 +20,7 @@ use crate::error::{malformed, Error, Result};
 use crate::keys::{self, KeyId, SecretKey};
 use crate::manifest;
 use crate::reader::{Bundle, MAX_SIGNATURES};
-use crate::writer::{self, sums_text, SUMS_MEMBER};
+use crate::writer::{self, sums_match, SUMS_MEMBER};
 
 /// What `sign` did.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ pub fn cosign(
     let manifest = manifest::decode(&head.manifest_bytes)?;
     let (_, sums_message) =
         keys::parse_embedded(&head.sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
-    if sums_message != sums_text(&manifest).as_slice() {
+    if !sums_match(&manifest, sums_message) {
         return Err(malformed(
             SUMS_MEMBER,
             "checksum list does not match the manifest",

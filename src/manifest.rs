@@ -10,9 +10,10 @@
 //!   implementations can never read one manifest two ways.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
 
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
+use serde_bytes::Bytes;
 
 use crate::digest::Digest;
 use crate::error::Reject;
@@ -169,32 +170,72 @@ impl Manifest {
     }
 }
 
-// The wire form. Field order here IS the encoding order (docs/FORMAT.md): do not reorder.
-#[derive(Serialize, Deserialize)]
+// The wire form. Field order here IS the encoding order (docs/FORMAT.md): do not reorder,
+// and keep `WireManifest` (decoding, borrowing from the input) and `WireOut` (encoding,
+// borrowing from a `Manifest`) in step; the golden-bytes test pins both.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireManifest {
-    format: String,
+struct WireManifest<'a> {
+    format: &'a str,
     version: u64,
-    bundle_id: ByteBuf,
+    bundle_id: &'a Bytes,
     created: u64,
     expires: Option<u64>,
-    channel: String,
+    channel: &'a str,
     sequence: u64,
-    previous: Option<ByteBuf>,
-    label: Option<String>,
-    meta: BTreeMap<String, String>,
-    entries: Vec<WireEntry>,
-    removed: Vec<String>,
+    previous: Option<&'a Bytes>,
+    label: Option<&'a str>,
+    meta: BTreeMap<&'a str, &'a str>,
+    #[serde(borrow)]
+    entries: Vec<WireEntry<'a>>,
+    removed: Vec<&'a str>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireEntry {
-    path: String,
+struct WireEntry<'a> {
+    path: &'a str,
     size: u64,
-    sha256: ByteBuf,
+    sha256: &'a Bytes,
     mode: u32,
-    signatures: Vec<String>,
+    #[serde(borrow)]
+    signatures: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    format: &'a str,
+    version: u64,
+    bundle_id: &'a Bytes,
+    created: u64,
+    expires: Option<u64>,
+    channel: &'a str,
+    sequence: u64,
+    previous: Option<&'a Bytes>,
+    label: Option<&'a str>,
+    meta: &'a BTreeMap<String, String>,
+    entries: EntriesOut<'a>,
+    removed: Vec<&'a str>,
+}
+
+/// Serialises entries one at a time, so encoding needs no second copy of them.
+struct EntriesOut<'a>(&'a [Entry]);
+
+impl Serialize for EntriesOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for e in self.0 {
+            seq.serialize_element(&WireEntry {
+                path: e.path.as_str(),
+                size: e.size,
+                sha256: Bytes::new(&e.sha256.0),
+                mode: e.mode.bits(),
+                signatures: e.signatures.iter().map(|s| s.as_str()).collect(),
+            })?;
+        }
+        seq.end()
+    }
 }
 
 /// The fixed bytes every version-1 manifest starts with: tag 55799 (self-described CBOR),
@@ -287,39 +328,51 @@ pub fn encode(manifest: &Manifest) -> Result<Vec<u8>, Reject> {
 }
 
 fn encode_unchecked(manifest: &Manifest) -> Vec<u8> {
-    let wire = to_wire(manifest);
     let mut out = Vec::new();
-    let mut ser = serde_cbor::Serializer::new(&mut out);
-    ser.self_describe().expect("writing to a Vec cannot fail");
-    wire.serialize(&mut ser).expect("manifest serialisation cannot fail");
+    write_canonical(manifest, &mut out).expect("writing to a Vec cannot fail");
     out
 }
 
-fn to_wire(m: &Manifest) -> WireManifest {
-    WireManifest {
-        format: FORMAT.to_owned(),
+fn write_canonical(m: &Manifest, w: impl io::Write) -> Result<(), serde_cbor::Error> {
+    let wire = WireOut {
+        format: FORMAT,
         version: VERSION,
-        bundle_id: ByteBuf::from(m.bundle_id.0.to_vec()),
+        bundle_id: Bytes::new(&m.bundle_id.0),
         created: m.created,
         expires: m.expires,
-        channel: m.channel.clone(),
+        channel: &m.channel,
         sequence: m.sequence,
-        previous: m.previous.map(|d| ByteBuf::from(d.0.to_vec())),
-        label: m.label.clone(),
-        meta: m.meta.clone(),
-        entries: m
-            .entries
-            .iter()
-            .map(|e| WireEntry {
-                path: e.path.as_str().to_owned(),
-                size: e.size,
-                sha256: ByteBuf::from(e.sha256.0.to_vec()),
-                mode: e.mode.bits(),
-                signatures: e.signatures.iter().map(|s| s.as_str().to_owned()).collect(),
-            })
-            .collect(),
-        removed: m.removed.iter().map(|p| p.as_str().to_owned()).collect(),
+        previous: m.previous.as_ref().map(|d| Bytes::new(&d.0)),
+        label: m.label.as_deref(),
+        meta: &m.meta,
+        entries: EntriesOut(&m.entries),
+        removed: m.removed.iter().map(|p| p.as_str()).collect(),
+    };
+    let mut ser = serde_cbor::Serializer::new(serde_cbor::ser::IoWrite::new(w));
+    ser.self_describe()?;
+    wire.serialize(&mut ser)
+}
+
+/// Whether `m` encodes to exactly `bytes`, compared as it is produced: no second copy of a
+/// manifest that can be tens of megabytes.
+fn is_canonical(m: &Manifest, bytes: &[u8]) -> bool {
+    struct Compare<'a>(&'a [u8]);
+    impl io::Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            match self.0.strip_prefix(buf) {
+                Some(rest) => {
+                    self.0 = rest;
+                    Ok(buf.len())
+                }
+                None => Err(io::Error::other("differs")),
+            }
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
+    let mut cmp = Compare(bytes);
+    write_canonical(m, &mut cmp).is_ok() && cmp.0.is_empty()
 }
 
 /// Decodes manifest bytes. Call it only on bytes whose signature has been verified, except
@@ -336,7 +389,7 @@ pub fn decode(bytes: &[u8]) -> Result<Manifest, Reject> {
         serde_cbor::from_slice(bytes).map_err(|e| Reject::Manifest(format!("cannot decode: {e}")))?;
     let manifest = from_wire(wire)?;
     check_rules(&manifest)?;
-    if encode_unchecked(&manifest) != bytes {
+    if !is_canonical(&manifest, bytes) {
         return Err(Reject::Manifest(
             "not in canonical encoding (docs/FORMAT.md §Manifest)".into(),
         ));
@@ -359,7 +412,7 @@ fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
     Err(Reject::Manifest("does not start with the airlock manifest prefix".into()))
 }
 
-fn from_wire(w: WireManifest) -> Result<Manifest, Reject> {
+fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
     if w.format != FORMAT || w.version != VERSION {
         return Err(Reject::Manifest(format!(
             "format {:?} version {} is not {FORMAT:?} version {VERSION}",
@@ -368,26 +421,26 @@ fn from_wire(w: WireManifest) -> Result<Manifest, Reject> {
     }
     let entries = w.entries.into_iter().map(entry_from_wire).collect::<Result<Vec<_>, _>>()?;
     Ok(Manifest {
-        bundle_id: BundleId(fixed_bytes(&w.bundle_id, "bundle_id")?),
+        bundle_id: BundleId(fixed_bytes(w.bundle_id, "bundle_id")?),
         created: w.created,
         expires: w.expires,
-        channel: w.channel,
+        channel: w.channel.to_owned(),
         sequence: w.sequence,
-        previous: w.previous.map(|b| fixed_bytes(&b, "previous").map(Digest)).transpose()?,
-        label: w.label,
-        meta: w.meta,
+        previous: w.previous.map(|b| fixed_bytes(b, "previous").map(Digest)).transpose()?,
+        label: w.label.map(str::to_owned),
+        meta: w.meta.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
         entries,
         removed: w.removed.iter().map(|p| rel_path(p)).collect::<Result<_, _>>()?,
     })
 }
 
-fn entry_from_wire(w: WireEntry) -> Result<Entry, Reject> {
-    let path = rel_path(&w.path)?;
+fn entry_from_wire(w: WireEntry<'_>) -> Result<Entry, Reject> {
+    let path = rel_path(w.path)?;
     let mode = Mode::from_bits(w.mode).ok_or_else(|| {
         Reject::Manifest(format!("entry {:?}: mode {:o} is not 644 or 755", w.path, w.mode))
     })?;
     Ok(Entry {
-        sha256: Digest(fixed_bytes(&w.sha256, &format!("sha256 of entry {:?}", w.path))?),
+        sha256: Digest(fixed_bytes(w.sha256, &format!("sha256 of entry {:?}", w.path))?),
         path,
         size: w.size,
         mode,
@@ -468,9 +521,9 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
             )));
         }
     }
-    let mut files: HashMap<String, &str> = HashMap::with_capacity(entries.len());
+    let mut files: HashMap<std::borrow::Cow<'_, str>, &str> = HashMap::with_capacity(entries.len());
     for e in entries {
-        if let Some(other) = files.insert(RelPath::collision_key(e.path.as_str()), e.path.as_str()) {
+        if let Some(other) = files.insert(RelPath::collision_key_cow(e.path.as_str()), e.path.as_str()) {
             return Err(Reject::Manifest(format!(
                 "entries {other:?} and {:?} collide on a case-insensitive or normalising filesystem",
                 e.path.as_str()
@@ -483,8 +536,8 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
             if !dirs_seen.insert(dir) {
                 continue;
             }
-            let key = RelPath::collision_key(dir);
-            if let Some(file) = files.get(&key) {
+            let key = RelPath::collision_key_cow(dir);
+            if let Some(file) = files.get(key.as_ref()) {
                 return Err(Reject::Manifest(format!(
                     "entry {file:?} is a file but entry {:?} needs it to be a directory",
                     e.path.as_str()
@@ -638,14 +691,11 @@ mod tests {
 
     #[test]
     fn rejects_unsafe_paths_inside_valid_cbor() {
-        // Build the wire form by hand so the bad path reaches the decoder.
-        let mut wire = to_wire(&sample());
-        wire.entries[0].path = "../evil".into();
-        wire.entries[0].signatures.clear();
-        let mut out = Vec::new();
-        let mut ser = serde_cbor::Serializer::new(&mut out);
-        ser.self_describe().unwrap();
-        wire.serialize(&mut ser).unwrap();
-        assert!(matches!(decode(&out), Err(Reject::Manifest(s)) if s.contains("../evil")) || matches!(decode(&out), Err(Reject::UnsafePath { .. })));
+        // Same length, so the CBOR stays well-formed and the bad path reaches the decoder.
+        let mut bytes = encode(&sample()).unwrap();
+        let at = bytes.windows(7).position(|w| w == b"bin/run").unwrap();
+        bytes[at..at + 7].copy_from_slice(b"../evil");
+        let err = decode(&bytes).unwrap_err();
+        assert!(matches!(&err, Reject::UnsafePath { path, .. } if path == "../evil"), "{err}");
     }
 }

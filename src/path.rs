@@ -93,10 +93,19 @@ impl RelPath {
     /// The key under which two paths collide on a case-insensitive or normalising
     /// filesystem: NFC, then lowercased.
     pub fn collision_key(text: &str) -> String {
+        Self::collision_key_cow(text).into_owned()
+    }
+
+    /// [`RelPath::collision_key`] without a copy when the path is already its own key.
+    pub fn collision_key_cow(text: &str) -> std::borrow::Cow<'_, str> {
         if text.is_ascii() {
-            return text.to_ascii_lowercase(); // ASCII is its own NFC
+            // ASCII is its own NFC; most paths are lowercase already and need no copy.
+            if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+                return std::borrow::Cow::Borrowed(text);
+            }
+            return std::borrow::Cow::Owned(text.to_ascii_lowercase());
         }
-        text.nfc().collect::<String>().to_lowercase()
+        std::borrow::Cow::Owned(text.nfc().collect::<String>().to_lowercase())
     }
 }
 

@@ -20,7 +20,7 @@ use crate::manifest::{self, Entry, Manifest, MAX_MANIFEST_BYTES};
 use crate::member::{self, Next, BLOCK};
 use crate::policy::{Policy, Trust, TrustReport};
 use crate::progress::Progress;
-use crate::writer::{sums_text, DATA_DIR, MANIFEST_MEMBER, SIGNATURES_DIR, SUMS_MEMBER};
+use crate::writer::{sums_match, DATA_DIR, MANIFEST_MEMBER, SIGNATURES_DIR, SUMS_MEMBER};
 
 /// Largest zstd window accepted (log2): level 19 needs 2^23; larger windows are a memory bomb.
 pub const WINDOW_LOG_MAX: u32 = 23;
@@ -261,7 +261,9 @@ impl Bundle {
     /// Decompression runs on its own thread, handing over chunks through a bounded channel,
     /// so it overlaps with hashing and writing; memory stays at a few chunks.
     pub fn read_payload(self, verified: &Verified, sink: &mut dyn PayloadSink, progress: &Progress) -> Result<()> {
-        let mut frames = self.frames;
+        // The head (manifest bytes, checksum list) is not needed while the payload streams.
+        let Bundle { mut frames, head, .. } = self;
+        drop(head);
         std::thread::scope(|scope| {
             let (chunks_tx, chunks_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
             let (spare_tx, spare_rx) = mpsc::channel();
@@ -537,7 +539,7 @@ fn read_padding(r: &mut impl Read, size: u64, at: &str) -> Result<()> {
 /// is a trusted key, its signature must verify.
 fn check_sums(sums: &[u8], manifest: &Manifest, trust: &Trust) -> Result<()> {
     let (sig, message) = keys::parse_embedded(sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
-    if message != sums_text(manifest).as_slice() {
+    if !sums_match(manifest, message) {
         return Err(malformed(SUMS_MEMBER, "checksum list does not match the manifest"));
     }
     if let Some(key) = trust.key(sig.key_id()) {

@@ -377,9 +377,27 @@ fn build_manifest(opts: &PackOptions, sources: &[Source], hashed: &[Hashed]) -> 
 pub fn sums_text(manifest: &Manifest) -> Vec<u8> {
     let mut out = Vec::with_capacity(manifest.entries.len() * 100);
     for e in &manifest.entries {
-        out.extend_from_slice(format!("SHA256 ({DATA_DIR}{}) = {}\n", e.path, e.sha256).as_bytes());
+        out.extend_from_slice(sums_line(e).as_bytes());
     }
     out
+}
+
+/// Whether `message` is exactly [`sums_text`] of `manifest`, compared line by line so a
+/// reader need not build a second copy of a list that can be tens of megabytes.
+pub fn sums_match(manifest: &Manifest, message: &[u8]) -> bool {
+    let mut rest = message;
+    for e in &manifest.entries {
+        let line = sums_line(e);
+        match rest.strip_prefix(line.as_bytes()) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+fn sums_line(e: &Entry) -> String {
+    format!("SHA256 ({DATA_DIR}{}) = {}\n", e.path, e.sha256)
 }
 
 /// The head members, in order: manifest, one signature per signer (sorted by key id), sums.
@@ -425,14 +443,17 @@ fn write_bundle(
     hashed: &[Hashed],
     progress: &Progress,
 ) -> Result<u64> {
-    let signatures: Vec<keys::Signature> = signers.iter().map(|k| sign_manifest(k, manifest_bytes)).collect();
-    let sums_sig = keys::sign_embedded(
-        &signers[0],
-        &sums_text(manifest),
-        &format!("verify with airlock key {}", signers[0].key_id()),
-    );
-    let head = head_frame(&head_members(manifest_bytes, &signatures, &sums_sig), opts.level)
-        .map_err(|e| Error::io(out, e))?;
+    // In a block so the signed checksum list and the uncompressed head are freed before the
+    // payload is compressed: with many entries they are the largest allocations of a pack.
+    let head = {
+        let signatures: Vec<keys::Signature> = signers.iter().map(|k| sign_manifest(k, manifest_bytes)).collect();
+        let sums_sig = keys::sign_embedded(
+            &signers[0],
+            &sums_text(manifest),
+            &format!("verify with airlock key {}", signers[0].key_id()),
+        );
+        head_frame(&head_members(manifest_bytes, &signatures, &sums_sig), opts.level).map_err(|e| Error::io(out, e))?
+    };
 
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -450,6 +471,7 @@ fn write_bundle(
     tmp.as_file().set_permissions(perms_0644()).map_err(|e| Error::io(tmp.path(), e))?;
     let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
     w.write_all(&head).map_err(|e| Error::io(out, e))?;
+    drop(head);
     write_payload(&mut w, opts, manifest, sources, hashed, progress)?;
     w.flush().map_err(|e| Error::io(out, e))?;
     drop(w);
