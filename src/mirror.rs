@@ -14,7 +14,7 @@
 //! leaves `pending`, which the next run finishes. Rejections remove staging and append a
 //! "rejected" record; the mirror's files are never touched before the commit point.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -26,7 +26,7 @@ use crate::clock;
 use crate::digest::{self, Digest};
 use crate::error::{Error, Reject, Result};
 use crate::manifest::{self, Entry, Manifest};
-use crate::path::{RelPath, METADATA_DIR};
+use crate::path::METADATA_DIR;
 use crate::artifacts::ArtifactSink;
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -239,18 +239,33 @@ impl Mirror {
     /// where a directory is needed, or a directory or symlink where a file goes. Also
     /// checks free space.
     fn preflight(&self, manifest: &Manifest) -> Result<()> {
-        let mut checked_dirs = BTreeSet::new();
+        let mut present_dirs = HashSet::new();
+        let mut absent_dirs = HashSet::new();
         for entry in &manifest.entries {
+            let mut under_absent = false;
             for dir in entry.path.ancestors() {
-                if !checked_dirs.insert(dir) {
+                if absent_dirs.contains(dir) {
+                    under_absent = true;
+                    break;
+                }
+                if present_dirs.contains(dir) {
                     continue;
                 }
                 match fs::symlink_metadata(self.root.join(dir)) {
-                    Ok(m) if m.is_dir() => {}
+                    Ok(m) if m.is_dir() => {
+                        present_dirs.insert(dir);
+                    }
                     Ok(_) => return Err(conflict(entry, &format!("the mirror has a file or link at {dir:?} where a directory is needed"))),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        absent_dirs.insert(dir);
+                        under_absent = true;
+                        break;
+                    }
                     Err(e) => return Err(Error::io(self.root.join(dir), e)),
                 }
+            }
+            if under_absent {
+                continue; // nothing can stand in the way inside a directory that does not exist
             }
             match fs::symlink_metadata(self.root.join(entry.path.as_str())) {
                 Ok(m) if m.is_file() => {}
@@ -299,20 +314,10 @@ impl Mirror {
         let summary = pending.record.bundle.as_ref().ok_or_else(|| self.damaged("pending record names no bundle"))?;
         let kept = self.meta.join("bundles").join(&summary.manifest_sha256);
         let record_dir = if kept.is_dir() { kept.clone() } else { staging.join("record") };
-        let manifest = read_kept_manifest(&record_dir, &summary.manifest_sha256)?;
-        let mut dirs_ready = BTreeSet::new();
-        for entry in &manifest.entries {
-            let from = staging.join("data").join(entry.path.as_str());
-            let to = self.root.join(entry.path.as_str());
-            self.make_parent_dirs(&entry.path, &mut dirs_ready)?;
-            match fs::rename(&from, &to) {
-                Ok(()) => {}
-                // Moved before an interruption; recovery is applying this commit again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !from.exists() => {}
-                Err(e) => return Err(Error::io(&to, e)),
-            }
-            crash_point("file-moved");
-        }
+        // The kept manifest must be intact before anything moves: it is what `mirror verify`
+        // will hold the files to.
+        read_kept_manifest(&record_dir, &summary.manifest_sha256)?;
+        self.move_tree(&staging.join("data"), &self.root)?;
         crash_point("files-moved");
         if !kept.is_dir() {
             fs::rename(staging.join("record"), &kept).map_err(|e| Error::io(&kept, e))?;
@@ -330,22 +335,33 @@ impl Mirror {
         sync_dir(&self.meta)
     }
 
-    /// Creates the entry's parent directories in the mirror, refusing to pass through
-    /// anything that is not a real directory.
-    fn make_parent_dirs<'a>(&self, path: &'a RelPath, ready: &mut BTreeSet<&'a str>) -> Result<()> {
-        for dir in path.ancestors() {
-            if !ready.insert(dir) {
-                continue;
-            }
-            let full = self.root.join(dir);
-            match fs::symlink_metadata(&full) {
-                Ok(m) if m.is_dir() => continue,
-                Ok(_) => return Err(self.damaged(&format!("{dir:?} is no longer a directory"))),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&full).map_err(|e| Error::io(&full, e))?
+    /// Moves everything under `from` (staged, verified content) to the same place under `to`:
+    /// a whole subtree with one rename where the mirror has nothing yet, descending only into
+    /// directories the mirror already has, and replacing files. Idempotent: what was moved
+    /// before an interruption is simply no longer in staging.
+    fn move_tree(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut names = Vec::new();
+        match fs::read_dir(from) {
+            Ok(items) => {
+                for item in items {
+                    names.push(item.map_err(|e| Error::io(from, e))?.file_name());
                 }
-                Err(e) => return Err(Error::io(&full, e)),
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(from, e)),
+        }
+        names.sort();
+        for name in names {
+            let (src, dst) = (from.join(&name), to.join(&name));
+            let src_is_dir = fs::symlink_metadata(&src).map_err(|e| Error::io(&src, e))?.is_dir();
+            match fs::symlink_metadata(&dst) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(&src, &dst).map_err(|e| Error::io(&dst, e))?,
+                Ok(m) if m.is_dir() && src_is_dir => self.move_tree(&src, &dst)?,
+                Ok(m) if m.is_file() && !src_is_dir => fs::rename(&src, &dst).map_err(|e| Error::io(&dst, e))?,
+                Ok(_) => return Err(self.damaged(&format!("{} changed type after the import was checked", dst.display()))),
+                Err(e) => return Err(Error::io(&dst, e)),
+            }
+            crash_point("file-moved");
         }
         Ok(())
     }

@@ -145,3 +145,25 @@ fn keygen_refuses_overwrite_and_sets_modes() {
     let again = run(airlock().arg("keygen").arg("--public").arg(ws.path("k.pub")).arg("--secret").arg(ws.path("k.sec")).arg("--no-passphrase"));
     assert_eq!(again.code, 2, "{}", again.stderr);
 }
+
+#[test]
+fn second_import_merges_into_existing_directories() {
+    // The importer moves whole new subtrees with one rename and descends into directories
+    // the mirror already has: both paths, and a replaced file, must give the signed tree.
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "pkg/a", b"one", 0o644);
+    write(src.path(), "pkg/keep", b"kept", 0o644);
+    let ws = roundtrip(src.path());
+    let src2 = tempfile::tempdir().unwrap();
+    write(src2.path(), "pkg/a", b"two", 0o755);
+    write(src2.path(), "pkg/new/deep/x", b"x", 0o644);
+    write(src2.path(), "other/y", b"y", 0o644);
+    ws.pack(src2.path(), "b2.airlock", &[]).expect_code(0);
+    ws.import("b2.airlock", "k", "mirror", &[]).expect_code(0);
+    let mut want = snapshot(src.path(), false);
+    want.extend(snapshot(src2.path(), false));
+    assert_eq!(snapshot(&ws.path("mirror"), true), want);
+    run(airlock().args(["mirror", "verify"]).arg(ws.path("mirror"))).expect_code(0);
+    let staging = ws.path("mirror/.airlock/staging");
+    assert_eq!(fs::read_dir(staging).unwrap().count(), 0);
+}
