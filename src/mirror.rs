@@ -60,7 +60,7 @@ pub enum ImportOutcome {
     /// The bundle's files are now in the mirror.
     Imported {
         /// The log record appended.
-        record: LogRecord,
+        record: Box<LogRecord>,
     },
     /// The same manifest was imported before; nothing changed.
     AlreadyImported {
@@ -232,7 +232,7 @@ impl Mirror {
         };
         self.commit(&staging, record.clone())?;
         let record = self.state()?.records.pop().unwrap_or(record);
-        Ok(ImportOutcome::Imported { record })
+        Ok(ImportOutcome::Imported { record: Box::new(record) })
     }
 
     /// Refuses an import that cannot be placed: a file, symlink or other non-directory
