@@ -196,11 +196,16 @@ fn is_forbidden(c: char) -> bool {
 }
 
 fn is_windows_device_name(component: &str) -> bool {
-    let stem = component.split('.').next().unwrap_or(component).to_ascii_uppercase();
-    matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.len() == 4
-            && stem.as_bytes()[3].is_ascii_digit())
+    let stem = component.split('.').next().unwrap_or(component).as_bytes();
+    // Every device name is 3 or 4 bytes: check the length before comparing (this runs for
+    // every component of every path, so it must not allocate).
+    match stem.len() {
+        3 => ["CON", "PRN", "AUX", "NUL"].iter().any(|d| stem.eq_ignore_ascii_case(d.as_bytes())),
+        4 => {
+            (stem[..3].eq_ignore_ascii_case(b"COM") || stem[..3].eq_ignore_ascii_case(b"LPT")) && stem[3].is_ascii_digit()
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
