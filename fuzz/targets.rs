@@ -28,8 +28,7 @@ use airlock::progress::Progress;
 /// A test key pair made for fuzzing (`airlock keygen --no-passphrase`). Its secret half is
 /// public: never trust this key for anything. Seeds are signed with it, so mutated seeds
 /// pass the signature check and reach the deeper layers.
-pub const FUZZ_PUBLIC_KEY: &str =
-    "untrusted comment: airlock fuzz (public test key, never trust it) public key
+pub const FUZZ_PUBLIC_KEY: &str = "untrusted comment: airlock fuzz (public test key, never trust it) public key
 RWTYBCGjMnVMwnUTyO94ClabIEkBErl8LedkKfa4RIip+5AaXFE/mLsX
 ";
 pub const FUZZ_SECRET_KEY: &str = "untrusted comment: airlock fuzz (public test key, never trust it) secret key
@@ -37,20 +36,13 @@ RWRCSwAAAADaz6m1yNqJBQ7s76Azv1ZW6/5txy4CjofYBCGjMnVMwmtBfftnyMkOdOMP3oHfB1g9l7Eo
 ";
 
 pub fn secret_key() -> SecretKey {
-    SecretKey::parse(
-        FUZZ_SECRET_KEY.as_bytes(),
-        Path::new("fuzz key"),
-        &mut no_passphrase,
-    )
-    .unwrap()
+    SecretKey::parse(FUZZ_SECRET_KEY.as_bytes(), Path::new("fuzz key"), &mut no_passphrase).unwrap()
 }
 
 fn no_passphrase() -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
     // Encrypted keys stop here: the KDF (bcrypt_pbkdf, up to 2^32 rounds from the file) is
     // a third-party crate and would only make executions slow.
-    Err(KeyError::PassphraseRequired {
-        origin: "fuzz".into(),
-    })
+    Err(KeyError::PassphraseRequired { origin: "fuzz".into() })
 }
 
 fn policy() -> Policy {
@@ -64,11 +56,7 @@ pub fn manifest(data: &[u8]) {
         let again = airlock::manifest::encode(&m).expect("a decoded manifest must re-encode");
         assert_eq!(again, data, "decode accepted a non-canonical encoding");
         let (channel, created) = peeked.expect("peek failed on a manifest decode accepts");
-        assert_eq!(
-            (channel.as_str(), created),
-            (m.channel.as_str(), m.created),
-            "peek disagrees with decode"
-        );
+        assert_eq!((channel.as_str(), created), (m.channel.as_str(), m.created), "peek disagrees with decode");
         let order = m.payload_order();
         assert_eq!(order.len(), m.entries.len());
         let _ = m.total_size();
@@ -91,8 +79,8 @@ pub fn signify(data: &[u8]) {
     }
     if let Ok(k) = SecretKey::parse(data, Path::new("fuzz"), &mut no_passphrase) {
         let text = k.to_file_string(None).expect("serialise secret key");
-        let again = SecretKey::parse(text.as_bytes(), Path::new("fuzz"), &mut no_passphrase)
-            .expect("re-parse secret key");
+        let again =
+            SecretKey::parse(text.as_bytes(), Path::new("fuzz"), &mut no_passphrase).expect("re-parse secret key");
         assert_eq!(again.key_id(), k.key_id());
         assert_eq!(again.public_key().as_bytes(), k.public_key().as_bytes());
     }
@@ -128,40 +116,20 @@ pub fn parts_input(head_tar: &[u8], payload_tar: &[u8]) -> Vec<u8> {
 fn import_and_check(root: &Path, input: &Path) {
     let mirror_dir = root.join("mirror");
     let mirror = Mirror::open(&mirror_dir, true).expect("open a fresh mirror");
-    let result = mirror.import(
-        input,
-        &policy(),
-        &ImportOptions::default(),
-        &Progress::hidden(),
-    );
+    let result = mirror.import(input, &policy(), &ImportOptions::default(), &Progress::hidden());
     match &result {
         Ok(_) => {
             let report = mirror.verify(&Progress::hidden()).expect("mirror verify");
-            assert!(
-                report.is_clean(),
-                "accepted import does not verify: {report:?}"
-            );
+            assert!(report.is_clean(), "accepted import does not verify: {report:?}");
         }
         Err(e) => {
-            assert!(
-                e.is_rejection() || is_operational(e),
-                "unexpected error kind: {e}"
-            );
+            assert!(e.is_rejection() || is_operational(e), "unexpected error kind: {e}");
             let meta = mirror_dir.join(".airlock");
             for item in std::fs::read_dir(&mirror_dir).expect("list mirror") {
                 let name = item.expect("entry").file_name();
-                assert_eq!(
-                    name, ".airlock",
-                    "a refused import left {name:?} in the mirror"
-                );
+                assert_eq!(name, ".airlock", "a refused import left {name:?} in the mirror");
             }
-            assert_eq!(
-                std::fs::read_dir(meta.join("staging"))
-                    .expect("staging")
-                    .count(),
-                0,
-                "staging left"
-            );
+            assert_eq!(std::fs::read_dir(meta.join("staging")).expect("staging").count(), 0, "staging left");
             assert!(!meta.join("pending").exists(), "pending left");
         }
     }
@@ -171,11 +139,7 @@ fn import_and_check(root: &Path, input: &Path) {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        ["in.airlock", "mirror"],
-        "something was created outside the mirror"
-    );
+    assert_eq!(names, ["in.airlock", "mirror"], "something was created outside the mirror");
 }
 
 /// Operational refusals a validly signed input can cause (a declared size larger than
@@ -219,25 +183,18 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         sign_artifacts: false,
     };
     let out = dir.path().join("seed.airlock");
-    let report = airlock::writer::pack(&opts, &[secret_key()], &out, false, &Progress::hidden())
-        .expect("pack seed");
+    let report = airlock::writer::pack(&opts, &[secret_key()], &out, false, &Progress::hidden()).expect("pack seed");
     let bytes = std::fs::read(&out).unwrap();
     let key = secret_key();
     match target {
         "manifest" => {
             let m = airlock::manifest::encode(&report.manifest).unwrap();
-            vec![
-                m.clone(),
-                m[..m.len() / 2].to_vec(),
-                airlock::manifest::prefix(),
-            ]
+            vec![m.clone(), m[..m.len() / 2].to_vec(), airlock::manifest::prefix()]
         }
         "signify" => vec![
             FUZZ_PUBLIC_KEY.as_bytes().to_vec(),
             FUZZ_SECRET_KEY.as_bytes().to_vec(),
-            key.sign(b"message", "a signature")
-                .to_file_string()
-                .into_bytes(),
+            key.sign(b"message", "a signature").to_file_string().into_bytes(),
             keys::sign_embedded(&key, b"SHA256 (data/a) = 00\n", "embedded"),
         ],
         "bundle" => vec![bytes.clone(), bytes[..bytes.len() / 2].to_vec()],
@@ -254,11 +211,7 @@ pub fn split_frames(bundle: &[u8]) -> (Vec<u8>, Vec<u8>) {
     use std::io::Read;
     let mut rest: &[u8] = bundle;
     let mut head = Vec::new();
-    zstd::stream::read::Decoder::with_buffer(&mut rest)
-        .unwrap()
-        .single_frame()
-        .read_to_end(&mut head)
-        .unwrap();
+    zstd::stream::read::Decoder::with_buffer(&mut rest).unwrap().single_frame().read_to_end(&mut head).unwrap();
     let payload = zstd::stream::decode_all(rest).unwrap();
     (head, payload)
 }
@@ -267,9 +220,5 @@ pub fn split_frames(bundle: &[u8]) -> (Vec<u8>, Vec<u8>) {
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Target functions by name.
-pub const TARGETS: &[Target] = &[
-    ("manifest", manifest),
-    ("signify", signify),
-    ("bundle", bundle),
-    ("bundle_parts", bundle_parts),
-];
+pub const TARGETS: &[Target] =
+    &[("manifest", manifest), ("signify", signify), ("bundle", bundle), ("bundle_parts", bundle_parts)];

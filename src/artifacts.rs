@@ -89,9 +89,7 @@ enum Parsed {
 impl Parsed {
     fn parse(kind: SigKind, bytes: &[u8]) -> std::result::Result<Parsed, String> {
         match kind {
-            SigKind::Signify => Signature::parse(bytes)
-                .map(Parsed::Signify)
-                .map_err(|e| e.to_string()),
+            SigKind::Signify => Signature::parse(bytes).map(Parsed::Signify).map_err(|e| e.to_string()),
             SigKind::Minisign => MinisigFile::parse(bytes).map(Parsed::Minisign),
             SigKind::Checksum => {
                 let (sig, msg) = keys::parse_embedded(bytes).map_err(|e| e.to_string())?;
@@ -160,9 +158,7 @@ impl Worker {
 
     fn finish(self) -> std::result::Result<(), String> {
         drop(self.tx);
-        self.handle
-            .join()
-            .unwrap_or_else(|_| Err("the verifier thread failed".into()))
+        self.handle.join().unwrap_or_else(|_| Err("the verifier thread failed".into()))
     }
 }
 
@@ -191,12 +187,7 @@ struct Artifact {
 }
 
 enum Current {
-    Buffering {
-        path: String,
-        kind: SigKind,
-        artifact: String,
-        buf: Vec<u8>,
-    },
+    Buffering { path: String, kind: SigKind, artifact: String, buf: Vec<u8> },
     Checking(Artifact),
     PassThrough,
 }
@@ -217,11 +208,7 @@ pub struct ArtifactSink<'a> {
 
 impl<'a> ArtifactSink<'a> {
     /// Wraps `inner` to enforce `policy`'s artifact rules on the payload of `manifest`.
-    pub fn new(
-        inner: &'a mut dyn PayloadSink,
-        policy: &'a Policy,
-        manifest: &Manifest,
-    ) -> ArtifactSink<'a> {
+    pub fn new(inner: &'a mut dyn PayloadSink, policy: &'a Policy, manifest: &Manifest) -> ArtifactSink<'a> {
         let rules = policy.artifact_rules();
         let mut watched = HashMap::new();
         let mut active = false;
@@ -254,11 +241,7 @@ impl<'a> ArtifactSink<'a> {
     }
 
     fn reject(path: &str, problem: String) -> crate::error::Error {
-        Reject::Artifact {
-            path: path.to_owned(),
-            problem,
-        }
-        .into()
+        Reject::Artifact { path: path.to_owned(), problem }.into()
     }
 
     fn key_label(&self, key: &PublicKey) -> String {
@@ -279,21 +262,16 @@ impl<'a> ArtifactSink<'a> {
                 continue;
             };
             let Some(id) = parsed.key_id() else {
-                self.notes
-                    .push(format!("{path}: {sig_path} carried, not verified"));
+                self.notes.push(format!("{path}: {sig_path} carried, not verified"));
                 continue;
             };
             if let Some(r) = self.policy.revocation(id, self.created) {
-                self.notes.push(format!(
-                    "{path}: {sig_path} is by revoked key {id} ({}); ignored",
-                    r.reason
-                ));
+                self.notes.push(format!("{path}: {sig_path} is by revoked key {id} ({}); ignored", r.reason));
                 continue;
             }
             let Some(key) = rules.iter().find_map(|&i| policy_rules[i].key(id)).cloned() else {
-                self.notes.push(format!(
-                    "{path}: {sig_path} is by key {id}, which no rule for this file names; ignored"
-                ));
+                self.notes
+                    .push(format!("{path}: {sig_path} is by key {id}, which no rule for this file names; ignored"));
                 continue;
             };
             let trusted_comment = match &parsed {
@@ -303,14 +281,12 @@ impl<'a> ArtifactSink<'a> {
             let (legacy, check) = match parsed {
                 Parsed::Signify(sig) => (
                     false,
-                    StrictStream::new(&key, sig.bytes()).map_or_else(Check::Failed, |v| {
-                        Check::Inline(Streaming::Signify(Box::new(v)))
-                    }),
+                    StrictStream::new(&key, sig.bytes())
+                        .map_or_else(Check::Failed, |v| Check::Inline(Streaming::Signify(Box::new(v)))),
                 ),
                 Parsed::Minisign(m) => (
                     m.mode() == SigMode::Legacy,
-                    m.verifier(&key, true)
-                        .map_or_else(Check::Failed, |v| Check::Inline(Streaming::Minisign(v))),
+                    m.verifier(&key, true).map_or_else(Check::Failed, |v| Check::Inline(Streaming::Minisign(v))),
                 ),
                 Parsed::Checksum(sig, line) => {
                     let check = if key.verify(&line, &sig).is_err() {
@@ -328,36 +304,20 @@ impl<'a> ArtifactSink<'a> {
                 }
                 Parsed::Pgp => continue,
             };
-            candidates.push(Candidate {
-                sig_path: sig_path.to_owned(),
-                key,
-                legacy,
-                check,
-                trusted_comment,
-            });
+            candidates.push(Candidate { sig_path: sig_path.to_owned(), key, legacy, check, trusted_comment });
         }
         if entry.size >= PARALLEL_MIN_BYTES {
             for c in &mut candidates {
                 if let Check::Inline(_) = c.check {
-                    let Check::Inline(streaming) = std::mem::replace(&mut c.check, Check::Passed)
-                    else {
+                    let Check::Inline(streaming) = std::mem::replace(&mut c.check, Check::Passed) else {
                         unreachable!()
                     };
                     c.check = Check::Worker(Worker::spawn(streaming));
                 }
             }
         }
-        let linked = entry
-            .signatures
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect();
-        let artifact = Artifact {
-            path: path.to_owned(),
-            linked,
-            rules,
-            candidates,
-        };
+        let linked = entry.signatures.iter().map(|s| s.as_str().to_owned()).collect();
+        let artifact = Artifact { path: path.to_owned(), linked, rules, candidates };
         self.fail_on_bad(&artifact)?;
         Ok(artifact)
     }
@@ -368,11 +328,7 @@ impl<'a> ArtifactSink<'a> {
             if let Check::Failed(why) = &c.check {
                 return Err(Self::reject(
                     &a.path,
-                    format!(
-                        "signature {} by key {}: {why}",
-                        c.sig_path,
-                        self.key_label(&c.key)
-                    ),
+                    format!("signature {} by key {}: {why}", c.sig_path, self.key_label(&c.key)),
                 ));
             }
             for &i in &a.rules {
@@ -410,8 +366,7 @@ impl<'a> ArtifactSink<'a> {
                 .candidates
                 .iter()
                 .filter(|c| {
-                    matches!(c.check, Check::Passed)
-                        && rule.keys.iter().any(|k| k.as_bytes() == c.key.as_bytes())
+                    matches!(c.check, Check::Passed) && rule.keys.iter().any(|k| k.as_bytes() == c.key.as_bytes())
                 })
                 .collect();
             let wanted: Vec<String> = rule.keys.iter().map(|k| self.key_label(k)).collect();
@@ -424,10 +379,7 @@ impl<'a> ArtifactSink<'a> {
                     rule.pattern,
                     c.trusted_comment
                         .as_ref()
-                        .map_or(String::new(), |t| format!(
-                            "; trusted comment: {}",
-                            t.escape_debug()
-                        ))
+                        .map_or(String::new(), |t| format!("; trusted comment: {}", t.escape_debug()))
                 ));
             } else if rule.required {
                 return Err(Self::reject(
@@ -460,15 +412,13 @@ impl PayloadSink for ArtifactSink<'_> {
             if entry.size > MAX_SIGNATURE_FILE {
                 return Err(Self::reject(
                     &artifact,
-                    format!("signature file {path} is {} bytes, more than the {MAX_SIGNATURE_FILE} a signature may have", entry.size),
+                    format!(
+                        "signature file {path} is {} bytes, more than the {MAX_SIGNATURE_FILE} a signature may have",
+                        entry.size
+                    ),
                 ));
             }
-            Current::Buffering {
-                path: path.to_owned(),
-                kind,
-                artifact,
-                buf: Vec::with_capacity(entry.size as usize),
-            }
+            Current::Buffering { path: path.to_owned(), kind, artifact, buf: Vec::with_capacity(entry.size as usize) }
         } else {
             let rules: Vec<usize> = self
                 .policy
@@ -517,18 +467,9 @@ impl PayloadSink for ArtifactSink<'_> {
 
     fn close(&mut self, entry: &Entry) -> Result<()> {
         match self.current.take() {
-            Some(Current::Buffering {
-                path,
-                kind,
-                artifact,
-                buf,
-            }) => {
-                let parsed = Parsed::parse(kind, &buf).map_err(|why| {
-                    Self::reject(
-                        &artifact,
-                        format!("signature file {path} is malformed: {why}"),
-                    )
-                })?;
+            Some(Current::Buffering { path, kind, artifact, buf }) => {
+                let parsed = Parsed::parse(kind, &buf)
+                    .map_err(|why| Self::reject(&artifact, format!("signature file {path} is malformed: {why}")))?;
                 self.held.insert(path, parsed);
             }
             Some(Current::Checking(a)) => self.finish(a)?,

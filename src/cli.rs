@@ -12,12 +12,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
+use crate::artifacts::ArtifactSink;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::keys::{self, KeyError, PublicKey, SecretKey};
 use crate::manifest::{self, Manifest};
 use crate::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
-use crate::artifacts::ArtifactSink;
 use crate::policy::{self, Policy, SignatureStatus, TrustReport};
 use crate::progress::Progress;
 use crate::reader::{Bundle, NullSink};
@@ -354,7 +354,13 @@ fn keygen(a: KeygenArgs) -> Result<u8> {
         Some(keys::read_passphrase(a.passphrase_file.as_deref(), "passphrase for the new secret key: ", true)?)
     };
     let key = SecretKey::generate(&format!("{} secret key", a.comment));
-    keys::write_key_pair(&a.public, &a.secret, &key, &format!("{} public key", a.comment), passphrase.as_ref().map(|p| p.as_slice()))?;
+    keys::write_key_pair(
+        &a.public,
+        &a.secret,
+        &key,
+        &format!("{} public key", a.comment),
+        passphrase.as_ref().map(|p| p.as_slice()),
+    )?;
     println!("key id {}", key.key_id());
     println!("public key: {}", a.public.display());
     println!("secret key: {} (mode 0600{})", a.secret.display(), if a.no_passphrase { ", no passphrase" } else { "" });
@@ -364,7 +370,9 @@ fn keygen(a: KeygenArgs) -> Result<u8> {
 fn load_secret_key(path: &Path, args: &SecretKeyArgs) -> Result<SecretKey> {
     let prompt = format!("passphrase for {}: ", path.display());
     let file = args.passphrase_file.clone();
-    let mut ask = move || -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> { keys::read_passphrase(file.as_deref(), &prompt, false) };
+    let mut ask = move || -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> {
+        keys::read_passphrase(file.as_deref(), &prompt, false)
+    };
     Ok(SecretKey::load(path, args.allow_insecure_key_permissions, &mut ask)?)
 }
 
@@ -383,9 +391,11 @@ fn pack(a: PackArgs) -> Result<u8> {
     manifest::check_channel(&a.channel).map_err(Error::Usage)?;
     let meta = parse_meta(&a.meta)?;
     let keys = a.key.iter().map(|k| load_secret_key(k, &a.secret)).collect::<Result<Vec<_>>>()?;
-    let state_dir = a.state_dir.clone().or_else(PackState::default_dir).ok_or_else(|| {
-        Error::Usage("no state directory: set --state-dir, AIRLOCK_STATE_DIR or HOME".into())
-    })?;
+    let state_dir = a
+        .state_dir
+        .clone()
+        .or_else(PackState::default_dir)
+        .ok_or_else(|| Error::Usage("no state directory: set --state-dir, AIRLOCK_STATE_DIR or HOME".into()))?;
     let state = PackState::new(state_dir);
     let (sequence, previous) = state.next(&a.channel, a.sequence)?;
     let created = clock::now();
@@ -416,7 +426,12 @@ fn pack(a: PackArgs) -> Result<u8> {
         a.output.display(),
         report.bundle_bytes
     );
-    println!("channel {} sequence {}{}", m.channel, m.sequence, m.previous.map_or(String::new(), |p| format!(", follows manifest {p}")));
+    println!(
+        "channel {} sequence {}{}",
+        m.channel,
+        m.sequence,
+        m.previous.map_or(String::new(), |p| format!(", follows manifest {p}"))
+    );
     println!("manifest sha256 {}", report.manifest_digest);
     let ids: Vec<String> = keys.iter().map(|k| k.key_id().to_string()).collect();
     println!("signed by {}", ids.join(", "));
@@ -454,14 +469,14 @@ fn inspect(a: InspectArgs) -> Result<u8> {
         })
         .collect();
     let verdict = report.as_ref().map(|r| match &r.rule {
-            None => format!("NOT met: the policy has no rule for channel {:?}", manifest.channel),
-            Some(rule) => format!(
-                "{}: {} of {} distinct trusted key(s) required signed validly (rule for channel {rule})",
-                if r.threshold_met() { "met" } else { "NOT met" },
-                r.valid_signers.len(),
-                r.threshold
-            ),
-        });
+        None => format!("NOT met: the policy has no rule for channel {:?}", manifest.channel),
+        Some(rule) => format!(
+            "{}: {} of {} distinct trusted key(s) required signed validly (rule for channel {rule})",
+            if r.threshold_met() { "met" } else { "NOT met" },
+            r.valid_signers.len(),
+            r.threshold
+        ),
+    });
     // Buffered: stdout is line-buffered, and a manifest can have 100,000 lines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if a.json {
@@ -469,13 +484,20 @@ fn inspect(a: InspectArgs) -> Result<u8> {
         json["threshold"] = serde_json::json!(verdict);
         writeln!(out, "{json}").map_err(|e| Error::io("<stdout>", e))?;
     } else {
-        print_manifest(&mut out, &manifest, &bundle.head().manifest_digest.to_hex(), &signers, verdict.as_deref()).map_err(|e| Error::io("<stdout>", e))?;
+        print_manifest(&mut out, &manifest, &bundle.head().manifest_digest.to_hex(), &signers, verdict.as_deref())
+            .map_err(|e| Error::io("<stdout>", e))?;
     }
     out.flush().map_err(|e| Error::io("<stdout>", e))?;
     Ok(EXIT_OK)
 }
 
-fn print_manifest(out: &mut impl Write, m: &Manifest, digest: &str, signers: &[(String, String)], verdict: Option<&str>) -> std::io::Result<()> {
+fn print_manifest(
+    out: &mut impl Write,
+    m: &Manifest,
+    digest: &str,
+    signers: &[(String, String)],
+    verdict: Option<&str>,
+) -> std::io::Result<()> {
     writeln!(out, "bundle id    {}", m.bundle_id.to_hex())?;
     writeln!(out, "manifest     sha256 {digest}")?;
     writeln!(out, "channel      {}", m.channel)?;
@@ -544,7 +566,12 @@ fn verify(a: VerifyArgs) -> Result<u8> {
     let policy = load_policy(&a.trust)?;
     let bundle = Bundle::open(&a.bundle)?;
     let verified = bundle.verify_head_with(&policy)?;
-    crate::mirror::check_freshness(&verified.manifest, &verified.manifest_digest, &Default::default(), &ImportOptions::default())?;
+    crate::mirror::check_freshness(
+        &verified.manifest,
+        &verified.manifest_digest,
+        &Default::default(),
+        &ImportOptions::default(),
+    )?;
     policy.check_age(verified.manifest.created, clock::now(), DEFAULT_CLOCK_SKEW)?;
     let progress = progress(a.quiet);
     progress.start("verifying", verified.manifest.total_size(), verified.manifest.entries.len() as u64);
@@ -574,7 +601,9 @@ fn print_signers(policy: &Policy, report: &TrustReport) {
     for (id, status) in &report.signatures {
         match status {
             SignatureStatus::Unknown => println!("ignored signature by unknown key {}", label(*id)),
-            SignatureStatus::Revoked { reason } => println!("ignored signature by revoked key {} ({reason})", label(*id)),
+            SignatureStatus::Revoked { reason } => {
+                println!("ignored signature by revoked key {} ({reason})", label(*id))
+            }
             _ => {}
         }
     }
@@ -686,7 +715,8 @@ fn key_convert(path: &Path, to: KeyFormat, output: Option<&Path>) -> Result<u8> 
         None => print!("{out}"),
         Some(p) => {
             use std::io::Write as _;
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(p).map_err(|e| Error::io(p, e))?;
+            let mut f =
+                std::fs::OpenOptions::new().write(true).create_new(true).open(p).map_err(|e| Error::io(p, e))?;
             f.write_all(out.as_bytes()).map_err(|e| Error::io(p, e))?;
             eprintln!("wrote {} ({:?} format, key id {})", p.display(), to, public.key_id());
         }
@@ -777,7 +807,11 @@ fn demo(a: DemoArgs) -> Result<u8> {
             std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
             d
         }
-        None => tempfile::Builder::new().prefix("airlock-demo-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("airlock-demo-")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?
+            .keep(),
     };
     let sample = dir.join("sample");
     for (path, mode, content) in SAMPLE {
@@ -794,10 +828,27 @@ fn demo(a: DemoArgs) -> Result<u8> {
     let state = dir.join("state");
     let step = |title: &str, cmd: &str| println!("\n== {title}\n$ airlock {cmd}");
 
-    step("1. make a signing key (exporter side)", &format!("keygen --public {} --secret {} --no-passphrase", public.display(), secret.display()));
-    keygen(KeygenArgs { public: public.clone(), secret: secret.clone(), no_passphrase: true, comment: "airlock demo".into(), passphrase_file: None })?;
+    step(
+        "1. make a signing key (exporter side)",
+        &format!("keygen --public {} --secret {} --no-passphrase", public.display(), secret.display()),
+    );
+    keygen(KeygenArgs {
+        public: public.clone(),
+        secret: secret.clone(),
+        no_passphrase: true,
+        comment: "airlock demo".into(),
+        passphrase_file: None,
+    })?;
 
-    step("2. pack the sample into one signed bundle", &format!("pack {} -o {} --key {} --label 'airlock demo' --expires 30d", sample.display(), bundle.display(), secret.display()));
+    step(
+        "2. pack the sample into one signed bundle",
+        &format!(
+            "pack {} -o {} --key {} --label 'airlock demo' --expires 30d",
+            sample.display(),
+            bundle.display(),
+            secret.display()
+        ),
+    );
     pack(PackArgs {
         sources: vec![sample.clone()],
         output: bundle.clone(),
@@ -816,15 +867,35 @@ fn demo(a: DemoArgs) -> Result<u8> {
         secret: SecretKeyArgs { passphrase_file: None, allow_insecure_key_permissions: false },
     })?;
 
-    step("3. inspect it (no unpacking; signatures checked against --trust)", &format!("inspect {} --trust {}", bundle.display(), public.display()));
+    step(
+        "3. inspect it (no unpacking; signatures checked against --trust)",
+        &format!("inspect {} --trust {}", bundle.display(), public.display()),
+    );
     inspect(InspectArgs { bundle: bundle.clone(), json: false, trust: vec![public.clone()], policy: None })?;
 
     let trust = TrustArgs { policy: None, trust: vec![public.clone()], threshold: 1 };
-    step("4. verify everything, writing nothing (import side)", &format!("verify {} --trust {}", bundle.display(), public.display()));
-    verify(VerifyArgs { bundle: bundle.clone(), trust: TrustArgs { policy: None, trust: trust.trust.clone(), threshold: 1 }, quiet: true })?;
+    step(
+        "4. verify everything, writing nothing (import side)",
+        &format!("verify {} --trust {}", bundle.display(), public.display()),
+    );
+    verify(VerifyArgs {
+        bundle: bundle.clone(),
+        trust: TrustArgs { policy: None, trust: trust.trust.clone(), threshold: 1 },
+        quiet: true,
+    })?;
 
-    step("5. import into a fresh mirror", &format!("import {} --trust {} --mirror {}", bundle.display(), public.display(), mirror.display()));
-    import(ImportArgs { bundle: bundle.clone(), trust, mirror: mirror.clone(), allow_gap: false, clock_skew: DEFAULT_CLOCK_SKEW, quiet: true })?;
+    step(
+        "5. import into a fresh mirror",
+        &format!("import {} --trust {} --mirror {}", bundle.display(), public.display(), mirror.display()),
+    );
+    import(ImportArgs {
+        bundle: bundle.clone(),
+        trust,
+        mirror: mirror.clone(),
+        allow_gap: false,
+        clock_skew: DEFAULT_CLOCK_SKEW,
+        quiet: true,
+    })?;
 
     step("6. re-check the mirror and read its log", &format!("mirror verify {}", mirror.display()));
     let code = mirror_verify(&mirror, true)?;

@@ -41,30 +41,18 @@ pub struct CosignReport {
 
 /// Adds `key`'s signature to the bundle at `input`, writing the result to `output` (or in
 /// place when `None`). An existing `output` is replaced only with `overwrite`.
-pub fn cosign(
-    input: &Path,
-    key: &SecretKey,
-    output: Option<&Path>,
-    overwrite: bool,
-) -> Result<CosignReport> {
+pub fn cosign(input: &Path, key: &SecretKey, output: Option<&Path>, overwrite: bool) -> Result<CosignReport> {
     let bundle = Bundle::open(input)?;
     let head = bundle.head();
     let manifest = manifest::decode(&head.manifest_bytes)?;
-    let (_, sums_message) =
-        keys::parse_embedded(&head.sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
+    let (_, sums_message) = keys::parse_embedded(&head.sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
     if !sums_match(&manifest, sums_message) {
-        return Err(malformed(
-            SUMS_MEMBER,
-            "checksum list does not match the manifest",
-        ));
+        return Err(malformed(SUMS_MEMBER, "checksum list does not match the manifest"));
     }
     let dest = output.unwrap_or(input);
     let in_place = output.is_none() || same_file(input, dest);
     if !in_place && !overwrite && dest.exists() {
-        return Err(Error::Usage(format!(
-            "{} exists; pass --force to overwrite it",
-            dest.display()
-        )));
+        return Err(Error::Usage(format!("{} exists; pass --force to overwrite it", dest.display())));
     }
     let file_len = fs::metadata(input).map_err(|e| Error::io(input, e))?.len();
     let payload_bytes = file_len - head.head_frame_len;
@@ -97,14 +85,11 @@ pub fn cosign(
         return Ok(report);
     }
     if signatures.len() >= MAX_SIGNATURES {
-        return Err(Error::Usage(format!(
-            "the bundle already has the maximum of {MAX_SIGNATURES} signatures"
-        )));
+        return Err(Error::Usage(format!("the bundle already has the maximum of {MAX_SIGNATURES} signatures")));
     }
     signatures.push(writer::sign_manifest(key, &head.manifest_bytes));
     let members = writer::head_members(&head.manifest_bytes, &signatures, &head.sums);
-    let new_head =
-        writer::head_frame(&members, writer::DEFAULT_LEVEL).map_err(|e| Error::io(dest, e))?;
+    let new_head = writer::head_frame(&members, writer::DEFAULT_LEVEL).map_err(|e| Error::io(dest, e))?;
     let head_frame_len = head.head_frame_len;
     let manifest_bytes = head.manifest_bytes.clone();
     drop(bundle);
@@ -112,27 +97,18 @@ pub fn cosign(
     write_atomically(dest, overwrite || in_place, |out| {
         out.write_all(&new_head).map_err(|e| Error::io(dest, e))?;
         let mut src = File::open(input).map_err(|e| Error::io(input, e))?;
-        src.seek(SeekFrom::Start(head_frame_len))
-            .map_err(|e| Error::io(input, e))?;
+        src.seek(SeekFrom::Start(head_frame_len)).map_err(|e| Error::io(input, e))?;
         let copied = io::copy(&mut src, out).map_err(|e| Error::io(dest, e))?;
         if copied != payload_bytes {
-            return Err(Error::Usage(format!(
-                "{} changed while it was being co-signed",
-                input.display()
-            )));
+            return Err(Error::Usage(format!("{} changed while it was being co-signed", input.display())));
         }
         Ok(())
     })?;
 
     // Re-read the new head: the manifest is the same bytes and carries every signature.
     let check = Bundle::open(dest)?;
-    if check.head().manifest_bytes != manifest_bytes
-        || check.head().signatures.len() != signatures.len()
-    {
-        return Err(Error::Usage(format!(
-            "{}: the co-signed bundle does not read back as written",
-            dest.display()
-        )));
+    if check.head().manifest_bytes != manifest_bytes || check.head().signatures.len() != signatures.len() {
+        return Err(Error::Usage(format!("{}: the co-signed bundle does not read back as written", dest.display())));
     }
     report.added = true;
     report.signers = check.head().signatures.iter().map(|s| s.key_id()).collect();
@@ -142,33 +118,21 @@ pub fn cosign(
 
 /// Writes `dest` through a temporary file in its directory: `fill`, fsync, rename, fsync
 /// the directory. The result is world-readable like a packed bundle.
-fn write_atomically(
-    dest: &Path,
-    overwrite: bool,
-    fill: impl FnOnce(&mut File) -> Result<()>,
-) -> Result<()> {
+fn write_atomically(dest: &Path, overwrite: bool, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".airlock-sign-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    let mut tmp = tempfile::Builder::new().prefix(".airlock-sign-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(tmp.path(), e))?;
     fill(tmp.as_file_mut())?;
     tmp.as_file().sync_all().map_err(|e| Error::io(dest, e))?;
     if overwrite {
         tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
     } else {
-        tmp.persist_noclobber(dest)
-            .map_err(|e| Error::io(dest, e.error))?;
+        tmp.persist_noclobber(dest).map_err(|e| Error::io(dest, e.error))?;
     }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

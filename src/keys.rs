@@ -164,9 +164,7 @@ pub enum KeyError {
         extra: usize,
     },
     /// The file is larger than signify would read.
-    #[error(
-        "{origin}: too large for a signify {kind} file ({size} bytes; at most {FILE_MAX_LEN})"
-    )]
+    #[error("{origin}: too large for a signify {kind} file ({size} bytes; at most {FILE_MAX_LEN})")]
     TooLarge {
         /// Where.
         origin: String,
@@ -324,9 +322,7 @@ pub enum KeyError {
         origin: String,
     },
     /// The passphrase is longer than signify can read.
-    #[error(
-        "{origin}: passphrase is longer than {PASSPHRASE_MAX_LEN} bytes, which signify cannot read"
-    )]
+    #[error("{origin}: passphrase is longer than {PASSPHRASE_MAX_LEN} bytes, which signify cannot read")]
     PassphraseTooLong {
         /// Where the passphrase came from, or the key it was for.
         origin: String,
@@ -365,10 +361,7 @@ pub enum KeyError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| KeyError::Io { path: path.to_path_buf(), source }
 }
 
 /// An Ed25519 public key with its signify keynum and untrusted comment.
@@ -423,27 +416,16 @@ impl PublicKey {
     /// keynums are compared first, only so the error can say which keys were involved.
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), KeyError> {
         if sig.key_id != self.key_id {
-            return Err(KeyError::WrongKey {
-                signature: sig.key_id,
-                key: self.key_id,
-            });
+            return Err(KeyError::WrongKey { signature: sig.key_id, key: self.key_id });
         }
         let signature = ed25519_dalek::Signature::from_bytes(&sig.bytes);
-        self.key
-            .verify_strict(msg, &signature)
-            .map_err(|_| KeyError::BadSignature {
-                key_id: self.key_id,
-            })
+        self.key.verify_strict(msg, &signature).map_err(|_| KeyError::BadSignature { key_id: self.key_id })
     }
 
     /// Builds a key from a key derived from a secret key. Such a key cannot be weak or
     /// non-canonical: it is the compression of a multiple of the base point.
     fn from_verifying(key_id: KeyId, key: VerifyingKey, comment: &str) -> PublicKey {
-        PublicKey {
-            key_id,
-            key,
-            comment: sanitize_comment(comment),
-        }
+        PublicKey { key_id, key, comment: sanitize_comment(comment) }
     }
 }
 
@@ -489,11 +471,7 @@ impl SecretKey {
         random_bytes(seed.as_mut())?;
         let mut keynum = [0u8; KEYNUM_LEN];
         random_bytes(&mut keynum)?;
-        Ok(SecretKey {
-            key_id: KeyId(keynum),
-            key: SigningKey::from_bytes(&seed),
-            comment: comment.to_owned(),
-        })
+        Ok(SecretKey { key_id: KeyId(keynum), key: SigningKey::from_bytes(&seed), comment: comment.to_owned() })
     }
 
     /// The signify keynum.
@@ -523,15 +501,10 @@ impl SecretKey {
     /// then the key material, which is what actually matters.
     pub fn check_public(&self, public: &PublicKey) -> Result<(), KeyError> {
         if public.key_id != self.key_id {
-            return Err(KeyError::KeyIdMismatch {
-                public: public.key_id,
-                secret: self.key_id,
-            });
+            return Err(KeyError::KeyIdMismatch { public: public.key_id, secret: self.key_id });
         }
         if public.as_bytes() != self.key.verifying_key().as_bytes() {
-            return Err(KeyError::KeyMaterialMismatch {
-                key_id: self.key_id,
-            });
+            return Err(KeyError::KeyMaterialMismatch { key_id: self.key_id });
         }
         Ok(())
     }
@@ -566,10 +539,7 @@ impl SecretKey {
     /// so is one longer than signify can read.
     pub fn to_file_string(&self, passphrase: Option<&[u8]>) -> Result<Zeroizing<String>, KeyError> {
         let origin = format!("secret key {}", self.key_id);
-        check_comment(&self.comment).map_err(|problem| KeyError::BadComment {
-            origin: origin.clone(),
-            problem,
-        })?;
+        check_comment(&self.comment).map_err(|problem| KeyError::BadComment { origin: origin.clone(), problem })?;
         let mut salt = [0u8; 16];
         random_bytes(&mut salt)?;
         let (rounds, xor) = match passphrase {
@@ -596,11 +566,7 @@ impl SecretKey {
     /// `signify -S` makes. The comment is sanitized like
     /// [`SecretKey::public_key_with_comment`]'s; signify's own is `verify with <name>.pub`.
     pub fn sign(&self, msg: &[u8], comment: &str) -> Signature {
-        Signature {
-            key_id: self.key_id,
-            bytes: self.key.sign(msg).to_bytes(),
-            comment: sanitize_comment(comment),
-        }
+        Signature { key_id: self.key_id, bytes: self.key.sign(msg).to_bytes(), comment: sanitize_comment(comment) }
     }
 
     /// The 64-byte SUPERCOP secret key (seed ‖ public key) that signify stores.
@@ -701,17 +667,13 @@ pub fn write_key_pair(
     public_comment: &str,
     passphrase: Option<&[u8]>,
 ) -> Result<(), KeyError> {
-    check_comment(public_comment).map_err(|problem| KeyError::BadComment {
-        origin: public_path.display().to_string(),
-        problem,
-    })?;
+    check_comment(public_comment)
+        .map_err(|problem| KeyError::BadComment { origin: public_path.display().to_string(), problem })?;
     // Do everything that can fail before creating a file.
     let secret_text = key.to_file_string(passphrase)?;
     let public_text = key.public_key_with_comment(public_comment).to_file_string();
     if fs::symlink_metadata(public_path).is_ok() {
-        return Err(KeyError::AlreadyExists {
-            path: public_path.to_path_buf(),
-        });
+        return Err(KeyError::AlreadyExists { path: public_path.to_path_buf() });
     }
     create_new_file(secret_path, 0o600, secret_text.as_bytes())?;
     if let Err(e) = create_new_file(public_path, 0o644, public_text.as_bytes()) {
@@ -730,11 +692,7 @@ pub fn write_key_pair(
 ///
 /// From a file, the first line is used with its `\n` or `\r\n` removed. A pipe or FIFO is
 /// fine (`--passphrase-file <(pass show key)`). An empty passphrase is an error.
-pub fn read_passphrase(
-    file: Option<&Path>,
-    prompt: &str,
-    confirm: bool,
-) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+pub fn read_passphrase(file: Option<&Path>, prompt: &str, confirm: bool) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     if let Some(path) = file {
         return passphrase_from_file(path);
     }
@@ -761,42 +719,22 @@ impl Container<'_> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(KeyError::TrailingData {
-                origin: origin.to_owned(),
-                kind,
-                extra: self.rest.len(),
-            })
+            Err(KeyError::TrailingData { origin: origin.to_owned(), kind, extra: self.rest.len() })
         }
     }
 
     /// Decodes the base64 line into a buffer that is wiped on drop (it may be a secret key).
-    fn decode(
-        &self,
-        origin: &str,
-        kind: &'static str,
-        expected: usize,
-    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    fn decode(&self, origin: &str, kind: &'static str, expected: usize) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let raw = BASE64
             .decode(self.b64)
             .map(Zeroizing::new)
-            .map_err(|source| KeyError::Base64 {
-                origin: origin.to_owned(),
-                source,
-            })?;
+            .map_err(|source| KeyError::Base64 { origin: origin.to_owned(), source })?;
         if raw.len() != expected {
-            return Err(KeyError::WrongLength {
-                origin: origin.to_owned(),
-                kind,
-                expected,
-                found: raw.len(),
-            });
+            return Err(KeyError::WrongLength { origin: origin.to_owned(), kind, expected, found: raw.len() });
         }
         let tag = [raw[0], raw[1]];
         if tag != PKALG {
-            return Err(KeyError::WrongAlgorithm {
-                origin: origin.to_owned(),
-                found: tag,
-            });
+            return Err(KeyError::WrongAlgorithm { origin: origin.to_owned(), found: tag });
         }
         Ok(raw)
     }
@@ -806,11 +744,7 @@ impl Container<'_> {
 /// file cannot be a valid one.
 fn check_size(text: &[u8], origin: &str, kind: &'static str) -> Result<(), KeyError> {
     if text.len() > FILE_MAX_LEN {
-        return Err(KeyError::TooLarge {
-            origin: origin.to_owned(),
-            kind,
-            size: text.len() as u64,
-        });
+        return Err(KeyError::TooLarge { origin: origin.to_owned(), kind, size: text.len() as u64 });
     }
     Ok(())
 }
@@ -824,42 +758,23 @@ fn check_size(text: &[u8], origin: &str, kind: &'static str) -> Result<(), KeyEr
 /// has been altered and is better reported than silently accepted.
 fn split_container<'a>(text: &'a [u8], origin: &str) -> Result<Container<'a>, KeyError> {
     let Some(after_header) = text.strip_prefix(COMMENT_HEADER) else {
-        return Err(KeyError::MissingComment {
-            origin: origin.to_owned(),
-        });
+        return Err(KeyError::MissingComment { origin: origin.to_owned() });
     };
     let comment_end = find_newline(after_header, COMMENT_MAX_LEN + 1).ok_or_else(|| {
         if after_header.len() > COMMENT_MAX_LEN {
-            KeyError::BadComment {
-                origin: origin.to_owned(),
-                problem: COMMENT_TOO_LONG,
-            }
+            KeyError::BadComment { origin: origin.to_owned(), problem: COMMENT_TOO_LONG }
         } else {
-            KeyError::MissingNewline {
-                origin: origin.to_owned(),
-                line: "comment",
-            }
+            KeyError::MissingNewline { origin: origin.to_owned(), line: "comment" }
         }
     })?;
-    let comment = check_comment_bytes(&after_header[..comment_end]).map_err(|problem| {
-        KeyError::BadComment {
-            origin: origin.to_owned(),
-            problem,
-        }
-    })?;
+    let comment = check_comment_bytes(&after_header[..comment_end])
+        .map_err(|problem| KeyError::BadComment { origin: origin.to_owned(), problem })?;
     let after_comment = &after_header[comment_end + 1..];
     // The longest valid base64 line (a secret key) is 140 characters; allow slack so an
     // over-long line is reported as a length error rather than a missing newline.
-    let b64_end =
-        find_newline(after_comment, FILE_MAX_LEN).ok_or_else(|| KeyError::MissingNewline {
-            origin: origin.to_owned(),
-            line: "base64",
-        })?;
-    Ok(Container {
-        comment,
-        b64: &after_comment[..b64_end],
-        rest: &after_comment[b64_end + 1..],
-    })
+    let b64_end = find_newline(after_comment, FILE_MAX_LEN)
+        .ok_or_else(|| KeyError::MissingNewline { origin: origin.to_owned(), line: "base64" })?;
+    Ok(Container { comment, b64: &after_comment[..b64_end], rest: &after_comment[b64_end + 1..] })
 }
 
 fn find_newline(text: &[u8], limit: usize) -> Option<usize> {
@@ -889,16 +804,7 @@ fn check_comment_bytes(comment: &[u8]) -> Result<&str, &'static str> {
 
 /// Makes any string a storable comment, for the constructors that cannot fail.
 fn sanitize_comment(comment: &str) -> String {
-    let mut out: String = comment
-        .chars()
-        .map(|c| {
-            if matches!(c, '\n' | '\r' | '\0') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
+    let mut out: String = comment.chars().map(|c| if matches!(c, '\n' | '\r' | '\0') { ' ' } else { c }).collect();
     if out.len() > COMMENT_MAX_LEN {
         let mut cut = COMMENT_MAX_LEN;
         while !out.is_char_boundary(cut) {
@@ -944,25 +850,14 @@ fn parse_public(text: &[u8], origin: &str) -> Result<PublicKey, KeyError> {
     let mut bytes = [0u8; 32];
     bytes.copy_from_slice(&raw[2 + KEYNUM_LEN..]);
     let key = checked_verifying_key(&bytes, key_id, origin)?;
-    Ok(PublicKey {
-        key_id,
-        key,
-        comment: container.comment.to_owned(),
-    })
+    Ok(PublicKey { key_id, key, comment: container.comment.to_owned() })
 }
 
 /// Decodes a public key, refusing the encodings that would let a key accept forgeries or
 /// have two spellings.
-fn checked_verifying_key(
-    bytes: &[u8; 32],
-    key_id: KeyId,
-    origin: &str,
-) -> Result<VerifyingKey, KeyError> {
+fn checked_verifying_key(bytes: &[u8; 32], key_id: KeyId, origin: &str) -> Result<VerifyingKey, KeyError> {
     let origin = origin.to_owned();
-    let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::InvalidPoint {
-        origin: origin.clone(),
-        key_id,
-    })?;
+    let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::InvalidPoint { origin: origin.clone(), key_id })?;
     // Decompression reduces y mod p and accepts a sign bit on x = 0, so the same point has
     // several encodings; only the one compression gives back is canonical.
     if key.to_edwards().compress().as_bytes() != bytes {
@@ -974,18 +869,11 @@ fn checked_verifying_key(
     Ok(key)
 }
 
-fn signature_from_container(
-    container: &Container<'_>,
-    origin: &str,
-) -> Result<Signature, KeyError> {
+fn signature_from_container(container: &Container<'_>, origin: &str) -> Result<Signature, KeyError> {
     let raw = container.decode(origin, "signature", SIG_STRUCT_LEN)?;
     let mut bytes = [0u8; 64];
     bytes.copy_from_slice(&raw[2 + KEYNUM_LEN..]);
-    Ok(Signature {
-        key_id: key_id_at(&raw, 2),
-        bytes,
-        comment: container.comment.to_owned(),
-    })
+    Ok(Signature { key_id: key_id_at(&raw, 2), bytes, comment: container.comment.to_owned() })
 }
 
 fn key_id_at(raw: &[u8], offset: usize) -> KeyId {
@@ -1004,21 +892,14 @@ mod enckey {
     pub const SECKEY: usize = 40;
 }
 
-fn parse_secret(
-    text: &[u8],
-    origin: &str,
-    passphrase: &mut PassphraseFn<'_>,
-) -> Result<SecretKey, KeyError> {
+fn parse_secret(text: &[u8], origin: &str, passphrase: &mut PassphraseFn<'_>) -> Result<SecretKey, KeyError> {
     check_size(text, origin, "secret key")?;
     let container = split_container(text, origin)?;
     container.expect_end(origin, "secret key")?;
     let raw = container.decode(origin, "secret key", SECKEY_STRUCT_LEN)?;
     let kdfalg = [raw[enckey::KDFALG], raw[enckey::KDFALG + 1]];
     if kdfalg != KDFALG {
-        return Err(KeyError::UnsupportedKdf {
-            origin: origin.to_owned(),
-            found: kdfalg,
-        });
+        return Err(KeyError::UnsupportedKdf { origin: origin.to_owned(), found: kdfalg });
     }
     let mut rounds = [0u8; 4];
     rounds.copy_from_slice(&raw[enckey::ROUNDS..enckey::SALT]);
@@ -1027,32 +908,17 @@ fn parse_secret(
     let mut seckey = Zeroizing::new([0u8; 64]);
     seckey.copy_from_slice(&raw[enckey::SECKEY..]);
     if rounds > 0 {
-        decrypt_seckey(
-            &mut seckey,
-            &raw[enckey::SALT..enckey::CHECKSUM],
-            rounds,
-            origin,
-            passphrase,
-        )?;
+        decrypt_seckey(&mut seckey, &raw[enckey::SALT..enckey::CHECKSUM], rounds, origin, passphrase)?;
     }
     if seckey_checksum(&seckey)[..] != raw[enckey::CHECKSUM..enckey::KEYNUM] {
         return Err(if rounds > 0 {
-            KeyError::IncorrectPassphrase {
-                origin: origin.to_owned(),
-            }
+            KeyError::IncorrectPassphrase { origin: origin.to_owned() }
         } else {
-            KeyError::CorruptSecretKey {
-                origin: origin.to_owned(),
-                key_id,
-            }
+            KeyError::CorruptSecretKey { origin: origin.to_owned(), key_id }
         });
     }
     let key = signing_key_from_seckey(&seckey, key_id, origin)?;
-    Ok(SecretKey {
-        key_id,
-        key,
-        comment: container.comment.to_owned(),
-    })
+    Ok(SecretKey { key_id, key, comment: container.comment.to_owned() })
 }
 
 /// XORs the stored key with bcrypt_pbkdf(passphrase, salt, 64 bytes, rounds). signify
@@ -1067,9 +933,7 @@ fn decrypt_seckey(
 ) -> Result<(), KeyError> {
     let pass = passphrase()?;
     if pass.is_empty() {
-        return Err(KeyError::EmptyPassphrase {
-            origin: origin.to_owned(),
-        });
+        return Err(KeyError::EmptyPassphrase { origin: origin.to_owned() });
     }
     let xor = derive_xor_key(&pass, salt, rounds, origin)?;
     for (s, x) in seckey.iter_mut().zip(xor.iter()) {
@@ -1078,20 +942,12 @@ fn decrypt_seckey(
     Ok(())
 }
 
-fn derive_xor_key(
-    pass: &[u8],
-    salt: &[u8],
-    rounds: u32,
-    origin: &str,
-) -> Result<Zeroizing<[u8; 64]>, KeyError> {
+fn derive_xor_key(pass: &[u8], salt: &[u8], rounds: u32, origin: &str) -> Result<Zeroizing<[u8; 64]>, KeyError> {
     let mut out = Zeroizing::new([0u8; 64]);
     // bcrypt_pbkdf's work area holds key material too, so give it one that is wiped.
     let mut work = Zeroizing::new([0u8; 64]);
     bcrypt_pbkdf::bcrypt_pbkdf_with_memory(pass, salt, rounds, out.as_mut(), work.as_mut())
-        .map_err(|e| KeyError::Kdf {
-            origin: origin.to_owned(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| KeyError::Kdf { origin: origin.to_owned(), reason: e.to_string() })?;
     Ok(out)
 }
 
@@ -1105,41 +961,28 @@ fn seckey_checksum(seckey: &[u8; 64]) -> [u8; 8] {
 
 /// The stored public half must be the one the seed derives; signify never checks, but a
 /// key that signs as one key and claims to be another is corrupt or malicious.
-fn signing_key_from_seckey(
-    seckey: &[u8; 64],
-    key_id: KeyId,
-    origin: &str,
-) -> Result<SigningKey, KeyError> {
+fn signing_key_from_seckey(seckey: &[u8; 64], key_id: KeyId, origin: &str) -> Result<SigningKey, KeyError> {
     let mut seed = Zeroizing::new([0u8; 32]);
     seed.copy_from_slice(&seckey[..32]);
     let key = SigningKey::from_bytes(&seed);
     if key.verifying_key().as_bytes()[..] != seckey[32..] {
-        return Err(KeyError::InconsistentSecretKey {
-            origin: origin.to_owned(),
-            key_id,
-        });
+        return Err(KeyError::InconsistentSecretKey { origin: origin.to_owned(), key_id });
     }
     Ok(key)
 }
 
 fn check_new_passphrase(pass: &[u8], origin: &str) -> Result<(), KeyError> {
     if pass.is_empty() {
-        return Err(KeyError::EmptyPassphrase {
-            origin: origin.to_owned(),
-        });
+        return Err(KeyError::EmptyPassphrase { origin: origin.to_owned() });
     }
     if pass.len() > PASSPHRASE_MAX_LEN {
-        return Err(KeyError::PassphraseTooLong {
-            origin: origin.to_owned(),
-        });
+        return Err(KeyError::PassphraseTooLong { origin: origin.to_owned() });
     }
     Ok(())
 }
 
 fn random_bytes(out: &mut [u8]) -> Result<(), KeyError> {
-    getrandom::getrandom(out).map_err(|e| KeyError::Random {
-        reason: e.to_string(),
-    })
+    getrandom::getrandom(out).map_err(|e| KeyError::Random { reason: e.to_string() })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1153,45 +996,26 @@ fn open_regular(path: &Path, follow_symlinks: bool) -> Result<(File, Metadata), 
     if !follow_symlinks {
         flags |= libc::O_NOFOLLOW;
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)
-        .map_err(|source| {
-            if !follow_symlinks && source.raw_os_error() == Some(libc::ELOOP) {
-                KeyError::SymlinkRefused {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                KeyError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
+    let file = OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|source| {
+        if !follow_symlinks && source.raw_os_error() == Some(libc::ELOOP) {
+            KeyError::SymlinkRefused { path: path.to_path_buf() }
+        } else {
+            KeyError::Io { path: path.to_path_buf(), source }
+        }
+    })?;
     let meta = file.metadata().map_err(io_error(path))?;
     if !meta.is_file() {
-        return Err(KeyError::NotRegularFile {
-            path: path.to_path_buf(),
-        });
+        return Err(KeyError::NotRegularFile { path: path.to_path_buf() });
     }
     Ok((file, meta))
 }
 
 /// [`open_regular`] plus signify's size limit, checked on the real size so the error
 /// can report it.
-fn open_key_file(
-    path: &Path,
-    follow_symlinks: bool,
-    kind: &'static str,
-) -> Result<(File, Metadata), KeyError> {
+fn open_key_file(path: &Path, follow_symlinks: bool, kind: &'static str) -> Result<(File, Metadata), KeyError> {
     let (file, meta) = open_regular(path, follow_symlinks)?;
     if meta.len() > FILE_MAX_LEN as u64 {
-        return Err(KeyError::TooLarge {
-            origin: path.display().to_string(),
-            kind,
-            size: meta.len(),
-        });
+        return Err(KeyError::TooLarge { origin: path.display().to_string(), kind, size: meta.len() });
     }
     Ok((file, meta))
 }
@@ -1199,10 +1023,7 @@ fn open_key_file(
 fn check_private_mode(path: &Path, meta: &Metadata, allow_insecure: bool) -> Result<(), KeyError> {
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 && !allow_insecure {
-        return Err(KeyError::InsecurePermissions {
-            path: path.to_path_buf(),
-            mode,
-        });
+        return Err(KeyError::InsecurePermissions { path: path.to_path_buf(), mode });
     }
     Ok(())
 }
@@ -1212,41 +1033,28 @@ fn check_private_mode(path: &Path, meta: &Metadata, allow_insecure: bool) -> Res
 fn read_head(file: File, path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     // Capacity above the limit, so reading never reallocates and strands a copy.
     let mut buf = Zeroizing::new(Vec::with_capacity(LOAD_LIMIT as usize + 1));
-    file.take(LOAD_LIMIT)
-        .read_to_end(&mut buf)
-        .map_err(io_error(path))?;
+    file.take(LOAD_LIMIT).read_to_end(&mut buf).map_err(io_error(path))?;
     Ok(buf)
 }
 
 /// Creates a file that must not exist, writes `contents` and fsyncs it. A file this call
 /// created is removed again if writing it fails.
 fn create_new_file(path: &Path, mode: u32, contents: &[u8]) -> Result<(), KeyError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|source| {
-            if source.kind() == io::ErrorKind::AlreadyExists {
-                KeyError::AlreadyExists {
-                    path: path.to_path_buf(),
+    let mut file =
+        OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(path).map_err(
+            |source| {
+                if source.kind() == io::ErrorKind::AlreadyExists {
+                    KeyError::AlreadyExists { path: path.to_path_buf() }
+                } else {
+                    KeyError::Io { path: path.to_path_buf(), source }
                 }
-            } else {
-                KeyError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
+            },
+        )?;
     let written = file.write_all(contents).and_then(|()| file.sync_all());
     if let Err(source) = written {
         drop(file);
         let _ = fs::remove_file(path);
-        return Err(KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        });
+        return Err(KeyError::Io { path: path.to_path_buf(), source });
     }
     Ok(())
 }
@@ -1259,9 +1067,7 @@ fn create_new_file(path: &Path, mode: u32, contents: &[u8]) -> Result<(), KeyErr
 fn passphrase_from_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let file = File::open(path).map_err(io_error(path))?;
     let mut buf = Zeroizing::new(Vec::with_capacity(PASSPHRASE_FILE_LIMIT as usize + 1));
-    file.take(PASSPHRASE_FILE_LIMIT)
-        .read_to_end(&mut buf)
-        .map_err(io_error(path))?;
+    file.take(PASSPHRASE_FILE_LIMIT).read_to_end(&mut buf).map_err(io_error(path))?;
     let origin = format!("passphrase file {}", path.display());
     first_line(&buf, &origin)
 }
@@ -1273,9 +1079,7 @@ fn first_line(text: &[u8], origin: &str) -> Result<Zeroizing<Vec<u8>>, KeyError>
     };
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
-        return Err(KeyError::EmptyPassphrase {
-            origin: origin.to_owned(),
-        });
+        return Err(KeyError::EmptyPassphrase { origin: origin.to_owned() });
     }
     Ok(Zeroizing::new(line.to_vec()))
 }
@@ -1288,9 +1092,7 @@ fn passphrase_from_terminal(prompt: &str, confirm: bool) -> Result<Zeroizing<Vec
     };
     let pass = ask(prompt)?;
     if pass.is_empty() {
-        return Err(KeyError::EmptyPassphrase {
-            origin: "terminal".to_owned(),
-        });
+        return Err(KeyError::EmptyPassphrase { origin: "terminal".to_owned() });
     }
     if confirm && *ask("confirm passphrase: ")? != *pass {
         return Err(KeyError::PassphraseMismatch);
@@ -1313,16 +1115,12 @@ mod tests {
 
     /// The group order L, little-endian.
     const ORDER_L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
 
     fn no_passphrase() -> impl FnMut() -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        || {
-            Err(KeyError::PassphraseRequired {
-                origin: "test".to_owned(),
-            })
-        }
+        || Err(KeyError::PassphraseRequired { origin: "test".to_owned() })
     }
 
     fn passphrase(p: &'static [u8]) -> impl FnMut() -> Result<Zeroizing<Vec<u8>>, KeyError> {
@@ -1362,14 +1160,9 @@ mod tests {
 
     #[test]
     fn key_id_from_hex_is_strict() {
-        for bad in [
-            "",
-            "c078a249d4c4c5d",
-            "c078a249d4c4c5ddd",
-            "C078A249D4C4C5DD",
-            "c078a249d4c4c5dg",
-            "+078a249d4c4c5dd",
-        ] {
+        for bad in
+            ["", "c078a249d4c4c5d", "c078a249d4c4c5ddd", "C078A249D4C4C5DD", "c078a249d4c4c5dg", "+078a249d4c4c5dd"]
+        {
             assert_eq!(KeyId::from_hex(bad), None, "{bad:?}");
         }
         // Multi-byte characters must not slip through a byte-length check.
@@ -1385,16 +1178,10 @@ mod tests {
         let calls = Cell::new(0);
         let mut counting = || {
             calls.set(calls.get() + 1);
-            Err(KeyError::PassphraseRequired {
-                origin: "test".to_owned(),
-            })
+            Err(KeyError::PassphraseRequired { origin: "test".to_owned() })
         };
         let back = parse_sec(text.as_bytes(), &mut counting).unwrap();
-        assert_eq!(
-            calls.get(),
-            0,
-            "an unencrypted key must not ask for a passphrase"
-        );
+        assert_eq!(calls.get(), 0, "an unencrypted key must not ask for a passphrase");
         assert_eq!(back.key_id(), key.key_id());
         assert_eq!(back.comment(), "test secret key");
         assert_eq!(back.public_key().as_bytes(), key.public_key().as_bytes());
@@ -1422,10 +1209,7 @@ mod tests {
     #[test]
     fn salt_is_fresh_for_every_file() {
         let key = SecretKey::generate("k");
-        assert_ne!(
-            *key.to_file_string(None).unwrap(),
-            *key.to_file_string(None).unwrap()
-        );
+        assert_ne!(*key.to_file_string(None).unwrap(), *key.to_file_string(None).unwrap());
     }
 
     /// A secret-key file encrypted with `rounds` KDF rounds. The tests that only need *an*
@@ -1461,34 +1245,22 @@ mod tests {
     fn passphrase_callback_error_is_passed_through() {
         let key = SecretKey::generate("k");
         let text = encrypted_with_rounds(&key, b"right", 1);
-        assert!(matches!(
-            parse_sec(&text, &mut no_passphrase()),
-            Err(KeyError::PassphraseRequired { .. })
-        ));
+        assert!(matches!(parse_sec(&text, &mut no_passphrase()), Err(KeyError::PassphraseRequired { .. })));
     }
 
     #[test]
     fn empty_passphrase_refused() {
         let key = SecretKey::generate("k");
-        assert!(matches!(
-            key.to_file_string(Some(b"")),
-            Err(KeyError::EmptyPassphrase { .. })
-        ));
+        assert!(matches!(key.to_file_string(Some(b"")), Err(KeyError::EmptyPassphrase { .. })));
         let text = encrypted_with_rounds(&key, b"x", 1);
-        assert!(matches!(
-            parse_sec(&text, &mut passphrase(b"")),
-            Err(KeyError::EmptyPassphrase { .. })
-        ));
+        assert!(matches!(parse_sec(&text, &mut passphrase(b"")), Err(KeyError::EmptyPassphrase { .. })));
     }
 
     #[test]
     fn passphrase_longer_than_signify_reads_refused() {
         let key = SecretKey::generate("k");
         let long = vec![b'a'; PASSPHRASE_MAX_LEN + 1];
-        assert!(matches!(
-            key.to_file_string(Some(&long)),
-            Err(KeyError::PassphraseTooLong { .. })
-        ));
+        assert!(matches!(key.to_file_string(Some(&long)), Err(KeyError::PassphraseTooLong { .. })));
         assert!(check_new_passphrase(&long[..PASSPHRASE_MAX_LEN], "t").is_ok());
     }
 
@@ -1505,10 +1277,7 @@ mod tests {
         assert_eq!(back.key_id(), key.key_id());
         assert_eq!(back.comment(), "my public key");
         assert_eq!(back.to_file_string(), text);
-        assert_eq!(
-            key.public_key().comment(),
-            format!("airlock public key {}", key.key_id())
-        );
+        assert_eq!(key.public_key().comment(), format!("airlock public key {}", key.key_id()));
     }
 
     #[test]
@@ -1541,20 +1310,10 @@ mod tests {
         let b = SecretKey::generate("b");
         a.check_public(&a.public_key()).unwrap();
         let msg = err_text(a.check_public(&b.public_key()));
-        assert!(
-            msg.contains(&a.key_id().to_hex()) && msg.contains(&b.key_id().to_hex()),
-            "{msg}"
-        );
+        assert!(msg.contains(&a.key_id().to_hex()) && msg.contains(&b.key_id().to_hex()), "{msg}");
         // Same keynum, other key material: the keynum alone proves nothing.
-        let forged = PublicKey::parse(&container(
-            "x",
-            &pub_struct(a.key_id().0, b.public_key().as_bytes()),
-        ))
-        .unwrap();
-        assert!(matches!(
-            a.check_public(&forged),
-            Err(KeyError::KeyMaterialMismatch { .. })
-        ));
+        let forged = PublicKey::parse(&container("x", &pub_struct(a.key_id().0, b.public_key().as_bytes()))).unwrap();
+        assert!(matches!(a.check_public(&forged), Err(KeyError::KeyMaterialMismatch { .. })));
     }
 
     // --- Malformed input ---------------------------------------------------------------
@@ -1564,19 +1323,10 @@ mod tests {
         let good = SecretKey::generate("k").public_key().to_file_string();
         let b64_only = good.lines().nth(1).unwrap().to_owned() + "\n";
         let msg = err_text(PublicKey::parse(b64_only.as_bytes()));
-        assert_eq!(
-            msg,
-            "public key: not a signify file: missing 'untrusted comment: ' line"
-        );
-        assert!(matches!(
-            PublicKey::parse(b""),
-            Err(KeyError::MissingComment { .. })
-        ));
+        assert_eq!(msg, "public key: not a signify file: missing 'untrusted comment: ' line");
+        assert!(matches!(PublicKey::parse(b""), Err(KeyError::MissingComment { .. })));
         let wrong_case = good.replacen("untrusted", "Untrusted", 1);
-        assert!(matches!(
-            PublicKey::parse(wrong_case.as_bytes()),
-            Err(KeyError::MissingComment { .. })
-        ));
+        assert!(matches!(PublicKey::parse(wrong_case.as_bytes()), Err(KeyError::MissingComment { .. })));
     }
 
     #[test]
@@ -1594,10 +1344,7 @@ mod tests {
         // A comment line with no newline at all, short or long.
         assert!(matches!(
             PublicKey::parse(b"untrusted comment: abc"),
-            Err(KeyError::MissingNewline {
-                line: "comment",
-                ..
-            })
+            Err(KeyError::MissingNewline { line: "comment", .. })
         ));
         let long = format!("untrusted comment: {}", "c".repeat(1500));
         assert!(err_text(PublicKey::parse(long.as_bytes())).contains("longer than 1023"));
@@ -1608,15 +1355,9 @@ mod tests {
         assert_eq!(check_comment("ok"), Ok(()));
         assert_eq!(check_comment("two\nlines"), Err("contains a newline"));
         let key = SecretKey::generate("bad\ncomment");
-        assert!(matches!(
-            key.to_file_string(None),
-            Err(KeyError::BadComment { .. })
-        ));
+        assert!(matches!(key.to_file_string(None), Err(KeyError::BadComment { .. })));
         let too_long = SecretKey::generate(&"x".repeat(1024));
-        assert!(matches!(
-            too_long.to_file_string(None),
-            Err(KeyError::BadComment { .. })
-        ));
+        assert!(matches!(too_long.to_file_string(None), Err(KeyError::BadComment { .. })));
     }
 
     #[test]
@@ -1624,10 +1365,7 @@ mod tests {
         let key = SecretKey::generate("k");
         let sig = key.sign(b"m", "evil\nuntrusted comment: x");
         assert_eq!(sig.comment(), "evil untrusted comment: x");
-        assert_eq!(
-            Signature::parse(sig.to_file_string().as_bytes()).unwrap(),
-            sig
-        );
+        assert_eq!(Signature::parse(sig.to_file_string().as_bytes()).unwrap(), sig);
         let long = key.public_key_with_comment(&"é".repeat(600));
         assert!(long.comment().len() <= COMMENT_MAX_LEN);
         PublicKey::parse(long.to_file_string().as_bytes()).unwrap();
@@ -1655,20 +1393,14 @@ mod tests {
         let good = SecretKey::generate("k").public_key().to_file_string();
         let (head, tail) = good.split_at(good.find('\n').unwrap() + 10);
         let spaced = format!("{head} {tail}");
-        assert!(matches!(
-            PublicKey::parse(spaced.as_bytes()),
-            Err(KeyError::Base64 { .. })
-        ));
+        assert!(matches!(PublicKey::parse(spaced.as_bytes()), Err(KeyError::Base64 { .. })));
         let crlf = good.replace('\n', "\r\n");
         assert!(PublicKey::parse(crlf.as_bytes()).is_err());
         // Missing padding is not canonical base64 (a 74-byte signature needs one '=').
         let sig = SecretKey::generate("k").sign(b"m", "c").to_file_string();
         let unpadded = sig.replace("=\n", "\n");
         assert_ne!(unpadded, sig);
-        assert!(matches!(
-            Signature::parse(unpadded.as_bytes()),
-            Err(KeyError::Base64 { .. })
-        ));
+        assert!(matches!(Signature::parse(unpadded.as_bytes()), Err(KeyError::Base64 { .. })));
     }
 
     #[test]
@@ -1679,24 +1411,13 @@ mod tests {
         let pub_text = SecretKey::generate("k").public_key().to_file_string();
         assert!(matches!(
             Signature::parse(pub_text.as_bytes()),
-            Err(KeyError::WrongLength {
-                expected: 74,
-                found: 42,
-                ..
-            })
+            Err(KeyError::WrongLength { expected: 74, found: 42, .. })
         ));
         assert!(matches!(
             parse_sec(pub_text.as_bytes(), &mut no_passphrase()),
-            Err(KeyError::WrongLength {
-                expected: 104,
-                found: 42,
-                ..
-            })
+            Err(KeyError::WrongLength { expected: 104, found: 42, .. })
         ));
-        assert!(matches!(
-            PublicKey::parse(b"untrusted comment: c\n\n"),
-            Err(KeyError::WrongLength { found: 0, .. })
-        ));
+        assert!(matches!(PublicKey::parse(b"untrusted comment: c\n\n"), Err(KeyError::WrongLength { found: 0, .. })));
     }
 
     #[test]
@@ -1705,10 +1426,7 @@ mod tests {
         let mut raw = pub_struct(key.key_id().0, key.public_key().as_bytes());
         raw[..2].copy_from_slice(b"ED");
         let msg = err_text(PublicKey::parse(&container("c", &raw)));
-        assert_eq!(
-            msg,
-            "public key: unsupported algorithm \"ED\" (expected \"Ed\")"
-        );
+        assert_eq!(msg, "public key: unsupported algorithm \"ED\" (expected \"Ed\")");
         let mut sig = [&PKALG[..], &[0; 8], &[0; 64]].concat();
         sig[0] = 0xff;
         assert!(err_text(Signature::parse(&container("c", &sig))).contains("\"\\xffd\""));
@@ -1737,16 +1455,12 @@ mod tests {
         ));
         // A stored public half that the seed does not derive, with a checksum to match.
         let mut swapped = raw.clone();
-        swapped[enckey::SECKEY + 32..]
-            .copy_from_slice(SecretKey::generate("o").public_key().as_bytes());
+        swapped[enckey::SECKEY + 32..].copy_from_slice(SecretKey::generate("o").public_key().as_bytes());
         let mut seckey = [0u8; 64];
         seckey.copy_from_slice(&swapped[enckey::SECKEY..]);
         swapped[enckey::CHECKSUM..enckey::KEYNUM].copy_from_slice(&seckey_checksum(&seckey));
         let msg = err_text(parse_sec(&container("k", &swapped), &mut no_passphrase()));
-        assert!(
-            msg.contains("inconsistent") && msg.contains(&key.key_id().to_hex()),
-            "{msg}"
-        );
+        assert!(msg.contains("inconsistent") && msg.contains(&key.key_id().to_hex()), "{msg}");
     }
 
     #[test]
@@ -1755,19 +1469,16 @@ mod tests {
         let mut sig = key.sign(b"m", "c").to_file_string().into_bytes();
         sig.extend_from_slice(b"extra");
         let msg = err_text(Signature::parse(&sig));
-        assert_eq!(msg, "signature: 5 unexpected bytes after the base64 line (a signify signature file is exactly 2 lines)");
+        assert_eq!(
+            msg,
+            "signature: 5 unexpected bytes after the base64 line (a signify signature file is exactly 2 lines)"
+        );
         let mut public = key.public_key().to_file_string().into_bytes();
         public.push(b'\n');
-        assert!(matches!(
-            PublicKey::parse(&public),
-            Err(KeyError::TrailingData { extra: 1, .. })
-        ));
+        assert!(matches!(PublicKey::parse(&public), Err(KeyError::TrailingData { extra: 1, .. })));
         let mut big = key.public_key().to_file_string().into_bytes();
         big.resize(FILE_MAX_LEN + 1, b'x');
-        assert!(matches!(
-            PublicKey::parse(&big),
-            Err(KeyError::TooLarge { size: 2048, .. })
-        ));
+        assert!(matches!(PublicKey::parse(&big), Err(KeyError::TooLarge { size: 2048, .. })));
     }
 
     #[test]
@@ -1814,10 +1525,7 @@ mod tests {
         identity[0] = 1;
         for (name, key) in [("identity", identity), ("all-zero", [0u8; 32])] {
             let msg = err_text(PublicKey::parse(&container("c", &pub_struct([7; 8], &key))));
-            assert_eq!(
-                msg, "public key: weak (small-order) public key 0707070707070707 refused",
-                "{name}"
-            );
+            assert_eq!(msg, "public key: weak (small-order) public key 0707070707070707 refused", "{name}");
         }
     }
 
@@ -1843,14 +1551,8 @@ mod tests {
         let mut y_plus_p = [0xffu8; 32];
         y_plus_p[0] = 0xed + k;
         y_plus_p[31] = 0x7f;
-        let msg = err_text(PublicKey::parse(&container(
-            "c",
-            &pub_struct([1; 8], &y_plus_p),
-        )));
-        assert_eq!(
-            msg,
-            "public key: key 0101010101010101 is not canonically encoded"
-        );
+        let msg = err_text(PublicKey::parse(&container("c", &pub_struct([1; 8], &y_plus_p))));
+        assert_eq!(msg, "public key: key 0101010101010101 is not canonically encoded");
     }
 
     #[test]
@@ -1865,10 +1567,7 @@ mod tests {
             .find(|y| VerifyingKey::from_bytes(y).is_err())
             .expect("some small y is off the curve");
         let msg = err_text(PublicKey::parse(&container("c", &pub_struct([1; 8], &y))));
-        assert_eq!(
-            msg,
-            "public key: key 0101010101010101 is not a valid Ed25519 point"
-        );
+        assert_eq!(msg, "public key: key 0101010101010101 is not a valid Ed25519 point");
     }
 
     // --- Verification --------------------------------------------------------------------
@@ -1879,14 +1578,7 @@ mod tests {
         let b = SecretKey::generate("b");
         let sig = a.sign(b"m", "c");
         let msg = err_text(b.public_key().verify(b"m", &sig));
-        assert_eq!(
-            msg,
-            format!(
-                "signature by key {} but checked against key {}",
-                a.key_id(),
-                b.key_id()
-            )
-        );
+        assert_eq!(msg, format!("signature by key {} but checked against key {}", a.key_id(), b.key_id()));
     }
 
     #[test]
@@ -1896,20 +1588,11 @@ mod tests {
         let sig = key.sign(b"message", "c");
         public.verify(b"message", &sig).unwrap();
         let msg = err_text(public.verify(b"messagf", &sig));
-        assert_eq!(
-            msg,
-            format!("signature verification failed for key {}", key.key_id())
-        );
+        assert_eq!(msg, format!("signature verification failed for key {}", key.key_id()));
         for bit in [0, 255, 256, 511] {
             let mut bad = sig.clone();
             bad.bytes[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                matches!(
-                    public.verify(b"message", &bad),
-                    Err(KeyError::BadSignature { .. })
-                ),
-                "bit {bit}"
-            );
+            assert!(matches!(public.verify(b"message", &bad), Err(KeyError::BadSignature { .. })), "bit {bit}");
         }
     }
 
@@ -1927,10 +1610,7 @@ mod tests {
         assert_eq!(carry, 0);
         assert_ne!(malleated, sig);
         // signify would accept (R, S + L); strict verification must not.
-        assert!(matches!(
-            key.public_key().verify(b"message", &malleated),
-            Err(KeyError::BadSignature { .. })
-        ));
+        assert!(matches!(key.public_key().verify(b"message", &malleated), Err(KeyError::BadSignature { .. })));
     }
 
     #[test]
@@ -1977,10 +1657,7 @@ mod tests {
     fn signify_regress_forgery_fails() {
         let public = PublicKey::parse(REGRESS_PUB).unwrap();
         let forged = Signature::parse(FORGERY_SIG).unwrap();
-        assert!(matches!(
-            public.verify(FORGERY, &forged),
-            Err(KeyError::BadSignature { .. })
-        ));
+        assert!(matches!(public.verify(FORGERY, &forged), Err(KeyError::BadSignature { .. })));
     }
 
     #[test]
@@ -1988,13 +1665,7 @@ mod tests {
         let secret = parse_sec(REGRESS_SEC, &mut no_passphrase()).unwrap();
         let sig = secret.sign(ORDERS, "signature from signify secret key");
         assert_eq!(sig.to_file_string().as_bytes(), ORDERS_SIG);
-        assert_eq!(
-            secret
-                .public_key_with_comment("signify public key")
-                .to_file_string()
-                .as_bytes(),
-            REGRESS_PUB
-        );
+        assert_eq!(secret.public_key_with_comment("signify public key").to_file_string().as_bytes(), REGRESS_PUB);
     }
 
     // --- Files ---------------------------------------------------------------------------
@@ -2009,10 +1680,7 @@ mod tests {
         let (p, s) = (dir.path().join("k.pub"), dir.path().join("k.sec"));
         let key = SecretKey::generate("k secret key");
         write_key_pair(&p, &s, &key, "k public key", Some(b"pw")).unwrap();
-        assert_eq!(
-            fs::metadata(&s).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&s).unwrap().permissions().mode() & 0o777, 0o600);
         let public = PublicKey::load(&p).unwrap();
         assert_eq!(public.comment(), "k public key");
         let secret = SecretKey::load(&s, false, &mut passphrase(b"pw")).unwrap();
@@ -2027,17 +1695,11 @@ mod tests {
         let key = SecretKey::generate("k");
         fs::write(&p, "old").unwrap();
         let msg = err_text(write_key_pair(&p, &s, &key, "c", None));
-        assert!(
-            msg.contains("already exists") && msg.contains("k.pub"),
-            "{msg}"
-        );
+        assert!(msg.contains("already exists") && msg.contains("k.pub"), "{msg}");
         assert!(!s.exists(), "no secret key may be left behind");
         fs::remove_file(&p).unwrap();
         fs::write(&s, "old").unwrap();
-        assert!(matches!(
-            write_key_pair(&p, &s, &key, "c", None),
-            Err(KeyError::AlreadyExists { .. })
-        ));
+        assert!(matches!(write_key_pair(&p, &s, &key, "c", None), Err(KeyError::AlreadyExists { .. })));
         assert_eq!(fs::read(&s).unwrap(), b"old");
         assert!(!p.exists());
     }
@@ -2059,10 +1721,7 @@ mod tests {
         let s = dir.path().join("k.sec");
         let p = dir.path().join("missing-dir").join("k.pub");
         let key = SecretKey::generate("k");
-        assert!(matches!(
-            write_key_pair(&p, &s, &key, "c", None),
-            Err(KeyError::Io { .. })
-        ));
+        assert!(matches!(write_key_pair(&p, &s, &key, "c", None), Err(KeyError::Io { .. })));
         assert!(!s.exists());
     }
 
@@ -2071,14 +1730,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (p, s) = (dir.path().join("k.pub"), dir.path().join("k.sec"));
         let key = SecretKey::generate("k");
-        assert!(matches!(
-            write_key_pair(&p, &s, &key, "a\nb", None),
-            Err(KeyError::BadComment { .. })
-        ));
-        assert!(matches!(
-            write_key_pair(&p, &s, &key, "c", Some(b"")),
-            Err(KeyError::EmptyPassphrase { .. })
-        ));
+        assert!(matches!(write_key_pair(&p, &s, &key, "a\nb", None), Err(KeyError::BadComment { .. })));
+        assert!(matches!(write_key_pair(&p, &s, &key, "c", Some(b"")), Err(KeyError::EmptyPassphrase { .. })));
         assert!(!p.exists() && !s.exists());
     }
 
@@ -2086,22 +1739,12 @@ mod tests {
     fn secret_key_permissions_enforced() {
         let dir = tempfile::tempdir().unwrap();
         let s = dir.path().join("k.sec");
-        fs::write(
-            &s,
-            SecretKey::generate("k")
-                .to_file_string(None)
-                .unwrap()
-                .as_bytes(),
-        )
-        .unwrap();
+        fs::write(&s, SecretKey::generate("k").to_file_string(None).unwrap().as_bytes()).unwrap();
         set_mode(&s, 0o640);
         let msg = err_text(SecretKey::load(&s, false, &mut no_passphrase()));
         assert_eq!(
             msg,
-            format!(
-                "secret key file {} is accessible by group/others (mode 0640); run chmod 600 on it",
-                s.display()
-            )
+            format!("secret key file {} is accessible by group/others (mode 0640); run chmod 600 on it", s.display())
         );
         SecretKey::load(&s, true, &mut no_passphrase()).unwrap();
         set_mode(&s, 0o400);
@@ -2112,30 +1755,17 @@ mod tests {
     fn secret_key_symlink_refused() {
         let dir = tempfile::tempdir().unwrap();
         let s = dir.path().join("real.sec");
-        fs::write(
-            &s,
-            SecretKey::generate("k")
-                .to_file_string(None)
-                .unwrap()
-                .as_bytes(),
-        )
-        .unwrap();
+        fs::write(&s, SecretKey::generate("k").to_file_string(None).unwrap().as_bytes()).unwrap();
         set_mode(&s, 0o600);
         let link = dir.path().join("link.sec");
         std::os::unix::fs::symlink(&s, &link).unwrap();
-        assert!(matches!(
-            SecretKey::load(&link, false, &mut no_passphrase()),
-            Err(KeyError::SymlinkRefused { .. })
-        ));
+        assert!(matches!(SecretKey::load(&link, false, &mut no_passphrase()), Err(KeyError::SymlinkRefused { .. })));
     }
 
     #[test]
     fn non_regular_files_refused() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            PublicKey::load(dir.path()),
-            Err(KeyError::NotRegularFile { .. })
-        ));
+        assert!(matches!(PublicKey::load(dir.path()), Err(KeyError::NotRegularFile { .. })));
         assert!(matches!(
             SecretKey::load(dir.path(), true, &mut no_passphrase()),
             Err(KeyError::NotRegularFile { .. })
@@ -2148,17 +1778,11 @@ mod tests {
     fn large_key_file_refused_by_load() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("big.pub");
-        let mut text = SecretKey::generate("k")
-            .public_key()
-            .to_file_string()
-            .into_bytes();
+        let mut text = SecretKey::generate("k").public_key().to_file_string().into_bytes();
         text.resize(1 << 20, b'x');
         fs::write(&p, &text).unwrap();
         let msg = err_text(PublicKey::load(&p));
-        assert!(
-            msg.starts_with(&format!("{}: too large", p.display())),
-            "{msg}"
-        );
+        assert!(msg.starts_with(&format!("{}: too large", p.display())), "{msg}");
     }
 
     #[test]
@@ -2176,16 +1800,9 @@ mod tests {
         }
         for empty in [&b""[..], b"\n", b"\r\n", b"\nsecond line"] {
             fs::write(&f, empty).unwrap();
-            assert!(matches!(
-                read_passphrase(Some(&f), "p: ", false),
-                Err(KeyError::EmptyPassphrase { .. })
-            ));
+            assert!(matches!(read_passphrase(Some(&f), "p: ", false), Err(KeyError::EmptyPassphrase { .. })));
         }
-        let msg = err_text(read_passphrase(
-            Some(&dir.path().join("absent")),
-            "p: ",
-            false,
-        ));
+        let msg = err_text(read_passphrase(Some(&dir.path().join("absent")), "p: ", false));
         assert!(msg.contains("absent"), "{msg}");
     }
 
@@ -2198,9 +1815,6 @@ mod tests {
         let seed = secret.key.as_bytes();
         let seed_hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
         assert!(!debug.contains(&seed_hex[..8]), "{debug}");
-        assert!(
-            !debug.contains(&format!("{}, {}, {}", seed[0], seed[1], seed[2])),
-            "{debug}"
-        );
+        assert!(!debug.contains(&format!("{}, {}, {}", seed[0], seed[1], seed[2])), "{debug}");
     }
 }

@@ -143,8 +143,7 @@ impl Manifest {
     /// A verifier thus holds an artifact's signatures before the artifact streams past, and
     /// can check them in one pass.
     pub fn payload_order(&self) -> Vec<usize> {
-        let index: HashMap<&str, usize> =
-            self.entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = self.entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect();
         let linked: HashSet<usize> = self
             .entries
             .iter()
@@ -390,9 +389,7 @@ pub fn decode(bytes: &[u8]) -> Result<Manifest, Reject> {
     let manifest = from_wire(wire)?;
     check_rules(&manifest)?;
     if !is_canonical(&manifest, bytes) {
-        return Err(Reject::Manifest(
-            "not in canonical encoding (docs/FORMAT.md §Manifest)".into(),
-        ));
+        return Err(Reject::Manifest("not in canonical encoding (docs/FORMAT.md §Manifest)".into()));
     }
     Ok(manifest)
 }
@@ -405,9 +402,7 @@ fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
     // Same shape but another version number: say so, rather than "bad prefix".
     let head = &want[..want.len() - 1];
     if bytes.starts_with(head) {
-        return Err(Reject::Manifest(format!(
-            "unsupported format version (this airlock reads version {VERSION})"
-        )));
+        return Err(Reject::Manifest(format!("unsupported format version (this airlock reads version {VERSION})")));
     }
     Err(Reject::Manifest("does not start with the airlock manifest prefix".into()))
 }
@@ -436,9 +431,8 @@ fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
 
 fn entry_from_wire(w: WireEntry<'_>) -> Result<Entry, Reject> {
     let path = rel_path(w.path)?;
-    let mode = Mode::from_bits(w.mode).ok_or_else(|| {
-        Reject::Manifest(format!("entry {:?}: mode {:o} is not 644 or 755", w.path, w.mode))
-    })?;
+    let mode = Mode::from_bits(w.mode)
+        .ok_or_else(|| Reject::Manifest(format!("entry {:?}: mode {:o} is not 644 or 755", w.path, w.mode)))?;
     Ok(Entry {
         sha256: Digest(fixed_bytes(w.sha256, &format!("sha256 of entry {:?}", w.path))?),
         path,
@@ -453,9 +447,7 @@ fn rel_path(text: &str) -> Result<RelPath, Reject> {
 }
 
 fn fixed_bytes<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], Reject> {
-    bytes.try_into().map_err(|_| {
-        Reject::Manifest(format!("{what} is {} bytes, expected {N}", bytes.len()))
-    })
+    bytes.try_into().map_err(|_| Reject::Manifest(format!("{what} is {} bytes, expected {N}", bytes.len())))
 }
 
 /// Checks a channel name: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`.
@@ -555,9 +547,7 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
                     sig.as_str()
                 )));
             }
-            let suffix_ok = SIGNATURE_SUFFIXES
-                .iter()
-                .any(|s| sig.as_str().strip_suffix(s) == Some(e.path.as_str()));
+            let suffix_ok = SIGNATURE_SUFFIXES.iter().any(|s| sig.as_str().strip_suffix(s) == Some(e.path.as_str()));
             if !suffix_ok || !exact.contains(sig.as_str()) {
                 return Err(Reject::Manifest(format!(
                     "entry {:?} links signature {:?}, which is not a sibling .sig/.minisig/.asc/.sha256.sig entry of the bundle",
@@ -593,7 +583,11 @@ mod tests {
             previous: Some(Digest([9; 32])),
             label: Some("sample".into()),
             meta: BTreeMap::from([("origin".into(), "test".into())]),
-            entries: vec![a, entry("a.txt.sig", b"sig", Mode::Regular), entry("bin/run", b"#!/bin/sh\n", Mode::Executable)],
+            entries: vec![
+                a,
+                entry("a.txt.sig", b"sig", Mode::Regular),
+                entry("bin/run", b"#!/bin/sh\n", Mode::Executable),
+            ],
             removed: vec![],
         }
     }

@@ -128,9 +128,7 @@ pub fn read_header(r: &mut impl Read, at: &str) -> Result<Next> {
         match key.as_str() {
             "path" => member.name = value,
             "size" => {
-                member.size = value
-                    .parse()
-                    .map_err(|_| malformed(at, format!("PAX size {value:?} is not a number")))?
+                member.size = value.parse().map_err(|_| malformed(at, format!("PAX size {value:?} is not a number")))?
             }
             _ => {} // any other key makes the bytes differ from the canonical header
         }
@@ -141,11 +139,8 @@ pub fn read_header(r: &mut impl Read, at: &str) -> Result<Next> {
 fn parse_block(block: &[u8; BLOCK], at: &str) -> Result<ReadHeader> {
     let h = tar::Header::from_byte_slice(block);
     let stored = h.cksum().map_err(|_| malformed(at, "tar header checksum field is not a number"))?;
-    let computed: u32 = block
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 })
-        .sum();
+    let computed: u32 =
+        block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 }).sum();
     if stored != computed {
         return Err(malformed(at, "tar header checksum does not match (not a tar header, or damaged)"));
     }
@@ -190,21 +185,14 @@ pub fn expect_header(read: &ReadHeader, name: &str, size: u64, mode: u32, at: &s
     if read.kind != b'0' {
         return Err(malformed(
             at,
-            format!(
-                "member {:?} is a {}; only regular files are allowed",
-                read.name,
-                describe_kind(read.kind)
-            ),
+            format!("member {:?} is a {}; only regular files are allowed", read.name, describe_kind(read.kind)),
         ));
     }
     if read.name != name {
         return Err(malformed(at, format!("expected member {name:?}, found {:?}", read.name)));
     }
     if read.size != size {
-        return Err(malformed(
-            at,
-            format!("member {name:?} has size {} but the manifest says {size}", read.size),
-        ));
+        return Err(malformed(at, format!("member {name:?} has size {} but the manifest says {size}", read.size)));
     }
     if read.bytes != encode_header(name, size, mode) {
         return Err(malformed(
@@ -283,11 +271,8 @@ mod tests {
         archive.extend_from_slice(b"abc");
         archive.resize(archive.len() + padding(3) + 1024, 0);
         let mut ar = tar::Archive::new(&archive[..]);
-        let names: Vec<String> = ar
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<String> =
+            ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["data/ünï"]);
     }
 

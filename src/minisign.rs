@@ -80,53 +80,33 @@ impl MinisigFile {
         }
         let text = std::str::from_utf8(text).map_err(|_| "not UTF-8 text".to_owned())?;
         let body = text.strip_suffix('\n').unwrap_or(text);
-        let lines: Vec<&str> = body
-            .split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .collect();
+        let lines: Vec<&str> = body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
         if lines.len() != 4 {
-            return Err(format!(
-                "a minisign signature has 4 lines, this has {}",
-                lines.len()
-            ));
+            return Err(format!("a minisign signature has 4 lines, this has {}", lines.len()));
         }
         if !lines[0].starts_with(UNTRUSTED_PREFIX) {
             return Err(format!("line 1 does not start with {UNTRUSTED_PREFIX:?}"));
         }
-        let raw = BASE64
-            .decode(lines[1])
-            .map_err(|e| format!("line 2: invalid base64: {e}"))?;
+        let raw = BASE64.decode(lines[1]).map_err(|e| format!("line 2: invalid base64: {e}"))?;
         if raw.len() != 74 {
-            return Err(format!(
-                "line 2 decodes to {} bytes, expected 74",
-                raw.len()
-            ));
+            return Err(format!("line 2 decodes to {} bytes, expected 74", raw.len()));
         }
         let mode = match &raw[..2] {
             b"ED" => SigMode::Prehashed,
             b"Ed" => SigMode::Legacy,
-            other => {
-                return Err(format!(
-                    "unsupported signature algorithm {:?}",
-                    other.escape_ascii().to_string()
-                ))
-            }
+            other => return Err(format!("unsupported signature algorithm {:?}", other.escape_ascii().to_string())),
         };
         let trusted_comment = lines[2]
             .strip_prefix(TRUSTED_PREFIX)
             .ok_or_else(|| format!("line 3 does not start with {TRUSTED_PREFIX:?}"))?
             .to_owned();
         if trusted_comment.len() > TRUSTED_COMMENT_MAX {
-            return Err(format!(
-                "trusted comment longer than {TRUSTED_COMMENT_MAX} bytes"
-            ));
+            return Err(format!("trusted comment longer than {TRUSTED_COMMENT_MAX} bytes"));
         }
         if trusted_comment.chars().any(|c| c.is_control() && c != '\t') {
             return Err("trusted comment contains control characters".into());
         }
-        let global = BASE64
-            .decode(lines[3])
-            .map_err(|e| format!("line 4: invalid base64: {e}"))?;
+        let global = BASE64.decode(lines[3]).map_err(|e| format!("line 4: invalid base64: {e}"))?;
         let global_signature: [u8; 64] = global
             .as_slice()
             .try_into()
@@ -135,13 +115,7 @@ impl MinisigFile {
         key_id.copy_from_slice(&raw[2..10]);
         let mut signature = [0u8; 64];
         signature.copy_from_slice(&raw[10..]);
-        Ok(MinisigFile {
-            mode,
-            key_id: KeyId(key_id),
-            signature,
-            trusted_comment,
-            global_signature,
-        })
+        Ok(MinisigFile { mode, key_id: KeyId(key_id), signature, trusted_comment, global_signature })
     }
 
     /// The key number it claims (in airlock's spelling; see [`minisign_key_id`]).
@@ -163,28 +137,22 @@ impl MinisigFile {
     /// legacy signature unless `allow_legacy`, and returns a verifier to feed the file into.
     pub fn verifier(&self, key: &PublicKey, allow_legacy: bool) -> Result<MinisigVerifier, String> {
         if self.key_id != key.key_id() {
-            return Err(format!(
-                "signed by key {}, not {}",
-                self.key_id,
-                key.key_id()
-            ));
+            return Err(format!("signed by key {}, not {}", self.key_id, key.key_id()));
         }
         if self.mode == SigMode::Legacy && !allow_legacy {
-            return Err("legacy (non-prehashed) minisign signature refused; the rule needs allow_legacy = true to accept it".into());
+            return Err(
+                "legacy (non-prehashed) minisign signature refused; the rule needs allow_legacy = true to accept it"
+                    .into(),
+            );
         }
         let vk = verifying_key(key)?;
         let mut global_msg = Vec::with_capacity(64 + self.trusted_comment.len());
         global_msg.extend_from_slice(&self.signature);
         global_msg.extend_from_slice(self.trusted_comment.as_bytes());
-        vk.verify_strict(
-            &global_msg,
-            &ed25519_dalek::Signature::from_bytes(&self.global_signature),
-        )
-        .map_err(|_| "the global signature over the trusted comment does not verify".to_owned())?;
+        vk.verify_strict(&global_msg, &ed25519_dalek::Signature::from_bytes(&self.global_signature))
+            .map_err(|_| "the global signature over the trusted comment does not verify".to_owned())?;
         let state = match self.mode {
-            SigMode::Prehashed => {
-                State::Prehashed(Box::new((Blake2b512::new(), vk, self.signature)))
-            }
+            SigMode::Prehashed => State::Prehashed(Box::new((Blake2b512::new(), vk, self.signature))),
             SigMode::Legacy => State::Legacy(Box::new(StrictStream::new(key, &self.signature)?)),
         };
         Ok(MinisigVerifier { state })
@@ -254,15 +222,13 @@ impl StrictStream {
 
     /// The whole message was fed.
     pub fn finish(self) -> Result<(), String> {
-        self.inner
-            .finalize_and_verify()
-            .map_err(|_| "signature does not verify".to_owned())
+        self.inner.finalize_and_verify().map_err(|_| "signature does not verify".to_owned())
     }
 }
 
 fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, String> {
-    let vk = VerifyingKey::from_bytes(key.as_bytes())
-        .map_err(|_| format!("key {} is not a valid point", key.key_id()))?;
+    let vk =
+        VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| format!("key {} is not a valid point", key.key_id()))?;
     if vk.is_weak() {
         return Err(format!("weak (small-order) key {} refused", key.key_id()));
     }
@@ -290,11 +256,7 @@ pub fn public_key_file(key: &PublicKey) -> String {
     raw.extend_from_slice(b"Ed");
     raw.extend_from_slice(&key.key_id().0);
     raw.extend_from_slice(key.as_bytes());
-    format!(
-        "untrusted comment: minisign public key {}\n{}\n",
-        minisign_key_id(key.key_id()),
-        BASE64.encode(raw)
-    )
+    format!("untrusted comment: minisign public key {}\n{}\n", minisign_key_id(key.key_id()), BASE64.encode(raw))
 }
 
 /// A public key file in signify's form, comment `signify public key` (signify writes
@@ -304,11 +266,7 @@ pub fn signify_public_key_file(key: &PublicKey) -> String {
     raw.extend_from_slice(b"Ed");
     raw.extend_from_slice(&key.key_id().0);
     raw.extend_from_slice(key.as_bytes());
-    format!(
-        "untrusted comment: signify public key {}\n{}\n",
-        key.key_id(),
-        BASE64.encode(raw)
-    )
+    format!("untrusted comment: signify public key {}\n{}\n", key.key_id(), BASE64.encode(raw))
 }
 
 /// What `airlock key show` prints about a key file.
@@ -330,15 +288,12 @@ pub struct KeyInfo {
 /// fully checked (as [`PublicKey::parse`] does); for secret keys only the clear fields are
 /// read.
 pub fn key_info(text: &[u8]) -> Result<KeyInfo, String> {
-    let body =
-        std::str::from_utf8(text).map_err(|_| "not a key file (not UTF-8 text)".to_owned())?;
+    let body = std::str::from_utf8(text).map_err(|_| "not a key file (not UTF-8 text)".to_owned())?;
     let mut lines = body.lines();
     let comment = lines
         .next()
         .and_then(|l| l.strip_prefix(UNTRUSTED_PREFIX))
-        .ok_or_else(|| {
-            format!("not a key file: the first line does not start with {UNTRUSTED_PREFIX:?}")
-        })?
+        .ok_or_else(|| format!("not a key file: the first line does not start with {UNTRUSTED_PREFIX:?}"))?
         .to_owned();
     let raw = BASE64
         .decode(lines.next().unwrap_or("").trim_end())
@@ -347,11 +302,7 @@ pub fn key_info(text: &[u8]) -> Result<KeyInfo, String> {
     match raw.len() {
         42 => {
             let public = PublicKey::parse(text).map_err(|e| e.to_string())?;
-            let kind = if minisign_comment {
-                "minisign public key"
-            } else {
-                "signify public key"
-            };
+            let kind = if minisign_comment { "minisign public key" } else { "signify public key" };
             Ok(KeyInfo {
                 kind: kind.into(),
                 key_id: Some(public.key_id()),
@@ -373,10 +324,7 @@ pub fn key_info(text: &[u8]) -> Result<KeyInfo, String> {
                 let mut pk = b"Ed".to_vec();
                 pk.extend_from_slice(&id);
                 pk.extend_from_slice(&raw[72..104]);
-                PublicKey::parse(
-                    format!("untrusted comment: {comment}\n{}\n", BASE64.encode(pk)).as_bytes(),
-                )
-                .ok()
+                PublicKey::parse(format!("untrusted comment: {comment}\n{}\n", BASE64.encode(pk)).as_bytes()).ok()
             } else {
                 None
             };
@@ -410,9 +358,7 @@ pub fn key_info(text: &[u8]) -> Result<KeyInfo, String> {
                 public: None,
             })
         }
-        n => Err(format!(
-            "not a signify or minisign key: the base64 line decodes to {n} bytes"
-        )),
+        n => Err(format!("not a signify or minisign key: the base64 line decodes to {n} bytes")),
     }
 }
 
@@ -468,20 +414,8 @@ mod tests {
     fn both_modes_verify_and_legacy_needs_permission() {
         let (sk, pk) = key();
         let msg = b"the artifact bytes";
-        let pre = make(
-            &sk,
-            pk.key_id(),
-            msg,
-            SigMode::Prehashed,
-            "timestamp:1\tfile:x",
-        );
-        let leg = make(
-            &sk,
-            pk.key_id(),
-            msg,
-            SigMode::Legacy,
-            "timestamp:1\tfile:x",
-        );
+        let pre = make(&sk, pk.key_id(), msg, SigMode::Prehashed, "timestamp:1\tfile:x");
+        let leg = make(&sk, pk.key_id(), msg, SigMode::Legacy, "timestamp:1\tfile:x");
         check(&pre, &pk, msg, false).unwrap();
         check(&leg, &pk, msg, true).unwrap();
         assert!(check(&leg, &pk, msg, false).unwrap_err().contains("legacy"));
@@ -493,18 +427,9 @@ mod tests {
     fn trusted_comment_is_authenticated() {
         let (sk, pk) = key();
         let msg = b"x";
-        let good = String::from_utf8(make(
-            &sk,
-            pk.key_id(),
-            msg,
-            SigMode::Prehashed,
-            "release 1.0",
-        ))
-        .unwrap();
+        let good = String::from_utf8(make(&sk, pk.key_id(), msg, SigMode::Prehashed, "release 1.0")).unwrap();
         let forged = good.replace("release 1.0", "release 9.9");
-        assert!(check(forged.as_bytes(), &pk, msg, false)
-            .unwrap_err()
-            .contains("global"));
+        assert!(check(forged.as_bytes(), &pk, msg, false).unwrap_err().contains("global"));
     }
 
     #[test]
@@ -515,13 +440,7 @@ mod tests {
         let lines: Vec<&str> = pre.lines().collect();
         let mut raw = BASE64.decode(lines[1]).unwrap();
         raw[..2].copy_from_slice(b"Ed");
-        let relabelled = format!(
-            "{}\n{}\n{}\n{}\n",
-            lines[0],
-            BASE64.encode(raw),
-            lines[2],
-            lines[3]
-        );
+        let relabelled = format!("{}\n{}\n{}\n{}\n", lines[0], BASE64.encode(raw), lines[2], lines[3]);
         assert!(check(relabelled.as_bytes(), &pk, msg, true).is_err());
     }
 

@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::artifacts::ArtifactSink;
 use crate::clock;
 use crate::digest::{self, Digest};
 use crate::error::{Error, Reject, Result};
 use crate::manifest::{self, Entry, Manifest};
 use crate::path::METADATA_DIR;
-use crate::artifacts::ArtifactSink;
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::reader::{Bundle, PayloadSink, Verified};
@@ -154,7 +154,10 @@ impl Mirror {
         if create {
             create_layout(root, &meta)?;
         } else if !meta.join("FORMAT").is_file() {
-            return Err(Error::Mirror { path: root.to_owned(), reason: "is not an airlock mirror (no .airlock/FORMAT)".into() });
+            return Err(Error::Mirror {
+                path: root.to_owned(),
+                reason: "is not an airlock mirror (no .airlock/FORMAT)".into(),
+            });
         }
         check_format(&meta)?;
         let lock = lock_mirror(&meta)?;
@@ -176,7 +179,13 @@ impl Mirror {
     /// Verifies `bundle_path` against the trust `policy` (signers, revocations, maximum age,
     /// artifact rules) and the mirror's history, and imports it. Every failure after the
     /// mirror is opened is logged.
-    pub fn import(&self, bundle_path: &Path, policy: &Policy, opts: &ImportOptions, progress: &Progress) -> Result<ImportOutcome> {
+    pub fn import(
+        &self,
+        bundle_path: &Path,
+        policy: &Policy,
+        opts: &ImportOptions,
+        progress: &Progress,
+    ) -> Result<ImportOutcome> {
         let mut summary = None;
         let result = self.import_inner(bundle_path, policy, opts, progress, &mut summary);
         if let Err(err) = &result {
@@ -255,7 +264,12 @@ impl Mirror {
                     Ok(m) if m.is_dir() => {
                         present_dirs.insert(dir);
                     }
-                    Ok(_) => return Err(conflict(entry, &format!("the mirror has a file or link at {dir:?} where a directory is needed"))),
+                    Ok(_) => {
+                        return Err(conflict(
+                            entry,
+                            &format!("the mirror has a file or link at {dir:?} where a directory is needed"),
+                        ))
+                    }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         absent_dirs.insert(dir);
                         under_absent = true;
@@ -301,7 +315,8 @@ impl Mirror {
     fn commit(&self, staging: &Path, record: LogRecord) -> Result<()> {
         let name = staging.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         let pending = Pending { staging: name, record };
-        let text = serde_json::to_vec(&pending).map_err(|e| Error::io(self.meta.join("pending"), io::Error::other(e)))?;
+        let text =
+            serde_json::to_vec(&pending).map_err(|e| Error::io(self.meta.join("pending"), io::Error::other(e)))?;
         write_durably(&self.meta, "pending", &text)?;
         crash_point("committed");
         self.apply(&pending)
@@ -355,10 +370,14 @@ impl Mirror {
             let (src, dst) = (from.join(&name), to.join(&name));
             let src_is_dir = fs::symlink_metadata(&src).map_err(|e| Error::io(&src, e))?.is_dir();
             match fs::symlink_metadata(&dst) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(&src, &dst).map_err(|e| Error::io(&dst, e))?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::rename(&src, &dst).map_err(|e| Error::io(&dst, e))?
+                }
                 Ok(m) if m.is_dir() && src_is_dir => self.move_tree(&src, &dst)?,
                 Ok(m) if m.is_file() && !src_is_dir => fs::rename(&src, &dst).map_err(|e| Error::io(&dst, e))?,
-                Ok(_) => return Err(self.damaged(&format!("{} changed type after the import was checked", dst.display()))),
+                Ok(_) => {
+                    return Err(self.damaged(&format!("{} changed type after the import was checked", dst.display())))
+                }
                 Err(e) => return Err(Error::io(&dst, e)),
             }
             crash_point("file-moved");
@@ -372,8 +391,8 @@ impl Mirror {
         let pending_path = self.meta.join("pending");
         if pending_path.exists() {
             let text = fs::read(&pending_path).map_err(|e| Error::io(&pending_path, e))?;
-            let mut pending: Pending =
-                serde_json::from_slice(&text).map_err(|e| self.damaged(&format!("pending commit record unreadable: {e}")))?;
+            let mut pending: Pending = serde_json::from_slice(&text)
+                .map_err(|e| self.damaged(&format!("pending commit record unreadable: {e}")))?;
             pending.record.reason = Some("completed by recovery after an interrupted import".into());
             self.apply(&pending)?;
         }
@@ -386,7 +405,9 @@ impl Mirror {
                 source: None,
                 bundle: None,
                 overrides: Vec::new(),
-                reason: Some(format!("uncommitted staging {name} of an interrupted import removed; the mirror is unchanged")),
+                reason: Some(format!(
+                    "uncommitted staging {name} of an interrupted import removed; the mirror is unchanged"
+                )),
             })?;
         }
         Ok(())
@@ -417,7 +438,8 @@ impl Mirror {
         record.prev = read_state(&path)?.head;
         let mut line = serde_json::to_vec(&record).map_err(|e| Error::io(&path, io::Error::other(e)))?;
         line.push(b'\n');
-        let mut file = OpenOptions::new().append(true).create(true).mode(0o644).open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut file =
+            OpenOptions::new().append(true).create(true).mode(0o644).open(&path).map_err(|e| Error::io(&path, e))?;
         file.write_all(&line).map_err(|e| Error::io(&path, e))?;
         file.sync_all().map_err(|e| Error::io(&path, e))
     }
@@ -445,10 +467,15 @@ impl Mirror {
         let total = expected.values().map(|e| e.size).sum();
         progress.start("checking", total, expected.len() as u64);
         let mut seen = BTreeSet::new();
-        for item in walkdir::WalkDir::new(&self.root).min_depth(1).sort_by_file_name().into_iter().filter_entry(|e| {
-            !(e.depth() == 1 && e.file_name() == METADATA_DIR)
-        }) {
-            let item = item.map_err(|e| Error::io(&self.root, e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed"))))?;
+        for item in walkdir::WalkDir::new(&self.root)
+            .min_depth(1)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| !(e.depth() == 1 && e.file_name() == METADATA_DIR))
+        {
+            let item = item.map_err(|e| {
+                Error::io(&self.root, e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")))
+            })?;
             if item.file_type().is_dir() {
                 continue;
             }
@@ -532,18 +559,28 @@ fn summarize(v: &Verified) -> BundleSummary {
 
 /// Expiry against the later of the clock and the mirror's clock floor; sequence and
 /// `previous` against the channel's last import. Returns the overrides used.
-pub fn check_freshness(m: &Manifest, digest: &Digest, state: &MirrorState, opts: &ImportOptions) -> Result<Vec<String>> {
+pub fn check_freshness(
+    m: &Manifest,
+    digest: &Digest,
+    state: &MirrorState,
+    opts: &ImportOptions,
+) -> Result<Vec<String>> {
     let _ = digest;
     let now = clock::now();
     let effective = now.max(state.clock_floor);
     if let Some(expires) = m.expires {
         if effective > expires.saturating_add(opts.clock_skew) {
             let floor_note = if state.clock_floor > now {
-                format!("; the mirror's clock floor {} is later than this machine's clock", clock::format(state.clock_floor))
+                format!(
+                    "; the mirror's clock floor {} is later than this machine's clock",
+                    clock::format(state.clock_floor)
+                )
             } else {
                 String::new()
             };
-            return Err(Reject::Expired { expires: clock::format(expires), now: clock::format(effective), floor_note }.into());
+            return Err(
+                Reject::Expired { expires: clock::format(expires), now: clock::format(effective), floor_note }.into()
+            );
         }
     }
     let Some(&(last, last_digest)) = state.channels.get(&m.channel) else {
@@ -555,7 +592,11 @@ pub fn check_freshness(m: &Manifest, digest: &Digest, state: &MirrorState, opts:
     let mut overrides = Vec::new();
     if m.sequence > last + 1 {
         if !opts.allow_gap {
-            let missing = if m.sequence == last + 2 { format!("{}", last + 1) } else { format!("{}..={}", last + 1, m.sequence - 1) };
+            let missing = if m.sequence == last + 2 {
+                format!("{}", last + 1)
+            } else {
+                format!("{}..={}", last + 1, m.sequence - 1)
+            };
             return Err(Reject::Gap { channel: m.channel.clone(), missing, last, sequence: m.sequence }.into());
         }
         overrides.push(format!("allow-gap: accepted sequence {} after {last}", m.sequence));
@@ -583,12 +624,17 @@ pub fn read_state(log: &Path) -> Result<MirrorState> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
         Err(e) => return Err(Error::io(log, e)),
     };
-    let damaged = |n: usize, what: String| Error::Mirror { path: log.to_owned(), reason: format!("import log line {n}: {what}") };
+    let damaged =
+        |n: usize, what: String| Error::Mirror { path: log.to_owned(), reason: format!("import log line {n}: {what}") };
     for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line.map_err(|e| Error::io(log, e))?;
-        let record: LogRecord = serde_json::from_slice(&line).map_err(|e| damaged(i + 1, format!("unreadable ({e})")))?;
+        let record: LogRecord =
+            serde_json::from_slice(&line).map_err(|e| damaged(i + 1, format!("unreadable ({e})")))?;
         if record.prev != state.head {
-            return Err(damaged(i + 1, "does not chain to the line before it (the log was edited or truncated)".into()));
+            return Err(damaged(
+                i + 1,
+                "does not chain to the line before it (the log was edited or truncated)".into(),
+            ));
         }
         state.head = Digest::of(&line).to_hex();
         if record.event == "imported" {
@@ -741,7 +787,14 @@ fn check_format(meta: &Path) -> Result<()> {
 
 fn lock_mirror(meta: &Path) -> Result<File> {
     let path = meta.join("lock");
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(&path).map_err(|e| Error::io(&path, e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Mirror {
@@ -778,14 +831,21 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes `name` in `dir` via a temporary file, fsync and rename, then syncs `dir`.
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, dir.join(name)).map_err(|e| Error::io(dir.join(name), e))?;
     sync_dir(dir)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).map_err(|e| Error::io(path, e))?;
+    let mut f =
+        OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).map_err(|e| Error::io(path, e))?;
     f.write_all(bytes).map_err(|e| Error::io(path, e))?;
     f.set_permissions(fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(path, e))
 }

@@ -85,9 +85,7 @@ impl RelPath {
 
     /// The parent directories, shortest first (`a/b/c` gives `a`, `a/b`).
     pub fn ancestors(&self) -> impl Iterator<Item = &str> {
-        self.0
-            .match_indices('/')
-            .map(move |(i, _)| &self.0[..i])
+        self.0.match_indices('/').map(move |(i, _)| &self.0[..i])
     }
 
     /// The key under which two paths collide on a case-insensitive or normalising
@@ -130,8 +128,7 @@ impl Serialize for RelPath {
 impl<'de> Deserialize<'de> for RelPath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        RelPath::new(&text)
-            .map_err(|e| serde::de::Error::custom(format!("entry path {text:?}: {e}")))
+        RelPath::new(&text).map_err(|e| serde::de::Error::custom(format!("entry path {text:?}: {e}")))
     }
 }
 
@@ -202,7 +199,8 @@ fn is_windows_device_name(component: &str) -> bool {
     match stem.len() {
         3 => ["CON", "PRN", "AUX", "NUL"].iter().any(|d| stem.eq_ignore_ascii_case(d.as_bytes())),
         4 => {
-            (stem[..3].eq_ignore_ascii_case(b"COM") || stem[..3].eq_ignore_ascii_case(b"LPT")) && stem[3].is_ascii_digit()
+            (stem[..3].eq_ignore_ascii_case(b"COM") || stem[..3].eq_ignore_ascii_case(b"LPT"))
+                && stem[3].is_ascii_digit()
         }
         _ => false,
     }

@@ -89,9 +89,7 @@ impl Trust {
             }
         }
         if threshold == 0 {
-            return Err(Error::Usage(
-                "the signature threshold must be at least 1".into(),
-            ));
+            return Err(Error::Usage("the signature threshold must be at least 1".into()));
         }
         let distinct = distinct_material(&unique);
         if distinct < threshold {
@@ -99,10 +97,7 @@ impl Trust {
                 "threshold {threshold} cannot be met by {distinct} distinct trusted key(s)"
             )));
         }
-        Ok(Trust {
-            keys: unique,
-            threshold,
-        })
+        Ok(Trust { keys: unique, threshold })
     }
 
     /// The trusted keys.
@@ -123,12 +118,7 @@ impl Trust {
     /// Checks every signature over `message`. A signature claiming a trusted key's id that
     /// does not verify is an error (tampering, or a key id copied into another key); one by
     /// an unknown key is reported and ignored. Fails unless the threshold is met.
-    pub fn check(
-        &self,
-        message: &[u8],
-        what: &str,
-        signatures: &[Signature],
-    ) -> Result<TrustReport, Reject> {
+    pub fn check(&self, message: &[u8], what: &str, signatures: &[Signature]) -> Result<TrustReport, Reject> {
         let report = evaluate(Some(("*", self)), &|_| None, message, signatures);
         enforce(report, what, Some(self))
     }
@@ -162,11 +152,7 @@ fn evaluate(
             SignatureStatus::Revoked { reason }
         } else if let Some(key) = rule.and_then(|(_, t)| t.key(sig.key_id())) {
             if key.verify(message, sig).is_ok() {
-                if !report
-                    .valid_signers
-                    .iter()
-                    .any(|k| k.as_bytes() == key.as_bytes())
-                {
+                if !report.valid_signers.iter().any(|k| k.as_bytes() == key.as_bytes()) {
                     report.valid_signers.push(key.clone());
                 }
                 SignatureStatus::Valid
@@ -184,15 +170,8 @@ fn evaluate(
 /// Turns a report into a decision: an invalid signature by a trusted key rejects, and so
 /// does a threshold not met.
 fn enforce(report: TrustReport, what: &str, trust: Option<&Trust>) -> Result<TrustReport, Reject> {
-    if let Some((key_id, _)) = report
-        .signatures
-        .iter()
-        .find(|(_, s)| *s == SignatureStatus::Invalid)
-    {
-        return Err(Reject::BadSignature {
-            key_id: *key_id,
-            what: what.to_owned(),
-        });
+    if let Some((key_id, _)) = report.signatures.iter().find(|(_, s)| *s == SignatureStatus::Invalid) {
+        return Err(Reject::BadSignature { key_id: *key_id, what: what.to_owned() });
     }
     if !report.threshold_met() {
         return Err(Reject::Untrusted(describe_shortfall(&report, trust)));
@@ -211,9 +190,7 @@ fn describe_shortfall(report: &TrustReport, trust: Option<&Trust>) -> String {
             SignatureStatus::Invalid => format!("{id} (does not verify)"),
         })
         .collect();
-    let trusted: Vec<String> = trust.map_or(Vec::new(), |t| {
-        t.keys.iter().map(|k| k.key_id().to_string()).collect()
-    });
+    let trusted: Vec<String> = trust.map_or(Vec::new(), |t| t.keys.iter().map(|k| k.key_id().to_string()).collect());
     format!(
         "needs valid signatures from {} distinct trusted key(s), found {}; signed by: {}; trusted keys: {}",
         report.threshold,
@@ -304,19 +281,12 @@ impl Policy {
         let keys = trust
             .keys
             .iter()
-            .map(|k| NamedKey {
-                name: k.key_id().to_string(),
-                key: k.clone(),
-                origin: "--trust".into(),
-            })
+            .map(|k| NamedKey { name: k.key_id().to_string(), key: k.clone(), origin: "--trust".into() })
             .collect();
         Policy {
             origin: "--trust".into(),
             keys,
-            channels: vec![ChannelRule {
-                channel: "*".into(),
-                trust,
-            }],
+            channels: vec![ChannelRule { channel: "*".into(), trust }],
             revoked: Vec::new(),
             max_age: None,
             artifacts: Vec::new(),
@@ -328,14 +298,9 @@ impl Policy {
         use std::io::Read as _;
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut text = String::new();
-        file.take(MAX_POLICY_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io(path, e))?;
+        file.take(MAX_POLICY_BYTES + 1).read_to_string(&mut text).map_err(|e| Error::io(path, e))?;
         if text.len() as u64 > MAX_POLICY_BYTES {
-            return Err(Error::Usage(format!(
-                "{}: policy file larger than {MAX_POLICY_BYTES} bytes",
-                path.display()
-            )));
+            return Err(Error::Usage(format!("{}: policy file larger than {MAX_POLICY_BYTES} bytes", path.display())));
         }
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Policy::parse(&text, &base, &path.display().to_string())
@@ -379,47 +344,28 @@ impl Policy {
 
     /// The policy's name for a key (by key material), if it has one.
     pub fn name_of(&self, key: &PublicKey) -> Option<&str> {
-        self.keys
-            .iter()
-            .find(|k| k.key.as_bytes() == key.as_bytes())
-            .map(|k| k.name.as_str())
+        self.keys.iter().find(|k| k.key.as_bytes() == key.as_bytes()).map(|k| k.name.as_str())
     }
 
     /// The policy's name for the key with this id, if any.
     pub fn name_of_id(&self, id: KeyId) -> Option<&str> {
-        self.keys
-            .iter()
-            .find(|k| k.key.key_id() == id)
-            .map(|k| k.name.as_str())
+        self.keys.iter().find(|k| k.key.key_id() == id).map(|k| k.name.as_str())
     }
 
     /// The rule for a channel: its own, else `*`.
     pub fn channel_rule(&self, channel: &str) -> Option<&ChannelRule> {
-        self.channels
-            .iter()
-            .find(|c| c.channel == channel)
-            .or_else(|| self.channels.iter().find(|c| c.channel == "*"))
+        self.channels.iter().find(|c| c.channel == channel).or_else(|| self.channels.iter().find(|c| c.channel == "*"))
     }
 
     /// The revocation in force for signatures with this key id on a bundle created at
     /// `created`, if any.
     pub fn revocation(&self, id: KeyId, created: u64) -> Option<&Revocation> {
-        self.revoked
-            .iter()
-            .find(|r| r.key_id == id && r.since.is_none_or(|since| created >= since))
+        self.revoked.iter().find(|r| r.key_id == id && r.since.is_none_or(|since| created >= since))
     }
 
     /// Evaluates every manifest signature without deciding: for `inspect`.
-    pub fn evaluate_head(
-        &self,
-        message: &[u8],
-        signatures: &[Signature],
-        channel: &str,
-        created: u64,
-    ) -> TrustReport {
-        let rule = self
-            .channel_rule(channel)
-            .map(|r| (r.channel.as_str(), &r.trust));
+    pub fn evaluate_head(&self, message: &[u8], signatures: &[Signature], channel: &str, created: u64) -> TrustReport {
+        let rule = self.channel_rule(channel).map(|r| (r.channel.as_str(), &r.trust));
         let revoked = |id: KeyId| self.revocation(id, created).map(|r| r.reason.clone());
         evaluate(rule, &revoked, message, signatures)
     }
@@ -443,11 +389,7 @@ impl Policy {
                 named.join(", ")
             )));
         };
-        enforce(
-            self.evaluate_head(message, signatures, channel, created),
-            what,
-            Some(&rule.trust),
-        )
+        enforce(self.evaluate_head(message, signatures, channel, created), what, Some(&rule.trust))
     }
 
     /// Refuses a bundle created more than the policy's maximum age before `now` (plus
@@ -459,8 +401,7 @@ impl Policy {
         if now > created.saturating_add(max_age).saturating_add(skew) {
             return Err(Reject::TooOld {
                 created: clock::format(created),
-                max_age: humantime::format_duration(std::time::Duration::from_secs(max_age))
-                    .to_string(),
+                max_age: humantime::format_duration(std::time::Duration::from_secs(max_age)).to_string(),
                 now: clock::format(now),
             });
         }
@@ -487,11 +428,8 @@ impl Policy {
         out.push("Bundles:".into());
         for c in &self.channels {
             let keys: Vec<String> = c.trust.keys.iter().map(name).collect();
-            let which = if c.channel == "*" {
-                "any other channel".to_owned()
-            } else {
-                format!("channel {:?}", c.channel)
-            };
+            let which =
+                if c.channel == "*" { "any other channel".to_owned() } else { format!("channel {:?}", c.channel) };
             out.push(format!(
                 "  {which}: accepted when signed by at least {} of these {} distinct key(s): {}",
                 c.trust.threshold,
@@ -514,13 +452,8 @@ impl Policy {
                         clock::format(t)
                     ),
                 };
-                let named = self
-                    .name_of_id(r.key_id)
-                    .map_or(String::new(), |n| format!(" ({n})"));
-                out.push(format!(
-                    "  {}{named}: {when}; reason: {}",
-                    r.key_id, r.reason
-                ));
+                let named = self.name_of_id(r.key_id).map_or(String::new(), |n| format!(" ({n})"));
+                out.push(format!("  {}{named}: {when}; reason: {}", r.key_id, r.reason));
             }
         }
         match self.max_age {
@@ -621,34 +554,25 @@ struct Parser<'a> {
 impl Parser<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
     }
 
     fn err(&self, span: Range<usize>, problem: impl Into<String>) -> Error {
-        Error::Policy {
-            origin: self.origin.to_owned(),
-            line: self.line(span.start),
-            problem: problem.into(),
-        }
+        Error::Policy { origin: self.origin.to_owned(), line: self.line(span.start), problem: problem.into() }
     }
 
     fn parse(&self) -> Result<Policy> {
         let raw: RawPolicy = toml::from_str(self.text).map_err(|e| {
             let line = e.span().map_or(1, |s| self.line(s.start));
-            Error::Policy {
-                origin: self.origin.to_owned(),
-                line,
-                problem: e.message().trim().to_owned(),
-            }
+            Error::Policy { origin: self.origin.to_owned(), line, problem: e.message().trim().to_owned() }
         })?;
         if *raw.version.get_ref() != POLICY_VERSION {
             return Err(self.err(
                 raw.version.span(),
-                format!("policy version {} is not supported (this airlock reads version {POLICY_VERSION})", raw.version.get_ref()),
+                format!(
+                    "policy version {} is not supported (this airlock reads version {POLICY_VERSION})",
+                    raw.version.get_ref()
+                ),
             ));
         }
         let keys = self.keys(&raw.keys)?;
@@ -656,18 +580,9 @@ impl Parser<'_> {
             keys.iter()
                 .find(|k| k.name == *name.get_ref())
                 .map(|k| k.key.clone())
-                .ok_or_else(|| {
-                    self.err(
-                        name.span(),
-                        format!("no key named {:?} in [keys]", name.get_ref()),
-                    )
-                })
+                .ok_or_else(|| self.err(name.span(), format!("no key named {:?} in [keys]", name.get_ref())))
         };
-        let revoked = raw
-            .revoked
-            .iter()
-            .map(|r| self.revocation(r))
-            .collect::<Result<Vec<_>>>()?;
+        let revoked = raw.revoked.iter().map(|r| self.revocation(r)).collect::<Result<Vec<_>>>()?;
         let mut channels: Vec<ChannelRule> = Vec::new();
         for c in &raw.channel {
             let name = c.get_ref().name.get_ref();
@@ -675,18 +590,9 @@ impl Parser<'_> {
                 manifest::check_channel(name).map_err(|p| self.err(c.get_ref().name.span(), p))?;
             }
             if channels.iter().any(|x| x.channel == *name) {
-                return Err(self.err(
-                    c.get_ref().name.span(),
-                    format!("channel {name:?} has two [[channel]] entries"),
-                ));
+                return Err(self.err(c.get_ref().name.span(), format!("channel {name:?} has two [[channel]] entries")));
             }
-            let signers = c
-                .get_ref()
-                .signers
-                .get_ref()
-                .iter()
-                .map(key)
-                .collect::<Result<Vec<_>>>()?;
+            let signers = c.get_ref().signers.get_ref().iter().map(key).collect::<Result<Vec<_>>>()?;
             if signers.is_empty() {
                 return Err(self.err(c.get_ref().signers.span(), "signers is empty"));
             }
@@ -695,21 +601,13 @@ impl Parser<'_> {
                 Some(t) if *t.get_ref() >= 1 => *t.get_ref() as usize,
                 Some(t) => return Err(self.err(t.span(), "threshold must be at least 1")),
             };
-            let at = c
-                .get_ref()
-                .threshold
-                .as_ref()
-                .map_or(c.span(), |t| t.span());
-            let trust = Trust::new(signers, threshold)
-                .map_err(|e| self.err(at.clone(), format!("channel {name:?}: {e}")))?;
+            let at = c.get_ref().threshold.as_ref().map_or(c.span(), |t| t.span());
+            let trust =
+                Trust::new(signers, threshold).map_err(|e| self.err(at.clone(), format!("channel {name:?}: {e}")))?;
             let usable: Vec<PublicKey> = trust
                 .keys
                 .iter()
-                .filter(|k| {
-                    !revoked
-                        .iter()
-                        .any(|r| r.key_id == k.key_id() && r.since.is_none())
-                })
+                .filter(|k| !revoked.iter().any(|r| r.key_id == k.key_id() && r.since.is_none()))
                 .cloned()
                 .collect();
             if distinct_material(&usable) < threshold {
@@ -721,16 +619,10 @@ impl Parser<'_> {
                     ),
                 ));
             }
-            channels.push(ChannelRule {
-                channel: name.clone(),
-                trust,
-            });
+            channels.push(ChannelRule { channel: name.clone(), trust });
         }
         if channels.is_empty() {
-            return Err(self.err(
-                0..0,
-                "the policy has no [[channel]] entry, so it would accept no bundle",
-            ));
+            return Err(self.err(0..0, "the policy has no [[channel]] entry, so it would accept no bundle"));
         }
         let max_age = match &raw.max_age {
             None => None,
@@ -739,10 +631,7 @@ impl Parser<'_> {
                 _ => {
                     return Err(self.err(
                         a.span(),
-                        format!(
-                            "max_age {:?} is not a duration such as \"30d\" or \"12h\"",
-                            a.get_ref()
-                        ),
+                        format!("max_age {:?} is not a duration such as \"30d\" or \"12h\"", a.get_ref()),
                     ))
                 }
             },
@@ -757,17 +646,11 @@ impl Parser<'_> {
                 .build()
                 .map_err(|e| self.err(a_ref.path.span(), format!("path glob {pattern:?}: {e}")))?;
             if pattern.is_empty() || pattern.starts_with('/') {
-                return Err(self.err(
-                    a_ref.path.span(),
-                    "path glob must be a relative path pattern such as \"vendor-x/**\"",
-                ));
+                return Err(
+                    self.err(a_ref.path.span(), "path glob must be a relative path pattern such as \"vendor-x/**\"")
+                );
             }
-            let rule_keys = a_ref
-                .keys
-                .get_ref()
-                .iter()
-                .map(key)
-                .collect::<Result<Vec<_>>>()?;
+            let rule_keys = a_ref.keys.get_ref().iter().map(key).collect::<Result<Vec<_>>>()?;
             if rule_keys.is_empty() {
                 return Err(self.err(a_ref.keys.span(), "keys is empty"));
             }
@@ -779,69 +662,47 @@ impl Parser<'_> {
                 allow_legacy: a_ref.allow_legacy.unwrap_or(false),
             });
         }
-        Ok(Policy {
-            origin: self.origin.to_owned(),
-            keys,
-            channels,
-            revoked,
-            max_age,
-            artifacts,
-        })
+        Ok(Policy { origin: self.origin.to_owned(), keys, channels, revoked, max_age, artifacts })
     }
 
     fn keys(&self, raw: &BTreeMap<Spanned<String>, Spanned<RawKey>>) -> Result<Vec<NamedKey>> {
         let mut keys: Vec<NamedKey> = Vec::new();
         for (name, spec) in raw {
             let n = name.get_ref();
-            if n.is_empty()
-                || n.len() > 64
-                || !n
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            {
-                return Err(self.err(
-                    name.span(),
-                    format!("key name {n:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"),
-                ));
+            if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+                return Err(
+                    self.err(name.span(), format!("key name {n:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"))
+                );
             }
             let (key, origin) = match (&spec.get_ref().file, &spec.get_ref().public_key) {
                 (Some(file), None) => {
                     let path = self.base.join(file.get_ref());
-                    let key = PublicKey::load(&path)
-                        .map_err(|e| self.err(file.span(), format!("key {n:?}: {e}")))?;
+                    let key = PublicKey::load(&path).map_err(|e| self.err(file.span(), format!("key {n:?}: {e}")))?;
                     (key, path.display().to_string())
                 }
                 (None, Some(b64)) => {
-                    let text = format!(
-                        "untrusted comment: policy key {n}\n{}\n",
-                        b64.get_ref().trim()
-                    );
-                    let key = PublicKey::parse(text.as_bytes()).map_err(|e| {
-                        self.err(b64.span(), format!("key {n:?}: malformed public_key: {e}"))
-                    })?;
+                    let text = format!("untrusted comment: policy key {n}\n{}\n", b64.get_ref().trim());
+                    let key = PublicKey::parse(text.as_bytes())
+                        .map_err(|e| self.err(b64.span(), format!("key {n:?}: malformed public_key: {e}")))?;
                     (key, "inline public_key".to_owned())
                 }
                 _ => {
-                    return Err(self.err(
-                        spec.span(),
-                        format!("key {n:?} needs exactly one of `file` or `public_key`"),
-                    ))
+                    return Err(self.err(spec.span(), format!("key {n:?} needs exactly one of `file` or `public_key`")))
                 }
             };
-            if let Some(other) = keys
-                .iter()
-                .find(|k| k.key.key_id() == key.key_id() && k.key.as_bytes() != key.as_bytes())
+            if let Some(other) =
+                keys.iter().find(|k| k.key.key_id() == key.key_id() && k.key.as_bytes() != key.as_bytes())
             {
                 return Err(self.err(
                     name.span(),
-                    format!("keys {:?} and {n:?} are different keys with the same key id {}; refusing an ambiguous policy", other.name, key.key_id()),
+                    format!(
+                        "keys {:?} and {n:?} are different keys with the same key id {}; refusing an ambiguous policy",
+                        other.name,
+                        key.key_id()
+                    ),
                 ));
             }
-            keys.push(NamedKey {
-                name: n.clone(),
-                key,
-                origin,
-            });
+            keys.push(NamedKey { name: n.clone(), key, origin });
         }
         Ok(keys)
     }
@@ -866,35 +727,16 @@ impl Parser<'_> {
                 let text = match s.get_ref() {
                     toml::Value::String(t) => t.clone(),
                     toml::Value::Datetime(d) => d.to_string(),
-                    _ => {
-                        return Err(self.err(
-                            s.span(),
-                            "since must be a date or time such as 2026-10-01T00:00:00Z",
-                        ))
-                    }
+                    _ => return Err(self.err(s.span(), "since must be a date or time such as 2026-10-01T00:00:00Z")),
                 };
-                let candidate = if text.len() == 10 {
-                    format!("{text}T00:00:00Z")
-                } else {
-                    text.clone()
-                };
+                let candidate = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.clone() };
                 let t = humantime::parse_rfc3339_weak(&candidate).map_err(|_| {
-                    self.err(
-                        s.span(),
-                        format!("since {text:?} is not a time such as 2026-10-01T00:00:00Z"),
-                    )
+                    self.err(s.span(), format!("since {text:?} is not a time such as 2026-10-01T00:00:00Z"))
                 })?;
-                Some(
-                    t.duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs()),
-                )
+                Some(t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
             }
         };
-        Ok(Revocation {
-            key_id,
-            reason: raw.reason.get_ref().clone(),
-            since,
-        })
+        Ok(Revocation { key_id, reason: raw.reason.get_ref().clone(), since })
     }
 }
 
@@ -908,7 +750,8 @@ pub fn from_args(policy: Option<&Path>, trust: &[PathBuf], threshold: usize) -> 
             Ok(Policy::from_trust(Trust::new(keys, threshold)?))
         }
         (None, true) => Err(Error::Usage(
-            "give --policy POLICY.toml or at least one --trust K.pub: airlock verifies nothing without a trusted key".into(),
+            "give --policy POLICY.toml or at least one --trust K.pub: airlock verifies nothing without a trusted key"
+                .into(),
         )),
     }
 }
@@ -939,17 +782,12 @@ mod tests {
 
     impl Keys {
         fn new(n: usize) -> Keys {
-            Keys {
-                sk: (0..n).map(|_| SecretKey::generate("t")).collect(),
-            }
+            Keys { sk: (0..n).map(|_| SecretKey::generate("t")).collect() }
         }
         fn toml(&self) -> String {
             let mut out = String::from("version = 1\n");
             for (i, k) in self.sk.iter().enumerate() {
-                out.push_str(&format!(
-                    "[keys.k{i}]\npublic_key = \"{}\"\n",
-                    b64(&k.public_key())
-                ));
+                out.push_str(&format!("[keys.k{i}]\npublic_key = \"{}\"\n", b64(&k.public_key())));
             }
             out
         }
@@ -965,32 +803,18 @@ mod tests {
         );
         let p = parse(&text).unwrap();
         let msg = b"m";
-        let sigs = |ids: &[usize]| {
-            ids.iter()
-                .map(|&i| ks.sk[i].sign(msg, "c"))
-                .collect::<Vec<_>>()
-        };
+        let sigs = |ids: &[usize]| ids.iter().map(|&i| ks.sk[i].sign(msg, "c")).collect::<Vec<_>>();
         let before = 1_700_000_000; // before the revocation
         let after = 1_800_000_000;
         assert!(p.check_head(msg, "m", &sigs(&[0, 1]), "c", after).is_ok());
         assert!(p.check_head(msg, "m", &sigs(&[0]), "c", after).is_err());
         assert!(p.check_head(msg, "m", &sigs(&[0, 2]), "c", before).is_ok());
-        let r = p
-            .check_head(msg, "m", &sigs(&[0, 2]), "c", after)
-            .unwrap_err()
-            .to_string();
+        let r = p.check_head(msg, "m", &sigs(&[0, 2]), "c", after).unwrap_err().to_string();
         assert!(r.contains("revoked: lost"), "{r}");
-        assert!(p
-            .check_head(msg, "m", &sigs(&[0, 1]), "other", after)
-            .unwrap_err()
-            .to_string()
-            .contains("no rule"));
+        assert!(p.check_head(msg, "m", &sigs(&[0, 1]), "other", after).unwrap_err().to_string().contains("no rule"));
         let mut forged = sigs(&[0, 1]);
         forged[1] = ks.sk[1].sign(b"other", "c");
-        assert!(matches!(
-            p.check_head(msg, "m", &forged, "c", after),
-            Err(Reject::BadSignature { .. })
-        ));
+        assert!(matches!(p.check_head(msg, "m", &forged, "c", after), Err(Reject::BadSignature { .. })));
     }
 
     #[test]
@@ -999,23 +823,15 @@ mod tests {
         let base = ks.toml();
         let lines = base.lines().count();
         let (line, msg) = line_of(
-            parse(&format!(
-                "{base}[[channel]]\nname = \"c\"\nsigners = [\"k0\"]\ntreshold = 1\n"
-            ))
-            .unwrap_err(),
+            parse(&format!("{base}[[channel]]\nname = \"c\"\nsigners = [\"k0\"]\ntreshold = 1\n")).unwrap_err(),
         );
         assert_eq!(line, lines + 4, "{msg}");
         assert!(msg.contains("treshold"), "{msg}");
-        let (line, msg) = line_of(
-            parse(&format!(
-                "{base}[[channel]]\nname = \"c\"\nsigners = [\"k0\", \"nobody\"]\n"
-            ))
-            .unwrap_err(),
-        );
+        let (line, msg) =
+            line_of(parse(&format!("{base}[[channel]]\nname = \"c\"\nsigners = [\"k0\", \"nobody\"]\n")).unwrap_err());
         assert_eq!(line, lines + 3);
         assert!(msg.contains("nobody"));
-        let (line, msg) =
-            line_of(parse("version = 1\n\n[keys.bad]\npublic_key = \"RWQAAAA\"\n").unwrap_err());
+        let (line, msg) = line_of(parse("version = 1\n\n[keys.bad]\npublic_key = \"RWQAAAA\"\n").unwrap_err());
         assert_eq!(line, 4);
         assert!(msg.contains("malformed"), "{msg}");
         let (line, _) = line_of(parse("version = 2\n").unwrap_err());
@@ -1029,13 +845,8 @@ mod tests {
     #[test]
     fn unmeetable_thresholds_are_refused() {
         let ks = Keys::new(2);
-        let text = format!(
-            "{}[[channel]]\nname = \"*\"\nsigners = [\"k0\", \"k1\"]\nthreshold = 3\n",
-            ks.toml()
-        );
-        assert!(line_of(parse(&text).unwrap_err())
-            .1
-            .contains("cannot be met"));
+        let text = format!("{}[[channel]]\nname = \"*\"\nsigners = [\"k0\", \"k1\"]\nthreshold = 3\n", ks.toml());
+        assert!(line_of(parse(&text).unwrap_err()).1.contains("cannot be met"));
         let text = format!(
             "{}[[channel]]\nname = \"*\"\nsigners = [\"k0\", \"k1\"]\nthreshold = 2\n[[revoked]]\nkey_id = \"{}\"\nreason = \"gone\"\n",
             ks.toml(),

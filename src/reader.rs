@@ -98,14 +98,15 @@ impl Read for Frames {
             self.produced += n as u64;
             return Ok(n);
         }
-        let FrameState::In(dec) = std::mem::replace(&mut self.state, FrameState::Broken) else {
-            unreachable!()
-        };
+        let FrameState::In(dec) = std::mem::replace(&mut self.state, FrameState::Broken) else { unreachable!() };
         self.state = FrameState::Between(dec.finish());
         if self.produced == 0 {
             // Skippable frames (and empty frames) carry nothing a bundle needs; they are a
             // place to hide data, so they are refused.
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("zstd frame {} is empty or skippable", self.index)));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("zstd frame {} is empty or skippable", self.index),
+            ));
         }
         Ok(0)
     }
@@ -240,9 +241,13 @@ impl Bundle {
         let report = policy.check_head(bytes, MANIFEST_MEMBER, &self.head.signatures, &channel, created)?;
         let manifest = manifest::decode(bytes)?;
         if manifest.channel != channel || manifest.created != created {
-            return Err(Reject::Manifest("channel or created read before decoding differ from the decoded manifest".into()).into());
+            return Err(Reject::Manifest(
+                "channel or created read before decoding differ from the decoded manifest".into(),
+            )
+            .into());
         }
-        let trust = policy.channel_rule(&channel).map(|r| &r.trust).ok_or_else(|| Reject::Untrusted(channel.clone()))?;
+        let trust =
+            policy.channel_rule(&channel).map(|r| &r.trust).ok_or_else(|| Reject::Untrusted(channel.clone()))?;
         check_sums(&self.head.sums, &manifest, trust)?;
         Ok(Verified { manifest, manifest_digest: self.head.manifest_digest, trust: report })
     }
@@ -268,7 +273,8 @@ impl Bundle {
             let (chunks_tx, chunks_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
             let (spare_tx, spare_rx) = mpsc::channel();
             scope.spawn(move || decompress_chunks(Payload(&mut frames), chunks_tx, spare_rx));
-            let mut stream = ChunkReader { chunks: chunks_rx, spare: spare_tx, current: Vec::new(), pos: 0, done: false };
+            let mut stream =
+                ChunkReader { chunks: chunks_rx, spare: spare_tx, current: Vec::new(), pos: 0, done: false };
 
             let (ops_tx, ops_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
             let wants_data = sink.wants_data();
@@ -280,13 +286,16 @@ impl Bundle {
                 .manifest
                 .payload_order()
                 .into_iter()
-                .try_for_each(|i| read_entry(&mut stream, &verified.manifest.entries[i], &mut forward, &mut buf, progress))
+                .try_for_each(|i| {
+                    read_entry(&mut stream, &verified.manifest.entries[i], &mut forward, &mut buf, progress)
+                })
                 .and_then(|()| read_end(&mut stream))
                 .and_then(|()| forward.flush());
             // Dropping the sender ends the sink thread; dropping `stream` (on return) stops
             // the decompression thread early on a rejection.
             drop(forward);
-            let sink_result = sink_thread.join().unwrap_or_else(|_| Err(Error::Usage("payload writer thread panicked".into())));
+            let sink_result =
+                sink_thread.join().unwrap_or_else(|_| Err(Error::Usage("payload writer thread panicked".into())));
             match (verified_result, sink_result) {
                 (Err(Error::Usage(m)), Err(sink_error)) if m == SINK_GONE => Err(sink_error),
                 (Err(e), _) => Err(e),
@@ -504,6 +513,8 @@ fn read_head_member(frames: &mut Frames, expect_name: Option<&str>, limit: u64, 
             return Err(malformed(at, format!("expected {want:?} first, found {name:?}")));
         }
     }
+    // A signature member is tiny; hold it to its own limit before reading any of it.
+    let limit = if name.starts_with(SIGNATURES_DIR) { limit.min(MAX_SIGNATURE_BYTES) } else { limit };
     if header.size > limit {
         return Err(Error::Rejected(Reject::Limit {
             what: format!("{name} of {} bytes", header.size),

@@ -109,12 +109,7 @@ struct Stamp {
 
 impl Stamp {
     fn of(m: &fs::Metadata) -> Stamp {
-        Stamp {
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-            ino: m.ino(),
-        }
+        Stamp { len: m.len(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()), ino: m.ino() }
     }
 }
 
@@ -144,7 +139,8 @@ pub fn pack(
     let manifest_bytes = manifest::encode(&manifest)?;
     let manifest_digest = Digest::of(&manifest_bytes);
     progress.start("packing", total, sources.len() as u64);
-    let bundle_bytes = write_bundle(opts, signers, out, overwrite, &manifest, &manifest_bytes, &sources, &hashed, progress)?;
+    let bundle_bytes =
+        write_bundle(opts, signers, out, overwrite, &manifest, &manifest_bytes, &sources, &hashed, progress)?;
     progress.finish();
     Ok(PackReport { manifest, manifest_digest, bundle_bytes })
 }
@@ -290,14 +286,12 @@ fn hash_file(path: &Path, buf: &mut [u8], progress: &Progress) -> Result<Hashed>
 /// is refused) and without blocking (on a FIFO swapped in likewise).
 fn open_source(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => pack_err(path, "is a symbolic link; airlock packs regular files only"),
-            _ => Error::io(path, e),
-        })
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).map_err(|e| match e
+        .raw_os_error()
+    {
+        Some(libc::ELOOP) => pack_err(path, "is a symbolic link; airlock packs regular files only"),
+        _ => Error::io(path, e),
+    })
 }
 
 /// `--sign-artifacts`: for every artifact of `draft` (an entry that is not a linked
@@ -312,7 +306,10 @@ fn add_checksum_signatures(
 ) -> Result<(Vec<Source>, Vec<Hashed>, Option<tempfile::TempDir>)> {
     let present: HashSet<String> = sources.iter().map(|s| s.path.as_str().to_owned()).collect();
     let linked: HashSet<&str> = draft.entries.iter().flat_map(|e| e.signatures.iter().map(|s| s.as_str())).collect();
-    let dir = tempfile::Builder::new().prefix("airlock-sign-artifacts-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let dir = tempfile::Builder::new()
+        .prefix("airlock-sign-artifacts-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let mut buf = vec![0u8; 1 << 16];
     let comment = format!("verify with airlock key {}", key.key_id());
     for (i, e) in draft.entries.iter().enumerate() {
@@ -323,10 +320,14 @@ fn add_checksum_signatures(
         let fs_path = &sources[i].fs_path;
         for clash in [name.clone(), format!("{}.sha256", e.path)] {
             if present.contains(&clash) {
-                return Err(pack_err(fs_path, &format!("--sign-artifacts would add {name:?}, but the sources already hold {clash:?}")));
+                return Err(pack_err(
+                    fs_path,
+                    &format!("--sign-artifacts would add {name:?}, but the sources already hold {clash:?}"),
+                ));
             }
         }
-        let path = RelPath::new(&name).map_err(|err| pack_err(fs_path, &format!("--sign-artifacts cannot name {name:?}: {err}")))?;
+        let path = RelPath::new(&name)
+            .map_err(|err| pack_err(fs_path, &format!("--sign-artifacts cannot name {name:?}: {err}")))?;
         let line = crate::artifacts::checksum_line(e.path.as_str(), &e.sha256);
         let file = dir.path().join(format!("{i}.sig"));
         fs::write(&file, keys::sign_embedded(key, line.as_bytes(), &comment)).map_err(|err| Error::io(&file, err))?;
@@ -354,7 +355,10 @@ fn build_manifest(opts: &PackOptions, sources: &[Source], hashed: &[Hashed]) -> 
                 .map(|suffix| format!("{}{suffix}", s.path.as_str()))
                 .filter(|p| present.contains(p.as_str()))
                 // `x.sha256.sig` beside both `x` and `x.sha256` is the latter's `.sig`.
-                .filter(|p| !p.strip_suffix(".sig").is_some_and(|q| q.ends_with(".sha256") && q != s.path.as_str() && present.contains(q)))
+                .filter(|p| {
+                    !p.strip_suffix(".sig")
+                        .is_some_and(|q| q.ends_with(".sha256") && q != s.path.as_str() && present.contains(q))
+                })
                 .filter_map(|p| RelPath::new(&p).ok())
                 .collect(),
         })
@@ -401,11 +405,7 @@ fn sums_line(e: &Entry) -> String {
 }
 
 /// The head members, in order: manifest, one signature per signer (sorted by key id), sums.
-pub fn head_members(
-    manifest_bytes: &[u8],
-    signatures: &[keys::Signature],
-    sums_sig: &[u8],
-) -> Vec<(String, Vec<u8>)> {
+pub fn head_members(manifest_bytes: &[u8], signatures: &[keys::Signature], sums_sig: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut sigs: Vec<&keys::Signature> = signatures.iter().collect();
     sigs.sort_by_key(|s| s.key_id());
     let mut members = vec![(MANIFEST_MEMBER.to_owned(), manifest_bytes.to_vec())];
@@ -462,10 +462,7 @@ fn write_bundle(
     if !overwrite && out.exists() {
         return Err(Error::Usage(format!("{} exists; pass --force to overwrite it", out.display())));
     }
-    let tmp = tempfile::Builder::new()
-        .prefix(".airlock-pack-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let tmp = tempfile::Builder::new().prefix(".airlock-pack-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     // A bundle holds nothing secret and is meant to be read by auditors: 0644, not the
     // temporary file's 0600.
     tmp.as_file().set_permissions(perms_0644()).map_err(|e| Error::io(tmp.path(), e))?;
@@ -525,8 +522,8 @@ fn copy_source(enc: &mut impl Write, s: &Source, h: &Hashed, buf: &mut [u8], pro
     let mut file = open_source(&s.fs_path)?;
     let name = format!("{DATA_DIR}{}", s.path);
     let mut limited = ProgressReader { inner: (&mut file).take(h.size), progress };
-    let copied = write_member(enc, &name, h.size, h.mode.bits(), &mut limited, buf)
-        .map_err(|e| Error::io(&s.fs_path, e))?;
+    let copied =
+        write_member(enc, &name, h.size, h.mode.bits(), &mut limited, buf).map_err(|e| Error::io(&s.fs_path, e))?;
     let after = Stamp::of(&file.metadata().map_err(|e| Error::io(&s.fs_path, e))?);
     if copied != h.size || after != h.stamp {
         return Err(pack_err(&s.fs_path, "changed between hashing and packing; pack again"));

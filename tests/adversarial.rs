@@ -36,16 +36,7 @@ fn bit_flip_sweep_over_compressed_stream() {
     let good = case.bytes("next.airlock");
     let head_len = split(&good).head_frame.len();
     let mut offsets: Vec<usize> = (0..40).map(|i| i * good.len() / 40).collect();
-    offsets.extend([
-        0,
-        3,
-        4,
-        5,
-        head_len - 1,
-        head_len,
-        head_len + 4,
-        good.len() - 1,
-    ]);
+    offsets.extend([0, 3, 4, 5, head_len - 1, head_len, head_len + 4, good.len() - 1]);
     let mut accepted = Vec::new();
     for (i, &at) in offsets.iter().enumerate() {
         let mut bad = good.clone();
@@ -56,16 +47,8 @@ fn bit_flip_sweep_over_compressed_stream() {
         let listing_before = listing(case.dir.path());
         let out = case.import("bad.airlock", &["k"], &[]);
         if out.code == 0 {
-            assert_eq!(
-                common::snapshot(&case.mirror(), true),
-                reference,
-                "flip at {at} imported other content"
-            );
-            assert_eq!(
-                decompress(&bad),
-                decompress(&good),
-                "flip at {at} changed the stream yet was accepted"
-            );
+            assert_eq!(common::snapshot(&case.mirror(), true), reference, "flip at {at} imported other content");
+            assert_eq!(decompress(&bad), decompress(&good), "flip at {at} changed the stream yet was accepted");
             accepted.push(at);
             case = Case::new();
             continue;
@@ -73,10 +56,7 @@ fn bit_flip_sweep_over_compressed_stream() {
         out.expect_code(1).expect_stderr("bundle rejected");
         case.assert_untouched(&before, &log_before, &listing_before);
     }
-    assert!(
-        accepted.len() * 10 <= offsets.len(),
-        "too many flips accepted: {accepted:?}"
-    );
+    assert!(accepted.len() * 10 <= offsets.len(), "too many flips accepted: {accepted:?}");
 }
 
 fn decompress(bundle: &[u8]) -> Vec<u8> {
@@ -89,10 +69,7 @@ fn bit_flip_in_manifest() {
     let mut parts = case.parts("next.airlock");
     flip(&mut parts.head[0].1, 60, 2);
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
-    let msg = format!(
-        "signature by trusted key {} on airlock/manifest.cbor does not verify",
-        case.key_id("k")
-    );
+    let msg = format!("signature by trusted key {} on airlock/manifest.cbor does not verify", case.key_id("k"));
     case.expect_rejected("bad.airlock", &msg);
 }
 
@@ -194,16 +171,7 @@ fn truncation_sweep_over_compressed_stream() {
     let good = case.bytes("next.airlock");
     let head_len = split(&good).head_frame.len();
     let mut cuts: Vec<usize> = (0..40).map(|i| i * good.len() / 40).collect();
-    cuts.extend([
-        1,
-        4,
-        5,
-        head_len - 1,
-        head_len,
-        head_len + 1,
-        head_len + 4,
-        good.len() - 1,
-    ]);
+    cuts.extend([1, 4, 5, head_len - 1, head_len, head_len + 1, head_len + 4, good.len() - 1]);
     for cut in cuts {
         case.put("bad.airlock", &good[..cut]);
         let out = case.expect_rejected("bad.airlock", "bundle rejected");
@@ -249,10 +217,7 @@ fn truncation_inside_tar_header() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
     let (header, ..) = span(&parts.payload, "data/xx/cd.txt");
-    case.put(
-        "bad.airlock",
-        &assemble(&parts.head, &parts.payload[..header + 100]),
-    );
+    case.put("bad.airlock", &assemble(&parts.head, &parts.payload[..header + 100]));
     case.expect_rejected("bad.airlock", "member data/xx/cd.txt: bundle is truncated");
 }
 
@@ -261,10 +226,7 @@ fn truncation_inside_member_content() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
     let (_, data, size, _) = span(&parts.payload, "data/z.bin");
-    case.put(
-        "bad.airlock",
-        &assemble(&parts.head, &parts.payload[..data + size / 3]),
-    );
+    case.put("bad.airlock", &assemble(&parts.head, &parts.payload[..data + size / 3]));
     case.expect_rejected("bad.airlock", "member data/z.bin: bundle is truncated");
 }
 
@@ -273,10 +235,7 @@ fn truncation_at_a_member_boundary() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
     let (header, ..) = span(&parts.payload, "data/z.bin");
-    case.put(
-        "bad.airlock",
-        &assemble(&parts.head, &parts.payload[..header]),
-    );
+    case.put("bad.airlock", &assemble(&parts.head, &parts.payload[..header]));
     case.expect_rejected("bad.airlock", "member data/z.bin: bundle is truncated");
 }
 
@@ -316,10 +275,7 @@ fn trailing_valid_zstd_frame() {
     let mut bad = case.bytes("next.airlock");
     bad.extend(zstd(b"#!/bin/sh\necho smuggled\n"));
     case.put("bad.airlock", &bad);
-    case.expect_rejected(
-        "bad.airlock",
-        "trailing data after the end-of-archive marker",
-    );
+    case.expect_rejected("bad.airlock", "trailing data after the end-of-archive marker");
 }
 
 #[test]
@@ -329,10 +285,7 @@ fn trailing_data_inside_the_last_frame() {
     let mut payload = parts.payload.clone();
     payload.extend_from_slice(&member("data/evil.sh", b"echo smuggled\n", 0o755));
     case.put("bad.airlock", &assemble(&parts.head, &payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "trailing data after the end-of-archive marker",
-    );
+    case.expect_rejected("bad.airlock", "trailing data after the end-of-archive marker");
 }
 
 #[test]
@@ -386,10 +339,7 @@ fn extra_unlisted_member_at_the_end() {
     payload.extend(member("data/evil.sh", b"boom", 0o755));
     payload.extend_from_slice(&[0u8; 1024]);
     case.put("bad.airlock", &assemble(&parts.head, &payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "extra member \"data/evil.sh\" that the manifest does not list",
-    );
+    case.expect_rejected("bad.airlock", "extra member \"data/evil.sh\" that the manifest does not list");
 }
 
 #[test]
@@ -401,10 +351,7 @@ fn extra_unlisted_member_in_the_middle() {
     payload.extend(member("data/evil.sh", b"boom", 0o755));
     payload.extend_from_slice(&parts.payload[header..]);
     case.put("bad.airlock", &assemble(&parts.head, &payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "expected member \"data/xx/cd.txt\", found \"data/evil.sh\"",
-    );
+    case.expect_rejected("bad.airlock", "expected member \"data/xx/cd.txt\", found \"data/evil.sh\"");
 }
 
 /// An extra member with its own (valid, but untrusted) detached signature next to it.
@@ -412,10 +359,7 @@ fn extra_unlisted_member_in_the_middle() {
 fn extra_member_with_its_own_signature_file() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
-    let sig = case
-        .secret("other")
-        .sign(b"boom", "looks legitimate")
-        .to_file_string();
+    let sig = case.secret("other").sign(b"boom", "looks legitimate").to_file_string();
     let mut payload = parts.payload[..parts.payload.len() - 1024].to_vec();
     payload.extend(member("data/evil.sh.sig", sig.as_bytes(), 0o644));
     payload.extend(member("data/evil.sh", b"boom", 0o755));
@@ -448,10 +392,7 @@ fn head_frame_continues_after_checksum_list() {
     let mut bad = zstd(&head_tar);
     bad.extend_from_slice(&parts.payload_frames);
     case.put("bad.airlock", &bad);
-    case.expect_rejected(
-        "bad.airlock",
-        "head frame: continues after airlock/SHA256SUMS.sig",
-    );
+    case.expect_rejected("bad.airlock", "head frame: continues after airlock/SHA256SUMS.sig");
 }
 
 /// The whole bundle in one frame (as `tar --zstd -c` would write it): refused, because the
@@ -466,10 +407,7 @@ fn head_and_payload_in_one_frame() {
     }
     tar.extend_from_slice(&parts.payload);
     case.put("bad.airlock", &zstd(&tar));
-    case.expect_rejected(
-        "bad.airlock",
-        "head frame: continues after airlock/SHA256SUMS.sig",
-    );
+    case.expect_rejected("bad.airlock", "head frame: continues after airlock/SHA256SUMS.sig");
 }
 
 #[test]
@@ -480,10 +418,7 @@ fn missing_last_payload_member() {
     let mut payload = parts.payload[..header].to_vec();
     payload.extend_from_slice(&[0u8; 1024]);
     case.put("bad.airlock", &assemble(&parts.head, &payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "member data/z.bin: missing: the archive ends before this manifest entry",
-    );
+    case.expect_rejected("bad.airlock", "member data/z.bin: missing: the archive ends before this manifest entry");
 }
 
 #[test]
@@ -494,10 +429,7 @@ fn missing_middle_payload_member() {
     let mut payload = parts.payload[..start].to_vec();
     payload.extend_from_slice(&parts.payload[end..]);
     case.put("bad.airlock", &assemble(&parts.head, &payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "expected member \"data/xx/cd.txt\", found \"data/z.bin\"",
-    );
+    case.expect_rejected("bad.airlock", "expected member \"data/xx/cd.txt\", found \"data/z.bin\"");
 }
 
 #[test]
@@ -535,10 +467,7 @@ fn duplicated_payload_member() {
     let mut payload = parts.payload[..end].to_vec();
     payload.extend_from_slice(&parts.payload[start..]);
     case.put("bad.airlock", &assemble(&parts.head, &payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "expected member \"data/xx/cd.txt\", found \"data/a.txt\"",
-    );
+    case.expect_rejected("bad.airlock", "expected member \"data/xx/cd.txt\", found \"data/a.txt\"");
 }
 
 #[test]
@@ -559,10 +488,7 @@ fn duplicated_signature_member() {
     let sig = parts.head[1].clone();
     parts.head.insert(1, sig);
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "signature members are not sorted by key id, or repeat one",
-    );
+    case.expect_rejected("bad.airlock", "signature members are not sorted by key id, or repeat one");
 }
 
 #[test]
@@ -576,10 +502,7 @@ fn reordered_payload_members() {
     payload.extend_from_slice(&parts.payload[a0..a1]);
     payload.extend_from_slice(&parts.payload[b1..]);
     case.put("bad.airlock", &assemble(&parts.head, &payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "expected member \"data/a.txt\", found \"data/xx/cd.txt\"",
-    );
+    case.expect_rejected("bad.airlock", "expected member \"data/a.txt\", found \"data/xx/cd.txt\"");
 }
 
 #[test]
@@ -603,10 +526,7 @@ fn reordered_signature_members() {
     sigs.sort_by_key(|s| std::cmp::Reverse(s.key_id()));
     let mut head = vec![parts.head[0].clone()];
     for s in &sigs {
-        head.push((
-            airlock::writer::signature_member(s.key_id()),
-            s.to_file_string().into_bytes(),
-        ));
+        head.push((airlock::writer::signature_member(s.key_id()), s.to_file_string().into_bytes()));
     }
     head.push(parts.head.pop().unwrap());
     case.put("bad.airlock", &assemble(&head, &parts.payload));
@@ -623,10 +543,7 @@ fn signature_copied_from_another_bundle() {
     let older = case.parts("older.airlock");
     parts.head[1] = older.head[1].clone();
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
-    let msg = format!(
-        "signature by trusted key {} on airlock/manifest.cbor does not verify",
-        case.key_id("k")
-    );
+    let msg = format!("signature by trusted key {} on airlock/manifest.cbor does not verify", case.key_id("k"));
     case.expect_rejected("bad.airlock", &msg);
 }
 
@@ -648,10 +565,7 @@ fn manifest_of_one_bundle_with_payload_of_another() {
     let mut bad = next.head_frame.clone();
     bad.extend_from_slice(&base.payload_frames);
     case.put("bad.airlock", &bad);
-    case.expect_rejected(
-        "bad.airlock",
-        "member \"data/a.txt\" has size 6 but the manifest says 10",
-    );
+    case.expect_rejected("bad.airlock", "member \"data/a.txt\" has size 6 but the manifest says 10");
 }
 
 /// One file from an older bundle swapped in, with every size matching: the hash catches it.
@@ -678,10 +592,7 @@ fn signature_by_untrusted_key() {
     let (_, sums) = airlock::keys::parse_embedded(&parts.head[2].1).unwrap();
     let head = signed_head(&m, sums, &[&case.secret("other")]);
     case.put("bad.airlock", &assemble(&head, &parts.payload));
-    let msg = format!(
-        "found 0; signed by: {} (not a trusted key)",
-        case.key_id("other")
-    );
+    let msg = format!("found 0; signed by: {} (not a trusted key)", case.key_id("other"));
     case.expect_rejected("bad.airlock", &msg);
 }
 
@@ -696,10 +607,7 @@ fn signature_whose_key_id_lies() {
     let text = relabel(&forged.to_file_string(), &case.secret("k").key_id().0);
     parts.head[1].1 = text.into_bytes();
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
-    let msg = format!(
-        "signature by trusted key {} on airlock/manifest.cbor does not verify",
-        case.key_id("k")
-    );
+    let msg = format!("signature by trusted key {} on airlock/manifest.cbor does not verify", case.key_id("k"));
     case.expect_rejected("bad.airlock", &msg);
 }
 
@@ -721,11 +629,7 @@ fn signature_member_name_disagrees_with_key_number() {
     let other = airlock::writer::sign_manifest(&case.secret("other"), &parts.head[0].1);
     parts.head[1].1 = other.to_file_string().into_bytes(); // member still named after k
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
-    let msg = format!(
-        "holds a signature by key {}, not {}",
-        case.key_id("other"),
-        case.key_id("k")
-    );
+    let msg = format!("holds a signature by key {}, not {}", case.key_id("other"), case.key_id("k"));
     case.expect_rejected("bad.airlock", &msg);
 }
 
@@ -746,17 +650,11 @@ fn forged_signature_next_to_a_valid_one() {
     sigs.sort_by_key(|s| s.key_id());
     let mut head = vec![parts.head[0].clone()];
     for s in &sigs {
-        head.push((
-            airlock::writer::signature_member(s.key_id()),
-            s.to_file_string().into_bytes(),
-        ));
+        head.push((airlock::writer::signature_member(s.key_id()), s.to_file_string().into_bytes()));
     }
     head.push(parts.head[2].clone());
     case.put("bad.airlock", &assemble(&head, &parts.payload));
-    let msg = format!(
-        "signature by trusted key {} on airlock/manifest.cbor does not verify",
-        case.key_id("k2")
-    );
+    let msg = format!("signature by trusted key {} on airlock/manifest.cbor does not verify", case.key_id("k2"));
     case.expect_refused("bad.airlock", &["k", "k2"], &[], 1, &msg);
 }
 
@@ -767,7 +665,10 @@ fn forged_signature_next_to_a_valid_one() {
 fn rollback_after_newer_import() {
     let case = Case::new();
     case.import("next.airlock", &["k"], &[]).expect_code(0);
-    case.expect_rejected("older.airlock", "channel \"default\": sequence 1 is not newer than the last imported sequence 2 (rollback or replay)");
+    case.expect_rejected(
+        "older.airlock",
+        "channel \"default\": sequence 1 is not newer than the last imported sequence 2 (rollback or replay)",
+    );
 }
 
 /// A different manifest with the same sequence as the last import (a fork, or a replay of
@@ -776,12 +677,8 @@ fn rollback_after_newer_import() {
 fn replay_of_the_same_sequence_with_another_manifest() {
     let case = Case::new();
     case.import("next.airlock", &["k"], &[]).expect_code(0);
-    case.pack("again.airlock", &["--sequence", "2"])
-        .expect_code(0);
-    case.expect_rejected(
-        "again.airlock",
-        "sequence 2 is not newer than the last imported sequence 2",
-    );
+    case.pack("again.airlock", &["--sequence", "2"]).expect_code(0);
+    case.expect_rejected("again.airlock", "sequence 2 is not newer than the last imported sequence 2");
 }
 
 /// Importing the very same bundle again is not an attack on anything: a no-op, exit 0.
@@ -820,10 +717,7 @@ fn forked_history_previous_mismatch() {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn pack_at(case: &Case, out: &str, time: u64, extra: &[&str]) {
@@ -856,19 +750,9 @@ fn expired_bundle() {
 fn expired_by_the_mirrors_clock_floor() {
     let case = Case::new();
     let t = now();
-    pack_at(
-        &case,
-        "future.airlock",
-        t + 10 * 86_400,
-        &["--channel", "later"],
-    );
+    pack_at(&case, "future.airlock", t + 10 * 86_400, &["--channel", "later"]);
     case.import("future.airlock", &["k"], &[]).expect_code(0);
-    pack_at(
-        &case,
-        "stale.airlock",
-        t,
-        &["--expires", "1d", "--channel", "ops"],
-    );
+    pack_at(&case, "stale.airlock", t, &["--expires", "1d", "--channel", "ops"]);
     let before = case.mirror_state();
     let log_before = std::fs::read_to_string(case.mirror().join(".airlock/log")).unwrap();
     let listing_before = listing(case.dir.path());
@@ -883,9 +767,7 @@ fn expired_by_the_mirrors_clock_floor() {
             .arg("--quiet")
             .env("AIRLOCK_NOW", (t + 3600).to_string()),
     );
-    out.expect_code(1)
-        .expect_stderr("bundle expired at")
-        .expect_stderr("the mirror's clock floor");
+    out.expect_code(1).expect_stderr("bundle expired at").expect_stderr("the mirror's clock floor");
     case.assert_untouched(&before, &log_before, &listing_before);
 }
 
@@ -896,16 +778,11 @@ fn expired_by_the_mirrors_clock_floor() {
 #[test]
 fn another_channels_bundle_is_an_independent_sequence() {
     let case = Case::new();
-    case.pack("ops1.airlock", &["--channel", "ops"])
-        .expect_code(0);
-    case.pack("ops2.airlock", &["--channel", "ops"])
-        .expect_code(0);
+    case.pack("ops1.airlock", &["--channel", "ops"]).expect_code(0);
+    case.pack("ops2.airlock", &["--channel", "ops"]).expect_code(0);
     case.import("ops2.airlock", &["k"], &[]).expect_code(0);
     case.import("next.airlock", &["k"], &[]).expect_code(0);
-    case.expect_rejected(
-        "ops1.airlock",
-        "channel \"ops\": sequence 1 is not newer than the last imported sequence 2",
-    );
+    case.expect_rejected("ops1.airlock", "channel \"ops\": sequence 1 is not newer than the last imported sequence 2");
     case.expect_rejected(
         "older.airlock",
         "channel \"default\": sequence 1 is not newer than the last imported sequence 2",
@@ -927,12 +804,7 @@ fn channel_cannot_be_relabelled_without_the_key() {
 
 fn run_verify_ok(case: &Case, bundle: &str) {
     common::run(
-        common::airlock()
-            .arg("verify")
-            .arg(case.path(bundle))
-            .arg("--trust")
-            .arg(case.path("k.pub"))
-            .arg("--quiet"),
+        common::airlock().arg("verify").arg(case.path(bundle)).arg("--trust").arg(case.path("k.pub")).arg("--quiet"),
     )
     .expect_code(0);
 }
@@ -943,14 +815,7 @@ fn run_verify_ok(case: &Case, bundle: &str) {
 fn control_the_unmodified_bundle_imports() {
     let case = Case::new();
     case.import("next.airlock", &["k"], &[]).expect_code(0);
-    common::run(
-        common::airlock()
-            .arg("mirror")
-            .arg("verify")
-            .arg(case.mirror())
-            .arg("--quiet"),
-    )
-    .expect_code(0);
+    common::run(common::airlock().arg("mirror").arg("verify").arg(case.mirror()).arg("--quiet")).expect_code(0);
     // Reassembled from its parts it still imports: the tools above do not damage bundles.
     let case = Case::new();
     let parts = case.parts("next.airlock");

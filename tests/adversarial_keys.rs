@@ -35,11 +35,7 @@ fn refused_trust_file(file: &[u8], message: &str) {
     case.put("hostile.pub", file);
     case.expect_refused("next.airlock", &["hostile"], &[], 2, message);
     let out = common::run(
-        common::airlock()
-            .arg("verify")
-            .arg(case.path("next.airlock"))
-            .arg("--trust")
-            .arg(case.path("hostile.pub")),
+        common::airlock().arg("verify").arg(case.path("next.airlock")).arg("--trust").arg(case.path("hostile.pub")),
     );
     out.expect_code(2).expect_stderr(message);
 }
@@ -59,10 +55,7 @@ fn k_raw() -> Vec<u8> {
 
 #[test]
 fn trusted_key_with_bad_base64() {
-    refused_trust_file(
-        b"untrusted comment: x\nRWQ!!!notbase64$$$\n",
-        "invalid base64",
-    );
+    refused_trust_file(b"untrusted comment: x\nRWQ!!!notbase64$$$\n", "invalid base64");
 }
 
 #[test]
@@ -104,10 +97,7 @@ fn trusted_key_too_long() {
 fn trusted_key_with_wrong_algorithm_tag() {
     let mut raw = k_raw();
     raw[..2].copy_from_slice(b"ED"); // minisign's prehashed tag
-    refused_trust_file(
-        &pub_file(&raw),
-        "unsupported algorithm \"ED\" (expected \"Ed\")",
-    );
+    refused_trust_file(&pub_file(&raw), "unsupported algorithm \"ED\" (expected \"Ed\")");
 }
 
 #[test]
@@ -134,10 +124,7 @@ fn trusted_key_file_too_large() {
 fn trusted_key_is_a_signature_file() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
-    refused_trust_file(
-        &parts.head[1].1,
-        "wrong decoded length for a signify public key: expected 42 bytes, found 74",
-    );
+    refused_trust_file(&parts.head[1].1, "wrong decoded length for a signify public key: expected 42 bytes, found 74");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -157,9 +144,7 @@ const SMALL_ORDER: [&str; 8] = [
 ];
 
 fn unhex32(s: &str) -> [u8; 32] {
-    let v: Vec<u8> = (0..32)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
+    let v: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect();
     v.try_into().unwrap()
 }
 
@@ -167,19 +152,9 @@ fn unhex32(s: &str) -> [u8; 32] {
 fn small_order_public_keys_are_refused() {
     for (i, hex) in SMALL_ORDER.iter().enumerate() {
         let key = unhex32(hex);
-        assert!(
-            ed25519_dalek::VerifyingKey::from_bytes(&key)
-                .unwrap()
-                .is_weak(),
-            "vector {i} is not small order"
-        );
-        let err = airlock::keys::PublicKey::parse(&pub_file(&pub_struct([i as u8; 8], key)))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("weak (small-order) public key"),
-            "vector {i}: {err}"
-        );
+        assert!(ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap().is_weak(), "vector {i} is not small order");
+        let err = airlock::keys::PublicKey::parse(&pub_file(&pub_struct([i as u8; 8], key))).unwrap_err().to_string();
+        assert!(err.contains("weak (small-order) public key"), "vector {i}: {err}");
     }
     refused_trust_file(
         &pub_file(&pub_struct([1; 8], unhex32(SMALL_ORDER[0]))),
@@ -198,10 +173,7 @@ fn weak_key_would_accept_a_universal_forgery() {
     forged[..32].copy_from_slice(&identity);
     let forged = ed25519_dalek::Signature::from_bytes(&forged);
     use ed25519_dalek::Verifier as _;
-    assert!(
-        weak.verify(b"any manifest at all", &forged).is_ok(),
-        "premise: non-strict verify accepts"
-    );
+    assert!(weak.verify(b"any manifest at all", &forged).is_ok(), "premise: non-strict verify accepts");
     assert!(weak.verify_strict(b"any manifest at all", &forged).is_err());
     // And the bundle signed this way is refused, because the key is refused.
     let case = Case::new();
@@ -211,20 +183,11 @@ fn weak_key_would_accept_a_universal_forgery() {
     sig_raw.extend_from_slice(&keynum);
     sig_raw.extend_from_slice(&forged.to_bytes());
     let sig_file = format!("untrusted comment: forged\n{}\n", B64.encode(&sig_raw)).into_bytes();
-    let mut head = vec![
-        parts.head[0].clone(),
-        ("airlock/signatures/0707070707070707.sig".into(), sig_file),
-    ];
+    let mut head = vec![parts.head[0].clone(), ("airlock/signatures/0707070707070707.sig".into(), sig_file)];
     head.push(parts.head[2].clone());
     case.put("forged.airlock", &assemble(&head, &parts.payload));
     case.put("weak.pub", &pub_file(&pub_struct(keynum, identity)));
-    case.expect_refused(
-        "forged.airlock",
-        &["weak"],
-        &[],
-        2,
-        "weak (small-order) public key 0707070707070707 refused",
-    );
+    case.expect_refused("forged.airlock", &["weak"], &[], 2, "weak (small-order) public key 0707070707070707 refused");
 }
 
 #[test]
@@ -239,25 +202,14 @@ fn non_canonical_public_key_encodings_are_refused() {
         b[0] = 3;
         b
     };
-    assert!(
-        ed25519_dalek::VerifyingKey::from_bytes(&canonical).is_ok(),
-        "premise: y = 3 is on the curve"
-    );
+    assert!(ed25519_dalek::VerifyingKey::from_bytes(&canonical).is_ok(), "premise: y = 3 is on the curve");
     airlock::keys::PublicKey::parse(&pub_file(&pub_struct([3; 8], canonical))).unwrap();
-    refused_trust_file(
-        &pub_file(&pub_struct([3; 8], y_plus_p)),
-        "0303030303030303 is not canonically encoded",
-    );
+    refused_trust_file(&pub_file(&pub_struct([3; 8], y_plus_p)), "0303030303030303 is not canonically encoded");
     // x = 0 with the sign bit set ("negative zero"): a second spelling of the identity.
     let mut neg_zero = unhex32(SMALL_ORDER[0]);
     neg_zero[31] |= 0x80;
-    let err = airlock::keys::PublicKey::parse(&pub_file(&pub_struct([4; 8], neg_zero)))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("not canonically encoded") || err.contains("not a valid Ed25519 point"),
-        "{err}"
-    );
+    let err = airlock::keys::PublicKey::parse(&pub_file(&pub_struct([4; 8], neg_zero))).unwrap_err().to_string();
+    assert!(err.contains("not canonically encoded") || err.contains("not a valid Ed25519 point"), "{err}");
 }
 
 #[test]
@@ -265,10 +217,7 @@ fn public_key_not_on_the_curve() {
     // y = 2 is not on edwards25519.
     let mut b = [0u8; 32];
     b[0] = 2;
-    refused_trust_file(
-        &pub_file(&pub_struct([2; 8], b)),
-        "is not a valid Ed25519 point",
-    );
+    refused_trust_file(&pub_file(&pub_struct([2; 8], b)), "is not a valid Ed25519 point");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -295,8 +244,8 @@ fn non_canonical_signature_scalar_is_rejected() {
     let mut bytes = *sig.bytes();
     // S += L (little endian), L = 2^252 + 27742317777372353535851937790883648493.
     const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
     let mut carry = 0u16;
     for i in 0..32 {
@@ -306,10 +255,7 @@ fn non_canonical_signature_scalar_is_rejected() {
     }
     assert_eq!(carry, 0);
     with_signature_bytes(&case, bytes);
-    let msg = format!(
-        "signature by trusted key {} on airlock/manifest.cbor does not verify",
-        case.key_id("k")
-    );
+    let msg = format!("signature by trusted key {} on airlock/manifest.cbor does not verify", case.key_id("k"));
     case.expect_rejected("bad.airlock", &msg);
 }
 
@@ -337,8 +283,7 @@ fn signature_member_with_wrong_algorithm_tag() {
     let text = String::from_utf8(parts.head[1].1.clone()).unwrap();
     let mut raw = B64.decode(text.lines().nth(1).unwrap()).unwrap();
     raw[..2].copy_from_slice(b"ED");
-    parts.head[1].1 =
-        format!("{}\n{}\n", text.lines().next().unwrap(), B64.encode(raw)).into_bytes();
+    parts.head[1].1 = format!("{}\n{}\n", text.lines().next().unwrap(), B64.encode(raw)).into_bytes();
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
     case.expect_rejected("bad.airlock", "unsupported algorithm \"ED\"");
 }
@@ -349,17 +294,9 @@ fn signature_member_with_wrong_length() {
     let mut parts = case.parts("next.airlock");
     let text = String::from_utf8(parts.head[1].1.clone()).unwrap();
     let raw = B64.decode(text.lines().nth(1).unwrap()).unwrap();
-    parts.head[1].1 = format!(
-        "{}\n{}\n",
-        text.lines().next().unwrap(),
-        B64.encode(&raw[..73])
-    )
-    .into_bytes();
+    parts.head[1].1 = format!("{}\n{}\n", text.lines().next().unwrap(), B64.encode(&raw[..73])).into_bytes();
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "wrong decoded length for a signify signature: expected 74 bytes, found 73",
-    );
+    case.expect_rejected("bad.airlock", "wrong decoded length for a signify signature: expected 74 bytes, found 73");
 }
 
 #[test]
@@ -367,11 +304,7 @@ fn signature_member_with_comment_injection() {
     let case = Case::new();
     let mut parts = case.parts("next.airlock");
     let text = String::from_utf8(parts.head[1].1.clone()).unwrap();
-    parts.head[1].1 = format!(
-        "untrusted comment: a\rb\n{}\n",
-        text.lines().nth(1).unwrap()
-    )
-    .into_bytes();
+    parts.head[1].1 = format!("untrusted comment: a\rb\n{}\n", text.lines().nth(1).unwrap()).into_bytes();
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
     case.expect_rejected("bad.airlock", "comment");
 }
@@ -380,13 +313,9 @@ fn signature_member_with_comment_injection() {
 fn checksum_list_with_malformed_signature_lines() {
     let case = Case::new();
     let mut parts = case.parts("next.airlock");
-    parts.head[2].1 =
-        b"untrusted comment: x\nnot base64 at all\nSHA256 (data/a.txt) = 00\n".to_vec();
+    parts.head[2].1 = b"untrusted comment: x\nnot base64 at all\nSHA256 (data/a.txt) = 00\n".to_vec();
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
-    case.expect_rejected(
-        "bad.airlock",
-        "airlock/SHA256SUMS.sig: embedded signature: invalid base64",
-    );
+    case.expect_rejected("bad.airlock", "airlock/SHA256SUMS.sig: embedded signature: invalid base64");
 }
 
 /// A checksum list signed by an untrusted key: its message must still equal the list
@@ -397,9 +326,7 @@ fn checksum_list_signed_by_an_untrusted_key_with_other_content() {
     let mut parts = case.parts("next.airlock");
     let (_, msg) = airlock::keys::parse_embedded(&parts.head[2].1).unwrap();
     let mut msg = msg.to_vec();
-    msg.extend_from_slice(
-        b"SHA256 (data/evil) = 0000000000000000000000000000000000000000000000000000000000000000\n",
-    );
+    msg.extend_from_slice(b"SHA256 (data/evil) = 0000000000000000000000000000000000000000000000000000000000000000\n");
     parts.head[2].1 = airlock::keys::sign_embedded(&case.secret("other"), &msg, "other");
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
     case.expect_rejected("bad.airlock", "checksum list does not match the manifest");
@@ -418,10 +345,7 @@ fn two_trusted_keys_sharing_a_key_number() {
     let mut other = B64.decode(other_text.lines().nth(1).unwrap()).unwrap();
     other[2..10].copy_from_slice(&k[2..10]);
     case.put("impostor.pub", &pub_file(&other));
-    let msg = format!(
-        "two different trusted keys share the key id {}",
-        case.key_id("k")
-    );
+    let msg = format!("two different trusted keys share the key id {}", case.key_id("k"));
     case.expect_refused("next.airlock", &["k", "impostor"], &[], 2, &msg);
 }
 
@@ -440,17 +364,8 @@ fn same_key_under_two_key_numbers_counts_once() {
     let mut alias = raw.clone();
     alias[2..10].copy_from_slice(&[0xfe; 8]);
     let alias_text = format!("{}\n{}\n", text.lines().next().unwrap(), B64.encode(alias));
-    let mut head = vec![
-        parts.head[0].clone(),
-        (
-            airlock::writer::signature_member(sig.key_id()),
-            text.into_bytes(),
-        ),
-    ];
-    head.push((
-        "airlock/signatures/fefefefefefefefe.sig".into(),
-        alias_text.into_bytes(),
-    ));
+    let mut head = vec![parts.head[0].clone(), (airlock::writer::signature_member(sig.key_id()), text.into_bytes())];
+    head.push(("airlock/signatures/fefefefefefefefe.sig".into(), alias_text.into_bytes()));
     head.push(parts.head[2].clone());
     case.put("twice.airlock", &assemble(&head, &parts.payload));
     // Trusting only these two files cannot meet a threshold of 2 at all: refused up front.
@@ -462,13 +377,7 @@ fn same_key_under_two_key_numbers_counts_once() {
         "threshold 2 cannot be met by 1 distinct trusted key(s)",
     );
     // With a genuine second key trusted too, the doubled signature still counts once.
-    case.expect_refused(
-        "twice.airlock",
-        &["k", "kalias", "k2"],
-        &["--threshold", "2"],
-        1,
-        "found 1",
-    );
+    case.expect_refused("twice.airlock", &["k", "kalias", "k2"], &["--threshold", "2"], 1, "found 1");
 }
 
 /// A secret and a public key with different key numbers are not a pair.
@@ -507,10 +416,7 @@ fn pack_with(case: &Case, key: &str, passphrase_file: Option<&str>) -> common::R
     if let Some(p) = passphrase_file {
         cmd.arg("--passphrase-file").arg(case.path(p));
     }
-    common::run(
-        cmd.env("AIRLOCK_STATE_DIR", case.path("state"))
-            .stdin(std::process::Stdio::null()),
-    )
+    common::run(cmd.env("AIRLOCK_STATE_DIR", case.path("state")).stdin(std::process::Stdio::null()))
 }
 
 #[test]
@@ -529,9 +435,7 @@ fn wrong_passphrase() {
             .arg(case.path("pass")),
     )
     .expect_code(0);
-    pack_with(&case, "p.sec", Some("wrong"))
-        .expect_code(2)
-        .expect_stderr("incorrect passphrase for secret key");
+    pack_with(&case, "p.sec", Some("wrong")).expect_code(2).expect_stderr("incorrect passphrase for secret key");
     assert!(!case.path("new.airlock").exists());
     pack_with(&case, "p.sec", Some("pass")).expect_code(0);
 }
@@ -542,14 +446,9 @@ fn corrupt_unencrypted_secret_key() {
     let text = String::from_utf8(case.bytes("k.sec")).unwrap();
     let mut raw = B64.decode(text.lines().nth(1).unwrap()).unwrap();
     raw[60] ^= 1; // inside the seckey
-    case.put(
-        "bad.sec",
-        format!("{}\n{}\n", text.lines().next().unwrap(), B64.encode(raw)).as_bytes(),
-    );
+    case.put("bad.sec", format!("{}\n{}\n", text.lines().next().unwrap(), B64.encode(raw)).as_bytes());
     chmod(&case.path("bad.sec"), 0o600);
-    pack_with(&case, "bad.sec", None)
-        .expect_code(2)
-        .expect_stderr("checksum mismatch in unencrypted secret key");
+    pack_with(&case, "bad.sec", None).expect_code(2).expect_stderr("checksum mismatch in unencrypted secret key");
 }
 
 #[test]
@@ -558,23 +457,16 @@ fn secret_key_with_unknown_kdf() {
     let text = String::from_utf8(case.bytes("k.sec")).unwrap();
     let mut raw = B64.decode(text.lines().nth(1).unwrap()).unwrap();
     raw[2..4].copy_from_slice(b"XX");
-    case.put(
-        "bad.sec",
-        format!("{}\n{}\n", text.lines().next().unwrap(), B64.encode(raw)).as_bytes(),
-    );
+    case.put("bad.sec", format!("{}\n{}\n", text.lines().next().unwrap(), B64.encode(raw)).as_bytes());
     chmod(&case.path("bad.sec"), 0o600);
-    pack_with(&case, "bad.sec", None)
-        .expect_code(2)
-        .expect_stderr("unsupported KDF \"XX\"");
+    pack_with(&case, "bad.sec", None).expect_code(2).expect_stderr("unsupported KDF \"XX\"");
 }
 
 #[test]
 fn secret_key_readable_by_others() {
     let case = Case::new();
     chmod(&case.path("k.sec"), 0o644);
-    pack_with(&case, "k.sec", None)
-        .expect_code(2)
-        .expect_stderr("accessible by group/others");
+    pack_with(&case, "k.sec", None).expect_code(2).expect_stderr("accessible by group/others");
 }
 
 #[test]

@@ -10,10 +10,7 @@ use std::process::Command;
 use common::*;
 
 fn key_id(ws: &Workspace, name: &str) -> String {
-    airlock::keys::PublicKey::load(&ws.path(&format!("{name}.pub")))
-        .unwrap()
-        .key_id()
-        .to_string()
+    airlock::keys::PublicKey::load(&ws.path(&format!("{name}.pub"))).unwrap().key_id().to_string()
 }
 
 fn sign(ws: &Workspace, args: &[&str]) -> Run {
@@ -22,21 +19,9 @@ fn sign(ws: &Workspace, args: &[&str]) -> Run {
 
 fn packed(ws: &Workspace) {
     let src = ws.path("src");
-    write(
-        &src,
-        "big.bin",
-        &(0..300_000u32)
-            .flat_map(|i| i.to_le_bytes())
-            .collect::<Vec<u8>>(),
-        0o644,
-    );
+    write(&src, "big.bin", &(0..300_000u32).flat_map(|i| i.to_le_bytes()).collect::<Vec<u8>>(), 0o644);
     write(&src, "dir/tool.sh", b"#!/bin/sh\necho hi\n", 0o755);
-    write(
-        &src,
-        "dir/tool.sh.sig",
-        b"not checked without a policy rule\n",
-        0o644,
-    );
+    write(&src, "dir/tool.sh.sig", b"not checked without a policy rule\n", 0o644);
     ws.pack(&src, "b.airlock", &[]).expect_code(0);
 }
 
@@ -44,14 +29,7 @@ fn packed(ws: &Workspace) {
 fn signify_checks(ws: &Workspace, bundle: &str, keys: &[&str]) {
     let x = ws.path(&format!("x-{bundle}"));
     fs::create_dir_all(&x).unwrap();
-    let st = Command::new("tar")
-        .arg("--zstd")
-        .arg("-xf")
-        .arg(ws.path(bundle))
-        .arg("-C")
-        .arg(&x)
-        .status()
-        .unwrap();
+    let st = Command::new("tar").arg("--zstd").arg("-xf").arg(ws.path(bundle)).arg("-C").arg(&x).status().unwrap();
     assert!(st.success(), "tar --zstd -xf failed");
     for k in keys {
         let out = Command::new("signify-openbsd")
@@ -65,11 +43,7 @@ fn signify_checks(ws: &Workspace, bundle: &str, keys: &[&str]) {
             .arg("airlock/manifest.cbor")
             .output()
             .expect("signify-openbsd must be installed (scripts/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "signify -V for {k}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "signify -V for {k}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
@@ -79,39 +53,18 @@ fn cosign_keeps_payload_frames_identical_and_both_signatures_verify() {
     ws.keygen("reviewer");
     packed(&ws);
     let before = fs::read(ws.path("b.airlock")).unwrap();
-    let r = sign(
-        &ws,
-        &["b.airlock", "--key", "reviewer.sec", "-o", "b2.airlock"],
-    );
+    let r = sign(&ws, &["b.airlock", "--key", "reviewer.sec", "-o", "b2.airlock"]);
     r.expect_code(0);
-    assert!(
-        r.stdout.contains("payload bytes copied unchanged"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("payload bytes copied unchanged"), "{}", r.stdout);
     let after = fs::read(ws.path("b2.airlock")).unwrap();
-    assert_eq!(
-        fs::read(ws.path("b.airlock")).unwrap(),
-        before,
-        "-o must leave the input alone"
-    );
+    assert_eq!(fs::read(ws.path("b.airlock")).unwrap(), before, "-o must leave the input alone");
 
     let (p1, p2) = (split(&before), split(&after));
-    assert_eq!(
-        p1.payload_frames, p2.payload_frames,
-        "payload frames must be copied byte for byte"
-    );
+    assert_eq!(p1.payload_frames, p2.payload_frames, "payload frames must be copied byte for byte");
     assert_ne!(p1.head_frame, p2.head_frame);
-    assert_eq!(
-        &after[after.len() - p1.payload_frames.len()..],
-        p1.payload_frames.as_slice()
-    );
-    let sig_members: Vec<&str> = p2
-        .head
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .filter(|n| n.starts_with("airlock/signatures/"))
-        .collect();
+    assert_eq!(&after[after.len() - p1.payload_frames.len()..], p1.payload_frames.as_slice());
+    let sig_members: Vec<&str> =
+        p2.head.iter().map(|(n, _)| n.as_str()).filter(|n| n.starts_with("airlock/signatures/")).collect();
     assert_eq!(sig_members.len(), 2);
     assert_eq!(p1.head[0], p2.head[0], "manifest bytes unchanged");
 
@@ -166,11 +119,7 @@ fn cosign_in_place_and_resigning_is_a_no_op() {
     // The packer's own key too.
     sign(&ws, &["b.airlock", "--key", "k.sec"]).expect_code(0);
     assert_eq!(fs::read(ws.path("b.airlock")).unwrap(), signed);
-    let sigs = split(&signed)
-        .head
-        .iter()
-        .filter(|(n, _)| n.starts_with("airlock/signatures/"))
-        .count();
+    let sigs = split(&signed).head.iter().filter(|(n, _)| n.starts_with("airlock/signatures/")).count();
     assert_eq!(sigs, 3);
     run(airlock().current_dir(ws.dir.path()).args([
         "verify",
@@ -191,11 +140,7 @@ fn cosign_in_place_and_resigning_is_a_no_op() {
     let leftovers: Vec<_> = fs::read_dir(ws.dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(".airlock-sign-")
-        })
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".airlock-sign-"))
         .collect();
     assert!(leftovers.is_empty());
 }
@@ -207,33 +152,14 @@ fn cosign_refuses_damaged_bundles_and_existing_outputs() {
     packed(&ws);
     // -o onto an existing file needs --force.
     fs::write(ws.path("exists.airlock"), b"keep me").unwrap();
-    sign(
-        &ws,
-        &["b.airlock", "--key", "r.sec", "-o", "exists.airlock"],
-    )
-    .expect_code(2);
+    sign(&ws, &["b.airlock", "--key", "r.sec", "-o", "exists.airlock"]).expect_code(2);
     assert_eq!(fs::read(ws.path("exists.airlock")).unwrap(), b"keep me");
-    sign(
-        &ws,
-        &[
-            "b.airlock",
-            "--key",
-            "r.sec",
-            "-o",
-            "exists.airlock",
-            "--force",
-        ],
-    )
-    .expect_code(0);
+    sign(&ws, &["b.airlock", "--key", "r.sec", "-o", "exists.airlock", "--force"]).expect_code(0);
     // A bundle whose manifest was altered is not signed.
     let mut parts = split(&fs::read(ws.path("b.airlock")).unwrap());
     let last = parts.head[0].1.len() - 1;
     parts.head[0].1[last] ^= 1;
-    fs::write(
-        ws.path("bad.airlock"),
-        assemble(&parts.head, &parts.payload),
-    )
-    .unwrap();
+    fs::write(ws.path("bad.airlock"), assemble(&parts.head, &parts.payload)).unwrap();
     let before = fs::read(ws.path("bad.airlock")).unwrap();
     let r = sign(&ws, &["bad.airlock", "--key", "r.sec"]);
     assert_ne!(r.code, 0);
@@ -257,29 +183,14 @@ fn cosign_with_passphrase_key_and_key_file_permissions() {
         "pass",
     ]))
     .expect_code(0);
-    sign(
-        &ws,
-        &["b.airlock", "--key", "p.sec", "--passphrase-file", "pass"],
-    )
-    .expect_code(0);
+    sign(&ws, &["b.airlock", "--key", "p.sec", "--passphrase-file", "pass"]).expect_code(0);
     ws.keygen("q");
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(ws.path("q.sec"), fs::Permissions::from_mode(0o644)).unwrap();
     let before = fs::read(ws.path("b.airlock")).unwrap();
-    sign(&ws, &["b.airlock", "--key", "q.sec"])
-        .expect_code(2)
-        .expect_stderr("group/others");
+    sign(&ws, &["b.airlock", "--key", "q.sec"]).expect_code(2).expect_stderr("group/others");
     assert_eq!(fs::read(ws.path("b.airlock")).unwrap(), before);
-    sign(
-        &ws,
-        &[
-            "b.airlock",
-            "--key",
-            "q.sec",
-            "--allow-insecure-key-permissions",
-        ],
-    )
-    .expect_code(0);
+    sign(&ws, &["b.airlock", "--key", "q.sec", "--allow-insecure-key-permissions"]).expect_code(0);
     run(airlock().current_dir(ws.dir.path()).args([
         "verify",
         "b.airlock",

@@ -67,23 +67,13 @@ fn fixture() -> &'static Fixture {
         .expect_code(0);
         let src = ws("src");
         for i in 0..20 {
-            common::write(
-                &src,
-                &format!("small/{i:02}.txt"),
-                format!("base file {i}\n").as_bytes(),
-                0o644,
-            );
+            common::write(&src, &format!("small/{i:02}.txt"), format!("base file {i}\n").as_bytes(), 0o644);
         }
         pack(root, &src, "base.airlock", &[]);
         fs::create_dir_all(ws("template")).unwrap();
         import(root, "base.airlock", &ws("template/mirror"), &[]).expect_code(0);
         for i in 0..20 {
-            common::write(
-                &src,
-                &format!("small/{i:02}.txt"),
-                format!("next file {i}, changed\n").as_bytes(),
-                0o644,
-            );
+            common::write(&src, &format!("small/{i:02}.txt"), format!("next file {i}, changed\n").as_bytes(), 0o644);
         }
         let chunk = big_content(256 * 1024 + 8 * 96);
         for i in 0..96 {
@@ -95,20 +85,10 @@ fn fixture() -> &'static Fixture {
             );
         }
         for i in 0..30 {
-            common::write(
-                &src,
-                &format!("new/{i:02}/note.txt"),
-                format!("note {i}\n").as_bytes(),
-                0o644,
-            );
+            common::write(&src, &format!("new/{i:02}/note.txt"), format!("note {i}\n").as_bytes(), 0o644);
         }
         let out = pack(root, &src, "next.airlock", &[]);
-        let next_digest = out
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("manifest sha256 "))
-            .unwrap()
-            .to_owned();
+        let next_digest = out.stdout.lines().find_map(|l| l.strip_prefix("manifest sha256 ")).unwrap().to_owned();
         let old = snapshot(&ws("template/mirror"), true);
         copy_tree(&ws("template"), &ws("reference"));
         let started = Instant::now();
@@ -116,13 +96,7 @@ fn fixture() -> &'static Fixture {
         let import_time = started.elapsed();
         let new = snapshot(&ws("reference/mirror"), true);
         assert_ne!(old, new);
-        Fixture {
-            dir,
-            old,
-            new,
-            next_digest,
-            import_time,
-        }
+        Fixture { dir, old, new, next_digest, import_time }
     })
 }
 
@@ -194,11 +168,8 @@ impl Scratch {
             true
         } else {
             let f = fixture();
-            let odd: Vec<&String> = s
-                .keys()
-                .filter(|k| f.old.get(*k) != s.get(*k) && f.new.get(*k) != s.get(*k))
-                .take(5)
-                .collect();
+            let odd: Vec<&String> =
+                s.keys().filter(|k| f.old.get(*k) != s.get(*k) && f.new.get(*k) != s.get(*k)).take(5).collect();
             panic!(
                 "mixed mirror: {} files, neither old ({}) nor new ({}); e.g. {odd:?}",
                 s.len(),
@@ -222,57 +193,31 @@ impl Scratch {
         let digest = &fixture().next_digest;
         self.log()
             .iter()
-            .filter(|r| {
-                r["event"] == "imported" && r["bundle"]["manifest_sha256"] == digest.as_str()
-            })
+            .filter(|r| r["event"] == "imported" && r["bundle"]["manifest_sha256"] == digest.as_str())
             .count()
     }
 
     /// No staging, no pending, no temporary pending.
     fn assert_no_leftovers(&self) {
         let meta = self.mirror().join(".airlock");
-        assert_eq!(
-            fs::read_dir(meta.join("staging")).unwrap().count(),
-            0,
-            "staging left"
-        );
-        assert!(
-            !meta.join("pending").exists() && !meta.join("pending.tmp").exists(),
-            "pending left"
-        );
+        assert_eq!(fs::read_dir(meta.join("staging")).unwrap().count(), 0, "staging left");
+        assert!(!meta.join("pending").exists() && !meta.join("pending.tmp").exists(), "pending left");
     }
 
     /// After an interruption: recovery through `mirror verify` gives exactly old or new,
     /// a consistent log, and the next import completes the new state.
     fn recover_and_finish(&self, what: &str) -> bool {
-        let verify = run(airlock()
-            .arg("mirror")
-            .arg("verify")
-            .arg(self.mirror())
-            .arg("--quiet"));
+        let verify = run(airlock().arg("mirror").arg("verify").arg(self.mirror()).arg("--quiet"));
         verify.expect_code(0);
         let is_new = self.which();
         self.assert_no_leftovers();
-        assert_eq!(
-            self.imports_of_next(),
-            usize::from(is_new),
-            "{what}: log disagrees with the files"
-        );
+        assert_eq!(self.imports_of_next(), usize::from(is_new), "{what}: log disagrees with the files");
         let again = self.import(&[]);
         again.expect_code(0);
-        assert_eq!(
-            self.state(),
-            fixture().new,
-            "{what}: the next import did not complete the new state"
-        );
+        assert_eq!(self.state(), fixture().new, "{what}: the next import did not complete the new state");
         assert_eq!(self.imports_of_next(), 1, "{what}");
         self.assert_no_leftovers();
-        run(airlock()
-            .arg("mirror")
-            .arg("verify")
-            .arg(self.mirror())
-            .arg("--quiet"))
-        .expect_code(0);
+        run(airlock().arg("mirror").arg("verify").arg(self.mirror()).arg("--quiet")).expect_code(0);
         is_new
     }
 }
@@ -286,20 +231,12 @@ fn crash_at_every_stage_boundary() {
     for &(stage, expect_new) in STAGES {
         let s = Scratch::new();
         let out = s.import(&[("AIRLOCK_TEST_CRASH_AT", stage)]);
-        assert!(
-            killed_by_signal(&out),
-            "{stage}: the import was not stopped by the hook: {} {}",
-            out.code,
-            out.stderr
-        );
+        assert!(killed_by_signal(&out), "{stage}: the import was not stopped by the hook: {} {}", out.code, out.stderr);
         let is_new = s.recover_and_finish(stage);
         assert_eq!(is_new, expect_new, "{stage}: recovered to the wrong state");
         let log = s.log();
         if !expect_new {
-            assert!(
-                log.iter().any(|r| r["event"] == "discarded"),
-                "{stage}: no discarded record"
-            );
+            assert!(log.iter().any(|r| r["event"] == "discarded"), "{stage}: no discarded record");
         }
     }
 }
@@ -309,16 +246,9 @@ fn crash_at_every_stage_boundary() {
 fn crash_during_recovery() {
     for stage in ["file-moved", "files-moved", "logged"] {
         let s = Scratch::new();
-        assert!(killed_by_signal(
-            &s.import(&[("AIRLOCK_TEST_CRASH_AT", "committed")])
-        ));
+        assert!(killed_by_signal(&s.import(&[("AIRLOCK_TEST_CRASH_AT", "committed")])));
         let mut verify = airlock();
-        verify
-            .arg("mirror")
-            .arg("verify")
-            .arg(s.mirror())
-            .arg("--quiet")
-            .env("AIRLOCK_TEST_CRASH_AT", stage);
+        verify.arg("mirror").arg("verify").arg(s.mirror()).arg("--quiet").env("AIRLOCK_TEST_CRASH_AT", stage);
         assert!(killed_by_signal(&run(&mut verify)), "{stage}");
         assert!(s.recover_and_finish(stage));
     }
@@ -351,10 +281,7 @@ fn sigkill_at_random_points() {
             old += 1;
         }
     }
-    eprintln!(
-        "random kills: {old} recovered to the old state, {new} to the new (import takes {:?})",
-        f.import_time
-    );
+    eprintln!("random kills: {old} recovered to the old state, {new} to the new (import takes {:?})", f.import_time);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -423,10 +350,8 @@ fn no_space_left_mid_import() {
     let mnt = base.path().join("fs");
     fs::create_dir(&mnt).unwrap();
     // inodes: the old mirror needs ~40; the new files need ~150 more.
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64m,nr_inodes=90", "tmpfs"])
-        .arg(&mnt)
-        .status();
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m,nr_inodes=90", "tmpfs"]).arg(&mnt).status();
     if !mounted.is_ok_and(|s| s.success()) {
         eprintln!("SKIPPED: cannot mount a tmpfs here");
         return;
@@ -439,9 +364,7 @@ fn no_space_left_mid_import() {
     }
     let _guard = Unmount(mnt.clone());
     copy_tree(&fixture().dir.path().join("template"), &mnt);
-    let s = Scratch {
-        dir: tempfile::tempdir_in(&mnt).unwrap(),
-    };
+    let s = Scratch { dir: tempfile::tempdir_in(&mnt).unwrap() };
     // Scratch in the mount: move the mirror copy into it.
     fs::rename(mnt.join("mirror"), s.mirror()).unwrap();
     let out = s.import(&[]);
@@ -514,21 +437,11 @@ fn failure_after_the_commit_point_is_finished_by_recovery() {
     let out = import_wrapped(&s, "setpriv --reuid=65534 --regid=65534 --clear-groups --");
     out.expect_code(2).expect_stderr("Permission denied");
     // Some of next's files are in place (big/ sorts before small/), the rest are staged.
-    assert!(
-        s.mirror().join(".airlock/pending").exists(),
-        "the commit record is gone"
-    );
-    let staged = fs::read_dir(s.mirror().join(".airlock/staging"))
-        .unwrap()
-        .count();
+    assert!(s.mirror().join(".airlock/pending").exists(), "the commit record is gone");
+    let staged = fs::read_dir(s.mirror().join(".airlock/staging")).unwrap().count();
     assert_eq!(staged, 1, "the committed staging directory was removed");
     // The cause removed, recovery (as root here) finishes the import.
-    run(airlock()
-        .arg("mirror")
-        .arg("verify")
-        .arg(s.mirror())
-        .arg("--quiet"))
-    .expect_code(0);
+    run(airlock().arg("mirror").arg("verify").arg(s.mirror()).arg("--quiet")).expect_code(0);
     assert_eq!(s.state(), fixture().new);
     assert_eq!(s.imports_of_next(), 1);
     s.assert_no_leftovers();
@@ -542,24 +455,13 @@ fn failure_after_the_commit_point_is_finished_by_recovery() {
 #[test]
 fn import_refused_while_the_lock_is_held() {
     let s = Scratch::new();
-    let lock = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(s.mirror().join(".airlock/lock"))
-        .unwrap();
+    let lock = fs::OpenOptions::new().read(true).write(true).open(s.mirror().join(".airlock/lock")).unwrap();
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     let log_before = fs::read_to_string(s.mirror().join(".airlock/log")).unwrap();
-    s.import(&[])
-        .expect_code(2)
-        .expect_stderr("another airlock process is using this mirror");
-    run(airlock().arg("mirror").arg("verify").arg(s.mirror()))
-        .expect_code(2)
-        .expect_stderr("another airlock process");
+    s.import(&[]).expect_code(2).expect_stderr("another airlock process is using this mirror");
+    run(airlock().arg("mirror").arg("verify").arg(s.mirror())).expect_code(2).expect_stderr("another airlock process");
     assert_eq!(s.state(), fixture().old);
-    assert_eq!(
-        fs::read_to_string(s.mirror().join(".airlock/log")).unwrap(),
-        log_before
-    );
+    assert_eq!(fs::read_to_string(s.mirror().join(".airlock/log")).unwrap(), log_before);
     drop(lock);
     s.import(&[]).expect_code(0);
 }
@@ -585,17 +487,11 @@ fn concurrent_imports_never_interleave() {
         for out in [&a, &b] {
             if out.status.code() == Some(2) {
                 let err = String::from_utf8_lossy(&out.stderr);
-                assert!(
-                    err.contains("another airlock process is using this mirror"),
-                    "{err}"
-                );
+                assert!(err.contains("another airlock process is using this mirror"), "{err}");
             }
         }
         assert!(codes.contains(&Some(0)), "{codes:?}");
-        assert!(
-            codes.iter().all(|c| *c == Some(0) || *c == Some(2)),
-            "{codes:?}"
-        );
+        assert!(codes.iter().all(|c| *c == Some(0) || *c == Some(2)), "{codes:?}");
         assert_eq!(s.state(), f.new);
         assert_eq!(s.imports_of_next(), 1);
         s.assert_no_leftovers();
@@ -616,10 +512,7 @@ fn second_import_during_staging_fails_clearly() {
     let staging = s.mirror().join(".airlock/staging");
     let deadline = Instant::now() + Duration::from_secs(30);
     while fs::read_dir(&staging).unwrap().count() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the first import never started staging"
-        );
+        assert!(Instant::now() < deadline, "the first import never started staging");
         if first.try_wait().unwrap().is_some() {
             eprintln!("the first import finished before it was seen staging; nothing to race");
             return;
@@ -629,9 +522,7 @@ fn second_import_during_staging_fails_clearly() {
     let second = import(f.dir.path(), "base.airlock", &s.mirror(), &[]);
     let status = first.wait().unwrap();
     assert!(status.success());
-    second
-        .expect_code(2)
-        .expect_stderr("another airlock process is using this mirror");
+    second.expect_code(2).expect_stderr("another airlock process is using this mirror");
     assert_eq!(s.state(), f.new);
     assert_eq!(s.imports_of_next(), 1);
 }

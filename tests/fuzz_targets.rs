@@ -42,9 +42,8 @@ impl Rng {
 }
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>, seeds: &[Vec<u8>]) {
-    const INTERESTING: &[u8] = &[
-        0, 1, 0x7f, 0x80, 0xff, b'0', b'/', b'.', b'\n', b' ', 0x18, 0x19, 0x1a, 0x1b, 0x9f, 0xbf,
-    ];
+    const INTERESTING: &[u8] =
+        &[0, 1, 0x7f, 0x80, 0xff, b'0', b'/', b'.', b'\n', b' ', 0x18, 0x19, 0x1a, 0x1b, 0x9f, 0xbf];
     let len = input.len();
     match rng.below(10) {
         0 | 1 if len > 0 => {
@@ -92,21 +91,8 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, seeds: &[Vec<u8>]) {
             // A 32-bit little- or big-endian field set to an interesting number (sizes,
             // lengths, counts).
             let i = rng.below(len);
-            let v: u32 = [
-                0,
-                1,
-                0x7fff_ffff,
-                0xffff_ffff,
-                0x8000_0000,
-                512,
-                4096,
-                1 << 20,
-            ][rng.below(8)];
-            let bytes = if rng.below(2) == 0 {
-                v.to_le_bytes()
-            } else {
-                v.to_be_bytes()
-            };
+            let v: u32 = [0, 1, 0x7fff_ffff, 0xffff_ffff, 0x8000_0000, 512, 4096, 1 << 20][rng.below(8)];
+            let bytes = if rng.below(2) == 0 { v.to_le_bytes() } else { v.to_be_bytes() };
             for (k, b) in bytes.iter().enumerate() {
                 if i + k < len {
                     input[i + k] = *b;
@@ -127,16 +113,14 @@ fn run_one(name: &str, f: fn(&[u8]), input: &[u8], n: u64) {
         let _ = std::fs::create_dir_all(&dir);
         let file = dir.join(format!("{name}-{n}.bin"));
         let _ = std::fs::write(&file, input);
-        let msg = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-        let hex: String = input
-            .iter()
-            .take(4096)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        panic!("fuzz target {name} failed on input {n} (saved to {}): {msg:?}\ninput ({} bytes): {hex}", file.display(), input.len());
+        let msg =
+            panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+        let hex: String = input.iter().take(4096).map(|b| format!("{b:02x}")).collect();
+        panic!(
+            "fuzz target {name} failed on input {n} (saved to {}): {msg:?}\ninput ({} bytes): {hex}",
+            file.display(),
+            input.len()
+        );
     }
 }
 
@@ -164,22 +148,11 @@ fn committed_inputs(name: &str) -> Vec<Vec<u8>> {
 
 fn fuzz(name: &str, default_iters: u64) {
     let f = targets::TARGETS.iter().find(|(n, _)| *n == name).unwrap().1;
-    let seconds: Option<u64> = std::env::var("AIRLOCK_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    let iters: u64 = std::env::var("AIRLOCK_FUZZ_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default_iters);
-    let seed: u64 = std::env::var("AIRLOCK_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x2545_f491_4f6c_dd1d);
-    let mut rng = Rng(seed
-        ^ name
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
-        | 1);
+    let seconds: Option<u64> = std::env::var("AIRLOCK_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok());
+    let iters: u64 = std::env::var("AIRLOCK_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(default_iters);
+    let seed: u64 =
+        std::env::var("AIRLOCK_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng(seed ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)) | 1);
     let mut seeds = targets::seeds(name);
     seeds.extend(committed_inputs(name));
     for (i, s) in seeds.iter().enumerate() {
@@ -201,10 +174,7 @@ fn fuzz(name: &str, default_iters: u64) {
         run_one(name, f, &input, n);
         n += 1;
     }
-    eprintln!(
-        "fuzz {name}: {n} mutated inputs in {:.1?}, no failure",
-        started.elapsed()
-    );
+    eprintln!("fuzz {name}: {n} mutated inputs in {:.1?}, no failure", started.elapsed());
 }
 
 #[test]
@@ -233,9 +203,7 @@ fn bundle_parts() {
 #[ignore]
 fn write_seed_corpus() {
     for (name, _) in targets::TARGETS {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/corpus")
-            .join(name);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(name);
         std::fs::create_dir_all(&dir).unwrap();
         for (i, s) in targets::seeds(name).iter().enumerate() {
             std::fs::write(dir.join(format!("seed-{i}")), s).unwrap();

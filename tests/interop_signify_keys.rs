@@ -73,14 +73,8 @@ fn signify_ok(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
 fn signify_fails(dir: &Path, args: &[&str], stdin: &[u8], expected: &str) {
     let out = signify_output(dir, args, stdin);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "signify-openbsd {args:?} unexpectedly succeeded"
-    );
-    assert!(
-        stderr.contains(expected),
-        "signify-openbsd {args:?}: expected {expected:?} in {stderr:?}"
-    );
+    assert!(!out.status.success(), "signify-openbsd {args:?} unexpectedly succeeded");
+    assert!(stderr.contains(expected), "signify-openbsd {args:?}: expected {expected:?} in {stderr:?}");
 }
 
 fn passphrase(p: &'static [u8]) -> impl FnMut() -> Result<Zeroizing<Vec<u8>>, KeyError> {
@@ -95,14 +89,8 @@ fn no_passphrase() -> impl FnMut() -> Result<Zeroizing<Vec<u8>>, KeyError> {
 /// `<dir>/msg`.
 fn airlock_key_pair(dir: &Path, pass: Option<&[u8]>) -> SecretKey {
     let key = SecretKey::generate("airlock test secret key");
-    keys::write_key_pair(
-        &dir.join("k.pub"),
-        &dir.join("k.sec"),
-        &key,
-        "airlock test public key",
-        pass,
-    )
-    .expect("write key pair");
+    keys::write_key_pair(&dir.join("k.pub"), &dir.join("k.sec"), &key, "airlock test public key", pass)
+        .expect("write key pair");
     fs::write(dir.join("msg"), MESSAGE).expect("write message");
     key
 }
@@ -117,19 +105,11 @@ fn airlock_unencrypted_key_works_in_signify() {
     let key = airlock_key_pair(dir.path(), None);
     let sig = key.sign(MESSAGE, "verify with k.pub");
     fs::write(dir.path().join("msg.sig"), sig.to_file_string()).expect("write sig");
-    signify_ok(
-        dir.path(),
-        &["-V", "-q", "-p", "k.pub", "-x", "msg.sig", "-m", "msg"],
-        b"",
-    );
+    signify_ok(dir.path(), &["-V", "-q", "-p", "k.pub", "-x", "msg.sig", "-m", "msg"], b"");
 
     // signify reads the airlock secret key too, and Ed25519 is deterministic, so its
     // signature file must be byte-identical to airlock's.
-    signify_ok(
-        dir.path(),
-        &["-S", "-s", "k.sec", "-x", "by-signify.sig", "-m", "msg"],
-        b"",
-    );
+    signify_ok(dir.path(), &["-S", "-s", "k.sec", "-x", "by-signify.sig", "-m", "msg"], b"");
     let by_signify = fs::read_to_string(dir.path().join("by-signify.sig")).expect("read sig");
     assert_eq!(by_signify, sig.to_file_string());
 }
@@ -140,23 +120,12 @@ fn airlock_passphrase_key_works_in_signify() {
     let key = airlock_key_pair(dir.path(), Some(b"airlock pass"));
     let sig = key.sign(MESSAGE, "verify with k.pub");
     fs::write(dir.path().join("msg.sig"), sig.to_file_string()).expect("write sig");
-    signify_ok(
-        dir.path(),
-        &["-V", "-q", "-p", "k.pub", "-x", "msg.sig", "-m", "msg"],
-        b"",
-    );
+    signify_ok(dir.path(), &["-V", "-q", "-p", "k.pub", "-x", "msg.sig", "-m", "msg"], b"");
 
     // The key really is encrypted the way signify expects: the right passphrase decrypts it
     // (and gives the same deterministic signature), a wrong one does not.
-    signify_ok(
-        dir.path(),
-        &["-S", "-s", "k.sec", "-x", "by-signify.sig", "-m", "msg"],
-        b"airlock pass\n",
-    );
-    assert_eq!(
-        read_signature(&dir.path().join("by-signify.sig")).bytes(),
-        sig.bytes()
-    );
+    signify_ok(dir.path(), &["-S", "-s", "k.sec", "-x", "by-signify.sig", "-m", "msg"], b"airlock pass\n");
+    assert_eq!(read_signature(&dir.path().join("by-signify.sig")).bytes(), sig.bytes());
     signify_fails(
         dir.path(),
         &["-S", "-s", "k.sec", "-x", "wrong.sig", "-m", "msg"],
@@ -168,76 +137,45 @@ fn airlock_passphrase_key_works_in_signify() {
 #[test]
 fn signify_unencrypted_key_works_in_airlock() {
     let dir = tempfile::tempdir().expect("tempdir");
-    signify_ok(
-        dir.path(),
-        &["-G", "-n", "-p", "s.pub", "-s", "s.sec", "-c", "interop"],
-        b"",
-    );
+    signify_ok(dir.path(), &["-G", "-n", "-p", "s.pub", "-s", "s.sec", "-c", "interop"], b"");
     // signify writes the secret key 0600, so the strict permission check passes.
-    let secret = SecretKey::load(&dir.path().join("s.sec"), false, &mut no_passphrase())
-        .expect("load s.sec");
+    let secret = SecretKey::load(&dir.path().join("s.sec"), false, &mut no_passphrase()).expect("load s.sec");
     let public = PublicKey::load(&dir.path().join("s.pub")).expect("load s.pub");
     assert_eq!(secret.comment(), "interop secret key");
     assert_eq!(public.comment(), "interop public key");
-    secret
-        .check_public(&public)
-        .expect("signify's key pair matches");
+    secret.check_public(&public).expect("signify's key pair matches");
 
     fs::write(dir.path().join("msg"), MESSAGE).expect("write message");
     let sig = secret.sign(MESSAGE, "verify with s.pub");
     fs::write(dir.path().join("msg.sig"), sig.to_file_string()).expect("write sig");
-    signify_ok(
-        dir.path(),
-        &["-V", "-q", "-p", "s.pub", "-x", "msg.sig", "-m", "msg"],
-        b"",
-    );
+    signify_ok(dir.path(), &["-V", "-q", "-p", "s.pub", "-x", "msg.sig", "-m", "msg"], b"");
 
     // And a signify-made signature verifies in airlock.
-    signify_ok(
-        dir.path(),
-        &["-S", "-s", "s.sec", "-x", "by-signify.sig", "-m", "msg"],
-        b"",
-    );
+    signify_ok(dir.path(), &["-S", "-s", "s.sec", "-x", "by-signify.sig", "-m", "msg"], b"");
     let by_signify = read_signature(&dir.path().join("by-signify.sig"));
     assert_eq!(by_signify.comment(), "verify with s.pub");
-    public
-        .verify(MESSAGE, &by_signify)
-        .expect("airlock verifies signify's signature");
+    public.verify(MESSAGE, &by_signify).expect("airlock verifies signify's signature");
 }
 
 #[test]
 fn signify_passphrase_key_works_in_airlock() {
     let dir = tempfile::tempdir().expect("tempdir");
     // stdin is a pipe, so signify reads the passphrase from it, once.
-    signify_ok(
-        dir.path(),
-        &["-G", "-p", "s.pub", "-s", "s.sec", "-c", "interop"],
-        b"signify pass\n",
-    );
+    signify_ok(dir.path(), &["-G", "-p", "s.pub", "-s", "s.sec", "-c", "interop"], b"signify pass\n");
     let sec_path = dir.path().join("s.sec");
-    let err = SecretKey::load(&sec_path, false, &mut passphrase(b"wrong pass"))
-        .expect_err("a wrong passphrase must fail");
+    let err =
+        SecretKey::load(&sec_path, false, &mut passphrase(b"wrong pass")).expect_err("a wrong passphrase must fail");
     assert!(matches!(err, KeyError::IncorrectPassphrase { .. }), "{err}");
     assert!(err.to_string().contains("s.sec"), "{err}");
 
-    let secret =
-        SecretKey::load(&sec_path, false, &mut passphrase(b"signify pass")).expect("load s.sec");
+    let secret = SecretKey::load(&sec_path, false, &mut passphrase(b"signify pass")).expect("load s.sec");
     let public = PublicKey::load(&dir.path().join("s.pub")).expect("load s.pub");
-    secret
-        .check_public(&public)
-        .expect("signify's key pair matches");
+    secret.check_public(&public).expect("signify's key pair matches");
 
     fs::write(dir.path().join("msg"), MESSAGE).expect("write message");
-    fs::write(
-        dir.path().join("msg.sig"),
-        secret.sign(MESSAGE, "verify with s.pub").to_file_string(),
-    )
-    .expect("write sig");
-    signify_ok(
-        dir.path(),
-        &["-V", "-q", "-p", "s.pub", "-x", "msg.sig", "-m", "msg"],
-        b"",
-    );
+    fs::write(dir.path().join("msg.sig"), secret.sign(MESSAGE, "verify with s.pub").to_file_string())
+        .expect("write sig");
+    signify_ok(dir.path(), &["-V", "-q", "-p", "s.pub", "-x", "msg.sig", "-m", "msg"], b"");
 }
 
 /// A checksum list in the format `signify -C` reads: `SHA256 (<name>) = <lowercase hex>\n`.
@@ -270,12 +208,7 @@ fn embedded_checksum_list_accepted_by_signify_check() {
 
     // Sanity check that the test can fail: a changed file is caught.
     fs::write(dir.path().join("a.txt"), b"changed\n").expect("write");
-    signify_fails(
-        dir.path(),
-        &["-C", "-p", "k.pub", "-x", "SHA256.sig"],
-        b"",
-        "FAIL",
-    );
+    signify_fails(dir.path(), &["-C", "-p", "k.pub", "-x", "SHA256.sig"], b"", "FAIL");
 
     // airlock's own parser splits the same file back into signature and list.
     let (sig, body) = keys::parse_embedded(&signed).expect("parse SHA256.sig");
@@ -287,25 +220,16 @@ fn embedded_checksum_list_accepted_by_signify_check() {
 fn signify_embedded_signature_parsed_by_airlock() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = airlock_key_pair(dir.path(), None);
-    signify_ok(
-        dir.path(),
-        &["-S", "-e", "-s", "k.sec", "-x", "msg.sig", "-m", "msg"],
-        b"",
-    );
+    signify_ok(dir.path(), &["-S", "-e", "-s", "k.sec", "-x", "msg.sig", "-m", "msg"], b"");
     let file = fs::read(dir.path().join("msg.sig")).expect("read msg.sig");
     let (sig, body) = keys::parse_embedded(&file).expect("parse embedded signature");
     assert_eq!(body, MESSAGE);
     assert_eq!(sig.key_id(), key.key_id());
     assert_eq!(sig.comment(), "verify with k.pub");
     let public = PublicKey::load(&dir.path().join("k.pub")).expect("load k.pub");
-    public
-        .verify(body, &sig)
-        .expect("verify embedded signature");
+    public.verify(body, &sig).expect("verify embedded signature");
     // Same key, same message: the same bytes sign_embedded produces.
-    assert_eq!(
-        keys::sign_embedded(&key, MESSAGE, "verify with k.pub"),
-        file
-    );
+    assert_eq!(keys::sign_embedded(&key, MESSAGE, "verify with k.pub"), file);
 }
 
 #[test]
@@ -315,22 +239,11 @@ fn keynum_copied_into_a_forgery_is_rejected_by_both() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = airlock_key_pair(dir.path(), None);
     let impostor = SecretKey::generate("impostor");
-    let mut raw = [
-        &b"Ed"[..],
-        &key.key_id().0,
-        impostor.sign(MESSAGE, "x").bytes(),
-    ]
-    .concat();
-    let forged_text = format!(
-        "untrusted comment: verify with k.pub\n{}\n",
-        BASE64.encode(&raw)
-    );
+    let mut raw = [&b"Ed"[..], &key.key_id().0, impostor.sign(MESSAGE, "x").bytes()].concat();
+    let forged_text = format!("untrusted comment: verify with k.pub\n{}\n", BASE64.encode(&raw));
     let forged = Signature::parse(forged_text.as_bytes()).expect("parse forged sig");
     assert_eq!(forged.key_id(), key.key_id());
-    let err = key
-        .public_key()
-        .verify(MESSAGE, &forged)
-        .expect_err("forgery must fail");
+    let err = key.public_key().verify(MESSAGE, &forged).expect_err("forgery must fail");
     assert!(matches!(err, KeyError::BadSignature { .. }), "{err}");
     fs::write(dir.path().join("msg.sig"), &forged_text).expect("write sig");
     signify_fails(
@@ -341,23 +254,12 @@ fn keynum_copied_into_a_forgery_is_rejected_by_both() {
     );
     // With the impostor's own keynum, both report the wrong key before any crypto.
     raw[2..10].copy_from_slice(&impostor.key_id().0);
-    let relabelled = format!(
-        "untrusted comment: verify with k.pub\n{}\n",
-        BASE64.encode(&raw)
-    );
+    let relabelled = format!("untrusted comment: verify with k.pub\n{}\n", BASE64.encode(&raw));
     let err = key
         .public_key()
-        .verify(
-            MESSAGE,
-            &Signature::parse(relabelled.as_bytes()).expect("parse"),
-        )
+        .verify(MESSAGE, &Signature::parse(relabelled.as_bytes()).expect("parse"))
         .expect_err("wrong key must fail");
     assert!(matches!(err, KeyError::WrongKey { .. }), "{err}");
     fs::write(dir.path().join("msg.sig"), &relabelled).expect("write sig");
-    signify_fails(
-        dir.path(),
-        &["-V", "-p", "k.pub", "-x", "msg.sig", "-m", "msg"],
-        b"",
-        "wrong key",
-    );
+    signify_fails(dir.path(), &["-V", "-p", "k.pub", "-x", "msg.sig", "-m", "msg"], b"", "wrong key");
 }

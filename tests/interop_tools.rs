@@ -49,7 +49,10 @@ fn gnu_tar_lists_members_in_order() {
     assert_eq!(names[0], "airlock/manifest.cbor");
     assert_eq!(names[1], format!("airlock/signatures/{id}.sig"));
     assert_eq!(names[2], "airlock/SHA256SUMS.sig");
-    assert_eq!(&names[3..], ["data/bin/run.sh", &format!("data/long/{}", "x".repeat(150)), "data/pkg/tool-1.0.tar.gz", "data/ünï/名前.txt"]);
+    assert_eq!(
+        &names[3..],
+        ["data/bin/run.sh", &format!("data/long/{}", "x".repeat(150)), "data/pkg/tool-1.0.tar.gz", "data/ünï/名前.txt"]
+    );
     let verbose = run(tool("tar").arg("--zstd").arg("-tvf").arg(ws.path("b.airlock")));
     verbose.expect_code(0);
     assert!(verbose.stdout.contains("-rwxr-xr-x"), "{}", verbose.stdout);
@@ -88,7 +91,13 @@ fn signify_checks_extracted_payload_with_sums() {
     assert!(r.stdout.contains("data/pkg/tool-1.0.tar.gz: OK"), "{}", r.stdout);
     // And it notices a modified file.
     std::fs::write(x.join("data/bin/run.sh"), b"tampered").unwrap();
-    let bad = run(tool("signify-openbsd").current_dir(&x).arg("-C").arg("-p").arg(ws.path("k.pub")).arg("-x").arg("airlock/SHA256SUMS.sig"));
+    let bad = run(tool("signify-openbsd")
+        .current_dir(&x)
+        .arg("-C")
+        .arg("-p")
+        .arg(ws.path("k.pub"))
+        .arg("-x")
+        .arg("airlock/SHA256SUMS.sig"));
     assert_ne!(bad.code, 0);
 }
 
@@ -175,7 +184,15 @@ fn bundles_signed_with_passphrase_protected_airlock_key() {
     cmd.stdin(std::fs::File::open(ws.path("pass")).unwrap());
     let r = run(&mut cmd);
     if r.code == 0 {
-        run(tool("signify-openbsd").arg("-V").arg("-p").arg(ws.path("pp.pub")).arg("-x").arg(ws.path("msg.sig")).arg("-m").arg(ws.path("msg"))).expect_code(0);
+        run(tool("signify-openbsd")
+            .arg("-V")
+            .arg("-p")
+            .arg(ws.path("pp.pub"))
+            .arg("-x")
+            .arg(ws.path("msg.sig"))
+            .arg("-m")
+            .arg(ws.path("msg")))
+        .expect_code(0);
     } else {
         // signify reads passphrases from /dev/tty only; with no terminal it cannot be driven
         // here. The key format itself is covered by the keys module's signify KAT tests.

@@ -12,17 +12,11 @@ use base64::Engine as _;
 use common::*;
 
 fn key_id(ws: &Workspace, name: &str) -> String {
-    airlock::keys::PublicKey::load(&ws.path(&format!("{name}.pub")))
-        .unwrap()
-        .key_id()
-        .to_string()
+    airlock::keys::PublicKey::load(&ws.path(&format!("{name}.pub"))).unwrap().key_id().to_string()
 }
 
 fn airlock_in(ws: &Workspace, args: &[&str]) -> Run {
-    run(airlock()
-        .current_dir(ws.dir.path())
-        .args(args)
-        .env("AIRLOCK_STATE_DIR", ws.path("state")))
+    run(airlock().current_dir(ws.dir.path()).args(args).env("AIRLOCK_STATE_DIR", ws.path("state")))
 }
 
 /// Packs `src` as `out` in `channel`, signed by `k` (and `extra` keys), created at `now`.
@@ -72,17 +66,12 @@ fn threshold_met_with_two_of_three_and_unmet_with_one() {
     two_of_three(&ws, "");
     pack_at(&ws, "one.airlock", "weekly", T0, &["alice"]);
     let r = verify_policy(&ws, "one.airlock", "policy.toml", T0);
-    r.expect_code(1)
-        .expect_stderr("needs valid signatures from 2 distinct trusted key(s), found 1");
+    r.expect_code(1).expect_stderr("needs valid signatures from 2 distinct trusted key(s), found 1");
 
     pack_at(&ws, "two.airlock", "weekly", T0, &["alice", "carol"]);
     let r = verify_policy(&ws, "two.airlock", "policy.toml", T0);
     r.expect_code(0);
-    assert!(
-        r.stdout.contains(&key_id(&ws, "alice")) && r.stdout.contains("(alice)"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&key_id(&ws, "alice")) && r.stdout.contains("(alice)"), "{}", r.stdout);
 
     // The shorthand says the same.
     let r = run(airlock().current_dir(ws.dir.path()).args([
@@ -152,10 +141,7 @@ fn duplicate_signatures_by_one_key_count_once() {
     ]));
     r.expect_code(1).expect_stderr("found 1");
     // Signed additionally by bob: 2 distinct keys.
-    run(airlock()
-        .current_dir(ws.dir.path())
-        .args(["sign", "b.airlock", "--key", "bob.sec"]))
-    .expect_code(0);
+    run(airlock().current_dir(ws.dir.path()).args(["sign", "b.airlock", "--key", "bob.sec"])).expect_code(0);
     verify_policy(&ws, "b.airlock", "dup.toml", T0).expect_code(0);
 }
 
@@ -181,10 +167,7 @@ fn revoked_key_does_not_count_and_revocation_time_compares_with_created() {
     r.expect_code(1).expect_stderr("revoked: laptop stolen");
 
     // Without a time: never counts; a bundle signed only by revoked keys is rejected.
-    two_of_three(
-        &ws,
-        &format!("\n[[revoked]]\nkey_id = \"{alice}\"\nreason = \"left\"\n"),
-    );
+    two_of_three(&ws, &format!("\n[[revoked]]\nkey_id = \"{alice}\"\nreason = \"left\"\n"));
     let r = verify_policy(&ws, "old.airlock", "policy.toml", since + 10);
     r.expect_code(1).expect_stderr("revoked: left");
     fs::write(
@@ -196,31 +179,23 @@ fn revoked_key_does_not_count_and_revocation_time_compares_with_created() {
     )
     .unwrap();
     pack_at(&ws, "alice-only.airlock", "weekly", T0, &["alice"]);
-    verify_policy(&ws, "alice-only.airlock", "solo.toml", T0)
-        .expect_code(1)
-        .expect_stderr("revoked");
+    verify_policy(&ws, "alice-only.airlock", "solo.toml", T0).expect_code(1).expect_stderr("revoked");
 
     // The import is refused and logged, the mirror unchanged.
     let before = snapshot(&ws.path("m"), true);
-    let r = run(airlock()
-        .current_dir(ws.dir.path())
-        .env("AIRLOCK_NOW", T0.to_string())
-        .args([
-            "import",
-            "alice-only.airlock",
-            "--policy",
-            "solo.toml",
-            "--mirror",
-            "m",
-            "--quiet",
-        ]));
+    let r = run(airlock().current_dir(ws.dir.path()).env("AIRLOCK_NOW", T0.to_string()).args([
+        "import",
+        "alice-only.airlock",
+        "--policy",
+        "solo.toml",
+        "--mirror",
+        "m",
+        "--quiet",
+    ]));
     r.expect_code(1).expect_stderr("revoked");
     assert_eq!(snapshot(&ws.path("m"), true), before);
     let log = fs::read_to_string(ws.path("m/.airlock/log")).unwrap();
-    assert!(
-        log.contains("\"rejected\"") && log.contains("revoked"),
-        "{log}"
-    );
+    assert!(log.contains("\"rejected\"") && log.contains("revoked"), "{log}");
 }
 
 #[test]
@@ -229,35 +204,15 @@ fn unknown_key_is_ignored_but_reported() {
     officers(&ws);
     ws.keygen("stranger");
     pack_at(&ws, "b.airlock", "weekly", T0, &["alice", "stranger"]);
-    let r = run(airlock().current_dir(ws.dir.path()).args([
-        "verify",
-        "b.airlock",
-        "--trust",
-        "alice.pub",
-        "--quiet",
-    ]));
+    let r = run(airlock().current_dir(ws.dir.path()).args(["verify", "b.airlock", "--trust", "alice.pub", "--quiet"]));
     r.expect_code(0);
     let stranger = key_id(&ws, "stranger");
-    assert!(
-        r.stdout
-            .contains(&format!("ignored signature by unknown key {stranger}")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("ignored signature by unknown key {stranger}")), "{}", r.stdout);
 
     let r = airlock_in(&ws, &["inspect", "b.airlock", "--trust", "alice.pub"]);
     r.expect_code(0);
-    assert!(
-        r.stdout
-            .contains(&format!("{stranger}: unknown key; ignored")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("threshold    met: 1 of 1"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("{stranger}: unknown key; ignored")), "{}", r.stdout);
+    assert!(r.stdout.contains("threshold    met: 1 of 1"), "{}", r.stdout);
 }
 
 #[test]
@@ -266,48 +221,17 @@ fn inspect_with_policy_lists_trusted_revoked_unknown_and_threshold() {
     officers(&ws);
     ws.keygen("stranger");
     let bob = key_id(&ws, "bob");
-    two_of_three(
-        &ws,
-        &format!("\n[[revoked]]\nkey_id = \"{bob}\"\nreason = \"retired\"\n"),
-    );
-    pack_at(
-        &ws,
-        "b.airlock",
-        "weekly",
-        T0,
-        &["alice", "bob", "stranger"],
-    );
+    two_of_three(&ws, &format!("\n[[revoked]]\nkey_id = \"{bob}\"\nreason = \"retired\"\n"));
+    pack_at(&ws, "b.airlock", "weekly", T0, &["alice", "bob", "stranger"]);
     let r = airlock_in(&ws, &["inspect", "b.airlock", "--policy", "policy.toml"]);
     r.expect_code(0);
     let alice = key_id(&ws, "alice");
     let stranger = key_id(&ws, "stranger");
-    assert!(
-        r.stdout
-            .contains(&format!("{alice} (alice): trusted, valid")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains(&format!("{bob} (bob): revoked (retired); not counted")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains(&format!("{stranger}: unknown key; ignored")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("threshold    NOT met: 1 of 2"),
-        "{}",
-        r.stdout
-    );
-    let r = airlock_in(
-        &ws,
-        &["inspect", "b.airlock", "--policy", "policy.toml", "--json"],
-    );
+    assert!(r.stdout.contains(&format!("{alice} (alice): trusted, valid")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("{bob} (bob): revoked (retired); not counted")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("{stranger}: unknown key; ignored")), "{}", r.stdout);
+    assert!(r.stdout.contains("threshold    NOT met: 1 of 2"), "{}", r.stdout);
+    let r = airlock_in(&ws, &["inspect", "b.airlock", "--policy", "policy.toml", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json["verified"], serde_json::json!(false));
 }
@@ -320,15 +244,11 @@ fn channels_have_their_own_signers() {
                 [[channel]]\nname = \"vendor-x\"\nsigners = [\"bob\"]\n[[channel]]\nname = \"internal\"\nsigners = [\"alice\"]\n";
     fs::write(ws.path("ch.toml"), text).unwrap();
     pack_at(&ws, "vx.airlock", "vendor-x", T0, &["alice"]);
-    verify_policy(&ws, "vx.airlock", "ch.toml", T0)
-        .expect_code(1)
-        .expect_stderr("found 0");
+    verify_policy(&ws, "vx.airlock", "ch.toml", T0).expect_code(1).expect_stderr("found 0");
     pack_at(&ws, "in.airlock", "internal", T0, &["alice"]);
     verify_policy(&ws, "in.airlock", "ch.toml", T0).expect_code(0);
     pack_at(&ws, "other.airlock", "other", T0, &["alice"]);
-    verify_policy(&ws, "other.airlock", "ch.toml", T0)
-        .expect_code(1)
-        .expect_stderr("no rule for channel \"other\"");
+    verify_policy(&ws, "other.airlock", "ch.toml", T0).expect_code(1).expect_stderr("no rule for channel \"other\"");
 }
 
 #[test]
@@ -364,22 +284,16 @@ fn policy_check_prints_what_it_allows() {
     r.expect_code(0);
     let out = &r.stdout;
     assert!(out.contains("valid policy"), "{out}");
-    assert!(
-        out.contains(
-            "channel \"weekly\": accepted when signed by at least 2 of these 3 distinct key(s)"
-        ),
-        "{out}"
-    );
+    assert!(out.contains("channel \"weekly\": accepted when signed by at least 2 of these 3 distinct key(s)"), "{out}");
     assert!(out.contains("any other channel: refused"), "{out}");
-    assert!(out.contains(&format!("{carol} (carol): its signatures do not count on bundles created at or after 2026-10-01T00:00:00Z")), "{out}");
     assert!(
-        out.contains("bundles created more than 30days before the import are refused"),
+        out.contains(&format!(
+            "{carol} (carol): its signatures do not count on bundles created at or after 2026-10-01T00:00:00Z"
+        )),
         "{out}"
     );
-    assert!(
-        out.contains("files matching \"vendor-x/**\" must carry a valid signature by"),
-        "{out}"
-    );
+    assert!(out.contains("bundles created more than 30days before the import are refused"), "{out}");
+    assert!(out.contains("files matching \"vendor-x/**\" must carry a valid signature by"), "{out}");
     assert!(out.contains("a file without one is rejected"), "{out}");
 }
 
@@ -387,12 +301,7 @@ fn policy_check_prints_what_it_allows() {
 #[test]
 fn policy_parse_errors_point_at_the_line() {
     let ws = Workspace::new();
-    let good_key = fs::read_to_string(ws.path("k.pub"))
-        .unwrap()
-        .lines()
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let good_key = fs::read_to_string(ws.path("k.pub")).unwrap().lines().nth(1).unwrap().to_owned();
     let cases: &[(&str, String, usize, &str)] = &[
         ("unknown top-level field", "version = 1\nthreshold = 2\n".into(), 2, "unknown field `threshold`"),
         (
@@ -443,23 +352,10 @@ fn policy_parse_errors_point_at_the_line() {
         let r = airlock_in(&ws, &["policy", "check", "bad.toml"]);
         r.expect_code(2);
         let want = format!("bad.toml:{line}:");
-        assert!(
-            r.stderr.contains(&want),
-            "{what}: expected {want} in {}",
-            r.stderr
-        );
-        assert!(
-            r.stderr.contains(needle),
-            "{what}: expected {needle:?} in {}",
-            r.stderr
-        );
+        assert!(r.stderr.contains(&want), "{what}: expected {want} in {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{what}: expected {needle:?} in {}", r.stderr);
         // verify refuses to run with it too (operational error, not a rejection).
-        let v = run(airlock().current_dir(ws.dir.path()).args([
-            "verify",
-            "nothing.airlock",
-            "--policy",
-            "bad.toml",
-        ]));
+        let v = run(airlock().current_dir(ws.dir.path()).args(["verify", "nothing.airlock", "--policy", "bad.toml"]));
         assert_eq!(v.code, 2, "{what}");
     }
     assert!(!Path::new(&ws.path("nothing.airlock")).exists());

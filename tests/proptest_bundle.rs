@@ -30,15 +30,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
 fn config(cases: u32) -> Config {
-    let seed = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x005e_eda1);
+    let seed = std::env::var("PROPTEST_RNG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x005e_eda1);
     Config {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(cases),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(cases),
         failure_persistence: None,
         rng_seed: RngSeed::Fixed(seed),
         max_shrink_iters: 256,
@@ -90,32 +84,17 @@ fn airlock_pack_defaults() -> PackOptions {
 }
 
 /// Imports into a fresh mirror under `dir`; the mirror's snapshot (without `.airlock`).
-fn import(
-    bundle: &Path,
-    dir: &Path,
-) -> (
-    airlock::error::Result<ImportOutcome>,
-    BTreeMap<String, String>,
-) {
+fn import(bundle: &Path, dir: &Path) -> (airlock::error::Result<ImportOutcome>, BTreeMap<String, String>) {
     // (Directories are listed too, so a rejected import that left one is noticed.)
     let root = dir.join("mirror");
     let mirror = Mirror::open(&root, true).unwrap();
-    let result = mirror.import(
-        bundle,
-        &policy(),
-        &ImportOptions::default(),
-        &Progress::hidden(),
-    );
+    let result = mirror.import(bundle, &policy(), &ImportOptions::default(), &Progress::hidden());
     drop(mirror);
     (result, common::snapshot(&root, true))
 }
 
 fn files_only(snapshot: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    snapshot
-        .iter()
-        .filter(|(_, v)| *v != "dir")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    snapshot.iter().filter(|(_, v)| *v != "dir").map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// `verify`'s path: head, then the payload into a null sink.
@@ -155,25 +134,15 @@ fn file() -> impl Strategy<Value = (String, Vec<u8>, bool, Option<&'static str>)
 
 /// Keeps the files airlock can carry: valid paths, no collisions, no file that is also a
 /// directory of another (by the manifest's own comparison).
-fn admissible(
-    files: Vec<(String, Vec<u8>, bool, Option<&'static str>)>,
-) -> Vec<(String, Vec<u8>, u32)> {
+fn admissible(files: Vec<(String, Vec<u8>, bool, Option<&'static str>)>) -> Vec<(String, Vec<u8>, u32)> {
     let mut out: Vec<(String, Vec<u8>, u32)> = Vec::new();
     let mut keys = BTreeSet::new();
     let mut dirs = BTreeSet::new();
     let mut candidates = Vec::new();
     for (path, content, exec, sig) in files {
-        candidates.push((
-            path.clone(),
-            content.clone(),
-            if exec { 0o755 } else { 0o644 },
-        ));
+        candidates.push((path.clone(), content.clone(), if exec { 0o755 } else { 0o644 }));
         if let Some(suffix) = sig {
-            candidates.push((
-                format!("{path}{suffix}"),
-                b"untrusted comment: sig\nAAAA\n".to_vec(),
-                0o644,
-            ));
+            candidates.push((format!("{path}{suffix}"), b"untrusted comment: sig\nAAAA\n".to_vec(), 0o644));
         }
     }
     candidates.push(("fixed.txt".into(), b"always one file\n".to_vec(), 0o644));
@@ -182,12 +151,8 @@ fn admissible(
             continue;
         };
         let key = airlock::path::RelPath::collision_key(&path);
-        let ancestors: Vec<String> = rel
-            .ancestors()
-            .map(airlock::path::RelPath::collision_key)
-            .collect();
-        if keys.contains(&key) || dirs.contains(&key) || ancestors.iter().any(|a| keys.contains(a))
-        {
+        let ancestors: Vec<String> = rel.ancestors().map(airlock::path::RelPath::collision_key).collect();
+        if keys.contains(&key) || dirs.contains(&key) || ancestors.iter().any(|a| keys.contains(a)) {
             continue;
         }
         keys.insert(key);
@@ -239,39 +204,18 @@ fn valid() -> &'static Valid {
         let src = dir.path().join("src");
         common::write(&src, "a.txt", b"alpha\n", 0o644);
         common::write(&src, "bin/run", b"#!/bin/sh\necho hi\n", 0o755);
-        common::write(
-            &src,
-            "pkg/x.tar.gz",
-            &(0..20_000u32).map(|i| (i % 97) as u8).collect::<Vec<_>>(),
-            0o644,
-        );
-        common::write(
-            &src,
-            "pkg/x.tar.gz.sig",
-            b"untrusted comment: x\nAAAA\n",
-            0o644,
-        );
+        common::write(&src, "pkg/x.tar.gz", &(0..20_000u32).map(|i| (i % 97) as u8).collect::<Vec<_>>(), 0o644);
+        common::write(&src, "pkg/x.tar.gz.sig", b"untrusted comment: x\nAAAA\n", 0o644);
         common::write(&src, "empty", b"", 0o644);
         common::write(&src, &format!("long/{}", "n".repeat(120)), b"pax", 0o644);
         common::write(&src, "ünï/名前.txt", b"non-ascii\n", 0o644);
         let bundle = dir.path().join("b.airlock");
-        writer::pack(
-            &options(vec![src.clone()]),
-            std::slice::from_ref(key()),
-            &bundle,
-            false,
-            &Progress::hidden(),
-        )
-        .unwrap();
+        writer::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &Progress::hidden())
+            .unwrap();
         let bytes = fs::read(&bundle).unwrap();
         let mut content = common::snapshot(&src, false);
         content.retain(|_, v| v != "dir");
-        Valid {
-            parts: common::split(&bytes),
-            bytes,
-            content,
-            _dir: dir,
-        }
+        Valid { parts: common::split(&bytes), bytes, content, _dir: dir }
     })
 }
 
@@ -350,11 +294,7 @@ fn mutated(layer: Layer, mutations: &[Mutation]) -> Vec<u8> {
         Layer::Head => {
             let mut tar = Vec::new();
             for (name, content) in &v.parts.head {
-                tar.extend(airlock::member::encode_header(
-                    name,
-                    content.len() as u64,
-                    0o644,
-                ));
+                tar.extend(airlock::member::encode_header(name, content.len() as u64, 0o644));
                 tar.extend_from_slice(content);
                 tar.resize(tar.len().div_ceil(512) * 512, 0);
             }
@@ -433,10 +373,7 @@ fn every_truncation_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("t.airlock");
     let step = (v.bytes.len() / 400).max(1);
-    for cut in (0..v.bytes.len())
-        .step_by(step)
-        .chain(v.bytes.len().saturating_sub(64)..v.bytes.len())
-    {
+    for cut in (0..v.bytes.len()).step_by(step).chain(v.bytes.len().saturating_sub(64)..v.bytes.len()) {
         fs::write(&bundle, &v.bytes[..cut]).unwrap();
         let err = verify(&bundle).expect_err("a truncated bundle verified");
         assert!(err.is_rejection(), "cut {cut}: {err}");

@@ -102,22 +102,35 @@ fn missing_member() {
     let mut payload = parts.payload[..start].to_vec();
     payload.extend_from_slice(&parts.payload[next_start..]);
     put(&ws, "bad.airlock", &assemble(&parts.head, &payload));
-    assert_rejected_unchanged(&ws, "bad.airlock", "k", "mirror", "expected member \"data/xx/cd.txt\", found \"data/z.bin\"");
+    assert_rejected_unchanged(
+        &ws,
+        "bad.airlock",
+        "k",
+        "mirror",
+        "expected member \"data/xx/cd.txt\", found \"data/z.bin\"",
+    );
 }
 
 #[test]
 fn replayed_older_sequence() {
     let (ws, src) = setup();
     ws.import("next.airlock", "k", "mirror", &[]).expect_code(0); // sequence 2
-    // Validly signed, never imported here, but older than the mirror's last import.
+                                                                  // Validly signed, never imported here, but older than the mirror's last import.
     ws.pack(src.path(), "older.airlock", &["--sequence", "1"]).expect_code(0);
-    assert_rejected_unchanged(&ws, "older.airlock", "k", "mirror", "sequence 1 is not newer than the last imported sequence 2");
+    assert_rejected_unchanged(
+        &ws,
+        "older.airlock",
+        "k",
+        "mirror",
+        "sequence 1 is not newer than the last imported sequence 2",
+    );
 }
 
 #[test]
 fn expired_bundle() {
     let (ws, src) = setup();
-    let an_hour_ago = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 7200).to_string();
+    let an_hour_ago =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 7200).to_string();
     let packed = run(airlock()
         .arg("pack")
         .arg(src.path())
@@ -142,7 +155,13 @@ fn path_traversal_in_validly_signed_manifest() {
     manifest[at..at + 9].copy_from_slice(b"../cd.txt");
     resign(&mut parts.head, &ws.path("k.sec"));
     put(&ws, "evil.airlock", &assemble(&parts.head, &parts.payload));
-    assert_rejected_unchanged(&ws, "evil.airlock", "k", "mirror", "entry \"../cd.txt\": path has a `.` or `..` component");
+    assert_rejected_unchanged(
+        &ws,
+        "evil.airlock",
+        "k",
+        "mirror",
+        "entry \"../cd.txt\": path has a `.` or `..` component",
+    );
     assert!(!ws.path("cd.txt").exists());
 }
 

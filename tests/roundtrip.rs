@@ -86,7 +86,8 @@ fn inspect_json_and_trust_status() {
     write(src.path(), "pkg.tar.gz.sig", b"untrusted comment: x\n", 0o644);
     let ws = Workspace::new();
     ws.pack(src.path(), "b.airlock", &["--label", "nightly", "--meta", "ticket=42", "--expires", "7d"]).expect_code(0);
-    let out = run(airlock().arg("inspect").arg(ws.path("b.airlock")).arg("--json").arg("--trust").arg(ws.path("k.pub")));
+    let out =
+        run(airlock().arg("inspect").arg(ws.path("b.airlock")).arg("--json").arg("--trust").arg(ws.path("k.pub")));
     out.expect_code(0);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["verified"], true);
@@ -142,7 +143,13 @@ fn keygen_refuses_overwrite_and_sets_modes() {
     let ws = Workspace::new();
     let m = fs::metadata(ws.path("k.sec")).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o600);
-    let again = run(airlock().arg("keygen").arg("--public").arg(ws.path("k.pub")).arg("--secret").arg(ws.path("k.sec")).arg("--no-passphrase"));
+    let again = run(airlock()
+        .arg("keygen")
+        .arg("--public")
+        .arg(ws.path("k.pub"))
+        .arg("--secret")
+        .arg(ws.path("k.sec"))
+        .arg("--no-passphrase"));
     assert_eq!(again.code, 2, "{}", again.stderr);
 }
 

@@ -27,10 +27,7 @@ use crate::common::{self, airlock, run, snapshot, Run};
 pub const MIRROR: &str = "canary/mirror";
 
 /// Source tree of the fixture bundles. `next` changes `a.txt`.
-pub const TREE: &[(&str, &[u8], u32)] = &[
-    ("a.txt", b"alpha\n", 0o644),
-    ("xx/cd.txt", b"charlie delta\n", 0o644),
-];
+pub const TREE: &[(&str, &[u8], u32)] = &[("a.txt", b"alpha\n", 0o644), ("xx/cd.txt", b"charlie delta\n", 0o644)];
 
 /// The template: built once per test binary, copied for every case.
 fn template() -> &'static Path {
@@ -102,11 +99,7 @@ fn import_at(root: &Path, bundle: &str, trust: &[&str], extra: &[&str]) -> Run {
     for key in trust {
         cmd.arg("--trust").arg(root.join(format!("{key}.pub")));
     }
-    run(cmd
-        .arg("--mirror")
-        .arg(root.join(MIRROR))
-        .arg("--quiet")
-        .args(extra))
+    run(cmd.arg("--mirror").arg(root.join(MIRROR)).arg("--quiet").args(extra))
 }
 
 /// Copies a tree, keeping file modes.
@@ -154,12 +147,7 @@ impl Case {
     }
 
     pub fn secret(&self, name: &str) -> SecretKey {
-        SecretKey::load(
-            &self.path(&format!("{name}.sec")),
-            false,
-            &mut || unreachable!(),
-        )
-        .unwrap()
+        SecretKey::load(&self.path(&format!("{name}.sec")), false, &mut || unreachable!()).unwrap()
     }
 
     pub fn key_id(&self, name: &str) -> String {
@@ -186,14 +174,7 @@ impl Case {
     }
 
     /// The rejection contract with any trust set, arguments and exit code.
-    pub fn expect_refused(
-        &self,
-        bundle: &str,
-        trust: &[&str],
-        extra: &[&str],
-        code: i32,
-        message: &str,
-    ) -> Run {
+    pub fn expect_refused(&self, bundle: &str, trust: &[&str], extra: &[&str], code: i32, message: &str) -> Run {
         let before = self.mirror_state();
         let log_before = fs::read_to_string(self.mirror().join(".airlock/log")).unwrap_or_default();
         let listing_before = listing(self.dir.path());
@@ -233,27 +214,15 @@ impl Case {
         run(airlock().arg("mirror").arg("log").arg(self.mirror())).expect_code(0);
         let meta = self.mirror().join(".airlock");
         if meta.join("staging").exists() {
-            assert_eq!(
-                fs::read_dir(meta.join("staging")).unwrap().count(),
-                0,
-                "staging left behind"
-            );
+            assert_eq!(fs::read_dir(meta.join("staging")).unwrap().count(), 0, "staging left behind");
         }
         assert!(!meta.join("pending").exists(), "pending left behind");
         let canary: Vec<String> = fs::read_dir(self.path("canary"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(
-            canary,
-            ["mirror"],
-            "something was created next to the mirror"
-        );
-        assert_eq!(
-            &listing(self.dir.path()),
-            listing_before,
-            "something was created outside the mirror"
-        );
+        assert_eq!(canary, ["mirror"], "something was created next to the mirror");
+        assert_eq!(&listing(self.dir.path()), listing_before, "something was created outside the mirror");
     }
 }
 
@@ -263,14 +232,7 @@ pub fn listing(dir: &Path) -> BTreeSet<String> {
         .min_depth(1)
         .into_iter()
         .filter_entry(|e| !e.path().ends_with(MIRROR))
-        .map(|e| {
-            e.unwrap()
-                .path()
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|e| e.unwrap().path().strip_prefix(dir).unwrap().to_string_lossy().into_owned())
         .collect()
 }
 
@@ -353,12 +315,7 @@ pub fn skippable_frame(data: &[u8]) -> Vec<u8> {
 /// A zstd frame written by hand from raw (stored) blocks, with a chosen frame header:
 /// `window_log` for the Window_Descriptor (none when `single_segment`), and an optional
 /// 8-byte Frame_Content_Size. Lets a test declare any window or content size.
-pub fn handmade_frame(
-    data: &[u8],
-    window_log: u8,
-    content_size: Option<u64>,
-    single_segment: bool,
-) -> Vec<u8> {
+pub fn handmade_frame(data: &[u8], window_log: u8, content_size: Option<u64>, single_segment: bool) -> Vec<u8> {
     let mut out = vec![0x28, 0xb5, 0x2f, 0xfd];
     let fcs_flag: u8 = if content_size.is_some() { 3 } else { 0 };
     out.push((fcs_flag << 6) | (u8::from(single_segment) << 5));
@@ -368,11 +325,7 @@ pub fn handmade_frame(
     if let Some(size) = content_size {
         out.extend_from_slice(&size.to_le_bytes());
     }
-    let chunks: Vec<&[u8]> = if data.is_empty() {
-        vec![&[][..]]
-    } else {
-        data.chunks(100_000).collect()
-    };
+    let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(100_000).collect() };
     for (i, chunk) in chunks.iter().enumerate() {
         let last = u32::from(i + 1 == chunks.len());
         let header = last | ((chunk.len() as u32) << 3); // block type 0: raw
@@ -443,9 +396,7 @@ impl Wire {
     pub fn sums(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for e in &self.entries {
-            out.extend_from_slice(
-                format!("SHA256 (data/{}) = {}\n", e.path, common::hex(&e.sha256)).as_bytes(),
-            );
+            out.extend_from_slice(format!("SHA256 (data/{}) = {}\n", e.path, common::hex(&e.sha256)).as_bytes());
         }
         out
     }
@@ -459,31 +410,20 @@ pub fn sha256(data: &[u8]) -> serde_bytes::ByteBuf {
 /// A complete, validly signed head for `manifest` (any bytes): one signature per key,
 /// and a checksum list `sums` signed by the first key.
 pub fn signed_head(manifest: &[u8], sums: &[u8], signers: &[&SecretKey]) -> Vec<(String, Vec<u8>)> {
-    let sigs: Vec<keys::Signature> = signers
-        .iter()
-        .map(|k| airlock::writer::sign_manifest(k, manifest))
-        .collect();
+    let sigs: Vec<keys::Signature> = signers.iter().map(|k| airlock::writer::sign_manifest(k, manifest)).collect();
     let sums_sig = keys::sign_embedded(signers[0], sums, "hostile but signed");
     airlock::writer::head_members(manifest, &sigs, &sums_sig)
 }
 
 /// Builds `out` from the `next` bundle with its manifest rewritten by `edit`, validly
 /// signed by `k`, and the payload given (or next's own).
-pub fn signed_variant(
-    case: &Case,
-    out: &str,
-    edit: impl FnOnce(&mut Wire),
-    payload: Option<Vec<u8>>,
-) {
+pub fn signed_variant(case: &Case, out: &str, edit: impl FnOnce(&mut Wire), payload: Option<Vec<u8>>) {
     let parts = case.parts("next.airlock");
     let mut wire = Wire::decode(&parts.head[0].1);
     edit(&mut wire);
     let manifest = wire.encode();
     let head = signed_head(&manifest, &wire.sums(), &[&case.secret("k")]);
-    case.put(
-        out,
-        &common::assemble(&head, &payload.unwrap_or(parts.payload)),
-    );
+    case.put(out, &common::assemble(&head, &payload.unwrap_or(parts.payload)));
 }
 
 /// A payload holding `members` (already encoded) and the end-of-archive marker.
@@ -496,10 +436,7 @@ pub fn payload_of(members: &[Vec<u8>]) -> Vec<u8> {
 /// Builds a bundle whose manifest holds exactly `files` (path, content, mode) and whose
 /// payload is exactly their canonical members: valid in every respect but the paths.
 pub fn signed_files(case: &Case, out: &str, files: &[(&str, &[u8], u32)]) {
-    let members: Vec<Vec<u8>> = files
-        .iter()
-        .map(|(p, c, m)| member(&format!("data/{p}"), c, *m))
-        .collect();
+    let members: Vec<Vec<u8>> = files.iter().map(|(p, c, m)| member(&format!("data/{p}"), c, *m)).collect();
     signed_variant(
         case,
         out,

@@ -15,8 +15,7 @@ use sha2::{Digest as _, Sha256};
 /// The airlock binary under test.
 pub fn airlock() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
-    cmd.env_remove("AIRLOCK_PASSPHRASE_FILE")
-        .env_remove("AIRLOCK_NOW");
+    cmd.env_remove("AIRLOCK_PASSPHRASE_FILE").env_remove("AIRLOCK_NOW");
     cmd
 }
 
@@ -38,21 +37,13 @@ impl Run {
 
     /// Panics with the whole output unless the exit code is `code`.
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 
     /// Panics unless stderr contains `text`.
     pub fn expect_stderr(&self, text: &str) -> &Run {
-        assert!(
-            self.stderr.contains(text),
-            "stderr lacks {text:?}:\n{}",
-            self.stderr
-        );
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}:\n{}", self.stderr);
         self
     }
 }
@@ -69,9 +60,7 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Workspace {
-        let ws = Workspace {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let ws = Workspace { dir: tempfile::tempdir().unwrap() };
         ws.keygen("k");
         ws
     }
@@ -145,22 +134,13 @@ pub fn snapshot(root: &Path, skip_meta: bool) -> BTreeMap<String, String> {
     }
     for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let e = e.unwrap();
-        let rel = e
-            .path()
-            .strip_prefix(root)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
         if skip_meta && (rel == ".airlock" || rel.starts_with(".airlock/")) {
             continue;
         }
         let m = fs::symlink_metadata(e.path()).unwrap();
         let desc = if m.is_file() {
-            format!(
-                "file {:o} {}",
-                m.permissions().mode() & 0o7777,
-                hex(&Sha256::digest(fs::read(e.path()).unwrap()))
-            )
+            format!("file {:o} {}", m.permissions().mode() & 0o7777, hex(&Sha256::digest(fs::read(e.path()).unwrap())))
         } else if m.is_dir() {
             "dir".into()
         } else {
@@ -188,9 +168,7 @@ pub struct Parts {
 
 pub fn split(bundle: &[u8]) -> Parts {
     let mut rest: &[u8] = bundle;
-    let mut dec = zstd::stream::read::Decoder::with_buffer(&mut rest)
-        .unwrap()
-        .single_frame();
+    let mut dec = zstd::stream::read::Decoder::with_buffer(&mut rest).unwrap().single_frame();
     let mut head_tar = Vec::new();
     dec.read_to_end(&mut head_tar).unwrap();
     drop(dec);
@@ -205,12 +183,7 @@ pub fn split(bundle: &[u8]) -> Parts {
         head.push((name, content));
     }
     let payload = zstd::stream::decode_all(rest).unwrap();
-    Parts {
-        head,
-        head_frame: bundle[..head_len].to_vec(),
-        payload_frames: rest.to_vec(),
-        payload,
-    }
+    Parts { head, head_frame: bundle[..head_len].to_vec(), payload_frames: rest.to_vec(), payload }
 }
 
 /// Compresses head members into a frame and the payload into another.
@@ -249,27 +222,13 @@ pub fn resign(head: &mut [(String, Vec<u8>)], sec: &Path) {
 }
 
 /// Checks a bundle-with-mirror rejection: exit 1, the message, mirror unchanged.
-pub fn assert_rejected_unchanged(
-    ws: &Workspace,
-    bundle: &str,
-    key: &str,
-    mirror: &str,
-    message: &str,
-) {
+pub fn assert_rejected_unchanged(ws: &Workspace, bundle: &str, key: &str, mirror: &str, message: &str) {
     let before = snapshot(&ws.path(mirror), true);
     let run = ws.import(bundle, key, mirror, &[]);
     run.expect_code(1).expect_stderr(message);
-    assert_eq!(
-        snapshot(&ws.path(mirror), true),
-        before,
-        "mirror changed by a rejected import"
-    );
+    assert_eq!(snapshot(&ws.path(mirror), true), before, "mirror changed by a rejected import");
     let staging = ws.path(mirror).join(".airlock/staging");
     if staging.exists() {
-        assert_eq!(
-            fs::read_dir(&staging).unwrap().count(),
-            0,
-            "staging left behind"
-        );
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0, "staging left behind");
     }
 }
