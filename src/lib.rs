@@ -31,4 +31,5 @@ pub mod path;
 pub mod policy;
 pub mod progress;
 pub mod reader;
+pub mod writeback;
 pub mod writer;

@@ -31,6 +31,7 @@ use crate::path::METADATA_DIR;
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::reader::{Bundle, PayloadSink, Verified};
+use crate::writeback::Writeback;
 use crate::writer::{signature_member, MANIFEST_MEMBER, SUMS_MEMBER};
 
 /// Content of `.airlock/FORMAT`.
@@ -683,21 +684,11 @@ struct StagingSink {
     dirs: BTreeSet<String>,
 }
 
-/// A staged file being written.
+/// A staged file being written (writeback starts as it goes: the commit's syncfs is short).
 struct StagedFile {
-    file: File,
+    file: Writeback<File>,
     path: PathBuf,
-    written: u64,
-    /// Bytes up to here have had writeback started.
-    kicked: u64,
 }
-
-/// How many bytes of a large file to write before starting their writeback.
-///
-/// Without this the kernel (on a machine with plenty of memory) keeps a whole import dirty
-/// in the page cache and the final `syncfs` waits for all of it; starting writeback as we
-/// go lets the disk work while we decompress and hash, so the commit's sync is short.
-const WRITEBACK_STEP: u64 = 16 << 20;
 
 impl PayloadSink for StagingSink {
     fn open(&mut self, entry: &Entry) -> Result<()> {
@@ -719,28 +710,22 @@ impl PayloadSink for StagingSink {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        self.current = Some(StagedFile { file, path, written: 0, kicked: 0 });
+        self.current = Some(StagedFile { file: Writeback::new(file), path });
         Ok(())
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let f = self.current.as_mut().ok_or_else(|| Error::Usage("write outside an entry".into()))?;
-        f.file.write_all(bytes).map_err(|e| Error::io(&f.path, e))?;
-        f.written += bytes.len() as u64;
-        if f.written - f.kicked >= WRITEBACK_STEP {
-            // POSIX_FADV_DONTNEED starts writeback of the dirty range (and later lets its
-            // pages go); it is advice, so a failure changes nothing but speed.
-            let len = std::num::NonZeroU64::new(f.written - f.kicked);
-            let _ = rustix::fs::fadvise(&f.file, f.kicked, len, rustix::fs::Advice::DontNeed);
-            f.kicked = f.written;
-        }
-        Ok(())
+        f.file.write_all(bytes).map_err(|e| Error::io(&f.path, e))
     }
 
     fn close(&mut self, entry: &Entry) -> Result<()> {
         let f = self.current.take().ok_or_else(|| Error::Usage("close outside an entry".into()))?;
         // Permissions are set explicitly: the process umask must not change the signed mode.
-        f.file.set_permissions(fs::Permissions::from_mode(entry.mode.bits())).map_err(|e| Error::io(&f.path, e))?;
+        f.file
+            .get_ref()
+            .set_permissions(fs::Permissions::from_mode(entry.mode.bits()))
+            .map_err(|e| Error::io(&f.path, e))?;
         Ok(())
     }
 }

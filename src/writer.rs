@@ -466,7 +466,7 @@ fn write_bundle(
     // A bundle holds nothing secret and is meant to be read by auditors: 0644, not the
     // temporary file's 0600.
     tmp.as_file().set_permissions(perms_0644()).map_err(|e| Error::io(tmp.path(), e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let mut w = BufWriter::with_capacity(1 << 20, crate::writeback::Writeback::new(tmp.as_file()));
     w.write_all(&head).map_err(|e| Error::io(out, e))?;
     drop(head);
     write_payload(&mut w, opts, manifest, sources, hashed, progress)?;

@@ -197,15 +197,21 @@ fn bundle_parts() {
     fuzz("bundle_parts", 200);
 }
 
-/// Writes the seed inputs as cargo-fuzz corpus files:
-/// `cargo test --test fuzz_targets -- --ignored write_seed_corpus`.
+/// Every target has seed inputs (the runs above start from them). With
+/// `AIRLOCK_WRITE_SEED_CORPUS=1` the seeds are also written as cargo-fuzz
+/// corpus files under `fuzz/corpus/<target>/` (see docs/FUZZING.md).
 #[test]
-#[ignore]
-fn write_seed_corpus() {
+fn seed_corpus() {
+    let write = std::env::var_os("AIRLOCK_WRITE_SEED_CORPUS").is_some();
     for (name, _) in targets::TARGETS {
+        let seeds = targets::seeds(name);
+        assert!(!seeds.is_empty(), "target {name} has no seed inputs");
+        if !write {
+            continue;
+        }
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        for (i, s) in targets::seeds(name).iter().enumerate() {
+        for (i, s) in seeds.iter().enumerate() {
             std::fs::write(dir.join(format!("seed-{i}")), s).unwrap();
         }
     }
