@@ -7,6 +7,7 @@
 //! after (as GNU tar does for "file changed as we read it"), so a changed file stops the pack
 //! instead of producing a bundle the importer would reject.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -405,21 +406,27 @@ fn sums_line(e: &Entry) -> String {
 }
 
 /// The head members, in order: manifest, one signature per signer (sorted by key id), sums.
-pub fn head_members(manifest_bytes: &[u8], signatures: &[keys::Signature], sums_sig: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub fn head_members<'a>(
+    manifest_bytes: &'a [u8],
+    signatures: &[keys::Signature],
+    sums_sig: &'a [u8],
+) -> Vec<(String, Cow<'a, [u8]>)> {
     let mut sigs: Vec<&keys::Signature> = signatures.iter().collect();
     sigs.sort_by_key(|s| s.key_id());
-    let mut members = vec![(MANIFEST_MEMBER.to_owned(), manifest_bytes.to_vec())];
+    // Borrowed: with many entries the manifest and checksum list are tens of megabytes.
+    let mut members = vec![(MANIFEST_MEMBER.to_owned(), Cow::Borrowed(manifest_bytes))];
     for s in sigs {
-        members.push((signature_member(s.key_id()), s.to_file_string().into_bytes()));
+        members.push((signature_member(s.key_id()), Cow::Owned(s.to_file_string().into_bytes())));
     }
-    members.push((SUMS_MEMBER.to_owned(), sums_sig.to_vec()));
+    members.push((SUMS_MEMBER.to_owned(), Cow::Borrowed(sums_sig)));
     members
 }
 
 /// Compresses the head members into one zstd frame.
-pub fn head_frame(members: &[(String, Vec<u8>)], level: i32) -> io::Result<Vec<u8>> {
+pub fn head_frame<C: AsRef<[u8]>>(members: &[(String, C)], level: i32) -> io::Result<Vec<u8>> {
     let mut enc = zstd::stream::write::Encoder::new(Vec::new(), level)?;
     for (name, content) in members {
+        let content = content.as_ref();
         write_member(&mut enc, name, content.len() as u64, 0o644, &mut &content[..], &mut [0u8; 8192])?;
     }
     enc.finish()

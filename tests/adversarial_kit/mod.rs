@@ -412,7 +412,7 @@ pub fn sha256(data: &[u8]) -> serde_bytes::ByteBuf {
 pub fn signed_head(manifest: &[u8], sums: &[u8], signers: &[&SecretKey]) -> Vec<(String, Vec<u8>)> {
     let sigs: Vec<keys::Signature> = signers.iter().map(|k| airlock::writer::sign_manifest(k, manifest)).collect();
     let sums_sig = keys::sign_embedded(signers[0], sums, "hostile but signed");
-    airlock::writer::head_members(manifest, &sigs, &sums_sig)
+    airlock::writer::head_members(manifest, &sigs, &sums_sig).into_iter().map(|(n, c)| (n, c.into_owned())).collect()
 }
 
 /// Builds `out` from the `next` bundle with its manifest rewritten by `edit`, validly
