@@ -297,6 +297,9 @@ run_scripted_pack() {
 run_raw_pack() {
     measure "$1" raw-pack "$2" "$SCRIPTED" raw-pack "$SRC" "$OUT/pack-raw-$2.tar.zst"
 }
+run_rawsync_pack() {
+    measure "$1" rawsync-pack "$2" "$SCRIPTED" rawsync-pack "$SRC" "$OUT/pack-rawsync-$2.tar.zst"
+}
 
 run_airlock_verify() {
     measure "$1" airlock-verify "$2" env "$(airlock_env "verify-$CORPUS-$2")" \
@@ -319,6 +322,9 @@ run_scripted_import() {
 }
 run_raw_import() {
     measure "$1" raw-import "$2" "$SCRIPTED" raw-import "$SBUNDLE/B.tar.zst" "$OUT/import-raw-$2"
+}
+run_rawsync_import() {
+    measure "$1" rawsync-import "$2" "$SCRIPTED" rawsync-import "$SBUNDLE/B.tar.zst" "$OUT/import-rawsync-$2"
 }
 
 run_airlock_inspect() {
@@ -397,12 +403,12 @@ bench_corpus() {
     check_space
     log "$CORPUS: $FILES files, $DIRS dirs, $BYTES bytes"
 
-    phase pack warm_corpus run_airlock_pack run_scripted_pack run_raw_pack
+    phase pack warm_corpus run_airlock_pack run_scripted_pack run_raw_pack run_rawsync_pack
     # verify and import read the last run's outputs.
     BUNDLE=$OUT/pack-airlock-$RUNS.bundle
     SBUNDLE=$OUT/pack-scripted-$RUNS
     phase verify warm_bundles run_airlock_verify run_scripted_verify run_raw_verify
-    phase import warm_bundles run_airlock_import run_scripted_import run_raw_import
+    phase import warm_bundles run_airlock_import run_scripted_import run_raw_import run_rawsync_import
     check_trees
     # inspect is cheap, so at least 10 runs for a stable median.
     local saved=$RUNS

@@ -18,6 +18,8 @@ usage: scripted.sh pack        SRC OUTDIR SIGNIFY_SECKEY   -> OUTDIR/{B.tar.zst,
        scripted.sh raw-pack    SRC OUT.tar.zst
        scripted.sh raw-verify  IN.tar.zst
        scripted.sh raw-import  IN.tar.zst DEST
+       scripted.sh rawsync-pack   SRC OUT.tar.zst    (raw-pack, then fsync the output)
+       scripted.sh rawsync-import IN.tar.zst DEST    (raw-import, then syncfs)
 EOF
     exit 2
 }
@@ -66,6 +68,11 @@ raw_import() {
     zstd -dcq "$1" | tar -xf - -C "$2"
 }
 
+# The raw data paths made durable, as airlock makes its output durable: pack fsyncs the
+# bundle (`sync FILE`), import syncs the file system it wrote to (`sync -f`, syncfs(2)).
+rawsync_pack() { raw_pack "$1" "$2" && sync "$2"; }
+rawsync_import() { raw_import "$1" "$2" && sync -f "$2"; }
+
 main() {
     [[ $# -ge 1 ]] || usage
     local cmd=$1
@@ -77,6 +84,8 @@ main() {
     raw-pack:2) raw_pack "$@" ;;
     raw-verify:1) raw_verify "$@" ;;
     raw-import:2) raw_import "$@" ;;
+    rawsync-pack:2) rawsync_pack "$@" ;;
+    rawsync-import:2) rawsync_import "$@" ;;
     *) usage ;;
     esac
 }
