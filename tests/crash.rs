@@ -101,16 +101,7 @@ fn fixture() -> &'static Fixture {
 }
 
 fn pack(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Run {
-    let r = run(airlock()
-        .arg("pack")
-        .arg(src)
-        .arg("-o")
-        .arg(root.join(out))
-        .arg("--key")
-        .arg(root.join("k.sec"))
-        .arg("--quiet")
-        .args(extra)
-        .env("AIRLOCK_STATE_DIR", root.join("state")));
+    let r = common::pack_at(root, src, out, extra);
     r.expect_code(0);
     r
 }

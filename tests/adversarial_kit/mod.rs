@@ -81,16 +81,7 @@ fn keygen(root: &Path, name: &str) {
 }
 
 fn pack(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Run {
-    run(airlock()
-        .arg("pack")
-        .arg(src)
-        .arg("-o")
-        .arg(root.join(out))
-        .arg("--key")
-        .arg(root.join("k.sec"))
-        .arg("--quiet")
-        .args(extra)
-        .env("AIRLOCK_STATE_DIR", root.join("state")))
+    common::pack_at(root, src, out, extra)
 }
 
 fn import_at(root: &Path, bundle: &str, trust: &[&str], extra: &[&str]) -> Run {

@@ -83,16 +83,7 @@ impl Workspace {
 
     /// `airlock pack SRC -o OUT --key k.sec` plus extra args, with a private state dir.
     pub fn pack(&self, src: &Path, out: &str, extra: &[&str]) -> Run {
-        run(airlock()
-            .arg("pack")
-            .arg(src)
-            .arg("-o")
-            .arg(self.path(out))
-            .arg("--key")
-            .arg(self.path("k.sec"))
-            .arg("--quiet")
-            .args(extra)
-            .env("AIRLOCK_STATE_DIR", self.path("state")))
+        pack_at(self.dir.path(), src, out, extra)
     }
 
     pub fn verify(&self, bundle: &str, key: &str) -> Run {
@@ -231,4 +222,19 @@ pub fn assert_rejected_unchanged(ws: &Workspace, bundle: &str, key: &str, mirror
     if staging.exists() {
         assert_eq!(fs::read_dir(&staging).unwrap().count(), 0, "staging left behind");
     }
+}
+
+/// `airlock pack SRC -o ROOT/OUT --key ROOT/k.sec --quiet EXTRA...` with the channel state
+/// kept in `ROOT/state`: the pack every test workspace uses.
+pub fn pack_at(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Run {
+    run(airlock()
+        .arg("pack")
+        .arg(src)
+        .arg("-o")
+        .arg(root.join(out))
+        .arg("--key")
+        .arg(root.join("k.sec"))
+        .arg("--quiet")
+        .args(extra)
+        .env("AIRLOCK_STATE_DIR", root.join("state")))
 }
