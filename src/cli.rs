@@ -626,6 +626,9 @@ fn import(a: ImportArgs) -> Result<u8> {
             for o in &record.overrides {
                 println!("override logged: {o}");
             }
+            for note in &record.artifacts {
+                println!("artifact {note}");
+            }
         }
     }
     Ok(EXIT_OK)

@@ -112,6 +112,10 @@ pub struct LogRecord {
     /// Operator overrides in force (`allow-gap`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// What the artifact rules found on an `imported` bundle (signatures checked, ignored
+    /// signature files), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
     /// Why, for `rejected`, `failed`, `discarded`, or a note on `imported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -203,6 +207,7 @@ impl Mirror {
                 source: Some(bundle_path.display().to_string()),
                 bundle: summary,
                 overrides: Vec::new(),
+                artifacts: Vec::new(),
                 reason: Some(err.to_string()),
             };
             // The import already failed; a failure to log it must not hide the reason.
@@ -229,7 +234,7 @@ impl Mirror {
         let overrides = check_freshness(&verified.manifest, &verified.manifest_digest, &state, opts)?;
         policy.check_age(verified.manifest.created, clock::now().max(state.clock_floor), opts.clock_skew)?;
         self.preflight(&verified.manifest)?;
-        let staging = self.stage(bundle, &verified, policy, progress)?;
+        let (staging, artifacts) = self.stage(bundle, &verified, policy, progress)?;
         crash_point("staged");
         let record = LogRecord {
             prev: String::new(),
@@ -238,6 +243,7 @@ impl Mirror {
             source: Some(bundle_path.display().to_string()),
             bundle: summary.clone(),
             overrides,
+            artifacts,
             reason: None,
         };
         self.commit(&staging, record.clone())?;
@@ -293,7 +299,14 @@ impl Mirror {
     }
 
     /// Streams the payload into a fresh staging directory and makes it durable.
-    fn stage(&self, bundle: Bundle, verified: &Verified, policy: &Policy, progress: &Progress) -> Result<PathBuf> {
+    /// Returns the staging directory and the artifact rules' notes.
+    fn stage(
+        &self,
+        bundle: Bundle,
+        verified: &Verified,
+        policy: &Policy,
+        progress: &Progress,
+    ) -> Result<(PathBuf, Vec<String>)> {
         let name = format!("{}.{}", verified.manifest.bundle_id.to_hex(), random_hex());
         let staging = self.meta.join("staging").join(&name);
         create_private_dir(&staging)?;
@@ -308,8 +321,9 @@ impl Mirror {
         let result = bundle.read_payload(verified, &mut checked, progress);
         progress.finish();
         result?;
+        let notes = checked.notes().to_vec();
         sync_filesystem(&staging)?;
-        Ok(staging)
+        Ok((staging, notes))
     }
 
     /// Writes the commit point, then applies it.
@@ -406,6 +420,7 @@ impl Mirror {
                 source: None,
                 bundle: None,
                 overrides: Vec::new(),
+                artifacts: Vec::new(),
                 reason: Some(format!(
                     "uncommitted staging {name} of an interrupted import removed; the mirror is unchanged"
                 )),

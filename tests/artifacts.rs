@@ -99,7 +99,12 @@ fn signify_artifact_signature_required_by_rule() {
     let r = cmd(&ws, &["verify", "good.airlock", "--policy", "p.toml", "--quiet"]);
     r.expect_code(0);
     assert!(r.stdout.contains("vendor-x/tool.tar.gz.sig verified with key"), "{}", r.stdout);
-    import(&ws, "good.airlock", "p.toml").expect_code(0);
+    let imported = import(&ws, "good.airlock", "p.toml");
+    imported.expect_code(0);
+    // What the rules checked is printed and kept in the import log for auditors.
+    assert!(imported.stdout.contains("vendor-x/tool.tar.gz.sig verified with key"), "{}", imported.stdout);
+    let log = std::fs::read_to_string(ws.path("m/.airlock/log")).unwrap();
+    assert!(log.lines().last().unwrap().contains("tool.tar.gz.sig verified with key"), "{log}");
     // Point of use: the artifact and its signature side by side, checked by stock signify.
     ok(
         tool(&ws.path("m"), "signify-openbsd", &["-V", "-p", "../vendor.pub", "-m", "vendor-x/tool.tar.gz"]),
