@@ -246,8 +246,7 @@ impl Mirror {
             artifacts,
             reason: None,
         };
-        self.commit(&staging, record.clone())?;
-        let record = self.state()?.records.pop().unwrap_or(record);
+        let record = self.commit(&staging, record)?;
         Ok(ImportOutcome::Imported { record: Box::new(record) })
     }
 
@@ -327,7 +326,7 @@ impl Mirror {
     }
 
     /// Writes the commit point, then applies it.
-    fn commit(&self, staging: &Path, record: LogRecord) -> Result<()> {
+    fn commit(&self, staging: &Path, record: LogRecord) -> Result<LogRecord> {
         let name = staging.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         let pending = Pending { staging: name, record };
         let text =
@@ -339,7 +338,8 @@ impl Mirror {
 
     /// Moves staged files into place, keeps the head, logs, and clears `pending`.
     /// Idempotent, so recovery can run it again after a crash at any point.
-    fn apply(&self, pending: &Pending) -> Result<()> {
+    /// Returns the import's log record (as appended now, or as found from an earlier run).
+    fn apply(&self, pending: &Pending) -> Result<LogRecord> {
         let staging = self.meta.join("staging").join(&pending.staging);
         let summary = pending.record.bundle.as_ref().ok_or_else(|| self.damaged("pending record names no bundle"))?;
         let kept = self.meta.join("bundles").join(&summary.manifest_sha256);
@@ -354,15 +354,22 @@ impl Mirror {
         }
         sync_filesystem(&self.root)?;
         crash_point("record-kept");
-        let digest = Digest::from_hex(&summary.manifest_sha256).ok_or_else(|| self.damaged("bad digest in pending"))?;
-        if !self.state()?.imported.contains(&digest) {
-            self.append_log(pending.record.clone())?;
-        }
+        Digest::from_hex(&summary.manifest_sha256).ok_or_else(|| self.damaged("bad digest in pending"))?;
+        // One read of the log serves both the "already logged?" check and the chain head.
+        let state = self.state()?;
+        let already = state.records.iter().rev().find(|r| {
+            r.event == "imported" && r.bundle.as_ref().is_some_and(|b| b.manifest_sha256 == summary.manifest_sha256)
+        });
+        let record = match already {
+            Some(r) => r.clone(),
+            None => self.append_log_line(pending.record.clone(), state.head)?,
+        };
         crash_point("logged");
         remove_if_exists(&self.meta.join("pending"))?;
         crash_point("pending-removed");
         remove_dir_if_exists(&staging)?;
-        sync_dir(&self.meta)
+        sync_dir(&self.meta)?;
+        Ok(record)
     }
 
     /// Moves everything under `from` (staged, verified content) to the same place under `to`:
@@ -449,15 +456,22 @@ impl Mirror {
     }
 
     /// Appends a record, chaining it to the last line, and syncs the log.
-    fn append_log(&self, mut record: LogRecord) -> Result<()> {
+    fn append_log(&self, record: LogRecord) -> Result<LogRecord> {
+        let head = read_state(&self.meta.join("log"))?.head;
+        self.append_log_line(record, head)
+    }
+
+    /// Appends `record` chained to `prev` (the digest of the log's last line) and syncs.
+    fn append_log_line(&self, mut record: LogRecord, prev: String) -> Result<LogRecord> {
         let path = self.meta.join("log");
-        record.prev = read_state(&path)?.head;
+        record.prev = prev;
         let mut line = serde_json::to_vec(&record).map_err(|e| Error::io(&path, io::Error::other(e)))?;
         line.push(b'\n');
         let mut file =
             OpenOptions::new().append(true).create(true).mode(0o644).open(&path).map_err(|e| Error::io(&path, e))?;
         file.write_all(&line).map_err(|e| Error::io(&path, e))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        Ok(record)
     }
 
     fn damaged(&self, what: &str) -> Error {

@@ -80,24 +80,21 @@ fn signify_verifies_manifest_signature() {
 fn signify_checks_extracted_payload_with_sums() {
     let (ws, _src) = packed_sample();
     let x = extract(&ws);
-    let r = run(tool("signify-openbsd")
-        .current_dir(&x)
-        .arg("-C")
-        .arg("-p")
-        .arg(ws.path("k.pub"))
-        .arg("-x")
-        .arg("airlock/SHA256SUMS.sig"));
+    let check = || {
+        run(tool("signify-openbsd")
+            .current_dir(&x)
+            .arg("-C")
+            .arg("-p")
+            .arg(ws.path("k.pub"))
+            .arg("-x")
+            .arg("airlock/SHA256SUMS.sig"))
+    };
+    let r = check();
     r.expect_code(0);
     assert!(r.stdout.contains("data/pkg/tool-1.0.tar.gz: OK"), "{}", r.stdout);
     // And it notices a modified file.
     std::fs::write(x.join("data/bin/run.sh"), b"tampered").unwrap();
-    let bad = run(tool("signify-openbsd")
-        .current_dir(&x)
-        .arg("-C")
-        .arg("-p")
-        .arg(ws.path("k.pub"))
-        .arg("-x")
-        .arg("airlock/SHA256SUMS.sig"));
+    let bad = check();
     assert_ne!(bad.code, 0);
 }
 
