@@ -521,12 +521,17 @@ fn print_manifest(
     writeln!(out)?;
     writeln!(out, "{:<5} {:>12}  {:<64}  path", "mode", "size", "sha256")?;
     for e in &m.entries {
-        let sigs = if e.signatures.is_empty() {
-            String::new()
-        } else {
-            format!("  [signed by: {}]", e.signatures.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
-        };
-        writeln!(out, "{:<5o} {:>12}  {}  {}{}", e.mode.bits(), e.size, e.sha256, e.path, sigs)?;
+        // Written piece by piece, without allocating: a manifest can have 100,000 lines.
+        // Modes are 644 or 755: three digits, padded to five like the header line.
+        write!(out, "{:o}   {:>12}  ", e.mode.bits(), e.size)?;
+        out.write_all(&e.sha256.hex_bytes())?;
+        out.write_all(b"  ")?;
+        out.write_all(e.path.as_str().as_bytes())?;
+        for (i, sig) in e.signatures.iter().enumerate() {
+            out.write_all(if i == 0 { b"  [signed by: " } else { b", " })?;
+            out.write_all(sig.as_str().as_bytes())?;
+        }
+        out.write_all(if e.signatures.is_empty() { b"\n" } else { b"]\n" })?;
     }
     Ok(())
 }

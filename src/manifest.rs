@@ -327,7 +327,21 @@ pub fn encode(manifest: &Manifest) -> Result<Vec<u8>, Reject> {
 }
 
 fn encode_unchecked(manifest: &Manifest) -> Vec<u8> {
-    let mut out = Vec::new();
+    // Sized exactly by a counting pass first: a growing Vec would double past the size of a
+    // manifest that can be tens of megabytes, and pack's peak memory is the head.
+    struct Count(usize);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    write_canonical(manifest, &mut count).expect("counting cannot fail");
+    let mut out = Vec::with_capacity(count.0);
     write_canonical(manifest, &mut out).expect("writing to a Vec cannot fail");
     out
 }
@@ -434,7 +448,9 @@ fn entry_from_wire(w: WireEntry<'_>) -> Result<Entry, Reject> {
     let mode = Mode::from_bits(w.mode)
         .ok_or_else(|| Reject::Manifest(format!("entry {:?}: mode {:o} is not 644 or 755", w.path, w.mode)))?;
     Ok(Entry {
-        sha256: Digest(fixed_bytes(w.sha256, &format!("sha256 of entry {:?}", w.path))?),
+        sha256: Digest(w.sha256.as_ref().try_into().map_err(|_| {
+            Reject::Manifest(format!("sha256 of entry {:?} is {} bytes, expected 32", w.path, w.sha256.len()))
+        })?),
         path,
         size: w.size,
         mode,
@@ -513,31 +529,41 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
             )));
         }
     }
-    let mut files: HashMap<std::borrow::Cow<'_, str>, &str> = HashMap::with_capacity(entries.len());
-    for e in entries {
-        if let Some(other) = files.insert(RelPath::collision_key_cow(e.path.as_str()), e.path.as_str()) {
+    // Collision keys sorted (stably, so equal keys keep entry order). Most paths are their
+    // own key and the entries are sorted, so this is nearly a linear pass; unlike a hash
+    // table it cannot be slowed down by chosen inputs.
+    let mut keys: Vec<(std::borrow::Cow<'_, str>, usize)> =
+        entries.iter().enumerate().map(|(i, e)| (RelPath::collision_key_cow(e.path.as_str()), i)).collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    for pair in keys.windows(2) {
+        if pair[0].0 == pair[1].0 {
             return Err(Reject::Manifest(format!(
-                "entries {other:?} and {:?} collide on a case-insensitive or normalising filesystem",
-                e.path.as_str()
+                "entries {:?} and {:?} collide on a case-insensitive or normalising filesystem",
+                entries[pair[0].1].path.as_str(),
+                entries[pair[1].1].path.as_str()
             )));
         }
     }
-    let mut dirs_seen: HashSet<&str> = HashSet::new();
+    let file_with_key = |key: &str| keys.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|i| keys[i].1);
+    // Each directory once: the entries under a directory are contiguous in sorted order, so
+    // a directory is new exactly when it is not also a directory of the previous entry.
+    let mut previous = "";
     for e in entries {
+        let path = e.path.as_str();
         for dir in e.path.ancestors() {
-            if !dirs_seen.insert(dir) {
+            if previous.len() > dir.len() && previous.as_bytes()[dir.len()] == b'/' && previous.starts_with(dir) {
                 continue;
             }
-            let key = RelPath::collision_key_cow(dir);
-            if let Some(file) = files.get(key.as_ref()) {
+            if let Some(file) = file_with_key(&RelPath::collision_key_cow(dir)) {
                 return Err(Reject::Manifest(format!(
-                    "entry {file:?} is a file but entry {:?} needs it to be a directory",
-                    e.path.as_str()
+                    "entry {:?} is a file but entry {path:?} needs it to be a directory",
+                    entries[file].path.as_str()
                 )));
             }
         }
+        previous = path;
     }
-    let exact: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    let exact = |p: &str| entries.binary_search_by(|e| e.path.as_str().as_bytes().cmp(p.as_bytes())).is_ok();
     let mut linked: HashSet<&str> = HashSet::new();
     for e in entries {
         for sig in &e.signatures {
@@ -548,7 +574,7 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
                 )));
             }
             let suffix_ok = SIGNATURE_SUFFIXES.iter().any(|s| sig.as_str().strip_suffix(s) == Some(e.path.as_str()));
-            if !suffix_ok || !exact.contains(sig.as_str()) {
+            if !suffix_ok || !exact(sig.as_str()) {
                 return Err(Reject::Manifest(format!(
                     "entry {:?} links signature {:?}, which is not a sibling .sig/.minisig/.asc/.sha256.sig entry of the bundle",
                     e.path.as_str(),
@@ -632,6 +658,31 @@ mod tests {
         e.path = RelPath::new("a.txt/x").unwrap();
         m.entries.insert(2, e);
         assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("directory")));
+    }
+
+    /// The collision checks sort keys and visit each directory once; these cases sit where
+    /// that could go wrong: colliding entries far apart in entry order, a directory whose
+    /// entries are interleaved with a sibling that sorts before `/`, and non-ASCII keys.
+    #[test]
+    fn collisions_are_found_wherever_they_sort() {
+        let with_paths = |paths: &[&str]| {
+            let mut m = sample();
+            let template = m.entries[0].clone();
+            m.entries = paths
+                .iter()
+                .map(|p| Entry { path: RelPath::new(p).unwrap(), signatures: vec![], ..template.clone() })
+                .collect();
+            encode(&m)
+        };
+        let collide = |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(s)) if s.contains("collide"));
+        let file_dir = |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(s)) if s.contains("directory"));
+        assert!(collide(with_paths(&["Zeta", "a", "b", "c", "zeta"])));
+        assert!(collide(with_paths(&["CAF\u{c9}", "caf\u{e9}", "m"])));
+        // "a/b!/x" sorts between the file "A/B" and "a/b/y", whose directory "a/b" collides
+        // with that file.
+        assert!(file_dir(with_paths(&["A/B", "a/b!/x", "a/b/y"])));
+        assert!(file_dir(with_paths(&["a/b!/x", "a/b/y", "a/b/z", "a/c", "a/c/d"])));
+        with_paths(&["B", "a/b!/x", "a/b/y", "a/bb", "a/c"]).expect("no collision");
     }
 
     #[test]

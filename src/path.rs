@@ -80,12 +80,12 @@ impl RelPath {
 
     /// The path's components.
     pub fn components(&self) -> impl Iterator<Item = &str> {
-        self.0.split('/')
+        components(&self.0)
     }
 
     /// The parent directories, shortest first (`a/b/c` gives `a`, `a/b`).
     pub fn ancestors(&self) -> impl Iterator<Item = &str> {
-        self.0.match_indices('/').map(move |(i, _)| &self.0[..i])
+        ancestors(&self.0)
     }
 
     /// The key under which two paths collide on a case-insensitive or normalising
@@ -142,25 +142,56 @@ fn validate(text: &str) -> Result<(), PathError> {
     if text.starts_with('/') {
         return Err(PathError::Absolute);
     }
-    if let Some(c) = text.chars().find(|&c| is_forbidden(c)) {
-        return Err(PathError::ForbiddenChar(c));
-    }
-    if !text.is_ascii() && !is_nfc(text) {
-        return Err(PathError::NotNfc);
+    // Every entry path of every bundle passes through here, so ASCII (nearly every path)
+    // is checked byte by byte, and only other text char by char.
+    if text.is_ascii() {
+        if let Some(&b) = text.as_bytes().iter().find(|&&b| is_forbidden(char::from(b))) {
+            return Err(PathError::ForbiddenChar(char::from(b)));
+        }
+    } else {
+        if let Some(c) = text.chars().find(|&c| is_forbidden(c)) {
+            return Err(PathError::ForbiddenChar(c));
+        }
+        if !is_nfc(text) {
+            return Err(PathError::NotNfc);
+        }
     }
     let mut depth = 0;
-    for component in text.split('/') {
+    for component in components(text) {
         depth += 1;
         validate_component(component)?;
     }
     if depth > MAX_DEPTH {
         return Err(PathError::TooDeep);
     }
-    let first = text.split('/').next().unwrap_or(text);
+    let first = components(text).next().unwrap_or(text);
     if first.eq_ignore_ascii_case(METADATA_DIR) {
         return Err(PathError::MetadataDir);
     }
     Ok(())
+}
+
+/// The `/`-separated components of `text` (split on the byte: `/` is ASCII, so every
+/// piece is still valid UTF-8).
+fn components(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        match text.as_bytes()[start..].iter().position(|&b| b == b'/') {
+            Some(i) => {
+                let piece = &text[start..start + i];
+                start += i + 1;
+                Some(piece)
+            }
+            None => {
+                done = true;
+                Some(&text[start..])
+            }
+        }
+    })
 }
 
 fn validate_component(component: &str) -> Result<(), PathError> {
@@ -192,8 +223,14 @@ fn is_forbidden(c: char) -> bool {
         | '\u{feff}')
 }
 
+/// The parent directories of `text`, shortest first.
+fn ancestors(text: &str) -> impl Iterator<Item = &str> {
+    text.as_bytes().iter().enumerate().filter(|(_, &b)| b == b'/').map(move |(i, _)| &text[..i])
+}
+
 fn is_windows_device_name(component: &str) -> bool {
-    let stem = component.split('.').next().unwrap_or(component).as_bytes();
+    let bytes = component.as_bytes();
+    let stem = &bytes[..bytes.iter().position(|&b| b == b'.').unwrap_or(bytes.len())];
     // Every device name is 3 or 4 bytes: check the length before comparing (this runs for
     // every component of every path, so it must not allocate).
     match stem.len() {

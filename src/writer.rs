@@ -35,7 +35,7 @@ pub const DATA_DIR: &str = "data/";
 /// Default zstd level.
 pub const DEFAULT_LEVEL: i32 = 3;
 /// zstd job size for multithreaded compression.
-const JOB_SIZE: u32 = 4 << 20;
+const JOB_SIZE: u32 = 2 << 20;
 /// Buffer size for streaming file content into the tar stream.
 const COPY_BUF: usize = 1 << 20;
 /// Highest zstd level: higher ones need windows larger than the reader accepts.
@@ -85,10 +85,30 @@ pub struct PackReport {
     pub bundle_bytes: u64,
 }
 
+/// A file or directory named on the command line. Each source file refers to its root by
+/// index instead of holding its own file-system path: with hundreds of thousands of files,
+/// the paths are a large part of pack's memory.
+struct Root {
+    path: PathBuf,
+    /// A single file packed under its own name (not a directory's contents).
+    is_file: bool,
+}
+
 /// A source file found by the walk.
 struct Source {
     path: RelPath,
-    fs_path: PathBuf,
+    root: u32,
+}
+
+impl Source {
+    fn fs_path(&self, roots: &[Root]) -> PathBuf {
+        let root = &roots[self.root as usize];
+        if root.is_file {
+            root.path.clone()
+        } else {
+            root.path.join(self.path.as_str())
+        }
+    }
 }
 
 /// A source file after hashing.
@@ -99,18 +119,27 @@ struct Hashed {
     stamp: Stamp,
 }
 
-/// What identifies a file's content cheaply, to notice a change between the two passes.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Stamp {
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-    ino: u64,
+/// What the payload pass needs besides the manifest entry: where the file is and what it
+/// looked like when it was hashed. Indexed like `manifest.entries`.
+struct Item {
+    root: u32,
+    stamp: Stamp,
 }
+
+/// What identifies a file's content cheaply, to notice a change between the two passes:
+/// a fingerprint of its size, mtime, ctime and inode number (kept per file until the
+/// payload is written, so 8 bytes rather than 40). This check only turns a changed file
+/// into a clear error at pack time; the importer's hash check is what catches changed
+/// content whatever happens here.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp(u64);
 
 impl Stamp {
     fn of(m: &fs::Metadata) -> Stamp {
-        Stamp { len: m.len(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()), ino: m.ino() }
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.ino()).hash(&mut h);
+        Stamp(h.finish())
     }
 }
 
@@ -124,24 +153,24 @@ pub fn pack(
     progress: &Progress,
 ) -> Result<PackReport> {
     check_options(opts, signers)?;
-    let sources = collect_sources(&opts.sources)?;
+    let (mut roots, sources) = collect_sources(&opts.sources)?;
     // Sizes are learnt while hashing (from the open file, so a file swapped for a link
     // between the walk and the read is refused): the total is unknown until then.
     progress.start("hashing", 0, sources.len() as u64);
-    let hashed = hash_all(&sources, progress)?;
-    let total: u64 = hashed.iter().map(|h| h.size).sum();
-    let (sources, hashed, _generated) = if opts.sign_artifacts {
-        let draft = build_manifest(opts, &sources, &hashed);
-        add_checksum_signatures(&draft, sources, hashed, &signers[0])?
+    let hashed = hash_all(&roots, &sources, progress)?;
+    let (mut manifest, mut items) = build_manifest(opts, sources, hashed);
+    // Lives until the bundle is written: it holds the generated checksum signatures.
+    let _generated = if opts.sign_artifacts {
+        Some(add_checksum_signatures(&mut manifest, &mut items, &mut roots, &signers[0])?)
     } else {
-        (sources, hashed, None)
+        None
     };
-    let manifest = build_manifest(opts, &sources, &hashed);
+    let total = manifest.total_size();
+    // Encoded (and checked against the format's rules) before anything is written.
     let manifest_bytes = manifest::encode(&manifest)?;
     let manifest_digest = Digest::of(&manifest_bytes);
-    progress.start("packing", total, sources.len() as u64);
-    let bundle_bytes =
-        write_bundle(opts, signers, out, overwrite, &manifest, &manifest_bytes, &sources, &hashed, progress)?;
+    let head = Head { manifest: &manifest, manifest_bytes };
+    let bundle_bytes = write_bundle(opts, signers, out, overwrite, head, &roots, &items, total, progress)?;
     progress.finish();
     Ok(PackReport { manifest, manifest_digest, bundle_bytes })
 }
@@ -167,18 +196,22 @@ fn check_options(opts: &PackOptions, signers: &[SecretKey]) -> Result<()> {
 
 /// Walks the sources: a directory contributes its contents (paths relative to it), a file
 /// contributes itself under its own name. Only regular files and directories are allowed.
-fn collect_sources(roots: &[PathBuf]) -> Result<Vec<Source>> {
+fn collect_sources(paths: &[PathBuf]) -> Result<(Vec<Root>, Vec<Source>)> {
+    let mut roots = Vec::with_capacity(paths.len());
     let mut out = Vec::new();
-    for root in roots {
+    for root in paths {
+        let index = u32::try_from(roots.len()).map_err(|_| pack_err(root, "too many sources"))?;
         let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
         if meta.is_file() {
             let name = root.file_name().ok_or_else(|| pack_err(root, "has no file name"))?;
-            out.push(source(root, Path::new(name))?);
+            out.push(source(root, Path::new(name), index)?);
+            roots.push(Root { path: root.clone(), is_file: true });
             continue;
         }
         if !meta.is_dir() {
             return Err(pack_err(root, "is not a regular file or directory"));
         }
+        roots.push(Root { path: root.clone(), is_file: false });
         for item in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
             let item = item.map_err(|e| {
                 let path = e.path().unwrap_or(root).to_owned();
@@ -195,25 +228,27 @@ fn collect_sources(roots: &[PathBuf]) -> Result<Vec<Source>> {
             if !ft.is_file() {
                 return Err(pack_err(item.path(), "is not a regular file (device, fifo or socket)"));
             }
-            out.push(source(item.path(), rel)?);
+            out.push(source(item.path(), rel, index)?);
         }
     }
     out.sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
     for pair in out.windows(2) {
         if pair[0].path == pair[1].path {
+            let (first, second) = (pair[0].fs_path(&roots), pair[1].fs_path(&roots));
             return Err(pack_err(
-                &pair[1].fs_path,
-                &format!("has the same bundle path {:?} as {}", pair[1].path.as_str(), pair[0].fs_path.display()),
+                &second,
+                &format!("has the same bundle path {:?} as {}", pair[1].path.as_str(), first.display()),
             ));
         }
     }
-    Ok(out)
+    out.shrink_to_fit();
+    Ok((roots, out))
 }
 
-fn source(fs_path: &Path, rel: &Path) -> Result<Source> {
+fn source(fs_path: &Path, rel: &Path, root: u32) -> Result<Source> {
     let text = rel.to_str().ok_or_else(|| pack_err(fs_path, "name is not valid UTF-8"))?;
     let path = RelPath::new(text).map_err(|e| pack_err(fs_path, &format!("unsafe bundle path {text:?}: {e}")))?;
-    Ok(Source { path, fs_path: fs_path.to_owned() })
+    Ok(Source { path, root })
 }
 
 fn pack_err(path: &Path, reason: &str) -> Error {
@@ -221,7 +256,7 @@ fn pack_err(path: &Path, reason: &str) -> Error {
 }
 
 /// Hashes every source, one worker per core, each taking the next unhashed file.
-fn hash_all(sources: &[Source], progress: &Progress) -> Result<Vec<Hashed>> {
+fn hash_all(roots: &[Root], sources: &[Source], progress: &Progress) -> Result<Vec<Hashed>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(sources.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Hashed>>> = Mutex::new((0..sources.len()).map(|_| None).collect());
@@ -235,7 +270,7 @@ fn hash_all(sources: &[Source], progress: &Progress) -> Result<Vec<Hashed>> {
                     if i >= sources.len() || lock(&first_error).is_some() {
                         break;
                     }
-                    match hash_file(&sources[i].fs_path, &mut buf, progress) {
+                    match hash_file(&sources[i].fs_path(roots), &mut buf, progress) {
                         Ok(h) => lock(&results)[i] = Some(h),
                         Err(e) => {
                             lock(&first_error).get_or_insert(e);
@@ -264,6 +299,7 @@ fn hash_file(path: &Path, buf: &mut [u8], progress: &Progress) -> Result<Hashed>
         return Err(pack_err(path, "is not a regular file"));
     }
     let before = Stamp::of(&meta);
+    let len = meta.len();
     let mut hasher = crate::digest::Hasher::new();
     loop {
         let n = match file.read(buf) {
@@ -277,7 +313,7 @@ fn hash_file(path: &Path, buf: &mut [u8], progress: &Progress) -> Result<Hashed>
     }
     progress.add_file();
     let size = hasher.len();
-    if size != before.len {
+    if size != len {
         return Err(pack_err(path, "changed while it was being read"));
     }
     Ok(Hashed { size, sha256: hasher.finish(), mode: Mode::from_permissions(meta.mode()), stamp: before })
@@ -295,76 +331,73 @@ fn open_source(path: &Path) -> Result<File> {
     })
 }
 
-/// `--sign-artifacts`: for every artifact of `draft` (an entry that is not a linked
+/// `--sign-artifacts`: for every artifact of the manifest (an entry that is not a linked
 /// signature), a signify embedded signature of its checksum line, written to a temporary
-/// directory (returned, to live until the bundle is written) and added as a source named
+/// directory (returned, to live until the bundle is written) and added as an entry named
 /// `<artifact>.sha256.sig`.
 fn add_checksum_signatures(
-    draft: &Manifest,
-    mut sources: Vec<Source>,
-    mut hashed: Vec<Hashed>,
+    manifest: &mut Manifest,
+    items: &mut Vec<Item>,
+    roots: &mut Vec<Root>,
     key: &SecretKey,
-) -> Result<(Vec<Source>, Vec<Hashed>, Option<tempfile::TempDir>)> {
-    let present: HashSet<String> = sources.iter().map(|s| s.path.as_str().to_owned()).collect();
-    let linked: HashSet<&str> = draft.entries.iter().flat_map(|e| e.signatures.iter().map(|s| s.as_str())).collect();
+) -> Result<tempfile::TempDir> {
+    let present: HashSet<String> = manifest.entries.iter().map(|e| e.path.as_str().to_owned()).collect();
+    let linked: HashSet<String> =
+        manifest.entries.iter().flat_map(|e| e.signatures.iter().map(|s| s.as_str().to_owned())).collect();
     let dir = tempfile::Builder::new()
         .prefix("airlock-sign-artifacts-")
         .tempdir()
         .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let mut buf = vec![0u8; 1 << 16];
     let comment = format!("verify with airlock key {}", key.key_id());
-    for (i, e) in draft.entries.iter().enumerate() {
+    let mut added = Vec::new();
+    for (i, e) in manifest.entries.iter().enumerate() {
         if linked.contains(e.path.as_str()) {
             continue;
         }
         let name = format!("{}{}", e.path, crate::artifacts::CHECKSUM_SIG_SUFFIX);
-        let fs_path = &sources[i].fs_path;
+        let fs_path = roots[items[i].root as usize].path.join(e.path.as_str());
         for clash in [name.clone(), format!("{}.sha256", e.path)] {
             if present.contains(&clash) {
                 return Err(pack_err(
-                    fs_path,
+                    &fs_path,
                     &format!("--sign-artifacts would add {name:?}, but the sources already hold {clash:?}"),
                 ));
             }
         }
         let path = RelPath::new(&name)
-            .map_err(|err| pack_err(fs_path, &format!("--sign-artifacts cannot name {name:?}: {err}")))?;
+            .map_err(|err| pack_err(&fs_path, &format!("--sign-artifacts cannot name {name:?}: {err}")))?;
         let line = crate::artifacts::checksum_line(e.path.as_str(), &e.sha256);
         let file = dir.path().join(format!("{i}.sig"));
         fs::write(&file, keys::sign_embedded(key, line.as_bytes(), &comment)).map_err(|err| Error::io(&file, err))?;
-        hashed.push(hash_file(&file, &mut buf, &Progress::hidden())?);
-        sources.push(Source { path, fs_path: file });
+        let h = hash_file(&file, &mut buf, &Progress::hidden())?;
+        let root = u32::try_from(roots.len()).map_err(|_| pack_err(&file, "too many sources"))?;
+        roots.push(Root { path: file, is_file: true });
+        added.push((
+            Entry { path, size: h.size, sha256: h.sha256, mode: h.mode, signatures: Vec::new() },
+            Item { root, stamp: h.stamp },
+        ));
     }
-    let mut pairs: Vec<(Source, Hashed)> = sources.into_iter().zip(hashed).collect();
+    let mut pairs: Vec<(Entry, Item)> =
+        std::mem::take(&mut manifest.entries).into_iter().zip(items.drain(..)).collect();
+    pairs.extend(added);
     pairs.sort_by(|a, b| a.0.path.as_str().as_bytes().cmp(b.0.path.as_str().as_bytes()));
-    let (sources, hashed) = pairs.into_iter().unzip();
-    Ok((sources, hashed, Some(dir)))
+    (manifest.entries, *items) = pairs.into_iter().unzip();
+    link_signatures(&mut manifest.entries);
+    Ok(dir)
 }
 
-fn build_manifest(opts: &PackOptions, sources: &[Source], hashed: &[Hashed]) -> Manifest {
-    let present: HashSet<&str> = sources.iter().map(|s| s.path.as_str()).collect();
-    let entries = sources
-        .iter()
-        .zip(hashed)
-        .map(|(s, h)| Entry {
-            path: s.path.clone(),
-            size: h.size,
-            sha256: h.sha256,
-            mode: h.mode,
-            signatures: SIGNATURE_SUFFIXES
-                .iter()
-                .map(|suffix| format!("{}{suffix}", s.path.as_str()))
-                .filter(|p| present.contains(p.as_str()))
-                // `x.sha256.sig` beside both `x` and `x.sha256` is the latter's `.sig`.
-                .filter(|p| {
-                    !p.strip_suffix(".sig")
-                        .is_some_and(|q| q.ends_with(".sha256") && q != s.path.as_str() && present.contains(q))
-                })
-                .filter_map(|p| RelPath::new(&p).ok())
-                .collect(),
-        })
-        .collect();
-    Manifest {
+/// Builds the manifest from the hashed sources (consumed: their paths move into the
+/// entries), and the payload pass's side table.
+fn build_manifest(opts: &PackOptions, sources: Vec<Source>, hashed: Vec<Hashed>) -> (Manifest, Vec<Item>) {
+    let mut entries = Vec::with_capacity(sources.len());
+    let mut items = Vec::with_capacity(sources.len());
+    for (s, h) in sources.into_iter().zip(hashed) {
+        entries.push(Entry { path: s.path, size: h.size, sha256: h.sha256, mode: h.mode, signatures: Vec::new() });
+        items.push(Item { root: s.root, stamp: h.stamp });
+    }
+    link_signatures(&mut entries);
+    let manifest = Manifest {
         bundle_id: BundleId::random(),
         created: opts.created,
         expires: opts.expires,
@@ -375,12 +408,45 @@ fn build_manifest(opts: &PackOptions, sources: &[Source], hashed: &[Hashed]) -> 
         meta: opts.meta.clone(),
         entries,
         removed: Vec::new(),
+    };
+    (manifest, items)
+}
+
+/// Links each entry to the detached signatures packed beside it (`x.sig`, `x.minisig`,
+/// ...). `entries` is sorted by path, so presence is a binary search.
+fn link_signatures(entries: &mut [Entry]) {
+    let present =
+        |entries: &[Entry], p: &str| entries.binary_search_by(|e| e.path.as_str().as_bytes().cmp(p.as_bytes())).is_ok();
+    let mut candidate = String::new();
+    for i in 0..entries.len() {
+        let mut links = Vec::new();
+        for suffix in SIGNATURE_SUFFIXES {
+            let path = entries[i].path.as_str();
+            candidate.clear();
+            candidate.push_str(path);
+            candidate.push_str(suffix);
+            if !present(entries, &candidate) {
+                continue;
+            }
+            // `x.sha256.sig` beside both `x` and `x.sha256` is the latter's `.sig`.
+            if let Some(q) = candidate.strip_suffix(".sig") {
+                if q.ends_with(".sha256") && q != path && present(entries, q) {
+                    continue;
+                }
+            }
+            if let Ok(p) = RelPath::new(&candidate) {
+                links.push(p);
+            }
+        }
+        entries[i].signatures = links;
     }
 }
 
 /// The checksum list signed into `airlock/SHA256SUMS.sig`, in `signify -C` syntax.
 pub fn sums_text(manifest: &Manifest) -> Vec<u8> {
-    let mut out = Vec::with_capacity(manifest.entries.len() * 100);
+    // Sized exactly (a growing Vec would double past it): see `sums_line`.
+    let len = manifest.entries.iter().map(|e| e.path.as_str().len() + SUMS_LINE_OVERHEAD).sum();
+    let mut out = Vec::with_capacity(len);
     for e in &manifest.entries {
         out.extend_from_slice(sums_line(e).as_bytes());
     }
@@ -400,6 +466,9 @@ pub fn sums_match(manifest: &Manifest, message: &[u8]) -> bool {
     }
     rest.is_empty()
 }
+
+/// Bytes of a checksum line besides the path: `SHA256 (data/`, `) = `, 64 hex digits, `\n`.
+const SUMS_LINE_OVERHEAD: usize = "SHA256 (".len() + DATA_DIR.len() + ") = ".len() + 64 + 1;
 
 fn sums_line(e: &Entry) -> String {
     format!("SHA256 ({DATA_DIR}{}) = {}\n", e.path, e.sha256)
@@ -444,24 +513,13 @@ fn write_bundle(
     signers: &[SecretKey],
     out: &Path,
     overwrite: bool,
-    manifest: &Manifest,
-    manifest_bytes: &[u8],
-    sources: &[Source],
-    hashed: &[Hashed],
+    head: Head<'_>,
+    roots: &[Root],
+    items: &[Item],
+    total: u64,
     progress: &Progress,
 ) -> Result<u64> {
-    // In a block so the signed checksum list and the uncompressed head are freed before the
-    // payload is compressed: with many entries they are the largest allocations of a pack.
-    let head = {
-        let signatures: Vec<keys::Signature> = signers.iter().map(|k| sign_manifest(k, manifest_bytes)).collect();
-        let sums_sig = keys::sign_embedded(
-            &signers[0],
-            &sums_text(manifest),
-            &format!("verify with airlock key {}", signers[0].key_id()),
-        );
-        head_frame(&head_members(manifest_bytes, &signatures, &sums_sig), opts.level).map_err(|e| Error::io(out, e))?
-    };
-
+    let manifest = head.manifest;
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -474,9 +532,9 @@ fn write_bundle(
     // temporary file's 0600.
     tmp.as_file().set_permissions(perms_0644()).map_err(|e| Error::io(tmp.path(), e))?;
     let mut w = BufWriter::with_capacity(1 << 20, crate::writeback::Writeback::new(tmp.as_file()));
-    w.write_all(&head).map_err(|e| Error::io(out, e))?;
-    drop(head);
-    write_payload(&mut w, opts, manifest, sources, hashed, progress)?;
+    write_head(&mut w, opts.level, signers, head).map_err(|e| Error::io(out, e))?;
+    progress.start("packing", total, manifest.entries.len() as u64);
+    write_payload(&mut w, opts, manifest, roots, items, progress)?;
     w.flush().map_err(|e| Error::io(out, e))?;
     drop(w);
     tmp.as_file().sync_all().map_err(|e| Error::io(out, e))?;
@@ -489,12 +547,69 @@ fn write_bundle(
     Ok(len)
 }
 
+/// What goes into the head frame; the encoded manifest is consumed (freed) by writing it.
+struct Head<'a> {
+    manifest: &'a Manifest,
+    manifest_bytes: Vec<u8>,
+}
+
+/// Signs the manifest, builds and signs the checksum list, and compresses the head frame
+/// straight into `w`.
+///
+/// The manifest and the checksum list are each tens of megabytes with many entries, and
+/// ed25519 reads its message twice, so the work is split over two threads: the checksum
+/// list is built and signed while the manifest is signed and compressed. Neither is copied
+/// again: the checksum-list member is written as its signature lines followed by the list.
+fn write_head(w: &mut impl Write, level: i32, signers: &[SecretKey], head: Head<'_>) -> io::Result<()> {
+    let Head { manifest, manifest_bytes } = head;
+    let comment = format!("verify with airlock key {}", signers[0].key_id());
+    std::thread::scope(|scope| {
+        let sums = scope.spawn(|| {
+            let text = sums_text(manifest);
+            let signature = signers[0].sign(&text, &comment).to_file_string();
+            (signature, text)
+        });
+        let manifest_bytes = &manifest_bytes;
+        let signatures = scope.spawn(move || {
+            let mut sigs: Vec<keys::Signature> = signers.iter().map(|k| sign_manifest(k, manifest_bytes)).collect();
+            sigs.sort_by_key(|s| s.key_id());
+            sigs
+        });
+        let mut enc = zstd::stream::write::Encoder::new(&mut *w, level)?;
+        let mut buf = [0u8; 8192];
+        write_member(
+            &mut enc,
+            MANIFEST_MEMBER,
+            manifest_bytes.len() as u64,
+            0o644,
+            &mut &manifest_bytes[..],
+            &mut buf,
+        )?;
+        for sig in signatures.join().expect("signing thread panicked") {
+            let text = sig.to_file_string();
+            write_member(
+                &mut enc,
+                &signature_member(sig.key_id()),
+                text.len() as u64,
+                0o644,
+                &mut text.as_bytes(),
+                &mut buf,
+            )?;
+        }
+        let (signature, text) = sums.join().expect("checksum-list thread panicked");
+        let len = (signature.len() + text.len()) as u64;
+        write_member(&mut enc, SUMS_MEMBER, len, 0o644, &mut signature.as_bytes().chain(&text[..]), &mut buf)?;
+        enc.finish()?;
+        Ok(())
+    })
+}
+
 fn write_payload(
     w: &mut impl Write,
     opts: &PackOptions,
     manifest: &Manifest,
-    sources: &[Source],
-    hashed: &[Hashed],
+    roots: &[Root],
+    items: &[Item],
     progress: &Progress,
 ) -> Result<()> {
     let io_err = |e| Error::io("<bundle>", e);
@@ -515,7 +630,7 @@ fn write_payload(
     let mut tar = BufWriter::with_capacity(COPY_BUF, enc);
     let mut buf = vec![0u8; COPY_BUF];
     for i in manifest.payload_order() {
-        copy_source(&mut tar, &sources[i], &hashed[i], &mut buf, progress)?;
+        copy_source(&mut tar, &manifest.entries[i], roots, &items[i], &mut buf, progress)?;
     }
     tar.write_all(&[0u8; 2 * member::BLOCK]).map_err(io_err)?;
     let enc = tar.into_inner().map_err(|e| io_err(e.into_error()))?;
@@ -523,17 +638,26 @@ fn write_payload(
     Ok(())
 }
 
-/// Streams one source file into the tar stream, exactly `h.size` bytes, and checks it did
-/// not change since it was hashed.
-fn copy_source(enc: &mut impl Write, s: &Source, h: &Hashed, buf: &mut [u8], progress: &Progress) -> Result<()> {
-    let mut file = open_source(&s.fs_path)?;
-    let name = format!("{DATA_DIR}{}", s.path);
-    let mut limited = ProgressReader { inner: (&mut file).take(h.size), progress };
-    let copied =
-        write_member(enc, &name, h.size, h.mode.bits(), &mut limited, buf).map_err(|e| Error::io(&s.fs_path, e))?;
-    let after = Stamp::of(&file.metadata().map_err(|e| Error::io(&s.fs_path, e))?);
-    if copied != h.size || after != h.stamp {
-        return Err(pack_err(&s.fs_path, "changed between hashing and packing; pack again"));
+/// Streams one source file into the tar stream, exactly `entry.size` bytes, and checks it
+/// did not change since it was hashed.
+fn copy_source(
+    enc: &mut impl Write,
+    entry: &Entry,
+    roots: &[Root],
+    item: &Item,
+    buf: &mut [u8],
+    progress: &Progress,
+) -> Result<()> {
+    let root = &roots[item.root as usize];
+    let fs_path = if root.is_file { root.path.clone() } else { root.path.join(entry.path.as_str()) };
+    let mut file = open_source(&fs_path)?;
+    let name = format!("{DATA_DIR}{}", entry.path);
+    let mut limited = ProgressReader { inner: (&mut file).take(entry.size), progress };
+    let copied = write_member(enc, &name, entry.size, entry.mode.bits(), &mut limited, buf)
+        .map_err(|e| Error::io(&fs_path, e))?;
+    let after = Stamp::of(&file.metadata().map_err(|e| Error::io(&fs_path, e))?);
+    if copied != entry.size || after != item.stamp {
+        return Err(pack_err(&fs_path, "changed between hashing and packing; pack again"));
     }
     progress.add_file();
     Ok(())

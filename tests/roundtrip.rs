@@ -4,6 +4,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use common::*;
 
@@ -173,4 +174,35 @@ fn second_import_merges_into_existing_directories() {
     run(airlock().args(["mirror", "verify"]).arg(ws.path("mirror"))).expect_code(0);
     let staging = ws.path("mirror/.airlock/staging");
     assert_eq!(fs::read_dir(staging).unwrap().count(), 0);
+}
+
+/// Staged files are created with their signed mode, and chmod is skipped when the umask
+/// leaves that mode alone: under any umask the mirror must still hold exactly the signed
+/// modes (the umask must neither remove bits nor, with 000, be trusted to add none).
+#[test]
+fn imported_modes_are_the_signed_ones_whatever_the_umask() {
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "run.sh", b"#!/bin/sh\ntrue\n", 0o755);
+    write(src.path(), "dir/data.txt", b"data", 0o644);
+    let ws = Workspace::new();
+    ws.pack(src.path(), "b.airlock", &[]).expect_code(0);
+    for umask in ["077", "027", "022", "000"] {
+        let mirror = format!("mirror-{umask}");
+        run(Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$@\""))
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_airlock"))
+            .arg("import")
+            .arg(ws.path("b.airlock"))
+            .arg("--trust")
+            .arg(ws.path("k.pub"))
+            .arg("--mirror")
+            .arg(ws.path(&mirror))
+            .arg("--quiet"))
+        .expect_code(0);
+        let got = snapshot(&ws.path(&mirror), true);
+        assert_eq!(got["run.sh"].split(' ').nth(1), Some("755"), "umask {umask}: {got:?}");
+        assert_eq!(got["dir/data.txt"].split(' ').nth(1), Some("644"), "umask {umask}: {got:?}");
+    }
 }
