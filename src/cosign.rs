@@ -89,7 +89,8 @@ pub fn cosign(input: &Path, key: &SecretKey, output: Option<&Path>, overwrite: b
     }
     signatures.push(writer::sign_manifest(key, &head.manifest_bytes));
     let members = writer::head_members(&head.manifest_bytes, &signatures, &head.sums);
-    let new_head = writer::head_frame(&members, writer::DEFAULT_LEVEL).map_err(|e| Error::io(dest, e))?;
+    let new_head =
+        writer::head_frame(&members, writer::head_level(writer::DEFAULT_LEVEL)).map_err(|e| Error::io(dest, e))?;
     let head_frame_len = head.head_frame_len;
     let manifest_bytes = head.manifest_bytes.clone();
     drop(bundle);
