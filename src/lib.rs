@@ -10,6 +10,7 @@
 //! - [`artifacts`]: artifact signature rules, checked while the payload streams.
 //! - [`minisign`]: minisign signatures and key spellings.
 //! - [`cosign`]: `airlock sign`, adding a signature by rewriting only the head frame.
+//! - [`staging`]: writes verified entries into an import's private staging directory.
 //! - [`mirror`]: the import side: staging, commit, log, recovery.
 //!
 //! The bundle format and the mirror layout are specified in `docs/FORMAT.md`.
@@ -31,5 +32,6 @@ pub mod path;
 pub mod policy;
 pub mod progress;
 pub mod reader;
+pub mod staging;
 pub mod writeback;
 pub mod writer;

@@ -30,8 +30,8 @@ use crate::manifest::{self, Entry, Manifest};
 use crate::path::METADATA_DIR;
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::reader::{Bundle, PayloadSink, Verified};
-use crate::writeback::Writeback;
+use crate::reader::{Bundle, Verified};
+use crate::staging::StagingSink;
 use crate::writer::{signature_member, MANIFEST_MEMBER, SUMS_MEMBER};
 
 /// Content of `.airlock/FORMAT`.
@@ -314,13 +314,14 @@ impl Mirror {
         let data = staging.join("data");
         create_private_dir(&data)?;
         progress.start("importing", verified.manifest.total_size(), verified.manifest.entries.len() as u64);
-        let mut sink = StagingSink { root: data, current: None, dirs: BTreeSet::new(), umask: process_umask() };
+        let mut sink = StagingSink::new(data);
         // Artifact rules are checked in the same pass, before anything is committed.
         let mut checked = ArtifactSink::new(&mut sink, policy, &verified.manifest);
         let result = bundle.read_payload(verified, &mut checked, progress);
+        let notes = checked.notes().to_vec();
         progress.finish();
         result?;
-        let notes = checked.notes().to_vec();
+        sink.finish()?;
         sync_filesystem(&staging)?;
         Ok((staging, notes))
     }
@@ -345,8 +346,9 @@ impl Mirror {
         let kept = self.meta.join("bundles").join(&summary.manifest_sha256);
         let record_dir = if kept.is_dir() { kept.clone() } else { staging.join("record") };
         // The kept manifest must be intact before anything moves: it is what `mirror verify`
-        // will hold the files to.
-        read_kept_manifest(&record_dir, &summary.manifest_sha256)?;
+        // will hold the files to. Its digest is the signed manifest's (recorded in `pending`
+        // after verification), so matching bytes need no second decoding.
+        read_kept_manifest_bytes(&record_dir, &summary.manifest_sha256)?;
         self.move_tree(&staging.join("data"), &self.root)?;
         crash_point("files-moved");
         if !kept.is_dir() {
@@ -680,12 +682,19 @@ pub fn read_state(log: &Path) -> Result<MirrorState> {
 }
 
 fn read_kept_manifest(dir: &Path, digest_hex: &str) -> Result<Manifest> {
+    let bytes = read_kept_manifest_bytes(dir, digest_hex)?;
+    let path = dir.join("manifest.cbor");
+    manifest::decode(&bytes).map_err(|e| Error::Mirror { path, reason: format!("kept manifest: {e}") })
+}
+
+/// The kept manifest's bytes, checked against the digest recorded for them.
+fn read_kept_manifest_bytes(dir: &Path, digest_hex: &str) -> Result<Vec<u8>> {
     let path = dir.join("manifest.cbor");
     let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
     if Digest::of(&bytes).to_hex() != digest_hex {
         return Err(Error::Mirror { path, reason: "kept manifest does not match its recorded digest".into() });
     }
-    manifest::decode(&bytes).map_err(|e| Error::Mirror { path, reason: format!("kept manifest: {e}") })
+    Ok(bytes)
 }
 
 /// Keeps the bundle head so auditors can re-check it with stock tools: the manifest, its
@@ -704,76 +713,6 @@ fn write_record_dir(dir: &Path, head: &crate::reader::Head) -> Result<()> {
         fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&d, e))?;
     }
     Ok(())
-}
-
-/// Writes payload entries under the staging data directory.
-struct StagingSink {
-    root: PathBuf,
-    current: Option<StagedFile>,
-    dirs: BTreeSet<String>,
-    /// The process umask, if known: files whose mode it leaves alone need no chmod.
-    umask: Option<u32>,
-}
-
-/// A staged file being written (writeback starts as it goes: the commit's syncfs is short).
-struct StagedFile {
-    file: Writeback<File>,
-    path: PathBuf,
-}
-
-impl PayloadSink for StagingSink {
-    fn open(&mut self, entry: &Entry) -> Result<()> {
-        for dir in entry.path.ancestors() {
-            if !self.dirs.contains(dir) {
-                self.dirs.insert(dir.to_owned());
-                let full = self.root.join(dir);
-                match fs::create_dir(&full) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Error::io(&full, e)),
-                }
-            }
-        }
-        let path = self.root.join(entry.path.as_str());
-        // Created with its final mode (the staging directory is private, 0700); the umask
-        // may still take bits away, and then `close` sets the mode explicitly.
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(entry.mode.bits())
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        self.current = Some(StagedFile { file: Writeback::new(file), path });
-        Ok(())
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let f = self.current.as_mut().ok_or_else(|| Error::Usage("write outside an entry".into()))?;
-        f.file.write_all(bytes).map_err(|e| Error::io(&f.path, e))
-    }
-
-    fn close(&mut self, entry: &Entry) -> Result<()> {
-        let f = self.current.take().ok_or_else(|| Error::Usage("close outside an entry".into()))?;
-        // The process umask must not change the signed mode. One chmod per file is a
-        // measurable share of importing many small files, so it is skipped when the umask
-        // is known to have left the mode alone.
-        if self.umask.is_none_or(|mask| mask & entry.mode.bits() != 0) {
-            f.file
-                .get_ref()
-                .set_permissions(fs::Permissions::from_mode(entry.mode.bits()))
-                .map_err(|e| Error::io(&f.path, e))?;
-        }
-        Ok(())
-    }
-}
-
-/// The process umask, read from /proc (Linux 4.7 and later) because the umask(2) call can
-/// only read it by changing it.
-fn process_umask() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-    u32::from_str_radix(value.trim(), 8).ok()
 }
 
 fn create_layout(root: &Path, meta: &Path) -> Result<()> {
