@@ -26,7 +26,7 @@ impl Progress {
         Progress { bar: Some(bar) }
     }
 
-    /// Starts a phase with known totals.
+    /// Starts a phase with its totals (0 for a total not known yet).
     pub fn start(&self, phase: &str, bytes: u64, files: u64) {
         if let Some(bar) = &self.bar {
             // Zero bytes means "not known yet" (pack learns sizes while hashing).
@@ -42,7 +42,7 @@ impl Progress {
             bar.set_prefix(phase.to_owned());
             bar.set_length(bytes);
             bar.set_position(0);
-            bar.set_message(format!("0/{files} files"));
+            bar.set_message(files_message(0, files));
             bar.reset_eta();
             bar.set_draw_target(ProgressDrawTarget::stderr());
             FILES_TOTAL.store(files, std::sync::atomic::Ordering::Relaxed);
@@ -62,8 +62,9 @@ impl Progress {
         if let Some(bar) = &self.bar {
             use std::sync::atomic::Ordering::Relaxed;
             let done = FILES_DONE.fetch_add(1, Relaxed) + 1;
-            if done % 64 == 0 || done == FILES_TOTAL.load(Relaxed) {
-                bar.set_message(format!("{done}/{} files", FILES_TOTAL.load(Relaxed)));
+            let total = FILES_TOTAL.load(Relaxed);
+            if done % 64 == 0 || done == total {
+                bar.set_message(files_message(done, total));
             }
         }
     }
@@ -73,6 +74,15 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// "3/10 files", or "3 files" while the total is not known (0: pack's walk is still going).
+fn files_message(done: u64, total: u64) -> String {
+    if total == 0 {
+        format!("{done} files")
+    } else {
+        format!("{done}/{total} files")
     }
 }
 

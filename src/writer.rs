@@ -6,6 +6,11 @@
 //! second pass copies exactly the hashed size and compares the file's metadata before and
 //! after (as GNU tar does for "file changed as we read it"), so a changed file stops the pack
 //! instead of producing a bundle the importer would reject.
+//!
+//! In the second pass small files are read whole by a read-ahead thread while the writer
+//! feeds zstd: with many small files, opening and reading them costs more than compressing.
+//! The head (manifest, signatures, checksum list) is compressed straight into the bundle
+//! while the manifest and the checksum list are signed on two other threads.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -13,7 +18,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::digest::{Digest, IO_BUF};
@@ -164,12 +169,12 @@ pub fn pack(
     progress: &Progress,
 ) -> Result<PackReport> {
     check_options(opts, signers)?;
-    let (mut roots, sources) = collect_sources(&opts.sources)?;
     // Sizes are learnt while hashing (from the open file, so a file swapped for a link
-    // between the walk and the read is refused): the total is unknown until then.
-    progress.start("hashing", 0, sources.len() as u64);
-    let hashed = hash_all(&roots, &sources, progress)?;
-    let (mut manifest, mut items) = build_manifest(opts, sources, hashed);
+    // between the walk and the read is refused), and files while walking: neither total is
+    // known until then.
+    progress.start("hashing", 0, 0);
+    let (mut roots, files) = collect_and_hash(&opts.sources, progress)?;
+    let (mut manifest, mut items) = build_manifest(opts, files);
     // Lives until the bundle is written: it holds the generated checksum signatures.
     let _generated = if opts.sign_artifacts {
         Some(add_checksum_signatures(&mut manifest, &mut items, &mut roots, &signers[0])?)
@@ -205,26 +210,118 @@ fn check_options(opts: &PackOptions, signers: &[SecretKey]) -> Result<()> {
     Ok(())
 }
 
+/// Walks the sources and hashes every file found, one hashing worker per core overlapping
+/// the walk. Returns the roots and the files with their hashes, sorted by bundle path.
+fn collect_and_hash(paths: &[PathBuf], progress: &Progress) -> Result<(Vec<Root>, Vec<HashedSource>)> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (batches_tx, batches) = std::sync::mpsc::sync_channel::<Vec<FoundSource>>(workers * 4);
+    let batches = Mutex::new(batches);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let (walked, mut files) = std::thread::scope(|scope| {
+        let hashers: Vec<_> =
+            (0..workers).map(|_| scope.spawn(|| hash_batches(&batches, &failed, &first_error, progress))).collect();
+        let mut batch = Vec::with_capacity(HASH_BATCH);
+        let walked = walk(paths, &mut |source, fs_path| {
+            batch.push((source, fs_path));
+            if batch.len() < HASH_BATCH {
+                return true;
+            }
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(HASH_BATCH));
+            !failed.load(Ordering::Relaxed) && batches_tx.send(full).is_ok()
+        });
+        if walked.is_ok() && !batch.is_empty() {
+            let _ = batches_tx.send(batch);
+        }
+        drop(batches_tx);
+        let mut files = Vec::new();
+        for h in hashers {
+            files.extend(h.join().unwrap_or_default());
+        }
+        (walked, files)
+    });
+    // A walk error (a link, a device, an unreadable directory) is reported before a
+    // hashing error: it does not depend on which file a worker happened to reach first.
+    let roots = walked?;
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    files.sort_by(|a, b| a.0.path.as_str().as_bytes().cmp(b.0.path.as_str().as_bytes()));
+    for pair in files.windows(2) {
+        if pair[0].0.path == pair[1].0.path {
+            let (first, second) = (pair[0].0.fs_path(&roots), pair[1].0.fs_path(&roots));
+            return Err(pack_err(
+                &second,
+                &format!("has the same bundle path {:?} as {}", pair[1].0.path.as_str(), first.display()),
+            ));
+        }
+    }
+    Ok((roots, files))
+}
+
+/// A file found by the walk, with its file-system path.
+type FoundSource = (Source, PathBuf);
+/// A file after hashing.
+type HashedSource = (Source, Hashed);
+
+/// Files handed to a hashing worker at a time.
+const HASH_BATCH: usize = 64;
+
+/// A hashing worker: hashes batches until the walk ends. After any failure it only drains
+/// the queue (so the walk never blocks on a full one) and records the first error.
+fn hash_batches(
+    batches: &Mutex<std::sync::mpsc::Receiver<Vec<FoundSource>>>,
+    failed: &AtomicBool,
+    first_error: &Mutex<Option<Error>>,
+    progress: &Progress,
+) -> Vec<HashedSource> {
+    let mut buf = vec![0u8; IO_BUF];
+    let mut done = Vec::new();
+    loop {
+        // The lock is held only while waiting for the next batch.
+        let batch = match lock(batches).recv() {
+            Ok(b) => b,
+            Err(_) => return done,
+        };
+        for (source, fs_path) in batch {
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            match hash_file(&fs_path, &mut buf, progress) {
+                Ok(h) => done.push((source, h)),
+                Err(e) => {
+                    lock(first_error).get_or_insert(e);
+                    failed.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
 /// Walks the sources: a directory contributes its contents (paths relative to it), a file
 /// contributes itself under its own name. Only regular files and directories are allowed.
-fn collect_sources(paths: &[PathBuf]) -> Result<(Vec<Root>, Vec<Source>)> {
+/// Each file found goes to `found` with its file-system path; `found` returns false to stop
+/// the walk early (the error that caused that is reported elsewhere).
+fn walk(paths: &[PathBuf], found: &mut dyn FnMut(Source, PathBuf) -> bool) -> Result<Vec<Root>> {
     let mut roots = Vec::with_capacity(paths.len());
-    let mut out = Vec::new();
     for root in paths {
         let index = u32::try_from(roots.len()).map_err(|_| pack_err(root, "too many sources"))?;
         let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
         if meta.is_file() {
             let name = root.file_name().ok_or_else(|| pack_err(root, "has no file name"))?;
-            out.push(source(root, Path::new(name), index)?);
             roots.push(Root { path: root.clone(), is_file: true });
+            if !found(source(root, Path::new(name), index)?, root.clone()) {
+                return Ok(roots);
+            }
             continue;
         }
         if !meta.is_dir() {
             return Err(pack_err(root, "is not a regular file or directory"));
         }
         roots.push(Root { path: root.clone(), is_file: false });
-        // Unsorted: the whole list is sorted by bundle path below.
-        for item in walkdir::WalkDir::new(root).follow_links(false) {
+        // Sorted per directory so the files arrive nearly in bundle-path order: each hashing
+        // worker's results are then one sorted run, and the final sort merges the runs.
+        for item in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
             let item = item.map_err(|e| {
                 let path = e.path().unwrap_or(root).to_owned();
                 Error::io(path, e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")))
@@ -233,28 +330,19 @@ fn collect_sources(paths: &[PathBuf]) -> Result<(Vec<Root>, Vec<Source>)> {
             if ft.is_dir() {
                 continue;
             }
-            let rel = relative_to(item.path(), root);
             if ft.is_symlink() {
                 return Err(pack_err(item.path(), "is a symbolic link; airlock packs regular files only"));
             }
             if !ft.is_file() {
                 return Err(pack_err(item.path(), "is not a regular file (device, fifo or socket)"));
             }
-            out.push(source(item.path(), rel, index)?);
+            let file = source(item.path(), relative_to(item.path(), root), index)?;
+            if !found(file, item.into_path()) {
+                return Ok(roots);
+            }
         }
     }
-    out.sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
-    for pair in out.windows(2) {
-        if pair[0].path == pair[1].path {
-            let (first, second) = (pair[0].fs_path(&roots), pair[1].fs_path(&roots));
-            return Err(pack_err(
-                &second,
-                &format!("has the same bundle path {:?} as {}", pair[1].path.as_str(), first.display()),
-            ));
-        }
-    }
-    out.shrink_to_fit();
-    Ok((roots, out))
+    Ok(roots)
 }
 
 /// `path` (found by walking `root`) relative to `root`. The walk builds every path as
@@ -280,39 +368,6 @@ fn source(fs_path: &Path, rel: &Path, root: u32) -> Result<Source> {
 
 fn pack_err(path: &Path, reason: &str) -> Error {
     Error::Pack { path: path.to_owned(), reason: reason.to_owned() }
-}
-
-/// Hashes every source, one worker per core, each taking the next unhashed file.
-fn hash_all(roots: &[Root], sources: &[Source], progress: &Progress) -> Result<Vec<Hashed>> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(sources.len().max(1));
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Hashed>>> = Mutex::new((0..sources.len()).map(|_| None).collect());
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                let mut buf = vec![0u8; IO_BUF];
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= sources.len() || lock(&first_error).is_some() {
-                        break;
-                    }
-                    match hash_file(&sources[i].fs_path(roots), &mut buf, progress) {
-                        Ok(h) => lock(&results)[i] = Some(h),
-                        Err(e) => {
-                            lock(&first_error).get_or_insert(e);
-                            break;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    Ok(results.into_iter().map(|h| h.expect("every index below len was hashed")).collect())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -416,10 +471,10 @@ fn add_checksum_signatures(
 
 /// Builds the manifest from the hashed sources (consumed: their paths move into the
 /// entries), and the payload pass's side table.
-fn build_manifest(opts: &PackOptions, sources: Vec<Source>, hashed: Vec<Hashed>) -> (Manifest, Vec<Item>) {
-    let mut entries = Vec::with_capacity(sources.len());
-    let mut items = Vec::with_capacity(sources.len());
-    for (s, h) in sources.into_iter().zip(hashed) {
+fn build_manifest(opts: &PackOptions, files: Vec<HashedSource>) -> (Manifest, Vec<Item>) {
+    let mut entries = Vec::with_capacity(files.len());
+    let mut items = Vec::with_capacity(files.len());
+    for (s, h) in files {
         entries.push(Entry { path: s.path, size: h.size, sha256: h.sha256, mode: h.mode, signatures: Vec::new() });
         items.push(Item { root: s.root, stamp: h.stamp });
     }
@@ -930,9 +985,8 @@ mod tests {
 
     /// Hashes `dir`, lets `change` modify it, then writes the payload.
     fn payload_after(dir: &Path, change: impl FnOnce()) -> Result<Vec<u8>> {
-        let (roots, sources) = collect_sources(&[dir.to_owned()])?;
-        let hashed = hash_all(&roots, &sources, &Progress::hidden())?;
-        let (manifest, items) = build_manifest(&options(), sources, hashed);
+        let (roots, files) = collect_and_hash(&[dir.to_owned()], &Progress::hidden())?;
+        let (manifest, items) = build_manifest(&options(), files);
         change();
         let mut out = Vec::new();
         write_payload(&mut out, &options(), &manifest, &roots, &items, &Progress::hidden())?;
@@ -967,6 +1021,23 @@ mod tests {
                     other => panic!("size {size} same_size {same_size}: expected a pack error, got {other:?}"),
                 }
             }
+        }
+    }
+
+    /// A hashing error while the walk still has thousands of files to hand out stops the
+    /// pack with that error (the walk must not block on a queue nobody empties).
+    /// `/proc/self/mem` is a regular file whose first read fails (EIO).
+    #[test]
+    fn a_hashing_error_during_a_long_walk_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..(HASH_BATCH * 50) {
+            fs::write(dir.path().join(format!("f{i}")), b"x").unwrap();
+        }
+        let sources = [PathBuf::from("/proc/self/mem"), dir.path().to_owned()];
+        match collect_and_hash(&sources, &Progress::hidden()) {
+            Err(Error::Io { path, .. }) => assert_eq!(path, Path::new("/proc/self/mem")),
+            Err(other) => panic!("expected the read error of /proc/self/mem, got {other:?}"),
+            Ok(_) => panic!("reading /proc/self/mem at offset 0 should fail"),
         }
     }
 
