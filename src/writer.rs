@@ -18,7 +18,6 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::digest::{Digest, IO_BUF};
@@ -214,26 +213,20 @@ fn check_options(opts: &PackOptions, signers: &[SecretKey]) -> Result<()> {
 /// the walk. Returns the roots and the files with their hashes, sorted by bundle path.
 fn collect_and_hash(paths: &[PathBuf], progress: &Progress) -> Result<(Vec<Root>, Vec<HashedSource>)> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (batches_tx, batches) = std::sync::mpsc::sync_channel::<Vec<FoundSource>>(workers * 4);
-    let batches = Mutex::new(batches);
-    let failed = AtomicBool::new(false);
+    let queue = HashQueue::default();
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let (walked, mut files) = std::thread::scope(|scope| {
         let hashers: Vec<_> =
-            (0..workers).map(|_| scope.spawn(|| hash_batches(&batches, &failed, &first_error, progress))).collect();
+            (0..workers).map(|_| scope.spawn(|| hash_queued(&queue, &first_error, progress))).collect();
         let mut batch = Vec::with_capacity(HASH_BATCH);
         let walked = walk(paths, &mut |source, fs_path| {
             batch.push((source, fs_path));
-            if batch.len() < HASH_BATCH {
-                return true;
-            }
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(HASH_BATCH));
-            !failed.load(Ordering::Relaxed) && batches_tx.send(full).is_ok()
+            batch.len() < HASH_BATCH || queue.push_all(&mut batch)
         });
-        if walked.is_ok() && !batch.is_empty() {
-            let _ = batches_tx.send(batch);
+        if walked.is_ok() {
+            queue.push_all(&mut batch);
         }
-        drop(batches_tx);
+        queue.close();
         let mut files = Vec::new();
         for h in hashers {
             files.extend(h.join().unwrap_or_default());
@@ -264,38 +257,97 @@ type FoundSource = (Source, PathBuf);
 /// A file after hashing.
 type HashedSource = (Source, Hashed);
 
-/// Files handed to a hashing worker at a time.
+/// Files the walk hands over at a time.
 const HASH_BATCH: usize = 64;
+/// Files waiting to be hashed, at most (the walk waits beyond this).
+const HASH_QUEUE_MAX: usize = 4096;
 
-/// A hashing worker: hashes batches until the walk ends. After any failure it only drains
-/// the queue (so the walk never blocks on a full one) and records the first error.
-fn hash_batches(
-    batches: &Mutex<std::sync::mpsc::Receiver<Vec<FoundSource>>>,
-    failed: &AtomicBool,
-    first_error: &Mutex<Option<Error>>,
-    progress: &Progress,
-) -> Vec<HashedSource> {
+/// Files waiting to be hashed. The walk adds them in batches; each worker takes one file at
+/// a time, so a batch holding several large files is still shared by all workers.
+#[derive(Default)]
+struct HashQueue {
+    state: Mutex<HashQueueState>,
+    /// Signalled when files arrive, the walk ends or a worker fails.
+    not_empty: std::sync::Condvar,
+    /// Signalled when the queue drains to half or a worker fails.
+    not_full: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct HashQueueState {
+    files: std::collections::VecDeque<FoundSource>,
+    closed: bool,
+    failed: bool,
+}
+
+impl HashQueue {
+    /// Moves `batch` into the queue, waiting while it is full. False once a worker failed
+    /// (the walk then stops).
+    fn push_all(&self, batch: &mut Vec<FoundSource>) -> bool {
+        let mut state = lock(&self.state);
+        while state.files.len() >= HASH_QUEUE_MAX && !state.failed {
+            state = self.not_full.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        if state.failed {
+            return false;
+        }
+        state.files.extend(batch.drain(..));
+        drop(state);
+        self.not_empty.notify_all();
+        true
+    }
+
+    /// No more files will come.
+    fn close(&self) {
+        lock(&self.state).closed = true;
+        self.not_empty.notify_all();
+    }
+
+    /// Stops everyone: the walk at its next batch, the workers at their next file.
+    fn fail(&self) {
+        lock(&self.state).failed = true;
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
+    }
+
+    /// The next file, or `None` once the queue is closed and empty or a worker failed.
+    fn pop(&self) -> Option<FoundSource> {
+        let mut state = lock(&self.state);
+        loop {
+            if state.failed {
+                return None;
+            }
+            if let Some(file) = state.files.pop_front() {
+                // Wake the walk only when the queue crosses half: a wake-up per file costs
+                // a system call.
+                if state.files.len() == HASH_QUEUE_MAX / 2 {
+                    self.not_full.notify_one();
+                }
+                return Some(file);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self.not_empty.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// A hashing worker: hashes files until the queue is closed and empty; on an error it
+/// records it (the first one wins) and stops everyone.
+fn hash_queued(queue: &HashQueue, first_error: &Mutex<Option<Error>>, progress: &Progress) -> Vec<HashedSource> {
     let mut buf = vec![0u8; IO_BUF];
     let mut done = Vec::new();
-    loop {
-        // The lock is held only while waiting for the next batch.
-        let batch = match lock(batches).recv() {
-            Ok(b) => b,
-            Err(_) => return done,
-        };
-        for (source, fs_path) in batch {
-            if failed.load(Ordering::Relaxed) {
-                break;
-            }
-            match hash_file(&fs_path, &mut buf, progress) {
-                Ok(h) => done.push((source, h)),
-                Err(e) => {
-                    lock(first_error).get_or_insert(e);
-                    failed.store(true, Ordering::Relaxed);
-                }
+    while let Some((source, fs_path)) = queue.pop() {
+        match hash_file(&fs_path, &mut buf, progress) {
+            Ok(h) => done.push((source, h)),
+            Err(e) => {
+                lock(first_error).get_or_insert(e);
+                queue.fail();
             }
         }
     }
+    done
 }
 
 /// Walks the sources: a directory contributes its contents (paths relative to it), a file
