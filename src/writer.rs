@@ -435,8 +435,12 @@ fn hash_file(path: &Path, buf: &mut [u8], progress: &Progress) -> Result<Hashed>
     let before = Stamp::of(&meta);
     let len = meta.len();
     let mut hasher = crate::digest::Hasher::new();
+    // Exactly the size fstat gave: no extra read to meet end-of-file (one system call per
+    // file). A file that grows meanwhile has a new size and mtime, which the payload pass
+    // compares with `before` and refuses.
+    let mut limited = (&mut file).take(len);
     loop {
-        let n = match file.read(buf) {
+        let n = match limited.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
