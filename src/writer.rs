@@ -212,12 +212,24 @@ fn check_options(opts: &PackOptions, signers: &[SecretKey]) -> Result<()> {
 /// Walks the sources and hashes every file found, one hashing worker per core overlapping
 /// the walk. Returns the roots and the files with their hashes, sorted by bundle path.
 fn collect_and_hash(paths: &[PathBuf], progress: &Progress) -> Result<(Vec<Root>, Vec<HashedSource>)> {
+    collect_and_hash_with(paths, progress, &hash_file)
+}
+
+/// The function that hashes one file (a parameter so tests can make it fail).
+type HashFn<'a> = dyn Fn(&Path, &mut [u8], &Progress) -> Result<Hashed> + Sync + 'a;
+
+/// [`collect_and_hash`] with the hashing function given.
+fn collect_and_hash_with(
+    paths: &[PathBuf],
+    progress: &Progress,
+    hash: &HashFn<'_>,
+) -> Result<(Vec<Root>, Vec<HashedSource>)> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let queue = HashQueue::default();
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let (walked, mut files) = std::thread::scope(|scope| {
         let hashers: Vec<_> =
-            (0..workers).map(|_| scope.spawn(|| hash_queued(&queue, &first_error, progress))).collect();
+            (0..workers).map(|_| scope.spawn(|| hash_queued(&queue, &first_error, progress, hash))).collect();
         let mut batch = Vec::with_capacity(HASH_BATCH);
         let walked = walk(paths, &mut |source, fs_path| {
             batch.push((source, fs_path));
@@ -335,11 +347,16 @@ impl HashQueue {
 
 /// A hashing worker: hashes files until the queue is closed and empty; on an error it
 /// records it (the first one wins) and stops everyone.
-fn hash_queued(queue: &HashQueue, first_error: &Mutex<Option<Error>>, progress: &Progress) -> Vec<HashedSource> {
+fn hash_queued(
+    queue: &HashQueue,
+    first_error: &Mutex<Option<Error>>,
+    progress: &Progress,
+    hash: &HashFn<'_>,
+) -> Vec<HashedSource> {
     let mut buf = vec![0u8; IO_BUF];
     let mut done = Vec::new();
     while let Some((source, fs_path)) = queue.pop() {
-        match hash_file(&fs_path, &mut buf, progress) {
+        match hash(&fs_path, &mut buf, progress) {
             Ok(h) => done.push((source, h)),
             Err(e) => {
                 lock(first_error).get_or_insert(e);
@@ -1080,21 +1097,32 @@ mod tests {
         }
     }
 
-    /// A hashing error while the walk still has thousands of files to hand out stops the
-    /// pack with that error (the walk must not block on a queue nobody empties).
-    /// `/proc/self/mem` is a regular file whose first read fails (EIO).
+    /// A hashing error while the walk still has many more files than the queue holds stops
+    /// the pack with that error (the walk must not block on a full queue nobody empties).
+    /// Also checks that without the error every file is hashed once, in path order.
     #[test]
     fn a_hashing_error_during_a_long_walk_is_reported() {
         let dir = tempfile::tempdir().unwrap();
-        for i in 0..(HASH_BATCH * 50) {
-            fs::write(dir.path().join(format!("f{i}")), b"x").unwrap();
+        let count = HASH_QUEUE_MAX * 3;
+        for i in 0..count {
+            fs::write(dir.path().join(format!("f{i:05}")), b"x").unwrap();
         }
-        let sources = [PathBuf::from("/proc/self/mem"), dir.path().to_owned()];
-        match collect_and_hash(&sources, &Progress::hidden()) {
-            Err(Error::Io { path, .. }) => assert_eq!(path, Path::new("/proc/self/mem")),
-            Err(other) => panic!("expected the read error of /proc/self/mem, got {other:?}"),
-            Ok(_) => panic!("reading /proc/self/mem at offset 0 should fail"),
+        let bad = dir.path().join("f00003");
+        let failing = |path: &Path, buf: &mut [u8], progress: &Progress| {
+            if path == bad {
+                return Err(Error::io(path, io::Error::other("injected read error")));
+            }
+            hash_file(path, buf, progress)
+        };
+        match collect_and_hash_with(&[dir.path().to_owned()], &Progress::hidden(), &failing) {
+            Err(Error::Io { path, .. }) => assert_eq!(path, bad),
+            Err(other) => panic!("expected the injected error, got {other:?}"),
+            Ok(_) => panic!("the injected error was lost"),
         }
+        let (_, files) = collect_and_hash(&[dir.path().to_owned()], &Progress::hidden()).unwrap();
+        let names: Vec<&str> = files.iter().map(|(s, _)| s.path.as_str()).collect();
+        let want: Vec<String> = (0..count).map(|i| format!("f{i:05}")).collect();
+        assert_eq!(names, want);
     }
 
     /// Unchanged files give one member per file, in payload order, whichever path they take.
