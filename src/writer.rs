@@ -889,11 +889,18 @@ fn read_small(entry: &Entry, roots: &[Root], item: &Item) -> Result<Vec<u8>> {
     let mut file = open_source(&fs_path)?;
     let mut data = Vec::with_capacity(entry.size as usize);
     (&mut file).take(entry.size).read_to_end(&mut data).map_err(|e| Error::io(&fs_path, e))?;
-    let after = Stamp::of(&file.metadata().map_err(|e| Error::io(&fs_path, e))?);
-    if data.len() as u64 != entry.size || after != item.stamp {
-        return Err(pack_err(&fs_path, "changed between hashing and packing; pack again"));
-    }
+    check_unchanged(&file, &fs_path, data.len() as u64, entry, item)?;
     Ok(data)
+}
+
+/// Errors unless the file gave exactly the hashed size and still has the stamp it had when
+/// it was hashed.
+fn check_unchanged(file: &File, fs_path: &Path, copied: u64, entry: &Entry, item: &Item) -> Result<()> {
+    let after = Stamp::of(&file.metadata().map_err(|e| Error::io(fs_path, e))?);
+    if copied != entry.size || after != item.stamp {
+        return Err(pack_err(fs_path, "changed between hashing and packing; pack again"));
+    }
+    Ok(())
 }
 
 /// Streams one source file into the tar stream, exactly `entry.size` bytes, and checks it
@@ -912,10 +919,7 @@ fn copy_source(
     let mut limited = ProgressReader { inner: (&mut file).take(entry.size), progress };
     let copied = write_member(enc, &name, entry.size, entry.mode.bits(), &mut limited, buf)
         .map_err(|e| Error::io(&fs_path, e))?;
-    let after = Stamp::of(&file.metadata().map_err(|e| Error::io(&fs_path, e))?);
-    if copied != entry.size || after != item.stamp {
-        return Err(pack_err(&fs_path, "changed between hashing and packing; pack again"));
-    }
+    check_unchanged(&file, &fs_path, copied, entry, item)?;
     progress.add_file();
     Ok(())
 }
