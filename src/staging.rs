@@ -19,6 +19,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::manifest::Entry;
 use crate::reader::PayloadSink;
 use crate::writeback::Writeback;
@@ -268,10 +269,6 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The process umask, read from /proc (Linux 4.7 and later) because the umask(2) call can

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use crate::digest::{Digest, IO_BUF};
 use crate::error::{Error, Result};
 use crate::keys::{self, SecretKey};
+use crate::lock;
 use crate::manifest::{self, BundleId, Entry, Manifest, Mode, SIGNATURE_SUFFIXES};
 use crate::member;
 use crate::path::RelPath;
@@ -437,10 +438,6 @@ fn source(fs_path: &Path, rel: &Path, root: u32) -> Result<Source> {
 
 fn pack_err(path: &Path, reason: &str) -> Error {
     Error::Pack { path: path.to_owned(), reason: reason.to_owned() }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn hash_file(path: &Path, buf: &mut [u8], progress: &Progress) -> Result<Hashed> {
