@@ -8,6 +8,8 @@
 //! large files. Nothing here is visible in the mirror: the staging directory is private
 //! (0700), it becomes durable with one `syncfs` and is moved into place only after every
 //! entry verified and every writer finished without error ([`StagingSink::finish`]).
+//! Meanwhile a background thread runs `syncfs` every few megabytes staged, so the device
+//! drains while the import verifies and that last `syncfs` is short (see `writeback`).
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -22,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::lock;
 use crate::manifest::Entry;
 use crate::reader::PayloadSink;
-use crate::writeback::Writeback;
+use crate::writeback::{SyncHandle, SyncScope, Syncer, Writeback};
 
 /// Files up to this size are buffered and created by the writer pool; larger ones are
 /// streamed by the sink thread (for them the cost of creating the file does not matter).
@@ -41,14 +43,15 @@ pub struct StagingSink {
     umask: Option<u32>,
     current: Option<Current>,
     pool: Pool,
+    /// Background syncs of the staging file system (see the module docs).
+    syncer: Syncer,
 }
 
 /// The entry being received.
 enum Current {
     /// A small file, buffered for the pool.
     Buffered(SmallFile),
-    /// A large file, written as it arrives (writeback starts as it goes, so the final
-    /// syncfs is short).
+    /// A large file, written as it arrives (writeback starts as it goes).
     Streamed { file: Writeback<File>, path: PathBuf },
 }
 
@@ -63,13 +66,16 @@ struct SmallFile {
 impl StagingSink {
     /// A sink writing under `root`, an existing empty private directory.
     pub fn new(root: PathBuf) -> StagingSink {
-        StagingSink { root, dirs: BTreeSet::new(), umask: process_umask(), current: None, pool: Pool::start() }
+        let syncer = Syncer::start(SyncScope::FileSystem);
+        let pool = Pool::start(syncer.handle());
+        StagingSink { root, dirs: BTreeSet::new(), umask: process_umask(), current: None, pool, syncer }
     }
 
     /// Waits for the writer pool to create every file handed to it. Only after this
     /// returns `Ok` is the staging directory complete.
     pub fn finish(mut self) -> Result<()> {
-        self.pool.finish()
+        self.pool.finish()?;
+        self.syncer.finish().map_err(|e| Error::io(&self.root, e))
     }
 
     /// Creates the entry's parent directories not created yet. Called for each entry in
@@ -108,7 +114,8 @@ impl PayloadSink for StagingSink {
             let data = Vec::with_capacity(entry.size as usize);
             Current::Buffered(SmallFile { path, mode, chmod: self.needs_chmod(mode), data })
         } else {
-            Current::Streamed { file: Writeback::new(create(&path, mode)?), path }
+            let file = Writeback::new(create(&path, mode)?).with_syncer(self.syncer.handle());
+            Current::Streamed { file, path }
         });
         Ok(())
     }
@@ -154,9 +161,10 @@ fn set_mode(file: &File, path: &Path, mode: u32) -> Result<()> {
     file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))
 }
 
-fn write_small(f: &SmallFile) -> Result<()> {
+fn write_small(f: &SmallFile, sync: &SyncHandle) -> Result<()> {
     let mut file = create(&f.path, f.mode)?;
     file.write_all(&f.data).map_err(|e| Error::io(&f.path, e))?;
+    sync.wrote(f.data.len() as u64, &file);
     if f.chmod {
         set_mode(&file, &f.path, f.mode)?;
     }
@@ -176,7 +184,7 @@ struct Pool {
 }
 
 impl Pool {
-    fn start() -> Pool {
+    fn start(sync: SyncHandle) -> Pool {
         let (tx, rx) = mpsc::sync_channel::<Vec<SmallFile>>(QUEUED_BATCHES);
         let rx = Arc::new(Mutex::new(rx));
         let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
@@ -185,6 +193,7 @@ impl Pool {
         let writers = (0..count)
             .map(|_| {
                 let (rx, failed, stopped) = (Arc::clone(&rx), Arc::clone(&failed), Arc::clone(&stopped));
+                let sync = sync.clone();
                 std::thread::spawn(move || loop {
                     // The lock is held only while waiting for the next batch.
                     let batch = match lock(&rx).recv() {
@@ -195,7 +204,7 @@ impl Pool {
                         if stopped.load(Ordering::Relaxed) {
                             return;
                         }
-                        if let Err(e) = write_small(f) {
+                        if let Err(e) = write_small(f, &sync) {
                             lock(&failed).get_or_insert(e);
                             stopped.store(true, Ordering::Relaxed);
                             return;

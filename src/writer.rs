@@ -28,7 +28,7 @@ use crate::manifest::{self, BundleId, Entry, Manifest, Mode, SIGNATURE_SUFFIXES}
 use crate::member;
 use crate::path::RelPath;
 use crate::progress::Progress;
-use crate::writeback::{Syncer, Writeback};
+use crate::writeback::{SyncScope, Syncer, Writeback};
 
 /// Name of the manifest member.
 pub const MANIFEST_MEMBER: &str = "airlock/manifest.cbor";
@@ -692,7 +692,7 @@ fn write_bundle(
     tmp.as_file().set_permissions(perms_0644()).map_err(|e| Error::io(tmp.path(), e))?;
     // The bundle is flushed to the device while it is written (see `writeback`), so the
     // final fsync waits for the last few megabytes rather than the whole bundle.
-    let syncer = Syncer::start();
+    let syncer = Syncer::start(SyncScope::File);
     let mut w = BufWriter::with_capacity(1 << 20, Writeback::new(tmp.as_file()).with_syncer(syncer.handle()));
     write_head(&mut w, head_level(opts.level), signers, head).map_err(|e| Error::io(out, e))?;
     progress.start("packing", total, manifest.entries.len() as u64);
