@@ -278,17 +278,17 @@ impl Bundle {
 
             let (ops_tx, ops_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
             let wants_data = sink.wants_data();
-            let sink_thread = scope.spawn(move || run_sink(sink, ops_rx));
+            let entries = &verified.manifest.entries;
+            let sink_thread = scope.spawn(move || run_sink(sink, entries, ops_rx));
             let mut forward = ForwardingSink { ops: ops_tx, wants_data, batch: Vec::new(), batch_bytes: 0 };
 
             let mut buf = vec![0u8; COPY_BUF];
+            let mut names = EntryNames::default();
             let verified_result = verified
                 .manifest
                 .payload_order()
                 .into_iter()
-                .try_for_each(|i| {
-                    read_entry(&mut stream, &verified.manifest.entries[i], &mut forward, &mut buf, progress)
-                })
+                .try_for_each(|i| read_entry(&mut stream, entries, i, &mut forward, &mut names, &mut buf, progress))
                 .and_then(|()| read_end(&mut stream))
                 .and_then(|()| forward.flush());
             // Dropping the sender ends the sink thread; dropping `stream` (on return) stops
@@ -305,24 +305,25 @@ impl Bundle {
     }
 }
 
-/// Work for the sink thread.
+/// Work for the sink thread. Entries are named by their index in the manifest (which the
+/// sink thread borrows too), so handing one over copies nothing.
 enum SinkOp {
-    Open(Entry),
+    Open(usize),
     Data(Vec<u8>),
-    Close(Entry),
+    Close(usize),
 }
 
 /// Marks "the sink thread stopped", so its own error is reported instead.
 const SINK_GONE: &str = "payload writer stopped";
 
 /// Runs a sink on its own thread until the sender goes away or the sink fails.
-fn run_sink(sink: &mut dyn PayloadSink, batches: mpsc::Receiver<Vec<SinkOp>>) -> Result<()> {
+fn run_sink(sink: &mut dyn PayloadSink, entries: &[Entry], batches: mpsc::Receiver<Vec<SinkOp>>) -> Result<()> {
     for batch in batches {
         for op in batch {
             match op {
-                SinkOp::Open(entry) => sink.open(&entry)?,
+                SinkOp::Open(i) => sink.open(&entries[i])?,
                 SinkOp::Data(bytes) => sink.write(&bytes)?,
-                SinkOp::Close(entry) => sink.close(&entry)?,
+                SinkOp::Close(i) => sink.close(&entries[i])?,
             }
         }
     }
@@ -360,12 +361,13 @@ impl ForwardingSink {
         let batch = std::mem::take(&mut self.batch);
         self.ops.send(batch).map_err(|_| Error::Usage(SINK_GONE.into()))
     }
-}
 
-impl PayloadSink for ForwardingSink {
-    fn open(&mut self, entry: &Entry) -> Result<()> {
-        self.push(SinkOp::Open(entry.clone()), 0)
+    /// Entry `entry` (an index into the manifest's entries) starts.
+    fn open(&mut self, entry: usize) -> Result<()> {
+        self.push(SinkOp::Open(entry), 0)
     }
+
+    /// Content of the current entry.
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         if !self.wants_data {
             return Ok(());
@@ -374,8 +376,10 @@ impl PayloadSink for ForwardingSink {
         // chunk size one by one and keep all that memory.
         self.push(SinkOp::Data(bytes.to_vec()), bytes.len())
     }
-    fn close(&mut self, entry: &Entry) -> Result<()> {
-        self.push(SinkOp::Close(entry.clone()), 0)
+
+    /// Entry `entry` ended and matched its hash.
+    fn close(&mut self, entry: usize) -> Result<()> {
+        self.push(SinkOp::Close(entry), 0)
     }
 }
 
@@ -560,21 +564,45 @@ fn check_sums(sums: &[u8], manifest: &Manifest, trust: &Trust) -> Result<()> {
     Ok(())
 }
 
+/// The member name an entry must have and the position it names in errors, rebuilt in
+/// place for each entry (two fresh strings per entry are a measurable cost with many small
+/// files).
+#[derive(Default)]
+struct EntryNames {
+    name: String,
+    at: String,
+}
+
+impl EntryNames {
+    fn set(&mut self, entry: &Entry) {
+        self.name.clear();
+        self.name.push_str(DATA_DIR);
+        self.name.push_str(entry.path.as_str());
+        self.at.clear();
+        self.at.push_str("member ");
+        self.at.push_str(&self.name);
+    }
+}
+
+/// Reads, checks and forwards entry `i` of `entries`.
 fn read_entry(
     stream: &mut impl Read,
-    entry: &Entry,
-    sink: &mut dyn PayloadSink,
+    entries: &[Entry],
+    i: usize,
+    sink: &mut ForwardingSink,
+    names: &mut EntryNames,
     buf: &mut [u8],
     progress: &Progress,
 ) -> Result<()> {
-    let name = format!("{DATA_DIR}{}", entry.path);
-    let at = format!("member {name}");
-    let header = match member::read_header(stream, &at)? {
+    let entry = &entries[i];
+    names.set(entry);
+    let EntryNames { name, at } = &*names;
+    let header = match member::read_header(stream, at)? {
         Next::Member(h) => h,
-        Next::ZeroBlock => return Err(malformed(&at, "missing: the archive ends before this manifest entry")),
+        Next::ZeroBlock => return Err(malformed(at, "missing: the archive ends before this manifest entry")),
     };
-    member::expect_header(&header, &name, entry.size, entry.mode.bits(), &at)?;
-    sink.open(entry)?;
+    member::expect_header(&header, name, entry.size, entry.mode.bits(), at)?;
+    sink.open(i)?;
     let mut hasher = Hasher::new();
     let mut left = entry.size;
     while left > 0 {
@@ -583,14 +611,14 @@ fn read_entry(
             Ok(0) => return Err(Error::Rejected(Reject::Truncated { at: at.clone() })),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(member::stream_error(e, &at)),
+            Err(e) => return Err(member::stream_error(e, at)),
         };
         hasher.update(&buf[..n]);
         sink.write(&buf[..n])?;
         progress.add_bytes(n as u64);
         left -= n as u64;
     }
-    read_padding(stream, entry.size, &at)?;
+    read_padding(stream, entry.size, at)?;
     let actual = hasher.finish();
     if actual != entry.sha256 {
         return Err(Error::Rejected(Reject::HashMismatch {
@@ -599,7 +627,7 @@ fn read_entry(
             actual: actual.to_hex(),
         }));
     }
-    sink.close(entry)?;
+    sink.close(i)?;
     progress.add_file();
     Ok(())
 }
