@@ -265,15 +265,34 @@ measure() {
         "$((${t1/./} - ${t0/./}))" "$rss" >>"$TSV"
 }
 
-# round PHASE RUN CMDFN...: one run of every command of a phase.  The start
-# rotates with the run number (ABC, BCA, CAB, ...), so no command always runs
-# first or always right after a particular other one.
+# round PHASE RUN CMDFN...: one run of every command of a phase, in the order of
+# row RUN of a Williams design (a balanced Latin square): over n runs (2n for an
+# odd number of commands) every command runs once in every position and right
+# after every other command exactly once.  A plain rotation (ABC, BCA, CAB) would
+# put every command in every position too, but always right after the same
+# other one, so one command would always pay for, say, the durable writes of
+# the same predecessor.
 round() {
     local phase=$1 run=$2
     shift 2
     local fns=("$@") n=$# i
+    local row=$(((run - 1) % n)) reverse=0 order=()
+    if ((n % 2 == 1)); then
+        row=$(((run - 1) % (2 * n)))
+        if ((row >= n)); then
+            row=$((row - n))
+            reverse=1
+        fi
+    fi
+    # First row 0, 1, n-1, 2, n-2, ...; row k adds k to each (mod n).
     for ((i = 0; i < n; i++)); do
-        "${fns[(run - 1 + i) % n]}" "$phase" "$run"
+        local first=$(((i % 2 == 1) ? (i + 1) / 2 : (n - i / 2) % n))
+        order+=($(((first + row) % n)))
+    done
+    for ((i = 0; i < n; i++)); do
+        local at=$i
+        ((reverse == 0)) || at=$((n - 1 - i))
+        "${fns[order[at]]}" "$phase" "$run"
     done
 }
 
