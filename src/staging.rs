@@ -71,8 +71,9 @@ impl StagingSink {
         StagingSink { root, dirs: BTreeSet::new(), umask: process_umask(), current: None, pool, syncer }
     }
 
-    /// Waits for the writer pool to create every file handed to it. Only after this
-    /// returns `Ok` is the staging directory complete.
+    /// Waits for the writer pool to create every file handed to it and for the background
+    /// sync under way; reports the first error of either. Only after this returns `Ok` is
+    /// the staging directory complete (it is durable only after the caller's `syncfs`).
     pub fn finish(mut self) -> Result<()> {
         self.pool.finish()?;
         self.syncer.finish().map_err(|e| Error::io(&self.root, e))
