@@ -1,7 +1,5 @@
-//! Writing to disk while airlock works: [`Writeback`], a file writer that starts writeback
-//! as it goes; [`Syncer`], which makes data durable from a background thread while more is
-//! still being written; [`SyncCounted`], which only feeds a syncer; and
-//! [`BackgroundWriter`], which moves the writing itself off the caller's thread.
+//! [`Writeback`]: a file writer that starts writeback as it goes, and [`Syncer`], which
+//! makes data durable from a background thread while more is still being written.
 //!
 //! On a machine with plenty of memory the kernel keeps a whole bundle or import dirty in
 //! the page cache, and the fsync that makes it durable then waits for all of it at the end.
@@ -70,36 +68,6 @@ impl<W: Write + AsFd> Write for Writeback<W> {
         if let Some(syncer) = &self.syncer {
             syncer.wrote(n as u64, &self.inner);
         }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Counts what is written to a file towards a [`Syncer`]'s background syncs, and starts
-/// no writeback of its own (unlike [`Writeback`]).
-///
-/// For one large file synced every [`STEP`] bytes (a bundle), the background `fdatasync`
-/// already writes back everything dirty. Starting writeback from the writing thread as
-/// well only made that thread submit the I/O, and wait in the block layer's writeback
-/// throttling while the compressor waited for it.
-pub struct SyncCounted<W> {
-    inner: W,
-    syncer: SyncHandle,
-}
-
-impl<W: Write + AsFd> SyncCounted<W> {
-    pub fn new(inner: W, syncer: SyncHandle) -> Self {
-        SyncCounted { inner, syncer }
-    }
-}
-
-impl<W: Write + AsFd> Write for SyncCounted<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.syncer.wrote(n as u64, &self.inner);
         Ok(n)
     }
 
@@ -208,114 +176,6 @@ impl SyncHandle {
     }
 }
 
-/// Bytes handed to a [`BackgroundWriter`]'s thread at a time.
-pub const CHUNK: usize = 4 << 20;
-/// Chunks in flight: one being filled, one being written, one waiting between them.
-const CHUNKS: usize = 3;
-
-/// Writes to `inner` from a background thread, in [`CHUNK`]s.
-///
-/// Packing compresses on every core, and the thread that collects the compressed output
-/// also feeds the compressor its input. Writing a bundle to disk costs CPU too (each byte
-/// is copied into the page cache, and writeback and background syncs are started from the
-/// writing thread); done on that thread, it stalled the compressor. Measured on the mixed
-/// corpus, writing from this thread instead cut pack's wall time by about 8%
-/// (docs/PERFORMANCE.md). Memory is bounded: at most [`CHUNKS`] chunks exist.
-///
-/// An error from `inner` is returned by the next `write` or by [`BackgroundWriter::finish`];
-/// nothing is written after it.
-pub struct BackgroundWriter {
-    current: Vec<u8>,
-    full: Option<mpsc::SyncSender<Vec<u8>>>,
-    empty: mpsc::Receiver<Vec<u8>>,
-    worker: Option<JoinHandle<io::Result<()>>>,
-}
-
-impl BackgroundWriter {
-    /// Starts the thread that writes to `inner`.
-    pub fn new<W: Write + Send + 'static>(mut inner: W) -> BackgroundWriter {
-        let (full, to_write) = mpsc::sync_channel::<Vec<u8>>(CHUNKS);
-        let (written, empty) = mpsc::sync_channel::<Vec<u8>>(CHUNKS);
-        for _ in 1..CHUNKS {
-            written.send(Vec::with_capacity(CHUNK)).expect("the receiver is still here");
-        }
-        let worker = std::thread::spawn(move || {
-            for mut chunk in to_write {
-                inner.write_all(&chunk)?;
-                chunk.clear();
-                // The writer may be finishing and gone; then the chunk is just freed.
-                let _ = written.send(chunk);
-            }
-            inner.flush()
-        });
-        BackgroundWriter { current: Vec::with_capacity(CHUNK), full: Some(full), empty, worker: Some(worker) }
-    }
-
-    /// Writes what is buffered, waits for the thread, and returns the first error met.
-    pub fn finish(mut self) -> io::Result<()> {
-        if !self.current.is_empty() {
-            let last = std::mem::take(&mut self.current);
-            self.send(last)?;
-        }
-        self.stop()
-    }
-
-    /// Hands the current chunk, which is full, to the thread and takes an empty one.
-    fn dispatch(&mut self) -> io::Result<()> {
-        let next = match self.empty.recv() {
-            Ok(chunk) => chunk,
-            Err(_) => return Err(self.thread_error()),
-        };
-        let full = std::mem::replace(&mut self.current, next);
-        self.send(full)
-    }
-
-    fn send(&mut self, chunk: Vec<u8>) -> io::Result<()> {
-        match self.full.as_ref().map(|full| full.send(chunk)) {
-            Some(Ok(())) => Ok(()),
-            _ => Err(self.thread_error()),
-        }
-    }
-
-    /// The error that ended the thread early.
-    fn thread_error(&mut self) -> io::Error {
-        self.stop().err().unwrap_or_else(|| io::Error::other("the writer thread ended early"))
-    }
-
-    fn stop(&mut self) -> io::Result<()> {
-        self.full.take();
-        match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the writer thread panicked")),
-            None => Err(io::Error::other("the writer thread has already ended")),
-        }
-    }
-}
-
-impl Write for BackgroundWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.current.len() == CHUNK {
-            self.dispatch()?;
-        }
-        let n = (CHUNK - self.current.len()).min(buf.len());
-        self.current.extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-
-    /// Does nothing: chunks are written when full, and [`BackgroundWriter::finish`] writes
-    /// the rest and reports errors.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for BackgroundWriter {
-    fn drop(&mut self) {
-        // On an error path: the caller reports its own error.
-        let _ = self.stop();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,86 +234,5 @@ mod tests {
         a.wrote(STEP / 2, &null);
         b.wrote(STEP / 2, &null);
         syncer.finish().expect_err("the step was crossed by two handles together");
-    }
-
-    /// A writer that fails once it has been given `limit` bytes.
-    struct FailsAfter {
-        limit: usize,
-        taken: usize,
-    }
-
-    impl Write for FailsAfter {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.taken + buf.len() > self.limit {
-                return Err(io::Error::new(io::ErrorKind::StorageFull, "device full"));
-            }
-            self.taken += buf.len();
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn background_writer_writes_everything_in_order() {
-        let mut tmp = tempfile::tempfile().unwrap();
-        let data: Vec<u8> = (0..(CHUNK * 2 + CHUNK / 2 + 7)).map(|i| (i % 253) as u8).collect();
-        let mut w = BackgroundWriter::new(tmp.try_clone().unwrap());
-        // Odd-sized pieces, so writes straddle chunk boundaries.
-        for piece in data.chunks(100_003) {
-            w.write_all(piece).unwrap();
-        }
-        w.finish().unwrap();
-        let mut back = Vec::new();
-        std::io::Seek::rewind(&mut tmp).unwrap();
-        tmp.read_to_end(&mut back).unwrap();
-        assert_eq!(back.len(), data.len());
-        assert!(back == data, "content differs");
-    }
-
-    #[test]
-    fn background_writer_with_nothing_written_writes_nothing() {
-        let tmp = tempfile::tempfile().unwrap();
-        BackgroundWriter::new(tmp.try_clone().unwrap()).finish().unwrap();
-        assert_eq!(tmp.metadata().unwrap().len(), 0);
-    }
-
-    #[test]
-    fn background_writer_reports_the_inner_error_from_finish() {
-        // Fails on the last, partial chunk: only finish can see it.
-        let mut w = BackgroundWriter::new(FailsAfter { limit: CHUNK, taken: 0 });
-        w.write_all(&vec![1u8; CHUNK + 10]).unwrap();
-        let err = w.finish().expect_err("the failed write must be reported");
-        assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
-    }
-
-    #[test]
-    fn background_writer_reports_the_inner_error_from_a_later_write() {
-        let mut w = BackgroundWriter::new(FailsAfter { limit: 0, taken: 0 });
-        // The first full chunk fails in the thread; with CHUNKS buffers, writing more than
-        // CHUNKS chunks must run into that error rather than block or drop data silently.
-        let piece = vec![2u8; CHUNK];
-        let err = (0..=CHUNKS).find_map(|_| w.write_all(&piece).err()).expect("a write must fail");
-        assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
-        assert!(w.finish().is_err(), "finish after a failure must not report success");
-    }
-
-    #[test]
-    fn sync_counted_asks_for_a_sync_once_a_step_is_written() {
-        // A sync of /dev/null fails, which shows that one was asked for.
-        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
-        let syncer = Syncer::start(SyncScope::File);
-        let mut w = SyncCounted::new(&null, syncer.handle());
-        w.write_all(&vec![0u8; STEP as usize - 1]).unwrap();
-        drop(w);
-        syncer.finish().expect("less than a step: no sync asked for");
-
-        let syncer = Syncer::start(SyncScope::File);
-        let mut w = SyncCounted::new(&null, syncer.handle());
-        w.write_all(&vec![0u8; STEP as usize]).unwrap();
-        drop(w);
-        syncer.finish().expect_err("a whole step written: a sync was asked for");
     }
 }

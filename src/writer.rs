@@ -28,7 +28,7 @@ use crate::manifest::{self, BundleId, Entry, Manifest, Mode, SIGNATURE_SUFFIXES}
 use crate::member;
 use crate::path::RelPath;
 use crate::progress::Progress;
-use crate::writeback::{BackgroundWriter, SyncCounted, SyncScope, Syncer};
+use crate::writeback::{SyncScope, Syncer, Writeback};
 
 /// Name of the manifest member.
 pub const MANIFEST_MEMBER: &str = "airlock/manifest.cbor";
@@ -691,15 +691,14 @@ fn write_bundle(
     // temporary file's 0600.
     tmp.as_file().set_permissions(perms_0644()).map_err(|e| Error::io(tmp.path(), e))?;
     // The bundle is flushed to the device while it is written (see `writeback`), so the
-    // final fsync waits for the last few megabytes rather than the whole bundle; and it is
-    // written from a thread of its own, not the one that feeds the compressor.
+    // final fsync waits for the last few megabytes rather than the whole bundle.
     let syncer = Syncer::start(SyncScope::File);
-    let file = tmp.as_file().try_clone().map_err(|e| Error::io(tmp.path(), e))?;
-    let mut w = BackgroundWriter::new(SyncCounted::new(file, syncer.handle()));
+    let mut w = BufWriter::with_capacity(1 << 20, Writeback::new(tmp.as_file()).with_syncer(syncer.handle()));
     write_head(&mut w, head_level(opts.level), signers, head).map_err(|e| Error::io(out, e))?;
     progress.start("packing", total, manifest.entries.len() as u64);
     write_payload(&mut w, opts, manifest, roots, items, progress)?;
-    w.finish().map_err(|e| Error::io(out, e))?;
+    w.flush().map_err(|e| Error::io(out, e))?;
+    drop(w);
     syncer.finish().map_err(|e| Error::io(out, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(out, e))?;
     let len = tmp.as_file().metadata().map_err(|e| Error::io(out, e))?.len();
