@@ -5,7 +5,7 @@
 #
 #   bench/compare.sh [--corpus mixed|small|both (default)] [--scale F] [--runs N]
 #                    [--workdir DIR] [--no-build] [--baseline-only] [--keep]
-#                    [--loop-fs]
+#                    [--loop-fs] [--loop-io direct|buffered]
 #
 # Progress goes to stderr; the Markdown results go to stdout and to
 # WORKDIR/results/<date>-<corpus>.md (with the raw timings beside it as .tsv).
@@ -24,6 +24,8 @@ BUILD=1
 BASELINE_ONLY=0
 KEEP=0
 LOOP_FS=0
+LOOP_IO=direct
+LOOP_DEV=
 LOOP_MOUNTED=0
 MARKER=.airlock-bench # marks a directory this script owns and may clean
 CLEANUP_ARMED=0
@@ -72,6 +74,13 @@ parse_args() {
         --baseline-only) BASELINE_ONLY=1 && shift ;;
         --keep) KEEP=1 && shift ;;
         --loop-fs) LOOP_FS=1 && shift ;;
+        --loop-io)
+            case "${2-}" in
+            direct | buffered) LOOP_IO=$2 ;;
+            *) die "--loop-io takes direct or buffered" ;;
+            esac
+            shift 2
+            ;;
         -h | --help) usage ;;
         *) die "unknown argument: $1 (try --help)" ;;
         esac
@@ -143,6 +152,15 @@ setup_workdir() {
 # here (hours for the small corpus) and slows the disk for a while after; the
 # image goes away in one unlink.  Same ext4 code, so per-file costs are alike;
 # writeback is not timed either way.
+#
+# --loop-io direct (the default) attaches the image with losetup --direct-io=on:
+# the loop device then hands writes to the disk below as a disk controller
+# would.  With --loop-io buffered (plain mount -o loop, the only mode before
+# 2026-12-01) every byte written back is first copied into the image file's
+# own page cache by the loop worker, on the same two cores the commands use;
+# that copy is a cost of the harness, not of any disk, and only the commands
+# that make their output durable within their timing (airlock, raw + sync)
+# pay it.  docs/PERFORMANCE.md has results in both modes.
 mount_loop_fs() {
     [[ $EUID -eq 0 ]] || die "--loop-fs needs root (it mounts a file system)"
     command -v mkfs.ext4 >/dev/null 2>&1 || die "missing tool: mkfs.ext4 (apt-get install e2fsprogs)"
@@ -152,9 +170,18 @@ mount_loop_fs() {
     # -i 8192: the small corpus needs millions of inodes over all runs.
     mkfs.ext4 -q -F -i 8192 -E nodiscard "$DATA.img" || die "mkfs.ext4 on $DATA.img failed"
     # noinit_itable: no background inode-table zeroing during the timings.
-    mount -o loop,nodiscard,noinit_itable "$DATA.img" "$DATA" || die "cannot loop-mount $DATA.img"
+    if [[ $LOOP_IO == direct ]]; then
+        command -v losetup >/dev/null 2>&1 || die "missing tool: losetup (apt-get install mount)"
+        LOOP_DEV=$(losetup --direct-io=on --find --show "$DATA.img") || die "losetup --direct-io=on $DATA.img failed"
+        # losetup falls back to buffered I/O where the image's file system has no O_DIRECT.
+        [[ $(cat "/sys/block/${LOOP_DEV#/dev/}/loop/dio" 2>/dev/null) == 1 ]] ||
+            { losetup -d "$LOOP_DEV"; die "$LOOP_DEV did not get direct I/O (is $WORK on a tmpfs?); use --loop-io buffered"; }
+        mount -o nodiscard,noinit_itable "$LOOP_DEV" "$DATA" || { losetup -d "$LOOP_DEV"; die "cannot mount $LOOP_DEV"; }
+    else
+        mount -o loop,nodiscard,noinit_itable "$DATA.img" "$DATA" || die "cannot loop-mount $DATA.img"
+    fi
     LOOP_MOUNTED=1
-    log "loop file system: $DATA.img on $DATA (ext4, nodiscard)"
+    log "loop file system: $DATA.img on $DATA (ext4, nodiscard, $LOOP_IO I/O)"
 }
 
 # Runs on every exit.  Deleting is the last thing we do: on this machine's ext4
@@ -164,7 +191,7 @@ cleanup() {
     [[ $CLEANUP_ARMED -eq 1 ]] || return 0
     if [[ $KEEP -eq 1 ]]; then
         if [[ $LOOP_MOUNTED -eq 1 ]]; then
-            log "keeping $DATA (--keep); before the next run: umount $DATA && rm $DATA.img && rmdir $DATA"
+            log "keeping $DATA (--keep); before the next run: umount $DATA${LOOP_DEV:+ && losetup -d $LOOP_DEV} && rm $DATA.img && rmdir $DATA"
         else
             log "keeping $DATA (--keep); remove it before the next run"
         fi
@@ -172,7 +199,7 @@ cleanup() {
     fi
     if [[ $LOOP_MOUNTED -eq 1 ]]; then
         log "unmounting and removing $DATA.img"
-        umount "$DATA" && rm -f "$DATA.img" && rmdir "$DATA"
+        umount "$DATA" && { [[ -z $LOOP_DEV ]] || losetup -d "$LOOP_DEV"; } && rm -f "$DATA.img" && rmdir "$DATA"
         return
     fi
     log "removing $DATA (results stay in $WORK/results); on a discard-mounted ext4 this can take long"
@@ -381,7 +408,7 @@ check_trees() {
 fs_description() {
     local fs
     fs=$(findmnt -no FSTYPE,OPTIONS -T "$DATA" 2>/dev/null | awk '{print $1 ($2 ~ /(^|,)discard/ ? " (discard)" : "")}')
-    [[ $LOOP_MOUNTED -eq 0 ]] || fs+=" on a loop image (--loop-fs)"
+    [[ $LOOP_MOUNTED -eq 0 ]] || fs+=" on a loop image (--loop-fs, $LOOP_IO I/O)"
     echo "${fs:-?}"
 }
 
