@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies, shared by the cargo-fuzz binaries (fuzz/fuzz_targets/*.rs,
-//! libFuzzer, nightly Rust) and the stable-Rust bounded runner (tests/fuzz_targets.rs,
+//! libFuzzer, nightly Rust) and the stable-Rust bounded runner (tests/it/fuzz_targets.rs,
 //! part of `cargo test`). Each function must never panic, whatever `data` is, except on
 //! an assertion that states a real invariant; docs/FUZZING.md says how to run them.
 //!
@@ -51,9 +51,9 @@ fn policy() -> Policy {
 }
 
 pub fn manifest(data: &[u8]) {
-    let peeked = airlock::manifest::peek_channel_created(data);
-    if let Ok(m) = airlock::manifest::decode(data) {
-        let again = airlock::manifest::encode(&m).expect("a decoded manifest must re-encode");
+    let peeked = airlock::format::manifest::peek_channel_created(data);
+    if let Ok(m) = airlock::format::manifest::decode(data) {
+        let again = airlock::format::manifest::encode(&m).expect("a decoded manifest must re-encode");
         assert_eq!(again, data, "decode accepted a non-canonical encoding");
         let (channel, created) = peeked.expect("peek failed on a manifest decode accepts");
         assert_eq!((channel.as_str(), created), (m.channel.as_str(), m.created), "peek disagrees with decode");
@@ -169,7 +169,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     let long = src.join("long").join("n".repeat(120));
     std::fs::create_dir_all(long.parent().unwrap()).unwrap();
     std::fs::write(&long, b"pax path").unwrap();
-    let opts = airlock::writer::PackOptions {
+    let opts = airlock::pack::PackOptions {
         sources: vec![src],
         channel: "fuzz".into(),
         sequence: 1,
@@ -183,13 +183,13 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         sign_artifacts: false,
     };
     let out = dir.path().join("seed.airlock");
-    let report = airlock::writer::pack(&opts, &[secret_key()], &out, false, &Progress::hidden()).expect("pack seed");
+    let report = airlock::pack::pack(&opts, &[secret_key()], &out, false, &Progress::hidden()).expect("pack seed");
     let bytes = std::fs::read(&out).unwrap();
     let key = secret_key();
     match target {
         "manifest" => {
-            let m = airlock::manifest::encode(&report.manifest).unwrap();
-            vec![m.clone(), m[..m.len() / 2].to_vec(), airlock::manifest::prefix()]
+            let m = airlock::format::manifest::encode(&report.manifest).unwrap();
+            vec![m.clone(), m[..m.len() / 2].to_vec(), airlock::format::manifest::prefix()]
         }
         "signify" => vec![
             FUZZ_PUBLIC_KEY.as_bytes().to_vec(),

@@ -9,8 +9,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::format::path::PathError;
 use crate::keys::{KeyError, KeyId};
-use crate::path::PathError;
 
 /// Everything that can go wrong in airlock.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! cargo-fuzz target `manifest`: see fuzz/targets.rs (shared with the stable runner,
-//! tests/fuzz_targets.rs) and docs/FUZZING.md.
+//! tests/it/fuzz_targets.rs) and docs/FUZZING.md.
 #![no_main]
 
 #[path = "../targets.rs"]

@@ -1,0 +1,749 @@
+//! The bundle manifest: what a bundle holds, signed byte for byte.
+//!
+//! This is the only module that knows CBOR (serde_cbor is unmaintained, so it stays behind
+//! [`encode`] and [`decode`] where it can be swapped). The encoding is specified in
+//! docs/FORMAT.md §"Manifest"; the rules that matter for security:
+//! - signatures cover the exact stored bytes, and the reader never re-serialises to verify;
+//! - the bytes start with [`prefix`] (a CBOR self-describe tag, then the `format` and
+//!   `version` fields), so no other message airlock signs can be taken for a manifest;
+//! - [`decode`] accepts only the canonical encoding (it re-encodes and compares), so two
+//!   implementations can never read one manifest two ways.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::Bytes;
+
+use crate::error::Reject;
+use crate::format::path::RelPath;
+use crate::io::digest::Digest;
+
+/// The `format` field.
+pub const FORMAT: &str = "airlock-manifest";
+/// The `version` field this code reads and writes.
+pub const VERSION: u64 = 1;
+/// Largest manifest accepted, in bytes.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// Longest channel name.
+pub const MAX_CHANNEL_BYTES: usize = 64;
+/// Longest label, meta key or meta value.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Most `meta` pairs.
+pub const MAX_META: usize = 256;
+/// Suffixes that make an entry a detached signature of its sibling: signify, minisign,
+/// OpenPGP, and the signed checksum line of `pack --sign-artifacts`.
+pub const SIGNATURE_SUFFIXES: [&str; 4] = [".sig", ".minisig", ".asc", ".sha256.sig"];
+
+/// The permission bits of an entry: the only two the format allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// 0644.
+    Regular,
+    /// 0755.
+    Executable,
+}
+
+impl Mode {
+    /// The octal permission bits.
+    pub fn bits(self) -> u32 {
+        match self {
+            Mode::Regular => 0o644,
+            Mode::Executable => 0o755,
+        }
+    }
+
+    /// The mode for given bits: executable when the owner may execute.
+    pub fn from_permissions(bits: u32) -> Mode {
+        if bits & 0o100 != 0 {
+            Mode::Executable
+        } else {
+            Mode::Regular
+        }
+    }
+
+    fn from_bits(bits: u32) -> Option<Mode> {
+        match bits {
+            0o644 => Some(Mode::Regular),
+            0o755 => Some(Mode::Executable),
+            _ => None,
+        }
+    }
+}
+
+/// One payload file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it goes, relative to the mirror root.
+    pub path: RelPath,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: Digest,
+    /// Its permission bits.
+    pub mode: Mode,
+    /// Sibling entries that are detached signatures of this one (`<path>.sig`, ...).
+    pub signatures: Vec<RelPath>,
+}
+
+/// A random 128-bit bundle identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BundleId(pub [u8; 16]);
+
+impl BundleId {
+    /// A fresh random id.
+    pub fn random() -> BundleId {
+        let mut id = [0u8; 16];
+        // getrandom only fails when the OS has no randomness at all; nothing safe is left to do.
+        getrandom::getrandom(&mut id).expect("operating system random number generator failed");
+        BundleId(id)
+    }
+
+    /// 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        crate::io::digest::hex(&self.0)
+    }
+}
+
+/// The decoded manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// Random identifier.
+    pub bundle_id: BundleId,
+    /// Creation time, seconds since the Unix epoch (UTC).
+    pub created: u64,
+    /// Expiry time, seconds since the Unix epoch, if any.
+    pub expires: Option<u64>,
+    /// The channel this bundle belongs to.
+    pub channel: String,
+    /// Position in the channel, from 1.
+    pub sequence: u64,
+    /// SHA-256 of the manifest of the channel's previous bundle, if known.
+    pub previous: Option<Digest>,
+    /// Free text for people.
+    pub label: Option<String>,
+    /// Free-form key/value metadata.
+    pub meta: BTreeMap<String, String>,
+    /// The payload files, sorted by path (bytewise).
+    pub entries: Vec<Entry>,
+    /// Paths this bundle removes from the mirror (always empty in version 1).
+    pub removed: Vec<RelPath>,
+}
+
+impl Manifest {
+    /// Total payload bytes.
+    pub fn total_size(&self) -> u64 {
+        // Saturating: signed sizes can add up past u64::MAX (a hostile manifest), and a
+        // wrapped total would pass the free-space check (or panic in a debug build).
+        self.entries.iter().fold(0u64, |sum, e| sum.saturating_add(e.size))
+    }
+
+    /// Indexes of the entries in payload order (docs/FORMAT.md §"Payload order"): manifest
+    /// order, except that each entry's linked signature entries come immediately before it.
+    /// A verifier thus holds an artifact's signatures before the artifact streams past, and
+    /// can check them in one pass.
+    pub fn payload_order(&self) -> Vec<usize> {
+        if self.entries.iter().all(|e| e.signatures.is_empty()) {
+            return (0..self.entries.len()).collect();
+        }
+        let index: HashMap<&str, usize> = self.entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect();
+        let linked: HashSet<usize> = self
+            .entries
+            .iter()
+            .flat_map(|e| e.signatures.iter().filter_map(|s| index.get(s.as_str()).copied()))
+            .collect();
+        let mut order = Vec::with_capacity(self.entries.len());
+        for i in 0..self.entries.len() {
+            if !linked.contains(&i) {
+                self.push_with_signatures(i, &index, &mut order);
+            }
+        }
+        order
+    }
+
+    fn push_with_signatures(&self, i: usize, index: &HashMap<&str, usize>, order: &mut Vec<usize>) {
+        // Signature paths are strictly longer than their artifact's, so this terminates.
+        for sig in &self.entries[i].signatures {
+            if let Some(&j) = index.get(sig.as_str()) {
+                self.push_with_signatures(j, index, order);
+            }
+        }
+        order.push(i);
+    }
+}
+
+// The wire form. Field order here IS the encoding order (docs/FORMAT.md): do not reorder,
+// and keep `WireManifest` (decoding, borrowing from the input) and `WireOut` (encoding,
+// borrowing from a `Manifest`) in step; the golden-bytes test pins both.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireManifest<'a> {
+    format: &'a str,
+    version: u64,
+    bundle_id: &'a Bytes,
+    created: u64,
+    expires: Option<u64>,
+    channel: &'a str,
+    sequence: u64,
+    previous: Option<&'a Bytes>,
+    label: Option<&'a str>,
+    meta: BTreeMap<&'a str, &'a str>,
+    #[serde(borrow)]
+    entries: Vec<WireEntry<'a>>,
+    removed: Vec<&'a str>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEntry<'a> {
+    path: &'a str,
+    size: u64,
+    sha256: &'a Bytes,
+    mode: u32,
+    #[serde(borrow)]
+    signatures: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    format: &'a str,
+    version: u64,
+    bundle_id: &'a Bytes,
+    created: u64,
+    expires: Option<u64>,
+    channel: &'a str,
+    sequence: u64,
+    previous: Option<&'a Bytes>,
+    label: Option<&'a str>,
+    meta: &'a BTreeMap<String, String>,
+    entries: EntriesOut<'a>,
+    removed: Vec<&'a str>,
+}
+
+/// Serialises entries one at a time, so encoding needs no second copy of them.
+struct EntriesOut<'a>(&'a [Entry]);
+
+impl Serialize for EntriesOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for e in self.0 {
+            seq.serialize_element(&WireEntry {
+                path: e.path.as_str(),
+                size: e.size,
+                sha256: Bytes::new(&e.sha256.0),
+                mode: e.mode.bits(),
+                signatures: e.signatures.iter().map(|s| s.as_str()).collect(),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// The fixed bytes every version-1 manifest starts with: tag 55799 (self-described CBOR),
+/// a map of 12 pairs, `"format": "airlock-manifest"`, `"version": 1`.
+pub fn prefix() -> Vec<u8> {
+    let mut p = vec![0xd9, 0xd9, 0xf7, 0xac];
+    push_text(&mut p, "format");
+    push_text(&mut p, FORMAT);
+    push_text(&mut p, "version");
+    p.push(VERSION as u8);
+    p
+}
+
+/// Reads `channel` and `created` from manifest bytes *before* their signatures are checked,
+/// so the trust policy can pick the channel's signer rule (and apply revocation times)
+/// without running the CBOR decoder on unverified input. It reads only the fixed-layout
+/// fields right after [`prefix`] (`bundle_id`, `created`, `expires`, `channel`); the caller
+/// MUST compare the result with the decoded manifest once the signatures verified.
+pub fn peek_channel_created(bytes: &[u8]) -> Result<(String, u64), Reject> {
+    check_prefix(bytes)?; // so another version is named as such, not "not a manifest"
+    let bad = || Reject::Manifest("cannot read the channel: not an airlock manifest".into());
+    let mut r = Peek(bytes.strip_prefix(prefix().as_slice()).ok_or_else(bad)?);
+    r.key("bundle_id")?;
+    if r.take(17)?[0] != 0x50 {
+        return Err(bad());
+    }
+    r.key("created")?;
+    let created = r.uint()?.ok_or_else(bad)?;
+    r.key("expires")?;
+    r.uint()?;
+    r.key("channel")?;
+    let len = match r.take(1)?[0] {
+        b @ 0x60..=0x77 => usize::from(b - 0x60),
+        0x78 => usize::from(r.take(1)?[0]),
+        _ => return Err(bad()),
+    };
+    let channel = String::from_utf8(r.take(len)?.to_vec()).map_err(|_| bad())?;
+    Ok((channel, created))
+}
+
+/// A cursor over canonical manifest bytes, for [`peek_channel_created`].
+struct Peek<'a>(&'a [u8]);
+
+impl<'a> Peek<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Reject> {
+        let (head, tail) = self
+            .0
+            .split_at_checked(n)
+            .ok_or_else(|| Reject::Manifest("cannot read the channel: manifest is truncated".into()))?;
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn key(&mut self, name: &str) -> Result<(), Reject> {
+        let mut want = Vec::new();
+        push_text(&mut want, name);
+        if self.take(want.len())? != want.as_slice() {
+            return Err(Reject::Manifest(format!("cannot read the channel: expected the key {name:?}")));
+        }
+        Ok(())
+    }
+
+    /// A canonical unsigned integer, or `None` for CBOR null.
+    fn uint(&mut self) -> Result<Option<u64>, Reject> {
+        let first = self.take(1)?[0];
+        let extra = match first {
+            0x00..=0x17 => return Ok(Some(u64::from(first))),
+            0x18 => 1,
+            0x19 => 2,
+            0x1a => 4,
+            0x1b => 8,
+            0xf6 => return Ok(None),
+            _ => return Err(Reject::Manifest("cannot read the channel: expected an integer".into())),
+        };
+        Ok(Some(self.take(extra)?.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))))
+    }
+}
+
+fn push_text(out: &mut Vec<u8>, text: &str) {
+    debug_assert!(text.len() < 24);
+    out.push(0x60 | text.len() as u8);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Encodes a manifest in its one canonical form. Checks the same rules as [`decode`], so
+/// airlock never signs a manifest it would itself reject.
+pub fn encode(manifest: &Manifest) -> Result<Vec<u8>, Reject> {
+    check_rules(manifest)?;
+    Ok(encode_unchecked(manifest))
+}
+
+fn encode_unchecked(manifest: &Manifest) -> Vec<u8> {
+    // Sized exactly by a counting pass first: a growing Vec would double past the size of a
+    // manifest that can be tens of megabytes, and pack's peak memory is the head.
+    struct Count(usize);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    write_canonical(manifest, &mut count).expect("counting cannot fail");
+    let mut out = Vec::with_capacity(count.0);
+    write_canonical(manifest, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+fn write_canonical(m: &Manifest, w: impl io::Write) -> Result<(), serde_cbor::Error> {
+    let wire = WireOut {
+        format: FORMAT,
+        version: VERSION,
+        bundle_id: Bytes::new(&m.bundle_id.0),
+        created: m.created,
+        expires: m.expires,
+        channel: &m.channel,
+        sequence: m.sequence,
+        previous: m.previous.as_ref().map(|d| Bytes::new(&d.0)),
+        label: m.label.as_deref(),
+        meta: &m.meta,
+        entries: EntriesOut(&m.entries),
+        removed: m.removed.iter().map(|p| p.as_str()).collect(),
+    };
+    let mut ser = serde_cbor::Serializer::new(serde_cbor::ser::IoWrite::new(w));
+    ser.self_describe()?;
+    wire.serialize(&mut ser)
+}
+
+/// Whether `m` encodes to exactly `bytes`, compared as it is produced: no second copy of a
+/// manifest that can be tens of megabytes.
+fn is_canonical(m: &Manifest, bytes: &[u8]) -> bool {
+    struct Compare<'a>(&'a [u8]);
+    impl io::Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            match self.0.strip_prefix(buf) {
+                Some(rest) => {
+                    self.0 = rest;
+                    Ok(buf.len())
+                }
+                None => Err(io::Error::other("differs")),
+            }
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut cmp = Compare(bytes);
+    write_canonical(m, &mut cmp).is_ok() && cmp.0.is_empty()
+}
+
+/// Decodes manifest bytes. Call it only on bytes whose signature has been verified, except
+/// to *display* an unverified bundle.
+pub fn decode(bytes: &[u8]) -> Result<Manifest, Reject> {
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Reject::Limit {
+            what: format!("manifest of {} bytes", bytes.len()),
+            limit: format!("{MAX_MANIFEST_BYTES} bytes"),
+        });
+    }
+    check_prefix(bytes)?;
+    let wire: WireManifest =
+        serde_cbor::from_slice(bytes).map_err(|e| Reject::Manifest(format!("cannot decode: {e}")))?;
+    let manifest = from_wire(wire)?;
+    check_rules(&manifest)?;
+    if !is_canonical(&manifest, bytes) {
+        return Err(Reject::Manifest("not in canonical encoding (docs/FORMAT.md §Manifest)".into()));
+    }
+    Ok(manifest)
+}
+
+fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
+    let want = prefix();
+    if bytes.starts_with(&want) {
+        return Ok(());
+    }
+    // Same shape but another version number: say so, rather than "bad prefix".
+    let head = &want[..want.len() - 1];
+    if bytes.starts_with(head) {
+        return Err(Reject::Manifest(format!("unsupported format version (this airlock reads version {VERSION})")));
+    }
+    Err(Reject::Manifest("does not start with the airlock manifest prefix".into()))
+}
+
+fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
+    if w.format != FORMAT || w.version != VERSION {
+        return Err(Reject::Manifest(format!(
+            "format {:?} version {} is not {FORMAT:?} version {VERSION}",
+            w.format, w.version
+        )));
+    }
+    let entries = w.entries.into_iter().map(entry_from_wire).collect::<Result<Vec<_>, _>>()?;
+    Ok(Manifest {
+        bundle_id: BundleId(fixed_bytes(w.bundle_id, "bundle_id")?),
+        created: w.created,
+        expires: w.expires,
+        channel: w.channel.to_owned(),
+        sequence: w.sequence,
+        previous: w.previous.map(|b| fixed_bytes(b, "previous").map(Digest)).transpose()?,
+        label: w.label.map(str::to_owned),
+        meta: w.meta.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        entries,
+        removed: w.removed.iter().map(|p| rel_path(p)).collect::<Result<_, _>>()?,
+    })
+}
+
+fn entry_from_wire(w: WireEntry<'_>) -> Result<Entry, Reject> {
+    let path = rel_path(w.path)?;
+    let mode = Mode::from_bits(w.mode)
+        .ok_or_else(|| Reject::Manifest(format!("entry {:?}: mode {:o} is not 644 or 755", w.path, w.mode)))?;
+    Ok(Entry {
+        sha256: Digest(w.sha256.as_ref().try_into().map_err(|_| {
+            Reject::Manifest(format!("sha256 of entry {:?} is {} bytes, expected 32", w.path, w.sha256.len()))
+        })?),
+        path,
+        size: w.size,
+        mode,
+        signatures: w.signatures.iter().map(|s| rel_path(s)).collect::<Result<_, _>>()?,
+    })
+}
+
+fn rel_path(text: &str) -> Result<RelPath, Reject> {
+    RelPath::new(text).map_err(|source| Reject::UnsafePath { path: text.to_owned(), source })
+}
+
+fn fixed_bytes<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], Reject> {
+    bytes.try_into().map_err(|_| Reject::Manifest(format!("{what} is {} bytes, expected {N}", bytes.len())))
+}
+
+/// Checks a channel name: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`.
+pub fn check_channel(name: &str) -> Result<(), String> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if name.is_empty() || name.len() > MAX_CHANNEL_BYTES || !ok_chars || name.starts_with('.') {
+        return Err(format!(
+            "channel name {name:?} must be 1 to {MAX_CHANNEL_BYTES} characters of A-Z a-z 0-9 . _ - and not start with `.`"
+        ));
+    }
+    Ok(())
+}
+
+/// The rules of docs/FORMAT.md §"Manifest rules" that the types alone do not enforce.
+fn check_rules(m: &Manifest) -> Result<(), Reject> {
+    check_channel(&m.channel).map_err(Reject::Manifest)?;
+    if m.sequence == 0 {
+        return Err(Reject::Manifest("sequence must be at least 1".into()));
+    }
+    if let Some(expires) = m.expires {
+        if expires <= m.created {
+            return Err(Reject::Manifest("expires is not after created".into()));
+        }
+    }
+    check_text(m.label.as_deref().unwrap_or(""), "label")?;
+    if m.meta.len() > MAX_META {
+        return Err(Reject::Manifest(format!("more than {MAX_META} meta pairs")));
+    }
+    for (k, v) in &m.meta {
+        if k.is_empty() {
+            return Err(Reject::Manifest("empty meta key".into()));
+        }
+        check_text(k, "meta key")?;
+        check_text(v, &format!("meta value of {k:?}"))?;
+    }
+    if !m.removed.is_empty() {
+        return Err(Reject::Manifest("`removed` must be empty in format version 1".into()));
+    }
+    check_entries(&m.entries)
+}
+
+fn check_text(text: &str, what: &str) -> Result<(), Reject> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(Reject::Manifest(format!("{what} is longer than {MAX_TEXT_BYTES} bytes")));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(Reject::Manifest(format!("{what} contains control characters")));
+    }
+    Ok(())
+}
+
+/// Entries must be strictly sorted by path bytes (so no path appears twice), no two paths may
+/// collide case-insensitively or after NFC, no file may also be a directory of another, and
+/// each signature link must name a sibling `<path>.sig|.minisig|.asc|.sha256.sig` entry, and no
+/// signature entry may be linked twice.
+fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
+    for pair in entries.windows(2) {
+        if pair[0].path.as_str().as_bytes() >= pair[1].path.as_str().as_bytes() {
+            return Err(Reject::Manifest(format!(
+                "entries are not strictly sorted: {:?} then {:?} (duplicate or reordered)",
+                pair[0].path.as_str(),
+                pair[1].path.as_str()
+            )));
+        }
+    }
+    // Collision keys sorted (stably, so equal keys keep entry order). Most paths are their
+    // own key and the entries are sorted, so this is nearly a linear pass; unlike a hash
+    // table it cannot be slowed down by chosen inputs.
+    let mut keys: Vec<(std::borrow::Cow<'_, str>, usize)> =
+        entries.iter().enumerate().map(|(i, e)| (RelPath::collision_key_cow(e.path.as_str()), i)).collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    for pair in keys.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            return Err(Reject::Manifest(format!(
+                "entries {:?} and {:?} collide on a case-insensitive or normalising filesystem",
+                entries[pair[0].1].path.as_str(),
+                entries[pair[1].1].path.as_str()
+            )));
+        }
+    }
+    let file_with_key = |key: &str| keys.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|i| keys[i].1);
+    // Each directory once: the entries under a directory are contiguous in sorted order, so
+    // a directory is new exactly when it is not also a directory of the previous entry.
+    let mut previous = "";
+    for e in entries {
+        let path = e.path.as_str();
+        for dir in e.path.ancestors() {
+            if previous.len() > dir.len() && previous.as_bytes()[dir.len()] == b'/' && previous.starts_with(dir) {
+                continue;
+            }
+            if let Some(file) = file_with_key(&RelPath::collision_key_cow(dir)) {
+                return Err(Reject::Manifest(format!(
+                    "entry {:?} is a file but entry {path:?} needs it to be a directory",
+                    entries[file].path.as_str()
+                )));
+            }
+        }
+        previous = path;
+    }
+    let exact = |p: &str| entries.binary_search_by(|e| e.path.as_str().as_bytes().cmp(p.as_bytes())).is_ok();
+    let mut linked: HashSet<&str> = HashSet::new();
+    for e in entries {
+        for sig in &e.signatures {
+            if !linked.insert(sig.as_str()) {
+                return Err(Reject::Manifest(format!(
+                    "signature {:?} is linked more than once (each signature entry belongs to one artifact)",
+                    sig.as_str()
+                )));
+            }
+            let suffix_ok = SIGNATURE_SUFFIXES.iter().any(|s| sig.as_str().strip_suffix(s) == Some(e.path.as_str()));
+            if !suffix_ok || !exact(sig.as_str()) {
+                return Err(Reject::Manifest(format!(
+                    "entry {:?} links signature {:?}, which is not a sibling .sig/.minisig/.asc/.sha256.sig entry of the bundle",
+                    e.path.as_str(),
+                    sig.as_str()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Manifest {
+        let entry = |p: &str, data: &[u8], mode| Entry {
+            path: RelPath::new(p).unwrap(),
+            size: data.len() as u64,
+            sha256: Digest::of(data),
+            mode,
+            signatures: vec![],
+        };
+        let mut a = entry("a.txt", b"hello\n", Mode::Regular);
+        a.signatures = vec![RelPath::new("a.txt.sig").unwrap()];
+        Manifest {
+            bundle_id: BundleId([7; 16]),
+            created: 1_700_000_000,
+            expires: Some(1_700_086_400),
+            channel: "default".into(),
+            sequence: 3,
+            previous: Some(Digest([9; 32])),
+            label: Some("sample".into()),
+            meta: BTreeMap::from([("origin".into(), "test".into())]),
+            entries: vec![
+                a,
+                entry("a.txt.sig", b"sig", Mode::Regular),
+                entry("bin/run", b"#!/bin/sh\n", Mode::Executable),
+            ],
+            removed: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let m = sample();
+        let bytes = encode(&m).unwrap();
+        assert!(bytes.starts_with(&prefix()));
+        assert_eq!(decode(&bytes).unwrap(), m);
+    }
+
+    /// Pins the encoding: any change to these bytes is a format change (docs/FORMAT.md,
+    /// version bump, new golden file).
+    #[test]
+    fn golden_bytes() {
+        let bytes = encode(&sample()).unwrap();
+        let golden = include_str!("../../fixtures/golden/manifest-v1.hex").trim();
+        assert_eq!(crate::io::digest::hex(&bytes), golden);
+    }
+
+    #[test]
+    fn rejects_unsorted_and_duplicates() {
+        let mut m = sample();
+        m.entries.swap(0, 2);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("sorted")));
+        let mut m = sample();
+        let dup = m.entries[2].clone();
+        m.entries.push(dup);
+        assert!(encode(&m).is_err());
+    }
+
+    #[test]
+    fn rejects_collisions_and_prefix_dirs() {
+        let mut m = sample();
+        let mut e = m.entries[2].clone();
+        e.path = RelPath::new("BIN/run").unwrap();
+        m.entries.insert(0, e);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("collide")));
+        let mut m = sample();
+        let mut e = m.entries[2].clone();
+        e.path = RelPath::new("a.txt/x").unwrap();
+        m.entries.insert(2, e);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("directory")));
+    }
+
+    /// The collision checks sort keys and visit each directory once; these cases sit where
+    /// that could go wrong: colliding entries far apart in entry order, a directory whose
+    /// entries are interleaved with a sibling that sorts before `/`, and non-ASCII keys.
+    #[test]
+    fn collisions_are_found_wherever_they_sort() {
+        let with_paths = |paths: &[&str]| {
+            let mut m = sample();
+            let template = m.entries[0].clone();
+            m.entries = paths
+                .iter()
+                .map(|p| Entry { path: RelPath::new(p).unwrap(), signatures: vec![], ..template.clone() })
+                .collect();
+            encode(&m)
+        };
+        let collide = |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(s)) if s.contains("collide"));
+        let file_dir = |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(s)) if s.contains("directory"));
+        assert!(collide(with_paths(&["Zeta", "a", "b", "c", "zeta"])));
+        assert!(collide(with_paths(&["CAF\u{c9}", "caf\u{e9}", "m"])));
+        // "a/b!/x" sorts between the file "A/B" and "a/b/y", whose directory "a/b" collides
+        // with that file.
+        assert!(file_dir(with_paths(&["A/B", "a/b!/x", "a/b/y"])));
+        assert!(file_dir(with_paths(&["a/b!/x", "a/b/y", "a/b/z", "a/c", "a/c/d"])));
+        with_paths(&["B", "a/b!/x", "a/b/y", "a/bb", "a/c"]).expect("no collision");
+    }
+
+    #[test]
+    fn peek_reads_channel_and_created() {
+        let mut m = sample();
+        assert_eq!(peek_channel_created(&encode(&m).unwrap()).unwrap(), ("default".into(), 1_700_000_000));
+        m.channel = "a-much-longer-channel-name-of-forty-bytes".into();
+        m.expires = None;
+        m.created = 5;
+        assert_eq!(peek_channel_created(&encode(&m).unwrap()).unwrap(), (m.channel.clone(), 5));
+        let bytes = encode(&m).unwrap();
+        assert!(peek_channel_created(&bytes[..50]).is_err());
+        assert!(peek_channel_created(b"junk").is_err());
+    }
+
+    #[test]
+    fn payload_order_puts_signatures_first() {
+        let m = sample();
+        let order: Vec<&str> = m.payload_order().iter().map(|&i| m.entries[i].path.as_str()).collect();
+        assert_eq!(order, ["a.txt.sig", "a.txt", "bin/run"]);
+    }
+
+    #[test]
+    fn rejects_bad_signature_links() {
+        let mut m = sample();
+        m.entries[2].signatures = vec![RelPath::new("a.txt.sig").unwrap()];
+        assert!(encode(&m).is_err());
+    }
+
+    #[test]
+    fn rejects_a_signature_linked_twice() {
+        let mut m = sample();
+        let sig = m.entries[0].signatures[0].clone();
+        m.entries[0].signatures.push(sig);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("more than once")));
+    }
+
+    #[test]
+    fn rejects_other_versions_and_noncanonical() {
+        let bytes = encode(&sample()).unwrap();
+        let mut v2 = bytes.clone();
+        let at = prefix().len() - 1;
+        v2[at] = 2;
+        assert!(matches!(decode(&v2), Err(Reject::Manifest(s)) if s.contains("version")));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode(&trailing).is_err());
+        assert!(decode(b"").is_err());
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn rejects_unsafe_paths_inside_valid_cbor() {
+        // Same length, so the CBOR stays well-formed and the bad path reaches the decoder.
+        let mut bytes = encode(&sample()).unwrap();
+        let at = bytes.windows(7).position(|w| w == b"bin/run").unwrap();
+        bytes[at..at + 7].copy_from_slice(b"../evil");
+        let err = decode(&bytes).unwrap_err();
+        assert!(matches!(&err, Reject::UnsafePath { path, .. } if path == "../evil"), "{err}");
+    }
+}

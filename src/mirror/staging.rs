@@ -1,0 +1,356 @@
+//! [`StagingSink`]: writes verified payload entries into an import's private staging
+//! directory.
+//!
+//! Creating a file costs more than writing a small one, and a single thread creating
+//! hundreds of thousands of files leaves the other cores idle. So small files are buffered
+//! whole and created by a pool of writer threads, while the sink thread itself only
+//! creates directories (in order, before any file inside them is handed out) and streams
+//! large files. Nothing here is visible in the mirror: the staging directory is private
+//! (0700), it becomes durable with one `syncfs` and is moved into place only after every
+//! entry verified and every writer finished without error ([`StagingSink::finish`]).
+//! Meanwhile a background thread runs `syncfs` every few megabytes staged, so the device
+//! drains while the import verifies and that last `syncfs` is short (see `writeback`).
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::format::manifest::Entry;
+use crate::io::sync::lock;
+use crate::io::writeback::{SyncHandle, SyncScope, Syncer, Writeback};
+use crate::verify::PayloadSink;
+
+/// Files up to this size are buffered and created by the writer pool; larger ones are
+/// streamed by the sink thread (for them the cost of creating the file does not matter).
+const POOLED_MAX_BYTES: u64 = 256 << 10;
+/// Small files are handed to the pool in batches of up to this many files or bytes.
+const BATCH_FILES: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches waiting for a writer, at most (bounds the memory held to a few MiB).
+const QUEUED_BATCHES: usize = 4;
+
+/// Writes payload entries under `root` (see the module docs).
+pub struct StagingSink {
+    root: PathBuf,
+    dirs: BTreeSet<String>,
+    /// The process umask, if known: files whose mode it leaves alone need no chmod.
+    umask: Option<u32>,
+    current: Option<Current>,
+    pool: Pool,
+    /// Background syncs of the staging file system (see the module docs).
+    syncer: Syncer,
+}
+
+/// The entry being received.
+enum Current {
+    /// A small file, buffered for the pool.
+    Buffered(SmallFile),
+    /// A large file, written as it arrives (writeback starts as it goes).
+    Streamed { file: Writeback<File>, path: PathBuf },
+}
+
+/// A small file's whole content, for a pool writer to create.
+struct SmallFile {
+    path: PathBuf,
+    mode: u32,
+    chmod: bool,
+    data: Vec<u8>,
+}
+
+impl StagingSink {
+    /// A sink writing under `root`, an existing empty private directory.
+    pub fn new(root: PathBuf) -> StagingSink {
+        let syncer = Syncer::start(SyncScope::FileSystem);
+        let pool = Pool::start(syncer.handle());
+        StagingSink { root, dirs: BTreeSet::new(), umask: process_umask(), current: None, pool, syncer }
+    }
+
+    /// Waits for the writer pool to create every file handed to it and for the background
+    /// sync under way; reports the first error of either. Only after this returns `Ok` is
+    /// the staging directory complete (it is durable only after the caller's `syncfs`).
+    pub fn finish(mut self) -> Result<()> {
+        self.pool.finish()?;
+        self.syncer.finish().map_err(|e| Error::io(&self.root, e))
+    }
+
+    /// Creates the entry's parent directories not created yet. Called for each entry in
+    /// payload order, before the entry's file is handed to anyone.
+    fn create_parents(&mut self, entry: &Entry) -> Result<()> {
+        for dir in entry.path.ancestors() {
+            if self.dirs.contains(dir) {
+                continue;
+            }
+            self.dirs.insert(dir.to_owned());
+            let full = self.root.join(dir);
+            match fs::create_dir(&full) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(&full, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a file of this mode needs an explicit chmod: the process umask must not
+    /// change the signed mode, but one chmod per file is a measurable share of importing
+    /// many small files, so it is skipped when the umask is known to leave the mode alone.
+    fn needs_chmod(&self, mode: u32) -> bool {
+        self.umask.is_none_or(|mask| mask & mode != 0)
+    }
+}
+
+impl PayloadSink for StagingSink {
+    fn open(&mut self, entry: &Entry) -> Result<()> {
+        self.pool.check()?;
+        self.create_parents(entry)?;
+        let path = self.root.join(entry.path.as_str());
+        let mode = entry.mode.bits();
+        self.current = Some(if entry.size <= POOLED_MAX_BYTES {
+            let data = Vec::with_capacity(entry.size as usize);
+            Current::Buffered(SmallFile { path, mode, chmod: self.needs_chmod(mode), data })
+        } else {
+            let file = Writeback::new(create(&path, mode)?).with_syncer(self.syncer.handle());
+            Current::Streamed { file, path }
+        });
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self.current.as_mut() {
+            Some(Current::Buffered(f)) => {
+                f.data.extend_from_slice(bytes);
+                Ok(())
+            }
+            Some(Current::Streamed { file, path }) => file.write_all(bytes).map_err(|e| Error::io(&*path, e)),
+            None => Err(Error::Usage("write outside an entry".into())),
+        }
+    }
+
+    fn close(&mut self, entry: &Entry) -> Result<()> {
+        match self.current.take() {
+            Some(Current::Buffered(f)) => self.pool.submit(f),
+            Some(Current::Streamed { file, path }) => {
+                if self.needs_chmod(entry.mode.bits()) {
+                    set_mode(file.get_ref(), &path, entry.mode.bits())?;
+                }
+                Ok(())
+            }
+            None => Err(Error::Usage("close outside an entry".into())),
+        }
+    }
+}
+
+/// Creates a staged file with its final mode (the staging directory is private; the umask
+/// may still take bits away, see [`StagingSink::needs_chmod`]), never following a link.
+fn create(path: &Path, mode: u32) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+fn set_mode(file: &File, path: &Path, mode: u32) -> Result<()> {
+    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))
+}
+
+fn write_small(f: &SmallFile, sync: &SyncHandle) -> Result<()> {
+    let mut file = create(&f.path, f.mode)?;
+    file.write_all(&f.data).map_err(|e| Error::io(&f.path, e))?;
+    sync.wrote(f.data.len() as u64, &file);
+    if f.chmod {
+        set_mode(&file, &f.path, f.mode)?;
+    }
+    Ok(())
+}
+
+/// The writer threads and the batch being filled for them.
+struct Pool {
+    batches: Option<mpsc::SyncSender<Vec<SmallFile>>>,
+    batch: Vec<SmallFile>,
+    batch_bytes: usize,
+    /// The first error any writer met, until reported.
+    failed: Arc<Mutex<Option<Error>>>,
+    /// Set with the first error: every writer stops.
+    stopped: Arc<AtomicBool>,
+    writers: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(sync: SyncHandle) -> Pool {
+        let (tx, rx) = mpsc::sync_channel::<Vec<SmallFile>>(QUEUED_BATCHES);
+        let rx = Arc::new(Mutex::new(rx));
+        let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        let writers = (0..count)
+            .map(|_| {
+                let (rx, failed, stopped) = (Arc::clone(&rx), Arc::clone(&failed), Arc::clone(&stopped));
+                let sync = sync.clone();
+                std::thread::spawn(move || loop {
+                    // The lock is held only while waiting for the next batch.
+                    let batch = match lock(&rx).recv() {
+                        Ok(b) => b,
+                        Err(_) => return,
+                    };
+                    for f in &batch {
+                        if stopped.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if let Err(e) = write_small(f, &sync) {
+                            lock(&failed).get_or_insert(e);
+                            stopped.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Pool { batches: Some(tx), batch: Vec::new(), batch_bytes: 0, failed, stopped, writers }
+    }
+
+    fn submit(&mut self, f: SmallFile) -> Result<()> {
+        self.batch_bytes += f.data.len();
+        self.batch.push(f);
+        if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        let sent = self.batches.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+        if !sent {
+            self.check()?;
+            return Err(Error::Usage("the staging writers stopped".into()));
+        }
+        self.check()
+    }
+
+    /// The first writer error, if any (so a full disk stops the import early). Reported
+    /// once; the writers stay stopped.
+    fn check(&self) -> Result<()> {
+        if !self.stopped.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match lock(&self.failed).take() {
+            Some(e) => Err(e),
+            None => Err(Error::Usage("the staging writers stopped after an error".into())),
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let sent = self.send();
+        self.stop();
+        self.check()?;
+        sent
+    }
+
+    /// Closes the queue and waits for every writer.
+    fn stop(&mut self) {
+        self.batches = None;
+        for w in self.writers.drain(..) {
+            // A writer that panicked has written nothing it did not report; the panic
+            // itself is reported by the thread. Treat it as a failure.
+            if w.join().is_err() {
+                lock(&self.failed).get_or_insert(Error::Usage("a staging writer panicked".into()));
+                self.stopped.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Pool {
+    /// An import that fails part-way still waits for its writers, so nothing writes into
+    /// the staging directory while it is being removed.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The process umask, read from /proc (Linux 4.7 and later) because the umask(2) call can
+/// only read it by changing it.
+fn process_umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(value.trim(), 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::manifest::Mode;
+    use crate::format::path::RelPath;
+    use crate::io::digest::Digest;
+
+    fn entry(path: &str, data: &[u8]) -> Entry {
+        Entry {
+            path: RelPath::new(path).unwrap(),
+            size: data.len() as u64,
+            sha256: Digest::of(data),
+            mode: Mode::Regular,
+            signatures: vec![],
+        }
+    }
+
+    fn put(sink: &mut StagingSink, path: &str, data: &[u8]) -> Result<()> {
+        let e = entry(path, data);
+        sink.open(&e)?;
+        sink.write(data)?;
+        sink.close(&e)
+    }
+
+    #[test]
+    fn small_and_large_files_are_all_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = StagingSink::new(dir.path().to_owned());
+        let big = vec![3u8; POOLED_MAX_BYTES as usize + 1];
+        let mut want = Vec::new();
+        for i in 0..(BATCH_FILES * 3 + 7) {
+            let (path, data) = (format!("d{}/f{i}", i % 5), format!("file {i}").into_bytes());
+            put(&mut sink, &path, &data).unwrap();
+            want.push((path, data));
+        }
+        put(&mut sink, "d1/big", &big).unwrap();
+        want.push(("d1/big".into(), big));
+        sink.finish().unwrap();
+        for (path, data) in want {
+            assert_eq!(fs::read(dir.path().join(&path)).unwrap(), data, "{path}");
+        }
+    }
+
+    /// A pool writer's failure (here: the file exists already) is reported, naming the
+    /// file, by a later call or at the latest by `finish`.
+    #[test]
+    fn a_writer_error_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("taken"), b"already here").unwrap();
+        let mut sink = StagingSink::new(dir.path().to_owned());
+        let mut result = put(&mut sink, "taken", b"new");
+        for i in 0..(BATCH_FILES * 8) {
+            if result.is_err() {
+                break;
+            }
+            result = put(&mut sink, &format!("other/{i}"), b"x");
+        }
+        let error = match result {
+            Err(e) => e,
+            Ok(()) => sink.finish().expect_err("the existing file must make staging fail"),
+        };
+        assert!(matches!(&error, Error::Io { path, .. } if path.ends_with("taken")), "{error:?}");
+        assert_eq!(fs::read(dir.path().join("taken")).unwrap(), b"already here");
+    }
+}

@@ -1,0 +1,484 @@
+//! Artifact signatures: the producer's layer, checked while the payload streams.
+//!
+//! A bundle's manifest links each artifact to the detached signatures that travel with it
+//! (`<artifact>.sig`, `.minisig`, `.asc`, `.sha256.sig`; docs/FORMAT.md §6.2), and payload
+//! order puts those signature members immediately before their artifact (§6.4). So
+//! [`ArtifactSink`], a [`PayloadSink`] decorator, can check a trust policy's artifact rules
+//! in the same single pass that verifies and stages the payload:
+//!
+//! 1. a signature member of an artifact that a rule covers is buffered (at most
+//!    [`MAX_SIGNATURE_FILE`] bytes) and parsed once its SHA-256 has matched;
+//! 2. when the artifact opens, a verifier is started for each signature by a key of a
+//!    covering rule (signify: strict Ed25519 over the file, streamed; minisign prehashed:
+//!    BLAKE2b-512 streamed, then Ed25519; minisign legacy: strict Ed25519 streamed; the
+//!    trusted comment's global signature up front; `.sha256.sig`: the signed checksum line
+//!    must name the artifact and its manifest SHA-256);
+//! 3. the artifact's bytes feed the verifiers as they pass to the inner sink;
+//! 4. when it closes, every covering rule must hold, or the import is rejected with an
+//!    [`Reject::Artifact`] naming the file and the key ids.
+//!
+//! Decisions: a signature by a rule key that does not verify rejects (tampering), even when
+//! the rule does not require a signature; signatures by other keys are ignored and reported;
+//! revoked keys never count; a malformed signature file of a covered artifact rejects (so a
+//! "signature" cannot smuggle other content past a rule).
+
+use std::collections::HashMap;
+use std::sync::{mpsc, Arc};
+use std::thread;
+
+use crate::error::{Reject, Result};
+use crate::format::manifest::{Entry, Manifest};
+use crate::io::digest::Digest;
+use crate::keys::minisign::{MinisigFile, MinisigVerifier, SigMode, StrictStream};
+use crate::keys::{self, KeyId, PublicKey, Signature};
+use crate::policy::Policy;
+use crate::verify::PayloadSink;
+
+/// Largest signature file buffered for checking.
+pub const MAX_SIGNATURE_FILE: u64 = 64 * 1024;
+/// Artifacts at least this large have their streaming signature checks run on their own
+/// threads; smaller ones are checked inline (a thread costs more than the hashing).
+const PARALLEL_MIN_BYTES: u64 = 8 << 20;
+/// Chunks in flight to each verifier thread.
+const WORKER_DEPTH: usize = 4;
+/// The suffix of the signed checksum line `pack --sign-artifacts` writes.
+pub const CHECKSUM_SIG_SUFFIX: &str = ".sha256.sig";
+
+/// What kind of detached signature a linked entry is, from its suffix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigKind {
+    /// `<artifact>.sig`: signify, Ed25519 over the file.
+    Signify,
+    /// `<artifact>.minisig`: minisign.
+    Minisign,
+    /// `<artifact>.asc`: OpenPGP, carried but not verified.
+    Pgp,
+    /// `<artifact>.sha256.sig`: a signify embedded signature of the file's checksum line.
+    Checksum,
+}
+
+impl SigKind {
+    /// The kind of `sig`, a linked signature of `artifact`.
+    pub fn of(artifact: &str, sig: &str) -> Option<SigKind> {
+        match sig.strip_prefix(artifact)? {
+            ".sig" => Some(SigKind::Signify),
+            ".minisig" => Some(SigKind::Minisign),
+            ".asc" => Some(SigKind::Pgp),
+            CHECKSUM_SIG_SUFFIX => Some(SigKind::Checksum),
+            _ => None,
+        }
+    }
+}
+
+/// The checksum line signed into `<artifact>.sha256.sig`: `signify -C` syntax with the
+/// artifact's file name, so it checks beside the artifact (`cd dir && signify -C -p K.pub
+/// -x a.tar.gz.sha256.sig`).
+pub fn checksum_line(artifact_path: &str, sha256: &Digest) -> String {
+    let name = artifact_path.rsplit('/').next().unwrap_or(artifact_path);
+    format!("SHA256 ({name}) = {sha256}\n")
+}
+
+/// A signature file, parsed.
+enum Parsed {
+    Signify(Signature),
+    Minisign(MinisigFile),
+    Checksum(Signature, Vec<u8>),
+    Pgp,
+}
+
+impl Parsed {
+    fn parse(kind: SigKind, bytes: &[u8]) -> std::result::Result<Parsed, String> {
+        match kind {
+            SigKind::Signify => Signature::parse(bytes).map(Parsed::Signify).map_err(|e| e.to_string()),
+            SigKind::Minisign => MinisigFile::parse(bytes).map(Parsed::Minisign),
+            SigKind::Checksum => {
+                let (sig, msg) = keys::parse_embedded(bytes).map_err(|e| e.to_string())?;
+                Ok(Parsed::Checksum(sig, msg.to_vec()))
+            }
+            SigKind::Pgp => {
+                if bytes.starts_with(b"-----BEGIN PGP SIGNATURE-----") {
+                    Ok(Parsed::Pgp)
+                } else {
+                    Err("is not an ASCII-armoured OpenPGP signature".into())
+                }
+            }
+        }
+    }
+
+    fn key_id(&self) -> Option<KeyId> {
+        match self {
+            Parsed::Signify(s) | Parsed::Checksum(s, _) => Some(s.key_id()),
+            Parsed::Minisign(m) => Some(m.key_id()),
+            Parsed::Pgp => None,
+        }
+    }
+}
+
+/// A signature check that consumes the artifact's bytes.
+enum Streaming {
+    Signify(Box<StrictStream>),
+    Minisign(MinisigVerifier),
+}
+
+impl Streaming {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Streaming::Signify(v) => v.update(bytes),
+            Streaming::Minisign(v) => v.update(bytes),
+        }
+    }
+
+    fn finish(self) -> std::result::Result<(), String> {
+        match self {
+            Streaming::Signify(v) => v.finish(),
+            Streaming::Minisign(v) => v.finish(),
+        }
+    }
+}
+
+/// A streaming check on its own thread, fed through a bounded channel: for a large artifact
+/// the signature hashes (SHA-512, BLAKE2b-512) then run beside staging and each other
+/// instead of after them on the sink thread.
+struct Worker {
+    tx: mpsc::SyncSender<Arc<[u8]>>,
+    handle: thread::JoinHandle<std::result::Result<(), String>>,
+}
+
+impl Worker {
+    fn spawn(mut check: Streaming) -> Worker {
+        let (tx, rx) = mpsc::sync_channel::<Arc<[u8]>>(WORKER_DEPTH);
+        let handle = thread::spawn(move || {
+            for chunk in rx {
+                check.update(&chunk);
+            }
+            check.finish()
+        });
+        Worker { tx, handle }
+    }
+
+    fn finish(self) -> std::result::Result<(), String> {
+        drop(self.tx);
+        self.handle.join().unwrap_or_else(|_| Err("the verifier thread failed".into()))
+    }
+}
+
+enum Check {
+    Inline(Streaming),
+    Worker(Worker),
+    Passed,
+    Failed(String),
+}
+
+struct Candidate {
+    sig_path: String,
+    key: PublicKey,
+    legacy: bool,
+    check: Check,
+    /// A minisign trusted comment (authenticated once the check passed), for the report.
+    trusted_comment: Option<String>,
+}
+
+struct Artifact {
+    path: String,
+    /// Every signature file linked to it.
+    linked: Vec<String>,
+    rules: Vec<usize>,
+    candidates: Vec<Candidate>,
+}
+
+enum Current {
+    Buffering { path: String, kind: SigKind, artifact: String, buf: Vec<u8> },
+    Checking(Artifact),
+    PassThrough,
+}
+
+/// A [`PayloadSink`] that enforces a policy's artifact rules around an inner sink.
+pub struct ArtifactSink<'a> {
+    inner: &'a mut dyn PayloadSink,
+    policy: &'a Policy,
+    created: u64,
+    /// Linked signature entry → (its artifact, kind), for signatures that must be checked.
+    watched: HashMap<String, (String, SigKind)>,
+    /// Parsed signature files waiting for their artifact.
+    held: HashMap<String, Parsed>,
+    current: Option<Current>,
+    notes: Vec<String>,
+    active: bool,
+}
+
+impl<'a> ArtifactSink<'a> {
+    /// Wraps `inner` to enforce `policy`'s artifact rules on the payload of `manifest`.
+    pub fn new(inner: &'a mut dyn PayloadSink, policy: &'a Policy, manifest: &Manifest) -> ArtifactSink<'a> {
+        let rules = policy.artifact_rules();
+        let mut watched = HashMap::new();
+        let mut active = false;
+        for e in &manifest.entries {
+            let covered = rules.iter().any(|r| r.matches(e.path.as_str()));
+            active |= covered;
+            for s in &e.signatures {
+                if covered || rules.iter().any(|r| r.matches(s.as_str())) {
+                    if let Some(kind) = SigKind::of(e.path.as_str(), s.as_str()) {
+                        watched.insert(s.as_str().to_owned(), (e.path.as_str().to_owned(), kind));
+                    }
+                }
+            }
+        }
+        ArtifactSink {
+            inner,
+            policy,
+            created: manifest.created,
+            watched,
+            held: HashMap::new(),
+            current: None,
+            notes: Vec::new(),
+            active,
+        }
+    }
+
+    /// What was checked and what was ignored, one line per artifact or signature.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    fn reject(path: &str, problem: String) -> crate::error::Error {
+        Reject::Artifact { path: path.to_owned(), problem }.into()
+    }
+
+    fn key_label(&self, key: &PublicKey) -> String {
+        match self.policy.name_of(key) {
+            Some(n) if n != key.key_id().to_string() => format!("{} ({n})", key.key_id()),
+            _ => key.key_id().to_string(),
+        }
+    }
+
+    /// Starts checking an artifact covered by `rules`.
+    fn start(&mut self, entry: &Entry, rules: Vec<usize>) -> Result<Artifact> {
+        let path = entry.path.as_str();
+        let policy_rules = self.policy.artifact_rules();
+        let mut candidates = Vec::new();
+        for sig_path in &entry.signatures {
+            let sig_path = sig_path.as_str();
+            let Some(parsed) = self.held.remove(sig_path) else {
+                continue;
+            };
+            let Some(id) = parsed.key_id() else {
+                self.notes.push(format!("{path}: {sig_path} carried, not verified"));
+                continue;
+            };
+            if let Some(r) = self.policy.revocation(id, self.created) {
+                self.notes.push(format!("{path}: {sig_path} is by revoked key {id} ({}); ignored", r.reason));
+                continue;
+            }
+            let Some(key) = rules.iter().find_map(|&i| policy_rules[i].key(id)).cloned() else {
+                self.notes
+                    .push(format!("{path}: {sig_path} is by key {id}, which no rule for this file names; ignored"));
+                continue;
+            };
+            let trusted_comment = match &parsed {
+                Parsed::Minisign(m) => Some(m.trusted_comment().to_owned()),
+                _ => None,
+            };
+            let (legacy, check) = match parsed {
+                Parsed::Signify(sig) => (
+                    false,
+                    StrictStream::new(&key, sig.bytes())
+                        .map_or_else(Check::Failed, |v| Check::Inline(Streaming::Signify(Box::new(v)))),
+                ),
+                Parsed::Minisign(m) => (
+                    m.mode() == SigMode::Legacy,
+                    m.verifier(&key, true).map_or_else(Check::Failed, |v| Check::Inline(Streaming::Minisign(v))),
+                ),
+                Parsed::Checksum(sig, line) => {
+                    let check = if key.verify(&line, &sig).is_err() {
+                        Check::Failed("the signature of the checksum line does not verify".into())
+                    } else if line != checksum_line(path, &entry.sha256).as_bytes() {
+                        Check::Failed(format!(
+                            "the signed checksum line {:?} is not this file's ({:?})",
+                            String::from_utf8_lossy(&line),
+                            checksum_line(path, &entry.sha256)
+                        ))
+                    } else {
+                        Check::Passed
+                    };
+                    (false, check)
+                }
+                Parsed::Pgp => continue,
+            };
+            candidates.push(Candidate { sig_path: sig_path.to_owned(), key, legacy, check, trusted_comment });
+        }
+        if entry.size >= PARALLEL_MIN_BYTES {
+            for c in &mut candidates {
+                if let Check::Inline(_) = c.check {
+                    let Check::Inline(streaming) = std::mem::replace(&mut c.check, Check::Passed) else {
+                        unreachable!()
+                    };
+                    c.check = Check::Worker(Worker::spawn(streaming));
+                }
+            }
+        }
+        let linked = entry.signatures.iter().map(|s| s.as_str().to_owned()).collect();
+        let artifact = Artifact { path: path.to_owned(), linked, rules, candidates };
+        self.fail_on_bad(&artifact)?;
+        Ok(artifact)
+    }
+
+    /// A signature by a rule key that failed, or a legacy one a rule refuses, rejects.
+    fn fail_on_bad(&self, a: &Artifact) -> Result<()> {
+        for c in &a.candidates {
+            if let Check::Failed(why) = &c.check {
+                return Err(Self::reject(
+                    &a.path,
+                    format!("signature {} by key {}: {why}", c.sig_path, self.key_label(&c.key)),
+                ));
+            }
+            for &i in &a.rules {
+                let rule = &self.policy.artifact_rules()[i];
+                if c.legacy && !rule.allow_legacy && rule.key(c.key.key_id()).is_some() {
+                    return Err(Self::reject(
+                        &a.path,
+                        format!(
+                            "signature {} by key {} is a legacy (non-prehashed) minisign signature, which the rule for {:?} refuses (allow_legacy = false)",
+                            c.sig_path,
+                            self.key_label(&c.key),
+                            rule.pattern
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The artifact's bytes have all passed (and matched their SHA-256): decide.
+    fn finish(&mut self, mut a: Artifact) -> Result<()> {
+        for c in &mut a.candidates {
+            let check = std::mem::replace(&mut c.check, Check::Passed);
+            c.check = match check {
+                Check::Inline(v) => v.finish().map_or_else(Check::Failed, |()| Check::Passed),
+                Check::Worker(w) => w.finish().map_or_else(Check::Failed, |()| Check::Passed),
+                other => other,
+            };
+        }
+        self.fail_on_bad(&a)?;
+        for &i in &a.rules {
+            let rule = &self.policy.artifact_rules()[i];
+            let good: Vec<&Candidate> = a
+                .candidates
+                .iter()
+                .filter(|c| {
+                    matches!(c.check, Check::Passed) && rule.keys.iter().any(|k| k.as_bytes() == c.key.as_bytes())
+                })
+                .collect();
+            let wanted: Vec<String> = rule.keys.iter().map(|k| self.key_label(k)).collect();
+            if let Some(c) = good.first() {
+                self.notes.push(format!(
+                    "{}: {} verified with key {} (rule {:?}){}",
+                    a.path,
+                    c.sig_path,
+                    self.key_label(&c.key),
+                    rule.pattern,
+                    c.trusted_comment
+                        .as_ref()
+                        .map_or(String::new(), |t| format!("; trusted comment: {}", t.escape_debug()))
+                ));
+            } else if rule.required {
+                return Err(Self::reject(
+                    &a.path,
+                    format!(
+                        "the rule for {:?} requires a valid signature by {}{}, and there is none (signature files: {})",
+                        rule.pattern,
+                        if wanted.len() > 1 { "one of " } else { "key " },
+                        wanted.join(", "),
+                        if a.linked.is_empty() { "none".to_owned() } else { a.linked.join(", ") }
+                    ),
+                ));
+            } else {
+                self.notes.push(format!(
+                    "{}: not signed by {} (accepted: the rule for {:?} has required = false)",
+                    a.path,
+                    wanted.join(", "),
+                    rule.pattern
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PayloadSink for ArtifactSink<'_> {
+    fn open(&mut self, entry: &Entry) -> Result<()> {
+        let path = entry.path.as_str();
+        let current = if let Some((artifact, kind)) = self.watched.get(path).cloned() {
+            if entry.size > MAX_SIGNATURE_FILE {
+                return Err(Self::reject(
+                    &artifact,
+                    format!(
+                        "signature file {path} is {} bytes, more than the {MAX_SIGNATURE_FILE} a signature may have",
+                        entry.size
+                    ),
+                ));
+            }
+            Current::Buffering { path: path.to_owned(), kind, artifact, buf: Vec::with_capacity(entry.size as usize) }
+        } else {
+            let rules: Vec<usize> = self
+                .policy
+                .artifact_rules()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.matches(path))
+                .map(|(i, _)| i)
+                .collect();
+            if rules.is_empty() {
+                // Signatures held for an artifact no rule covers are not needed.
+                for s in &entry.signatures {
+                    self.held.remove(s.as_str());
+                }
+                Current::PassThrough
+            } else {
+                Current::Checking(self.start(entry, rules)?)
+            }
+        };
+        self.current = Some(current);
+        self.inner.open(entry)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match &mut self.current {
+            Some(Current::Buffering { buf, .. }) => buf.extend_from_slice(bytes),
+            Some(Current::Checking(a)) => {
+                let mut shared: Option<Arc<[u8]>> = None;
+                for c in &mut a.candidates {
+                    match &mut c.check {
+                        Check::Inline(v) => v.update(bytes),
+                        Check::Worker(w) => {
+                            let chunk = shared.get_or_insert_with(|| Arc::from(bytes)).clone();
+                            // A worker only stops when its sender is dropped, so this cannot
+                            // fail; if it did, finish() reports the check as failed.
+                            let _ = w.tx.send(chunk);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.inner.write(bytes)
+    }
+
+    fn close(&mut self, entry: &Entry) -> Result<()> {
+        match self.current.take() {
+            Some(Current::Buffering { path, kind, artifact, buf }) => {
+                let parsed = Parsed::parse(kind, &buf)
+                    .map_err(|why| Self::reject(&artifact, format!("signature file {path} is malformed: {why}")))?;
+                self.held.insert(path, parsed);
+            }
+            Some(Current::Checking(a)) => self.finish(a)?,
+            _ => {}
+        }
+        self.inner.close(entry)
+    }
+
+    fn wants_data(&self) -> bool {
+        self.active || !self.watched.is_empty() || self.inner.wants_data()
+    }
+}

@@ -1,0 +1,27 @@
+//! airlock's integration tests, in one binary (one link instead of one per file).
+//!
+//! - [`kit`] and [`common`]: the harness (keys, packing, bundle surgery, the rejection contract).
+//! - `adversarial*`: one test per attack, named after it; each checks exit code 1, the message,
+//!   a byte-identical mirror and nothing written outside it.
+//! - `crash`: SIGKILL at every stage boundary and at random points, full disks, locks.
+//! - `interop_*`: the real signify-openbsd, minisign, GNU tar and zstd binaries.
+//! - `proptest_bundle`, `fuzz_targets`: property tests and the bounded stable fuzz runner.
+
+mod common;
+mod kit;
+#[path = "../../fuzz/targets.rs"]
+mod targets;
+
+mod adversarial;
+mod adversarial_keys;
+mod adversarial_signed;
+mod artifacts;
+mod cosign;
+mod crash;
+mod fuzz_targets;
+mod interop_signify_keys;
+mod interop_tools;
+mod policy;
+mod proptest_bundle;
+mod reject;
+mod roundtrip;
