@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! AIRLOCK_FUZZ_SECONDS=600 cargo test --release --test it fuzz_targets:: -- --nocapture
-//! AIRLOCK_FUZZ_SECONDS=600 AIRLOCK_FUZZ_SEED=7 cargo test --release --test it fuzz_targets:: bundle_parts -- --nocapture
+//! AIRLOCK_FUZZ_SECONDS=600 AIRLOCK_FUZZ_SEED=7 cargo test --release --test it fuzz_targets::bundle_parts -- --nocapture
 //! ```
 //!
 //! Mutations are libFuzzer-like (bit flips, byte sets, interesting values, inserts, deletes,
