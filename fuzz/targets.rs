@@ -23,7 +23,7 @@ use std::path::Path;
 use airlock::keys::{self, KeyError, PublicKey, SecretKey, Signature};
 use airlock::mirror::{ImportOptions, Mirror};
 use airlock::policy::{Policy, Trust};
-use airlock::progress::Progress;
+use airlock::progress::NoProgress;
 
 /// A test key pair made for fuzzing (`airlock keygen --no-passphrase`). Its secret half is
 /// public: never trust this key for anything. Seeds are signed with it, so mutated seeds
@@ -116,10 +116,10 @@ pub fn parts_input(head_tar: &[u8], payload_tar: &[u8]) -> Vec<u8> {
 fn import_and_check(root: &Path, input: &Path) {
     let mirror_dir = root.join("mirror");
     let mirror = Mirror::open(&mirror_dir, true).expect("open a fresh mirror");
-    let result = mirror.import(input, &policy(), &ImportOptions::default(), &Progress::hidden());
+    let result = mirror.import(input, &policy(), &ImportOptions::default(), &NoProgress);
     match &result {
         Ok(_) => {
-            let report = mirror.verify(&Progress::hidden()).expect("mirror verify");
+            let report = mirror.verify(&NoProgress).expect("mirror verify");
             assert!(report.is_clean(), "accepted import does not verify: {report:?}");
         }
         Err(e) => {
@@ -183,7 +183,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         sign_artifacts: false,
     };
     let out = dir.path().join("seed.airlock");
-    let report = airlock::pack::pack(&opts, &[secret_key()], &out, false, &Progress::hidden()).expect("pack seed");
+    let report = airlock::pack::pack(&opts, &[secret_key()], &out, false, &NoProgress).expect("pack seed");
     let bytes = std::fs::read(&out).unwrap();
     let key = secret_key();
     match target {

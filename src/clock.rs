@@ -1,16 +1,14 @@
 //! Wall-clock time, and its text forms.
 //!
-//! All times in airlock are whole seconds since the Unix epoch, UTC. The environment
-//! variable `AIRLOCK_NOW` (seconds) replaces the system clock; it exists so that tests and
-//! drills can exercise expiry and the mirror's clock floor, and is documented as such.
+//! All times in airlock are whole seconds since the Unix epoch, UTC. The library never reads
+//! the clock behind its caller's back where time decides acceptance: pack, verify and import
+//! take "now" as an option (the command line fills it from the system clock, or from
+//! `AIRLOCK_NOW` for tests and drills).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The current time in Unix seconds (or `AIRLOCK_NOW` when set).
-pub fn now() -> u64 {
-    if let Some(t) = std::env::var("AIRLOCK_NOW").ok().and_then(|v| v.parse().ok()) {
-        return t;
-    }
+/// The system clock in Unix seconds (0 before 1970).
+pub fn system_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

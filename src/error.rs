@@ -14,6 +14,7 @@ use crate::keys::{KeyError, KeyId};
 
 /// Everything that can go wrong in airlock.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An I/O operation on a named file failed.
     #[error("{}: {source}", path.display())]
@@ -29,6 +30,15 @@ pub enum Error {
     /// The command line asked for something impossible.
     #[error("{0}")]
     Usage(String),
+    /// An output file exists and the caller did not ask to replace it.
+    #[error("{} exists", path.display())]
+    OutputExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// A bug in airlock, or a worker thread that failed (exit 2; never blamed on the input).
+    #[error("internal error: {0} (this is a bug in airlock; please report it)")]
+    Internal(String),
     /// An input to `pack` cannot be put in a bundle.
     #[error("cannot pack {}: {reason}", path.display())]
     Pack {
@@ -62,6 +72,7 @@ pub enum Error {
 
 /// Why a bundle was rejected.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Reject {
     /// The compressed or tar structure is damaged or not what the format allows.
     #[error("{at}: {problem}")]

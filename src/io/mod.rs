@@ -1,5 +1,6 @@
 //! Plumbing shared by the pipeline stages: digests, durable writes, writeback, threads.
 
 pub mod digest;
+pub mod durable;
 pub mod sync;
 pub mod writeback;

@@ -49,11 +49,14 @@ pub struct ImportOptions {
     pub allow_gap: bool,
     /// Allowance for clock error when checking expiry, in seconds.
     pub clock_skew: u64,
+    /// The time to check expiry and age against (Unix seconds); the mirror's clock floor
+    /// can only move it later.
+    pub now: u64,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { allow_gap: false, clock_skew: DEFAULT_CLOCK_SKEW }
+        ImportOptions { allow_gap: false, clock_skew: DEFAULT_CLOCK_SKEW, now: clock::system_now() }
     }
 }
 
@@ -191,7 +194,7 @@ impl Mirror {
         bundle_path: &Path,
         policy: &Policy,
         opts: &ImportOptions,
-        progress: &Progress,
+        progress: &dyn Progress,
     ) -> Result<ImportOutcome> {
         let mut summary = None;
         let result = self.import_inner(bundle_path, policy, opts, progress, &mut summary);
@@ -204,7 +207,7 @@ impl Mirror {
             let event = if err.is_rejection() { "rejected" } else { "failed" };
             let record = LogRecord {
                 prev: String::new(),
-                time: clock::now(),
+                time: opts.now,
                 event: event.into(),
                 source: Some(bundle_path.display().to_string()),
                 bundle: summary,
@@ -223,7 +226,7 @@ impl Mirror {
         bundle_path: &Path,
         policy: &Policy,
         opts: &ImportOptions,
-        progress: &Progress,
+        progress: &dyn Progress,
         summary: &mut Option<BundleSummary>,
     ) -> Result<ImportOutcome> {
         let bundle = Bundle::open(bundle_path)?;
@@ -234,13 +237,13 @@ impl Mirror {
             return Ok(ImportOutcome::AlreadyImported { manifest_digest: verified.manifest_digest });
         }
         let overrides = check_freshness(&verified.manifest, &verified.manifest_digest, &state, opts)?;
-        policy.check_age(verified.manifest.created, clock::now().max(state.clock_floor), opts.clock_skew)?;
+        policy.check_age(verified.manifest.created, opts.now.max(state.clock_floor), opts.clock_skew)?;
         self.preflight(&verified.manifest)?;
         let (staging, artifacts) = self.stage(bundle, &verified, policy, progress)?;
         crash_point("staged");
         let record = LogRecord {
             prev: String::new(),
-            time: clock::now(),
+            time: opts.now,
             event: "imported".into(),
             source: Some(bundle_path.display().to_string()),
             bundle: summary.clone(),
@@ -306,7 +309,7 @@ impl Mirror {
         bundle: Bundle,
         verified: &Verified,
         policy: &Policy,
-        progress: &Progress,
+        progress: &dyn Progress,
     ) -> Result<(PathBuf, Vec<String>)> {
         let name = format!("{}.{}", verified.manifest.bundle_id.to_hex(), random_hex());
         let staging = self.meta.join("staging").join(&name);
@@ -426,7 +429,7 @@ impl Mirror {
             remove_dir_if_exists(&self.meta.join("staging").join(&name))?;
             self.append_log(LogRecord {
                 prev: String::new(),
-                time: clock::now(),
+                time: clock::system_now(),
                 event: "discarded".into(),
                 source: None,
                 bundle: None,
@@ -483,7 +486,7 @@ impl Mirror {
     }
 
     /// Re-checks every file against the manifests that put it there.
-    pub fn verify(&self, progress: &Progress) -> Result<VerifyReport> {
+    pub fn verify(&self, progress: &dyn Progress) -> Result<VerifyReport> {
         let state = self.state()?;
         let mut expected: BTreeMap<String, Entry> = BTreeMap::new();
         let mut report = VerifyReport::default();
@@ -552,7 +555,7 @@ impl VerifyReport {
     }
 }
 
-fn check_file(path: &Path, entry: &Entry, progress: &Progress) -> Result<Option<String>> {
+fn check_file(path: &Path, entry: &Entry, progress: &dyn Progress) -> Result<Option<String>> {
     let meta = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
         return Ok(Some("not a regular file".into()));
@@ -600,7 +603,7 @@ pub fn check_freshness(
     opts: &ImportOptions,
 ) -> Result<Vec<String>> {
     let _ = digest;
-    let now = clock::now();
+    let now = opts.now;
     let effective = now.max(state.clock_floor);
     if let Some(expires) = m.expires {
         if effective > expires.saturating_add(opts.clock_skew) {

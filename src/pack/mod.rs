@@ -28,7 +28,7 @@ use crate::io::digest::{Digest, IO_BUF};
 use crate::io::sync::lock;
 use crate::io::writeback::{SyncScope, Syncer, Writeback};
 use crate::keys::{self, SecretKey};
-use crate::progress::Progress;
+use crate::progress::{NoProgress, Progress};
 
 /// Name of the manifest member.
 pub const MANIFEST_MEMBER: &str = "airlock/manifest.cbor";
@@ -167,7 +167,7 @@ pub fn pack(
     signers: &[SecretKey],
     out: &Path,
     overwrite: bool,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<PackReport> {
     check_options(opts, signers)?;
     // Sizes are learnt while hashing (from the open file, so a file swapped for a link
@@ -213,17 +213,17 @@ fn check_options(opts: &PackOptions, signers: &[SecretKey]) -> Result<()> {
 
 /// Walks the sources and hashes every file found, one hashing worker per core overlapping
 /// the walk. Returns the roots and the files with their hashes, sorted by bundle path.
-fn collect_and_hash(paths: &[PathBuf], progress: &Progress) -> Result<(Vec<Root>, Vec<HashedSource>)> {
+fn collect_and_hash(paths: &[PathBuf], progress: &dyn Progress) -> Result<(Vec<Root>, Vec<HashedSource>)> {
     collect_and_hash_with(paths, progress, &hash_file)
 }
 
 /// The function that hashes one file (a parameter so tests can make it fail).
-type HashFn<'a> = dyn Fn(&Path, &mut [u8], &Progress) -> Result<Hashed> + Sync + 'a;
+type HashFn<'a> = dyn Fn(&Path, &mut [u8], &dyn Progress) -> Result<Hashed> + Sync + 'a;
 
 /// [`collect_and_hash`] with the hashing function given.
 fn collect_and_hash_with(
     paths: &[PathBuf],
-    progress: &Progress,
+    progress: &dyn Progress,
     hash: &HashFn<'_>,
 ) -> Result<(Vec<Root>, Vec<HashedSource>)> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -352,7 +352,7 @@ impl HashQueue {
 fn hash_queued(
     queue: &HashQueue,
     first_error: &Mutex<Option<Error>>,
-    progress: &Progress,
+    progress: &dyn Progress,
     hash: &HashFn<'_>,
 ) -> Vec<HashedSource> {
     let mut buf = vec![0u8; IO_BUF];
@@ -441,7 +441,7 @@ fn pack_err(path: &Path, reason: &str) -> Error {
     Error::Pack { path: path.to_owned(), reason: reason.to_owned() }
 }
 
-fn hash_file(path: &Path, buf: &mut [u8], progress: &Progress) -> Result<Hashed> {
+fn hash_file(path: &Path, buf: &mut [u8], progress: &dyn Progress) -> Result<Hashed> {
     let mut file = open_source(path)?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
@@ -523,7 +523,7 @@ fn add_checksum_signatures(
         let line = crate::verify::artifacts::checksum_line(e.path.as_str(), &e.sha256);
         let file = dir.path().join(format!("{i}.sig"));
         fs::write(&file, keys::sign_embedded(key, line.as_bytes(), &comment)).map_err(|err| Error::io(&file, err))?;
-        let h = hash_file(&file, &mut buf, &Progress::hidden())?;
+        let h = hash_file(&file, &mut buf, &NoProgress)?;
         let root = u32::try_from(roots.len()).map_err(|_| pack_err(&file, "too many sources"))?;
         roots.push(Root { path: file, is_file: true });
         added.push((
@@ -676,7 +676,7 @@ fn write_bundle(
     roots: &[Root],
     items: &[Item],
     total: u64,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<u64> {
     let manifest = head.manifest;
     let dir = match out.parent() {
@@ -785,7 +785,7 @@ fn write_payload(
     manifest: &Manifest,
     roots: &[Root],
     items: &[Item],
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let io_err = |e| Error::io("<bundle>", e);
     let mut enc = zstd::stream::write::Encoder::new(w, opts.level).map_err(io_err)?;
@@ -913,7 +913,7 @@ fn copy_source(
     roots: &[Root],
     item: &Item,
     buf: &mut [u8],
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let fs_path = item.fs_path(roots, entry);
     let mut file = open_source(&fs_path)?;
@@ -928,7 +928,7 @@ fn copy_source(
 
 struct ProgressReader<'a, R> {
     inner: R,
-    progress: &'a Progress,
+    progress: &'a dyn Progress,
 }
 
 impl<R: Read> Read for ProgressReader<'_, R> {
@@ -1064,11 +1064,11 @@ mod tests {
 
     /// Hashes `dir`, lets `change` modify it, then writes the payload.
     fn payload_after(dir: &Path, change: impl FnOnce()) -> Result<Vec<u8>> {
-        let (roots, files) = collect_and_hash(&[dir.to_owned()], &Progress::hidden())?;
+        let (roots, files) = collect_and_hash(&[dir.to_owned()], &NoProgress)?;
         let (manifest, items) = build_manifest(&options(), files);
         change();
         let mut out = Vec::new();
-        write_payload(&mut out, &options(), &manifest, &roots, &items, &Progress::hidden())?;
+        write_payload(&mut out, &options(), &manifest, &roots, &items, &NoProgress)?;
         Ok(out)
     }
 
@@ -1114,18 +1114,18 @@ mod tests {
             fs::write(dir.path().join(format!("f{i:05}")), b"x").unwrap();
         }
         let bad = dir.path().join("f00003");
-        let failing = |path: &Path, buf: &mut [u8], progress: &Progress| {
+        let failing = |path: &Path, buf: &mut [u8], progress: &dyn Progress| {
             if path == bad {
                 return Err(Error::io(path, io::Error::other("injected read error")));
             }
             hash_file(path, buf, progress)
         };
-        match collect_and_hash_with(&[dir.path().to_owned()], &Progress::hidden(), &failing) {
+        match collect_and_hash_with(&[dir.path().to_owned()], &NoProgress, &failing) {
             Err(Error::Io { path, .. }) => assert_eq!(path, bad),
             Err(other) => panic!("expected the injected error, got {other:?}"),
             Ok(_) => panic!("the injected error was lost"),
         }
-        let (_, files) = collect_and_hash(&[dir.path().to_owned()], &Progress::hidden()).unwrap();
+        let (_, files) = collect_and_hash(&[dir.path().to_owned()], &NoProgress).unwrap();
         let names: Vec<&str> = files.iter().map(|(s, _)| s.path.as_str()).collect();
         let want: Vec<String> = (0..count).map(|i| format!("f{i:05}")).collect();
         assert_eq!(names, want);

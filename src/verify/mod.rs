@@ -267,7 +267,7 @@ impl Bundle {
     ///
     /// Decompression runs on its own thread, handing over chunks through a bounded channel,
     /// so it overlaps with hashing and writing; memory stays at a few chunks.
-    pub fn read_payload(self, verified: &Verified, sink: &mut dyn PayloadSink, progress: &Progress) -> Result<()> {
+    pub fn read_payload(self, verified: &Verified, sink: &mut dyn PayloadSink, progress: &dyn Progress) -> Result<()> {
         // The head (manifest bytes, checksum list) is not needed while the payload streams.
         let Bundle { mut frames, head, .. } = self;
         drop(head);
@@ -594,7 +594,7 @@ fn read_entry(
     sink: &mut ForwardingSink,
     names: &mut EntryNames,
     buf: &mut [u8],
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let entry = &entries[i];
     names.set(entry);

@@ -22,7 +22,7 @@ use airlock::keys::SecretKey;
 use airlock::mirror::{ImportOptions, ImportOutcome, Mirror};
 use airlock::pack::{self, PackOptions};
 use airlock::policy::{Policy, Trust};
-use airlock::progress::Progress;
+use airlock::progress::NoProgress;
 use airlock::verify::{Bundle, NullSink};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -86,7 +86,7 @@ fn import(bundle: &Path, dir: &Path) -> (airlock::error::Result<ImportOutcome>, 
     // (Directories are listed too, so a rejected import that left one is noticed.)
     let root = dir.join("mirror");
     let mirror = Mirror::open(&root, true).unwrap();
-    let result = mirror.import(bundle, &policy(), &ImportOptions::default(), &Progress::hidden());
+    let result = mirror.import(bundle, &policy(), &ImportOptions::default(), &NoProgress);
     drop(mirror);
     (result, crate::common::snapshot(&root, true))
 }
@@ -99,7 +99,7 @@ fn files_only(snapshot: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 fn verify(bundle: &Path) -> airlock::error::Result<()> {
     let b = Bundle::open(bundle)?;
     let v = b.verify_head(&Trust::new(vec![key().public_key()], 1).unwrap())?;
-    b.read_payload(&v, &mut NullSink, &Progress::hidden())
+    b.read_payload(&v, &mut NullSink, &NoProgress)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ proptest! {
             crate::common::write(&src, path, content, *mode);
         }
         let bundle = dir.path().join("b.airlock");
-        let report = pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &Progress::hidden()).unwrap();
+        let report = pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &NoProgress).unwrap();
         prop_assert_eq!(report.manifest.entries.len(), files.len());
         verify(&bundle).unwrap();
         let (result, mirror) = import(&bundle, dir.path());
@@ -208,7 +208,7 @@ fn valid() -> &'static Valid {
         crate::common::write(&src, &format!("long/{}", "n".repeat(120)), b"pax", 0o644);
         crate::common::write(&src, "ünï/名前.txt", b"non-ascii\n", 0o644);
         let bundle = dir.path().join("b.airlock");
-        pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &Progress::hidden())
+        pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &NoProgress)
             .unwrap();
         let bytes = fs::read(&bundle).unwrap();
         let mut content = crate::common::snapshot(&src, false);

@@ -1,0 +1,97 @@
+//! `airlock key`.
+
+use super::*;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(super) enum KeyFormat {
+    /// OpenBSD signify (`untrusted comment: <name> public key`).
+    Signify,
+    /// minisign (`untrusted comment: minisign public key <ID>`).
+    Minisign,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum KeyCommand {
+    /// Print a key file's key id, algorithm and comment (signify or minisign, public or secret).
+    Show {
+        /// The key file.
+        #[arg(value_name = "K.pub|K.sec")]
+        key: PathBuf,
+    },
+    /// Convert a public key between the signify and minisign file formats (the key bytes
+    /// are identical; only the comment differs). Secret keys cannot be converted.
+    Convert {
+        /// The public key file.
+        #[arg(value_name = "K.pub")]
+        key: PathBuf,
+        /// The format to write.
+        #[arg(long, value_enum)]
+        to: KeyFormat,
+        /// Write here (must not exist) instead of stdout.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
+}
+
+pub(super) fn read_key_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut text = Vec::new();
+    file.take(16 * 1024).read_to_end(&mut text).map_err(|e| Error::io(path, e))?;
+    Ok(text)
+}
+
+pub(super) fn key_show(path: &Path) -> Result<u8> {
+    let text = Zeroizing::new(read_key_file(path)?);
+    let info =
+        airlock::keys::minisign::key_info(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    println!("file         {}", path.display());
+    println!("type         {}", info.kind);
+    println!("algorithm    Ed25519");
+    match info.key_id {
+        Some(id) => {
+            println!("key id       {id}");
+            println!("minisign id  {}", airlock::keys::minisign::minisign_key_id(id));
+        }
+        None => println!("key id       (encrypted; not readable without the passphrase)"),
+    }
+    println!("comment      {}", info.comment.escape_debug());
+    if let Some(p) = &info.protection {
+        println!("protection   {p}");
+    }
+    if let Some(public) = &info.public {
+        println!("public key   {}", airlock::io::digest::hex(public.as_bytes()));
+    }
+    Ok(EXIT_OK)
+}
+
+pub(super) fn key_convert(path: &Path, to: KeyFormat, output: Option<&Path>) -> Result<u8> {
+    let text = Zeroizing::new(read_key_file(path)?);
+    let info =
+        airlock::keys::minisign::key_info(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    let Some(public) = info.public.filter(|_| info.kind.ends_with("public key")) else {
+        return Err(Error::Usage(format!(
+            "{}: is a {}; only public keys can be converted (signify and minisign secret keys use different key derivations)",
+            path.display(),
+            info.kind
+        )));
+    };
+    let out = match to {
+        KeyFormat::Minisign => airlock::keys::minisign::public_key_file(&public),
+        KeyFormat::Signify => airlock::keys::minisign::signify_public_key_file(&public),
+    };
+    // Round-trip check: the converted file must read back as the same key.
+    let back = PublicKey::parse(out.as_bytes())?;
+    debug_assert_eq!(back.as_bytes(), public.as_bytes());
+    match output {
+        None => print!("{out}"),
+        Some(p) => {
+            use std::io::Write as _;
+            let mut f =
+                std::fs::OpenOptions::new().write(true).create_new(true).open(p).map_err(|e| Error::io(p, e))?;
+            f.write_all(out.as_bytes()).map_err(|e| Error::io(p, e))?;
+            eprintln!("wrote {} ({:?} format, key id {})", p.display(), to, public.key_id());
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,114 @@
+//! `airlock pack`.
+
+use super::*;
+
+#[derive(Args, Debug)]
+pub(super) struct PackArgs {
+    /// Directories (their contents are packed) and files.
+    #[arg(required = true, value_name = "SRC")]
+    pub(super) sources: Vec<PathBuf>,
+    /// The bundle to write.
+    #[arg(short, long, value_name = "BUNDLE")]
+    pub(super) output: PathBuf,
+    /// Secret key to sign with (repeat to have several keys sign).
+    #[arg(long, required = true, value_name = "K.sec")]
+    pub(super) key: Vec<PathBuf>,
+    /// Channel the bundle belongs to.
+    #[arg(long, default_value = "default")]
+    pub(super) channel: String,
+    /// Sequence number (default: one more than the last bundle packed for the channel here).
+    #[arg(long)]
+    pub(super) sequence: Option<u64>,
+    /// Expiry: a duration (30d, 12h, 2w) or a date (2026-12-31, 2026-12-31T12:00:00Z).
+    #[arg(long, value_name = "DURATION|DATE")]
+    pub(super) expires: Option<String>,
+    /// A label for people.
+    #[arg(long)]
+    pub(super) label: Option<String>,
+    /// Metadata KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(super) meta: Vec<String>,
+    /// zstd compression level (1-19).
+    #[arg(long, default_value_t = airlock::pack::DEFAULT_LEVEL)]
+    pub(super) level: i32,
+    /// zstd worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub(super) threads: u32,
+    /// Also add, for every file, `<file>.sha256.sig`: its checksum line signed by the first
+    /// key (check it beside the file with `signify -C -p K.pub -x <file>.sha256.sig`).
+    #[arg(long)]
+    pub(super) sign_artifacts: bool,
+    /// Overwrite BUNDLE if it exists.
+    #[arg(long)]
+    pub(super) force: bool,
+    /// Where the per-channel sequence state lives [default: $AIRLOCK_STATE_DIR, else $XDG_DATA_HOME/airlock, else ~/.local/share/airlock].
+    #[arg(long, value_name = "DIR")]
+    pub(super) state_dir: Option<PathBuf>,
+    /// No progress display.
+    #[arg(short, long)]
+    pub(super) quiet: bool,
+    #[command(flatten)]
+    pub(super) secret: SecretKeyArgs,
+}
+
+pub(super) fn parse_meta(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut meta = BTreeMap::new();
+    for pair in pairs {
+        let (k, v) = pair.split_once('=').ok_or_else(|| Error::Usage(format!("--meta {pair:?} is not KEY=VALUE")))?;
+        if meta.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(Error::Usage(format!("--meta key {k:?} given twice")));
+        }
+    }
+    Ok(meta)
+}
+
+pub(super) fn pack(a: PackArgs) -> Result<u8> {
+    manifest::check_channel(&a.channel).map_err(Error::Usage)?;
+    let meta = parse_meta(&a.meta)?;
+    let keys = a.key.iter().map(|k| load_secret_key(k, &a.secret)).collect::<Result<Vec<_>>>()?;
+    let state_dir = a
+        .state_dir
+        .clone()
+        .or_else(PackState::default_dir)
+        .ok_or_else(|| Error::Usage("no state directory: set --state-dir, AIRLOCK_STATE_DIR or HOME".into()))?;
+    let state = PackState::new(state_dir);
+    let (sequence, previous) = state.next(&a.channel, a.sequence)?;
+    let created = now();
+    let expires = a.expires.as_deref().map(|e| clock::parse_expiry(e, created)).transpose().map_err(Error::Usage)?;
+    if expires.is_some_and(|e| e <= created) {
+        return Err(Error::Usage("--expires is not in the future; the bundle would be born expired".into()));
+    }
+    let opts = PackOptions {
+        sources: a.sources.clone(),
+        channel: a.channel.clone(),
+        sequence,
+        previous,
+        created,
+        expires,
+        label: a.label.clone(),
+        meta,
+        level: a.level,
+        threads: a.threads,
+        sign_artifacts: a.sign_artifacts,
+    };
+    let report = airlock::pack::pack(&opts, &keys, &a.output, a.force, &progress(a.quiet))?;
+    state.record(&a.channel, sequence, &report.manifest_digest)?;
+    let m = &report.manifest;
+    println!(
+        "packed {} files ({} bytes) into {} ({} bytes)",
+        m.entries.len(),
+        m.total_size(),
+        a.output.display(),
+        report.bundle_bytes
+    );
+    println!(
+        "channel {} sequence {}{}",
+        m.channel,
+        m.sequence,
+        m.previous.map_or(String::new(), |p| format!(", follows manifest {p}"))
+    );
+    println!("manifest sha256 {}", report.manifest_digest);
+    let ids: Vec<String> = keys.iter().map(|k| k.key_id().to_string()).collect();
+    println!("signed by {}", ids.join(", "));
+    Ok(EXIT_OK)
+}

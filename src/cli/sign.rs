@@ -1,0 +1,43 @@
+//! `airlock sign`.
+
+use super::*;
+
+#[derive(Args, Debug)]
+pub(super) struct SignArgs {
+    /// The bundle to co-sign (rewritten in place unless -o is given).
+    pub(super) bundle: PathBuf,
+    /// The secret key to sign with.
+    #[arg(long, value_name = "K.sec")]
+    pub(super) key: PathBuf,
+    /// Write the co-signed bundle here instead of replacing BUNDLE.
+    #[arg(short, long, value_name = "OUT")]
+    pub(super) output: Option<PathBuf>,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    pub(super) force: bool,
+    #[command(flatten)]
+    pub(super) secret: SecretKeyArgs,
+}
+
+pub(super) fn sign(a: SignArgs) -> Result<u8> {
+    let key = load_secret_key(&a.key, &a.secret)?;
+    let report = airlock::sign::cosign(&a.bundle, &key, a.output.as_deref(), a.force)?;
+    let ids: Vec<String> = report.signers.iter().map(|k| k.to_string()).collect();
+    if report.added {
+        println!(
+            "signed {} with key {}: head frame {} -> {} bytes, {} payload bytes copied unchanged",
+            report.output.display(),
+            report.key_id,
+            report.head_bytes.0,
+            report.head_bytes.1,
+            report.payload_bytes
+        );
+    } else {
+        println!("key {} has already signed {}; nothing to add", report.key_id, a.bundle.display());
+        if a.output.is_some() {
+            println!("copied unchanged to {}", report.output.display());
+        }
+    }
+    println!("signatures by key(s) {}", ids.join(", "));
+    Ok(EXIT_OK)
+}
