@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{malformed, Error, Result};
 use crate::format::manifest;
+use crate::format::sums::sums_match;
+use crate::format::{head, MAX_SIGNATURES, SUMS_MEMBER};
 use crate::keys::{self, KeyId, SecretKey};
-use crate::pack::{self, sums_match, SUMS_MEMBER};
-use crate::verify::{Bundle, MAX_SIGNATURES};
+use crate::verify::Bundle;
 
 /// What `sign` did.
 #[derive(Debug)]
@@ -87,9 +88,10 @@ pub fn cosign(input: &Path, key: &SecretKey, output: Option<&Path>, overwrite: b
     if signatures.len() >= MAX_SIGNATURES {
         return Err(Error::Usage(format!("the bundle already has the maximum of {MAX_SIGNATURES} signatures")));
     }
-    signatures.push(pack::sign_manifest(key, &head.manifest_bytes));
-    let members = pack::head_members(&head.manifest_bytes, &signatures, &head.sums);
-    let new_head = pack::head_frame(&members, pack::head_level(pack::DEFAULT_LEVEL)).map_err(|e| Error::io(dest, e))?;
+    signatures.push(head::sign_manifest(key, &head.manifest_bytes));
+    let members = head::head_members(&head.manifest_bytes, &signatures, &head.sums);
+    let new_head = head::head_frame(&members, crate::pack::head_level(crate::pack::DEFAULT_LEVEL))
+        .map_err(|e| Error::io(dest, e))?;
     let head_frame_len = head.head_frame_len;
     let manifest_bytes = head.manifest_bytes.clone();
     drop(bundle);

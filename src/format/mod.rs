@@ -1,5 +1,68 @@
-//! The bundle format: everything `docs/FORMAT.md` specifies, as pure code.
+//! The bundle format: everything `docs/FORMAT.md` specifies, as pure code (no environment,
+//! no threads, no file-system policy). No module outside `format` spells a member name, a
+//! signature suffix or a format limit.
+//!
+//! - [`path`]: [`path::RelPath`], the only kind of path a bundle may name (FORMAT.md §4).
+//! - [`manifest`]: the signed manifest and its canonical CBOR encoding (§5, §6).
+//! - [`tar`]: the one canonical tar member header (§3).
+//! - [`head`]: the head frame: manifest, signatures, checksum list (§3, §7).
+//! - [`sums`]: the signed checksum list and the per-artifact checksum line (§7).
 
+pub mod head;
 pub mod manifest;
 pub mod path;
+pub mod sums;
 pub mod tar;
+
+pub use manifest::{MAX_MANIFEST_BYTES, SIGNATURE_SUFFIXES};
+pub use path::METADATA_DIR;
+
+/// Name of the manifest member.
+pub const MANIFEST_MEMBER: &str = "airlock/manifest.cbor";
+/// Directory of the manifest signature members.
+pub const SIGNATURES_DIR: &str = "airlock/signatures/";
+/// Name of the checksum-list member.
+pub const SUMS_MEMBER: &str = "airlock/SHA256SUMS.sig";
+/// Prefix of every payload member.
+pub const DATA_DIR: &str = "data/";
+/// The name of the signature member for a key.
+pub fn signature_member(key_id: crate::keys::KeyId) -> String {
+    format!("{SIGNATURES_DIR}{key_id}.sig")
+}
+
+/// Largest zstd window accepted (log2): level 19 needs 2^23; larger windows are a memory bomb.
+pub const WINDOW_LOG_MAX: u32 = 23;
+/// Largest signature member.
+pub const MAX_SIGNATURE_BYTES: u64 = 4096;
+/// Most signature members.
+pub const MAX_SIGNATURES: usize = 256;
+/// Largest checksum-list member.
+pub const MAX_SUMS_BYTES: u64 = 2 * MAX_MANIFEST_BYTES;
+/// The suffix of the signed checksum line `pack --sign-artifacts` writes.
+pub const CHECKSUM_SIG_SUFFIX: &str = ".sha256.sig";
+
+/// What kind of detached signature a linked entry is, from its suffix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigKind {
+    /// `<artifact>.sig`: signify, Ed25519 over the file.
+    Signify,
+    /// `<artifact>.minisig`: minisign.
+    Minisign,
+    /// `<artifact>.asc`: OpenPGP, carried but not verified.
+    Pgp,
+    /// `<artifact>.sha256.sig`: a signify embedded signature of the file's checksum line.
+    Checksum,
+}
+
+impl SigKind {
+    /// The kind of `sig`, a linked signature of `artifact`.
+    pub fn of(artifact: &str, sig: &str) -> Option<SigKind> {
+        match sig.strip_prefix(artifact)? {
+            ".sig" => Some(SigKind::Signify),
+            ".minisig" => Some(SigKind::Minisign),
+            ".asc" => Some(SigKind::Pgp),
+            CHECKSUM_SIG_SUFFIX => Some(SigKind::Checksum),
+            _ => None,
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! symlink, a hardlink, a global PAX header, GNU long names, sparse files, extra PAX keys,
 //! an odd mode or owner) is therefore rejected without a second parser to disagree with.
 
-use std::io::Read;
+use std::io::{self, Read, Write};
 
 use crate::error::{malformed, Error, Result};
 
@@ -215,6 +215,37 @@ pub fn stream_error(e: std::io::Error, at: &str) -> Error {
     } else {
         malformed(at, format!("cannot read bundle: {e}"))
     }
+}
+
+/// Writes header, content (at most `size` bytes from `content`) and padding. Returns the
+/// number of content bytes actually available; on a short source the member is padded with
+/// zeros so the caller can report the error.
+pub fn write_member(
+    w: &mut impl Write,
+    name: &str,
+    size: u64,
+    mode: u32,
+    content: &mut impl Read,
+    buf: &mut [u8],
+) -> io::Result<u64> {
+    w.write_all(&encode_header(name, size, mode))?;
+    let mut copied = 0u64;
+    while copied < size {
+        let want = (size - copied).min(buf.len() as u64) as usize;
+        let n = match content.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+        copied += n as u64;
+    }
+    if copied < size {
+        io::copy(&mut io::repeat(0).take(size - copied), w)?;
+    }
+    w.write_all(&[0u8; BLOCK][..padding(size)])?;
+    Ok(copied)
 }
 
 #[cfg(test)]

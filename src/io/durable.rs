@@ -34,11 +34,8 @@ pub fn write_atomic(
     fill: impl FnOnce(&mut File) -> Result<()>,
 ) -> Result<()> {
     let dir = parent_dir(target);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".airlock-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".airlock-").suffix(".tmp").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.as_file().set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Error::io(tmp.path(), e))?;
     fill(tmp.as_file_mut())?;
     tmp.as_file().sync_all().map_err(|e| Error::io(target, e))?;

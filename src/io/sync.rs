@@ -43,7 +43,10 @@ mod tests {
         let result = std::thread::scope(|s| join(s.spawn(|| -> u32 { panic!("boom") }), "test worker"));
         let err = result.unwrap_err();
         assert!(matches!(err, Error::Internal(_)));
-        assert_eq!(err.to_string(), "internal error: the test worker thread panicked: boom (this is a bug in airlock; please report it)");
+        assert_eq!(
+            err.to_string(),
+            "internal error: the test worker thread panicked: boom (this is a bug in airlock; please report it)"
+        );
         let ok = std::thread::scope(|s| join(s.spawn(|| 7), "test worker"));
         assert_eq!(ok.unwrap(), 7);
     }

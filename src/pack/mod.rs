@@ -12,7 +12,6 @@
 //! The head (manifest, signatures, checksum list) is compressed straight into the bundle
 //! while the manifest and the checksum list are signed on two other threads.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -21,23 +20,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::format::head::sign_manifest;
 use crate::format::manifest::{self, BundleId, Entry, Manifest, Mode, SIGNATURE_SUFFIXES};
 use crate::format::path::RelPath;
-use crate::format::tar;
+use crate::format::sums::sums_text;
+use crate::format::tar::{self, write_member};
+use crate::format::{signature_member, DATA_DIR, MANIFEST_MEMBER, SUMS_MEMBER};
 use crate::io::digest::{Digest, IO_BUF};
 use crate::io::sync::lock;
 use crate::io::writeback::{SyncScope, Syncer, Writeback};
 use crate::keys::{self, SecretKey};
 use crate::progress::{NoProgress, Progress};
 
-/// Name of the manifest member.
-pub const MANIFEST_MEMBER: &str = "airlock/manifest.cbor";
-/// Directory of the manifest signature members.
-pub const SIGNATURES_DIR: &str = "airlock/signatures/";
-/// Name of the checksum-list member.
-pub const SUMS_MEMBER: &str = "airlock/SHA256SUMS.sig";
-/// Prefix of every payload member.
-pub const DATA_DIR: &str = "data/";
 /// Default zstd level.
 pub const DEFAULT_LEVEL: i32 = 3;
 /// zstd job size for multithreaded compression.
@@ -46,11 +40,6 @@ const JOB_SIZE: u32 = 2 << 20;
 const COPY_BUF: usize = 1 << 20;
 /// Highest zstd level: higher ones need windows larger than the reader accepts.
 pub const MAX_LEVEL: i32 = 19;
-
-/// The name of the signature member for a key.
-pub fn signature_member(key_id: keys::KeyId) -> String {
-    format!("{SIGNATURES_DIR}{key_id}.sig")
-}
 
 /// What to pack and how.
 #[derive(Clone, Debug)]
@@ -508,7 +497,7 @@ fn add_checksum_signatures(
         if linked.contains(e.path.as_str()) {
             continue;
         }
-        let name = format!("{}{}", e.path, crate::verify::artifacts::CHECKSUM_SIG_SUFFIX);
+        let name = format!("{}{}", e.path, crate::format::CHECKSUM_SIG_SUFFIX);
         let fs_path = roots[items[i].root as usize].path.join(e.path.as_str());
         for clash in [name.clone(), format!("{}.sha256", e.path)] {
             if present.contains(&clash) {
@@ -520,7 +509,7 @@ fn add_checksum_signatures(
         }
         let path = RelPath::new(&name)
             .map_err(|err| pack_err(&fs_path, &format!("--sign-artifacts cannot name {name:?}: {err}")))?;
-        let line = crate::verify::artifacts::checksum_line(e.path.as_str(), &e.sha256);
+        let line = crate::format::sums::checksum_line(e.path.as_str(), &e.sha256);
         let file = dir.path().join(format!("{i}.sig"));
         fs::write(&file, keys::sign_embedded(key, line.as_bytes(), &comment)).map_err(|err| Error::io(&file, err))?;
         let h = hash_file(&file, &mut buf, &NoProgress)?;
@@ -599,71 +588,6 @@ fn link_signatures(entries: &mut [Entry]) {
         }
         entries[i].signatures = links;
     }
-}
-
-/// The checksum list signed into `airlock/SHA256SUMS.sig`, in `signify -C` syntax.
-pub fn sums_text(manifest: &Manifest) -> Vec<u8> {
-    // Sized exactly (a growing Vec would double past it): see `sums_line`.
-    let len = manifest.entries.iter().map(|e| e.path.as_str().len() + SUMS_LINE_OVERHEAD).sum();
-    let mut out = Vec::with_capacity(len);
-    for e in &manifest.entries {
-        out.extend_from_slice(sums_line(e).as_bytes());
-    }
-    out
-}
-
-/// Whether `message` is exactly [`sums_text`] of `manifest`, compared line by line so a
-/// reader need not build a second copy of a list that can be tens of megabytes.
-pub fn sums_match(manifest: &Manifest, message: &[u8]) -> bool {
-    let mut rest = message;
-    for e in &manifest.entries {
-        let line = sums_line(e);
-        match rest.strip_prefix(line.as_bytes()) {
-            Some(r) => rest = r,
-            None => return false,
-        }
-    }
-    rest.is_empty()
-}
-
-/// Bytes of a checksum line besides the path: `SHA256 (data/`, `) = `, 64 hex digits, `\n`.
-const SUMS_LINE_OVERHEAD: usize = "SHA256 (".len() + DATA_DIR.len() + ") = ".len() + 64 + 1;
-
-fn sums_line(e: &Entry) -> String {
-    format!("SHA256 ({DATA_DIR}{}) = {}\n", e.path, e.sha256)
-}
-
-/// The head members, in order: manifest, one signature per signer (sorted by key id), sums.
-pub fn head_members<'a>(
-    manifest_bytes: &'a [u8],
-    signatures: &[keys::Signature],
-    sums_sig: &'a [u8],
-) -> Vec<(String, Cow<'a, [u8]>)> {
-    let mut sigs: Vec<&keys::Signature> = signatures.iter().collect();
-    sigs.sort_by_key(|s| s.key_id());
-    // Borrowed: with many entries the manifest and checksum list are tens of megabytes.
-    let mut members = vec![(MANIFEST_MEMBER.to_owned(), Cow::Borrowed(manifest_bytes))];
-    for s in sigs {
-        members.push((signature_member(s.key_id()), Cow::Owned(s.to_file_string().into_bytes())));
-    }
-    members.push((SUMS_MEMBER.to_owned(), Cow::Borrowed(sums_sig)));
-    members
-}
-
-/// Compresses the head members into one zstd frame.
-pub fn head_frame<C: AsRef<[u8]>>(members: &[(String, C)], level: i32) -> io::Result<Vec<u8>> {
-    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), level)?;
-    for (name, content) in members {
-        let content = content.as_ref();
-        write_member(&mut enc, name, content.len() as u64, 0o644, &mut &content[..], &mut [0u8; 8192])?;
-    }
-    enc.finish()
-}
-
-/// Signs the manifest with every key: the comment names the key id so an auditor knows
-/// which public key to give `signify -V`.
-pub fn sign_manifest(key: &SecretKey, manifest_bytes: &[u8]) -> keys::Signature {
-    key.sign(manifest_bytes, &format!("verify with airlock key {}", key.key_id()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -937,37 +861,6 @@ impl<R: Read> Read for ProgressReader<'_, R> {
         self.progress.add_bytes(n as u64);
         Ok(n)
     }
-}
-
-/// Writes header, content (at most `size` bytes from `content`) and padding. Returns the
-/// number of content bytes actually available; on a short source the member is padded with
-/// zeros so the caller can report the error.
-fn write_member(
-    w: &mut impl Write,
-    name: &str,
-    size: u64,
-    mode: u32,
-    content: &mut impl Read,
-    buf: &mut [u8],
-) -> io::Result<u64> {
-    w.write_all(&tar::encode_header(name, size, mode))?;
-    let mut copied = 0u64;
-    while copied < size {
-        let want = (size - copied).min(buf.len() as u64) as usize;
-        let n = match content.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        w.write_all(&buf[..n])?;
-        copied += n as u64;
-    }
-    if copied < size {
-        io::copy(&mut io::repeat(0).take(size - copied), w)?;
-    }
-    w.write_all(&[0u8; tar::BLOCK][..tar::padding(size)])?;
-    Ok(copied)
 }
 
 /// The packing machine's memory of each channel: the last sequence packed and its manifest

@@ -28,7 +28,8 @@ use std::thread;
 
 use crate::error::{Reject, Result};
 use crate::format::manifest::{Entry, Manifest};
-use crate::io::digest::Digest;
+use crate::format::sums::checksum_line;
+use crate::format::SigKind;
 use crate::keys::minisign::{MinisigFile, MinisigVerifier, SigMode, StrictStream};
 use crate::keys::{self, KeyId, PublicKey, Signature};
 use crate::policy::Policy;
@@ -41,43 +42,6 @@ pub const MAX_SIGNATURE_FILE: u64 = 64 * 1024;
 const PARALLEL_MIN_BYTES: u64 = 8 << 20;
 /// Chunks in flight to each verifier thread.
 const WORKER_DEPTH: usize = 4;
-/// The suffix of the signed checksum line `pack --sign-artifacts` writes.
-pub const CHECKSUM_SIG_SUFFIX: &str = ".sha256.sig";
-
-/// What kind of detached signature a linked entry is, from its suffix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SigKind {
-    /// `<artifact>.sig`: signify, Ed25519 over the file.
-    Signify,
-    /// `<artifact>.minisig`: minisign.
-    Minisign,
-    /// `<artifact>.asc`: OpenPGP, carried but not verified.
-    Pgp,
-    /// `<artifact>.sha256.sig`: a signify embedded signature of the file's checksum line.
-    Checksum,
-}
-
-impl SigKind {
-    /// The kind of `sig`, a linked signature of `artifact`.
-    pub fn of(artifact: &str, sig: &str) -> Option<SigKind> {
-        match sig.strip_prefix(artifact)? {
-            ".sig" => Some(SigKind::Signify),
-            ".minisig" => Some(SigKind::Minisign),
-            ".asc" => Some(SigKind::Pgp),
-            CHECKSUM_SIG_SUFFIX => Some(SigKind::Checksum),
-            _ => None,
-        }
-    }
-}
-
-/// The checksum line signed into `<artifact>.sha256.sig`: `signify -C` syntax with the
-/// artifact's file name, so it checks beside the artifact (`cd dir && signify -C -p K.pub
-/// -x a.tar.gz.sha256.sig`).
-pub fn checksum_line(artifact_path: &str, sha256: &Digest) -> String {
-    let name = artifact_path.rsplit('/').next().unwrap_or(artifact_path);
-    format!("SHA256 ({name}) = {sha256}\n")
-}
-
 /// A signature file, parsed.
 enum Parsed {
     Signify(Signature),

@@ -17,21 +17,17 @@ use std::sync::mpsc;
 
 use crate::error::{malformed, Error, Reject, Result};
 use crate::format::manifest::{self, Entry, Manifest, MAX_MANIFEST_BYTES};
+use crate::format::sums::sums_match;
 use crate::format::tar::{self, Next, BLOCK};
+use crate::format::{
+    DATA_DIR, MANIFEST_MEMBER, MAX_SIGNATURES, MAX_SIGNATURE_BYTES, MAX_SUMS_BYTES, SIGNATURES_DIR, SUMS_MEMBER,
+    WINDOW_LOG_MAX,
+};
 use crate::io::digest::{Digest, Hasher};
 use crate::keys::{self, KeyId, Signature};
-use crate::pack::{sums_match, DATA_DIR, MANIFEST_MEMBER, SIGNATURES_DIR, SUMS_MEMBER};
 use crate::policy::{Policy, Trust, TrustReport};
 use crate::progress::Progress;
 
-/// Largest zstd window accepted (log2): level 19 needs 2^23; larger windows are a memory bomb.
-pub const WINDOW_LOG_MAX: u32 = 23;
-/// Largest signature member.
-pub const MAX_SIGNATURE_BYTES: u64 = 4096;
-/// Most signature members.
-pub const MAX_SIGNATURES: usize = 256;
-/// Largest checksum-list member.
-pub const MAX_SUMS_BYTES: u64 = 2 * MAX_MANIFEST_BYTES;
 /// Copy buffer size for payload members.
 const COPY_BUF: usize = 1 << 20;
 

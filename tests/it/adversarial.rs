@@ -516,12 +516,14 @@ fn reordered_signature_members() {
     let case = Case::new();
     let mut parts = case.parts("next.airlock");
     let m = parts.head[0].1.clone();
-    let mut sigs =
-        vec![airlock::pack::sign_manifest(&case.secret("k"), &m), airlock::pack::sign_manifest(&case.secret("k2"), &m)];
+    let mut sigs = vec![
+        airlock::format::head::sign_manifest(&case.secret("k"), &m),
+        airlock::format::head::sign_manifest(&case.secret("k2"), &m),
+    ];
     sigs.sort_by_key(|s| std::cmp::Reverse(s.key_id()));
     let mut head = vec![parts.head[0].clone()];
     for s in &sigs {
-        head.push((airlock::pack::signature_member(s.key_id()), s.to_file_string().into_bytes()));
+        head.push((airlock::format::signature_member(s.key_id()), s.to_file_string().into_bytes()));
     }
     head.push(parts.head.pop().unwrap());
     case.put("bad.airlock", &assemble(&head, &parts.payload));
@@ -598,7 +600,7 @@ fn signature_by_untrusted_key() {
 fn signature_whose_key_id_lies() {
     let case = Case::new();
     let mut parts = case.parts("next.airlock");
-    let forged = airlock::pack::sign_manifest(&case.secret("other"), &parts.head[0].1);
+    let forged = airlock::format::head::sign_manifest(&case.secret("other"), &parts.head[0].1);
     let text = relabel(&forged.to_file_string(), &case.secret("k").key_id().0);
     parts.head[1].1 = text.into_bytes();
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
@@ -621,7 +623,7 @@ pub fn relabel(sig_file: &str, keynum: &[u8; 8]) -> String {
 fn signature_member_name_disagrees_with_key_number() {
     let case = Case::new();
     let mut parts = case.parts("next.airlock");
-    let other = airlock::pack::sign_manifest(&case.secret("other"), &parts.head[0].1);
+    let other = airlock::format::head::sign_manifest(&case.secret("other"), &parts.head[0].1);
     parts.head[1].1 = other.to_file_string().into_bytes(); // member still named after k
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
     let msg = format!("holds a signature by key {}, not {}", case.key_id("other"), case.key_id("k"));
@@ -635,9 +637,9 @@ fn forged_signature_next_to_a_valid_one() {
     let case = Case::new();
     let parts = case.parts("next.airlock");
     let m = parts.head[0].1.clone();
-    let good = airlock::pack::sign_manifest(&case.secret("k"), &m);
+    let good = airlock::format::head::sign_manifest(&case.secret("k"), &m);
     let forged_text = relabel(
-        &airlock::pack::sign_manifest(&case.secret("other"), &m).to_file_string(),
+        &airlock::format::head::sign_manifest(&case.secret("other"), &m).to_file_string(),
         &case.secret("k2").key_id().0,
     );
     let forged = airlock::keys::Signature::parse(forged_text.as_bytes()).unwrap();
@@ -645,7 +647,7 @@ fn forged_signature_next_to_a_valid_one() {
     sigs.sort_by_key(|s| s.key_id());
     let mut head = vec![parts.head[0].clone()];
     for s in &sigs {
-        head.push((airlock::pack::signature_member(s.key_id()), s.to_file_string().into_bytes()));
+        head.push((airlock::format::signature_member(s.key_id()), s.to_file_string().into_bytes()));
     }
     head.push(parts.head[2].clone());
     case.put("bad.airlock", &assemble(&head, &parts.payload));

@@ -359,13 +359,13 @@ fn same_key_under_two_key_numbers_counts_once() {
     k2[2..10].copy_from_slice(&[0xfe; 8]);
     case.put("kalias.pub", &pub_file(&k2));
     let parts = case.parts("next.airlock");
-    let sig = airlock::pack::sign_manifest(&case.secret("k"), &parts.head[0].1);
+    let sig = airlock::format::head::sign_manifest(&case.secret("k"), &parts.head[0].1);
     let text = sig.to_file_string();
     let raw = B64.decode(text.lines().nth(1).unwrap()).unwrap();
     let mut alias = raw.clone();
     alias[2..10].copy_from_slice(&[0xfe; 8]);
     let alias_text = format!("{}\n{}\n", text.lines().next().unwrap(), B64.encode(alias));
-    let mut head = vec![parts.head[0].clone(), (airlock::pack::signature_member(sig.key_id()), text.into_bytes())];
+    let mut head = vec![parts.head[0].clone(), (airlock::format::signature_member(sig.key_id()), text.into_bytes())];
     head.push(("airlock/signatures/fefefefefefefefe.sig".into(), alias_text.into_bytes()));
     head.push(parts.head[2].clone());
     case.put("twice.airlock", &assemble(&head, &parts.payload));

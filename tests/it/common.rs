@@ -179,7 +179,7 @@ pub fn split(bundle: &[u8]) -> Parts {
 
 /// Compresses head members into a frame and the payload into another.
 pub fn assemble(head: &[(String, Vec<u8>)], payload: &[u8]) -> Vec<u8> {
-    let mut out = airlock::pack::head_frame(head, 3).unwrap();
+    let mut out = airlock::format::head::head_frame(head, 3).unwrap();
     out.extend(zstd::stream::encode_all(payload, 3).unwrap());
     out
 }
@@ -204,7 +204,7 @@ pub fn payload_members(payload: &[u8]) -> Vec<(usize, String, usize, usize)> {
 pub fn resign(head: &mut [(String, Vec<u8>)], sec: &Path) {
     let key = airlock::keys::SecretKey::load(sec, false, &mut || unreachable!()).unwrap();
     let manifest = head[0].1.clone();
-    let sig = airlock::pack::sign_manifest(&key, &manifest);
+    let sig = airlock::format::head::sign_manifest(&key, &manifest);
     for (name, content) in head.iter_mut() {
         if name.starts_with("airlock/signatures/") {
             *content = sig.to_file_string().into_bytes();

@@ -401,9 +401,13 @@ pub fn sha256(data: &[u8]) -> serde_bytes::ByteBuf {
 /// A complete, validly signed head for `manifest` (any bytes): one signature per key,
 /// and a checksum list `sums` signed by the first key.
 pub fn signed_head(manifest: &[u8], sums: &[u8], signers: &[&SecretKey]) -> Vec<(String, Vec<u8>)> {
-    let sigs: Vec<keys::Signature> = signers.iter().map(|k| airlock::pack::sign_manifest(k, manifest)).collect();
+    let sigs: Vec<keys::Signature> =
+        signers.iter().map(|k| airlock::format::head::sign_manifest(k, manifest)).collect();
     let sums_sig = keys::sign_embedded(signers[0], sums, "hostile but signed");
-    airlock::pack::head_members(manifest, &sigs, &sums_sig).into_iter().map(|(n, c)| (n, c.into_owned())).collect()
+    airlock::format::head::head_members(manifest, &sigs, &sums_sig)
+        .into_iter()
+        .map(|(n, c)| (n, c.into_owned()))
+        .collect()
 }
 
 /// Builds `out` from the `next` bundle with its manifest rewritten by `edit`, validly

@@ -208,8 +208,7 @@ fn valid() -> &'static Valid {
         crate::common::write(&src, &format!("long/{}", "n".repeat(120)), b"pax", 0o644);
         crate::common::write(&src, "ünï/名前.txt", b"non-ascii\n", 0o644);
         let bundle = dir.path().join("b.airlock");
-        pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &NoProgress)
-            .unwrap();
+        pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &NoProgress).unwrap();
         let bytes = fs::read(&bundle).unwrap();
         let mut content = crate::common::snapshot(&src, false);
         content.retain(|_, v| v != "dir");
