@@ -2,11 +2,12 @@
 //! no threads, no file-system policy). No module outside `format` spells a member name, a
 //! signature suffix or a format limit.
 //!
-//! - [`path`]: [`path::RelPath`], the only kind of path a bundle may name (FORMAT.md §4).
-//! - [`manifest`]: the signed manifest and its canonical CBOR encoding (§5, §6).
-//! - [`tar`]: the one canonical tar member header (§3).
-//! - [`head`]: the head frame: manifest, signatures, checksum list (§3, §7).
-//! - [`sums`]: the signed checksum list and the per-artifact checksum line (§7).
+//! - [`head`]: the head frame: manifest, signatures, checksum list (FORMAT.md §3, §5).
+//! - [`tar`]: the one canonical tar member header (§4).
+//! - [`sums`]: the signed checksum list (§5) and the per-artifact checksum line.
+//! - [`manifest`]: the signed manifest and its canonical CBOR encoding (§6).
+//! - [`path`]: [`path::RelPath`], the only kind of path a bundle may name (§7).
+//! - The limits (§11) are the constants below and in [`manifest`].
 
 pub mod head;
 pub mod manifest;
