@@ -23,6 +23,7 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PathError {
     /// The empty string.
     #[error("path is empty")]
