@@ -181,6 +181,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         level: 3,
         threads: 1,
         sign_artifacts: false,
+        fault: None,
     };
     let out = dir.path().join("seed.airlock");
     let report = airlock::pack::pack(&opts, &[secret_key()], &out, false, &NoProgress).expect("pack seed");

@@ -39,14 +39,9 @@ pub enum Error {
     /// A bug in airlock, or a worker thread that failed (exit 2; never blamed on the input).
     #[error("internal error: {0} (this is a bug in airlock; please report it)")]
     Internal(String),
-    /// An input to `pack` cannot be put in a bundle.
-    #[error("cannot pack {}: {reason}", path.display())]
-    Pack {
-        /// The source file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+    /// `pack` cannot do what it was asked, or cannot put an input in a bundle.
+    #[error(transparent)]
+    Pack(#[from] crate::pack::PackError),
     /// A trust policy file is malformed or inconsistent.
     #[error("{origin}:{line}: {problem}")]
     Policy {

@@ -40,7 +40,7 @@ use airlock::error::{Error, Result};
 use airlock::format::manifest::{self, Manifest};
 use airlock::keys::{self, KeyError, PublicKey, SecretKey};
 use airlock::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
-use airlock::pack::{PackOptions, PackState};
+use airlock::pack::{ChannelState, PackOptions};
 use airlock::policy::{Policy, SignatureStatus, TrustReport};
 use airlock::progress::Progress;
 use airlock::verify::artifacts::ArtifactSink;

@@ -1,6 +1,7 @@
 //! `airlock pack`.
 
 use super::*;
+use airlock::pack::{PackError, PackFault, SourceProblem};
 
 #[derive(Args, Debug)]
 pub(super) struct PackArgs {
@@ -69,10 +70,10 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
     let state_dir = a
         .state_dir
         .clone()
-        .or_else(PackState::default_dir)
+        .or_else(default_state_dir)
         .ok_or_else(|| Error::Usage("no state directory: set --state-dir, AIRLOCK_STATE_DIR or HOME".into()))?;
-    let state = PackState::new(state_dir);
-    let (sequence, previous) = state.next(&a.channel, a.sequence)?;
+    let state = ChannelState::new(state_dir);
+    let (sequence, previous) = state.next(&a.channel, a.sequence).map_err(with_flag_hints)?;
     let created = now();
     let expires = a.expires.as_deref().map(|e| clock::parse_expiry(e, created)).transpose().map_err(Error::Usage)?;
     if expires.is_some_and(|e| e <= created) {
@@ -90,8 +91,11 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         level: a.level,
         threads: a.threads,
         sign_artifacts: a.sign_artifacts,
+        fault: injected_fault()?,
     };
-    let report = airlock::pack::pack(&opts, &keys, &a.output, a.force, &progress(a.quiet))?;
+    let report = airlock::pack::pack(&opts, &keys, &a.output, a.force, &progress(a.quiet)).map_err(with_flag_hints)?;
+    // Recorded before success is reported: a pack that said it succeeded has numbered its
+    // channel, whatever happens next.
     state.record(&a.channel, sequence, &report.manifest_digest)?;
     let m = &report.manifest;
     println!(
@@ -110,5 +114,65 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
     println!("manifest sha256 {}", report.manifest_digest);
     let ids: Vec<String> = keys.iter().map(|k| k.key_id().to_string()).collect();
     println!("signed by {}", ids.join(", "));
+    crash_point("after-report");
     Ok(EXIT_OK)
 }
+
+/// Where the channel state lives unless `--state-dir` says: `$AIRLOCK_STATE_DIR`, else
+/// `$XDG_DATA_HOME/airlock`, else `~/.local/share/airlock`.
+fn default_state_dir() -> Option<PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("AIRLOCK_STATE_DIR")
+        .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("airlock")))
+        .or_else(|| env("HOME").map(|h| h.join(".local/share/airlock")))
+}
+
+/// The library's pack errors, with the flag that changes the outcome named where one does.
+fn with_flag_hints(e: Error) -> Error {
+    let hinted = match &e {
+        Error::OutputExists { path } => format!("{} exists; pass --force to overwrite it", path.display()),
+        Error::Pack(PackError::NoSigners) => "pack needs at least one --key".to_owned(),
+        Error::Pack(PackError::Level { .. }) => format!("--level must be 1 to {}", airlock::pack::MAX_LEVEL),
+        Error::Pack(PackError::Source { path, problem }) => match problem {
+            SourceProblem::ChecksumSignatureClash { name, clash } => format!(
+                "cannot pack {}: --sign-artifacts would add {name:?}, but the sources already hold {clash:?}",
+                path.display()
+            ),
+            SourceProblem::ChecksumSignatureName { name, error } => {
+                format!("cannot pack {}: --sign-artifacts cannot name {name:?}: {error}", path.display())
+            }
+            _ => return e,
+        },
+        _ => return e,
+    };
+    Error::Usage(hinted)
+}
+
+/// Test hook (feature `fault-injection`): `AIRLOCK_TEST_FAULT=hash-worker-panic` makes a
+/// hashing worker panic.
+#[cfg(feature = "fault-injection")]
+fn injected_fault() -> Result<Option<PackFault>> {
+    match std::env::var("AIRLOCK_TEST_FAULT").ok().as_deref() {
+        None => Ok(None),
+        Some("hash-worker-panic") => Ok(Some(PackFault::HashWorkerPanic)),
+        Some(other) => Err(Error::Usage(format!("AIRLOCK_TEST_FAULT: pack has no fault {other:?}"))),
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected_fault() -> Result<Option<PackFault>> {
+    Ok(None)
+}
+
+/// Test hook (feature `fault-injection`): `AIRLOCK_TEST_CRASH_AT=<stage>` aborts the process
+/// at `stage`, as a crash there would.
+#[cfg(feature = "fault-injection")]
+fn crash_point(stage: &str) {
+    if std::env::var_os("AIRLOCK_TEST_CRASH_AT").is_some_and(|v| v == stage) {
+        let _ = std::io::stdout().flush();
+        std::process::abort();
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn crash_point(_stage: &str) {}

@@ -3,4 +3,5 @@
 pub mod digest;
 pub mod durable;
 pub mod sync;
+pub(crate) mod tuning;
 pub mod writeback;

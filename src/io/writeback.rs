@@ -27,8 +27,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// Bytes written between two writeback starts, and between two background syncs.
-pub const STEP: u64 = 16 << 20;
+use crate::io::sync::join_unscoped;
+
+/// Bytes written between two writeback starts, and between two background syncs (see
+/// `io::tuning` for the measurement).
+pub const STEP: u64 = super::tuning::WRITEBACK_STEP;
 
 /// Wraps a file; see the module docs.
 pub struct Writeback<W> {
@@ -139,9 +142,8 @@ impl Syncer {
 
     fn stop(&mut self) -> io::Result<()> {
         crate::io::sync::lock(&self.handle.requests).take();
-        match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the background sync thread panicked")),
+        match self.worker.take() {
+            Some(worker) => join_unscoped(worker, "background sync").map_err(io::Error::other)?,
             None => Ok(()),
         }
     }

@@ -21,6 +21,7 @@ mod crash;
 mod fuzz_targets;
 mod interop_signify_keys;
 mod interop_tools;
+mod pack_failures;
 mod policy;
 mod proptest_bundle;
 mod reject;

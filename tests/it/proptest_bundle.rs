@@ -78,6 +78,7 @@ fn airlock_pack_defaults() -> PackOptions {
         level: 3,
         threads: 1,
         sign_artifacts: false,
+        fault: None,
     }
 }
 

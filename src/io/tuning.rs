@@ -1,0 +1,61 @@
+//! Every buffer, batch and queue size of the pack pipeline, in one place, each with the
+//! measurement behind it. The pipeline they shape is drawn at the top of `pack/mod.rs`.
+//!
+//! Unless a line says otherwise, figures are from docs/PERFORMANCE.md: 2 cores, ext4 on a
+//! loop device; the "mixed" corpus is 1.16 GB in 20,206 files, the "small" one 250 MB in
+//! 200,000 files of 0.5–2 KiB. A size marked "not measured apart" was chosen with the
+//! change it belongs to and has not been varied on its own since: a candidate for tuning.
+
+/// Files the walk hands to the hashing queue at a time (one lock and wake-up per batch, not
+/// per file). Not measured apart: part of "hashing overlaps the walk, one file at a time
+/// from a bounded queue", small pack 5.05 → 3.8–4.2 s together with the read-ahead below.
+pub(crate) const HASH_BATCH: usize = 64;
+
+/// Files waiting to be hashed, at most; the walk waits beyond this. Bounds the queue's memory
+/// (a path each) when the walk outruns the disk; not measured apart (same change as above).
+pub(crate) const HASH_QUEUE_MAX: usize = 4096;
+
+/// Read buffer of each hashing worker: the one `io::digest` hashes with. SHA-256 runs at
+/// 2.0 GB/s per core here (SHA-NI, as `openssl speed sha256`), so hashing is at hardware speed.
+pub(crate) const HASH_BUF: usize = super::digest::IO_BUF;
+
+/// zstd job size for multithreaded compression of the payload. 2 MiB instead of 4 MiB:
+/// mixed pack peak RSS 67 → 42 MiB at the same speed, bundle 0.2% larger (libzstd's own
+/// default at level 3 is 8 MiB).
+pub(crate) const JOB_SIZE: u32 = 2 << 20;
+
+/// Buffer between the tar stream and the zstd encoder, and the copy buffer for streamed
+/// files: headers and small files reach the multithreaded encoder, whose every write has a
+/// fixed cost, in large writes. Not measured apart (same change as the read-ahead).
+pub(crate) const COPY_BUF: usize = 1 << 20;
+
+/// Buffer between the zstd encoder and the bundle file. A background writer thread with
+/// 4 MiB chunks measured no gain over this (reverted, 236415e).
+pub(crate) const BUNDLE_BUF: usize = 1 << 20;
+
+/// Copy buffer for the head members, which are already in memory (the head frame of
+/// 200,000 entries takes 0.45 s in all, mostly signing and compressing). Not measured apart.
+pub(crate) const HEAD_COPY_BUF: usize = 8 << 10;
+
+/// Files up to this size are read whole by the read-ahead thread; larger ones are streamed
+/// by the writer itself, for which the per-file cost does not matter. The read-ahead took
+/// the small pack from 4.6 to 3.7 s (30f4d75); this bound was not measured apart.
+pub(crate) const READ_AHEAD_MAX_BYTES: u64 = 128 << 10;
+
+/// Files read ahead are handed to the writer in batches of up to this many files (one
+/// hand-over per file costs more than reading a small file; same change as above)...
+pub(crate) const READ_AHEAD_BATCH_FILES: usize = 256;
+
+/// ...or this many bytes, whichever comes first (same change as above).
+pub(crate) const READ_AHEAD_BATCH_BYTES: usize = 1 << 20;
+
+/// Batches read ahead and not yet written, at most: with [`READ_AHEAD_BATCH_BYTES`], at
+/// most about 4 MiB is held (these, the batch being written and the one being read). Not
+/// measured apart (same change as above).
+pub(crate) const READ_AHEAD_BATCHES: usize = 2;
+
+/// Bytes written between two writeback starts, and between two background syncs of the
+/// bundle (and of an import's staging file system). Pack: mixed pack 0.55× → 0.51–0.52× of
+/// the scripted pipeline, final fsync 1.3 s → 0.03–0.1 s; import: a `syncfs` every 16 MiB
+/// measured neutral on the small corpus and faster on the mixed one.
+pub(crate) const WRITEBACK_STEP: u64 = 16 << 20;

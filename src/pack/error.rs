@@ -1,0 +1,107 @@
+//! Why `pack` could not make a bundle: typed, so the CLI can add its flag hints and a
+//! library user can match on the reason.
+
+use std::path::PathBuf;
+
+use crate::format::path::PathError;
+use crate::keys::KeyId;
+
+/// A request `pack` cannot carry out, or an input it cannot put in a bundle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackError {
+    /// No signing key was given.
+    #[error("pack needs at least one signing key")]
+    NoSigners,
+    /// Two signing keys have the same key id (a verifier could not tell them apart).
+    #[error("two signing keys share the key id {0}")]
+    DuplicateKeyId(KeyId),
+    /// The zstd level is outside 1 to [`MAX_LEVEL`](super::MAX_LEVEL).
+    #[error("zstd level {level} is outside 1 to {max}", max = super::MAX_LEVEL)]
+    Level {
+        /// The level asked for.
+        level: i32,
+    },
+    /// No source was given.
+    #[error("nothing to pack: give at least one file or directory")]
+    NoSources,
+    /// A source file or directory cannot be packed.
+    #[error("cannot pack {}: {problem}", path.display())]
+    Source {
+        /// The file or directory, as found on disk.
+        path: PathBuf,
+        /// Why.
+        problem: SourceProblem,
+    },
+    /// A channel state file does not hold what the packer writes there.
+    #[error("{}: not an airlock channel state file", path.display())]
+    ChannelState {
+        /// The state file.
+        path: PathBuf,
+    },
+}
+
+/// Why a source cannot be packed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceProblem {
+    /// More sources than a bundle can refer to.
+    #[error("too many sources")]
+    TooManySources,
+    /// A source file named by a path without a file name (`/`, `..`).
+    #[error("has no file name")]
+    NoFileName,
+    /// A source is neither a regular file nor a directory.
+    #[error("is not a regular file or directory")]
+    NotFileOrDirectory,
+    /// A symbolic link (found by the walk, or swapped in before the file was opened).
+    #[error("is a symbolic link; airlock packs regular files only")]
+    SymbolicLink,
+    /// A device, FIFO or socket found by the walk.
+    #[error("is not a regular file (device, fifo or socket)")]
+    SpecialFile,
+    /// Something other than a regular file was found when the file was opened.
+    #[error("is not a regular file")]
+    NotRegularFile,
+    /// The name is not UTF-8, which bundle paths must be.
+    #[error("name is not valid UTF-8")]
+    NameNotUtf8,
+    /// The bundle path would break a rule of the format.
+    #[error("unsafe bundle path {path:?}: {error}")]
+    UnsafePath {
+        /// The bundle path.
+        path: String,
+        /// The rule it breaks.
+        error: PathError,
+    },
+    /// Two sources would have the same bundle path.
+    #[error("has the same bundle path {path:?} as {}", first.display())]
+    SameBundlePath {
+        /// The bundle path.
+        path: String,
+        /// The other source file.
+        first: PathBuf,
+    },
+    /// The file changed size while it was being hashed.
+    #[error("changed while it was being read")]
+    ChangedWhileRead,
+    /// The file changed between the hashing pass and the payload pass.
+    #[error("changed between hashing and packing; pack again")]
+    ChangedBeforePacking,
+    /// A checksum signature to be generated clashes with a source file.
+    #[error("a checksum signature would be added as {name:?}, but the sources already hold {clash:?}")]
+    ChecksumSignatureClash {
+        /// The checksum signature's bundle path.
+        name: String,
+        /// The source already holding that path (or the checksum file it would stand for).
+        clash: String,
+    },
+    /// A checksum signature's bundle path would break a rule of the format.
+    #[error("a checksum signature cannot be named {name:?}: {error}")]
+    ChecksumSignatureName {
+        /// The checksum signature's bundle path.
+        name: String,
+        /// The rule it breaks.
+        error: PathError,
+    },
+}
