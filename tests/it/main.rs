@@ -1,6 +1,7 @@
 //! airlock's integration tests, in one binary (one link instead of one per file).
 //!
-//! - [`kit`] and [`common`]: the harness (keys, packing, bundle surgery, the rejection contract).
+//! - [`kit`]: the one harness (keys, packing, bundle surgery, the rejection contract);
+//!   [`common`] is its former name, re-exported for modules that still use it.
 //! - `adversarial*`: one test per attack, named after it; each checks exit code 1, the message,
 //!   a byte-identical mirror and nothing written outside it.
 //! - `crash`: SIGKILL at every stage boundary and at random points, full disks, locks.
@@ -23,5 +24,4 @@ mod interop_signify_keys;
 mod interop_tools;
 mod policy;
 mod proptest_bundle;
-mod reject;
 mod roundtrip;
