@@ -324,7 +324,7 @@ impl Case {
     }
 
     pub fn secret(&self, name: &str) -> SecretKey {
-        SecretKey::load(&self.path(&format!("{name}.sec")), false, &mut || unreachable!()).unwrap()
+        load_secret(&self.path(&format!("{name}.sec")))
     }
 
     pub fn key_id(&self, name: &str) -> String {

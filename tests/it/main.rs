@@ -25,3 +25,4 @@ mod interop_tools;
 mod policy;
 mod proptest_bundle;
 mod roundtrip;
+mod vectors;

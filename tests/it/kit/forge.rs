@@ -70,7 +70,7 @@ pub fn payload_members(payload: &[u8]) -> Vec<(usize, String, usize, usize)> {
 /// Re-signs a (modified) manifest with a key file and rebuilds the head around it:
 /// a validly signed but hostile bundle.
 pub fn resign(head: &mut [(String, Vec<u8>)], sec: &Path) {
-    let key = airlock::keys::SecretKey::load(sec, false, &mut || unreachable!()).unwrap();
+    let key = load_secret(sec);
     let manifest = head[0].1.clone();
     let sig = airlock::format::head::sign_manifest(&key, &manifest);
     for (name, content) in head.iter_mut() {
@@ -252,13 +252,29 @@ pub fn sha256(data: &[u8]) -> serde_bytes::ByteBuf {
 /// A complete, validly signed head for `manifest` (any bytes): one signature per key,
 /// and a checksum list `sums` signed by the first key.
 pub fn signed_head(manifest: &[u8], sums: &[u8], signers: &[&SecretKey]) -> Vec<(String, Vec<u8>)> {
+    signed_head_with_comment(manifest, sums, signers, "hostile but signed")
+}
+
+/// [`signed_head`] with the checksum list's signature comment given (pack writes
+/// `verify with airlock key <id>`).
+pub fn signed_head_with_comment(
+    manifest: &[u8],
+    sums: &[u8],
+    signers: &[&SecretKey],
+    sums_comment: &str,
+) -> Vec<(String, Vec<u8>)> {
     let sigs: Vec<keys::Signature> =
         signers.iter().map(|k| airlock::format::head::sign_manifest(k, manifest)).collect();
-    let sums_sig = keys::sign_embedded(signers[0], sums, "hostile but signed");
+    let sums_sig = keys::sign_embedded(signers[0], sums, sums_comment);
     airlock::format::head::head_members(manifest, &sigs, &sums_sig)
         .into_iter()
         .map(|(n, c)| (n, c.into_owned()))
         .collect()
+}
+
+/// Loads an unencrypted secret key file.
+pub fn load_secret(path: &Path) -> SecretKey {
+    SecretKey::load(path, false, &mut || unreachable!()).unwrap()
 }
 
 /// Builds `out` from the `next` bundle with its manifest rewritten by `edit`, validly
