@@ -7,6 +7,9 @@
 //! - `crash`: SIGKILL at every stage boundary and at random points, full disks, locks.
 //! - `interop_*`: the real signify-openbsd, minisign, GNU tar and zstd binaries.
 //! - `proptest_bundle`, `fuzz_targets`: property tests and the bounded stable fuzz runner.
+//! - `vectors`: the committed test vectors (tests/vectors/) imported and compared with their
+//!   `expect` files; `vectors::regenerate` (ignored) rebuilds them.
+//! - `hygiene`: rules about the source tree (the library reads no environment variables).
 
 mod common;
 mod kit;
@@ -20,6 +23,7 @@ mod artifacts;
 mod cosign;
 mod crash;
 mod fuzz_targets;
+mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
 mod policy;
