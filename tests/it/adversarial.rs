@@ -7,7 +7,6 @@
 //! outside the mirror (see tests/it/kit.rs). Parts 2 and 3:
 //! tests/it/adversarial_signed.rs (validly signed but malicious), tests/it/adversarial_keys.rs.
 
-use crate::common::{assemble, split};
 use crate::kit::*;
 
 fn flip(bytes: &mut [u8], at: usize, bit: u8) {
@@ -27,7 +26,7 @@ fn bit_flip_sweep_over_compressed_stream() {
     let reference = {
         let case = Case::new();
         case.import("next.airlock", &["k"], &[]).expect_code(0);
-        crate::common::snapshot(&case.mirror(), true)
+        snapshot(&case.mirror(), true)
     };
     let mut case = Case::new();
     let good = case.bytes("next.airlock");
@@ -44,7 +43,7 @@ fn bit_flip_sweep_over_compressed_stream() {
         let listing_before = listing(case.dir.path());
         let out = case.import("bad.airlock", &["k"], &[]);
         if out.code == 0 {
-            assert_eq!(crate::common::snapshot(&case.mirror(), true), reference, "flip at {at} imported other content");
+            assert_eq!(snapshot(&case.mirror(), true), reference, "flip at {at} imported other content");
             assert_eq!(decompress(&bad), decompress(&good), "flip at {at} changed the stream yet was accepted");
             accepted.push(at);
             case = Case::new();
@@ -156,6 +155,29 @@ fn bit_flip_in_end_of_archive_marker() {
     case.expect_rejected("bad.airlock", "second end-of-archive block is not zero");
 }
 
+/// One flipped byte inside a payload member's content: its SHA-256 no longer matches.
+#[test]
+fn flipped_byte_in_payload_member() {
+    let case = Case::new();
+    let parts = case.parts("next.airlock");
+    let (_, data, _, _) = span(&parts.payload, "data/xx/cd.txt");
+    let mut payload = parts.payload.clone();
+    payload[data + 3] ^= 0x01;
+    case.put("bad.airlock", &assemble(&parts.head, &payload));
+    case.expect_rejected("bad.airlock", "member data/xx/cd.txt: SHA-256 is");
+}
+
+/// One flipped byte in the manifest: its signature no longer verifies.
+#[test]
+fn flipped_byte_in_manifest() {
+    let case = Case::new();
+    let mut parts = case.parts("next.airlock");
+    let last = parts.head[0].1.len() - 1;
+    parts.head[0].1[last] ^= 0x01;
+    case.put("bad.airlock", &assemble(&parts.head, &parts.payload));
+    case.expect_rejected("bad.airlock", "on airlock/manifest.cbor does not verify");
+}
+
 // ---------------------------------------------------------------------------------------
 // truncation
 
@@ -243,6 +265,17 @@ fn truncation_inside_end_of_archive_marker() {
     let cut = parts.payload.len() - 512;
     case.put("bad.airlock", &assemble(&parts.head, &parts.payload[..cut]));
     case.expect_rejected("bad.airlock", "end of archive: bundle is truncated");
+}
+
+/// The bundle cut one byte short, in half, inside the first frame's header, and to nothing.
+#[test]
+fn truncated_bundle() {
+    let case = Case::new();
+    let full = case.bytes("next.airlock");
+    for cut in [full.len() - 1, full.len() / 2, 40, 0] {
+        case.put("bad.airlock", &full[..cut]);
+        case.expect_rejected("bad.airlock", "bundle rejected");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -530,6 +563,39 @@ fn reordered_signature_members() {
     case.expect_rejected("bad.airlock", "signature members are not sorted by key id");
 }
 
+/// An executable member appended to the payload, not in the manifest.
+#[test]
+fn extra_member() {
+    let case = Case::new();
+    let parts = case.parts("next.airlock");
+    let end = parts.payload.len() - 1024;
+    let mut payload = parts.payload[..end].to_vec();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("data/evil.sh").unwrap();
+    h.set_size(4);
+    h.set_mode(0o755);
+    h.set_cksum();
+    payload.extend_from_slice(h.as_bytes());
+    payload.extend_from_slice(b"boom");
+    payload.resize(payload.len() + 508 + 1024, 0);
+    case.put("bad.airlock", &assemble(&parts.head, &payload));
+    case.expect_rejected("bad.airlock", "extra member \"data/evil.sh\"");
+    assert!(!case.mirror().join("evil.sh").exists());
+}
+
+/// A member the manifest lists, cut out of the payload.
+#[test]
+fn missing_member() {
+    let case = Case::new();
+    let parts = case.parts("next.airlock");
+    let (start, ..) = span(&parts.payload, "data/xx/cd.txt");
+    let (next_start, ..) = span(&parts.payload, "data/z.bin");
+    let mut payload = parts.payload[..start].to_vec();
+    payload.extend_from_slice(&parts.payload[next_start..]);
+    case.put("bad.airlock", &assemble(&parts.head, &payload));
+    case.expect_rejected("bad.airlock", "expected member \"data/xx/cd.txt\", found \"data/z.bin\"");
+}
+
 // ---------------------------------------------------------------------------------------
 // mix and match
 
@@ -655,6 +721,26 @@ fn forged_signature_next_to_a_valid_one() {
     case.expect_refused("bad.airlock", &["k", "k2"], &[], 1, &msg);
 }
 
+/// A valid bundle, but signed only by a key the importer does not trust; `verify`
+/// refuses it too.
+#[test]
+fn wrong_key() {
+    let case = Case::new();
+    case.expect_refused("next.airlock", &["other"], &[], 1, "trusted key(s), found 0");
+    case.verify("next.airlock", &["other"]).expect_code(1);
+}
+
+/// A rejection leaves a `rejected` record, with its reason, in the mirror's log.
+#[test]
+fn rejection_is_logged() {
+    let case = Case::new();
+    case.import("next.airlock", &["other"], &[]).expect_code(1);
+    let log = std::fs::read_to_string(case.mirror().join(".airlock/log")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "rejected");
+    assert!(last["reason"].as_str().unwrap().contains("trusted key"));
+}
+
 // ---------------------------------------------------------------------------------------
 // freshness: rollback, replay, expiry, channels
 
@@ -695,17 +781,8 @@ fn replay_of_an_imported_bundle_is_a_noop() {
 #[test]
 fn forked_history_previous_mismatch() {
     let case = Case::new();
-    let out = crate::common::run(
-        crate::common::airlock()
-            .arg("pack")
-            .arg(case.path("src"))
-            .arg("-o")
-            .arg(case.path("fork.airlock"))
-            .arg("--key")
-            .arg(case.path("k.sec"))
-            .args(["--quiet", "--sequence", "2"])
-            .env("AIRLOCK_STATE_DIR", case.path("fresh-state")),
-    );
+    let out =
+        run(case.pack_command("fork.airlock", &["--sequence", "2"]).env("AIRLOCK_STATE_DIR", case.path("fresh-state")));
     out.expect_code(0);
     case.expect_rejected(
         "fork.airlock",
@@ -717,27 +794,15 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn pack_at(case: &Case, out: &str, time: u64, extra: &[&str]) {
-    crate::common::run(
-        crate::common::airlock()
-            .arg("pack")
-            .arg(case.path("src"))
-            .arg("-o")
-            .arg(case.path(out))
-            .arg("--key")
-            .arg(case.path("k.sec"))
-            .arg("--quiet")
-            .args(extra)
-            .env("AIRLOCK_STATE_DIR", case.path("state"))
-            .env("AIRLOCK_NOW", time.to_string()),
-    )
-    .expect_code(0);
+/// Packs the template's tree as if the clock read `time`.
+fn pack_at_time(case: &Case, out: &str, time: u64, extra: &[&str]) {
+    run(case.pack_command(out, extra).env("AIRLOCK_NOW", time.to_string())).expect_code(0);
 }
 
 #[test]
 fn expired_bundle() {
     let case = Case::new();
-    pack_at(&case, "stale.airlock", now() - 7200, &["--expires", "1h"]);
+    pack_at_time(&case, "stale.airlock", now() - 7200, &["--expires", "1h"]);
     case.expect_rejected("stale.airlock", "bundle expired at");
 }
 
@@ -747,23 +812,13 @@ fn expired_bundle() {
 fn expired_by_the_mirrors_clock_floor() {
     let case = Case::new();
     let t = now();
-    pack_at(&case, "future.airlock", t + 10 * 86_400, &["--channel", "later"]);
+    pack_at_time(&case, "future.airlock", t + 10 * 86_400, &["--channel", "later"]);
     case.import("future.airlock", &["k"], &[]).expect_code(0);
-    pack_at(&case, "stale.airlock", t, &["--expires", "1d", "--channel", "ops"]);
+    pack_at_time(&case, "stale.airlock", t, &["--expires", "1d", "--channel", "ops"]);
     let before = case.mirror_state();
     let log_before = std::fs::read_to_string(case.mirror().join(".airlock/log")).unwrap();
     let listing_before = listing(case.dir.path());
-    let out = crate::common::run(
-        crate::common::airlock()
-            .arg("import")
-            .arg(case.path("stale.airlock"))
-            .arg("--trust")
-            .arg(case.path("k.pub"))
-            .arg("--mirror")
-            .arg(case.mirror())
-            .arg("--quiet")
-            .env("AIRLOCK_NOW", (t + 3600).to_string()),
-    );
+    let out = run(case.import_command("stale.airlock", &["k"], &[]).env("AIRLOCK_NOW", (t + 3600).to_string()));
     out.expect_code(1).expect_stderr("bundle expired at").expect_stderr("the mirror's clock floor");
     case.assert_untouched(&before, &log_before, &listing_before);
 }
@@ -799,16 +854,30 @@ fn channel_cannot_be_relabelled_without_the_key() {
     case.expect_rejected("bad.airlock", "on airlock/manifest.cbor does not verify");
 }
 
+/// Validly signed and never imported here, but older than the mirror's last import.
+#[test]
+fn replayed_older_sequence() {
+    let case = Case::new();
+    case.import("next.airlock", &["k"], &[]).expect_code(0); // sequence 2
+    case.expect_rejected("older.airlock", "sequence 1 is not newer than the last imported sequence 2");
+}
+
+/// A skipped sequence number is refused with the missing one named, and `--allow-gap`
+/// accepts it with the override logged.
+#[test]
+fn gap_is_named_and_overridable() {
+    let case = Case::new();
+    case.pack("third.airlock", &["--sequence", "3"]).expect_code(0); // 2 not imported
+    case.expect_rejected("third.airlock", "missing sequence 2 (last imported 1");
+    let ok = case.import("third.airlock", &["k"], &["--allow-gap"]);
+    ok.expect_code(0);
+    assert!(ok.stdout.contains("override logged"), "{}", ok.stdout);
+    let log = std::fs::read_to_string(case.mirror().join(".airlock/log")).unwrap();
+    assert!(log.lines().last().unwrap().contains("allow-gap"));
+}
+
 fn run_verify_ok(case: &Case, bundle: &str) {
-    crate::common::run(
-        crate::common::airlock()
-            .arg("verify")
-            .arg(case.path(bundle))
-            .arg("--trust")
-            .arg(case.path("k.pub"))
-            .arg("--quiet"),
-    )
-    .expect_code(0);
+    case.verify(bundle, &["k"]).expect_code(0);
 }
 
 /// The control: the template's bundle itself imports, so every rejection above is caused
@@ -817,8 +886,7 @@ fn run_verify_ok(case: &Case, bundle: &str) {
 fn control_the_unmodified_bundle_imports() {
     let case = Case::new();
     case.import("next.airlock", &["k"], &[]).expect_code(0);
-    crate::common::run(crate::common::airlock().arg("mirror").arg("verify").arg(case.mirror()).arg("--quiet"))
-        .expect_code(0);
+    run(airlock().arg("mirror").arg("verify").arg(case.mirror()).arg("--quiet")).expect_code(0);
     // Reassembled from its parts it still imports: the tools above do not damage bundles.
     let case = Case::new();
     let parts = case.parts("next.airlock");

@@ -3,12 +3,11 @@
 //! checksum list that matches it, so the signature layer passes and each case is rejected
 //! for the reason its name gives; the message assertion checks that reason specifically.
 //!
-//! Hostile manifests are written with `adversarial_kit::Wire`, a field-for-field copy of
+//! Hostile manifests are written with `kit::Wire`, a field-for-field copy of
 //! the wire form that serde_cbor encodes to airlock's canonical bytes, so the decoder's
 //! rules (not its canonical-form check) do the rejecting. Hostile tar and zstd structures
-//! are written byte by byte in adversarial_kit.
+//! are written byte by byte with `kit`'s forge (tests/it/kit/forge.rs).
 
-use crate::common::assemble;
 use crate::kit::*;
 
 /// A manifest whose one changed entry path is `path`; the payload is next's own (the
@@ -185,6 +184,33 @@ fn bad_channel_name() {
     let case = Case::new();
     signed_variant(&case, "evil.airlock", |w| w.channel = "../default".into(), None);
     case.expect_rejected("evil.airlock", "channel name \"../default\" must be");
+}
+
+/// The manifest's entry path rewritten to `../cd.txt` in place and signed again with the
+/// trusted key: refused by the path rules, nothing written above the mirror.
+#[test]
+fn path_traversal_in_validly_signed_manifest() {
+    let case = Case::new();
+    let mut parts = case.parts("next.airlock");
+    let manifest = &mut parts.head[0].1;
+    let at = manifest.windows(9).position(|w| w == b"xx/cd.txt").unwrap();
+    manifest[at..at + 9].copy_from_slice(b"../cd.txt");
+    resign(&mut parts.head, &case.path("k.sec"));
+    case.put("evil.airlock", &assemble(&parts.head, &parts.payload));
+    case.expect_rejected("evil.airlock", "entry \"../cd.txt\": path has a `.` or `..` component");
+    assert!(!case.path("canary/cd.txt").exists());
+}
+
+/// Signed by the trusted key with a one-hour expiry, two hours ago: `import` and `verify`
+/// both refuse it. (The freshness tests in tests/it/adversarial.rs cover the clock floor.)
+#[test]
+fn expired_bundle() {
+    let case = Case::new();
+    let two_hours_ago =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 7200).to_string();
+    run(case.pack_command("stale.airlock", &["--expires", "1h"]).env("AIRLOCK_NOW", two_hours_ago)).expect_code(0);
+    case.expect_rejected("stale.airlock", "bundle expired at");
+    case.verify("stale.airlock", &["k"]).expect_code(1).expect_stderr("expired");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -611,16 +637,9 @@ fn huge_declared_entry_size() {
         2,
         "not enough free space: the bundle needs 1152921504606847000 bytes", /* 2^60 + 24 */
     );
-    crate::common::run(
-        crate::common::airlock()
-            .arg("verify")
-            .arg(case.path("evil.airlock"))
-            .arg("--trust")
-            .arg(case.path("k.pub"))
-            .arg("--quiet"),
-    )
-    .expect_code(1)
-    .expect_stderr("member \"data/z.bin\" has size 70000 but the manifest says 1152921504606846976");
+    run(airlock().arg("verify").arg(case.path("evil.airlock")).arg("--trust").arg(case.path("k.pub")).arg("--quiet"))
+        .expect_code(1)
+        .expect_stderr("member \"data/z.bin\" has size 70000 but the manifest says 1152921504606846976");
 }
 
 /// Entry sizes whose sum overflows 64 bits: must not wrap around to a small total that
@@ -677,7 +696,7 @@ fn too_many_signature_members() {
     let mut head = vec![parts.head[0].clone()];
     for i in 0..300u64 {
         let id = (i + 1).to_be_bytes();
-        head.push((format!("airlock/signatures/{}.sig", crate::common::hex(&id)), relabel(&text, &id).into_bytes()));
+        head.push((format!("airlock/signatures/{}.sig", hex(&id)), relabel(&text, &id).into_bytes()));
     }
     head.push(parts.head[2].clone());
     case.put("evil.airlock", &assemble(&head, &parts.payload));

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::*;
+use crate::kit::*;
 
 fn tool(dir: &Path, program: &str, args: &[&str]) -> std::process::Output {
     Command::new(program)

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::*;
+use crate::kit::*;
 
 fn tool(name: &str) -> Command {
     assert!(

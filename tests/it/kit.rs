@@ -1,27 +1,237 @@
-//! The adversarial corpus's workbench: a template workspace built once (keys, a source
-//! tree, two bundles of one channel, a mirror holding the first), copied fresh for every
-//! case, plus the tools to take bundles apart and build hostile ones in code. Nothing here
-//! is an opaque blob: every hostile byte is made by a function below or in the test.
+//! The one test harness: run the binary, make keys and trees, pack and import, snapshot
+//! directory trees, and check the whole contract of a rejection. Bundle surgery (taking
+//! bundles apart, forging members, frames and manifests) is in [`forge`], re-exported here.
 //!
-//! Every case ends in [`Case::expect_rejected`] (or a variant), which checks the whole
-//! contract of a rejection: the exit code, a message naming the problem, the mirror
-//! byte-for-byte unchanged except for one appended `rejected`/`failed` log record that
-//! chains to the old log, no staging and no `pending` left, and nothing created outside
-//! the mirror: the mirror lives at `<case>/canary/mirror`, and `<case>/canary` must still
-//! hold only `mirror` afterwards (and the case directory only what the test made).
+//! Two workbenches share these mechanisms:
+//! - [`Workspace`]: an empty temp dir with one key pair `k`, for tests that build their
+//!   own trees (round trips, interop, policy, co-signing).
+//! - [`Case`]: the adversarial corpus's template, built once (keys `k`, `k2`, `other`, a
+//!   source tree, two bundles of one channel, a mirror holding the first) and copied fresh
+//!   for every case. Every case ends in [`Case::expect_rejected`] (or a variant), which
+//!   checks the exit code, a message naming the problem, the mirror byte-for-byte unchanged
+//!   except for one appended `rejected`/`failed` log record that chains to the old log, no
+//!   staging and no `pending` left, and nothing created outside the mirror: the mirror lives
+//!   at `<case>/canary/mirror`, and `<case>/canary` must still hold only `mirror`
+//!   afterwards (and the case directory only what the test made).
 
 #![allow(dead_code)]
+
+mod forge;
+
+pub use forge::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use airlock::keys::{self, SecretKey};
-use serde::{Deserialize, Serialize};
+use airlock::keys::SecretKey;
+use sha2::{Digest as _, Sha256};
 
-use crate::common::{airlock, run, snapshot, Run};
+// ---------------------------------------------------------------------------------------
+// running the binary
+
+/// The airlock binary under test, with the environment variables it reads cleared.
+pub fn airlock() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    cmd.env_remove("AIRLOCK_PASSPHRASE_FILE").env_remove("AIRLOCK_NOW");
+    cmd
+}
+
+/// Result of a command run, with its stdout and stderr as text.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with the whole output unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Panics unless stderr contains `text`.
+    pub fn expect_stderr(&self, text: &str) -> &Run {
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}:\n{}", self.stderr);
+        self
+    }
+}
+
+/// Runs a command to completion.
+pub fn run(cmd: &mut Command) -> Run {
+    Run::from(cmd.output().expect("spawn"))
+}
+
+/// `airlock keygen` of `ROOT/<name>.pub` and `ROOT/<name>.sec`, without passphrase.
+pub fn keygen(root: &Path, name: &str) {
+    run(airlock()
+        .arg("keygen")
+        .arg("--public")
+        .arg(root.join(format!("{name}.pub")))
+        .arg("--secret")
+        .arg(root.join(format!("{name}.sec")))
+        .arg("--no-passphrase"))
+    .expect_code(0);
+}
+
+/// `airlock pack SRC -o ROOT/OUT --key ROOT/k.sec --quiet EXTRA...` with the channel state
+/// kept in `ROOT/state`: the pack every test workbench uses, not yet run.
+pub fn pack_command(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Command {
+    let mut cmd = airlock();
+    cmd.arg("pack")
+        .arg(src)
+        .arg("-o")
+        .arg(root.join(out))
+        .arg("--key")
+        .arg(root.join("k.sec"))
+        .arg("--quiet")
+        .args(extra)
+        .env("AIRLOCK_STATE_DIR", root.join("state"));
+    cmd
+}
+
+/// Runs [`pack_command`].
+pub fn pack_at(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Run {
+    run(&mut pack_command(root, src, out, extra))
+}
+
+/// `airlock import ROOT/BUNDLE --trust ROOT/<key>.pub... --mirror ROOT/canary/mirror
+/// --quiet EXTRA...`, not yet run.
+pub fn import_command(root: &Path, bundle: &str, trust: &[&str], extra: &[&str]) -> Command {
+    let mut cmd = airlock();
+    cmd.arg("import").arg(root.join(bundle));
+    for key in trust {
+        cmd.arg("--trust").arg(root.join(format!("{key}.pub")));
+    }
+    cmd.arg("--mirror").arg(root.join(MIRROR)).arg("--quiet").args(extra);
+    cmd
+}
+
+// ---------------------------------------------------------------------------------------
+// trees
+
+/// Writes a file, creating parents, with a mode.
+pub fn write(root: &Path, rel: &str, content: &[u8], mode: u32) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, content).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Sets the mode of a file.
+pub fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Every file and directory under `root` (excluding `.airlock` at the top when
+/// `skip_meta`), with type, mode and SHA-256: equal snapshots mean identical trees.
+pub fn snapshot(root: &Path, skip_meta: bool) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if !root.exists() {
+        return out;
+    }
+    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if skip_meta && (rel == ".airlock" || rel.starts_with(".airlock/")) {
+            continue;
+        }
+        let m = fs::symlink_metadata(e.path()).unwrap();
+        let desc = if m.is_file() {
+            format!("file {:o} {}", m.permissions().mode() & 0o7777, hex(&Sha256::digest(fs::read(e.path()).unwrap())))
+        } else if m.is_dir() {
+            "dir".into()
+        } else {
+            format!("other {:?}", m.file_type())
+        };
+        out.insert(rel, desc);
+    }
+    out
+}
+
+/// Lower-case hex.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Workspace: an empty workbench with one key pair
+
+/// A test workspace: a temp dir with a key pair `k`, a state dir and helpers.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let ws = Workspace { dir: tempfile::tempdir().unwrap() };
+        ws.keygen("k");
+        ws
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Makes `<name>.pub` / `<name>.sec` without passphrase.
+    pub fn keygen(&self, name: &str) {
+        keygen(self.dir.path(), name);
+    }
+
+    /// `airlock pack SRC -o OUT --key k.sec` plus extra args, with a private state dir.
+    pub fn pack(&self, src: &Path, out: &str, extra: &[&str]) -> Run {
+        pack_at(self.dir.path(), src, out, extra)
+    }
+
+    pub fn verify(&self, bundle: &str, key: &str) -> Run {
+        run(airlock()
+            .arg("verify")
+            .arg(self.path(bundle))
+            .arg("--trust")
+            .arg(self.path(&format!("{key}.pub")))
+            .arg("--quiet"))
+    }
+
+    pub fn import(&self, bundle: &str, key: &str, mirror: &str, extra: &[&str]) -> Run {
+        run(airlock()
+            .arg("import")
+            .arg(self.path(bundle))
+            .arg("--trust")
+            .arg(self.path(&format!("{key}.pub")))
+            .arg("--mirror")
+            .arg(self.path(mirror))
+            .arg("--quiet")
+            .args(extra))
+    }
+}
+
+/// Checks a bundle-with-mirror rejection in a [`Workspace`]: exit 1, the message, mirror
+/// unchanged. ([`Case::expect_rejected`] checks the full contract.)
+pub fn assert_rejected_unchanged(ws: &Workspace, bundle: &str, key: &str, mirror: &str, message: &str) {
+    let before = snapshot(&ws.path(mirror), true);
+    let run = ws.import(bundle, key, mirror, &[]);
+    run.expect_code(1).expect_stderr(message);
+    assert_eq!(snapshot(&ws.path(mirror), true), before, "mirror changed by a rejected import");
+    let staging = ws.path(mirror).join(".airlock/staging");
+    if staging.exists() {
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0, "staging left behind");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Case: the adversarial corpus's workbench
 
 /// Relative path of the mirror inside a case directory.
 pub const MIRROR: &str = "canary/mirror";
@@ -41,16 +251,16 @@ fn template() -> &'static Path {
             }
             let src = root.join("src");
             for (path, content, mode) in TREE {
-                crate::common::write(&src, path, content, *mode);
+                write(&src, path, content, *mode);
             }
-            crate::common::write(&src, "z.bin", &big_content(70_000), 0o755);
-            pack(root, &src, "base.airlock", &[]).expect_code(0);
+            write(&src, "z.bin", &big_content(70_000), 0o755);
+            pack_at(root, &src, "base.airlock", &[]).expect_code(0);
             fs::create_dir_all(root.join("canary")).unwrap();
-            import_at(root, "base.airlock", &["k"], &[]).expect_code(0);
-            crate::common::write(&src, "a.txt", b"alpha two\n", 0o644);
-            pack(root, &src, "next.airlock", &[]).expect_code(0);
+            run(&mut import_command(root, "base.airlock", &["k"], &[])).expect_code(0);
+            write(&src, "a.txt", b"alpha two\n", 0o644);
+            pack_at(root, &src, "next.airlock", &[]).expect_code(0);
             // An older bundle of the same channel, packed after the fact: a rollback.
-            pack(root, &src, "older.airlock", &["--sequence", "1"]).expect_code(0);
+            pack_at(root, &src, "older.airlock", &["--sequence", "1"]).expect_code(0);
             dir
         })
         .path()
@@ -67,30 +277,6 @@ pub fn big_content(len: usize) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-fn keygen(root: &Path, name: &str) {
-    run(airlock()
-        .arg("keygen")
-        .arg("--public")
-        .arg(root.join(format!("{name}.pub")))
-        .arg("--secret")
-        .arg(root.join(format!("{name}.sec")))
-        .arg("--no-passphrase"))
-    .expect_code(0);
-}
-
-fn pack(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Run {
-    crate::common::pack_at(root, src, out, extra)
-}
-
-fn import_at(root: &Path, bundle: &str, trust: &[&str], extra: &[&str]) -> Run {
-    let mut cmd = airlock();
-    cmd.arg("import").arg(root.join(bundle));
-    for key in trust {
-        cmd.arg("--trust").arg(root.join(format!("{key}.pub")));
-    }
-    run(cmd.arg("--mirror").arg(root.join(MIRROR)).arg("--quiet").args(extra))
 }
 
 /// Copies a tree, keeping file modes.
@@ -138,25 +324,46 @@ impl Case {
     }
 
     pub fn secret(&self, name: &str) -> SecretKey {
-        SecretKey::load(&self.path(&format!("{name}.sec")), false, &mut || unreachable!()).unwrap()
+        load_secret(&self.path(&format!("{name}.sec")))
     }
 
     pub fn key_id(&self, name: &str) -> String {
         self.secret(name).key_id().to_string()
     }
 
-    pub fn parts(&self, name: &str) -> crate::common::Parts {
-        crate::common::split(&self.bytes(name))
+    pub fn parts(&self, name: &str) -> Parts {
+        split(&self.bytes(name))
     }
 
     /// `airlock import BUNDLE --trust <each key> --mirror canary/mirror --quiet EXTRA`.
     pub fn import(&self, bundle: &str, trust: &[&str], extra: &[&str]) -> Run {
-        import_at(self.dir.path(), bundle, trust, extra)
+        run(&mut self.import_command(bundle, trust, extra))
+    }
+
+    /// The command [`Case::import`] runs, for a test that adds to it (an environment
+    /// variable, say).
+    pub fn import_command(&self, bundle: &str, trust: &[&str], extra: &[&str]) -> Command {
+        import_command(self.dir.path(), bundle, trust, extra)
+    }
+
+    /// `airlock verify BUNDLE --trust <each key> --quiet`.
+    pub fn verify(&self, bundle: &str, trust: &[&str]) -> Run {
+        let mut cmd = airlock();
+        cmd.arg("verify").arg(self.path(bundle));
+        for key in trust {
+            cmd.arg("--trust").arg(self.path(&format!("{key}.pub")));
+        }
+        run(cmd.arg("--quiet"))
     }
 
     /// `airlock pack src -o OUT --key k.sec` with the template's state.
     pub fn pack(&self, out: &str, extra: &[&str]) -> Run {
-        pack(self.dir.path(), &self.path("src"), out, extra)
+        pack_at(self.dir.path(), &self.path("src"), out, extra)
+    }
+
+    /// The command [`Case::pack`] runs, for a test that adds to it (a fixed clock, say).
+    pub fn pack_command(&self, out: &str, extra: &[&str]) -> Command {
+        pack_command(self.dir.path(), &self.path("src"), out, extra)
     }
 
     /// Imports `bundle` trusting `k` and checks the full rejection contract (exit 1).
@@ -225,233 +432,4 @@ pub fn listing(dir: &Path) -> BTreeSet<String> {
         .filter_entry(|e| !e.path().ends_with(MIRROR))
         .map(|e| e.unwrap().path().strip_prefix(dir).unwrap().to_string_lossy().into_owned())
         .collect()
-}
-
-// ---------------------------------------------------------------------------------------
-// tar and zstd by hand
-
-/// Recomputes a ustar header's checksum field the way tar does.
-pub fn fix_cksum(block: &mut [u8]) {
-    block[148..156].fill(b' ');
-    let sum: u32 = block[..512].iter().map(|&b| b as u32).sum();
-    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-}
-
-/// A ustar header: the canonical one for (name, size, mode) with its type flag, raw name
-/// bytes and link name replaced. Names longer than 100 bytes are cut.
-pub fn raw_header(name: &[u8], size: u64, mode: u32, kind: u8, link: &[u8]) -> Vec<u8> {
-    let mut h = airlock::format::tar::encode_header("x", size, mode);
-    h[..100].fill(0);
-    h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
-    h[156] = kind;
-    h[157..157 + link.len()].copy_from_slice(link);
-    fix_cksum(&mut h);
-    h
-}
-
-/// A PAX extended header ('x', or 'g' for global) holding `records` (key, value).
-pub fn pax_header(kind: u8, records: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for (key, value) in records {
-        let body = key.len() + value.len() + 3;
-        let mut len = body + 1;
-        while len != body + len.to_string().len() {
-            len = body + len.to_string().len();
-        }
-        data.extend_from_slice(format!("{len} {key}=").as_bytes());
-        data.extend_from_slice(value);
-        data.push(b'\n');
-    }
-    let mut out = raw_header(b"airlock/pax-header", data.len() as u64, 0o644, kind, b"");
-    out.extend_from_slice(&data);
-    pad(&mut out);
-    out
-}
-
-/// Pads to a multiple of 512 with zeros.
-pub fn pad(v: &mut Vec<u8>) {
-    v.resize(v.len().div_ceil(512) * 512, 0);
-}
-
-/// A whole member: canonical header, content, padding.
-pub fn member(name: &str, content: &[u8], mode: u32) -> Vec<u8> {
-    let mut out = airlock::format::tar::encode_header(name, content.len() as u64, mode);
-    out.extend_from_slice(content);
-    pad(&mut out);
-    out
-}
-
-/// A payload member's byte span in the decompressed payload: (header start, content start,
-/// content size, end after padding).
-pub fn span(payload: &[u8], name: &str) -> (usize, usize, usize, usize) {
-    let (header, _, data, size) = crate::common::payload_members(payload)
-        .into_iter()
-        .find(|m| m.1 == name)
-        .unwrap_or_else(|| panic!("no member {name}"));
-    (header, data, size, data + size.div_ceil(512) * 512)
-}
-
-pub fn zstd(data: &[u8]) -> Vec<u8> {
-    zstd::stream::encode_all(data, 3).unwrap()
-}
-
-/// A zstd skippable frame (magic 0x184D2A50..5F) holding `data`.
-pub fn skippable_frame(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x50, 0x2a, 0x4d, 0x18];
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-/// A zstd frame written by hand from raw (stored) blocks, with a chosen frame header:
-/// `window_log` for the Window_Descriptor (none when `single_segment`), and an optional
-/// 8-byte Frame_Content_Size. Lets a test declare any window or content size.
-pub fn handmade_frame(data: &[u8], window_log: u8, content_size: Option<u64>, single_segment: bool) -> Vec<u8> {
-    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd];
-    let fcs_flag: u8 = if content_size.is_some() { 3 } else { 0 };
-    out.push((fcs_flag << 6) | (u8::from(single_segment) << 5));
-    if !single_segment {
-        out.push((window_log - 10) << 3);
-    }
-    if let Some(size) = content_size {
-        out.extend_from_slice(&size.to_le_bytes());
-    }
-    let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(100_000).collect() };
-    for (i, chunk) in chunks.iter().enumerate() {
-        let last = u32::from(i + 1 == chunks.len());
-        let header = last | ((chunk.len() as u32) << 3); // block type 0: raw
-        out.extend_from_slice(&header.to_le_bytes()[..3]);
-        out.extend_from_slice(chunk);
-    }
-    out
-}
-
-/// A zstd frame of `blocks` RLE blocks, each 128 KiB of `byte`: a few bytes per block on
-/// disk, 128 KiB each decompressed. A decompression bomb.
-pub fn rle_bomb(byte: u8, blocks: usize) -> Vec<u8> {
-    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (17 - 10) << 3];
-    for i in 0..blocks {
-        let last = u32::from(i + 1 == blocks);
-        let header = last | (1 << 1) | ((128 * 1024) << 3); // block type 1: RLE
-        out.extend_from_slice(&header.to_le_bytes()[..3]);
-        out.push(byte);
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------
-// manifests by hand
-
-/// The manifest's wire form, field for field in the encoding order of docs/FORMAT.md §6,
-/// so a test can write manifests airlock's encoder refuses to produce (serde_cbor with the
-/// self-describe tag gives exactly the canonical bytes for well-formed values).
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Wire {
-    pub format: String,
-    pub version: u64,
-    pub bundle_id: serde_bytes::ByteBuf,
-    pub created: u64,
-    pub expires: Option<u64>,
-    pub channel: String,
-    pub sequence: u64,
-    pub previous: Option<serde_bytes::ByteBuf>,
-    pub label: Option<String>,
-    pub meta: BTreeMap<String, String>,
-    pub entries: Vec<WireEntry>,
-    pub removed: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct WireEntry {
-    pub path: String,
-    pub size: u64,
-    pub sha256: serde_bytes::ByteBuf,
-    pub mode: u32,
-    pub signatures: Vec<String>,
-}
-
-impl Wire {
-    pub fn decode(bytes: &[u8]) -> Wire {
-        serde_cbor::from_slice(bytes).unwrap()
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut ser = serde_cbor::Serializer::new(&mut out);
-        ser.self_describe().unwrap();
-        self.serialize(&mut ser).unwrap();
-        out
-    }
-
-    /// `signify -C` lines for the entries, as `sums_text` would write them.
-    pub fn sums(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for e in &self.entries {
-            out.extend_from_slice(format!("SHA256 (data/{}) = {}\n", e.path, crate::common::hex(&e.sha256)).as_bytes());
-        }
-        out
-    }
-}
-
-pub fn sha256(data: &[u8]) -> serde_bytes::ByteBuf {
-    use sha2::Digest as _;
-    serde_bytes::ByteBuf::from(sha2::Sha256::digest(data).to_vec())
-}
-
-/// A complete, validly signed head for `manifest` (any bytes): one signature per key,
-/// and a checksum list `sums` signed by the first key.
-pub fn signed_head(manifest: &[u8], sums: &[u8], signers: &[&SecretKey]) -> Vec<(String, Vec<u8>)> {
-    let sigs: Vec<keys::Signature> =
-        signers.iter().map(|k| airlock::format::head::sign_manifest(k, manifest)).collect();
-    let sums_sig = keys::sign_embedded(signers[0], sums, "hostile but signed");
-    airlock::format::head::head_members(manifest, &sigs, &sums_sig)
-        .into_iter()
-        .map(|(n, c)| (n, c.into_owned()))
-        .collect()
-}
-
-/// Builds `out` from the `next` bundle with its manifest rewritten by `edit`, validly
-/// signed by `k`, and the payload given (or next's own).
-pub fn signed_variant(case: &Case, out: &str, edit: impl FnOnce(&mut Wire), payload: Option<Vec<u8>>) {
-    let parts = case.parts("next.airlock");
-    let mut wire = Wire::decode(&parts.head[0].1);
-    edit(&mut wire);
-    let manifest = wire.encode();
-    let head = signed_head(&manifest, &wire.sums(), &[&case.secret("k")]);
-    case.put(out, &crate::common::assemble(&head, &payload.unwrap_or(parts.payload)));
-}
-
-/// A payload holding `members` (already encoded) and the end-of-archive marker.
-pub fn payload_of(members: &[Vec<u8>]) -> Vec<u8> {
-    let mut out: Vec<u8> = members.concat();
-    out.extend_from_slice(&[0u8; 1024]);
-    out
-}
-
-/// Builds a bundle whose manifest holds exactly `files` (path, content, mode) and whose
-/// payload is exactly their canonical members: valid in every respect but the paths.
-pub fn signed_files(case: &Case, out: &str, files: &[(&str, &[u8], u32)]) {
-    let members: Vec<Vec<u8>> = files.iter().map(|(p, c, m)| member(&format!("data/{p}"), c, *m)).collect();
-    signed_variant(
-        case,
-        out,
-        |w| {
-            w.entries = files
-                .iter()
-                .map(|(p, c, m)| WireEntry {
-                    path: p.to_string(),
-                    size: c.len() as u64,
-                    sha256: sha256(c),
-                    mode: *m,
-                    signatures: vec![],
-                })
-                .collect();
-        },
-        Some(payload_of(&members)),
-    );
-}
-
-/// Sets the mode of a file.
-pub fn chmod(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }

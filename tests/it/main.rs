@@ -1,11 +1,15 @@
 //! airlock's integration tests, in one binary (one link instead of one per file).
 //!
-//! - [`kit`] and [`common`]: the harness (keys, packing, bundle surgery, the rejection contract).
+//! - [`kit`]: the one harness (keys, packing, bundle surgery, the rejection contract);
+//!   [`common`] is its former name, re-exported for modules that still use it.
 //! - `adversarial*`: one test per attack, named after it; each checks exit code 1, the message,
 //!   a byte-identical mirror and nothing written outside it.
 //! - `crash`: SIGKILL at every stage boundary and at random points, full disks, locks.
 //! - `interop_*`: the real signify-openbsd, minisign, GNU tar and zstd binaries.
 //! - `proptest_bundle`, `fuzz_targets`: property tests and the bounded stable fuzz runner.
+//! - `vectors`: the committed test vectors (tests/vectors/) imported and compared with their
+//!   `expect` files; `vectors::regenerate` (ignored) rebuilds them.
+//! - `hygiene`: rules about the source tree (the library reads no environment variables).
 
 mod common;
 mod kit;
@@ -19,10 +23,11 @@ mod artifacts;
 mod cosign;
 mod crash;
 mod fuzz_targets;
+mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
 mod pack_failures;
 mod policy;
 mod proptest_bundle;
-mod reject;
 mod roundtrip;
+mod vectors;

@@ -89,7 +89,7 @@ fn import(bundle: &Path, dir: &Path) -> (airlock::error::Result<ImportOutcome>, 
     let mirror = Mirror::open(&root, true).unwrap();
     let result = mirror.import(bundle, &policy(), &ImportOptions::default(), &NoProgress);
     drop(mirror);
-    (result, crate::common::snapshot(&root, true))
+    (result, crate::kit::snapshot(&root, true))
 }
 
 fn files_only(snapshot: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -170,7 +170,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
         for (path, content, mode) in &files {
-            crate::common::write(&src, path, content, *mode);
+            crate::kit::write(&src, path, content, *mode);
         }
         let bundle = dir.path().join("b.airlock");
         let report = pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &NoProgress).unwrap();
@@ -178,7 +178,7 @@ proptest! {
         verify(&bundle).unwrap();
         let (result, mirror) = import(&bundle, dir.path());
         prop_assert!(matches!(result, Ok(ImportOutcome::Imported { .. })), "{:?}", result.err());
-        let mut want = crate::common::snapshot(&src, false);
+        let mut want = crate::kit::snapshot(&src, false);
         let mut got = mirror;
         want.retain(|_, v| v != "dir");
         got.retain(|_, v| v != "dir");
@@ -192,7 +192,7 @@ proptest! {
 struct Valid {
     _dir: tempfile::TempDir,
     bytes: Vec<u8>,
-    parts: crate::common::Parts,
+    parts: crate::kit::Parts,
     content: BTreeMap<String, String>,
 }
 
@@ -201,19 +201,19 @@ fn valid() -> &'static Valid {
     V.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
-        crate::common::write(&src, "a.txt", b"alpha\n", 0o644);
-        crate::common::write(&src, "bin/run", b"#!/bin/sh\necho hi\n", 0o755);
-        crate::common::write(&src, "pkg/x.tar.gz", &(0..20_000u32).map(|i| (i % 97) as u8).collect::<Vec<_>>(), 0o644);
-        crate::common::write(&src, "pkg/x.tar.gz.sig", b"untrusted comment: x\nAAAA\n", 0o644);
-        crate::common::write(&src, "empty", b"", 0o644);
-        crate::common::write(&src, &format!("long/{}", "n".repeat(120)), b"pax", 0o644);
-        crate::common::write(&src, "ünï/名前.txt", b"non-ascii\n", 0o644);
+        crate::kit::write(&src, "a.txt", b"alpha\n", 0o644);
+        crate::kit::write(&src, "bin/run", b"#!/bin/sh\necho hi\n", 0o755);
+        crate::kit::write(&src, "pkg/x.tar.gz", &(0..20_000u32).map(|i| (i % 97) as u8).collect::<Vec<_>>(), 0o644);
+        crate::kit::write(&src, "pkg/x.tar.gz.sig", b"untrusted comment: x\nAAAA\n", 0o644);
+        crate::kit::write(&src, "empty", b"", 0o644);
+        crate::kit::write(&src, &format!("long/{}", "n".repeat(120)), b"pax", 0o644);
+        crate::kit::write(&src, "ünï/名前.txt", b"non-ascii\n", 0o644);
         let bundle = dir.path().join("b.airlock");
         pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &NoProgress).unwrap();
         let bytes = fs::read(&bundle).unwrap();
-        let mut content = crate::common::snapshot(&src, false);
+        let mut content = crate::kit::snapshot(&src, false);
         content.retain(|_, v| v != "dir");
-        Valid { parts: crate::common::split(&bytes), bytes, content, _dir: dir }
+        Valid { parts: crate::kit::split(&bytes), bytes, content, _dir: dir }
     })
 }
 

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::*;
+use crate::kit::*;
 
 fn roundtrip(src: &Path) -> Workspace {
     let ws = Workspace::new();
