@@ -8,9 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::protocol::read_kept_manifest;
-use super::{Mirror, METADATA_DIR};
+use super::Mirror;
 use crate::error::{Error, Result};
 use crate::format::manifest::Entry;
+use crate::format::path::METADATA_DIR;
 use crate::io::digest;
 use crate::progress::Progress;
 

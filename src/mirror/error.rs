@@ -1,9 +1,11 @@
-//! Why a mirror cannot be worked with ([`MirrorError`], carried by
-//! [`Error::Mirror`](crate::error::Error::Mirror)) and why an entry cannot be placed in it
-//! ([`PlacementConflict`], carried by [`Reject::Conflict`](crate::error::Reject::Conflict)).
+//! Why a mirror cannot be worked with ([`MirrorError`], carried by [`Error::Mirror`]) and
+//! why an entry cannot be placed in it ([`PlacementConflict`], carried by
+//! [`Reject::Conflict`]).
 
 use std::path::PathBuf;
 
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::Reject;
 
 /// What is wrong with a mirror directory or airlock's records in it.

@@ -1,7 +1,7 @@
 //! The import log `.airlock/log` (docs/FORMAT.md §9): JSON Lines, each record chained to
 //! the line before it by its SHA-256, appended and fsynced one record at a time. The
 //! mirror's history (per channel the last sequence and manifest, the clock floor) is
-//! derived from it by [`read_state`].
+//! derived from it by `read_state`.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -11,12 +11,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_format, lock_mirror, LockMode, Mirror, MirrorError, METADATA_DIR};
+use super::error::LogProblem;
+use super::{check_format, lock_mirror, LockMode, Mirror, MirrorError};
 use crate::error::{Error, Result};
+use crate::format::path::METADATA_DIR;
 use crate::io::digest::Digest;
 use crate::io::durable::sync_dir;
-
-use super::error::LogProblem;
 
 /// The `prev` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -134,8 +134,9 @@ pub fn read_log(root: &Path) -> Result<MirrorState> {
     read_state(&meta.join("log"))
 }
 
-/// Reads and checks the log: every line must parse and chain to the one before.
-pub fn read_state(log: &Path) -> Result<MirrorState> {
+/// Reads and checks the log: every line must parse and chain to the one before. The caller
+/// holds the mirror lock.
+pub(super) fn read_state(log: &Path) -> Result<MirrorState> {
     let mut state = MirrorState { head: GENESIS.into(), ..MirrorState::default() };
     let file = match File::open(log) {
         Ok(f) => f,

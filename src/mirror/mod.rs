@@ -11,8 +11,7 @@
 //! - `protocol.rs`: pre-flight, commit point, apply, recovery (`CrashPoint`s for the crash
 //!   tests with the `fault-injection` feature);
 //! - [`staging`]: [`StagingSink`], which writes the payload into the staging directory;
-//! - `log.rs`: the hash-chained import log ([`LogRecord`], [`Event`], [`read_state`],
-//!   [`read_log`]);
+//! - `log.rs`: the hash-chained import log ([`LogRecord`], [`Event`], [`read_log`]);
 //! - `audit.rs`: `mirror verify` ([`Mirror::audit`], [`AuditReport`]);
 //! - `error.rs`: [`MirrorError`] and [`PlacementConflict`].
 
@@ -41,7 +40,8 @@ use crate::verify::{Bundle, Verified};
 
 pub use audit::AuditReport;
 pub use error::{Damage, LogProblem, MirrorError, PlacementConflict};
-pub use log::{read_log, read_state, BundleSummary, Event, LogRecord, MirrorState};
+use log::read_state;
+pub use log::{read_log, BundleSummary, Event, LogRecord, MirrorState};
 #[cfg(feature = "fault-injection")]
 pub use protocol::CrashPoint;
 #[cfg(not(feature = "fault-injection"))]
@@ -101,6 +101,7 @@ impl Mirror {
     /// interrupted import.
     pub fn open(root: &Path, create: bool) -> Result<Mirror> {
         let mirror = Mirror::open_unrecovered(root, create)?;
+        // FORMAT.md §10 step 1: recover.
         mirror.recover()?;
         Ok(mirror)
     }
@@ -111,6 +112,7 @@ impl Mirror {
     pub fn open_with_crash_point(root: &Path, create: bool, point: CrashPoint) -> Result<Mirror> {
         let mut mirror = Mirror::open_unrecovered(root, create)?;
         mirror.crash_at = Some(point);
+        // FORMAT.md §10 step 1: recover.
         mirror.recover()?;
         Ok(mirror)
     }

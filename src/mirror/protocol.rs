@@ -250,8 +250,8 @@ impl Mirror {
         Ok(())
     }
 
-    /// Recovery (FORMAT.md §10, after step 6): finishes a committed import or discards an
-    /// uncommitted one.
+    /// FORMAT.md §10 step 1 (recovery, under the lock): finishes a committed import or
+    /// discards an uncommitted one.
     pub(super) fn recover(&self) -> Result<()> {
         self.remove_temporary_files()?;
         let pending_path = self.meta.join("pending");

@@ -16,24 +16,28 @@
 //!
 //! ```text
 //!  verify's sink thread: PayloadSink::open / write / close, in payload order
-//!   | StagingSink (on that thread):
-//!   |   creates each entry's parent directories, in order
-//!   |   streams files > POOLED_MAX_BYTES (256 KiB) itself ----------------------.
-//!   |   buffers smaller files whole, batched up to BATCH_FILES (256) files        |
-//!   |   or BATCH_BYTES (1 MiB)                                                    |
-//!   v                                                                             |
-//!  [batch queue: sync_channel(QUEUED_BATCHES = 4)]  memory <= ~5 MiB held         |
-//!   |  (a full queue blocks the sink thread, and so the verifier behind it)      |
-//!   v                                                                             |
-//!  writer pool: min(cores, 4) threads taking batches from the shared queue        |
-//!   |  create each file (O_EXCL | O_NOFOLLOW, its signed mode), write, chmod      |
-//!   |                                                                             |
-//!   '---- bytes written (SyncHandle::wrote) ------------------------------------+
-//!                                                                                 v
-//!  [sync requests: sync_channel(1), try_send: a request while one waits is dropped]
-//!   v
-//!  background syncer thread (io::writeback): syncfs every STEP (16 MiB) staged
+//!   |
+//!   |  StagingSink, on that thread:
+//!   |  - creates each entry's parent directories, in order
+//!   |  - streams a file > POOLED_MAX_BYTES (256 KiB) itself ---------------> bytes written
+//!   |  - buffers a smaller file whole, in batches of up to                      |
+//!   |    BATCH_FILES (256) files or BATCH_BYTES (1 MiB)                         |
+//!   v                                                                           |
+//!  [batch queue: sync_channel(QUEUED_BATCHES = 4)]                              |
+//!   |  full: the sink thread waits, and so does the verifier feeding it         |
+//!   v                                                                           |
+//!  writer pool: min(cores, 4) threads sharing the queue                         |
+//!      per file: create (O_EXCL|O_NOFOLLOW, signed mode), write, chmod ---> bytes written
+//!                                                                               |
+//!                         SyncHandle::wrote: a request every STEP (16 MiB) in all
+//!                                                                               v
+//!                            [sync requests: sync_channel(1); extras are dropped]
+//!                                                                               v
+//!                                   background syncer thread (io::writeback): syncfs
 //! ```
+//!
+//! Small files in memory at once: at most QUEUED_BATCHES queued batches, one per writer and
+//! the one being filled (about 9 MiB with 4 writers).
 //!
 //! Who reports errors:
 //! - the sink thread's own (a directory, a streamed file): returned by the `PayloadSink`
