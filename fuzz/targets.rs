@@ -119,7 +119,7 @@ fn import_and_check(root: &Path, input: &Path) {
     let result = mirror.import(input, &policy(), &ImportOptions::default(), &NoProgress);
     match &result {
         Ok(_) => {
-            let report = mirror.verify(&NoProgress).expect("mirror verify");
+            let report = mirror.audit(&NoProgress).expect("mirror verify");
             assert!(report.is_clean(), "accepted import does not verify: {report:?}");
         }
         Err(e) => {
@@ -145,7 +145,7 @@ fn import_and_check(root: &Path, input: &Path) {
 /// Operational refusals a validly signed input can cause (a declared size larger than
 /// the filesystem): not a rejection, but clean.
 fn is_operational(e: &airlock::Error) -> bool {
-    matches!(e, airlock::Error::Mirror { reason, .. } if reason.contains("not enough free space"))
+    matches!(e, airlock::Error::Mirror { reason: airlock::mirror::MirrorError::NoSpace { .. }, .. })
 }
 
 /// Seed inputs for each target: valid instances (and a few near misses) built from the

@@ -61,7 +61,7 @@ pub enum Error {
         /// The mirror root or a file in it.
         path: PathBuf,
         /// Why.
-        reason: String,
+        reason: crate::mirror::MirrorError,
     },
 }
 
@@ -167,7 +167,7 @@ pub enum Reject {
         /// The entry.
         path: String,
         /// Why.
-        reason: String,
+        reason: crate::mirror::PlacementConflict,
     },
     /// The bundle is older than the trust policy's `max_age`.
     #[error("bundle created at {created} is older than the policy's max_age of {max_age} (now {now})")]

@@ -24,7 +24,7 @@ pub(super) struct ImportArgs {
 
 pub(super) fn import(a: ImportArgs) -> Result<u8> {
     let policy = load_policy(&a.trust)?;
-    let mirror = Mirror::open(&a.mirror, true)?;
+    let mirror = open_mirror(&a.mirror, true)?;
     let opts = ImportOptions { allow_gap: a.allow_gap, clock_skew: a.clock_skew, now: now() };
     match mirror.import(&a.bundle, &policy, &opts, &progress(a.quiet))? {
         ImportOutcome::AlreadyImported { manifest_digest } => {

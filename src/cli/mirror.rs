@@ -22,11 +22,36 @@ pub(super) enum MirrorCommand {
     },
 }
 
+/// Opens a mirror for `import` or `mirror verify`. Built with the `fault-injection`
+/// feature, `AIRLOCK_TEST_CRASH_AT=<crash point>` makes the process abort there (the crash
+/// tests).
+pub(super) fn open_mirror(dir: &Path, create: bool) -> Result<Mirror> {
+    #[cfg(feature = "fault-injection")]
+    if let Some(point) = crash_point_from_env() {
+        return Mirror::open_with_crash_point(dir, create, point);
+    }
+    Mirror::open(dir, create)
+}
+
+#[cfg(feature = "fault-injection")]
+fn crash_point_from_env() -> Option<airlock::mirror::CrashPoint> {
+    use airlock::mirror::CrashPoint;
+    let name = std::env::var("AIRLOCK_TEST_CRASH_AT").ok()?;
+    let point = CrashPoint::from_name(&name);
+    if point.is_none() {
+        let known: Vec<&str> = CrashPoint::ALL.iter().map(|p| p.name()).collect();
+        eprintln!("warning: AIRLOCK_TEST_CRASH_AT={name:?} is no crash point ({}); ignored", known.join(", "));
+    }
+    point
+}
+
 pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
-    let state = airlock::mirror::read_state(&dir.join(airlock::format::path::METADATA_DIR).join("log"))?;
+    let state = airlock::mirror::read_log(dir)?;
     for r in &state.records {
         if json {
-            println!("{}", serde_json::to_string(r).unwrap_or_default());
+            let line = serde_json::to_string(r)
+                .map_err(|e| Error::Internal(format!("a log record does not serialise: {e}")))?;
+            println!("{line}");
             continue;
         }
         let mut line = format!("{}  {:<9}", clock::format(r.time), r.event);
@@ -60,8 +85,8 @@ pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
 }
 
 pub(super) fn mirror_verify(dir: &Path, quiet: bool) -> Result<u8> {
-    let mirror = Mirror::open(dir, false)?;
-    let report = mirror.verify(&progress(quiet))?;
+    let mirror = open_mirror(dir, false)?;
+    let report = mirror.audit(&progress(quiet))?;
     for p in &report.missing {
         println!("missing   {p}");
     }

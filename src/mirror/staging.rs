@@ -1,15 +1,55 @@
 //! [`StagingSink`]: writes verified payload entries into an import's private staging
-//! directory.
+//! directory (docs/FORMAT.md §10 step 3).
 //!
 //! Creating a file costs more than writing a small one, and a single thread creating
 //! hundreds of thousands of files leaves the other cores idle. So small files are buffered
 //! whole and created by a pool of writer threads, while the sink thread itself only
 //! creates directories (in order, before any file inside them is handed out) and streams
 //! large files. Nothing here is visible in the mirror: the staging directory is private
-//! (0700), it becomes durable with one `syncfs` and is moved into place only after every
-//! entry verified and every writer finished without error ([`StagingSink::finish`]).
+//! (0700), it becomes durable with one `syncfs` (step 4) and is moved into place only after
+//! every entry verified and every writer finished without error ([`StagingSink::finish`]).
 //! Meanwhile a background thread runs `syncfs` every few megabytes staged, so the device
 //! drains while the import verifies and that last `syncfs` is short (see `writeback`).
+//!
+//! The writer side of an import (the verifier and decompression threads before it are
+//! drawn in `verify`):
+//!
+//! ```text
+//!  verify's sink thread: PayloadSink::open / write / close, in payload order
+//!   |
+//!   |  StagingSink, on that thread:
+//!   |  - creates each entry's parent directories, in order
+//!   |  - streams a file > POOLED_MAX_BYTES (256 KiB) itself ---------------> bytes written
+//!   |  - buffers a smaller file whole, in batches of up to                      |
+//!   |    BATCH_FILES (256) files or BATCH_BYTES (1 MiB)                         |
+//!   v                                                                           |
+//!  [batch queue: sync_channel(QUEUED_BATCHES = 4)]                              |
+//!   |  full: the sink thread waits, and so does the verifier feeding it         |
+//!   v                                                                           |
+//!  writer pool: min(cores, 4) threads sharing the queue                         |
+//!      per file: create (O_EXCL|O_NOFOLLOW, signed mode), write, chmod ---> bytes written
+//!                                                                               |
+//!                         SyncHandle::wrote: a request every STEP (16 MiB) in all
+//!                                                                               v
+//!                            [sync requests: sync_channel(1); extras are dropped]
+//!                                                                               v
+//!                                   background syncer thread (io::writeback): syncfs
+//! ```
+//!
+//! Small files in memory at once: at most QUEUED_BATCHES queued batches, one per writer and
+//! the one being filled (about 9 MiB with 4 writers).
+//!
+//! Who reports errors:
+//! - the sink thread's own (a directory, a streamed file): returned by the `PayloadSink`
+//!   call that met it;
+//! - a pool writer's: the first is kept and stops every writer; it is returned by the
+//!   sink's next `open` or batch hand-over, at the latest by [`StagingSink::finish`];
+//! - a writer thread that panicked: [`Error::Internal`] when it is joined (in `finish`, or
+//!   when a failed import drops the sink);
+//! - a background sync's: returned by [`StagingSink::finish`], after the pool's.
+//!
+//! A failed import drops the sink, which waits for every writer and the syncer before the
+//! staging directory is removed.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -22,7 +62,7 @@ use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::format::manifest::Entry;
-use crate::io::sync::lock;
+use crate::io::sync::{join_unscoped, lock};
 use crate::io::writeback::{SyncHandle, SyncScope, Syncer, Writeback};
 use crate::verify::PayloadSink;
 
@@ -128,7 +168,7 @@ impl PayloadSink for StagingSink {
                 Ok(())
             }
             Some(Current::Streamed { file, path }) => file.write_all(bytes).map_err(|e| Error::io(&*path, e)),
-            None => Err(Error::Usage("write outside an entry".into())),
+            None => Err(Error::Internal("the staging sink was given data outside an entry".into())),
         }
     }
 
@@ -141,7 +181,7 @@ impl PayloadSink for StagingSink {
                 }
                 Ok(())
             }
-            None => Err(Error::Usage("close outside an entry".into())),
+            None => Err(Error::Internal("the staging sink was asked to close no entry".into())),
         }
     }
 }
@@ -234,8 +274,11 @@ impl Pool {
         let batch = std::mem::take(&mut self.batch);
         let sent = self.batches.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
         if !sent {
+            // Every writer has gone: after an error, or by a panic, which joining them
+            // turns into an error for `check` to report.
+            self.stop();
             self.check()?;
-            return Err(Error::Usage("the staging writers stopped".into()));
+            return Err(Error::Internal("the staging writers stopped without an error".into()));
         }
         self.check()
     }
@@ -248,7 +291,8 @@ impl Pool {
         }
         match lock(&self.failed).take() {
             Some(e) => Err(e),
-            None => Err(Error::Usage("the staging writers stopped after an error".into())),
+            // Its error was reported by an earlier call; the import must not go on.
+            None => Err(Error::Internal("the staging sink was used after a writer's error was reported".into())),
         }
     }
 
@@ -263,10 +307,9 @@ impl Pool {
     fn stop(&mut self) {
         self.batches = None;
         for w in self.writers.drain(..) {
-            // A writer that panicked has written nothing it did not report; the panic
-            // itself is reported by the thread. Treat it as a failure.
-            if w.join().is_err() {
-                lock(&self.failed).get_or_insert(Error::Usage("a staging writer panicked".into()));
+            // A writer that panicked may have left its batch half written: the import fails.
+            if let Err(panicked) = join_unscoped(w, "staging writer") {
+                lock(&self.failed).get_or_insert(panicked);
                 self.stopped.store(true, Ordering::Relaxed);
             }
         }

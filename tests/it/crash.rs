@@ -1,7 +1,9 @@
 //! Crash and fault safety of `airlock import`.
 //!
-//! - Killed at every stage boundary (the test hook `AIRLOCK_TEST_CRASH_AT=<stage>` in
-//!   src/mirror.rs aborts the process there) and with SIGKILL after random delays: after
+//! - Killed at every step boundary of the import protocol (docs/FORMAT.md §10; the test
+//!   hook `AIRLOCK_TEST_CRASH_AT=<crash point>`, read by the CLI built with the
+//!   `fault-injection` feature, aborts the process at that `CrashPoint` in
+//!   src/mirror/protocol.rs) and with SIGKILL after random delays: after
 //!   the next `airlock mirror verify` (which recovers) the mirror is exactly the old or
 //!   exactly the new state, the log's hash chain is intact and records the import exactly
 //!   once or not at all; the next `airlock import` then completes it.
@@ -24,8 +26,9 @@ use std::time::{Duration, Instant};
 use crate::common::{airlock, run, snapshot, Run};
 use crate::kit::{big_content, copy_tree};
 
-/// Stage boundaries of src/mirror.rs, in order, and whether a crash there must leave the
-/// new state (the commit point is `pending` written: `committed`).
+/// The crash points of src/mirror/protocol.rs (`CrashPoint::name`), in order, and whether a
+/// crash there must leave the new state (the commit point, FORMAT.md §10 step 5, is
+/// `pending` written: `committed`).
 const STAGES: &[(&str, bool)] = &[
     ("head-staged", false),
     ("staged", false),
@@ -190,11 +193,17 @@ impl Scratch {
             .count()
     }
 
-    /// No staging, no pending, no temporary pending.
+    /// No staging, no pending, no temporary file of a durable write.
     fn assert_no_leftovers(&self) {
         let meta = self.mirror().join(".airlock");
         assert_eq!(fs::read_dir(meta.join("staging")).unwrap().count(), 0, "staging left");
-        assert!(!meta.join("pending").exists() && !meta.join("pending.tmp").exists(), "pending left");
+        assert!(!meta.join("pending").exists(), "pending left");
+        let temporary: Vec<_> = fs::read_dir(&meta)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(temporary.is_empty(), "temporary files left: {temporary:?}");
     }
 
     /// After an interruption: recovery through `mirror verify` gives exactly old or new,
@@ -232,6 +241,14 @@ fn crash_at_every_stage_boundary() {
             assert!(log.iter().any(|r| r["event"] == "discarded"), "{stage}: no discarded record");
         }
     }
+}
+
+/// Every crash point of the protocol is exercised above, in protocol order.
+#[test]
+fn every_crash_point_is_tested() {
+    let points: Vec<&str> = airlock::mirror::CrashPoint::ALL.iter().map(|p| p.name()).collect();
+    let tested: Vec<&str> = STAGES.iter().map(|&(name, _)| name).collect();
+    assert_eq!(points, tested);
 }
 
 /// Recovery itself is interrupted (the hook fires inside recovery's apply), then run again.
@@ -443,8 +460,8 @@ fn failure_after_the_commit_point_is_finished_by_recovery() {
 // ---------------------------------------------------------------------------------------
 // concurrency
 
-/// The lock held (here by the test itself): import and `mirror verify` fail at once with
-/// a message saying so; nothing changes.
+/// The lock held (here by the test itself): import, `mirror verify` and `mirror log` fail at
+/// once with a message saying so; nothing changes.
 #[test]
 fn import_refused_while_the_lock_is_held() {
     let s = Scratch::new();
@@ -453,6 +470,8 @@ fn import_refused_while_the_lock_is_held() {
     let log_before = fs::read_to_string(s.mirror().join(".airlock/log")).unwrap();
     s.import(&[]).expect_code(2).expect_stderr("another airlock process is using this mirror");
     run(airlock().arg("mirror").arg("verify").arg(s.mirror())).expect_code(2).expect_stderr("another airlock process");
+    // `mirror log` only reads, but never beside a writer: it could see a record half appended.
+    run(airlock().arg("mirror").arg("log").arg(s.mirror())).expect_code(2).expect_stderr("another airlock process");
     assert_eq!(s.state(), fixture().old);
     assert_eq!(fs::read_to_string(s.mirror().join(".airlock/log")).unwrap(), log_before);
     drop(lock);
