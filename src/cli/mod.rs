@@ -18,6 +18,7 @@ mod key;
 mod keygen;
 mod mirror;
 mod pack;
+mod passphrase;
 mod policy;
 mod progress_bar;
 mod sign;
@@ -38,7 +39,7 @@ use zeroize::Zeroizing;
 use airlock::clock;
 use airlock::error::{Error, Result};
 use airlock::format::manifest::{self, Manifest};
-use airlock::keys::{self, KeyError, PublicKey, SecretKey};
+use airlock::keys::{KeyError, KeyPermissions, SecretKey};
 use airlock::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
 use airlock::pack::{PackOptions, PackState};
 use airlock::policy::{Policy, SignatureStatus, TrustReport};
@@ -171,11 +172,15 @@ fn progress(quiet: bool) -> progress_bar::Bar {
 
 fn load_secret_key(path: &Path, args: &SecretKeyArgs) -> Result<SecretKey> {
     let prompt = format!("passphrase for {}: ", path.display());
-    let file = args.passphrase_file.clone();
-    let mut ask = move || -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> {
-        keys::read_passphrase(file.as_deref(), &prompt, false)
+    let mut ask = || -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> {
+        Ok(passphrase::read_passphrase(args.passphrase_file.as_deref(), &prompt, passphrase::Confirm::Once)?)
     };
-    Ok(SecretKey::load(path, args.allow_insecure_key_permissions, &mut ask)?)
+    let permissions = if args.allow_insecure_key_permissions {
+        KeyPermissions::AllowGroupOrWorldReadable
+    } else {
+        KeyPermissions::Strict
+    };
+    Ok(SecretKey::load(path, permissions, &mut ask)?)
 }
 
 fn load_policy(args: &TrustArgs) -> Result<Policy> {

@@ -202,7 +202,8 @@ pub fn payload_members(payload: &[u8]) -> Vec<(usize, String, usize, usize)> {
 /// Re-signs a (modified) manifest with a key file and rebuilds the head around it:
 /// a validly signed but hostile bundle.
 pub fn resign(head: &mut [(String, Vec<u8>)], sec: &Path) {
-    let key = airlock::keys::SecretKey::load(sec, false, &mut || unreachable!()).unwrap();
+    let key =
+        airlock::keys::SecretKey::load(sec, airlock::keys::KeyPermissions::Strict, &mut || unreachable!()).unwrap();
     let manifest = head[0].1.clone();
     let sig = airlock::format::head::sign_manifest(&key, &manifest);
     for (name, content) in head.iter_mut() {

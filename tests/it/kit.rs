@@ -138,7 +138,12 @@ impl Case {
     }
 
     pub fn secret(&self, name: &str) -> SecretKey {
-        SecretKey::load(&self.path(&format!("{name}.sec")), false, &mut || unreachable!()).unwrap()
+        SecretKey::load(
+            &self.path(&format!("{name}.sec")),
+            airlock::keys::KeyPermissions::Strict,
+            &mut || unreachable!(),
+        )
+        .unwrap()
     }
 
     pub fn key_id(&self, name: &str) -> String {
