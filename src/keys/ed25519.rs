@@ -1,7 +1,7 @@
 //! Strict Ed25519: the checks that make every signature airlock accepts one that signify
 //! (and minisign) accept too, and no key able to accept a forgery.
 //!
-//! - [`checked_verifying_key`] refuses public keys that are off the curve, non-canonically
+//! - `checked_verifying_key` refuses public keys that are off the curve, non-canonically
 //!   encoded or of small order. Every [`PublicKey`] went through it, so no `PublicKey` value
 //!   holds such a key.
 //! - One-shot checks use dalek's `verify_strict`; [`StrictStream`] is its equivalent for a
@@ -45,7 +45,7 @@ pub enum StrictError {
 
 /// Strict Ed25519 over a message fed in pieces: the streaming equivalent of
 /// `verify_strict`. dalek's `StreamVerifier` alone is not strict, so this also refuses a
-/// small-order R; the key cannot be weak (see [`checked_verifying_key`]), and S ≥ L is
+/// small-order R; the key cannot be weak (see the module docs), and S ≥ L is
 /// refused when the signature is parsed.
 pub struct StrictStream {
     inner: StreamVerifier,

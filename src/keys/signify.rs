@@ -12,8 +12,8 @@
 //! | signature  | `"Ed"` · keynum\[8\] · signature\[64\] (74 bytes) |
 //! | secret key | `"Ed"` · `"BK"` · kdfrounds u32 BE · salt\[16\] · checksum\[8\] · keynum\[8\] · seed‖public\[64\] (104 bytes) |
 //!
-//! The secret-key layout is spelled out once, in [`enckey`], and decoded once, by
-//! [`EncKey::decode`]; [`crate::keys::info`] reads the clear fields through it too.
+//! The secret-key layout is spelled out once, in `enckey`, and decoded once, by
+//! `EncKey::decode`; [`crate::keys::info`] reads the clear fields through it too.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
