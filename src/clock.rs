@@ -23,13 +23,19 @@ pub fn parse_expiry(text: &str, now: u64) -> Result<u64, String> {
     if let Ok(d) = humantime::parse_duration(text) {
         return Ok(now.saturating_add(d.as_secs()));
     }
-    let candidate = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_owned() };
-    match humantime::parse_rfc3339_weak(&candidate) {
-        Ok(t) => Ok(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())),
-        Err(_) => Err(format!(
+    parse_time(text).ok_or_else(|| {
+        format!(
             "--expires {text:?} is neither a duration (30d, 12h, 2w) nor a date (2026-12-31 or 2026-12-31T12:00:00Z)"
-        )),
-    }
+        )
+    })
+}
+
+/// Parses a point in time: an RFC 3339 time (`2026-12-31T12:00:00Z`) or a date
+/// (`2026-12-31`, meaning its start, UTC). Times before 1970 read as 0.
+pub fn parse_time(text: &str) -> Option<u64> {
+    let candidate = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_owned() };
+    let t = humantime::parse_rfc3339_weak(&candidate).ok()?;
+    Some(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
 #[cfg(test)]

@@ -42,16 +42,9 @@ pub enum Error {
     /// `pack` cannot do what it was asked, or cannot put an input in a bundle.
     #[error(transparent)]
     Pack(#[from] crate::pack::PackError),
-    /// A trust policy file is malformed or inconsistent.
-    #[error("{origin}:{line}: {problem}")]
-    Policy {
-        /// The policy file.
-        origin: String,
-        /// The 1-based line the problem is on.
-        line: usize,
-        /// What is wrong.
-        problem: String,
-    },
+    /// A trust policy (a file, or `--trust` keys and a threshold) cannot be used.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     /// The bundle was rejected: nothing was imported.
     #[error("bundle rejected: {0}")]
     Rejected(#[from] Reject),
@@ -96,7 +89,7 @@ pub enum Reject {
     },
     /// Not enough valid signatures from trusted keys.
     #[error("{0}")]
-    Untrusted(String),
+    Untrusted(crate::policy::Shortfall),
     /// A signature by a trusted key did not verify.
     #[error("signature by trusted key {key_id} on {what} does not verify")]
     BadSignature {

@@ -24,7 +24,7 @@ pub(super) fn inspect(a: InspectArgs) -> Result<u8> {
     let policy = if a.trust.is_empty() && a.policy.is_none() {
         None
     } else {
-        Some(airlock::policy::from_args(a.policy.as_deref(), &a.trust, 1)?)
+        Some(load_policy(&TrustArgs { policy: a.policy.clone(), trust: a.trust.clone(), threshold: 1 })?)
     };
     let report = policy.as_ref().map(|p| bundle.evaluate_signatures(p)).transpose()?;
     let signers: Vec<(String, String)> = bundle

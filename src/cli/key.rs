@@ -2,6 +2,8 @@
 
 use super::*;
 
+use airlock::keys::info::{self, PublicKeyFormat};
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub(super) enum KeyFormat {
     /// OpenBSD signify (`untrusted comment: <name> public key`).
@@ -43,8 +45,7 @@ pub(super) fn read_key_file(path: &Path) -> Result<Vec<u8>> {
 
 pub(super) fn key_show(path: &Path) -> Result<u8> {
     let text = Zeroizing::new(read_key_file(path)?);
-    let info =
-        airlock::keys::minisign::key_info(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    let info = info::key_info(&text, &path.display().to_string())?;
     println!("file         {}", path.display());
     println!("type         {}", info.kind);
     println!("algorithm    Ed25519");
@@ -67,29 +68,15 @@ pub(super) fn key_show(path: &Path) -> Result<u8> {
 
 pub(super) fn key_convert(path: &Path, to: KeyFormat, output: Option<&Path>) -> Result<u8> {
     let text = Zeroizing::new(read_key_file(path)?);
-    let info =
-        airlock::keys::minisign::key_info(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-    let Some(public) = info.public.filter(|_| info.kind.ends_with("public key")) else {
-        return Err(Error::Usage(format!(
-            "{}: is a {}; only public keys can be converted (signify and minisign secret keys use different key derivations)",
-            path.display(),
-            info.kind
-        )));
+    let format = match to {
+        KeyFormat::Signify => PublicKeyFormat::Signify,
+        KeyFormat::Minisign => PublicKeyFormat::Minisign,
     };
-    let out = match to {
-        KeyFormat::Minisign => airlock::keys::minisign::public_key_file(&public),
-        KeyFormat::Signify => airlock::keys::minisign::signify_public_key_file(&public),
-    };
-    // Round-trip check: the converted file must read back as the same key.
-    let back = PublicKey::parse(out.as_bytes())?;
-    debug_assert_eq!(back.as_bytes(), public.as_bytes());
+    let (public, out) = info::convert_public_key(&text, &path.display().to_string(), format)?;
     match output {
         None => print!("{out}"),
         Some(p) => {
-            use std::io::Write as _;
-            let mut f =
-                std::fs::OpenOptions::new().write(true).create_new(true).open(p).map_err(|e| Error::io(p, e))?;
-            f.write_all(out.as_bytes()).map_err(|e| Error::io(p, e))?;
+            airlock::keys::write_new_key_file(p, 0o644, out.as_bytes())?;
             eprintln!("wrote {} ({:?} format, key id {})", p.display(), to, public.key_id());
         }
     }

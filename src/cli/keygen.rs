@@ -25,10 +25,14 @@ pub(super) fn keygen(a: KeygenArgs) -> Result<u8> {
     let passphrase = if a.no_passphrase {
         None
     } else {
-        Some(keys::read_passphrase(a.passphrase_file.as_deref(), "passphrase for the new secret key: ", true)?)
+        let prompt = "passphrase for the new secret key: ";
+        Some(
+            passphrase::read_passphrase(a.passphrase_file.as_deref(), prompt, passphrase::Confirm::Twice)
+                .map_err(KeyError::from)?,
+        )
     };
     let key = SecretKey::generate(&format!("{} secret key", a.comment));
-    keys::write_key_pair(
+    airlock::keys::write_key_pair(
         &a.public,
         &a.secret,
         &key,

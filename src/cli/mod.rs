@@ -18,6 +18,7 @@ mod key;
 mod keygen;
 mod mirror;
 mod pack;
+mod passphrase;
 mod policy;
 mod progress_bar;
 mod sign;
@@ -38,10 +39,10 @@ use zeroize::Zeroizing;
 use airlock::clock;
 use airlock::error::{Error, Result};
 use airlock::format::manifest::{self, Manifest};
-use airlock::keys::{self, KeyError, PublicKey, SecretKey};
+use airlock::keys::{KeyError, KeyPermissions, PublicKey, SecretKey};
 use airlock::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
 use airlock::pack::{ChannelState, PackOptions};
-use airlock::policy::{Policy, SignatureStatus, TrustReport};
+use airlock::policy::{Policy, SignatureStatus, Trust, TrustReport};
 use airlock::progress::Progress;
 use airlock::verify::artifacts::ArtifactSink;
 use airlock::verify::{Bundle, NullSink};
@@ -109,7 +110,11 @@ pub(super) struct SecretKeyArgs {
     allow_insecure_key_permissions: bool,
 }
 
+/// What the bundle signers are checked against: exactly one of a policy file or `--trust`
+/// keys (clap enforces it, so airlock never verifies without a trusted key).
 #[derive(Args, Debug)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("trust_anchor").required(true).args(["policy", "trust"])))]
 pub(super) struct TrustArgs {
     /// The trust policy: signers per channel, revoked keys, maximum age, artifact rules
     /// (docs/POLICY.md).
@@ -171,15 +176,25 @@ fn progress(quiet: bool) -> progress_bar::Bar {
 
 fn load_secret_key(path: &Path, args: &SecretKeyArgs) -> Result<SecretKey> {
     let prompt = format!("passphrase for {}: ", path.display());
-    let file = args.passphrase_file.clone();
-    let mut ask = move || -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> {
-        keys::read_passphrase(file.as_deref(), &prompt, false)
+    let mut ask = || -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> {
+        Ok(passphrase::read_passphrase(args.passphrase_file.as_deref(), &prompt, passphrase::Confirm::Once)?)
     };
-    Ok(SecretKey::load(path, args.allow_insecure_key_permissions, &mut ask)?)
+    let permissions = if args.allow_insecure_key_permissions {
+        KeyPermissions::AllowGroupOrWorldReadable
+    } else {
+        KeyPermissions::Strict
+    };
+    Ok(SecretKey::load(path, permissions, &mut ask)?)
 }
 
+/// The policy `--policy` names, or the one-rule policy `--trust`/`--threshold` stand for
+/// (clap lets exactly one of `--policy` and `--trust` through).
 fn load_policy(args: &TrustArgs) -> Result<Policy> {
-    airlock::policy::from_args(args.policy.as_deref(), &args.trust, args.threshold)
+    if let Some(path) = &args.policy {
+        return Policy::load(path);
+    }
+    let keys = args.trust.iter().map(|p| PublicKey::load(p)).collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Policy::from_trust(Trust::new(keys, args.threshold)?))
 }
 
 /// "Now" for every time check: `AIRLOCK_NOW` (Unix seconds) when set, so tests and drills

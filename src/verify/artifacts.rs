@@ -30,7 +30,8 @@ use crate::error::{Reject, Result};
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::sums::checksum_line;
 use crate::format::SigKind;
-use crate::keys::minisign::{MinisigFile, MinisigVerifier, SigMode, StrictStream};
+use crate::keys::ed25519::StrictStream;
+use crate::keys::minisign::{MinisigFile, MinisigVerifier, SigMode};
 use crate::keys::{self, KeyId, PublicKey, Signature};
 use crate::policy::Policy;
 use crate::verify::PayloadSink;
@@ -54,7 +55,7 @@ impl Parsed {
     fn parse(kind: SigKind, bytes: &[u8]) -> std::result::Result<Parsed, String> {
         match kind {
             SigKind::Signify => Signature::parse(bytes).map(Parsed::Signify).map_err(|e| e.to_string()),
-            SigKind::Minisign => MinisigFile::parse(bytes).map(Parsed::Minisign),
+            SigKind::Minisign => MinisigFile::parse(bytes).map(Parsed::Minisign).map_err(|e| e.to_string()),
             SigKind::Checksum => {
                 let (sig, msg) = keys::parse_embedded(bytes).map_err(|e| e.to_string())?;
                 Ok(Parsed::Checksum(sig, msg.to_vec()))
@@ -94,8 +95,8 @@ impl Streaming {
 
     fn finish(self) -> std::result::Result<(), String> {
         match self {
-            Streaming::Signify(v) => v.finish(),
-            Streaming::Minisign(v) => v.finish(),
+            Streaming::Signify(v) => v.finish().map_err(|e| e.to_string()),
+            Streaming::Minisign(v) => v.finish().map_err(|e| e.to_string()),
         }
     }
 }
@@ -245,12 +246,15 @@ impl<'a> ArtifactSink<'a> {
             let (legacy, check) = match parsed {
                 Parsed::Signify(sig) => (
                     false,
-                    StrictStream::new(&key, sig.bytes())
-                        .map_or_else(Check::Failed, |v| Check::Inline(Streaming::Signify(Box::new(v)))),
+                    StrictStream::new(&key, sig.bytes()).map_or_else(
+                        |e| Check::Failed(e.to_string()),
+                        |v| Check::Inline(Streaming::Signify(Box::new(v))),
+                    ),
                 ),
                 Parsed::Minisign(m) => (
                     m.mode() == SigMode::Legacy,
-                    m.verifier(&key, true).map_or_else(Check::Failed, |v| Check::Inline(Streaming::Minisign(v))),
+                    m.verifier(&key, true)
+                        .map_or_else(|e| Check::Failed(e.to_string()), |v| Check::Inline(Streaming::Minisign(v))),
                 ),
                 Parsed::Checksum(sig, line) => {
                     let check = if key.verify(&line, &sig).is_err() {

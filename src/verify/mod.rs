@@ -244,8 +244,7 @@ impl Bundle {
             )
             .into());
         }
-        let trust =
-            policy.channel_rule(&channel).map(|r| &r.trust).ok_or_else(|| Reject::Untrusted(channel.clone()))?;
+        let trust = policy.channel_trust(&channel)?;
         check_sums(&self.head.sums, &manifest, trust)?;
         Ok(Verified { manifest, manifest_digest: self.head.manifest_digest, trust: report })
     }

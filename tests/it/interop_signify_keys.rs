@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use airlock::keys::{self, KeyError, PublicKey, SecretKey, Signature};
+use airlock::keys::{self, KeyError, KeyPermissions, PublicKey, SecretKey, Signature};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -139,7 +139,8 @@ fn signify_unencrypted_key_works_in_airlock() {
     let dir = tempfile::tempdir().expect("tempdir");
     signify_ok(dir.path(), &["-G", "-n", "-p", "s.pub", "-s", "s.sec", "-c", "interop"], b"");
     // signify writes the secret key 0600, so the strict permission check passes.
-    let secret = SecretKey::load(&dir.path().join("s.sec"), false, &mut no_passphrase()).expect("load s.sec");
+    let secret =
+        SecretKey::load(&dir.path().join("s.sec"), KeyPermissions::Strict, &mut no_passphrase()).expect("load s.sec");
     let public = PublicKey::load(&dir.path().join("s.pub")).expect("load s.pub");
     assert_eq!(secret.comment(), "interop secret key");
     assert_eq!(public.comment(), "interop public key");
@@ -163,12 +164,13 @@ fn signify_passphrase_key_works_in_airlock() {
     // stdin is a pipe, so signify reads the passphrase from it, once.
     signify_ok(dir.path(), &["-G", "-p", "s.pub", "-s", "s.sec", "-c", "interop"], b"signify pass\n");
     let sec_path = dir.path().join("s.sec");
-    let err =
-        SecretKey::load(&sec_path, false, &mut passphrase(b"wrong pass")).expect_err("a wrong passphrase must fail");
+    let err = SecretKey::load(&sec_path, KeyPermissions::Strict, &mut passphrase(b"wrong pass"))
+        .expect_err("a wrong passphrase must fail");
     assert!(matches!(err, KeyError::IncorrectPassphrase { .. }), "{err}");
     assert!(err.to_string().contains("s.sec"), "{err}");
 
-    let secret = SecretKey::load(&sec_path, false, &mut passphrase(b"signify pass")).expect("load s.sec");
+    let secret =
+        SecretKey::load(&sec_path, KeyPermissions::Strict, &mut passphrase(b"signify pass")).expect("load s.sec");
     let public = PublicKey::load(&dir.path().join("s.pub")).expect("load s.pub");
     secret.check_public(&public).expect("signify's key pair matches");
 

@@ -274,7 +274,7 @@ pub fn signed_head_with_comment(
 
 /// Loads an unencrypted secret key file.
 pub fn load_secret(path: &Path) -> SecretKey {
-    SecretKey::load(path, false, &mut || unreachable!()).unwrap()
+    SecretKey::load(path, airlock::keys::KeyPermissions::Strict, &mut || unreachable!()).unwrap()
 }
 
 /// Builds `out` from the `next` bundle with its manifest rewritten by `edit`, validly
