@@ -43,7 +43,6 @@ use airlock::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
 use airlock::pack::{PackOptions, PackState};
 use airlock::policy::{Policy, SignatureStatus, TrustReport};
 use airlock::progress::Progress;
-use airlock::verify::artifacts::ArtifactSink;
 use airlock::verify::{Bundle, NullSink};
 
 /// Exit code: everything checked out.

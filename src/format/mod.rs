@@ -4,6 +4,7 @@
 //!
 //! - [`path`]: [`path::RelPath`], the only kind of path a bundle may name (FORMAT.md §4).
 //! - [`manifest`]: the signed manifest and its canonical CBOR encoding (§5, §6).
+//! - [`peek`]: the channel and creation time, read from unverified manifest bytes (§8 step 2).
 //! - [`tar`]: the one canonical tar member header (§3).
 //! - [`head`]: the head frame: manifest, signatures, checksum list (§3, §7).
 //! - [`sums`]: the signed checksum list and the per-artifact checksum line (§7).
@@ -11,6 +12,7 @@
 pub mod head;
 pub mod manifest;
 pub mod path;
+pub mod peek;
 pub mod sums;
 pub mod tar;
 
