@@ -15,11 +15,11 @@
 //! rules, checking that each is exactly the next manifest entry with the canonical header,
 //! the declared size and the declared SHA-256, and that the archive ends exactly where the
 //! format says. `verify`, `import`, and `sign` (before it vouches) all run this procedure;
-//! every failure is a [`Reject`](crate::error::Reject) naming the member.
+//! every failure is a [`Reject`] naming the member.
 //!
-//! - [`frames`]: the zstd frame reader; [`pipeline`]: the payload threads (with a diagram);
-//! - [`sink`]: [`PayloadSink`] and [`NullSink`]; [`artifacts`]: the artifact-rule sink;
-//! - [`freshness`]: step 5 against a [`History`].
+//! Inside: `frames.rs`, the zstd frame reader; `pipeline.rs`, the payload threads (with a
+//! diagram); `sink.rs`, [`PayloadSink`] and [`NullSink`]; `artifacts.rs`, the artifact-rule
+//! sink; [`freshness`], step 5 against a [`History`].
 
 mod artifacts;
 mod frames;
@@ -222,6 +222,8 @@ impl Bundle {
         options: &VerifyOptions<'a>,
         on_authentic: impl FnOnce(&AuthenticHead),
     ) -> Result<VerifiedBundle<'a>> {
+        // §8 step 1 ran in `Bundle::open` (`read_head`): the head members, with their limits
+        // and canonical headers, and frame 1 ending right after the checksum list.
         let policy = options.policy;
         let Bundle { path, frames, head } = self;
         let bytes = &head.manifest_bytes;
@@ -378,4 +380,113 @@ fn check_sums(sums: &[u8], manifest: &Manifest, policy: &Policy, channel: &str) 
             .map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: SUMS_MEMBER.to_owned() })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+
+    use super::*;
+    use crate::format::head::{sign_manifest, signature_comment, HeadWriter};
+    use crate::format::manifest::{BundleId, Entry, Mode};
+    use crate::format::path::RelPath;
+    use crate::format::sums::sums_text;
+    use crate::format::tar::write_member;
+    use crate::format::DATA_DIR;
+    use crate::keys::SecretKey;
+    use crate::policy::Trust;
+    use crate::progress::NoProgress;
+
+    const CONTENT: &[u8] = b"payload\n";
+    const NOW: u64 = 1_700_000_000;
+
+    /// A one-file bundle written with the format module alone, and a policy trusting its key.
+    fn bundle(dir: &Path) -> (PathBuf, Policy) {
+        let key = SecretKey::generate("test");
+        let entry = Entry {
+            path: RelPath::new("a.txt").unwrap(),
+            size: CONTENT.len() as u64,
+            sha256: Digest::of(CONTENT),
+            mode: Mode::Regular,
+            signatures: vec![],
+        };
+        let manifest = Manifest {
+            bundle_id: BundleId([1; 16]),
+            created: NOW,
+            expires: None,
+            channel: "default".into(),
+            sequence: 1,
+            previous: None,
+            label: None,
+            meta: BTreeMap::new(),
+            entries: vec![entry],
+            removed: vec![],
+        };
+        let bytes = manifest::encode(&manifest).unwrap();
+        let sums = sums_text(&manifest);
+        let sums_sig = key.sign(&sums, &signature_comment(key.key_id())).to_file_string();
+        let path = dir.join("b.airlock");
+        let mut file = File::create(&path).unwrap();
+        let head = HeadWriter::start(Vec::new(), 3, &bytes).unwrap();
+        let head = head.signatures(&[sign_manifest(&key, &bytes)]).unwrap();
+        file.write_all(&head.finish(&[sums_sig.as_bytes(), &sums]).unwrap()).unwrap();
+        let mut payload = zstd::stream::write::Encoder::new(file, 3).unwrap();
+        let name = format!("{DATA_DIR}a.txt");
+        write_member(&mut payload, &name, CONTENT.len() as u64, 0o644, &mut &CONTENT[..], &mut [0; 512]).unwrap();
+        payload.write_all(&[0; 2 * BLOCK]).unwrap();
+        payload.finish().unwrap();
+        (path, Policy::from_trust(Trust::new(vec![key.public_key()], 1).unwrap()))
+    }
+
+    /// A sink that fails or panics on the first content it gets.
+    struct Breaking {
+        panic: bool,
+    }
+
+    impl PayloadSink for Breaking {
+        fn open(&mut self, _: &Entry) -> Result<()> {
+            Ok(())
+        }
+        fn write(&mut self, _: &[u8]) -> Result<()> {
+            if self.panic {
+                panic!("sink bug");
+            }
+            Err(Error::NotAFile { path: "sink".into() })
+        }
+        fn close(&mut self, _: &Entry) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn verified<'a>(path: &Path, policy: &'a Policy) -> VerifiedBundle<'a> {
+        Bundle::open(path).unwrap().verify(&VerifyOptions::new(policy, NOW)).unwrap()
+    }
+
+    #[test]
+    fn a_bundle_written_by_the_format_module_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, policy) = bundle(dir.path());
+        let v = verified(&path, &policy);
+        assert_eq!(v.manifest().entries.len(), 1);
+        assert!(!v.already_imported());
+        assert_eq!(v.stream_into(&mut NullSink, &NoProgress).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_sinks_own_error_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, policy) = bundle(dir.path());
+        let err = verified(&path, &policy).stream_into(&mut Breaking { panic: false }, &NoProgress).unwrap_err();
+        assert!(matches!(err, Error::NotAFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_panicking_sink_is_an_internal_error_not_a_rejection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, policy) = bundle(dir.path());
+        let err = verified(&path, &policy).stream_into(&mut Breaking { panic: true }, &NoProgress).unwrap_err();
+        assert!(matches!(err, Error::Internal(_)), "{err}");
+        assert!(err.to_string().contains("payload sink thread panicked: sink bug"), "{err}");
+    }
 }
