@@ -3,7 +3,7 @@
 //! part of `cargo test`). Each function must never panic, whatever `data` is, except on
 //! an assertion that states a real invariant; docs/FUZZING.md says how to run them.
 //!
-//! - [`manifest`]: `manifest::decode` (and the pre-verification `peek_channel_created`);
+//! - [`manifest`]: `manifest::decode` (and the pre-verification `peek::peek_channel_created`);
 //!   whatever decodes re-encodes to the same bytes, and peek agrees with decode.
 //! - [`signify`]: the signify parsers (`PublicKey::parse`, `Signature::parse`,
 //!   `parse_embedded`, `SecretKey::parse`); what parses re-serialises and parses again to
@@ -51,7 +51,7 @@ fn policy() -> Policy {
 }
 
 pub fn manifest(data: &[u8]) {
-    let peeked = airlock::format::manifest::peek_channel_created(data);
+    let peeked = airlock::format::peek::peek_channel_created(data);
     if let Ok(m) = airlock::format::manifest::decode(data) {
         let again = airlock::format::manifest::encode(&m).expect("a decoded manifest must re-encode");
         assert_eq!(again, data, "decode accepted a non-canonical encoding");

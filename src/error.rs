@@ -9,8 +9,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::format::manifest::ManifestError;
 use crate::format::path::PathError;
 use crate::keys::{KeyError, KeyId};
+use crate::sign::SignError;
 
 /// Everything that can go wrong in airlock.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,15 @@ pub enum Error {
         /// The existing file.
         path: PathBuf,
     },
+    /// A bundle path names something other than a regular file.
+    #[error("{} is not a regular file", path.display())]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// `sign` cannot add the signature (the bundle itself verified).
+    #[error(transparent)]
+    Sign(#[from] SignError),
     /// A bug in airlock, or a worker thread that failed (exit 2; never blamed on the input).
     #[error("internal error: {0} (this is a bug in airlock; please report it)")]
     Internal(String),
@@ -78,7 +89,7 @@ pub enum Reject {
     },
     /// The manifest failed to decode or broke a rule of the format.
     #[error("manifest: {0}")]
-    Manifest(String),
+    Manifest(ManifestError),
     /// An entry path broke a rule.
     #[error("entry {path:?}: {source}")]
     UnsafePath {
@@ -190,6 +201,35 @@ pub enum Reject {
     },
 }
 
+impl Reject {
+    /// A stable snake_case name for the kind of rejection: what tests, test vectors
+    /// (`tests/vectors/*/expect`) and library users match on instead of the message.
+    ///
+    /// This is a public contract: a name never changes meaning, and a new variant gets a new
+    /// name. The names: `malformed`, `truncated`, `manifest`, `unsafe_path`, `untrusted`,
+    /// `bad_signature`, `hash_mismatch`, `expired`, `rollback`, `gap`, `previous_mismatch`,
+    /// `conflict`, `too_old`, `artifact`, `limit`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reject::Malformed { .. } => "malformed",
+            Reject::Truncated { .. } => "truncated",
+            Reject::Manifest(_) => "manifest",
+            Reject::UnsafePath { .. } => "unsafe_path",
+            Reject::Untrusted(_) => "untrusted",
+            Reject::BadSignature { .. } => "bad_signature",
+            Reject::HashMismatch { .. } => "hash_mismatch",
+            Reject::Expired { .. } => "expired",
+            Reject::Rollback { .. } => "rollback",
+            Reject::Gap { .. } => "gap",
+            Reject::PreviousMismatch { .. } => "previous_mismatch",
+            Reject::Conflict { .. } => "conflict",
+            Reject::TooOld { .. } => "too_old",
+            Reject::Artifact { .. } => "artifact",
+            Reject::Limit { .. } => "limit",
+        }
+    }
+}
+
 impl Error {
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl AsRef<Path>, source: io::Error) -> Error {
@@ -210,3 +250,52 @@ pub fn malformed(at: impl Into<String>, problem: impl Into<String>) -> Error {
 
 /// A `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind names are a public contract (test vectors record them): pin every one.
+    #[test]
+    fn reject_kinds_are_stable() {
+        let s = String::new;
+        let kinds = [
+            Reject::Malformed { at: s(), problem: s() },
+            Reject::Truncated { at: s() },
+            Reject::Manifest(ManifestError::NotCanonical),
+            Reject::UnsafePath { path: s(), source: PathError::Empty },
+            Reject::Untrusted(crate::policy::Shortfall::NoRule { policy: s(), channel: s(), rules: Vec::new() }),
+            Reject::BadSignature { key_id: KeyId::from_hex("0000000000000000").unwrap(), what: s() },
+            Reject::HashMismatch { path: s(), expected: s(), actual: s() },
+            Reject::Expired { expires: s(), now: s(), floor_note: s() },
+            Reject::Rollback { channel: s(), sequence: 1, last: 1 },
+            Reject::Gap { channel: s(), missing: s(), last: 1, sequence: 3 },
+            Reject::PreviousMismatch { channel: s(), sequence: 2, last: 1, claimed: s(), actual: s() },
+            Reject::Conflict { path: s(), reason: crate::mirror::PlacementConflict::NotADirectory { dir: s() } },
+            Reject::TooOld { created: s(), max_age: s(), now: s() },
+            Reject::Artifact { path: s(), problem: s() },
+            Reject::Limit { what: s(), limit: s() },
+        ]
+        .map(|r| r.kind());
+        assert_eq!(
+            kinds,
+            [
+                "malformed",
+                "truncated",
+                "manifest",
+                "unsafe_path",
+                "untrusted",
+                "bad_signature",
+                "hash_mismatch",
+                "expired",
+                "rollback",
+                "gap",
+                "previous_mismatch",
+                "conflict",
+                "too_old",
+                "artifact",
+                "limit",
+            ]
+        );
+    }
+}

@@ -1,27 +1,28 @@
 //! Co-signing: `airlock sign BUNDLE --key K.sec [-o OUT]` adds a manifest signature to an
 //! existing bundle.
 //!
-//! The head frame (docs/FORMAT.md §3) holds everything a signature touches, so a co-signer
-//! rewrites only that frame and copies the payload frames byte for byte: no decompression,
-//! no recompression, one sequential copy (which the kernel may do as a `copy_file_range`
-//! or reflink). The new file is written beside the destination, fsynced and renamed over it,
-//! so a crash leaves either the old bundle or the new one.
+//! A co-signer vouches for the bundle, so [`cosign`] first runs the whole verification
+//! procedure (FORMAT.md §8: head, signatures under the caller's trust policy, freshness, and
+//! the full payload with the artifact rules) and writes nothing unless it passes.
 //!
-//! A co-signer vouches for the manifest: run `airlock verify` on the bundle before signing
-//! it. `sign` itself checks only that the head is well formed, the manifest decodes and the
-//! checksum list matches it, so that it never signs something no reader would accept.
+//! The head frame (FORMAT.md §3) holds everything a signature touches, so a co-signer then
+//! rewrites only that frame and copies the payload frames byte for byte, from the very file
+//! it verified: no decompression, no recompression, one sequential copy. The new file goes
+//! through [`write_atomic`], so a crash leaves either the old bundle or the new one.
 
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{malformed, Error, Result};
-use crate::format::manifest;
-use crate::format::sums::sums_match;
-use crate::format::{head, MAX_SIGNATURES, SUMS_MEMBER};
-use crate::keys::{self, KeyId, SecretKey};
-use crate::verify::Bundle;
+use crate::error::{Error, Result};
+use crate::format::{head, MAX_SIGNATURES};
+use crate::io::durable::{write_atomic, Overwrite};
+use crate::keys::{KeyId, SecretKey};
+use crate::progress::Progress;
+use crate::verify::{Bundle, Head, NullSink, VerifyOptions};
+
+/// Mode of a co-signed bundle: world-readable, like a packed one.
+const BUNDLE_MODE: u32 = 0o644;
 
 /// What `sign` did.
 #[derive(Debug)]
@@ -40,77 +41,100 @@ pub struct CosignReport {
     pub payload_bytes: u64,
 }
 
-/// Adds `key`'s signature to the bundle at `input`, writing the result to `output` (or in
-/// place when `None`). An existing `output` is replaced only with `overwrite`.
-pub fn cosign(input: &Path, key: &SecretKey, output: Option<&Path>, overwrite: bool) -> Result<CosignReport> {
-    let bundle = Bundle::open(input)?;
-    let head = bundle.head();
-    let manifest = manifest::decode(&head.manifest_bytes)?;
-    let (_, sums_message) = keys::parse_embedded(&head.sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
-    if !sums_match(&manifest, sums_message) {
-        return Err(malformed(SUMS_MEMBER, "checksum list does not match the manifest"));
-    }
+/// Why a bundle that verified cannot be co-signed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The signing key's id already names a signature member that this key did not make.
+    #[error(
+        "the bundle already holds a signature under key id {key_id} that this key did not make (or that is damaged); refusing to replace it"
+    )]
+    ForeignSignature {
+        /// The key id.
+        key_id: KeyId,
+    },
+    /// The bundle has as many signatures as the format allows.
+    #[error("the bundle already has the maximum of {MAX_SIGNATURES} signatures")]
+    TooManySignatures,
+    /// The input's payload changed length between verification and the copy.
+    #[error("{} changed while it was being co-signed", path.display())]
+    InputChanged {
+        /// The input bundle.
+        path: PathBuf,
+    },
+    /// The written bundle does not have the head it was written with.
+    #[error("{}: the co-signed bundle does not read back as written", path.display())]
+    ReadBack {
+        /// The bundle written.
+        path: PathBuf,
+    },
+}
+
+/// Verifies the bundle at `input` against `verify` (FORMAT.md §8, payload included), then
+/// adds `key`'s signature, writing the result to `output` (or in place when `None`). An
+/// existing `output` is replaced only with [`Overwrite::Replace`]. Nothing is written unless
+/// the bundle verified.
+pub fn cosign(
+    input: &Path,
+    key: &SecretKey,
+    output: Option<&Path>,
+    overwrite: Overwrite,
+    verify: &VerifyOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<CosignReport> {
     let dest = output.unwrap_or(input);
     let in_place = output.is_none() || same_file(input, dest);
-    if !in_place && !overwrite && dest.exists() {
-        return Err(Error::Usage(format!("{} exists; pass --force to overwrite it", dest.display())));
+    if !in_place && overwrite == Overwrite::NoClobber && dest.exists() {
+        // Checked again by the rename itself; this only saves verifying for nothing.
+        return Err(Error::OutputExists { path: dest.to_owned() });
     }
-    let file_len = fs::metadata(input).map_err(|e| Error::io(input, e))?.len();
-    let payload_bytes = file_len - head.head_frame_len;
-    let mut signatures = head.signatures.clone();
+    let file = File::open(input).map_err(|e| Error::io(input, e))?;
+    let mut source = file.try_clone().map_err(|e| Error::io(input, e))?;
+    let head = verify_whole(Bundle::from_file(file, input)?, verify, progress)?;
+    let file_len = source.metadata().map_err(|e| Error::io(input, e))?.len();
+    let payload_bytes =
+        file_len.checked_sub(head.head_frame_len).ok_or_else(|| SignError::InputChanged { path: input.to_owned() })?;
     let mut report = CosignReport {
         key_id: key.key_id(),
         added: false,
         output: dest.to_owned(),
-        signers: signatures.iter().map(|s| s.key_id()).collect(),
+        signers: head.signatures.iter().map(|s| s.key_id()).collect(),
         head_bytes: (head.head_frame_len, head.head_frame_len),
         payload_bytes,
     };
 
-    if let Some(existing) = signatures.iter().find(|s| s.key_id() == key.key_id()) {
-        let public = key.public_key();
-        if public.verify(&head.manifest_bytes, existing).is_err() {
-            return Err(Error::Usage(format!(
-                "the bundle already holds a signature under key id {} that this key did not make (or that is damaged); refusing to replace it",
-                key.key_id()
-            )));
+    if let Some(existing) = head.signatures.iter().find(|s| s.key_id() == key.key_id()) {
+        if key.public_key().verify(&head.manifest_bytes, existing).is_err() {
+            return Err(SignError::ForeignSignature { key_id: key.key_id() }.into());
         }
         // Already signed by this key: nothing to add. With -o, the output is an identical copy.
         if !in_place {
-            write_atomically(dest, overwrite, |out| {
-                let mut src = File::open(input).map_err(|e| Error::io(input, e))?;
-                io::copy(&mut src, out).map_err(|e| Error::io(dest, e))?;
-                Ok(())
-            })?;
+            write_atomic(dest, BUNDLE_MODE, overwrite, |out| copy_from(&mut source, 0, out, input, dest).map(drop))?;
         }
         return Ok(report);
     }
-    if signatures.len() >= MAX_SIGNATURES {
-        return Err(Error::Usage(format!("the bundle already has the maximum of {MAX_SIGNATURES} signatures")));
+    if head.signatures.len() >= MAX_SIGNATURES {
+        return Err(SignError::TooManySignatures.into());
     }
+    let mut signatures = head.signatures.clone();
     signatures.push(head::sign_manifest(key, &head.manifest_bytes));
-    let members = head::head_members(&head.manifest_bytes, &signatures, &head.sums);
-    let new_head = head::head_frame(&members, crate::pack::head_level(crate::pack::DEFAULT_LEVEL))
-        .map_err(|e| Error::io(dest, e))?;
-    let head_frame_len = head.head_frame_len;
-    let manifest_bytes = head.manifest_bytes.clone();
-    drop(bundle);
+    let level = crate::pack::head_level(crate::pack::DEFAULT_LEVEL);
+    let new_head =
+        head::encode_head(level, &head.manifest_bytes, &signatures, &head.sums).map_err(|e| Error::io(dest, e))?;
 
-    write_atomically(dest, overwrite || in_place, |out| {
+    let overwrite = if in_place { Overwrite::Replace } else { overwrite };
+    write_atomic(dest, BUNDLE_MODE, overwrite, |out| {
         out.write_all(&new_head).map_err(|e| Error::io(dest, e))?;
-        let mut src = File::open(input).map_err(|e| Error::io(input, e))?;
-        src.seek(SeekFrom::Start(head_frame_len)).map_err(|e| Error::io(input, e))?;
-        let copied = io::copy(&mut src, out).map_err(|e| Error::io(dest, e))?;
-        if copied != payload_bytes {
-            return Err(Error::Usage(format!("{} changed while it was being co-signed", input.display())));
+        if copy_from(&mut source, head.head_frame_len, out, input, dest)? != payload_bytes {
+            return Err(SignError::InputChanged { path: input.to_owned() }.into());
         }
         Ok(())
     })?;
 
     // Re-read the new head: the manifest is the same bytes and carries every signature.
     let check = Bundle::open(dest)?;
-    if check.head().manifest_bytes != manifest_bytes || check.head().signatures.len() != signatures.len() {
-        return Err(Error::Usage(format!("{}: the co-signed bundle does not read back as written", dest.display())));
+    if check.head().manifest_bytes != head.manifest_bytes || check.head().signatures.len() != signatures.len() {
+        return Err(SignError::ReadBack { path: dest.to_owned() }.into());
     }
     report.added = true;
     report.signers = check.head().signatures.iter().map(|s| s.key_id()).collect();
@@ -118,23 +142,23 @@ pub fn cosign(input: &Path, key: &SecretKey, output: Option<&Path>, overwrite: b
     Ok(report)
 }
 
-/// Writes `dest` through a temporary file in its directory: `fill`, fsync, rename, fsync
-/// the directory. The result is world-readable like a packed bundle.
-fn write_atomically(dest: &Path, overwrite: bool, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new().prefix(".airlock-sign-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(tmp.path(), e))?;
-    fill(tmp.as_file_mut())?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(dest, e))?;
-    if overwrite {
-        tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    } else {
-        tmp.persist_noclobber(dest).map_err(|e| Error::io(dest, e.error))?;
-    }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+/// The whole verification procedure, the payload into a [`NullSink`]; returns the head that
+/// verified.
+fn verify_whole(bundle: Bundle, options: &VerifyOptions<'_>, progress: &dyn Progress) -> Result<Head> {
+    let verified = bundle.verify(options)?;
+    let head = verified.head().clone();
+    let manifest = verified.manifest();
+    progress.start("verifying", manifest.total_size(), manifest.entries.len() as u64);
+    let streamed = verified.stream_into(&mut NullSink, progress);
+    progress.finish();
+    streamed?;
+    Ok(head)
+}
+
+/// Copies `source` from `offset` to its end into `out`; returns the bytes copied.
+fn copy_from(source: &mut File, offset: u64, out: &mut File, input: &Path, dest: &Path) -> Result<u64> {
+    source.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(input, e))?;
+    io::copy(source, out).map_err(|e| Error::io(dest, e))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -1,6 +1,7 @@
 //! `airlock import`.
 
 use super::*;
+use airlock::verify::GapPolicy;
 
 #[derive(Args, Debug)]
 pub(super) struct ImportArgs {
@@ -25,7 +26,8 @@ pub(super) struct ImportArgs {
 pub(super) fn import(a: ImportArgs) -> Result<u8> {
     let policy = load_policy(&a.trust)?;
     let mirror = open_mirror(&a.mirror, true)?;
-    let opts = ImportOptions { allow_gap: a.allow_gap, clock_skew: a.clock_skew, now: now() };
+    let gaps = if a.allow_gap { GapPolicy::AcceptAndLog } else { GapPolicy::Refuse };
+    let opts = ImportOptions { gaps, clock_skew: a.clock_skew, now: now() };
     match mirror.import(&a.bundle, &policy, &opts, &progress(a.quiet))? {
         ImportOutcome::AlreadyImported { manifest_digest } => {
             println!("already imported: manifest {manifest_digest} is in {}; nothing to do", a.mirror.display());

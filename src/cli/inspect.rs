@@ -129,7 +129,7 @@ pub(super) fn inspect_json(
         "expires": m.expires.map(clock::format),
         "label": m.label,
         "meta": m.meta,
-        "verified": report.map(|r| r.threshold_met() && !r.signatures.iter().any(|(_, s)| *s == SignatureStatus::Invalid)),
+        "verified": report.map(TrustReport::accepted),
         "signatures": signers.iter().map(|(id, st)| json!({"key_id": id, "status": st})).collect::<Vec<_>>(),
         "entry_count": m.entries.len(),
         "total_size": m.total_size(),

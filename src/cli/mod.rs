@@ -44,7 +44,6 @@ use airlock::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
 use airlock::pack::{ChannelState, PackOptions};
 use airlock::policy::{Policy, SignatureStatus, Trust, TrustReport};
 use airlock::progress::Progress;
-use airlock::verify::artifacts::ArtifactSink;
 use airlock::verify::{Bundle, NullSink};
 
 /// Exit code: everything checked out.

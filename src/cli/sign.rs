@@ -1,6 +1,8 @@
 //! `airlock sign`.
 
 use super::*;
+use airlock::io::durable::Overwrite;
+use airlock::verify::VerifyOptions;
 
 #[derive(Args, Debug)]
 pub(super) struct SignArgs {
@@ -17,11 +19,21 @@ pub(super) struct SignArgs {
     pub(super) force: bool,
     #[command(flatten)]
     pub(super) secret: SecretKeyArgs,
+    /// Who must have signed the bundle before you vouch for it: the same trust as `verify`
+    /// (the whole bundle is verified first, and nothing is written unless it passes).
+    #[command(flatten)]
+    pub(super) trust: TrustArgs,
+    /// No progress display.
+    #[arg(short, long)]
+    pub(super) quiet: bool,
 }
 
 pub(super) fn sign(a: SignArgs) -> Result<u8> {
+    let policy = load_policy(&a.trust)?;
     let key = load_secret_key(&a.key, &a.secret)?;
-    let report = airlock::sign::cosign(&a.bundle, &key, a.output.as_deref(), a.force)?;
+    let overwrite = if a.force { Overwrite::Replace } else { Overwrite::NoClobber };
+    let verify = VerifyOptions::new(&policy, now());
+    let report = airlock::sign::cosign(&a.bundle, &key, a.output.as_deref(), overwrite, &verify, &progress(a.quiet))?;
     let ids: Vec<String> = report.signers.iter().map(|k| k.to_string()).collect();
     if report.added {
         println!(

@@ -1,6 +1,7 @@
 //! `airlock verify`.
 
 use super::*;
+use airlock::verify::VerifyOptions;
 
 #[derive(Args, Debug)]
 pub(super) struct VerifyArgs {
@@ -15,27 +16,18 @@ pub(super) struct VerifyArgs {
 
 pub(super) fn verify(a: VerifyArgs) -> Result<u8> {
     let policy = load_policy(&a.trust)?;
-    let bundle = Bundle::open(&a.bundle)?;
-    let verified = bundle.verify_head_with(&policy)?;
-    airlock::mirror::check_freshness(
-        &verified.manifest,
-        &verified.manifest_digest,
-        &Default::default(),
-        &ImportOptions { now: now(), ..ImportOptions::default() },
-    )?;
-    policy.check_age(verified.manifest.created, now(), DEFAULT_CLOCK_SKEW)?;
+    let verified = Bundle::open(&a.bundle)?.verify(&VerifyOptions::new(&policy, now()))?;
+    let manifest = verified.manifest().clone();
+    let (digest, trust) = (verified.manifest_digest(), verified.trust().clone());
     let progress = progress(a.quiet);
-    progress.start("verifying", verified.manifest.total_size(), verified.manifest.entries.len() as u64);
-    let mut null = NullSink;
-    let mut sink = ArtifactSink::new(&mut null, &policy, &verified.manifest);
-    let result = bundle.read_payload(&verified, &mut sink, &progress);
+    progress.start("verifying", manifest.total_size(), manifest.entries.len() as u64);
+    let result = verified.stream_into(&mut NullSink, &progress);
     progress.finish();
-    result?;
-    let m = &verified.manifest;
-    println!("OK: {} verified: {} files, {} bytes", a.bundle.display(), m.entries.len(), m.total_size());
-    println!("channel {} sequence {}, manifest sha256 {}", m.channel, m.sequence, verified.manifest_digest);
-    print_signers(&policy, &verified.trust);
-    for note in sink.notes() {
+    let notes = result?;
+    println!("OK: {} verified: {} files, {} bytes", a.bundle.display(), manifest.entries.len(), manifest.total_size());
+    println!("channel {} sequence {}, manifest sha256 {}", manifest.channel, manifest.sequence, digest);
+    print_signers(&policy, &trust);
+    for note in notes {
         println!("artifact {note}");
     }
     Ok(EXIT_OK)

@@ -35,6 +35,149 @@ pub const MAX_META: usize = 256;
 /// OpenPGP, and the signed checksum line of `pack --sign-artifacts`.
 pub const SIGNATURE_SUFFIXES: [&str; 4] = [".sig", ".minisig", ".asc", ".sha256.sig"];
 
+/// Why manifest bytes are not a valid manifest: the manifest rules of docs/FORMAT.md §6, one
+/// variant per rule. Carried by [`Reject::Manifest`]; the prose is only in `Display`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The bytes do not start with [`prefix`].
+    #[error("does not start with the airlock manifest prefix")]
+    BadPrefix,
+    /// The prefix names another format version.
+    #[error("unsupported format version (this airlock reads version {VERSION})")]
+    UnsupportedVersion,
+    /// The CBOR decoder refused the bytes (its message).
+    #[error("cannot decode: {0}")]
+    Undecodable(String),
+    /// The decoded `format` and `version` fields are not this format's.
+    #[error("format {format:?} version {version} is not {FORMAT:?} version {VERSION}")]
+    WrongFormat {
+        /// The `format` field.
+        format: String,
+        /// The `version` field.
+        version: u64,
+    },
+    /// The bytes decode, but are not the one canonical encoding of what they decode to.
+    #[error("not in canonical encoding (docs/FORMAT.md §Manifest)")]
+    NotCanonical,
+    /// The fixed-layout start read before verification is not a manifest's.
+    #[error("cannot read the channel: not an airlock manifest")]
+    PeekNotAManifest,
+    /// The bytes end inside the fixed-layout start.
+    #[error("cannot read the channel: manifest is truncated")]
+    PeekTruncated,
+    /// The fixed-layout start lacks a field, or has it out of order.
+    #[error("cannot read the channel: expected the key {0:?}")]
+    PeekExpectedKey(&'static str),
+    /// A fixed-layout field that must be an integer is not one.
+    #[error("cannot read the channel: expected an integer")]
+    PeekExpectedInteger,
+    /// `channel` or `created`, read before verification, differ from the decoded manifest.
+    #[error("channel or created read before decoding differ from the decoded manifest")]
+    PeekMismatch,
+    /// An entry's mode is neither 644 nor 755.
+    #[error("entry {path:?}: mode {mode:o} is not 644 or 755")]
+    BadMode {
+        /// The entry path, as written.
+        path: String,
+        /// The mode.
+        mode: u32,
+    },
+    /// An entry's `sha256` is not 32 bytes.
+    #[error("sha256 of entry {path:?} is {len} bytes, expected 32")]
+    BadDigestLength {
+        /// The entry path, as written.
+        path: String,
+        /// Its length.
+        len: usize,
+    },
+    /// A fixed-size byte field (`bundle_id`, `previous`) has the wrong length.
+    #[error("{field} is {len} bytes, expected {expected}")]
+    BadFieldLength {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The length it must have.
+        expected: usize,
+    },
+    /// The channel name breaks the channel rule.
+    #[error(
+        "channel name {name:?} must be 1 to {MAX_CHANNEL_BYTES} characters of A-Z a-z 0-9 . _ - and not start with `.`"
+    )]
+    BadChannel {
+        /// The name.
+        name: String,
+    },
+    /// `sequence` is 0.
+    #[error("sequence must be at least 1")]
+    ZeroSequence,
+    /// `expires` is not after `created`.
+    #[error("expires is not after created")]
+    ExpiresNotAfterCreated,
+    /// Too many `meta` pairs.
+    #[error("more than {MAX_META} meta pairs")]
+    TooManyMeta,
+    /// A `meta` key is empty.
+    #[error("empty meta key")]
+    EmptyMetaKey,
+    /// `removed` is not empty (format version 1 has no removals).
+    #[error("`removed` must be empty in format version 1")]
+    RemovedNotEmpty,
+    /// A label, meta key or meta value is too long.
+    #[error("{what} is longer than {MAX_TEXT_BYTES} bytes")]
+    TextTooLong {
+        /// Which text.
+        what: String,
+    },
+    /// A label, meta key or meta value holds control characters.
+    #[error("{what} contains control characters")]
+    ControlCharacters {
+        /// Which text.
+        what: String,
+    },
+    /// Two entries are not in strictly ascending path order.
+    #[error("entries are not strictly sorted: {first:?} then {second:?} (duplicate or reordered)")]
+    Unsorted {
+        /// The earlier entry.
+        first: String,
+        /// The entry after it.
+        second: String,
+    },
+    /// Two entry paths collide on a case-insensitive or normalising filesystem.
+    #[error("entries {first:?} and {second:?} collide on a case-insensitive or normalising filesystem")]
+    Collision {
+        /// One path.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A file entry is also a directory of another entry.
+    #[error("entry {file:?} is a file but entry {path:?} needs it to be a directory")]
+    FileIsDirectory {
+        /// The file entry.
+        file: String,
+        /// The entry under it.
+        path: String,
+    },
+    /// A signature entry is linked by more than one artifact (or twice by one).
+    #[error("signature {signature:?} is linked more than once (each signature entry belongs to one artifact)")]
+    SignatureLinkedTwice {
+        /// The signature entry.
+        signature: String,
+    },
+    /// An entry links a signature that is not a sibling signature entry of the bundle.
+    #[error(
+        "entry {entry:?} links signature {signature:?}, which is not a sibling .sig/.minisig/.asc/.sha256.sig entry of the bundle"
+    )]
+    BadSignatureLink {
+        /// The artifact entry.
+        entry: String,
+        /// The linked signature.
+        signature: String,
+    },
+}
+
 /// The permission bits of an entry: the only two the format allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
@@ -251,72 +394,8 @@ pub fn prefix() -> Vec<u8> {
     p
 }
 
-/// Reads `channel` and `created` from manifest bytes *before* their signatures are checked,
-/// so the trust policy can pick the channel's signer rule (and apply revocation times)
-/// without running the CBOR decoder on unverified input. It reads only the fixed-layout
-/// fields right after [`prefix`] (`bundle_id`, `created`, `expires`, `channel`); the caller
-/// MUST compare the result with the decoded manifest once the signatures verified.
-pub fn peek_channel_created(bytes: &[u8]) -> Result<(String, u64), Reject> {
-    check_prefix(bytes)?; // so another version is named as such, not "not a manifest"
-    let bad = || Reject::Manifest("cannot read the channel: not an airlock manifest".into());
-    let mut r = Peek(bytes.strip_prefix(prefix().as_slice()).ok_or_else(bad)?);
-    r.key("bundle_id")?;
-    if r.take(17)?[0] != 0x50 {
-        return Err(bad());
-    }
-    r.key("created")?;
-    let created = r.uint()?.ok_or_else(bad)?;
-    r.key("expires")?;
-    r.uint()?;
-    r.key("channel")?;
-    let len = match r.take(1)?[0] {
-        b @ 0x60..=0x77 => usize::from(b - 0x60),
-        0x78 => usize::from(r.take(1)?[0]),
-        _ => return Err(bad()),
-    };
-    let channel = String::from_utf8(r.take(len)?.to_vec()).map_err(|_| bad())?;
-    Ok((channel, created))
-}
-
-/// A cursor over canonical manifest bytes, for [`peek_channel_created`].
-struct Peek<'a>(&'a [u8]);
-
-impl<'a> Peek<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Reject> {
-        let (head, tail) = self
-            .0
-            .split_at_checked(n)
-            .ok_or_else(|| Reject::Manifest("cannot read the channel: manifest is truncated".into()))?;
-        self.0 = tail;
-        Ok(head)
-    }
-
-    fn key(&mut self, name: &str) -> Result<(), Reject> {
-        let mut want = Vec::new();
-        push_text(&mut want, name);
-        if self.take(want.len())? != want.as_slice() {
-            return Err(Reject::Manifest(format!("cannot read the channel: expected the key {name:?}")));
-        }
-        Ok(())
-    }
-
-    /// A canonical unsigned integer, or `None` for CBOR null.
-    fn uint(&mut self) -> Result<Option<u64>, Reject> {
-        let first = self.take(1)?[0];
-        let extra = match first {
-            0x00..=0x17 => return Ok(Some(u64::from(first))),
-            0x18 => 1,
-            0x19 => 2,
-            0x1a => 4,
-            0x1b => 8,
-            0xf6 => return Ok(None),
-            _ => return Err(Reject::Manifest("cannot read the channel: expected an integer".into())),
-        };
-        Ok(Some(self.take(extra)?.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))))
-    }
-}
-
-fn push_text(out: &mut Vec<u8>, text: &str) {
+/// Appends a short CBOR text string (the field names of the fixed layout).
+pub(crate) fn push_text(out: &mut Vec<u8>, text: &str) {
     debug_assert!(text.len() < 24);
     out.push(0x60 | text.len() as u8);
     out.extend_from_slice(text.as_bytes());
@@ -402,16 +481,17 @@ pub fn decode(bytes: &[u8]) -> Result<Manifest, Reject> {
     }
     check_prefix(bytes)?;
     let wire: WireManifest =
-        serde_cbor::from_slice(bytes).map_err(|e| Reject::Manifest(format!("cannot decode: {e}")))?;
+        serde_cbor::from_slice(bytes).map_err(|e| Reject::Manifest(ManifestError::Undecodable(e.to_string())))?;
     let manifest = from_wire(wire)?;
     check_rules(&manifest)?;
     if !is_canonical(&manifest, bytes) {
-        return Err(Reject::Manifest("not in canonical encoding (docs/FORMAT.md §Manifest)".into()));
+        return Err(Reject::Manifest(ManifestError::NotCanonical));
     }
     Ok(manifest)
 }
 
-fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
+/// Checks that `bytes` start with [`prefix`], naming another format version as such.
+pub(crate) fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
     let want = prefix();
     if bytes.starts_with(&want) {
         return Ok(());
@@ -419,17 +499,14 @@ fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
     // Same shape but another version number: say so, rather than "bad prefix".
     let head = &want[..want.len() - 1];
     if bytes.starts_with(head) {
-        return Err(Reject::Manifest(format!("unsupported format version (this airlock reads version {VERSION})")));
+        return Err(Reject::Manifest(ManifestError::UnsupportedVersion));
     }
-    Err(Reject::Manifest("does not start with the airlock manifest prefix".into()))
+    Err(Reject::Manifest(ManifestError::BadPrefix))
 }
 
 fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
     if w.format != FORMAT || w.version != VERSION {
-        return Err(Reject::Manifest(format!(
-            "format {:?} version {} is not {FORMAT:?} version {VERSION}",
-            w.format, w.version
-        )));
+        return Err(Reject::Manifest(ManifestError::WrongFormat { format: w.format.to_owned(), version: w.version }));
     }
     let entries = w.entries.into_iter().map(entry_from_wire).collect::<Result<Vec<_>, _>>()?;
     Ok(Manifest {
@@ -449,10 +526,10 @@ fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
 fn entry_from_wire(w: WireEntry<'_>) -> Result<Entry, Reject> {
     let path = rel_path(w.path)?;
     let mode = Mode::from_bits(w.mode)
-        .ok_or_else(|| Reject::Manifest(format!("entry {:?}: mode {:o} is not 644 or 755", w.path, w.mode)))?;
+        .ok_or_else(|| Reject::Manifest(ManifestError::BadMode { path: w.path.to_owned(), mode: w.mode }))?;
     Ok(Entry {
         sha256: Digest(w.sha256.as_ref().try_into().map_err(|_| {
-            Reject::Manifest(format!("sha256 of entry {:?} is {} bytes, expected 32", w.path, w.sha256.len()))
+            Reject::Manifest(ManifestError::BadDigestLength { path: w.path.to_owned(), len: w.sha256.len() })
         })?),
         path,
         size: w.size,
@@ -465,55 +542,60 @@ fn rel_path(text: &str) -> Result<RelPath, Reject> {
     RelPath::new(text).map_err(|source| Reject::UnsafePath { path: text.to_owned(), source })
 }
 
-fn fixed_bytes<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], Reject> {
-    bytes.try_into().map_err(|_| Reject::Manifest(format!("{what} is {} bytes, expected {N}", bytes.len())))
+fn fixed_bytes<const N: usize>(bytes: &[u8], field: &'static str) -> Result<[u8; N], Reject> {
+    bytes
+        .try_into()
+        .map_err(|_| Reject::Manifest(ManifestError::BadFieldLength { field, len: bytes.len(), expected: N }))
 }
 
-/// Checks a channel name: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`.
+/// Checks a channel name: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`. The error
+/// is the sentence to show (for callers outside a bundle, such as a policy file).
 pub fn check_channel(name: &str) -> Result<(), String> {
+    check_channel_name(name).map_err(|e| e.to_string())
+}
+
+fn check_channel_name(name: &str) -> Result<(), ManifestError> {
     let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if name.is_empty() || name.len() > MAX_CHANNEL_BYTES || !ok_chars || name.starts_with('.') {
-        return Err(format!(
-            "channel name {name:?} must be 1 to {MAX_CHANNEL_BYTES} characters of A-Z a-z 0-9 . _ - and not start with `.`"
-        ));
+        return Err(ManifestError::BadChannel { name: name.to_owned() });
     }
     Ok(())
 }
 
 /// The rules of docs/FORMAT.md §"Manifest rules" that the types alone do not enforce.
 fn check_rules(m: &Manifest) -> Result<(), Reject> {
-    check_channel(&m.channel).map_err(Reject::Manifest)?;
+    check_channel_name(&m.channel).map_err(Reject::Manifest)?;
     if m.sequence == 0 {
-        return Err(Reject::Manifest("sequence must be at least 1".into()));
+        return Err(Reject::Manifest(ManifestError::ZeroSequence));
     }
     if let Some(expires) = m.expires {
         if expires <= m.created {
-            return Err(Reject::Manifest("expires is not after created".into()));
+            return Err(Reject::Manifest(ManifestError::ExpiresNotAfterCreated));
         }
     }
     check_text(m.label.as_deref().unwrap_or(""), "label")?;
     if m.meta.len() > MAX_META {
-        return Err(Reject::Manifest(format!("more than {MAX_META} meta pairs")));
+        return Err(Reject::Manifest(ManifestError::TooManyMeta));
     }
     for (k, v) in &m.meta {
         if k.is_empty() {
-            return Err(Reject::Manifest("empty meta key".into()));
+            return Err(Reject::Manifest(ManifestError::EmptyMetaKey));
         }
         check_text(k, "meta key")?;
         check_text(v, &format!("meta value of {k:?}"))?;
     }
     if !m.removed.is_empty() {
-        return Err(Reject::Manifest("`removed` must be empty in format version 1".into()));
+        return Err(Reject::Manifest(ManifestError::RemovedNotEmpty));
     }
     check_entries(&m.entries)
 }
 
 fn check_text(text: &str, what: &str) -> Result<(), Reject> {
     if text.len() > MAX_TEXT_BYTES {
-        return Err(Reject::Manifest(format!("{what} is longer than {MAX_TEXT_BYTES} bytes")));
+        return Err(Reject::Manifest(ManifestError::TextTooLong { what: what.to_owned() }));
     }
     if text.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(Reject::Manifest(format!("{what} contains control characters")));
+        return Err(Reject::Manifest(ManifestError::ControlCharacters { what: what.to_owned() }));
     }
     Ok(())
 }
@@ -525,11 +607,10 @@ fn check_text(text: &str, what: &str) -> Result<(), Reject> {
 fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
     for pair in entries.windows(2) {
         if pair[0].path.as_str().as_bytes() >= pair[1].path.as_str().as_bytes() {
-            return Err(Reject::Manifest(format!(
-                "entries are not strictly sorted: {:?} then {:?} (duplicate or reordered)",
-                pair[0].path.as_str(),
-                pair[1].path.as_str()
-            )));
+            return Err(Reject::Manifest(ManifestError::Unsorted {
+                first: pair[0].path.to_string(),
+                second: pair[1].path.to_string(),
+            }));
         }
     }
     // Collision keys sorted (stably, so equal keys keep entry order). Most paths are their
@@ -540,11 +621,10 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
     keys.sort_by(|a, b| a.0.cmp(&b.0));
     for pair in keys.windows(2) {
         if pair[0].0 == pair[1].0 {
-            return Err(Reject::Manifest(format!(
-                "entries {:?} and {:?} collide on a case-insensitive or normalising filesystem",
-                entries[pair[0].1].path.as_str(),
-                entries[pair[1].1].path.as_str()
-            )));
+            return Err(Reject::Manifest(ManifestError::Collision {
+                first: entries[pair[0].1].path.to_string(),
+                second: entries[pair[1].1].path.to_string(),
+            }));
         }
     }
     let file_with_key = |key: &str| keys.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|i| keys[i].1);
@@ -558,10 +638,10 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
                 continue;
             }
             if let Some(file) = file_with_key(&RelPath::collision_key_cow(dir)) {
-                return Err(Reject::Manifest(format!(
-                    "entry {:?} is a file but entry {path:?} needs it to be a directory",
-                    entries[file].path.as_str()
-                )));
+                return Err(Reject::Manifest(ManifestError::FileIsDirectory {
+                    file: entries[file].path.to_string(),
+                    path: path.to_owned(),
+                }));
             }
         }
         previous = path;
@@ -571,18 +651,14 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
     for e in entries {
         for sig in &e.signatures {
             if !linked.insert(sig.as_str()) {
-                return Err(Reject::Manifest(format!(
-                    "signature {:?} is linked more than once (each signature entry belongs to one artifact)",
-                    sig.as_str()
-                )));
+                return Err(Reject::Manifest(ManifestError::SignatureLinkedTwice { signature: sig.to_string() }));
             }
             let suffix_ok = SIGNATURE_SUFFIXES.iter().any(|s| sig.as_str().strip_suffix(s) == Some(e.path.as_str()));
             if !suffix_ok || !exact(sig.as_str()) {
-                return Err(Reject::Manifest(format!(
-                    "entry {:?} links signature {:?}, which is not a sibling .sig/.minisig/.asc/.sha256.sig entry of the bundle",
-                    e.path.as_str(),
-                    sig.as_str()
-                )));
+                return Err(Reject::Manifest(ManifestError::BadSignatureLink {
+                    entry: e.path.to_string(),
+                    signature: sig.to_string(),
+                }));
             }
         }
     }
@@ -590,7 +666,7 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Manifest {
@@ -642,7 +718,7 @@ mod tests {
     fn rejects_unsorted_and_duplicates() {
         let mut m = sample();
         m.entries.swap(0, 2);
-        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("sorted")));
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::Unsorted { .. }))));
         let mut m = sample();
         let dup = m.entries[2].clone();
         m.entries.push(dup);
@@ -655,12 +731,12 @@ mod tests {
         let mut e = m.entries[2].clone();
         e.path = RelPath::new("BIN/run").unwrap();
         m.entries.insert(0, e);
-        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("collide")));
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::Collision { .. }))));
         let mut m = sample();
         let mut e = m.entries[2].clone();
         e.path = RelPath::new("a.txt/x").unwrap();
         m.entries.insert(2, e);
-        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("directory")));
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::FileIsDirectory { .. }))));
     }
 
     /// The collision checks sort keys and visit each directory once; these cases sit where
@@ -677,8 +753,9 @@ mod tests {
                 .collect();
             encode(&m)
         };
-        let collide = |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(s)) if s.contains("collide"));
-        let file_dir = |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(s)) if s.contains("directory"));
+        let collide = |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(ManifestError::Collision { .. })));
+        let file_dir =
+            |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(ManifestError::FileIsDirectory { .. })));
         assert!(collide(with_paths(&["Zeta", "a", "b", "c", "zeta"])));
         assert!(collide(with_paths(&["CAF\u{c9}", "caf\u{e9}", "m"])));
         // "a/b!/x" sorts between the file "A/B" and "a/b/y", whose directory "a/b" collides
@@ -686,19 +763,6 @@ mod tests {
         assert!(file_dir(with_paths(&["A/B", "a/b!/x", "a/b/y"])));
         assert!(file_dir(with_paths(&["a/b!/x", "a/b/y", "a/b/z", "a/c", "a/c/d"])));
         with_paths(&["B", "a/b!/x", "a/b/y", "a/bb", "a/c"]).expect("no collision");
-    }
-
-    #[test]
-    fn peek_reads_channel_and_created() {
-        let mut m = sample();
-        assert_eq!(peek_channel_created(&encode(&m).unwrap()).unwrap(), ("default".into(), 1_700_000_000));
-        m.channel = "a-much-longer-channel-name-of-forty-bytes".into();
-        m.expires = None;
-        m.created = 5;
-        assert_eq!(peek_channel_created(&encode(&m).unwrap()).unwrap(), (m.channel.clone(), 5));
-        let bytes = encode(&m).unwrap();
-        assert!(peek_channel_created(&bytes[..50]).is_err());
-        assert!(peek_channel_created(b"junk").is_err());
     }
 
     #[test]
@@ -720,7 +784,7 @@ mod tests {
         let mut m = sample();
         let sig = m.entries[0].signatures[0].clone();
         m.entries[0].signatures.push(sig);
-        assert!(matches!(encode(&m), Err(Reject::Manifest(s)) if s.contains("more than once")));
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::SignatureLinkedTwice { .. }))));
     }
 
     #[test]
@@ -729,7 +793,7 @@ mod tests {
         let mut v2 = bytes.clone();
         let at = prefix().len() - 1;
         v2[at] = 2;
-        assert!(matches!(decode(&v2), Err(Reject::Manifest(s)) if s.contains("version")));
+        assert!(matches!(decode(&v2), Err(Reject::Manifest(ManifestError::UnsupportedVersion))));
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(decode(&trailing).is_err());

@@ -6,12 +6,14 @@
 //! - [`tar`]: the one canonical tar member header (§4).
 //! - [`sums`]: the signed checksum list (§5) and the per-artifact checksum line.
 //! - [`manifest`]: the signed manifest and its canonical CBOR encoding (§6).
+//! - [`peek`]: the channel and creation time, read from unverified manifest bytes (§8 step 2).
 //! - [`path`]: [`path::RelPath`], the only kind of path a bundle may name (§7).
 //! - The limits (§11) are the constants below and in [`manifest`].
 
 pub mod head;
 pub mod manifest;
 pub mod path;
+pub mod peek;
 pub mod sums;
 pub mod tar;
 

@@ -27,16 +27,14 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::clock;
-use crate::error::{Error, Reject, Result};
-use crate::format::manifest::Manifest;
+use crate::error::{Error, Result};
 use crate::format::path::METADATA_DIR;
 use crate::io::digest::{self, Digest};
 use crate::io::durable::sync_dir;
 use crate::mirror::staging::StagingSink;
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::verify::artifacts::ArtifactSink;
-use crate::verify::{Bundle, Verified};
+use crate::verify::{AuthenticHead, Bundle, GapPolicy, History, VerifiedBundle, VerifyOptions};
 
 pub use audit::AuditReport;
 pub use error::{Damage, LogProblem, MirrorError, PlacementConflict};
@@ -50,14 +48,14 @@ use protocol::{create_private_dir, sync_filesystem, write_new, write_record_dir}
 
 /// Content of `.airlock/FORMAT`.
 pub const MIRROR_FORMAT: &str = "airlock-mirror 1\n";
-/// Default allowance for clocks that run behind or ahead, in seconds.
-pub const DEFAULT_CLOCK_SKEW: u64 = 300;
+pub use crate::verify::DEFAULT_CLOCK_SKEW;
 
 /// How to import.
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
-    /// Accept a gap or a broken `previous` link in the channel (logged).
-    pub allow_gap: bool,
+    /// Whether a gap or a broken `previous` link in the channel rejects (or is accepted and
+    /// logged).
+    pub gaps: GapPolicy,
     /// Allowance for clock error when checking expiry, in seconds.
     pub clock_skew: u64,
     /// The time to check expiry and age against (Unix seconds); the mirror's clock floor
@@ -67,7 +65,7 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { allow_gap: false, clock_skew: DEFAULT_CLOCK_SKEW, now: clock::system_now() }
+        ImportOptions { gaps: GapPolicy::Refuse, clock_skew: DEFAULT_CLOCK_SKEW, now: clock::system_now() }
     }
 }
 
@@ -190,16 +188,27 @@ impl Mirror {
         summary: &mut Option<BundleSummary>,
     ) -> Result<ImportOutcome> {
         let bundle = Bundle::open(bundle_path)?;
-        let verified = bundle.verify_head_with(policy)?;
-        *summary = Some(summarize(&verified));
         let state = self.state()?;
-        if state.imported.contains(&verified.manifest_digest) {
-            return Ok(ImportOutcome::AlreadyImported { manifest_digest: verified.manifest_digest });
+        let history = History {
+            last_import: state.channels,
+            clock_floor: state.clock_floor,
+            imported: state.imported.into_iter().collect(),
+        };
+        let options = VerifyOptions {
+            history,
+            clock_skew: opts.clock_skew,
+            gaps: opts.gaps,
+            ..VerifyOptions::new(policy, opts.now)
+        };
+        // FORMAT.md §10 step 2: the head and freshness (§8 steps 1-5). A bundle whose head
+        // verified is named in the log even when it is then refused as stale.
+        let verified = bundle.verify_observed(&options, |head| *summary = Some(summarize(head)))?;
+        if verified.already_imported() {
+            return Ok(ImportOutcome::AlreadyImported { manifest_digest: verified.manifest_digest() });
         }
-        let overrides = check_freshness(&verified.manifest, &verified.manifest_digest, &state, opts)?;
-        policy.check_age(verified.manifest.created, opts.now.max(state.clock_floor), opts.clock_skew)?;
-        self.preflight(&verified.manifest)?;
-        let (staging, artifacts) = self.stage(bundle, &verified, policy, progress)?;
+        let overrides = verified.overrides().to_vec();
+        self.preflight(verified.manifest())?;
+        let (staging, artifacts) = self.stage(verified, progress)?;
         self.crash_point(CrashPoint::Staged);
         let record = LogRecord {
             prev: String::new(),
@@ -215,107 +224,42 @@ impl Mirror {
         Ok(ImportOutcome::Imported { record: Box::new(record) })
     }
 
-    /// Streams the payload into a fresh staging directory and makes it durable.
-    /// Returns the staging directory and the artifact rules' notes.
-    fn stage(
-        &self,
-        bundle: Bundle,
-        verified: &Verified,
-        policy: &Policy,
-        progress: &dyn Progress,
-    ) -> Result<(PathBuf, Vec<String>)> {
-        let name = format!("{}.{}", verified.manifest.bundle_id.to_hex(), random_hex());
+    /// Streams the payload into a fresh staging directory (checking it, and the artifact
+    /// rules, in the same pass: §8 step 6) and makes it durable. Returns the staging
+    /// directory and the artifact rules' notes.
+    fn stage(&self, verified: VerifiedBundle<'_>, progress: &dyn Progress) -> Result<(PathBuf, Vec<String>)> {
+        let manifest = verified.manifest();
+        let name = format!("{}.{}", manifest.bundle_id.to_hex(), random_hex());
         let staging = self.meta.join("staging").join(&name);
         create_private_dir(&staging)?;
-        write_record_dir(&staging.join("record"), bundle.head())?;
+        write_record_dir(&staging.join("record"), verified.head())?;
         self.crash_point(CrashPoint::HeadStaged);
         let data = staging.join("data");
         create_private_dir(&data)?;
-        progress.start("importing", verified.manifest.total_size(), verified.manifest.entries.len() as u64);
+        progress.start("importing", manifest.total_size(), manifest.entries.len() as u64);
         let mut sink = StagingSink::new(data);
-        // Artifact rules are checked in the same pass, before anything is committed.
-        let mut checked = ArtifactSink::new(&mut sink, policy, &verified.manifest);
-        let result = bundle.read_payload(verified, &mut checked, progress);
-        let notes = checked.notes().to_vec();
+        let result = verified.stream_into(&mut sink, progress);
         progress.finish();
-        result?;
+        let notes = result?;
         sink.finish()?;
         sync_filesystem(&staging)?;
         Ok((staging, notes))
     }
 }
 
-fn summarize(v: &Verified) -> BundleSummary {
+fn summarize(head: &AuthenticHead) -> BundleSummary {
+    let m = head.manifest();
     BundleSummary {
-        manifest_sha256: v.manifest_digest.to_hex(),
-        bundle_id: v.manifest.bundle_id.to_hex(),
-        channel: v.manifest.channel.clone(),
-        sequence: v.manifest.sequence,
-        created: v.manifest.created,
-        expires: v.manifest.expires,
-        signers: v.trust.valid_signers.iter().map(|k| k.key_id().to_string()).collect(),
-        entries: v.manifest.entries.len() as u64,
-        bytes: v.manifest.total_size(),
+        manifest_sha256: head.manifest_digest().to_hex(),
+        bundle_id: m.bundle_id.to_hex(),
+        channel: m.channel.clone(),
+        sequence: m.sequence,
+        created: m.created,
+        expires: m.expires,
+        signers: head.trust().valid_signers.iter().map(|k| k.key_id().to_string()).collect(),
+        entries: m.entries.len() as u64,
+        bytes: m.total_size(),
     }
-}
-
-/// Expiry against the later of the clock and the mirror's clock floor; sequence and
-/// `previous` against the channel's last import. Returns the overrides used.
-pub fn check_freshness(
-    m: &Manifest,
-    digest: &Digest,
-    state: &MirrorState,
-    opts: &ImportOptions,
-) -> Result<Vec<String>> {
-    let _ = digest;
-    let now = opts.now;
-    let effective = now.max(state.clock_floor);
-    if let Some(expires) = m.expires {
-        if effective > expires.saturating_add(opts.clock_skew) {
-            let floor_note = if state.clock_floor > now {
-                format!(
-                    "; the mirror's clock floor {} is later than this machine's clock",
-                    clock::format(state.clock_floor)
-                )
-            } else {
-                String::new()
-            };
-            return Err(
-                Reject::Expired { expires: clock::format(expires), now: clock::format(effective), floor_note }.into()
-            );
-        }
-    }
-    let Some(&(last, last_digest)) = state.channels.get(&m.channel) else {
-        return Ok(Vec::new());
-    };
-    if m.sequence <= last {
-        return Err(Reject::Rollback { channel: m.channel.clone(), sequence: m.sequence, last }.into());
-    }
-    let mut overrides = Vec::new();
-    if m.sequence > last + 1 {
-        if !opts.allow_gap {
-            let missing = if m.sequence == last + 2 {
-                format!("{}", last + 1)
-            } else {
-                format!("{}..={}", last + 1, m.sequence - 1)
-            };
-            return Err(Reject::Gap { channel: m.channel.clone(), missing, last, sequence: m.sequence }.into());
-        }
-        overrides.push(format!("allow-gap: accepted sequence {} after {last}", m.sequence));
-    } else if m.previous != Some(last_digest) {
-        if !opts.allow_gap {
-            return Err(Reject::PreviousMismatch {
-                channel: m.channel.clone(),
-                sequence: m.sequence,
-                last,
-                claimed: m.previous.map_or("nothing".into(), |d| d.to_hex()),
-                actual: last_digest.to_hex(),
-            }
-            .into());
-        }
-        overrides.push(format!("allow-gap: accepted a broken previous link after sequence {last}"));
-    }
-    Ok(overrides)
 }
 
 fn create_layout(root: &Path, meta: &Path) -> Result<()> {

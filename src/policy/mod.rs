@@ -177,6 +177,12 @@ impl TrustReport {
     pub fn threshold_met(&self) -> bool {
         self.rule.is_some() && self.valid_signers.len() >= self.threshold
     }
+
+    /// Whether a verifier accepts these signatures (FORMAT.md §8 step 2): the threshold is
+    /// met and no signature by a signer key fails. `inspect` shows this verdict.
+    pub fn accepted(&self) -> bool {
+        self.threshold_met() && !self.signatures.iter().any(|(_, s)| *s == SignatureStatus::Invalid)
+    }
 }
 
 impl Trust {

@@ -26,15 +26,16 @@ use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 use std::thread;
 
+use super::sink::PayloadSink;
 use crate::error::{Reject, Result};
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::sums::checksum_line;
 use crate::format::SigKind;
+use crate::io::sync::join_unscoped;
 use crate::keys::ed25519::StrictStream;
 use crate::keys::minisign::{MinisigFile, MinisigVerifier, SigMode};
 use crate::keys::{self, KeyId, PublicKey, Signature};
 use crate::policy::Policy;
-use crate::verify::PayloadSink;
 
 /// Largest signature file buffered for checking.
 pub const MAX_SIGNATURE_FILE: u64 = 64 * 1024;
@@ -121,9 +122,12 @@ impl Worker {
         Worker { tx, handle }
     }
 
-    fn finish(self) -> std::result::Result<(), String> {
+    /// The check's verdict once every byte was sent. A panicking verifier thread is a bug in
+    /// airlock ([`Error::Internal`](crate::error::Error::Internal)), never a verdict on the
+    /// signature.
+    fn finish(self) -> Result<std::result::Result<(), String>> {
         drop(self.tx);
-        self.handle.join().unwrap_or_else(|_| Err("the verifier thread failed".into()))
+        join_unscoped(self.handle, "artifact signature verifier")
     }
 }
 
@@ -201,8 +205,8 @@ impl<'a> ArtifactSink<'a> {
     }
 
     /// What was checked and what was ignored, one line per artifact or signature.
-    pub fn notes(&self) -> &[String] {
-        &self.notes
+    pub fn into_notes(self) -> Vec<String> {
+        self.notes
     }
 
     fn reject(path: &str, problem: String) -> crate::error::Error {
@@ -323,7 +327,7 @@ impl<'a> ArtifactSink<'a> {
             let check = std::mem::replace(&mut c.check, Check::Passed);
             c.check = match check {
                 Check::Inline(v) => v.finish().map_or_else(Check::Failed, |()| Check::Passed),
-                Check::Worker(w) => w.finish().map_or_else(Check::Failed, |()| Check::Passed),
+                Check::Worker(w) => w.finish()?.map_or_else(Check::Failed, |()| Check::Passed),
                 other => other,
             };
         }
@@ -420,8 +424,8 @@ impl PayloadSink for ArtifactSink<'_> {
                         Check::Inline(v) => v.update(bytes),
                         Check::Worker(w) => {
                             let chunk = shared.get_or_insert_with(|| Arc::from(bytes)).clone();
-                            // A worker only stops when its sender is dropped, so this cannot
-                            // fail; if it did, finish() reports the check as failed.
+                            // A worker only stops early by panicking; finish() then reports
+                            // the panic.
                             let _ = w.tx.send(chunk);
                         }
                         _ => {}

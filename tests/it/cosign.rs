@@ -1,6 +1,7 @@
-//! Co-signing (`airlock sign`): only the head frame changes, the payload frames are copied
-//! byte for byte, and every signature verifies with airlock and with the real
-//! `signify-openbsd -V` (these tests fail, not skip, when signify is missing).
+//! Co-signing (`airlock sign`): it verifies the whole bundle first and writes nothing unless
+//! `verify` would accept it; only the head frame changes, the payload frames are copied byte
+//! for byte, and every signature verifies with airlock and with the real `signify-openbsd -V`
+//! (these tests fail, not skip, when signify is missing).
 
 use std::fs;
 use std::process::Command;
@@ -11,8 +12,22 @@ fn key_id(ws: &Workspace, name: &str) -> String {
     airlock::keys::PublicKey::load(&ws.path(&format!("{name}.pub"))).unwrap().key_id().to_string()
 }
 
+/// `airlock sign ARGS`, trusting the packer's key `k` (as a co-signer checks before vouching).
 fn sign(ws: &Workspace, args: &[&str]) -> Run {
-    run(airlock().current_dir(ws.dir.path()).arg("sign").args(args))
+    sign_trusting(ws, "k.pub", args)
+}
+
+fn sign_trusting(ws: &Workspace, trusted: &str, args: &[&str]) -> Run {
+    run(airlock().current_dir(ws.dir.path()).arg("sign").args(args).args(["--trust", trusted, "--quiet"]))
+}
+
+/// The names in the workspace directory that start with `.airlock-` (temporary files).
+fn temporary_files(ws: &Workspace) -> Vec<String> {
+    fs::read_dir(ws.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".airlock-"))
+        .collect()
 }
 
 fn packed(ws: &Workspace) {
@@ -135,12 +150,7 @@ fn cosign_in_place_and_resigning_is_a_no_op() {
     .expect_code(0);
     signify_checks(&ws, "b.airlock", &["k", "r1", "r2"]);
     // No temporary files left beside it.
-    let leftovers: Vec<_> = fs::read_dir(ws.dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".airlock-sign-"))
-        .collect();
-    assert!(leftovers.is_empty());
+    assert_eq!(temporary_files(&ws), Vec::<String>::new());
 }
 
 #[test]
@@ -159,8 +169,7 @@ fn cosign_refuses_damaged_bundles_and_existing_outputs() {
     parts.head[0].1[last] ^= 1;
     fs::write(ws.path("bad.airlock"), assemble(&parts.head, &parts.payload)).unwrap();
     let before = fs::read(ws.path("bad.airlock")).unwrap();
-    let r = sign(&ws, &["bad.airlock", "--key", "r.sec"]);
-    assert_ne!(r.code, 0);
+    sign(&ws, &["bad.airlock", "--key", "r.sec"]).expect_code(1);
     assert_eq!(fs::read(ws.path("bad.airlock")).unwrap(), before);
 }
 
@@ -204,4 +213,70 @@ fn cosign_with_passphrase_key_and_key_file_permissions() {
     ]))
     .expect_code(0);
     signify_checks(&ws, "b.airlock", &["k", "p", "q"]);
+}
+
+/// `sign` verifies before it vouches: one flipped payload byte (the head still verifies) is
+/// refused with exit 1 like `verify` refuses it, in place and with -o, and nothing is written.
+#[test]
+fn cosign_refuses_a_bundle_with_one_flipped_payload_byte() {
+    let ws = Workspace::new();
+    ws.keygen("r");
+    packed(&ws);
+    let mut parts = split(&fs::read(ws.path("b.airlock")).unwrap());
+    let (_, _, data, _) =
+        payload_members(&parts.payload).into_iter().find(|(_, name, _, _)| name == "data/big.bin").unwrap();
+    parts.payload[data + 1000] ^= 1;
+    fs::write(ws.path("flipped.airlock"), assemble(&parts.head, &parts.payload)).unwrap();
+    let before = fs::read(ws.path("flipped.airlock")).unwrap();
+    ws.verify("flipped.airlock", "k").expect_code(1).expect_stderr("member data/big.bin: SHA-256 is");
+
+    sign(&ws, &["flipped.airlock", "--key", "r.sec"]).expect_code(1).expect_stderr("member data/big.bin: SHA-256 is");
+    assert_eq!(fs::read(ws.path("flipped.airlock")).unwrap(), before, "the input must be byte-identical");
+    sign(&ws, &["flipped.airlock", "--key", "r.sec", "-o", "out.airlock"]).expect_code(1);
+    assert!(!ws.path("out.airlock").exists(), "no output may be created");
+    assert_eq!(fs::read(ws.path("flipped.airlock")).unwrap(), before);
+    assert_eq!(temporary_files(&ws), Vec::<String>::new());
+}
+
+/// A bundle signed only by a key the co-signer does not trust is refused (exit 1), in place
+/// and with -o, and nothing is written.
+#[test]
+fn cosign_refuses_a_bundle_signed_only_by_an_untrusted_key() {
+    let ws = Workspace::new();
+    ws.keygen("r");
+    ws.keygen("stranger");
+    packed(&ws); // signed by k only
+    let before = fs::read(ws.path("b.airlock")).unwrap();
+    sign_trusting(&ws, "stranger.pub", &["b.airlock", "--key", "r.sec"])
+        .expect_code(1)
+        .expect_stderr("needs valid signatures from 1 distinct trusted key(s), found 0");
+    assert_eq!(fs::read(ws.path("b.airlock")).unwrap(), before, "the input must be byte-identical");
+    sign_trusting(&ws, "stranger.pub", &["b.airlock", "--key", "r.sec", "-o", "out.airlock"]).expect_code(1);
+    assert!(!ws.path("out.airlock").exists(), "no output may be created");
+    assert_eq!(fs::read(ws.path("b.airlock")).unwrap(), before);
+    assert_eq!(temporary_files(&ws), Vec::<String>::new());
+}
+
+/// `sign` applies the same freshness as `verify`: an expired bundle is not vouched for.
+#[test]
+fn cosign_refuses_an_expired_bundle() {
+    let ws = Workspace::new();
+    ws.keygen("r");
+    let src = ws.path("src");
+    write(&src, "a.txt", b"a\n", 0o644);
+    ws.pack(&src, "b.airlock", &["--expires", "1h"]).expect_code(0);
+    let before = fs::read(ws.path("b.airlock")).unwrap();
+    let later = (airlock::clock::system_now() + 7200).to_string();
+    run(airlock().current_dir(ws.dir.path()).env("AIRLOCK_NOW", &later).args([
+        "sign",
+        "b.airlock",
+        "--key",
+        "r.sec",
+        "--trust",
+        "k.pub",
+        "--quiet",
+    ]))
+    .expect_code(1)
+    .expect_stderr("bundle expired at");
+    assert_eq!(fs::read(ws.path("b.airlock")).unwrap(), before);
 }

@@ -23,7 +23,7 @@ use airlock::mirror::{ImportOptions, ImportOutcome, Mirror};
 use airlock::pack::{self, PackOptions};
 use airlock::policy::{Policy, Trust};
 use airlock::progress::NoProgress;
-use airlock::verify::{Bundle, NullSink};
+use airlock::verify::{Bundle, NullSink, VerifyOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -96,11 +96,11 @@ fn files_only(snapshot: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     snapshot.iter().filter(|(_, v)| *v != "dir").map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-/// `verify`'s path: head, then the payload into a null sink.
+/// `verify`'s path: the whole procedure, the payload into a null sink.
 fn verify(bundle: &Path) -> airlock::error::Result<()> {
-    let b = Bundle::open(bundle)?;
-    let v = b.verify_head(&Trust::new(vec![key().public_key()], 1).unwrap())?;
-    b.read_payload(&v, &mut NullSink, &NoProgress)
+    let policy = policy();
+    let options = VerifyOptions::new(&policy, airlock::clock::system_now());
+    Bundle::open(bundle)?.verify(&options)?.stream_into(&mut NullSink, &NoProgress).map(drop)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,373 @@
+//! Streaming the payload (FORMAT.md §8 step 6) on three threads, so decompression, hashing
+//! and writing overlap while memory stays at a few chunks:
+//!
+//! ```text
+//!   bundle file (frames 2..n)
+//!        |
+//!        v
+//!   +-------------------+   1 MiB chunks, sync_channel(PIPELINE_DEPTH = 4)   +------------------------+
+//!   | decompression     | -------------------------------------------------> | verifier               |
+//!   | thread            | <------------------------------------------------- | (the calling thread)   |
+//!   | decompress_chunks |   used chunks back for reuse (channel, unbounded;  | verify_members:        |
+//!   +-------------------+   at most the chunks in flight)                    | headers, SHA-256,      |
+//!                                                                            | padding, end of archive|
+//!                                                                            +------------------------+
+//!                                                                                       |
+//!                          batches of open/write/close (<= 1 MiB or 512 ops),           |
+//!                          sync_channel(PIPELINE_DEPTH = 4)                             v
+//!                                                                            +------------------------+
+//!                                                                            | sink thread: run_sink  |
+//!                                                                            | the PayloadSink (with  |
+//!                                                                            | ArtifactSink around it,|
+//!                                                                            | which may start its own|
+//!                                                                            | verifier threads)      |
+//!                                                                            +------------------------+
+//! ```
+//!
+//! Who reports what:
+//! - The **decompression thread** decides nothing: a read or zstd error travels in-band as
+//!   the last chunk, and the verifier turns it into a rejection naming the member it was
+//!   reading. When the verifier stops early, the thread's next send fails and it returns.
+//! - The **verifier** rejects ([`Reject`]) or fails (I/O) and stops; dropping its ends of both
+//!   channels stops the other two threads.
+//! - The **sink thread** returns its first error and stops receiving; the verifier's next
+//!   hand-over then fails ([`Stop::SinkGone`]) and the sink's own error is reported.
+//! - A **panic** in either thread is a bug in airlock: both are joined with
+//!   [`join`](crate::io::sync::join), and a panic becomes [`Error::Internal`], reported
+//!   instead of whatever the verifier concluded from the stream the thread left behind.
+
+use std::io::{self, Read};
+use std::sync::mpsc;
+
+use super::frames::{Frames, Payload};
+use super::read_padding;
+use super::sink::PayloadSink;
+use crate::error::{malformed, Error, Reject, Result};
+use crate::format::manifest::{Entry, Manifest};
+use crate::format::tar::{self, Next, BLOCK};
+use crate::format::DATA_DIR;
+use crate::io::digest::Hasher;
+use crate::io::sync::join;
+use crate::progress::Progress;
+
+/// Size of a decompressed chunk, and of the verifier's copy buffer.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight from the decompression thread, and batches in flight to the sink thread.
+const PIPELINE_DEPTH: usize = 4;
+/// A batch is handed to the sink thread once it holds this many bytes or operations: one
+/// hand-over per small file would cost more in thread wake-ups than writing the file.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_OPS: usize = 512;
+
+/// Streams the payload frames into `sink`, checking every member against `manifest` (in
+/// payload order) and the end of the archive, of the decompressed stream and of the file.
+pub(super) fn stream_payload(
+    frames: &mut Frames,
+    manifest: &Manifest,
+    sink: &mut dyn PayloadSink,
+    progress: &dyn Progress,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let (chunks_tx, chunks_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
+        let (spare_tx, spare_rx) = mpsc::channel();
+        let decompressor = scope.spawn(move || decompress_chunks(Payload(frames), chunks_tx, spare_rx));
+        let mut stream = ChunkReader { chunks: chunks_rx, spare: spare_tx, current: Vec::new(), pos: 0, done: false };
+
+        let (ops_tx, ops_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
+        let wants_data = sink.wants_data();
+        let entries = &manifest.entries;
+        let sink_thread = scope.spawn(move || run_sink(sink, entries, ops_rx));
+        let mut forward = ForwardingSink { ops: ops_tx, wants_data, batch: Vec::new(), batch_bytes: 0 };
+
+        let verified = verify_members(&mut stream, manifest, &mut forward, progress);
+        // Dropping the sender ends the sink thread; dropping the chunk reader stops the
+        // decompression thread early on a rejection.
+        drop(forward);
+        drop(stream);
+        let sink_result = join(sink_thread, "payload sink");
+        let decompressed = join(decompressor, "payload decompression");
+        outcome(verified, sink_result, decompressed)
+    })
+}
+
+/// Why the verifier stopped before the end of the payload.
+enum Stop {
+    /// The bundle was rejected, or reading it failed.
+    Failed(Error),
+    /// The sink thread stopped: it failed, and its own error is the one to report.
+    SinkGone,
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+/// The one result of the three threads; see the module docs for the precedence.
+fn outcome(verified: Result<(), Stop>, sink: Result<Result<()>>, decompressed: Result<()>) -> Result<()> {
+    let sink = sink?;
+    decompressed?;
+    match verified {
+        Ok(()) => sink,
+        Err(Stop::Failed(e)) => Err(e),
+        Err(Stop::SinkGone) => match sink {
+            Err(e) => Err(e),
+            Ok(()) => Err(Error::Internal("the payload sink thread stopped without an error".into())),
+        },
+    }
+}
+
+/// The verifier: every entry in payload order, then the end of the archive.
+fn verify_members(
+    stream: &mut ChunkReader,
+    manifest: &Manifest,
+    sink: &mut ForwardingSink,
+    progress: &dyn Progress,
+) -> Result<(), Stop> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut names = EntryNames::default();
+    for i in manifest.payload_order() {
+        read_entry(stream, &manifest.entries, i, sink, &mut names, &mut buf, progress)?;
+    }
+    read_end(stream)?;
+    sink.flush()
+}
+
+/// Work for the sink thread. Entries are named by their index in the manifest (which the
+/// sink thread borrows too), so handing one over copies nothing.
+enum SinkOp {
+    Open(usize),
+    Data(Vec<u8>),
+    Close(usize),
+}
+
+/// Runs a sink on its own thread until the sender goes away or the sink fails.
+fn run_sink(sink: &mut dyn PayloadSink, entries: &[Entry], batches: mpsc::Receiver<Vec<SinkOp>>) -> Result<()> {
+    for batch in batches {
+        for op in batch {
+            match op {
+                SinkOp::Open(i) => sink.open(&entries[i])?,
+                SinkOp::Data(bytes) => sink.write(&bytes)?,
+                SinkOp::Close(i) => sink.close(&entries[i])?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hands sink calls to the sink thread in batches.
+struct ForwardingSink {
+    ops: mpsc::SyncSender<Vec<SinkOp>>,
+    wants_data: bool,
+    batch: Vec<SinkOp>,
+    batch_bytes: usize,
+}
+
+impl ForwardingSink {
+    fn push(&mut self, op: SinkOp, bytes: usize) -> Result<(), Stop> {
+        self.batch.push(op);
+        self.batch_bytes += bytes;
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_OPS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Stop> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        self.ops.send(batch).map_err(|_| Stop::SinkGone)
+    }
+
+    /// Entry `entry` (an index into the manifest's entries) starts.
+    fn open(&mut self, entry: usize) -> Result<(), Stop> {
+        self.push(SinkOp::Open(entry), 0)
+    }
+
+    /// Content of the current entry.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        if !self.wants_data {
+            return Ok(());
+        }
+        // A fresh buffer each time: recycling them would let small-file buffers grow to
+        // chunk size one by one and keep all that memory.
+        self.push(SinkOp::Data(bytes.to_vec()), bytes.len())
+    }
+
+    /// Entry `entry` ended and matched its hash.
+    fn close(&mut self, entry: usize) -> Result<(), Stop> {
+        self.push(SinkOp::Close(entry), 0)
+    }
+}
+
+/// A decompressed chunk, or the error that ended decompression. An empty chunk is the end.
+type Chunk = io::Result<Vec<u8>>;
+
+/// The decompression thread: fills chunks from `stream` until its end or an error.
+fn decompress_chunks(mut stream: impl Read, chunks: mpsc::SyncSender<Chunk>, spare: mpsc::Receiver<Vec<u8>>) {
+    loop {
+        let mut buf = spare.try_recv().unwrap_or_default();
+        buf.resize(CHUNK, 0);
+        let mut filled = 0;
+        let outcome = loop {
+            match stream.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(filled);
+        let at_end = filled == 0;
+        if filled > 0 && chunks.send(Ok(buf)).is_err() {
+            return; // the verifier stopped: the bundle was rejected or fully read
+        }
+        if let Err(e) = outcome {
+            let _ = chunks.send(Err(e));
+            return;
+        }
+        if at_end {
+            let _ = chunks.send(Ok(Vec::new()));
+            return;
+        }
+    }
+}
+
+/// Reads the chunks handed over by [`decompress_chunks`] as one stream.
+struct ChunkReader {
+    chunks: mpsc::Receiver<Chunk>,
+    spare: mpsc::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let next = match self.chunks.recv() {
+                Ok(Ok(chunk)) => chunk,
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                // Only a panic ends the thread without an end marker; the join reports it.
+                Err(_) => return Err(io::Error::other("decompression thread ended unexpectedly")),
+            };
+            if next.is_empty() {
+                self.done = true;
+            }
+            let used = std::mem::replace(&mut self.current, next);
+            let _ = self.spare.send(used);
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The member name an entry must have and the position it names in errors, rebuilt in
+/// place for each entry (two fresh strings per entry are a measurable cost with many small
+/// files).
+#[derive(Default)]
+struct EntryNames {
+    name: String,
+    at: String,
+}
+
+impl EntryNames {
+    fn set(&mut self, entry: &Entry) {
+        self.name.clear();
+        self.name.push_str(DATA_DIR);
+        self.name.push_str(entry.path.as_str());
+        self.at.clear();
+        self.at.push_str("member ");
+        self.at.push_str(&self.name);
+    }
+}
+
+/// Reads, checks and forwards entry `i` of `entries`.
+fn read_entry(
+    stream: &mut impl Read,
+    entries: &[Entry],
+    i: usize,
+    sink: &mut ForwardingSink,
+    names: &mut EntryNames,
+    buf: &mut [u8],
+    progress: &dyn Progress,
+) -> Result<(), Stop> {
+    let entry = &entries[i];
+    names.set(entry);
+    let EntryNames { name, at } = &*names;
+    let header = match tar::read_header(stream, at)? {
+        Next::Member(h) => h,
+        Next::ZeroBlock => return Err(malformed(at, "missing: the archive ends before this manifest entry").into()),
+    };
+    tar::expect_header(&header, name, entry.size, entry.mode.bits(), at)?;
+    sink.open(i)?;
+    let mut hasher = Hasher::new();
+    let mut left = entry.size;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = match stream.read(&mut buf[..want]) {
+            Ok(0) => return Err(Error::Rejected(Reject::Truncated { at: at.clone() }).into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(tar::stream_error(e, at).into()),
+        };
+        hasher.update(&buf[..n]);
+        sink.write(&buf[..n])?;
+        progress.add_bytes(n as u64);
+        left -= n as u64;
+    }
+    read_padding(stream, entry.size, at)?;
+    let actual = hasher.finish();
+    if actual != entry.sha256 {
+        return Err(Error::Rejected(Reject::HashMismatch {
+            path: entry.path.to_string(),
+            expected: entry.sha256.to_hex(),
+            actual: actual.to_hex(),
+        })
+        .into());
+    }
+    sink.close(i)?;
+    progress.add_file();
+    Ok(())
+}
+
+/// After the last entry: exactly two zero blocks, then the end of the decompressed stream,
+/// then the end of the file.
+fn read_end(stream: &mut impl Read) -> Result<()> {
+    let at = "end of archive";
+    match tar::read_header(stream, at)? {
+        Next::ZeroBlock => {}
+        Next::Member(h) => {
+            return Err(malformed(at, format!("extra member {:?} that the manifest does not list", h.name)))
+        }
+    }
+    let mut block = [0u8; BLOCK];
+    tar::read_exact(stream, &mut block, at)?;
+    if block.iter().any(|&b| b != 0) {
+        return Err(malformed(at, "second end-of-archive block is not zero"));
+    }
+    let mut probe = [0u8; 1];
+    match stream.read(&mut probe) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(malformed(at, "trailing data after the end-of-archive marker")),
+        Err(e) => Err(tar::stream_error(e, "after end of archive")),
+    }
+}
