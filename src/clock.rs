@@ -24,9 +24,7 @@ pub fn parse_expiry(text: &str, now: u64) -> Result<u64, String> {
         return Ok(now.saturating_add(d.as_secs()));
     }
     parse_time(text).ok_or_else(|| {
-        format!(
-            "--expires {text:?} is neither a duration (30d, 12h, 2w) nor a date (2026-12-31 or 2026-12-31T12:00:00Z)"
-        )
+        format!("{text:?} is neither a duration (30d, 12h, 2w) nor a date (2026-12-31 or 2026-12-31T12:00:00Z)")
     })
 }
 

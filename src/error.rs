@@ -29,9 +29,6 @@ pub enum Error {
     /// A key or signature file could not be used.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// The command line asked for something impossible.
-    #[error("{0}")]
-    Usage(String),
     /// An output file exists and the caller did not ask to replace it.
     #[error("{} exists", path.display())]
     OutputExists {
@@ -140,7 +137,7 @@ pub enum Reject {
         last: u64,
     },
     /// Bundles in the channel are missing between the mirror's last import and this one.
-    #[error("channel {channel:?}: missing sequence {missing} (last imported {last}, this bundle is {sequence}); import the missing bundles first, or pass --allow-gap to accept the gap (it is logged)")]
+    #[error("channel {channel:?}: missing sequence {missing} (last imported {last}, this bundle is {sequence}); import the missing bundles first")]
     Gap {
         /// The channel.
         channel: String,

@@ -28,9 +28,9 @@ pub(super) enum MirrorCommand {
 pub(super) fn open_mirror(dir: &Path, create: bool) -> Result<Mirror> {
     #[cfg(feature = "fault-injection")]
     if let Some(point) = crash_point_from_env() {
-        return Mirror::open_with_crash_point(dir, create, point);
+        return Ok(Mirror::open_with_crash_point(dir, create, point)?);
     }
-    Mirror::open(dir, create)
+    Ok(Mirror::open(dir, create)?)
 }
 
 #[cfg(feature = "fault-injection")]

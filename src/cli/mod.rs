@@ -37,7 +37,7 @@ use verify::*;
 use zeroize::Zeroizing;
 
 use airlock::clock;
-use airlock::error::{Error, Result};
+use airlock::error::{Error, Reject};
 use airlock::format::manifest::{self, Manifest};
 use airlock::keys::{KeyError, KeyPermissions, PublicKey, SecretKey};
 use airlock::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
@@ -132,14 +132,73 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("airlock: {}", render(&e));
-            ExitCode::from(if e.is_rejection() { EXIT_REJECTED } else { EXIT_ERROR })
+        Err(failure) => {
+            eprintln!("airlock: {}", failure.render());
+            ExitCode::from(failure.exit_code())
         }
     }
 }
 
-fn render(e: &Error) -> String {
+/// Why a command failed: the library's error, or the command line's own arguments.
+pub(crate) enum Failure {
+    /// The library refused (exit 1 for a rejected bundle) or failed (exit 2).
+    Airlock(Error),
+    /// The arguments cannot be used; the message names the flag (exit 2).
+    Usage(String),
+}
+
+impl<E: Into<Error>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::Airlock(e.into())
+    }
+}
+
+/// What a subcommand returns: its exit code, or why it failed.
+type Result<T, E = Failure> = std::result::Result<T, E>;
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Airlock(e) if e.is_rejection() => EXIT_REJECTED,
+            _ => EXIT_ERROR,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Failure::Usage(text) => text.clone(),
+            Failure::Airlock(e) => flag_hint(e).unwrap_or_else(|| error_chain(e)),
+        }
+    }
+}
+
+/// The library names conditions, never flags: where a flag changes the outcome, the
+/// message says which.
+fn flag_hint(e: &Error) -> Option<String> {
+    use airlock::pack::{PackError, SourceProblem};
+    Some(match e {
+        Error::OutputExists { path } => format!("{} exists; pass --force to overwrite it", path.display()),
+        Error::Pack(PackError::NoSigners) => "pack needs at least one --key".to_owned(),
+        Error::Pack(PackError::Level { .. }) => format!("--level must be 1 to {}", airlock::pack::MAX_LEVEL),
+        Error::Pack(PackError::Source { path, problem }) => match problem {
+            SourceProblem::ChecksumSignatureClash { name, clash } => format!(
+                "cannot pack {}: --sign-artifacts would add {name:?}, but the sources already hold {clash:?}",
+                path.display()
+            ),
+            SourceProblem::ChecksumSignatureName { name, error } => {
+                format!("cannot pack {}: --sign-artifacts cannot name {name:?}: {error}", path.display())
+            }
+            _ => return None,
+        },
+        Error::Rejected(gap @ Reject::Gap { .. }) => {
+            format!("bundle rejected: {gap}, or pass --allow-gap to accept the gap (it is logged)")
+        }
+        _ => return None,
+    })
+}
+
+/// The error and its sources, each said once.
+fn error_chain(e: &Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -190,7 +249,7 @@ fn load_secret_key(path: &Path, args: &SecretKeyArgs) -> Result<SecretKey> {
 /// (clap lets exactly one of `--policy` and `--trust` through).
 fn load_policy(args: &TrustArgs) -> Result<Policy> {
     if let Some(path) = &args.policy {
-        return Policy::load(path);
+        return Ok(Policy::load(path)?);
     }
     let keys = args.trust.iter().map(|p| PublicKey::load(p)).collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(Policy::from_trust(Trust::new(keys, args.threshold)?))

@@ -1,7 +1,7 @@
 //! `airlock pack`.
 
 use super::*;
-use airlock::pack::{PackError, PackFault, SourceProblem};
+use airlock::pack::PackFault;
 
 #[derive(Args, Debug)]
 pub(super) struct PackArgs {
@@ -55,29 +55,34 @@ pub(super) struct PackArgs {
 pub(super) fn parse_meta(pairs: &[String]) -> Result<BTreeMap<String, String>> {
     let mut meta = BTreeMap::new();
     for pair in pairs {
-        let (k, v) = pair.split_once('=').ok_or_else(|| Error::Usage(format!("--meta {pair:?} is not KEY=VALUE")))?;
+        let (k, v) = pair.split_once('=').ok_or_else(|| Failure::Usage(format!("--meta {pair:?} is not KEY=VALUE")))?;
         if meta.insert(k.to_owned(), v.to_owned()).is_some() {
-            return Err(Error::Usage(format!("--meta key {k:?} given twice")));
+            return Err(Failure::Usage(format!("--meta key {k:?} given twice")));
         }
     }
     Ok(meta)
 }
 
 pub(super) fn pack(a: PackArgs) -> Result<u8> {
-    manifest::check_channel(&a.channel).map_err(Error::Usage)?;
+    manifest::check_channel(&a.channel).map_err(Failure::Usage)?;
     let meta = parse_meta(&a.meta)?;
     let keys = a.key.iter().map(|k| load_secret_key(k, &a.secret)).collect::<Result<Vec<_>>>()?;
     let state_dir = a
         .state_dir
         .clone()
         .or_else(default_state_dir)
-        .ok_or_else(|| Error::Usage("no state directory: set --state-dir, AIRLOCK_STATE_DIR or HOME".into()))?;
+        .ok_or_else(|| Failure::Usage("no state directory: set --state-dir, AIRLOCK_STATE_DIR or HOME".into()))?;
     let state = ChannelState::new(state_dir);
-    let (sequence, previous) = state.next(&a.channel, a.sequence).map_err(with_flag_hints)?;
+    let (sequence, previous) = state.next(&a.channel, a.sequence)?;
     let created = now();
-    let expires = a.expires.as_deref().map(|e| clock::parse_expiry(e, created)).transpose().map_err(Error::Usage)?;
+    let expires = a
+        .expires
+        .as_deref()
+        .map(|e| clock::parse_expiry(e, created))
+        .transpose()
+        .map_err(|e| Failure::Usage(format!("--expires {e}")))?;
     if expires.is_some_and(|e| e <= created) {
-        return Err(Error::Usage("--expires is not in the future; the bundle would be born expired".into()));
+        return Err(Failure::Usage("--expires is not in the future; the bundle would be born expired".into()));
     }
     let opts = PackOptions {
         sources: a.sources.clone(),
@@ -93,7 +98,7 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         sign_artifacts: a.sign_artifacts,
         fault: injected_fault()?,
     };
-    let report = airlock::pack::pack(&opts, &keys, &a.output, a.force, &progress(a.quiet)).map_err(with_flag_hints)?;
+    let report = airlock::pack::pack(&opts, &keys, &a.output, a.force, &progress(a.quiet))?;
     // Recorded before success is reported: a pack that said it succeeded has numbered its
     // channel, whatever happens next.
     state.record(&a.channel, sequence, &report.manifest_digest)?;
@@ -127,27 +132,6 @@ fn default_state_dir() -> Option<PathBuf> {
         .or_else(|| env("HOME").map(|h| h.join(".local/share/airlock")))
 }
 
-/// The library's pack errors, with the flag that changes the outcome named where one does.
-fn with_flag_hints(e: Error) -> Error {
-    let hinted = match &e {
-        Error::OutputExists { path } => format!("{} exists; pass --force to overwrite it", path.display()),
-        Error::Pack(PackError::NoSigners) => "pack needs at least one --key".to_owned(),
-        Error::Pack(PackError::Level { .. }) => format!("--level must be 1 to {}", airlock::pack::MAX_LEVEL),
-        Error::Pack(PackError::Source { path, problem }) => match problem {
-            SourceProblem::ChecksumSignatureClash { name, clash } => format!(
-                "cannot pack {}: --sign-artifacts would add {name:?}, but the sources already hold {clash:?}",
-                path.display()
-            ),
-            SourceProblem::ChecksumSignatureName { name, error } => {
-                format!("cannot pack {}: --sign-artifacts cannot name {name:?}: {error}", path.display())
-            }
-            _ => return e,
-        },
-        _ => return e,
-    };
-    Error::Usage(hinted)
-}
-
 /// Test hook (feature `fault-injection`): `AIRLOCK_TEST_FAULT=hash-worker-panic` makes a
 /// hashing worker panic.
 #[cfg(feature = "fault-injection")]
@@ -155,7 +139,7 @@ fn injected_fault() -> Result<Option<PackFault>> {
     match std::env::var("AIRLOCK_TEST_FAULT").ok().as_deref() {
         None => Ok(None),
         Some("hash-worker-panic") => Ok(Some(PackFault::HashWorkerPanic)),
-        Some(other) => Err(Error::Usage(format!("AIRLOCK_TEST_FAULT: pack has no fault {other:?}"))),
+        Some(other) => Err(Failure::Usage(format!("AIRLOCK_TEST_FAULT: pack has no fault {other:?}"))),
     }
 }
 
