@@ -27,8 +27,7 @@ use crate::keys::{self, KeyId, SecretKey, Signature};
 /// The mode of every head member.
 pub const HEAD_MEMBER_MODE: u32 = 0o644;
 
-/// Copy buffer for writing head members (they come from memory).
-const WRITE_BUF: usize = 8192;
+use crate::io::tuning::HEAD_COPY_BUF;
 
 // ---------------------------------------------------------------------------------------
 // Writing
@@ -80,7 +79,7 @@ impl<W: Write> SumsWriter<W> {
 /// Writes one head member whose content is `pieces` one after the other.
 fn put(w: &mut impl Write, name: &str, pieces: &[&[u8]]) -> io::Result<()> {
     let size = pieces.iter().map(|p| p.len() as u64).sum();
-    write_member(w, name, size, HEAD_MEMBER_MODE, &mut Pieces { pieces, offset: 0 }, &mut [0u8; WRITE_BUF])?;
+    write_member(w, name, size, HEAD_MEMBER_MODE, &mut Pieces { pieces, offset: 0 }, &mut [0u8; HEAD_COPY_BUF])?;
     Ok(())
 }
 

@@ -1,17 +1,14 @@
 //! The head frame: the manifest, its signatures and the signed checksum list, compressed
 //! straight into the bundle while they are signed on two other threads.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use super::{Packer, DEFAULT_LEVEL};
 use crate::error::{Error, Result};
-use crate::format::head::sign_manifest;
+use crate::format::head::{sign_manifest, signature_comment, HeadWriter};
 use crate::format::manifest::Manifest;
 use crate::format::sums::sums_text;
-use crate::format::tar::write_member;
-use crate::format::{signature_member, MANIFEST_MEMBER, SUMS_MEMBER};
 use crate::io::sync::join;
-use crate::io::tuning::HEAD_COPY_BUF;
 use crate::keys::{self, SecretKey};
 
 /// The zstd level for the head frame. The head is paths and digests, on which level 1 was
@@ -38,7 +35,7 @@ impl Packer<'_> {
     pub(super) fn write_head(&self, w: &mut impl Write, manifest: &Manifest, manifest_bytes: Vec<u8>) -> Result<()> {
         let signers = self.signers;
         let io_err = |e| Error::io(self.out, e);
-        let comment = format!("verify with airlock key {}", signers[0].key_id());
+        let comment = signature_comment(signers[0].key_id());
         std::thread::scope(|scope| {
             let sums = scope.spawn(|| {
                 let text = sums_text(manifest);
@@ -47,27 +44,16 @@ impl Packer<'_> {
             });
             let manifest_bytes = &manifest_bytes;
             let signatures = scope.spawn(move || sign_all(signers, manifest_bytes));
-            let mut enc = zstd::stream::write::Encoder::new(&mut *w, head_level(self.opts.level)).map_err(io_err)?;
-            let mut buf = [0u8; HEAD_COPY_BUF];
-            let mut member = |name: &str, len: usize, mut data: &mut dyn Read| {
-                write_member(&mut enc, name, len as u64, 0o644, &mut data, &mut buf).map(drop).map_err(io_err)
-            };
-            member(MANIFEST_MEMBER, manifest_bytes.len(), &mut &manifest_bytes[..])?;
-            for sig in join(signatures, "manifest signing")? {
-                let text = sig.to_file_string();
-                member(&signature_member(sig.key_id()), text.len(), &mut text.as_bytes())?;
-            }
+            let head = HeadWriter::start(&mut *w, head_level(self.opts.level), manifest_bytes).map_err(io_err)?;
+            let head = head.signatures(&join(signatures, "manifest signing")?).map_err(io_err)?;
             let (signature, text) = join(sums, "checksum-list signing")?;
-            member(SUMS_MEMBER, signature.len() + text.len(), &mut signature.as_bytes().chain(&text[..]))?;
-            enc.finish().map_err(io_err)?;
+            head.finish(&[signature.as_bytes(), &text]).map_err(io_err)?;
             Ok(())
         })
     }
 }
 
-/// Every signer's signature of the manifest, in key-id order.
+/// Every signer's signature of the manifest ([`HeadWriter`] puts them in key-id order).
 fn sign_all(signers: &[SecretKey], manifest_bytes: &[u8]) -> Vec<keys::Signature> {
-    let mut sigs: Vec<keys::Signature> = signers.iter().map(|k| sign_manifest(k, manifest_bytes)).collect();
-    sigs.sort_by_key(|s| s.key_id());
-    sigs
+    signers.iter().map(|k| sign_manifest(k, manifest_bytes)).collect()
 }
