@@ -184,7 +184,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         fault: None,
     };
     let out = dir.path().join("seed.airlock");
-    let report = airlock::pack::pack(&opts, &[secret_key()], &out, false, &NoProgress).expect("pack seed");
+    let report =
+        airlock::pack::pack(&opts, &[secret_key()], &out, airlock::io::durable::Overwrite::NoClobber, &NoProgress)
+            .expect("pack seed");
     let bytes = std::fs::read(&out).unwrap();
     let key = secret_key();
     match target {

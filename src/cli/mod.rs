@@ -260,3 +260,13 @@ fn load_policy(args: &TrustArgs) -> Result<Policy> {
 fn now() -> u64 {
     std::env::var("AIRLOCK_NOW").ok().and_then(|v| v.parse().ok()).unwrap_or_else(clock::system_now)
 }
+
+/// `--force` as the library's overwrite choice.
+fn overwrite(force: bool) -> airlock::io::durable::Overwrite {
+    use airlock::io::durable::Overwrite;
+    if force {
+        Overwrite::Replace
+    } else {
+        Overwrite::NoClobber
+    }
+}

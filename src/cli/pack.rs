@@ -98,7 +98,7 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         sign_artifacts: a.sign_artifacts,
         fault: injected_fault()?,
     };
-    let report = airlock::pack::pack(&opts, &keys, &a.output, a.force, &progress(a.quiet))?;
+    let report = airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet))?;
     // Recorded before success is reported: a pack that said it succeeded has numbered its
     // channel, whatever happens next.
     state.record(&a.channel, sequence, &report.manifest_digest)?;

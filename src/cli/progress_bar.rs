@@ -56,7 +56,7 @@ impl Progress for Bar {
         if let Some(bar) = &self.bar {
             let done = self.files_done.fetch_add(1, Relaxed) + 1;
             let total = self.files_total.load(Relaxed);
-            if done % 64 == 0 || done == total {
+            if done.is_multiple_of(64) || done == total {
                 bar.set_message(files_message(done, total));
             }
         }

@@ -1,7 +1,6 @@
 //! `airlock sign`.
 
 use super::*;
-use airlock::io::durable::Overwrite;
 use airlock::verify::VerifyOptions;
 
 #[derive(Args, Debug)]
@@ -31,7 +30,7 @@ pub(super) struct SignArgs {
 pub(super) fn sign(a: SignArgs) -> Result<u8> {
     let policy = load_policy(&a.trust)?;
     let key = load_secret_key(&a.key, &a.secret)?;
-    let overwrite = if a.force { Overwrite::Replace } else { Overwrite::NoClobber };
+    let overwrite = overwrite(a.force);
     let verify = VerifyOptions::new(&policy, now());
     let report = airlock::sign::cosign(&a.bundle, &key, a.output.as_deref(), overwrite, &verify, &progress(a.quiet))?;
     let ids: Vec<String> = report.signers.iter().map(|k| k.to_string()).collect();

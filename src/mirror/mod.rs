@@ -19,7 +19,7 @@ mod audit;
 mod error;
 mod log;
 mod protocol;
-pub mod staging;
+pub(crate) mod staging;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;

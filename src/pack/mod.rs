@@ -108,6 +108,28 @@ pub struct PackOptions {
     pub fault: Option<PackFault>,
 }
 
+impl PackOptions {
+    /// Options for packing `sources` as bundle `sequence` of `channel`, created at `created`
+    /// (Unix seconds): no expiry, no label or metadata, the default compression level, one
+    /// zstd thread per core, no per-artifact checksum signatures.
+    pub fn new(sources: Vec<PathBuf>, channel: &str, sequence: u64, created: u64) -> PackOptions {
+        PackOptions {
+            sources,
+            channel: channel.to_owned(),
+            sequence,
+            previous: None,
+            created,
+            expires: None,
+            label: None,
+            meta: BTreeMap::new(),
+            level: DEFAULT_LEVEL,
+            threads: 0,
+            sign_artifacts: false,
+            fault: None,
+        }
+    }
+}
+
 /// A fault [`pack`] can be told to inject, so the tests can check it fails closed. The
 /// values exist only with the `fault-injection` feature; without it this type is empty and
 /// [`PackOptions::fault`] can only be `None`.
@@ -131,17 +153,17 @@ pub struct PackReport {
 }
 
 /// Packs `opts.sources` into a new bundle at `out`, signed by every key in `signers`
-/// (the first also signs the checksum list). Refuses to overwrite `out` unless `overwrite`
-/// ([`Error::OutputExists`]). The bundle appears at `out` only once it is whole and durable.
+/// (the first also signs the checksum list). With [`Overwrite::NoClobber`] an existing `out`
+/// is refused ([`Error::OutputExists`]). The bundle appears at `out` only once it is whole
+/// and durable.
 pub fn pack(
     opts: &PackOptions,
     signers: &[SecretKey],
     out: &Path,
-    overwrite: bool,
+    overwrite: Overwrite,
     progress: &dyn Progress,
 ) -> Result<PackReport> {
     check_options(opts, signers)?;
-    let overwrite = if overwrite { Overwrite::Replace } else { Overwrite::NoClobber };
     // Checked before the sources are read, to fail fast; the final rename checks again.
     if overwrite == Overwrite::NoClobber && out.exists() {
         return Err(Error::OutputExists { path: out.to_owned() });

@@ -173,7 +173,7 @@ proptest! {
             crate::kit::write(&src, path, content, *mode);
         }
         let bundle = dir.path().join("b.airlock");
-        let report = pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &NoProgress).unwrap();
+        let report = pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, airlock::io::durable::Overwrite::NoClobber, &NoProgress).unwrap();
         prop_assert_eq!(report.manifest.entries.len(), files.len());
         verify(&bundle).unwrap();
         let (result, mirror) = import(&bundle, dir.path());
@@ -209,7 +209,14 @@ fn valid() -> &'static Valid {
         crate::kit::write(&src, &format!("long/{}", "n".repeat(120)), b"pax", 0o644);
         crate::kit::write(&src, "ünï/名前.txt", b"non-ascii\n", 0o644);
         let bundle = dir.path().join("b.airlock");
-        pack::pack(&options(vec![src.clone()]), std::slice::from_ref(key()), &bundle, false, &NoProgress).unwrap();
+        pack::pack(
+            &options(vec![src.clone()]),
+            std::slice::from_ref(key()),
+            &bundle,
+            airlock::io::durable::Overwrite::NoClobber,
+            &NoProgress,
+        )
+        .unwrap();
         let bytes = fs::read(&bundle).unwrap();
         let mut content = crate::kit::snapshot(&src, false);
         content.retain(|_, v| v != "dir");
