@@ -12,7 +12,7 @@
 //! keys (signify, minisign)   policy (who may sign what)   io (digests, durable writes)
 //! ```
 //!
-//! [`format`] is everything `docs/FORMAT.md` specifies, as pure code; [`verify`] is the one
+//! [`format`](mod@format) is everything `docs/FORMAT.md` specifies, as pure code; [`verify`] is the one
 //! verification procedure every reader goes through, and [`verify::VerifiedBundle`] exists
 //! only as its result; [`mirror`] runs that procedure and the crash-safe import protocol.
 //! The library reads no environment variables and prompts no one: time, paths, keys and

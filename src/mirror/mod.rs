@@ -10,7 +10,7 @@
 //!   verifies, checks freshness and runs the protocol;
 //! - `protocol.rs`: pre-flight, commit point, apply, recovery (`CrashPoint`s for the crash
 //!   tests with the `fault-injection` feature);
-//! - [`staging`]: [`StagingSink`], which writes the payload into the staging directory;
+//! - `staging`: `StagingSink`, which writes the payload into the staging directory;
 //! - `log.rs`: the hash-chained import log ([`LogRecord`], [`Event`], [`read_log`]);
 //! - `audit.rs`: `mirror verify` ([`Mirror::audit`], [`AuditReport`]);
 //! - `error.rs`: [`MirrorError`] and [`PlacementConflict`].
