@@ -1,7 +1,7 @@
 //! The bundle manifest: what a bundle holds, signed byte for byte.
 //!
-//! This is the only module that knows CBOR (serde_cbor is unmaintained, so it stays behind
-//! [`encode`] and [`decode`] where it can be swapped). The encoding is specified in
+//! This is the only module that knows CBOR: serde_cbor stays behind [`encode`] and
+//! [`decode`], where it can be swapped (deny.toml says why it stays although unmaintained). The encoding is specified in
 //! docs/FORMAT.md §"Manifest"; the rules that matter for security:
 //! - signatures cover the exact stored bytes, and the reader never re-serialises to verify;
 //! - the bytes start with [`prefix`] (a CBOR self-describe tag, then the `format` and
