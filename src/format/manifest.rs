@@ -665,6 +665,44 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
     Ok(())
 }
 
+/// Links each entry to the detached signatures present beside it, as FORMAT.md §6.2 says a
+/// packer does: `x.sig`, `x.minisig`, `x.asc`, `x.sha256.sig`, in that order, except that
+/// `x.sha256.sig` beside both `x` and `x.sha256` is `x.sha256`'s. `entries` must be sorted
+/// by path (presence is a binary search).
+pub fn link_signatures(entries: &mut [Entry]) {
+    let present =
+        |entries: &[Entry], p: &str| entries.binary_search_by(|e| e.path.as_str().as_bytes().cmp(p.as_bytes())).is_ok();
+    let mut candidate = String::new();
+    for i in 0..entries.len() {
+        // Paths that start with this one follow it directly in sorted order: if the next
+        // does not, nothing can be this entry's signature.
+        let path = entries[i].path.as_str();
+        if entries.get(i + 1).is_none_or(|next| !next.path.as_str().starts_with(path)) {
+            entries[i].signatures.clear();
+            continue;
+        }
+        let mut links = Vec::new();
+        for suffix in SIGNATURE_SUFFIXES {
+            candidate.clear();
+            candidate.push_str(path);
+            candidate.push_str(suffix);
+            if !present(entries, &candidate) {
+                continue;
+            }
+            // `x.sha256.sig` beside both `x` and `x.sha256` is the latter's `.sig`.
+            if let Some(q) = candidate.strip_suffix(".sig") {
+                if q.ends_with(".sha256") && q != path && present(entries, q) {
+                    continue;
+                }
+            }
+            if let Ok(p) = RelPath::new(&candidate) {
+                links.push(p);
+            }
+        }
+        entries[i].signatures = links;
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -26,6 +26,15 @@ pub const MANIFEST_MEMBER: &str = "airlock/manifest.cbor";
 pub const SIGNATURES_DIR: &str = "airlock/signatures/";
 /// Name of the checksum-list member.
 pub const SUMS_MEMBER: &str = "airlock/SHA256SUMS.sig";
+/// The directory of the head members. The mirror keeps each under its name without it
+/// (FORMAT.md §9: `.airlock/bundles/<digest>/manifest.cbor`, ...).
+pub const HEAD_DIR: &str = "airlock/";
+
+/// A head member's name in the mirror's kept copy of the head (FORMAT.md §9).
+pub fn kept_head_name(member: &str) -> &str {
+    member.strip_prefix(HEAD_DIR).unwrap_or(member)
+}
+
 /// Prefix of every payload member.
 pub const DATA_DIR: &str = "data/";
 /// The name of the signature member for a key.

@@ -37,7 +37,7 @@ use super::{Event, LogRecord, Mirror, MirrorError};
 use crate::clock;
 use crate::error::{Error, Reject, Result};
 use crate::format::manifest::{self, Entry, Manifest};
-use crate::format::{signature_member, MANIFEST_MEMBER, SUMS_MEMBER};
+use crate::format::{kept_head_name, signature_member, MANIFEST_MEMBER, SUMS_MEMBER};
 use crate::io::digest::Digest;
 use crate::io::durable::{sync_dir, write_bytes, Overwrite};
 
@@ -348,7 +348,7 @@ pub(super) fn sync_filesystem(any_path: &Path) -> Result<()> {
 pub(super) fn write_record_dir(dir: &Path, head: &crate::verify::Head) -> Result<()> {
     create_private_dir(dir)?;
     create_private_dir(&dir.join("signatures"))?;
-    let strip = |name: &str| name.trim_start_matches("airlock/").to_owned();
+    let strip = |name: &str| kept_head_name(name).to_owned();
     write_new(&dir.join(strip(MANIFEST_MEMBER)), &head.manifest_bytes)?;
     for sig in &head.signatures {
         write_new(&dir.join(strip(&signature_member(sig.key_id()))), sig.to_file_string().as_bytes())?;

@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 
-use super::collect::{hash_file, link_signatures, source_error, Item, Sources};
+use super::collect::{hash_file, source_error, Item, Sources};
 use super::SourceProblem;
 use crate::error::{Error, Result};
+use crate::format::manifest::link_signatures;
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::path::RelPath;
 use crate::format::sums::checksum_line;
