@@ -119,8 +119,9 @@ pub(crate) const STAGING_BATCH_BYTES: usize = 1 << 20;
 /// measured apart; import peak RSS is 37.0 MiB (mixed) and 89.9 MiB (small) in all.
 pub(crate) const STAGING_BATCHES_QUEUED: usize = 4;
 
-/// Writer threads in the pool, at most (fewer on a machine with fewer cores). Staging
-/// saturates both cores of the benchmark machine; a larger pool was never measured.
+/// Writer threads in the pool, at most (one per core below that). Staging saturates both
+/// cores of the benchmark machine, where the pool has 2 writers: this bound was never reached
+/// in a measurement.
 pub(crate) const STAGING_WRITERS_MAX: usize = 4;
 
 // ---- Pack and import: background writeback (io/writeback.rs) ----
