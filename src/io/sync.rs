@@ -1,4 +1,4 @@
-//! Helpers for the worker threads of the pack and import pipelines: one way to join a
+//! Helpers for the worker threads of the pack, verify and import pipelines: one way to join a
 //! thread, one way to take a shared lock, one way to hand items over in batches.
 
 use std::any::Any;
@@ -57,6 +57,12 @@ impl<T> Batcher<T> {
         std::mem::replace(&mut self.items, Vec::with_capacity(self.max_items))
     }
 
+    /// Takes the items collected so far, or `None` if there are none: the last, partial
+    /// batch, handed over when the input ends.
+    pub(crate) fn take_rest(&mut self) -> Option<Vec<T>> {
+        (!self.is_empty()).then(|| self.take())
+    }
+
     /// Whether no item is waiting.
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
@@ -101,6 +107,10 @@ mod tests {
         assert_eq!(b.push('f', 0), None);
         assert_eq!(b.take(), vec!['f']);
         assert_eq!(b.take(), Vec::<char>::new());
+        assert_eq!(b.take_rest(), None);
+        assert_eq!(b.push('g', 0), None);
+        assert_eq!(b.take_rest(), Some(vec!['g']));
+        assert!(b.is_empty());
         // A limit of 0 items still makes batches of one.
         assert_eq!(Batcher::new(0, usize::MAX).push(1, 0), Some(vec![1]));
     }

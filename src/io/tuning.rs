@@ -1,10 +1,15 @@
-//! Every buffer, batch and queue size of the pack pipeline, in one place, each with the
-//! measurement behind it. The pipeline they shape is drawn at the top of `pack/mod.rs`.
+//! Every buffer, batch, queue and thread-count size of airlock's pipelines, in one place,
+//! each with the measurement behind it. The pipelines they shape are drawn at the top of
+//! `pack/mod.rs` (pack), `verify/pipeline.rs` (the payload stream of verify and import) and
+//! `mirror/staging.rs` (the writer side of an import). Format limits (FORMAT.md §11) are
+//! not tuning and live in `format/`.
 //!
 //! Unless a line says otherwise, figures are from docs/PERFORMANCE.md: 2 cores, ext4 on a
 //! loop device; the "mixed" corpus is 1.16 GB in 20,206 files, the "small" one 250 MB in
 //! 200,000 files of 0.5–2 KiB. A size marked "not measured apart" was chosen with the
 //! change it belongs to and has not been varied on its own since: a candidate for tuning.
+
+// ---- Pack (pack/collect.rs, pack/payload.rs, pack/mod.rs, format/head.rs) ----
 
 /// Files the walk hands to the hashing queue at a time (one lock and wake-up per batch, not
 /// per file). Not measured apart: part of "hashing overlaps the walk, one file at a time
@@ -53,6 +58,73 @@ pub(crate) const READ_AHEAD_BATCH_BYTES: usize = 1 << 20;
 /// most about 4 MiB is held (these, the batch being written and the one being read). Not
 /// measured apart (same change as above).
 pub(crate) const READ_AHEAD_BATCHES: usize = 2;
+
+// ---- Verify and import: the payload stream (verify/frames.rs, verify/pipeline.rs) ----
+
+/// Read buffer on the bundle file, under the zstd decoder. Not measured apart.
+pub(crate) const BUNDLE_READ_BUF: usize = 1 << 20;
+
+/// Size of a decompressed chunk handed from the decompression thread to the verifier, and of
+/// the verifier's copy buffer. Not measured apart; verify peak RSS, with everything in it,
+/// is 19.5 MiB on the mixed corpus.
+pub(crate) const PAYLOAD_CHUNK: usize = 1 << 20;
+
+/// Decompressed chunks queued for the verifier, at most: with [`PAYLOAD_CHUNK`], about
+/// 4 MiB of decompressed data waits. Not measured apart (chosen with the three-thread
+/// payload pipeline, 282b67f).
+pub(crate) const PAYLOAD_CHUNKS_QUEUED: usize = 4;
+
+/// Sink calls (open, write, close) are handed to the sink thread in batches of up to this
+/// many calls: one hand-over per small file costs more in thread wake-ups than writing the
+/// file. Not measured apart (introduced with the batched hand-over, a290d6a, no figure)...
+pub(crate) const SINK_BATCH_OPS: usize = 512;
+
+/// ...or this many bytes of file content, whichever comes first (same change as above).
+pub(crate) const SINK_BATCH_BYTES: usize = 1 << 20;
+
+/// Batches queued for the sink thread, at most: with [`SINK_BATCH_BYTES`], about 4 MiB of
+/// content waits. Not measured apart (same change as above).
+pub(crate) const SINK_BATCHES_QUEUED: usize = 4;
+
+// ---- Verify and import: artifact signatures (verify/artifacts.rs) ----
+
+/// Artifacts at least this large have their streaming signature checks run on their own
+/// threads; smaller ones are checked inline on the sink thread (a thread costs more than
+/// hashing a small artifact). Not measured apart (d95eb71 gives no figure).
+pub(crate) const ARTIFACT_PARALLEL_MIN_BYTES: u64 = 8 << 20;
+
+/// Content chunks (up to [`PAYLOAD_CHUNK`] each) queued for each artifact verifier thread,
+/// at most. Not measured apart (same change as above).
+pub(crate) const ARTIFACT_CHUNKS_QUEUED: usize = 4;
+
+// ---- Import: staging (mirror/staging.rs) ----
+// The pool as a whole took the small import from 11.0 to 7.9–8.6 s (CHANGELOG, 2026-11-25,
+// together with create-with-mode and the commit's digest check); no size below was varied
+// on its own.
+
+/// Files up to this size are buffered whole and created by the writer pool; larger ones
+/// are streamed by the sink thread, for which the cost of creating the file does not
+/// matter. Not measured apart.
+pub(crate) const STAGING_POOLED_MAX_BYTES: u64 = 256 << 10;
+
+/// Small files are handed to the writer pool in batches of up to this many files... Not
+/// measured apart.
+pub(crate) const STAGING_BATCH_FILES: usize = 256;
+
+/// ...or this many bytes, whichever comes first. Not measured apart.
+pub(crate) const STAGING_BATCH_BYTES: usize = 1 << 20;
+
+/// Batches waiting for a writer, at most: with [`STAGING_BATCH_BYTES`] and 4 writers, about
+/// 9 MiB of small files is held (these, one per writer and the one being filled). Not
+/// measured apart; import peak RSS is 37.0 MiB (mixed) and 89.9 MiB (small) in all.
+pub(crate) const STAGING_BATCHES_QUEUED: usize = 4;
+
+/// Writer threads in the pool, at most (one per core below that). Staging saturates both
+/// cores of the benchmark machine, where the pool has 2 writers: this bound was never reached
+/// in a measurement.
+pub(crate) const STAGING_WRITERS_MAX: usize = 4;
+
+// ---- Pack and import: background writeback (io/writeback.rs) ----
 
 /// Bytes written between two writeback starts, and between two background syncs of the
 /// bundle (and of an import's staging file system). Pack: mixed pack 0.55× → 0.51–0.52× of

@@ -19,14 +19,14 @@
 //!   |
 //!   |  StagingSink, on that thread:
 //!   |  - creates each entry's parent directories, in order
-//!   |  - streams a file > POOLED_MAX_BYTES (256 KiB) itself ---------------> bytes written
-//!   |  - buffers a smaller file whole, in batches of up to                      |
-//!   |    BATCH_FILES (256) files or BATCH_BYTES (1 MiB)                         |
+//!   |  - streams a file > STAGING_POOLED_MAX_BYTES (256 KiB) itself -------> bytes written
+//!   |  - buffers a smaller file whole; a Batcher hands them over in batches     |
+//!   |    of STAGING_BATCH_FILES (256) files or STAGING_BATCH_BYTES (1 MiB)      |
 //!   v                                                                           |
-//!  [batch queue: sync_channel(QUEUED_BATCHES = 4)]                              |
+//!  [batch queue: sync_channel(STAGING_BATCHES_QUEUED = 4)]                      |
 //!   |  full: the sink thread waits, and so does the verifier feeding it         |
 //!   v                                                                           |
-//!  writer pool: min(cores, 4) threads sharing the queue                         |
+//!  writer pool: min(cores, STAGING_WRITERS_MAX = 4) threads sharing the queue   |
 //!      per file: create (O_EXCL|O_NOFOLLOW, signed mode), write, chmod ---> bytes written
 //!                                                                               |
 //!                         SyncHandle::wrote: a request every STEP (16 MiB) in all
@@ -36,8 +36,9 @@
 //!                                   background syncer thread (io::writeback): syncfs
 //! ```
 //!
-//! Small files in memory at once: at most QUEUED_BATCHES queued batches, one per writer and
-//! the one being filled (about 9 MiB with 4 writers).
+//! Small files in memory at once: at most STAGING_BATCHES_QUEUED queued batches, one per
+//! writer and the one being filled (about 9 MiB with 4 writers). The sizes are in
+//! `io::tuning`, with the measurements behind them.
 //!
 //! Who reports errors:
 //! - the sink thread's own (a directory, a streamed file): returned by the `PayloadSink`
@@ -62,18 +63,12 @@ use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::format::manifest::Entry;
-use crate::io::sync::{join_unscoped, lock};
+use crate::io::sync::{join_unscoped, lock, Batcher};
+use crate::io::tuning::{
+    STAGING_BATCHES_QUEUED, STAGING_BATCH_BYTES, STAGING_BATCH_FILES, STAGING_POOLED_MAX_BYTES, STAGING_WRITERS_MAX,
+};
 use crate::io::writeback::{SyncHandle, SyncScope, Syncer, Writeback};
 use crate::verify::PayloadSink;
-
-/// Files up to this size are buffered and created by the writer pool; larger ones are
-/// streamed by the sink thread (for them the cost of creating the file does not matter).
-const POOLED_MAX_BYTES: u64 = 256 << 10;
-/// Small files are handed to the pool in batches of up to this many files or bytes.
-const BATCH_FILES: usize = 256;
-const BATCH_BYTES: usize = 1 << 20;
-/// Batches waiting for a writer, at most (bounds the memory held to a few MiB).
-const QUEUED_BATCHES: usize = 4;
 
 /// Writes payload entries under `root` (see the module docs).
 pub struct StagingSink {
@@ -151,7 +146,7 @@ impl PayloadSink for StagingSink {
         self.create_parents(entry)?;
         let path = self.root.join(entry.path.as_str());
         let mode = entry.mode.bits();
-        self.current = Some(if entry.size <= POOLED_MAX_BYTES {
+        self.current = Some(if entry.size <= STAGING_POOLED_MAX_BYTES {
             let data = Vec::with_capacity(entry.size as usize);
             Current::Buffered(SmallFile { path, mode, chmod: self.needs_chmod(mode), data })
         } else {
@@ -215,8 +210,7 @@ fn write_small(f: &SmallFile, sync: &SyncHandle) -> Result<()> {
 /// The writer threads and the batch being filled for them.
 struct Pool {
     batches: Option<mpsc::SyncSender<Vec<SmallFile>>>,
-    batch: Vec<SmallFile>,
-    batch_bytes: usize,
+    batch: Batcher<SmallFile>,
     /// The first error any writer met, until reported.
     failed: Arc<Mutex<Option<Error>>>,
     /// Set with the first error: every writer stops.
@@ -226,11 +220,11 @@ struct Pool {
 
 impl Pool {
     fn start(sync: SyncHandle) -> Pool {
-        let (tx, rx) = mpsc::sync_channel::<Vec<SmallFile>>(QUEUED_BATCHES);
+        let (tx, rx) = mpsc::sync_channel::<Vec<SmallFile>>(STAGING_BATCHES_QUEUED);
         let rx = Arc::new(Mutex::new(rx));
         let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
         let stopped = Arc::new(AtomicBool::new(false));
-        let count = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, STAGING_WRITERS_MAX);
         let writers = (0..count)
             .map(|_| {
                 let (rx, failed, stopped) = (Arc::clone(&rx), Arc::clone(&failed), Arc::clone(&stopped));
@@ -254,24 +248,21 @@ impl Pool {
                 })
             })
             .collect();
-        Pool { batches: Some(tx), batch: Vec::new(), batch_bytes: 0, failed, stopped, writers }
+        let batch = Batcher::new(STAGING_BATCH_FILES, STAGING_BATCH_BYTES);
+        Pool { batches: Some(tx), batch, failed, stopped, writers }
     }
 
+    /// Adds a small file; hands the batch to the writers once it is full.
     fn submit(&mut self, f: SmallFile) -> Result<()> {
-        self.batch_bytes += f.data.len();
-        self.batch.push(f);
-        if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
-            self.send()?;
+        let bytes = f.data.len();
+        match self.batch.push(f, bytes) {
+            Some(full) => self.send(full),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    fn send(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        self.batch_bytes = 0;
-        let batch = std::mem::take(&mut self.batch);
+    /// Hands `batch` to the writers; reports the first writer error, if any.
+    fn send(&mut self, batch: Vec<SmallFile>) -> Result<()> {
         let sent = self.batches.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
         if !sent {
             // Every writer has gone: after an error, or by a panic, which joining them
@@ -297,7 +288,7 @@ impl Pool {
     }
 
     fn finish(&mut self) -> Result<()> {
-        let sent = self.send();
+        let sent = self.batch.take_rest().map_or(Ok(()), |rest| self.send(rest));
         self.stop();
         self.check()?;
         sent
@@ -360,9 +351,9 @@ mod tests {
     fn small_and_large_files_are_all_written() {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = StagingSink::new(dir.path().to_owned());
-        let big = vec![3u8; POOLED_MAX_BYTES as usize + 1];
+        let big = vec![3u8; STAGING_POOLED_MAX_BYTES as usize + 1];
         let mut want = Vec::new();
-        for i in 0..(BATCH_FILES * 3 + 7) {
+        for i in 0..(STAGING_BATCH_FILES * 3 + 7) {
             let (path, data) = (format!("d{}/f{i}", i % 5), format!("file {i}").into_bytes());
             put(&mut sink, &path, &data).unwrap();
             want.push((path, data));
@@ -383,7 +374,7 @@ mod tests {
         fs::write(dir.path().join("taken"), b"already here").unwrap();
         let mut sink = StagingSink::new(dir.path().to_owned());
         let mut result = put(&mut sink, "taken", b"new");
-        for i in 0..(BATCH_FILES * 8) {
+        for i in 0..(STAGING_BATCH_FILES * 8) {
             if result.is_err() {
                 break;
             }

@@ -32,6 +32,7 @@ use crate::format::manifest::{Entry, Manifest};
 use crate::format::sums::checksum_line;
 use crate::format::SigKind;
 use crate::io::sync::join_unscoped;
+use crate::io::tuning::{ARTIFACT_CHUNKS_QUEUED, ARTIFACT_PARALLEL_MIN_BYTES};
 use crate::keys::ed25519::StrictStream;
 use crate::keys::minisign::{MinisigFile, MinisigVerifier, SigMode};
 use crate::keys::{self, KeyId, PublicKey, Signature};
@@ -39,11 +40,7 @@ use crate::policy::Policy;
 
 /// Largest signature file buffered for checking.
 pub const MAX_SIGNATURE_FILE: u64 = 64 * 1024;
-/// Artifacts at least this large have their streaming signature checks run on their own
-/// threads; smaller ones are checked inline (a thread costs more than the hashing).
-const PARALLEL_MIN_BYTES: u64 = 8 << 20;
-/// Chunks in flight to each verifier thread.
-const WORKER_DEPTH: usize = 4;
+
 /// A signature file, parsed.
 enum Parsed {
     Signify(Signature),
@@ -112,7 +109,7 @@ struct Worker {
 
 impl Worker {
     fn spawn(mut check: Streaming) -> Worker {
-        let (tx, rx) = mpsc::sync_channel::<Arc<[u8]>>(WORKER_DEPTH);
+        let (tx, rx) = mpsc::sync_channel::<Arc<[u8]>>(ARTIFACT_CHUNKS_QUEUED);
         let handle = thread::spawn(move || {
             for chunk in rx {
                 check.update(&chunk);
@@ -278,7 +275,7 @@ impl<'a> ArtifactSink<'a> {
             };
             candidates.push(Candidate { sig_path: sig_path.to_owned(), key, legacy, check, trusted_comment });
         }
-        if entry.size >= PARALLEL_MIN_BYTES {
+        if entry.size >= ARTIFACT_PARALLEL_MIN_BYTES {
             for c in &mut candidates {
                 if let Check::Inline(_) = c.check {
                     let Check::Inline(streaming) = std::mem::replace(&mut c.check, Check::Passed) else {

@@ -6,9 +6,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 
 use crate::format::WINDOW_LOG_MAX;
-
-/// Read buffer on the bundle file.
-const FILE_BUF: usize = 1 << 20;
+use crate::io::tuning::BUNDLE_READ_BUF;
 
 /// Counts bytes read from the bundle file, to know where the head frame ends.
 struct Counting<R> {
@@ -43,7 +41,7 @@ enum FrameState {
 impl Frames {
     /// Frames read from the start of `file`.
     pub(super) fn new(file: File) -> Frames {
-        let src = BufReader::with_capacity(FILE_BUF, Counting { inner: file, count: 0 });
+        let src = BufReader::with_capacity(BUNDLE_READ_BUF, Counting { inner: file, count: 0 });
         Frames { state: FrameState::Between(src), produced: 0, index: 0 }
     }
 

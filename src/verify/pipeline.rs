@@ -5,16 +5,17 @@
 //!   bundle file (frames 2..n)
 //!        |
 //!        v
-//!   +-------------------+   1 MiB chunks, sync_channel(PIPELINE_DEPTH = 4)   +------------------------+
-//!   | decompression     | -------------------------------------------------> | verifier               |
+//!   +-------------------+   PAYLOAD_CHUNK (1 MiB) chunks,                    +------------------------+
+//!   | decompression     | -- sync_channel(PAYLOAD_CHUNKS_QUEUED = 4) ------> | verifier               |
 //!   | thread            | <------------------------------------------------- | (the calling thread)   |
 //!   | decompress_chunks |   used chunks back for reuse (channel, unbounded;  | verify_members:        |
 //!   +-------------------+   at most the chunks in flight)                    | headers, SHA-256,      |
 //!                                                                            | padding, end of archive|
 //!                                                                            +------------------------+
 //!                                                                                       |
-//!                          batches of open/write/close (<= 1 MiB or 512 ops),           |
-//!                          sync_channel(PIPELINE_DEPTH = 4)                             v
+//!    ForwardingSink: batches of open/write/close, handed over at                        |
+//!    SINK_BATCH_OPS (512) calls or SINK_BATCH_BYTES (1 MiB), into                       |
+//!    sync_channel(SINK_BATCHES_QUEUED = 4)                                              v
 //!                                                                            +------------------------+
 //!                                                                            | sink thread: run_sink  |
 //!                                                                            | the PayloadSink (with  |
@@ -35,6 +36,8 @@
 //! - A **panic** in either thread is a bug in airlock: both are joined with
 //!   [`join`](crate::io::sync::join), and a panic becomes [`Error::Internal`], reported
 //!   instead of whatever the verifier concluded from the stream the thread left behind.
+//!
+//! The sizes are in `io::tuning`, with the measurements behind them.
 
 use std::io::{self, Read};
 use std::sync::mpsc;
@@ -47,17 +50,9 @@ use crate::format::manifest::{Entry, Manifest};
 use crate::format::tar::{self, Next, BLOCK};
 use crate::format::DATA_DIR;
 use crate::io::digest::Hasher;
-use crate::io::sync::join;
+use crate::io::sync::{join, Batcher};
+use crate::io::tuning::{PAYLOAD_CHUNK, PAYLOAD_CHUNKS_QUEUED, SINK_BATCHES_QUEUED, SINK_BATCH_BYTES, SINK_BATCH_OPS};
 use crate::progress::Progress;
-
-/// Size of a decompressed chunk, and of the verifier's copy buffer.
-const CHUNK: usize = 1 << 20;
-/// Chunks in flight from the decompression thread, and batches in flight to the sink thread.
-const PIPELINE_DEPTH: usize = 4;
-/// A batch is handed to the sink thread once it holds this many bytes or operations: one
-/// hand-over per small file would cost more in thread wake-ups than writing the file.
-const BATCH_BYTES: usize = 1 << 20;
-const BATCH_OPS: usize = 512;
 
 /// Streams the payload frames into `sink`, checking every member against `manifest` (in
 /// payload order) and the end of the archive, of the decompressed stream and of the file.
@@ -68,16 +63,16 @@ pub(super) fn stream_payload(
     progress: &dyn Progress,
 ) -> Result<()> {
     std::thread::scope(|scope| {
-        let (chunks_tx, chunks_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
+        let (chunks_tx, chunks_rx) = mpsc::sync_channel(PAYLOAD_CHUNKS_QUEUED);
         let (spare_tx, spare_rx) = mpsc::channel();
         let decompressor = scope.spawn(move || decompress_chunks(Payload(frames), chunks_tx, spare_rx));
         let mut stream = ChunkReader { chunks: chunks_rx, spare: spare_tx, current: Vec::new(), pos: 0, done: false };
 
-        let (ops_tx, ops_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
+        let (ops_tx, ops_rx) = mpsc::sync_channel(SINK_BATCHES_QUEUED);
         let wants_data = sink.wants_data();
         let entries = &manifest.entries;
         let sink_thread = scope.spawn(move || run_sink(sink, entries, ops_rx));
-        let mut forward = ForwardingSink { ops: ops_tx, wants_data, batch: Vec::new(), batch_bytes: 0 };
+        let mut forward = ForwardingSink::new(ops_tx, wants_data);
 
         let verified = verify_members(&mut stream, manifest, &mut forward, progress);
         // Dropping the sender ends the sink thread; dropping the chunk reader stops the
@@ -125,7 +120,7 @@ fn verify_members(
     sink: &mut ForwardingSink,
     progress: &dyn Progress,
 ) -> Result<(), Stop> {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; PAYLOAD_CHUNK];
     let mut names = EntryNames::default();
     for i in manifest.payload_order() {
         read_entry(stream, &manifest.entries, i, sink, &mut names, &mut buf, progress)?;
@@ -160,26 +155,31 @@ fn run_sink(sink: &mut dyn PayloadSink, entries: &[Entry], batches: mpsc::Receiv
 struct ForwardingSink {
     ops: mpsc::SyncSender<Vec<SinkOp>>,
     wants_data: bool,
-    batch: Vec<SinkOp>,
-    batch_bytes: usize,
+    batch: Batcher<SinkOp>,
 }
 
 impl ForwardingSink {
-    fn push(&mut self, op: SinkOp, bytes: usize) -> Result<(), Stop> {
-        self.batch.push(op);
-        self.batch_bytes += bytes;
-        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_OPS {
-            self.flush()?;
-        }
-        Ok(())
+    fn new(ops: mpsc::SyncSender<Vec<SinkOp>>, wants_data: bool) -> ForwardingSink {
+        ForwardingSink { ops, wants_data, batch: Batcher::new(SINK_BATCH_OPS, SINK_BATCH_BYTES) }
     }
 
-    fn flush(&mut self) -> Result<(), Stop> {
-        if self.batch.is_empty() {
-            return Ok(());
+    /// Adds a call holding `bytes` bytes of content; hands the batch over once it is full.
+    fn push(&mut self, op: SinkOp, bytes: usize) -> Result<(), Stop> {
+        match self.batch.push(op, bytes) {
+            Some(full) => self.send(full),
+            None => Ok(()),
         }
-        self.batch_bytes = 0;
-        let batch = std::mem::take(&mut self.batch);
+    }
+
+    /// Hands over the calls collected so far, if any.
+    fn flush(&mut self) -> Result<(), Stop> {
+        match self.batch.take_rest() {
+            Some(rest) => self.send(rest),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, batch: Vec<SinkOp>) -> Result<(), Stop> {
         self.ops.send(batch).map_err(|_| Stop::SinkGone)
     }
 
@@ -211,7 +211,7 @@ type Chunk = io::Result<Vec<u8>>;
 fn decompress_chunks(mut stream: impl Read, chunks: mpsc::SyncSender<Chunk>, spare: mpsc::Receiver<Vec<u8>>) {
     loop {
         let mut buf = spare.try_recv().unwrap_or_default();
-        buf.resize(CHUNK, 0);
+        buf.resize(PAYLOAD_CHUNK, 0);
         let mut filled = 0;
         let outcome = loop {
             match stream.read(&mut buf[filled..]) {
