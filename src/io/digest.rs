@@ -9,6 +9,8 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest as _, Sha256};
 
+use super::tuning::HASH_BUF;
+
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(pub [u8; 32]);
@@ -118,13 +120,10 @@ impl Hasher {
     }
 }
 
-/// Size of the buffer used for streaming copies and hashing.
-pub const IO_BUF: usize = 256 * 1024;
-
 /// Hashes a reader to its end, streaming; returns the digest and the byte count.
 pub fn hash_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
     let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; IO_BUF];
+    let mut buf = vec![0u8; HASH_BUF];
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -188,7 +187,7 @@ mod tests {
 
     #[test]
     fn streaming_equals_one_shot() {
-        let data = vec![7u8; IO_BUF * 2 + 5];
+        let data = vec![7u8; HASH_BUF * 2 + 5];
         let (d, n) = hash_reader(&data[..]).unwrap();
         assert_eq!(n, data.len() as u64);
         assert_eq!(d, Digest::of(&data));

@@ -144,9 +144,9 @@ fn read_ahead(order: &[usize], manifest: &Manifest, sources: &Sources, out: mpsc
             return;
         }
     }
-    if !batcher.is_empty() {
+    if let Some(rest) = batcher.take_rest() {
         // An error here means the writer stopped; it reports why.
-        let _ = out.send(batcher.take());
+        let _ = out.send(rest);
     }
 }
 
