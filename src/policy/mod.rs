@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobMatcher;
 
-use crate::clock;
 use crate::error::{Error, Reject, Result};
 use crate::keys::{KeyId, PublicKey, Signature};
 
@@ -492,21 +491,5 @@ impl Policy {
                 rules: self.channels.iter().map(|c| c.channel.clone()).collect(),
             })
         })
-    }
-
-    /// Refuses a bundle created more than the policy's maximum age before `now` (plus
-    /// `skew` for clock error).
-    pub fn check_age(&self, created: u64, now: u64, skew: u64) -> Result<(), Reject> {
-        let Some(max_age) = self.max_age else {
-            return Ok(());
-        };
-        if now > created.saturating_add(max_age).saturating_add(skew) {
-            return Err(Reject::TooOld {
-                created: clock::format(created),
-                max_age: humantime::format_duration(std::time::Duration::from_secs(max_age)).to_string(),
-                now: clock::format(now),
-            });
-        }
-        Ok(())
     }
 }
