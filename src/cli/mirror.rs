@@ -61,7 +61,8 @@ pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
                 b.channel,
                 b.sequence,
                 clock::format(b.created),
-                &b.manifest_sha256[..16],
+                // Only an `imported` record's digest is checked to be hex when the log is read.
+                b.manifest_sha256.get(..16).unwrap_or(&b.manifest_sha256),
                 b.signers.join(","),
                 b.entries,
                 b.bytes

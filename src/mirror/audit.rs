@@ -42,7 +42,9 @@ impl Mirror {
     pub fn audit(&self, progress: &dyn Progress) -> Result<AuditReport> {
         let mut report = AuditReport::default();
         let expected = self.expected_files(&mut report)?;
-        let total = expected.values().map(|e| e.size).sum();
+        // Saturating: the kept manifests' sizes are data, and a sum past u64::MAX must not
+        // panic (it only sizes the progress bar).
+        let total = expected.values().fold(0u64, |sum, e| sum.saturating_add(e.size));
         progress.start("checking", total, expected.len() as u64);
         let mut seen = BTreeSet::new();
         for item in walkdir::WalkDir::new(&self.root)

@@ -39,6 +39,13 @@ pub enum PackError {
         /// The state file.
         path: PathBuf,
     },
+    /// The channel's last bundle has the largest sequence number there is: no bundle can
+    /// follow it.
+    #[error("channel {channel:?} has used its last sequence number ({}); no bundle can follow it", u64::MAX)]
+    SequenceExhausted {
+        /// The channel.
+        channel: String,
+    },
 }
 
 /// Why a source cannot be packed.

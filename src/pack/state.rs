@@ -64,8 +64,14 @@ impl ChannelState {
     /// with an explicit sequence, linked only if it directly follows the last.
     pub fn next(&self, channel: &str, explicit: Option<u64>) -> Result<(u64, Option<Digest>)> {
         let last = self.last(channel)?;
-        let sequence = explicit.unwrap_or_else(|| last.map_or(1, |(s, _)| s + 1));
-        let previous = last.filter(|(s, _)| *s + 1 == sequence).map(|(_, d)| d);
+        let sequence = match (explicit, last) {
+            (Some(s), _) => s,
+            (None, None) => 1,
+            (None, Some((s, _))) => s
+                .checked_add(1)
+                .ok_or_else(|| Error::Pack(PackError::SequenceExhausted { channel: channel.to_owned() }))?,
+        };
+        let previous = last.filter(|(s, _)| s.checked_add(1) == Some(sequence)).map(|(_, d)| d);
         Ok((sequence, previous))
     }
 }
@@ -99,6 +105,15 @@ mod tests {
         let names: Vec<_> =
             fs::read_dir(dir.path().join("new/state/channels")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["ch"], "no temporary file is left beside the state");
+    }
+
+    #[test]
+    fn no_bundle_follows_the_largest_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = ChannelState::new(dir.path().to_owned());
+        state.record("ch", u64::MAX, &Digest::of(b"manifest")).unwrap();
+        assert!(matches!(state.next("ch", None), Err(Error::Pack(PackError::SequenceExhausted { .. }))));
+        assert_eq!(state.next("ch", Some(1)).unwrap(), (1, None));
     }
 
     #[test]

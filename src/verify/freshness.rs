@@ -105,12 +105,15 @@ fn check_sequence(m: &Manifest, history: &History, gaps: GapPolicy) -> Result<Ve
         return Err(Reject::Rollback { channel: m.channel.clone(), sequence: m.sequence, last });
     }
     let mut overrides = Vec::new();
-    if m.sequence > last + 1 {
+    // `last < m.sequence` here, so `last + 1` cannot overflow; `saturating_add` says so
+    // without a proof in the reader's head.
+    let expected = last.saturating_add(1);
+    if m.sequence > expected {
         if gaps == GapPolicy::Refuse {
-            let missing = if m.sequence == last + 2 {
-                format!("{}", last + 1)
+            let missing = if m.sequence == expected.saturating_add(1) {
+                format!("{expected}")
             } else {
-                format!("{}..={}", last + 1, m.sequence - 1)
+                format!("{expected}..={}", m.sequence - 1)
             };
             return Err(Reject::Gap { channel: m.channel.clone(), missing, last, sequence: m.sequence });
         }
