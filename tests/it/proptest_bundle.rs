@@ -8,6 +8,11 @@
 //!    dropped ranges, on the compressed file and on the decompressed head or payload tar
 //!    recompressed) are either rejected cleanly (a rejection error, no panic, the mirror
 //!    untouched, nothing staged) or, if accepted, give exactly the signed content.
+//! 3. Every numeric manifest field (`created`, `expires`, `sequence`, entry sizes) over the
+//!    whole u64 range, and `previous`, against any clock, clock floor, skew, last sequence
+//!    and `max_age`: encode, decode, the inspect-style formatting (times through
+//!    `clock::format`, JSON) and the freshness checks of `verify` never panic, and every
+//!    printed time is RFC 3339 or `@<seconds>`.
 //!
 //! Both use the library directly (`pack::pack`, `reader::Bundle`, `mirror::Mirror`), not
 //! a process per case. The RNG seed is fixed so CI runs are reproducible; set
@@ -382,5 +387,179 @@ fn every_truncation_is_rejected() {
         fs::write(&bundle, &v.bytes[..cut]).unwrap();
         let err = verify(&bundle).expect_err("a truncated bundle verified");
         assert!(err.is_rejection(), "cut {cut}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. numeric fields over the whole u64 range
+
+/// Any u64, with the boundaries that matter drawn often: 0 and 1, the last second RFC 3339
+/// can show and the one after it, 2^40, the largest `i64` (where `SystemTime` ends), and
+/// u64::MAX with its neighbour.
+fn any_u64() -> impl Strategy<Value = u64> {
+    let last = airlock::clock::LAST_RFC3339;
+    prop_oneof![
+        4 => any::<u64>(),
+        1 => prop::sample::select(vec![
+            0,
+            1,
+            last,
+            last + 1,
+            1 << 40,
+            i64::MAX as u64,
+            i64::MAX as u64 + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ]),
+        1 => 0u64..4_102_444_800, // 1970 to 2100
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Numbers {
+    created: u64,
+    expires: Option<u64>,
+    sequence: u64,
+    sizes: Vec<u64>,
+    previous: Option<[u8; 32]>,
+    now: u64,
+    clock_floor: u64,
+    skew: u64,
+    last: Option<u64>,
+    max_age: Option<u64>,
+    allow_gap: bool,
+}
+
+fn numbers() -> impl Strategy<Value = Numbers> {
+    (
+        (any_u64(), prop::option::of(any_u64()), any_u64(), prop::collection::vec(any_u64(), 0..4)),
+        prop::option::of(any::<[u8; 32]>()),
+        (any_u64(), any_u64(), any_u64()),
+        (prop::option::of(any_u64()), prop::option::of(any_u64()), any::<bool>()),
+    )
+        .prop_map(|((created, expires, sequence, sizes), previous, (now, clock_floor, skew), (last, max_age, allow_gap))| {
+            Numbers { created, expires, sequence, sizes, previous, now, clock_floor, skew, last, max_age, allow_gap }
+        })
+}
+
+fn manifest_of(n: &Numbers) -> airlock::format::manifest::Manifest {
+    use airlock::format::manifest::{BundleId, Entry, Manifest, Mode};
+    use airlock::format::path::RelPath;
+    use airlock::io::digest::Digest;
+    Manifest {
+        bundle_id: BundleId([7; 16]),
+        created: n.created,
+        expires: n.expires,
+        channel: "prop".into(),
+        sequence: n.sequence,
+        previous: n.previous.map(Digest),
+        label: None,
+        meta: BTreeMap::new(),
+        entries: n
+            .sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| Entry {
+                path: RelPath::new(&format!("f{i}")).unwrap(),
+                size,
+                sha256: Digest([i as u8; 32]),
+                mode: Mode::Regular,
+                signatures: Vec::new(),
+            })
+            .collect(),
+        removed: Vec::new(),
+    }
+}
+
+/// A printed time is RFC 3339 (and reads back as `t`) or `@` and `t`'s digits.
+fn assert_time_text(text: &str, t: u64) {
+    match text.strip_prefix('@') {
+        Some(digits) => {
+            assert!(t > airlock::clock::LAST_RFC3339, "{t} printed as {text}");
+            assert_eq!(digits, t.to_string());
+        }
+        None => assert_eq!(airlock::clock::parse_time(text), Some(t), "{text}"),
+    }
+}
+
+/// What `airlock inspect` prints of the numbers, through the same functions.
+fn inspect_style(m: &airlock::format::manifest::Manifest) -> String {
+    let created = airlock::clock::format(m.created);
+    assert_time_text(&created, m.created);
+    let expires = m.expires.map(airlock::clock::format);
+    if let (Some(text), Some(t)) = (&expires, m.expires) {
+        assert_time_text(text, t);
+    }
+    let json = serde_json::json!({
+        "sequence": m.sequence,
+        "previous": m.previous.map(|d| d.to_hex()),
+        "created": created,
+        "expires": expires,
+        "total_size": m.total_size(),
+        "entries": m.entries.iter().map(|e| serde_json::json!({"size": e.size})).collect::<Vec<_>>(),
+    });
+    json.to_string()
+}
+
+/// The policy: the proptest key for every channel, with `max_age` in seconds when given.
+fn policy_with_max_age(max_age: Option<u64>) -> Option<Policy> {
+    let Some(age) = max_age else {
+        return Some(policy());
+    };
+    let public = key().public_key().to_file_string();
+    let line = public.lines().nth(1).unwrap();
+    let text = format!(
+        "version = 1\nmax_age = \"{age}s\"\n[keys.k]\npublic_key = \"{line}\"\n[[channel]]\nname = \"*\"\nsigners = [\"k\"]\n"
+    );
+    // A duration humantime cannot hold is refused when the policy is read: no such policy.
+    Policy::parse(&text, Path::new("."), "proptest policy").ok()
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn numeric_fields_over_the_whole_u64_range_never_panic(n in numbers()) {
+        use airlock::format::{head, manifest, sums};
+        use airlock::io::digest::Digest;
+        use airlock::verify::{GapPolicy, History};
+
+        let m = manifest_of(&n);
+        let Ok(bytes) = manifest::encode(&m) else {
+            // Refused by a manifest rule (sequence 0, expires not after created): decoding
+            // the same numbers must refuse them too, which the fuzz target covers.
+            return Ok(());
+        };
+        let decoded = manifest::decode(&bytes).unwrap();
+        prop_assert_eq!(&decoded, &m);
+        let _ = inspect_style(&decoded);
+
+        let Some(policy) = policy_with_max_age(n.max_age) else { return Ok(()) };
+        let sums_sig = airlock::keys::sign_embedded(key(), &sums::sums_text(&m), "proptest");
+        let head = head::encode_head(1, &bytes, &[head::sign_manifest(key(), &bytes)], &sums_sig).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.airlock");
+        fs::write(&path, head).unwrap();
+
+        let bundle = Bundle::open(&path).unwrap();
+        let _ = inspect_style(&bundle.unverified_manifest().unwrap());
+        let mut options = VerifyOptions::new(&policy, n.now);
+        options.clock_skew = n.skew;
+        options.gaps = if n.allow_gap { GapPolicy::AcceptAndLog } else { GapPolicy::Refuse };
+        options.history = History {
+            last_import: n.last.map(|s| ("prop".to_owned(), (s, Digest([1; 32])))).into_iter().collect(),
+            clock_floor: n.clock_floor,
+            ..History::default()
+        };
+        match bundle.verify(&options) {
+            Ok(verified) => {
+                let _ = inspect_style(verified.manifest());
+                let _ = verified.overrides().join("; ");
+            }
+            Err(e) => {
+                prop_assert!(e.is_rejection(), "not a rejection: {}", e);
+                let _ = e.to_string();
+            }
+        }
     }
 }
