@@ -15,6 +15,10 @@
 //! - [`bundle_parts`]: the same, with the input taken as (head tar, payload tar) that the
 //!   target compresses into frames itself, so mutations reach the tar and manifest layers
 //!   instead of dying in zstd.
+//! - [`mirror_log`]: the reader of `.airlock/log` (`mirror::read_log`) on arbitrary bytes
+//!   written as a mirror's log, and every record it returns formatted as `mirror log`
+//!   prints it (times through `clock::format`, text and JSON); what it accepts serialises
+//!   and reads back to the same record.
 
 #![allow(dead_code)]
 
@@ -148,9 +152,109 @@ fn is_operational(e: &airlock::Error) -> bool {
     matches!(e, airlock::Error::Mirror { reason: airlock::mirror::MirrorError::NoSpace { .. }, .. })
 }
 
+/// A mirror (made once per thread, reused: creating one costs fsyncs) whose log is
+/// replaced by `data` for each input.
+pub fn mirror_log(data: &[u8]) {
+    use airlock::mirror::{read_log, LogRecord};
+    thread_local! {
+        static MIRROR: tempfile::TempDir = {
+            let dir = tempfile::tempdir().expect("tempdir");
+            Mirror::open(&dir.path().join("m"), true).expect("create a mirror");
+            dir
+        };
+    }
+    MIRROR.with(|dir| {
+        let root = dir.path().join("m");
+        std::fs::write(root.join(".airlock/log"), data).expect("write the log");
+        let Ok(state) = read_log(&root) else {
+            return;
+        };
+        assert_eq!(state.head.len(), 64, "the chain head is a SHA-256");
+        for record in &state.records {
+            let _ = log_line(record);
+            let json = serde_json::to_string(record).expect("an accepted record serialises");
+            let again: LogRecord = serde_json::from_str(&json).expect("a serialised record reads back");
+            assert_eq!(&again, record, "a record changed through its JSON");
+        }
+    });
+}
+
+/// A log record as `airlock mirror log` prints it (src/cli/mirror.rs), through the same
+/// library functions: every time and number of the record is formatted.
+fn log_line(r: &airlock::mirror::LogRecord) -> String {
+    use airlock::clock::format;
+    let mut line = format!("{}  {:<9}", format(r.time), r.event);
+    if let Some(b) = &r.bundle {
+        line.push_str(&format!(
+            " channel {} seq {} created {} expires {} manifest {} signers {} ({} files, {} bytes)",
+            b.channel,
+            b.sequence,
+            format(b.created),
+            b.expires.map_or("never".into(), format),
+            b.manifest_sha256.get(..16).unwrap_or(&b.manifest_sha256),
+            b.signers.join(","),
+            b.entries,
+            b.bytes
+        ));
+    }
+    for o in r.overrides.iter().chain(&r.artifacts).chain(&r.source).chain(&r.reason) {
+        line.push_str(&format!(" {o}"));
+    }
+    line
+}
+
+/// Seeds for [`mirror_log`]: a chained log of one record of each event, with far-future
+/// times and the largest numbers on some; and the same log with its chain broken.
+fn log_seeds() -> Vec<Vec<u8>> {
+    use airlock::io::digest::Digest;
+    use airlock::mirror::{BundleSummary, Event, LogRecord};
+    let summary = |sequence: u64, created: u64, expires: Option<u64>| BundleSummary {
+        manifest_sha256: Digest::of(&sequence.to_le_bytes()).to_hex(),
+        bundle_id: "00112233445566778899aabbccddeeff".into(),
+        channel: "fuzz".into(),
+        sequence,
+        created,
+        expires,
+        signers: vec!["0123456789abcdef".into()],
+        entries: 3,
+        bytes: u64::MAX,
+    };
+    let record = |time, event, bundle| LogRecord {
+        prev: String::new(),
+        time,
+        event,
+        source: Some("in.airlock".into()),
+        bundle,
+        overrides: vec!["allow-gap: accepted sequence 3 after 1".into()],
+        artifacts: Vec::new(),
+        reason: Some("a reason".into()),
+    };
+    let records = [
+        record(1_700_000_000, Event::Imported, Some(summary(1, 1_700_000_000, None))),
+        record(253_402_300_800, Event::Imported, Some(summary(2, u64::MAX, Some(u64::MAX)))),
+        record(1 << 40, Event::Rejected, Some(summary(u64::MAX, 1 << 40, Some(253_402_300_800)))),
+        record(u64::MAX, Event::Failed, None),
+        record(0, Event::Discarded, None),
+    ];
+    let mut log = Vec::new();
+    let mut prev = "0".repeat(64);
+    for mut r in records {
+        r.prev = prev;
+        let line = serde_json::to_vec(&r).expect("serialise a record");
+        prev = Digest::of(&line).to_hex();
+        log.extend_from_slice(&line);
+        log.push(b'\n');
+    }
+    let broken = log.iter().map(|&b| if b == b'7' { b'8' } else { b }).collect();
+    vec![log, broken, Vec::new()]
+}
+
 /// Seed inputs for each target: valid instances (and a few near misses) built from the
 /// fuzz key, so mutations start from the interesting shapes.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    if target == "mirror_log" {
+        return log_seeds();
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("src");
     let files: &[(&str, &[u8])] = &[
@@ -223,5 +327,10 @@ pub fn split_frames(bundle: &[u8]) -> (Vec<u8>, Vec<u8>) {
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Target functions by name.
-pub const TARGETS: &[Target] =
-    &[("manifest", manifest), ("signify", signify), ("bundle", bundle), ("bundle_parts", bundle_parts)];
+pub const TARGETS: &[Target] = &[
+    ("manifest", manifest),
+    ("signify", signify),
+    ("bundle", bundle),
+    ("bundle_parts", bundle_parts),
+    ("mirror_log", mirror_log),
+];

@@ -437,9 +437,23 @@ fn numbers() -> impl Strategy<Value = Numbers> {
         (any_u64(), any_u64(), any_u64()),
         (prop::option::of(any_u64()), prop::option::of(any_u64()), any::<bool>()),
     )
-        .prop_map(|((created, expires, sequence, sizes), previous, (now, clock_floor, skew), (last, max_age, allow_gap))| {
-            Numbers { created, expires, sequence, sizes, previous, now, clock_floor, skew, last, max_age, allow_gap }
-        })
+        .prop_map(
+            |((created, expires, sequence, sizes), previous, (now, clock_floor, skew), (last, max_age, allow_gap))| {
+                Numbers {
+                    created,
+                    expires,
+                    sequence,
+                    sizes,
+                    previous,
+                    now,
+                    clock_floor,
+                    skew,
+                    last,
+                    max_age,
+                    allow_gap,
+                }
+            },
+        )
 }
 
 fn manifest_of(n: &Numbers) -> airlock::format::manifest::Manifest {
