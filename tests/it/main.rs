@@ -24,6 +24,7 @@ mod cosign;
 mod crash;
 mod fuzz_targets;
 mod hygiene;
+mod hostile_artifacts;
 mod interop_signify_keys;
 mod interop_tools;
 mod pack_failures;
