@@ -162,7 +162,10 @@ mod tests {
             ChecksumLineError::OtherFile { found, .. } if found == "other.tgz"
         ));
         // The full path is not the name signify -C looks up beside the file.
-        assert!(matches!(err(checksum_line("x", &d).replace("(x)", "(dir/tool.tgz)").as_bytes()), ChecksumLineError::OtherFile { .. }));
+        assert!(matches!(
+            err(checksum_line("x", &d).replace("(x)", "(dir/tool.tgz)").as_bytes()),
+            ChecksumLineError::OtherFile { .. }
+        ));
         assert!(matches!(
             err(checksum_line("dir/tool.tgz", &digest(0xcd)).as_bytes()),
             ChecksumLineError::WrongDigest { .. }

@@ -6,21 +6,27 @@
 //! [`ArtifactSink`], a [`PayloadSink`] decorator, can check a trust policy's artifact rules
 //! in the same single pass that verifies and stages the payload:
 //!
-//! 1. a signature member of an artifact that a rule covers is buffered (at most
-//!    [`MAX_SIGNATURE_FILE`] bytes) and parsed once its SHA-256 has matched;
+//! 1. a signature member of an artifact that a rule covers (or that a rule's glob matches
+//!    itself) is buffered (at most [`MAX_SIGNATURE_FILE`] bytes) and parsed once its
+//!    SHA-256 has matched. Parsing is the whole shape check, whoever signed the file: one
+//!    signify signature (two lines), one minisign signature (four lines), one armoured
+//!    OpenPGP signature block ([`armor`]), or a signify embedded signature whose message is
+//!    exactly the artifact's checksum line; nothing before or after it;
 //! 2. when the artifact opens, a verifier is started for each signature by a key of a
 //!    covering rule (signify: strict Ed25519 over the file, streamed; minisign prehashed:
 //!    BLAKE2b-512 streamed, then Ed25519; minisign legacy: strict Ed25519 streamed; the
-//!    trusted comment's global signature up front; `.sha256.sig`: the signed checksum line
-//!    must name the artifact and its manifest SHA-256);
+//!    trusted comment's global signature up front; `.sha256.sig`: the signature over its
+//!    checksum line, which parsing already matched to the artifact);
 //! 3. the artifact's bytes feed the verifiers as they pass to the inner sink;
 //! 4. when it closes, every covering rule must hold, or the import is rejected with an
 //!    [`Reject::Artifact`] naming the file and the key ids.
 //!
 //! Decisions: a signature by a rule key that does not verify rejects (tampering), even when
 //! the rule does not require a signature; signatures by other keys are ignored and reported;
-//! revoked keys never count; a malformed signature file of a covered artifact rejects (so a
-//! "signature" cannot smuggle other content past a rule).
+//! revoked keys never count; a signature file of a covered artifact that is not exactly a
+//! signature of its kind rejects, whoever signed it (so a "signature" cannot smuggle other
+//! content past a rule). Signature files of artifacts no rule covers are carried unparsed,
+//! like any file no rule covers (docs/POLICY.md says why).
 
 mod armor;
 

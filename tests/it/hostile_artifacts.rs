@@ -252,7 +252,11 @@ fn exact_signature_files_of_every_kind_import() {
     let case = vendor_case();
     minisign_signature(&case);
     put_src(&case, "vendor-x/tool.bin.asc", GPG_ASC.as_bytes());
-    put_src(&case, "vendor-x/tool.bin.sha256.sig", &embedded(&case, "other", checksum_line("tool.bin", CONTENT).as_bytes()));
+    put_src(
+        &case,
+        "vendor-x/tool.bin.sha256.sig",
+        &embedded(&case, "other", checksum_line("tool.bin", CONTENT).as_bytes()),
+    );
     case.pack("good.airlock", &[]).expect_code(0);
     let args = policy_args(&case);
     let out = case.import("good.airlock", &[], &args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -261,12 +265,18 @@ fn exact_signature_files_of_every_kind_import() {
         "vendor-x/tool.bin: vendor-x/tool.bin.sig verified with key",
         "vendor-x/tool.bin.asc carried, not verified",
         "vendor-x/tool.bin.minisig is by key",
-        &format!("vendor-x/tool.bin.sha256.sig is by key {}, which no rule for this file names; ignored", case.key_id("other")),
+        &format!(
+            "vendor-x/tool.bin.sha256.sig is by key {}, which no rule for this file names; ignored",
+            case.key_id("other")
+        ),
     ] {
         assert!(out.stdout.contains(note), "{note:?} missing from:\n{}", out.stdout);
     }
     for sig in ["tool.bin.sig", "tool.bin.asc", "tool.bin.minisig", "tool.bin.sha256.sig"] {
-        assert_eq!(fs::read(case.mirror().join("vendor-x").join(sig)).unwrap(), src_bytes(&case, &format!("vendor-x/{sig}")));
+        assert_eq!(
+            fs::read(case.mirror().join("vendor-x").join(sig)).unwrap(),
+            src_bytes(&case, &format!("vendor-x/{sig}"))
+        );
     }
 }
 
@@ -281,7 +291,11 @@ fn sign_artifacts_checksum_lines_under_another_keys_rule_import() {
     let out = case.import("good.airlock", &[], &args.iter().map(String::as_str).collect::<Vec<_>>());
     out.expect_code(0);
     assert!(out.stdout.contains("vendor-x/tool.bin.sha256.sig is by key"), "{}", out.stdout);
-    tool(&case.mirror().join("vendor-x"), "signify-openbsd", &["-C", "-p", "../../../k.pub", "-x", "tool.bin.sha256.sig"]);
+    tool(
+        &case.mirror().join("vendor-x"),
+        "signify-openbsd",
+        &["-C", "-p", "../../../k.pub", "-x", "tool.bin.sha256.sig"],
+    );
 }
 
 /// CRLF line endings (gpg on Windows) and a missing final newline are still one block.

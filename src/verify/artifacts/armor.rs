@@ -171,7 +171,8 @@ fn check_body_line(line: &str) -> Result<(), ()> {
 /// `=` and four base64 characters: the CRC24 of the decoded body (RFC 9580 §6.1).
 fn check_crc(line: &str, body: &[u8]) -> Result<(), ArmorError> {
     let crc = |problem| ArmorError::Crc { found: shorten(line), problem };
-    let digits = line.strip_prefix('=').filter(|d| d.len() == 4).ok_or_else(|| crc("is not `=` and 4 base64 characters"))?;
+    let digits =
+        line.strip_prefix('=').filter(|d| d.len() == 4).ok_or_else(|| crc("is not `=` and 4 base64 characters"))?;
     let stored = BASE64.decode(digits).map_err(|_| crc("is not `=` and 4 base64 characters"))?;
     if stored[..] != crc24(body).to_be_bytes()[1..] {
         return Err(crc("does not match the body"));
@@ -330,9 +331,15 @@ mod tests {
     #[test]
     fn the_body_must_be_signature_packets_with_a_matching_crc() {
         let not_sig = [0xCB, 3, 1, 2, 3]; // a literal data packet
-        assert!(check_armored_signature(armor(&not_sig, &[], false).as_bytes()).unwrap_err().to_string().contains("tag 2"));
+        assert!(check_armored_signature(armor(&not_sig, &[], false).as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("tag 2"));
         let cut = &packet(100)[..50];
-        assert!(check_armored_signature(armor(cut, &[], false).as_bytes()).unwrap_err().to_string().contains("cut short"));
+        assert!(check_armored_signature(armor(cut, &[], false).as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("cut short"));
         let mut trailing = packet(100);
         trailing.push(0);
         assert!(check_armored_signature(armor(&trailing, &[], false).as_bytes()).is_err());
