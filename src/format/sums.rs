@@ -41,6 +41,134 @@ fn sums_line(e: &Entry) -> String {
 /// artifact's file name, so it checks beside the artifact (`cd dir && signify -C -p K.pub
 /// -x a.tar.gz.sha256.sig`).
 pub fn checksum_line(artifact_path: &str, sha256: &Digest) -> String {
-    let name = artifact_path.rsplit('/').next().unwrap_or(artifact_path);
-    format!("SHA256 ({name}) = {sha256}\n")
+    format!("SHA256 ({}) = {sha256}\n", artifact_name(artifact_path))
+}
+
+/// Why the message of an `<artifact>.sha256.sig` is not exactly the artifact's
+/// [`checksum_line`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChecksumLineError {
+    /// The message is empty.
+    #[error("its signed message is empty, not one checksum line")]
+    Empty,
+    /// More than one line (bytes after the first `\n` count as a line).
+    #[error("its signed message holds {lines} lines, not exactly one checksum line")]
+    NotOneLine {
+        /// How many lines the message holds.
+        lines: usize,
+    },
+    /// One line, but not of the form `SHA256 (<name>) = <64 lowercase hex>\n` (the final
+    /// newline included).
+    #[error("its signed message {found:?} is not a checksum line `SHA256 (<file name>) = <64 lowercase hex digits>`")]
+    NotAChecksumLine {
+        /// The line, lossily decoded and cut to a readable length.
+        found: String,
+    },
+    /// A checksum line for another file name.
+    #[error("its signed checksum line names {found:?}, not this file's name {expected:?}")]
+    OtherFile {
+        /// The name the line gives.
+        found: String,
+        /// The artifact's file name.
+        expected: String,
+    },
+    /// The artifact's name with another digest.
+    #[error("its signed checksum line gives SHA-256 {found}, not this file's {expected}")]
+    WrongDigest {
+        /// The digest the line gives.
+        found: String,
+        /// The artifact's SHA-256.
+        expected: String,
+    },
+}
+
+/// Checks that `message` (what an `<artifact>.sha256.sig` signs) is exactly the
+/// [`checksum_line`] of `artifact_path` with digest `sha256`: one line, the artifact's
+/// file name, lowercase hex, `\n`, nothing else. Whoever signed it, nothing else may ride
+/// along in the file (POLICY.md, artifact rules). The error says what is wrong.
+pub fn check_checksum_line(message: &[u8], artifact_path: &str, sha256: &Digest) -> Result<(), ChecksumLineError> {
+    let expected = checksum_line(artifact_path, sha256);
+    if message == expected.as_bytes() {
+        return Ok(());
+    }
+    if message.is_empty() {
+        return Err(ChecksumLineError::Empty);
+    }
+    let lines = message.split_inclusive(|&b| b == b'\n').count();
+    if lines > 1 {
+        return Err(ChecksumLineError::NotOneLine { lines });
+    }
+    let Some(line) = message.strip_suffix(b"\n") else {
+        return Err(ChecksumLineError::NotAChecksumLine { found: shorten(message) });
+    };
+    let Some((name, digest)) = split_checksum_line(line) else {
+        return Err(ChecksumLineError::NotAChecksumLine { found: shorten(line) });
+    };
+    let expected_name = artifact_name(artifact_path);
+    if name != expected_name.as_bytes() {
+        return Err(ChecksumLineError::OtherFile { found: shorten(name), expected: expected_name.to_owned() });
+    }
+    Err(ChecksumLineError::WrongDigest { found: shorten(digest), expected: sha256.to_string() })
+}
+
+/// `SHA256 (<name>) = <64 lowercase hex>` split into name and digest, or `None`.
+fn split_checksum_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = line.strip_prefix(b"SHA256 (")?;
+    let close = rest.windows(4).rposition(|w| w == b") = ")?;
+    let (name, digest) = (&rest[..close], &rest[close + 4..]);
+    let lowercase_hex = digest.len() == 64 && digest.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    lowercase_hex.then_some((name, digest))
+}
+
+/// The last component of a bundle path: the name a checksum line gives.
+fn artifact_name(artifact_path: &str) -> &str {
+    artifact_path.rsplit('/').next().unwrap_or(artifact_path)
+}
+
+/// Hostile bytes, made readable for a message: lossy UTF-8, at most 200 characters.
+fn shorten(bytes: &[u8]) -> String {
+    const MAX_CHARS: usize = 200;
+    let text = String::from_utf8_lossy(bytes);
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(byte: u8) -> Digest {
+        Digest([byte; 32])
+    }
+
+    #[test]
+    fn only_the_exact_line_passes() {
+        let d = digest(0xab);
+        let line = checksum_line("dir/tool.tgz", &d);
+        assert_eq!(check_checksum_line(line.as_bytes(), "dir/tool.tgz", &d), Ok(()));
+        let err = |msg: &[u8]| check_checksum_line(msg, "dir/tool.tgz", &d).unwrap_err();
+        assert_eq!(err(b""), ChecksumLineError::Empty);
+        assert_eq!(err(format!("{line}#!/bin/sh\nrm -rf /\n").as_bytes()), ChecksumLineError::NotOneLine { lines: 3 });
+        assert_eq!(err(format!("{line}{line}").as_bytes()), ChecksumLineError::NotOneLine { lines: 2 });
+        assert_eq!(err(format!("{line}x").as_bytes()), ChecksumLineError::NotOneLine { lines: 2 });
+        assert!(matches!(err(line.trim_end().as_bytes()), ChecksumLineError::NotAChecksumLine { .. }));
+        assert!(matches!(err(line.to_uppercase().as_bytes()), ChecksumLineError::NotAChecksumLine { .. }));
+        assert!(matches!(err(b"#!/bin/sh\n"), ChecksumLineError::NotAChecksumLine { .. }));
+        assert!(matches!(
+            err(checksum_line("other.tgz", &d).as_bytes()),
+            ChecksumLineError::OtherFile { found, .. } if found == "other.tgz"
+        ));
+        // The full path is not the name signify -C looks up beside the file.
+        assert!(matches!(
+            err(checksum_line("x", &d).replace("(x)", "(dir/tool.tgz)").as_bytes()),
+            ChecksumLineError::OtherFile { .. }
+        ));
+        assert!(matches!(
+            err(checksum_line("dir/tool.tgz", &digest(0xcd)).as_bytes()),
+            ChecksumLineError::WrongDigest { .. }
+        ));
+    }
 }

@@ -95,6 +95,10 @@ pub enum MinisigError {
     /// The trusted comment is longer than minisign writes.
     #[error("trusted comment longer than {TRUSTED_COMMENT_MAX} bytes")]
     TrustedCommentTooLong,
+    /// The untrusted comment holds control characters (other than tab), which minisign
+    /// never writes.
+    #[error("untrusted comment contains control characters")]
+    UntrustedCommentControl,
     /// The trusted comment holds control characters (other than tab).
     #[error("trusted comment contains control characters")]
     TrustedCommentControl,
@@ -161,6 +165,9 @@ impl MinisigFile {
         }
         if !lines[0].starts_with(UNTRUSTED_PREFIX) {
             return Err(MinisigError::NoUntrustedComment);
+        }
+        if lines[0].chars().any(|c| c.is_control() && c != '\t') {
+            return Err(MinisigError::UntrustedCommentControl);
         }
         let raw = decode_line(lines[1], 2, SIG_STRUCT_LEN)?;
         let mode = match &raw[..2] {

@@ -6,21 +6,29 @@
 //! [`ArtifactSink`], a [`PayloadSink`] decorator, can check a trust policy's artifact rules
 //! in the same single pass that verifies and stages the payload:
 //!
-//! 1. a signature member of an artifact that a rule covers is buffered (at most
-//!    [`MAX_SIGNATURE_FILE`] bytes) and parsed once its SHA-256 has matched;
+//! 1. a signature member of an artifact that a rule covers (or that a rule's glob matches
+//!    itself) is buffered (at most [`MAX_SIGNATURE_FILE`] bytes) and parsed once its
+//!    SHA-256 has matched. Parsing is the whole shape check, whoever signed the file: one
+//!    signify signature (two lines), one minisign signature (four lines), one armoured
+//!    OpenPGP signature block ([`armor`]), or a signify embedded signature whose message is
+//!    exactly the artifact's checksum line; nothing before or after it;
 //! 2. when the artifact opens, a verifier is started for each signature by a key of a
 //!    covering rule (signify: strict Ed25519 over the file, streamed; minisign prehashed:
 //!    BLAKE2b-512 streamed, then Ed25519; minisign legacy: strict Ed25519 streamed; the
-//!    trusted comment's global signature up front; `.sha256.sig`: the signed checksum line
-//!    must name the artifact and its manifest SHA-256);
+//!    trusted comment's global signature up front; `.sha256.sig`: the signature over its
+//!    checksum line, which parsing already matched to the artifact);
 //! 3. the artifact's bytes feed the verifiers as they pass to the inner sink;
 //! 4. when it closes, every covering rule must hold, or the import is rejected with an
 //!    [`Reject::Artifact`] naming the file and the key ids.
 //!
 //! Decisions: a signature by a rule key that does not verify rejects (tampering), even when
 //! the rule does not require a signature; signatures by other keys are ignored and reported;
-//! revoked keys never count; a malformed signature file of a covered artifact rejects (so a
-//! "signature" cannot smuggle other content past a rule).
+//! revoked keys never count; a signature file of a covered artifact that is not exactly a
+//! signature of its kind rejects, whoever signed it (so a "signature" cannot smuggle other
+//! content past a rule). Signature files of artifacts no rule covers are carried unparsed,
+//! like any file no rule covers (docs/POLICY.md says why).
+
+mod armor;
 
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
@@ -29,8 +37,9 @@ use std::thread;
 use super::sink::PayloadSink;
 use crate::error::{Reject, Result};
 use crate::format::manifest::{Entry, Manifest};
-use crate::format::sums::checksum_line;
+use crate::format::sums::check_checksum_line;
 use crate::format::SigKind;
+use crate::io::digest::Digest;
 use crate::io::sync::join_unscoped;
 use crate::io::tuning::{ARTIFACT_CHUNKS_QUEUED, ARTIFACT_PARALLEL_MIN_BYTES};
 use crate::keys::ed25519::StrictStream;
@@ -41,30 +50,42 @@ use crate::policy::Policy;
 /// Largest signature file buffered for checking.
 pub const MAX_SIGNATURE_FILE: u64 = 64 * 1024;
 
-/// A signature file, parsed.
+/// A linked signature entry that must be exactly a signature of its kind: what it signs.
+#[derive(Clone)]
+struct Watched {
+    artifact: String,
+    artifact_sha256: Digest,
+    kind: SigKind,
+}
+
+/// A signature file, parsed. Parsing is the whole shape check: whoever signed it, a file
+/// that parses is one signature of its kind and nothing more.
 enum Parsed {
     Signify(Signature),
     Minisign(MinisigFile),
+    /// A `.sha256.sig`; its message was checked to be the artifact's checksum line.
     Checksum(Signature, Vec<u8>),
     Pgp,
 }
 
 impl Parsed {
-    fn parse(kind: SigKind, bytes: &[u8]) -> std::result::Result<Parsed, String> {
-        match kind {
-            SigKind::Signify => Signature::parse(bytes).map(Parsed::Signify).map_err(|e| e.to_string()),
+    fn parse(w: &Watched, bytes: &[u8]) -> std::result::Result<Parsed, String> {
+        match w.kind {
+            SigKind::Signify => {
+                let sig = Signature::parse(bytes).map_err(|e| e.to_string())?;
+                check_comment_text(sig.comment())?;
+                Ok(Parsed::Signify(sig))
+            }
             SigKind::Minisign => MinisigFile::parse(bytes).map(Parsed::Minisign).map_err(|e| e.to_string()),
             SigKind::Checksum => {
                 let (sig, msg) = keys::parse_embedded(bytes).map_err(|e| e.to_string())?;
+                check_comment_text(sig.comment())?;
+                check_checksum_line(msg, &w.artifact, &w.artifact_sha256).map_err(|e| e.to_string())?;
                 Ok(Parsed::Checksum(sig, msg.to_vec()))
             }
-            SigKind::Pgp => {
-                if bytes.starts_with(b"-----BEGIN PGP SIGNATURE-----") {
-                    Ok(Parsed::Pgp)
-                } else {
-                    Err("is not an ASCII-armoured OpenPGP signature".into())
-                }
-            }
+            SigKind::Pgp => armor::check_armored_signature(bytes)
+                .map(|()| Parsed::Pgp)
+                .map_err(|e| format!("is not exactly one ASCII-armoured OpenPGP signature block: {e}")),
         }
     }
 
@@ -75,6 +96,16 @@ impl Parsed {
             Parsed::Pgp => None,
         }
     }
+}
+
+/// A signify untrusted comment is free text by the format's definition; in a linked
+/// signature file it must at least hold no control characters (tab aside), which no signing
+/// tool writes and which would reach a terminal that prints the file.
+fn check_comment_text(comment: &str) -> std::result::Result<(), String> {
+    if comment.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!("its untrusted comment {comment:?} contains control characters"));
+    }
+    Ok(())
 }
 
 /// A signature check that consumes the artifact's bytes.
@@ -153,7 +184,7 @@ struct Artifact {
 }
 
 enum Current {
-    Buffering { path: String, kind: SigKind, artifact: String, buf: Vec<u8> },
+    Buffering { path: String, watched: Watched, buf: Vec<u8> },
     Checking(Artifact),
     PassThrough,
 }
@@ -163,8 +194,9 @@ pub struct ArtifactSink<'a> {
     inner: &'a mut dyn PayloadSink,
     policy: &'a Policy,
     created: u64,
-    /// Linked signature entry → (its artifact, kind), for signatures that must be checked.
-    watched: HashMap<String, (String, SigKind)>,
+    /// Linked signature entries that must parse as their kind (those of covered artifacts,
+    /// and those a rule's glob matches themselves).
+    watched: HashMap<String, Watched>,
     /// Parsed signature files waiting for their artifact.
     held: HashMap<String, Parsed>,
     current: Option<Current>,
@@ -184,7 +216,8 @@ impl<'a> ArtifactSink<'a> {
             for s in &e.signatures {
                 if covered || rules.iter().any(|r| r.matches(s.as_str())) {
                     if let Some(kind) = SigKind::of(e.path.as_str(), s.as_str()) {
-                        watched.insert(s.as_str().to_owned(), (e.path.as_str().to_owned(), kind));
+                        let w = Watched { artifact: e.path.as_str().to_owned(), artifact_sha256: e.sha256, kind };
+                        watched.insert(s.as_str().to_owned(), w);
                     }
                 }
             }
@@ -258,14 +291,9 @@ impl<'a> ArtifactSink<'a> {
                         .map_or_else(|e| Check::Failed(e.to_string()), |v| Check::Inline(Streaming::Minisign(v))),
                 ),
                 Parsed::Checksum(sig, line) => {
+                    // The line itself was checked when the file was parsed.
                     let check = if key.verify(&line, &sig).is_err() {
                         Check::Failed("the signature of the checksum line does not verify".into())
-                    } else if line != checksum_line(path, &entry.sha256).as_bytes() {
-                        Check::Failed(format!(
-                            "the signed checksum line {:?} is not this file's ({:?})",
-                            String::from_utf8_lossy(&line),
-                            checksum_line(path, &entry.sha256)
-                        ))
                     } else {
                         Check::Passed
                     };
@@ -377,17 +405,17 @@ impl<'a> ArtifactSink<'a> {
 impl PayloadSink for ArtifactSink<'_> {
     fn open(&mut self, entry: &Entry) -> Result<()> {
         let path = entry.path.as_str();
-        let current = if let Some((artifact, kind)) = self.watched.get(path).cloned() {
+        let current = if let Some(watched) = self.watched.get(path).cloned() {
             if entry.size > MAX_SIGNATURE_FILE {
                 return Err(Self::reject(
-                    &artifact,
+                    &watched.artifact,
                     format!(
                         "signature file {path} is {} bytes, more than the {MAX_SIGNATURE_FILE} a signature may have",
                         entry.size
                     ),
                 ));
             }
-            Current::Buffering { path: path.to_owned(), kind, artifact, buf: Vec::with_capacity(entry.size as usize) }
+            Current::Buffering { path: path.to_owned(), watched, buf: Vec::with_capacity(entry.size as usize) }
         } else {
             let rules: Vec<usize> = self
                 .policy
@@ -436,9 +464,10 @@ impl PayloadSink for ArtifactSink<'_> {
 
     fn close(&mut self, entry: &Entry) -> Result<()> {
         match self.current.take() {
-            Some(Current::Buffering { path, kind, artifact, buf }) => {
-                let parsed = Parsed::parse(kind, &buf)
-                    .map_err(|why| Self::reject(&artifact, format!("signature file {path} is malformed: {why}")))?;
+            Some(Current::Buffering { path, watched, buf }) => {
+                let parsed = Parsed::parse(&watched, &buf).map_err(|why| {
+                    Self::reject(&watched.artifact, format!("signature file {path} is malformed: {why}"))
+                })?;
                 self.held.insert(path, parsed);
             }
             Some(Current::Checking(a)) => self.finish(a)?,

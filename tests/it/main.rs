@@ -24,6 +24,7 @@ mod cosign;
 mod crash;
 mod fuzz_targets;
 mod hostile_time;
+mod hostile_artifacts;
 mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
