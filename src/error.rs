@@ -198,6 +198,17 @@ pub enum Reject {
         /// The trusted keys whose manifest signatures counted.
         counted: Vec<KeyId>,
     },
+    /// The manifest declares more payload than the format allows, or than the bundle's
+    /// payload frames can decompress to: no file of this bundle could be what it claims.
+    #[error("manifest declares {declared} bytes of payload in {entries} entries, more than {bound}")]
+    PayloadTooLarge {
+        /// The sum of the declared entry sizes (exact: it can exceed 64 bits).
+        declared: u128,
+        /// The number of entries.
+        entries: usize,
+        /// The bound it broke.
+        bound: SizeBound,
+    },
     /// A size or count limit of the format was exceeded.
     #[error("{what} exceeds the limit of {limit}")]
     Limit {
@@ -208,6 +219,25 @@ pub enum Reject {
     },
 }
 
+/// What a declared payload size is held to ([`Reject::PayloadTooLarge`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SizeBound {
+    /// The format's limit on the total payload (FORMAT.md §11).
+    #[error("the format's limit of {} bytes", crate::format::MAX_PAYLOAD_BYTES)]
+    FormatLimit,
+    /// What the bundle's payload frames can decompress to: the declared sizes plus their
+    /// tar headers must fit in it.
+    #[error(
+        "the {payload_frames} bytes of payload frames can hold (zstd decompresses to at most {} times its length; each entry also takes a 512-byte tar header)",
+        crate::format::ZSTD_MAX_EXPANSION
+    )]
+    BundleLength {
+        /// Length of the bundle file after the head frame.
+        payload_frames: u64,
+    },
+}
+
 impl Reject {
     /// A stable snake_case name for the kind of rejection: what tests, test vectors
     /// (`tests/vectors/*/expect`) and library users match on instead of the message.
@@ -215,7 +245,8 @@ impl Reject {
     /// This is a public contract: a name never changes meaning, and a new variant gets a new
     /// name. The names: `malformed`, `truncated`, `manifest`, `unsafe_path`, `untrusted`,
     /// `bad_signature`, `hash_mismatch`, `expired`, `rollback`, `gap`, `previous_mismatch`,
-    /// `conflict`, `too_old`, `artifact`, `limit`, `untrusted_sums_signer`.
+    /// `conflict`, `too_old`, `artifact`, `limit`, `untrusted_sums_signer`,
+    /// `payload_too_large`.
     pub fn kind(&self) -> &'static str {
         match self {
             Reject::Malformed { .. } => "malformed",
@@ -234,6 +265,7 @@ impl Reject {
             Reject::Artifact { .. } => "artifact",
             Reject::Limit { .. } => "limit",
             Reject::UntrustedSumsSigner { .. } => "untrusted_sums_signer",
+            Reject::PayloadTooLarge { .. } => "payload_too_large",
         }
     }
 }
@@ -292,6 +324,7 @@ mod tests {
             Reject::Artifact { path: s(), problem: s() },
             Reject::Limit { what: s(), limit: s() },
             Reject::UntrustedSumsSigner { key_id: KeyId::from_hex("0000000000000000").unwrap(), counted: Vec::new() },
+            Reject::PayloadTooLarge { declared: 0, entries: 0, bound: SizeBound::FormatLimit },
         ]
         .map(|r| r.kind());
         assert_eq!(
@@ -313,6 +346,7 @@ mod tests {
                 "artifact",
                 "limit",
                 "untrusted_sums_signer",
+                "payload_too_large",
             ]
         );
     }

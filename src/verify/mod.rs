@@ -34,13 +34,13 @@ use std::path::{Path, PathBuf};
 pub use freshness::{GapPolicy, History, DEFAULT_CLOCK_SKEW};
 pub use sink::{NullSink, PayloadSink};
 
-use crate::error::{malformed, Error, Reject, Result};
+use crate::error::{malformed, Error, Reject, Result, SizeBound};
 use crate::format::head::{self, HeadDecoder, HeadMembers};
 use crate::format::manifest::{self, Manifest, ManifestError};
 use crate::format::peek::peek_channel_created;
 use crate::format::sums::sums_match;
 use crate::format::tar::{self, Next, BLOCK};
-use crate::format::{MANIFEST_MEMBER, SUMS_MEMBER};
+use crate::format::{MANIFEST_MEMBER, MAX_PAYLOAD_BYTES, SUMS_MEMBER, ZSTD_MAX_EXPANSION};
 use crate::io::digest::Digest;
 use crate::keys;
 use crate::policy::{Policy, TrustReport};
@@ -69,6 +69,8 @@ pub struct Bundle {
     path: PathBuf,
     frames: Frames,
     head: Head,
+    /// The bundle file's length when it was opened.
+    file_len: u64,
 }
 
 /// What a bundle is verified against.
@@ -184,7 +186,7 @@ impl Bundle {
         }
         let mut frames = Frames::new(file);
         let head = read_head(&mut frames)?;
-        Ok(Bundle { path: path.to_owned(), frames, head })
+        Ok(Bundle { path: path.to_owned(), frames, head, file_len: meta.len() })
     }
 
     /// The bundle file's path.
@@ -225,7 +227,7 @@ impl Bundle {
         // §8 step 1 ran in `Bundle::open` (`read_head`): the head members, with their limits
         // and canonical headers, and frame 1 ending right after the checksum list.
         let policy = options.policy;
-        let Bundle { path, frames, head } = self;
+        let Bundle { path, frames, head, file_len } = self;
         let bytes = &head.manifest_bytes;
 
         // §8 step 2: the trust rule for the channel read from the fixed layout, before any
@@ -240,6 +242,7 @@ impl Bundle {
         if manifest.channel != channel || manifest.created != created {
             return Err(Reject::Manifest(ManifestError::PeekMismatch).into());
         }
+        check_declared_sizes(&manifest, file_len.saturating_sub(head.head_frame_len))?;
 
         // §8 step 4: the checksum list.
         check_sums(&head.sums, &manifest, &trust)?;
@@ -368,6 +371,25 @@ fn read_padding(r: &mut impl Read, size: u64, at: &str) -> Result<()> {
     Ok(())
 }
 
+/// §8 step 3, the sizes (FORMAT.md §11): the declared entry sizes must not add up to more
+/// than the format allows, nor, with the tar header each entry takes and the end-of-archive
+/// marker, to more than `payload_frames` bytes of zstd frames can decompress to. Such a
+/// manifest is refused here, as a rejection, before an importer asks the file system for
+/// room it could never need.
+fn check_declared_sizes(manifest: &Manifest, payload_frames: u64) -> Result<(), Reject> {
+    let declared: u128 = manifest.entries.iter().map(|e| u128::from(e.size)).sum();
+    let entries = manifest.entries.len();
+    let too_large = |bound| Reject::PayloadTooLarge { declared, entries, bound };
+    if declared > u128::from(MAX_PAYLOAD_BYTES) {
+        return Err(too_large(SizeBound::FormatLimit));
+    }
+    let least_stream = declared + (entries as u128 + 2) * BLOCK as u128;
+    if least_stream > u128::from(payload_frames) * u128::from(ZSTD_MAX_EXPANSION) {
+        return Err(too_large(SizeBound::BundleLength { payload_frames }));
+    }
+    Ok(())
+}
+
 /// §8 step 4: the checksum list must be exactly the one derived from the manifest, and its
 /// signer must be one of the keys that count toward the channel's threshold (a trusted,
 /// unrevoked signer key of the rule with a valid manifest signature, as step 2 found them),
@@ -479,6 +501,32 @@ mod tests {
         assert_eq!(v.manifest().entries.len(), 1);
         assert!(!v.already_imported());
         assert_eq!(v.stream_into(&mut NullSink, &NoProgress).unwrap(), Vec::<String>::new());
+    }
+
+    /// The expansion bound holds for the most compressible input there is, at the fastest
+    /// and the strongest level: zeros, which zstd stores as RLE blocks.
+    #[test]
+    fn zstd_never_expands_beyond_the_bound() {
+        let zeros = vec![0u8; 64 << 20];
+        for level in [1, 19] {
+            let compressed = zstd::bulk::compress(&zeros, level).unwrap();
+            assert!(compressed.len() as u64 * ZSTD_MAX_EXPANSION >= zeros.len() as u64, "level {level}");
+        }
+    }
+
+    #[test]
+    fn declared_sizes_are_held_to_the_format_limit_and_the_bundle_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = bundle(dir.path());
+        let mut manifest = Bundle::open(&path).unwrap().unverified_manifest().unwrap();
+        assert!(check_declared_sizes(&manifest, 100).is_ok());
+        manifest.entries[0].size = 100 * ZSTD_MAX_EXPANSION;
+        let err = check_declared_sizes(&manifest, 100).unwrap_err();
+        assert!(matches!(err, Reject::PayloadTooLarge { bound: SizeBound::BundleLength { payload_frames: 100 }, .. }));
+        manifest.entries[0].size = MAX_PAYLOAD_BYTES + 1;
+        let err = check_declared_sizes(&manifest, u64::MAX).unwrap_err();
+        assert!(matches!(err, Reject::PayloadTooLarge { bound: SizeBound::FormatLimit, entries: 1, .. }), "{err}");
+        assert_eq!(err.kind(), "payload_too_large");
     }
 
     #[test]
