@@ -191,23 +191,28 @@ pub enum Reject {
     /// The checksum list is signed by a key that does not count toward the channel's
     /// threshold: not a trusted signer key of the rule, revoked, or without a valid manifest
     /// signature. (A stock `signify -C` with a trusted key would fail on such a bundle.)
-    #[error("{} is signed by key {key_id}, which is not one of the trusted keys that validly signed the manifest ({})", crate::format::SUMS_MEMBER, list_key_ids(counted))]
+    #[error(
+        "{} is signed by key {key_id}, which is not one of the trusted keys that validly signed the manifest ({})",
+        crate::format::SUMS_MEMBER,
+        list_key_ids(counted)
+    )]
     UntrustedSumsSigner {
         /// The key id the checksum-list signature names.
         key_id: KeyId,
         /// The trusted keys whose manifest signatures counted.
         counted: Vec<KeyId>,
     },
-    /// The manifest declares more payload than the format allows, or than the bundle's
-    /// payload frames can decompress to: no file of this bundle could be what it claims.
-    #[error("manifest declares {declared} bytes of payload in {entries} entries, more than {bound}")]
+    /// The manifest's entry sizes add up to more than the format allows (FORMAT.md §11):
+    /// no mirror could hold the bundle, whatever its file system.
+    #[error(
+        "manifest declares {declared} bytes of payload in {entries} entries, more than the format's limit of {} bytes",
+        crate::format::MAX_PAYLOAD_BYTES
+    )]
     PayloadTooLarge {
-        /// The sum of the declared entry sizes (exact: it can exceed 64 bits).
-        declared: u128,
+        /// The sum of the declared entry sizes, in decimal (exact: it can exceed 64 bits).
+        declared: String,
         /// The number of entries.
         entries: usize,
-        /// The bound it broke.
-        bound: SizeBound,
     },
     /// A size or count limit of the format was exceeded.
     #[error("{what} exceeds the limit of {limit}")]
@@ -216,25 +221,6 @@ pub enum Reject {
         what: String,
         /// The limit.
         limit: String,
-    },
-}
-
-/// What a declared payload size is held to ([`Reject::PayloadTooLarge`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SizeBound {
-    /// The format's limit on the total payload (FORMAT.md §11).
-    #[error("the format's limit of {} bytes", crate::format::MAX_PAYLOAD_BYTES)]
-    FormatLimit,
-    /// What the bundle's payload frames can decompress to: the declared sizes plus their
-    /// tar headers must fit in it.
-    #[error(
-        "the {payload_frames} bytes of payload frames can hold (zstd decompresses to at most {} times its length; each entry also takes a 512-byte tar header)",
-        crate::format::ZSTD_MAX_EXPANSION
-    )]
-    BundleLength {
-        /// Length of the bundle file after the head frame.
-        payload_frames: u64,
     },
 }
 
@@ -324,7 +310,7 @@ mod tests {
             Reject::Artifact { path: s(), problem: s() },
             Reject::Limit { what: s(), limit: s() },
             Reject::UntrustedSumsSigner { key_id: KeyId::from_hex("0000000000000000").unwrap(), counted: Vec::new() },
-            Reject::PayloadTooLarge { declared: 0, entries: 0, bound: SizeBound::FormatLimit },
+            Reject::PayloadTooLarge { declared: s(), entries: 0 },
         ]
         .map(|r| r.kind());
         assert_eq!(

@@ -34,16 +34,16 @@ use std::path::{Path, PathBuf};
 pub use freshness::{GapPolicy, History, DEFAULT_CLOCK_SKEW};
 pub use sink::{NullSink, PayloadSink};
 
-use crate::error::{malformed, Error, Reject, Result, SizeBound};
+use crate::error::{malformed, Error, Reject, Result};
 use crate::format::head::{self, HeadDecoder, HeadMembers};
 use crate::format::manifest::{self, Manifest, ManifestError};
 use crate::format::peek::peek_channel_created;
 use crate::format::sums::sums_match;
 use crate::format::tar::{self, Next, BLOCK};
-use crate::format::{MANIFEST_MEMBER, MAX_PAYLOAD_BYTES, SUMS_MEMBER, ZSTD_MAX_EXPANSION};
+use crate::format::{DATA_DIR, MANIFEST_MEMBER, MAX_PAYLOAD_BYTES, SUMS_MEMBER, ZSTD_MAX_EXPANSION};
 use crate::io::digest::Digest;
-use crate::keys;
-use crate::policy::{Policy, TrustReport};
+use crate::keys::{self, KeyId};
+use crate::policy::{Policy, SignatureStatus, Trust, TrustReport};
 use crate::progress::Progress;
 use artifacts::ArtifactSink;
 use frames::Frames;
@@ -245,7 +245,7 @@ impl Bundle {
         check_declared_sizes(&manifest, file_len.saturating_sub(head.head_frame_len))?;
 
         // §8 step 4: the checksum list.
-        check_sums(&head.sums, &manifest, &trust)?;
+        check_sums(&head.sums, &manifest, policy.channel_trust(&channel)?, &trust)?;
 
         let authentic = AuthenticHead { manifest, manifest_digest: head.manifest_digest, trust };
         on_authentic(&authentic);
@@ -372,20 +372,28 @@ fn read_padding(r: &mut impl Read, size: u64, at: &str) -> Result<()> {
 }
 
 /// §8 step 3, the sizes (FORMAT.md §11): the declared entry sizes must not add up to more
-/// than the format allows, nor, with the tar header each entry takes and the end-of-archive
-/// marker, to more than `payload_frames` bytes of zstd frames can decompress to. Such a
-/// manifest is refused here, as a rejection, before an importer asks the file system for
-/// room it could never need.
+/// than the format allows, and the payload members they declare (each with at least a
+/// 512-byte header and its padding, then the end-of-archive marker) must fit in what
+/// `payload_frames` bytes of zstd frames can decompress to. Both are refused here, as
+/// rejections, before an importer asks the file system for room it could never need; a
+/// payload that cannot fit is reported as the truncation it is, at the first member that
+/// cannot be complete (what streaming would find, without reading it).
 fn check_declared_sizes(manifest: &Manifest, payload_frames: u64) -> Result<(), Reject> {
     let declared: u128 = manifest.entries.iter().map(|e| u128::from(e.size)).sum();
-    let entries = manifest.entries.len();
-    let too_large = |bound| Reject::PayloadTooLarge { declared, entries, bound };
     if declared > u128::from(MAX_PAYLOAD_BYTES) {
-        return Err(too_large(SizeBound::FormatLimit));
+        return Err(Reject::PayloadTooLarge { declared: declared.to_string(), entries: manifest.entries.len() });
     }
-    let least_stream = declared + (entries as u128 + 2) * BLOCK as u128;
-    if least_stream > u128::from(payload_frames) * u128::from(ZSTD_MAX_EXPANSION) {
-        return Err(too_large(SizeBound::BundleLength { payload_frames }));
+    let capacity = u128::from(payload_frames) * u128::from(ZSTD_MAX_EXPANSION);
+    let mut least = 0u128;
+    for i in manifest.payload_order() {
+        let entry = &manifest.entries[i];
+        least += (BLOCK + tar::padding(entry.size)) as u128 + u128::from(entry.size);
+        if least > capacity {
+            return Err(Reject::Truncated { at: format!("member {DATA_DIR}{}", entry.path) });
+        }
+    }
+    if least + 2 * BLOCK as u128 > capacity {
+        return Err(Reject::Truncated { at: "end of archive".to_owned() });
     }
     Ok(())
 }
@@ -395,15 +403,16 @@ fn check_declared_sizes(manifest: &Manifest, payload_frames: u64) -> Result<(), 
 /// unrevoked signer key of the rule with a valid manifest signature, as step 2 found them),
 /// with a signature that verifies. So the auditor's stock-tool check (`signify -C` with a
 /// trusted key) holds for every bundle this accepts.
-fn check_sums(sums: &[u8], manifest: &Manifest, trust: &TrustReport) -> Result<()> {
+fn check_sums(sums: &[u8], manifest: &Manifest, signer_keys: &Trust, trust: &TrustReport) -> Result<()> {
     let (sig, message) = keys::parse_embedded(sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
     if !sums_match(manifest, message) {
         return Err(malformed(SUMS_MEMBER, "checksum list does not match the manifest"));
     }
-    let signer = trust.valid_signers.iter().find(|k| k.key_id() == sig.key_id()).ok_or_else(|| {
+    let counted = |id: KeyId| trust.signatures.iter().any(|(k, status)| *k == id && *status == SignatureStatus::Valid);
+    let signer = Some(sig.key_id()).filter(|&id| counted(id)).and_then(|id| signer_keys.key(id)).ok_or_else(|| {
         Reject::UntrustedSumsSigner {
             key_id: sig.key_id(),
-            counted: trust.valid_signers.iter().map(keys::PublicKey::key_id).collect(),
+            counted: trust.signatures.iter().map(|(k, _)| *k).filter(|&k| counted(k)).collect(),
         }
     })?;
     signer
@@ -519,13 +528,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = bundle(dir.path());
         let mut manifest = Bundle::open(&path).unwrap().unverified_manifest().unwrap();
-        assert!(check_declared_sizes(&manifest, 100).is_ok());
-        manifest.entries[0].size = 100 * ZSTD_MAX_EXPANSION;
-        let err = check_declared_sizes(&manifest, 100).unwrap_err();
-        assert!(matches!(err, Reject::PayloadTooLarge { bound: SizeBound::BundleLength { payload_frames: 100 }, .. }));
+        assert!(check_declared_sizes(&manifest, 1).is_ok());
+        let err = check_declared_sizes(&manifest, 0).unwrap_err();
+        assert_eq!(err.to_string(), "member data/a.txt: bundle is truncated");
+        manifest.entries[0].size = ZSTD_MAX_EXPANSION - 2 * BLOCK as u64;
+        assert_eq!(check_declared_sizes(&manifest, 1).unwrap_err().to_string(), "end of archive: bundle is truncated");
         manifest.entries[0].size = MAX_PAYLOAD_BYTES + 1;
         let err = check_declared_sizes(&manifest, u64::MAX).unwrap_err();
-        assert!(matches!(err, Reject::PayloadTooLarge { bound: SizeBound::FormatLimit, entries: 1, .. }), "{err}");
+        assert!(matches!(err, Reject::PayloadTooLarge { entries: 1, .. }), "{err}");
         assert_eq!(err.kind(), "payload_too_large");
     }
 

@@ -118,12 +118,12 @@ fn sums_signed_by_a_key_trusted_only_for_another_channel() {
 
 /// Packed by `k`, co-signed by `k2`: under a policy trusting `k2` alone the checksum list
 /// (by `k`) has no trusted signer, so the bundle is refused (the documented limitation of
-/// `sign`, FORMAT.md §3).
+/// `sign`, FORMAT.md §5).
 #[test]
 fn cosigned_bundle_imported_under_the_cosigners_key_alone() {
     let case = Case::new();
     let root = case.dir.path();
-    run(airlock().current_dir(root).args([
+    let signed = run(airlock().current_dir(root).args([
         "sign",
         "next.airlock",
         "--key",
@@ -133,8 +133,10 @@ fn cosigned_bundle_imported_under_the_cosigners_key_alone() {
         "-o",
         "cosigned.airlock",
         "--quiet",
-    ]))
-    .expect_code(0);
+    ]));
+    signed.expect_code(0);
+    let note = format!("the checksum list stays signed by key {}", case.key_id("k"));
+    assert!(signed.stdout.contains(&note), "sign must say whose checksum list it kept:\n{}", signed.stdout);
     case.expect_refused("cosigned.airlock", &["k2"], &[], 1, &refused_signer(&case, "k", &["k2"]));
     // Under a policy trusting the packer too, it imports.
     run(&mut case.import_command("cosigned.airlock", &["k", "k2"], &["--threshold", "2"])).expect_code(0);
@@ -215,8 +217,14 @@ fn every_accepted_bundle_passes_the_stock_tool_checks() {
     resigned(&case, "sums-by-k2.airlock", &["k", "k2"], "k2");
     resigned(&case, "sums-by-other.airlock", &["k", "other"], "other");
     resigned(&case, "sums-by-stranger.airlock", &["k"], "other");
-    let bundles =
-        ["next.airlock", "two-keys.airlock", "cosigned.airlock", "sums-by-k2.airlock", "sums-by-other.airlock", "sums-by-stranger.airlock"];
+    let bundles = [
+        "next.airlock",
+        "two-keys.airlock",
+        "cosigned.airlock",
+        "sums-by-k2.airlock",
+        "sums-by-other.airlock",
+        "sums-by-stranger.airlock",
+    ];
     let trusts: [(&[&str], &str); 7] = [
         (&["k"], "1"),
         (&["k2"], "1"),
@@ -299,15 +307,15 @@ fn declared_sizes_beyond_64_bits() {
 }
 
 /// A size within the format's limit but more than the bundle's frames can decompress to
-/// (1 TiB from about 70 KB): a rejection naming the payload frames' length.
+/// (1 TiB from about 70 KB): the bundle cannot hold the member as declared, a rejection as
+/// truncated at that member, before any free-space check.
 #[test]
 fn declared_size_beyond_what_the_bundle_can_hold() {
     let case = Case::new();
     signed_variant(&case, "evil.airlock", |w| w.entries[2].size = 1 << 40, None);
-    let frames = case.parts("evil.airlock").payload_frames.len();
-    let msg = format!("more than the {frames} bytes of payload frames can hold");
-    case.expect_rejected("evil.airlock", &msg);
-    case.verify("evil.airlock", &["k"]).expect_code(1).expect_stderr(&msg);
+    let msg = "bundle rejected: member data/z.bin: bundle is truncated";
+    case.expect_rejected("evil.airlock", msg);
+    case.verify("evil.airlock", &["k"]).expect_code(1).expect_stderr(msg);
 }
 
 /// A total the bundle could plausibly hold but the mirror's file system cannot: an
@@ -316,7 +324,7 @@ fn declared_size_beyond_what_the_bundle_can_hold() {
 #[test]
 fn declared_size_larger_than_the_free_space() {
     let case = Case::new();
-    let st = rustix::fs::statvfs(&case.mirror()).unwrap();
+    let st = rustix::fs::statvfs(case.mirror()).unwrap();
     let free = st.f_bavail * st.f_frsize;
     let declared = 2 * free + (1 << 30);
     // Incompressible frames long enough to hold `declared` (the check reads their length;
