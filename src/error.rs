@@ -188,6 +188,32 @@ pub enum Reject {
         /// What failed, naming the key ids involved.
         problem: String,
     },
+    /// The checksum list is signed by a key that does not count toward the channel's
+    /// threshold: not a trusted signer key of the rule, revoked, or without a valid manifest
+    /// signature. (A stock `signify -C` with a trusted key would fail on such a bundle.)
+    #[error(
+        "{} is signed by key {key_id}, which is not one of the trusted keys that validly signed the manifest ({})",
+        crate::format::SUMS_MEMBER,
+        list_key_ids(counted)
+    )]
+    UntrustedSumsSigner {
+        /// The key id the checksum-list signature names.
+        key_id: KeyId,
+        /// The trusted keys whose manifest signatures counted.
+        counted: Vec<KeyId>,
+    },
+    /// The manifest's entry sizes add up to more than the format allows (FORMAT.md §11):
+    /// no mirror could hold the bundle, whatever its file system.
+    #[error(
+        "manifest declares {declared} bytes of payload in {entries} entries, more than the format's limit of {} bytes",
+        crate::format::MAX_PAYLOAD_BYTES
+    )]
+    PayloadTooLarge {
+        /// The sum of the declared entry sizes, in decimal (exact: it can exceed 64 bits).
+        declared: String,
+        /// The number of entries.
+        entries: usize,
+    },
     /// A size or count limit of the format was exceeded.
     #[error("{what} exceeds the limit of {limit}")]
     Limit {
@@ -205,7 +231,8 @@ impl Reject {
     /// This is a public contract: a name never changes meaning, and a new variant gets a new
     /// name. The names: `malformed`, `truncated`, `manifest`, `unsafe_path`, `untrusted`,
     /// `bad_signature`, `hash_mismatch`, `expired`, `rollback`, `gap`, `previous_mismatch`,
-    /// `conflict`, `too_old`, `artifact`, `limit`.
+    /// `conflict`, `too_old`, `artifact`, `limit`, `untrusted_sums_signer`,
+    /// `payload_too_large`.
     pub fn kind(&self) -> &'static str {
         match self {
             Reject::Malformed { .. } => "malformed",
@@ -223,6 +250,8 @@ impl Reject {
             Reject::TooOld { .. } => "too_old",
             Reject::Artifact { .. } => "artifact",
             Reject::Limit { .. } => "limit",
+            Reject::UntrustedSumsSigner { .. } => "untrusted_sums_signer",
+            Reject::PayloadTooLarge { .. } => "payload_too_large",
         }
     }
 }
@@ -238,6 +267,14 @@ impl Error {
     pub fn is_rejection(&self) -> bool {
         matches!(self, Error::Rejected(_))
     }
+}
+
+/// Key ids for a message: `a, b` or `none`.
+fn list_key_ids(ids: &[KeyId]) -> String {
+    if ids.is_empty() {
+        return "none".to_owned();
+    }
+    ids.iter().map(KeyId::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Shorthand for [`Reject::Malformed`].
@@ -272,6 +309,8 @@ mod tests {
             Reject::TooOld { created: s(), max_age: s(), now: s() },
             Reject::Artifact { path: s(), problem: s() },
             Reject::Limit { what: s(), limit: s() },
+            Reject::UntrustedSumsSigner { key_id: KeyId::from_hex("0000000000000000").unwrap(), counted: Vec::new() },
+            Reject::PayloadTooLarge { declared: s(), entries: 0 },
         ]
         .map(|r| r.kind());
         assert_eq!(
@@ -292,6 +331,8 @@ mod tests {
                 "too_old",
                 "artifact",
                 "limit",
+                "untrusted_sums_signer",
+                "payload_too_large",
             ]
         );
     }

@@ -9,15 +9,19 @@
 //! rewrites only that frame and copies the payload frames byte for byte, from the very file
 //! it verified: no decompression, no recompression, one sequential copy. The new file goes
 //! through [`write_atomic`], so a crash leaves either the old bundle or the new one.
+//!
+//! The checksum list stays the packer's: a co-signature counts toward a threshold, but the
+//! bundle is accepted only where the checksum list's signer counts too (FORMAT.md §5); the
+//! report names that key ([`CosignReport::sums_signer`]).
 
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
-use crate::format::{head, MAX_SIGNATURES};
+use crate::error::{malformed, Error, Result};
+use crate::format::{head, MAX_SIGNATURES, SUMS_MEMBER};
 use crate::io::durable::{write_atomic, Overwrite};
-use crate::keys::{KeyId, SecretKey};
+use crate::keys::{self, KeyId, SecretKey};
 use crate::progress::Progress;
 use crate::verify::{Bundle, Head, NullSink, VerifyOptions};
 
@@ -35,6 +39,10 @@ pub struct CosignReport {
     pub output: PathBuf,
     /// Key ids of every manifest signature now in the bundle.
     pub signers: Vec<KeyId>,
+    /// The key that signed the checksum list (unchanged by co-signing): a verifier accepts
+    /// the bundle only if this key is one of its counted signers (FORMAT.md §5), so a policy
+    /// trusting only the co-signer refuses it.
+    pub sums_signer: KeyId,
     /// Head frame length before and after.
     pub head_bytes: (u64, u64),
     /// Payload bytes copied unchanged.
@@ -99,6 +107,7 @@ pub fn cosign(
         added: false,
         output: dest.to_owned(),
         signers: head.signatures.iter().map(|s| s.key_id()).collect(),
+        sums_signer: keys::parse_embedded(&head.sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?.0.key_id(),
         head_bytes: (head.head_frame_len, head.head_frame_len),
         payload_bytes,
     };

@@ -50,5 +50,11 @@ pub(super) fn sign(a: SignArgs) -> Result<u8> {
         }
     }
     println!("signatures by key(s) {}", ids.join(", "));
+    if report.sums_signer != report.key_id {
+        println!(
+            "the checksum list stays signed by key {}: a verifier must count that key too (a policy trusting only {} refuses this bundle)",
+            report.sums_signer, report.key_id
+        );
+    }
     Ok(EXIT_OK)
 }

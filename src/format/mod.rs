@@ -44,6 +44,14 @@ pub fn signature_member(key_id: crate::keys::KeyId) -> String {
 
 /// Largest zstd window accepted (log2): level 19 needs 2^23; larger windows are a memory bomb.
 pub const WINDOW_LOG_MAX: u32 = 23;
+/// Largest total of the entry sizes one manifest may declare (2^50 bytes, 1 PiB): beyond
+/// any file system a mirror lives on, so a larger total is a forgery or a bug, not a bundle.
+pub const MAX_PAYLOAD_BYTES: u64 = 1 << 50;
+/// How many times its own length a zstd frame can decompress to, at most: every block that
+/// produces output takes at least 4 bytes (a 3-byte block header and at least one byte of
+/// content) and produces at most 128 KiB (RFC 8878 §3.1.1.2.4: Block_Maximum_Size is at
+/// most 128 KiB; libzstd refuses a larger block). Frame headers only add to the length.
+pub const ZSTD_MAX_EXPANSION: u64 = (128 << 10) / 4;
 /// Largest signature member.
 pub const MAX_SIGNATURE_BYTES: u64 = 4096;
 /// Most signature members.

@@ -40,10 +40,10 @@ use crate::format::manifest::{self, Manifest, ManifestError};
 use crate::format::peek::peek_channel_created;
 use crate::format::sums::sums_match;
 use crate::format::tar::{self, Next, BLOCK};
-use crate::format::{MANIFEST_MEMBER, SUMS_MEMBER};
+use crate::format::{DATA_DIR, MANIFEST_MEMBER, MAX_PAYLOAD_BYTES, SUMS_MEMBER, ZSTD_MAX_EXPANSION};
 use crate::io::digest::Digest;
-use crate::keys;
-use crate::policy::{Policy, TrustReport};
+use crate::keys::{self, KeyId};
+use crate::policy::{Policy, SignatureStatus, Trust, TrustReport};
 use crate::progress::Progress;
 use artifacts::ArtifactSink;
 use frames::Frames;
@@ -69,6 +69,8 @@ pub struct Bundle {
     path: PathBuf,
     frames: Frames,
     head: Head,
+    /// The bundle file's length when it was opened.
+    file_len: u64,
 }
 
 /// What a bundle is verified against.
@@ -184,7 +186,7 @@ impl Bundle {
         }
         let mut frames = Frames::new(file);
         let head = read_head(&mut frames)?;
-        Ok(Bundle { path: path.to_owned(), frames, head })
+        Ok(Bundle { path: path.to_owned(), frames, head, file_len: meta.len() })
     }
 
     /// The bundle file's path.
@@ -225,7 +227,7 @@ impl Bundle {
         // §8 step 1 ran in `Bundle::open` (`read_head`): the head members, with their limits
         // and canonical headers, and frame 1 ending right after the checksum list.
         let policy = options.policy;
-        let Bundle { path, frames, head } = self;
+        let Bundle { path, frames, head, file_len } = self;
         let bytes = &head.manifest_bytes;
 
         // §8 step 2: the trust rule for the channel read from the fixed layout, before any
@@ -240,9 +242,10 @@ impl Bundle {
         if manifest.channel != channel || manifest.created != created {
             return Err(Reject::Manifest(ManifestError::PeekMismatch).into());
         }
+        check_declared_sizes(&manifest, file_len.saturating_sub(head.head_frame_len))?;
 
         // §8 step 4: the checksum list.
-        check_sums(&head.sums, &manifest, policy, &channel)?;
+        check_sums(&head.sums, &manifest, policy.channel_trust(&channel)?, &trust)?;
 
         let authentic = AuthenticHead { manifest, manifest_digest: head.manifest_digest, trust };
         on_authentic(&authentic);
@@ -368,17 +371,53 @@ fn read_padding(r: &mut impl Read, size: u64, at: &str) -> Result<()> {
     Ok(())
 }
 
-/// §8 step 4: the checksum list must be exactly the one derived from the manifest, and if
-/// its signer is a signer key of the channel's rule, its signature must verify.
-fn check_sums(sums: &[u8], manifest: &Manifest, policy: &Policy, channel: &str) -> Result<()> {
+/// §8 step 3, the sizes (FORMAT.md §11): the declared entry sizes must not add up to more
+/// than the format allows, and the payload members they declare (each with at least a
+/// 512-byte header and its padding, then the end-of-archive marker) must fit in what
+/// `payload_frames` bytes of zstd frames can decompress to. Both are refused here, as
+/// rejections, before an importer asks the file system for room it could never need; a
+/// payload that cannot fit is reported as the truncation it is, at the first member that
+/// cannot be complete (what streaming would find, without reading it).
+fn check_declared_sizes(manifest: &Manifest, payload_frames: u64) -> Result<(), Reject> {
+    let declared: u128 = manifest.entries.iter().map(|e| u128::from(e.size)).sum();
+    if declared > u128::from(MAX_PAYLOAD_BYTES) {
+        return Err(Reject::PayloadTooLarge { declared: declared.to_string(), entries: manifest.entries.len() });
+    }
+    let capacity = u128::from(payload_frames) * u128::from(ZSTD_MAX_EXPANSION);
+    let mut least = 0u128;
+    for i in manifest.payload_order() {
+        let entry = &manifest.entries[i];
+        least += (BLOCK + tar::padding(entry.size)) as u128 + u128::from(entry.size);
+        if least > capacity {
+            return Err(Reject::Truncated { at: format!("member {DATA_DIR}{}", entry.path) });
+        }
+    }
+    if least + 2 * BLOCK as u128 > capacity {
+        return Err(Reject::Truncated { at: "end of archive".to_owned() });
+    }
+    Ok(())
+}
+
+/// §8 step 4: the checksum list must be exactly the one derived from the manifest, and its
+/// signer must be one of the keys that count toward the channel's threshold (a trusted,
+/// unrevoked signer key of the rule with a valid manifest signature, as step 2 found them),
+/// with a signature that verifies. So the auditor's stock-tool check (`signify -C` with a
+/// trusted key) holds for every bundle this accepts.
+fn check_sums(sums: &[u8], manifest: &Manifest, signer_keys: &Trust, trust: &TrustReport) -> Result<()> {
     let (sig, message) = keys::parse_embedded(sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
     if !sums_match(manifest, message) {
         return Err(malformed(SUMS_MEMBER, "checksum list does not match the manifest"));
     }
-    if let Some(key) = policy.channel_rule(channel).and_then(|rule| rule.trust.key(sig.key_id())) {
-        key.verify(message, &sig)
-            .map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: SUMS_MEMBER.to_owned() })?;
-    }
+    let counted = |id: KeyId| trust.signatures.iter().any(|(k, status)| *k == id && *status == SignatureStatus::Valid);
+    let signer = Some(sig.key_id()).filter(|&id| counted(id)).and_then(|id| signer_keys.key(id)).ok_or_else(|| {
+        Reject::UntrustedSumsSigner {
+            key_id: sig.key_id(),
+            counted: trust.signatures.iter().map(|(k, _)| *k).filter(|&k| counted(k)).collect(),
+        }
+    })?;
+    signer
+        .verify(message, &sig)
+        .map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: SUMS_MEMBER.to_owned() })?;
     Ok(())
 }
 
@@ -471,6 +510,33 @@ mod tests {
         assert_eq!(v.manifest().entries.len(), 1);
         assert!(!v.already_imported());
         assert_eq!(v.stream_into(&mut NullSink, &NoProgress).unwrap(), Vec::<String>::new());
+    }
+
+    /// The expansion bound holds for the most compressible input there is, at the fastest
+    /// and the strongest level: zeros, which zstd stores as RLE blocks.
+    #[test]
+    fn zstd_never_expands_beyond_the_bound() {
+        let zeros = vec![0u8; 64 << 20];
+        for level in [1, 19] {
+            let compressed = zstd::bulk::compress(&zeros, level).unwrap();
+            assert!(compressed.len() as u64 * ZSTD_MAX_EXPANSION >= zeros.len() as u64, "level {level}");
+        }
+    }
+
+    #[test]
+    fn declared_sizes_are_held_to_the_format_limit_and_the_bundle_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = bundle(dir.path());
+        let mut manifest = Bundle::open(&path).unwrap().unverified_manifest().unwrap();
+        assert!(check_declared_sizes(&manifest, 1).is_ok());
+        let err = check_declared_sizes(&manifest, 0).unwrap_err();
+        assert_eq!(err.to_string(), "member data/a.txt: bundle is truncated");
+        manifest.entries[0].size = ZSTD_MAX_EXPANSION - 2 * BLOCK as u64;
+        assert_eq!(check_declared_sizes(&manifest, 1).unwrap_err().to_string(), "end of archive: bundle is truncated");
+        manifest.entries[0].size = MAX_PAYLOAD_BYTES + 1;
+        let err = check_declared_sizes(&manifest, u64::MAX).unwrap_err();
+        assert!(matches!(err, Reject::PayloadTooLarge { entries: 1, .. }), "{err}");
+        assert_eq!(err.kind(), "payload_too_large");
     }
 
     #[test]

@@ -109,8 +109,12 @@ fn cosign_keeps_payload_frames_identical_and_both_signatures_verify() {
     .expect_code(1);
     // signify: each signature on its own.
     signify_checks(&ws, "b2.airlock", &["k", "reviewer"]);
-    // And it imports.
-    ws.import("b2.airlock", "reviewer", "m", &[]).expect_code(0);
+    // It imports where the packer is trusted; under the reviewer's key alone it is refused:
+    // the checksum list is the packer's, and only a counted signer may vouch for it.
+    ws.import("b2.airlock", "k", "m", &[]).expect_code(0);
+    ws.import("b2.airlock", "reviewer", "m2", &[])
+        .expect_code(1)
+        .expect_stderr("airlock/SHA256SUMS.sig is signed by key");
 }
 
 #[test]
