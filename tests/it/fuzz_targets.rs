@@ -196,6 +196,11 @@ fn bundle_parts() {
     fuzz("bundle_parts", 200);
 }
 
+#[test]
+fn inspect() {
+    fuzz("inspect", 20_000);
+}
+
 /// Every target has seed inputs (the runs above start from them). With
 /// `AIRLOCK_WRITE_SEED_CORPUS=1` the seeds are also written as cargo-fuzz
 /// corpus files under `fuzz/corpus/<target>/` (see docs/FUZZING.md).
