@@ -142,6 +142,10 @@ fn run_command_line() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_failure(e),
     };
+    #[cfg(feature = "fault-injection")]
+    if let Some(message) = std::env::var_os("AIRLOCK_TEST_PANIC") {
+        panic!("{}", message.to_string_lossy());
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
