@@ -319,6 +319,38 @@ mod tests {
     }
 
     #[test]
+    fn a_log_record_is_one_line_whatever_its_fields_hold() {
+        use crate::mirror::{BundleSummary, Event};
+        let hostile = "\u{1b}[2J\n2001-09-09T01:46:40Z  imported\u{9b}\u{202e}";
+        let record = LogRecord {
+            prev: hostile.into(),
+            time: u64::MAX,
+            event: Event::Rejected,
+            source: Some(hostile.into()),
+            bundle: Some(BundleSummary {
+                manifest_sha256: "é\u{1b}".into(),
+                bundle_id: hostile.into(),
+                channel: hostile.into(),
+                sequence: u64::MAX,
+                created: u64::MAX,
+                expires: Some(u64::MAX),
+                signers: vec![hostile.into(), hostile.into()],
+                entries: u64::MAX,
+                bytes: u64::MAX,
+            }),
+            overrides: vec![hostile.into()],
+            artifacts: vec![hostile.into()],
+            reason: Some(hostile.into()),
+        };
+        for line in [log_line(&record), log_json(&record).unwrap()] {
+            assert!(!line.chars().any(needs_escape), "{line}");
+        }
+        assert_eq!(log_line(&record).matches("\\u{1b}[2J\\n2001").count(), 6, "{}", log_line(&record));
+        let state = MirrorState { head: "\u{1b}".into(), ..MirrorState::default() };
+        assert_eq!(log_summary(&state), "log: 0 records, hash chain intact (head \\u{1b})");
+    }
+
+    #[test]
     fn prefixes_never_split_a_character() {
         assert_eq!(prefix("0123456789abcdef0123", 16), "0123456789abcdef");
         assert_eq!(prefix("short", 16), "short");

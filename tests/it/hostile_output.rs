@@ -260,13 +260,14 @@ fn policy_check_escapes_reasons_origins_and_patterns() {
 }
 
 #[test]
-fn policy_error_quoting_a_hostile_line_stays_one_line() {
+fn policy_error_quoting_a_hostile_key_file_name_stays_one_line() {
     let ws = Workspace::new();
-    fs::write(ws.path("broken.toml"), format!("version = 1\n[keys.ops]\nfile = \"k.pub\" {HOSTILE}\n")).unwrap();
+    let missing = serde_json::to_string(&hostile_name("k", ".pub")).unwrap();
+    fs::write(ws.path("broken.toml"), format!("version = 1\n[keys.ops]\nfile = {missing}\n")).unwrap();
     let out = run(&mut in_ws(&ws, &["policy", "check", "broken.toml"]));
     out.expect_code(2);
-    assert_clean("policy parse error", &out.stderr);
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert_single_error_line("policy error", &out.stderr);
+    assert_escaped("policy error", &out.stderr);
 }
 
 #[test]
