@@ -1,8 +1,10 @@
 //! The command line (bin-only): argument parsing and printing.
 //!
 //! Each subcommand turns its arguments into library calls and prints the outcome. Results
-//! go to stdout; progress and errors to stderr. Exit codes are part of the interface:
-//! 0 success, 1 the bundle (or mirror) failed verification, 2 usage or operational error.
+//! go to stdout; progress and errors to stderr, all of it through [`out`], which escapes
+//! every string from outside and ends the command quietly when stdout is closed. Exit codes
+//! are part of the interface: 0 success, 1 the bundle (or mirror) failed verification, 2
+//! usage or operational error (a panic included: never Rust's 101).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
