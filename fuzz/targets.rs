@@ -19,6 +19,12 @@
 //!   written as a mirror's log, and every record it returns formatted as `mirror log`
 //!   prints it (times through `clock::format`, text and JSON); what it accepts serialises
 //!   and reads back to the same record.
+//! - [`inspect`]: `inspect`'s rendering (`render::inspect_text`, `render::inspect_json`) of
+//!   whatever `manifest::decode` accepts, and of a manifest built field by field from the
+//!   input (any string, any number: the renderer must not rely on the decoder's rules).
+//!   The text holds no character `render::needs_escape` names except its line ends, and
+//!   exactly one line per header field and entry; the JSON is one line that parses back to
+//!   the same strings.
 
 #![allow(dead_code)]
 
@@ -249,6 +255,102 @@ fn log_seeds() -> Vec<Vec<u8>> {
     vec![log, broken, Vec::new()]
 }
 
+pub fn inspect(data: &[u8]) {
+    if let Ok(m) = airlock::format::manifest::decode(data) {
+        check_inspect_rendering(&m, &[], None);
+    }
+    let (m, signatures, threshold) = manifest_from_fields(data);
+    check_inspect_rendering(&m, &signatures, threshold.as_deref());
+}
+
+/// A manifest, its signature lines and a threshold verdict made of `data`'s pieces (split
+/// at 0xff bytes, which UTF-8 never holds): strings as they are (lossily), numbers from
+/// eight bytes each, entries wherever a piece is a valid path.
+fn manifest_from_fields(data: &[u8]) -> (airlock::Manifest, Vec<airlock::render::SignatureLine>, Option<String>) {
+    use airlock::format::manifest::{BundleId, Mode};
+    let pieces: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
+    let text = |i: usize| pieces.get(i).map(|p| String::from_utf8_lossy(p).into_owned());
+    let number = |i: usize| {
+        let bytes = pieces.get(i).copied().unwrap_or_default();
+        let mut n = [0u8; 8];
+        for (k, b) in bytes.iter().take(8).enumerate() {
+            n[k] = *b;
+        }
+        u64::from_le_bytes(n)
+    };
+    let meta = pieces.chunks(2).skip(4).take(8).map(|kv| {
+        let s = |p: Option<&&[u8]>| String::from_utf8_lossy(p.copied().unwrap_or_default()).into_owned();
+        (s(kv.first()), s(kv.get(1)))
+    });
+    let entries = pieces
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let path = airlock::RelPath::new(std::str::from_utf8(p).ok()?).ok()?;
+            let mode = if i % 2 == 0 { Mode::Regular } else { Mode::Executable };
+            Some(airlock::Entry {
+                path,
+                size: number(i + 1),
+                sha256: airlock::Digest([i as u8; 32]),
+                mode,
+                signatures: vec![],
+            })
+        })
+        .collect();
+    let m = airlock::Manifest {
+        bundle_id: BundleId([7; 16]),
+        created: number(0),
+        expires: Some(number(1)).filter(|e| *e % 2 == 1),
+        channel: text(2).unwrap_or_default(),
+        sequence: number(3),
+        previous: None,
+        label: text(4),
+        meta: meta.collect(),
+        entries,
+        removed: vec![],
+    };
+    let signatures = (5..8)
+        .filter_map(|i| Some(airlock::render::SignatureLine { signer: text(i)?, status: text(i + 1)? }))
+        .collect();
+    (m, signatures, text(9))
+}
+
+fn check_inspect_rendering(
+    m: &airlock::Manifest,
+    signatures: &[airlock::render::SignatureLine],
+    threshold: Option<&str>,
+) {
+    use airlock::render::{inspect_json, inspect_text, needs_escape, Inspection};
+    let digest = "d".repeat(64);
+    let view = Inspection {
+        manifest: m,
+        manifest_digest: &digest,
+        signatures,
+        threshold,
+        verified: threshold.map(|t| t.len() % 2 == 0),
+    };
+    let mut text = Vec::new();
+    inspect_text(&mut text, &view).expect("render to memory");
+    let text = String::from_utf8(text).expect("the text rendering is UTF-8");
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    for line in &lines {
+        assert!(!line.chars().any(needs_escape), "raw control or invisible character in {line:?}");
+    }
+    let header =
+        7 + usize::from(m.label.is_some()) + m.meta.len() + signatures.len() + usize::from(threshold.is_some());
+    assert_eq!(lines.len(), header + 3 + m.entries.len(), "a field or entry spans lines:\n{text}");
+
+    let json = inspect_json(&view).expect("a manifest serialises");
+    assert!(!json.chars().any(needs_escape), "raw control or invisible character in {json:?}");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("the JSON rendering parses");
+    assert_eq!(value["channel"].as_str(), Some(m.channel.as_str()));
+    assert_eq!(value["label"].as_str(), m.label.as_deref());
+    assert_eq!(value["entries"].as_array().map(Vec::len), Some(m.entries.len()));
+    for (k, v) in &m.meta {
+        assert_eq!(value["meta"][k].as_str(), Some(v.as_str()));
+    }
+}
+
 /// Seed inputs for each target: valid instances (and a few near misses) built from the
 /// fuzz key, so mutations start from the interesting shapes.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
@@ -305,6 +407,25 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             keys::sign_embedded(&key, b"SHA256 (data/a) = 00\n", "embedded"),
         ],
         "bundle" => vec![bytes.clone(), bytes[..bytes.len() / 2].to_vec()],
+        "inspect" => {
+            let m = airlock::format::manifest::encode(&report.manifest).unwrap();
+            let fields: &[&[u8]] = &[
+                &u64::MAX.to_le_bytes(),
+                &253_402_300_800u64.to_le_bytes(),
+                b"ch\x1b[2J\nannel",
+                &[0; 8],
+                "label \u{202e}\u{9b}\x7f\r\n\t".as_bytes(),
+                b"signer\x1b]0;title\x07",
+                b"status\nimported",
+                "key\u{200b}".as_bytes(),
+                b"value\x1b",
+                b"threshold\x85",
+                b"a.txt",
+                &[0xff; 8],
+                "\u{540d}/x".as_bytes(),
+            ];
+            vec![m, fields.join(&0xff)]
+        }
         "bundle_parts" => {
             let (head, payload) = split_frames(&bytes);
             vec![parts_input(&head, &payload)]
@@ -333,4 +454,5 @@ pub const TARGETS: &[Target] = &[
     ("bundle", bundle),
     ("bundle_parts", bundle_parts),
     ("mirror_log", mirror_log),
+    ("inspect", inspect),
 ];

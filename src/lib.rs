@@ -97,6 +97,7 @@ pub mod mirror;
 pub mod pack;
 pub mod policy;
 pub mod progress;
+pub mod render;
 pub mod sign;
 pub mod verify;
 

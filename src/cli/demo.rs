@@ -43,12 +43,16 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
     let bundle = dir.join("sample.airlock");
     let mirror = dir.join("mirror");
     let state = dir.join("state");
-    let step = |title: &str, cmd: &str| println!("\n== {title}\n$ airlock {cmd}");
+    let step = |title: &str, cmd: &str| -> Result<()> {
+        say!("")?;
+        say!("== {title}")?;
+        say!("$ airlock {cmd}")
+    };
 
     step(
         "1. make a signing key (exporter side)",
         &format!("keygen --public {} --secret {} --no-passphrase", public.display(), secret.display()),
-    );
+    )?;
     keygen(KeygenArgs {
         public: public.clone(),
         secret: secret.clone(),
@@ -65,7 +69,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
             bundle.display(),
             secret.display()
         ),
-    );
+    )?;
     pack(PackArgs {
         sources: vec![sample.clone()],
         output: bundle.clone(),
@@ -87,14 +91,14 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
     step(
         "3. inspect it (no unpacking; signatures checked against --trust)",
         &format!("inspect {} --trust {}", bundle.display(), public.display()),
-    );
+    )?;
     inspect(InspectArgs { bundle: bundle.clone(), json: false, trust: vec![public.clone()], policy: None })?;
 
     let trust = TrustArgs { policy: None, trust: vec![public.clone()], threshold: 1 };
     step(
         "4. verify everything, writing nothing (import side)",
         &format!("verify {} --trust {}", bundle.display(), public.display()),
-    );
+    )?;
     verify(VerifyArgs {
         bundle: bundle.clone(),
         trust: TrustArgs { policy: None, trust: trust.trust.clone(), threshold: 1 },
@@ -104,7 +108,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
     step(
         "5. import into a fresh mirror",
         &format!("import {} --trust {} --mirror {}", bundle.display(), public.display(), mirror.display()),
-    );
+    )?;
     import(ImportArgs {
         bundle: bundle.clone(),
         trust,
@@ -114,11 +118,12 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         quiet: true,
     })?;
 
-    step("6. re-check the mirror and read its log", &format!("mirror verify {}", mirror.display()));
+    step("6. re-check the mirror and read its log", &format!("mirror verify {}", mirror.display()))?;
     let code = mirror_verify(&mirror, true)?;
-    println!("$ airlock mirror log {}", mirror.display());
+    say!("$ airlock mirror log {}", mirror.display())?;
     mirror_log(&mirror, false)?;
-    println!("\nDemo done: everything is in {}", dir.display());
-    println!("Check the bundle with stock tools: tar --zstd -tvf {}", bundle.display());
+    say!("")?;
+    say!("Demo done: everything is in {}", dir.display())?;
+    say!("Check the bundle with stock tools: tar --zstd -tvf {}", bundle.display())?;
     Ok(code)
 }

@@ -30,19 +30,19 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
     let opts = ImportOptions { gaps, clock_skew: a.clock_skew, now: now() };
     match mirror.import(&a.bundle, &policy, &opts, &progress(a.quiet))? {
         ImportOutcome::AlreadyImported { manifest_digest } => {
-            println!("already imported: manifest {manifest_digest} is in {}; nothing to do", a.mirror.display());
+            say!("already imported: manifest {manifest_digest} is in {}; nothing to do", a.mirror.display())?;
         }
         ImportOutcome::Imported { record } => {
             if let Some(b) = &record.bundle {
-                println!("imported {} files ({} bytes) into {}", b.entries, b.bytes, a.mirror.display());
-                println!("channel {} sequence {}, manifest sha256 {}", b.channel, b.sequence, b.manifest_sha256);
-                println!("signed by trusted key(s) {}", b.signers.join(", "));
+                say!("imported {} files ({} bytes) into {}", b.entries, b.bytes, a.mirror.display())?;
+                say!("channel {} sequence {}, manifest sha256 {}", b.channel, b.sequence, b.manifest_sha256)?;
+                say!("signed by trusted key(s) {}", b.signers.join(", "))?;
             }
             for o in &record.overrides {
-                println!("override logged: {o}");
+                say!("override logged: {o}")?;
             }
             for note in &record.artifacts {
-                println!("artifact {note}");
+                say!("artifact {note}")?;
             }
         }
     }

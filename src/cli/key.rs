@@ -46,22 +46,22 @@ pub(super) fn read_key_file(path: &Path) -> Result<Vec<u8>> {
 pub(super) fn key_show(path: &Path) -> Result<u8> {
     let text = Zeroizing::new(read_key_file(path)?);
     let info = info::key_info(&text, &path.display().to_string())?;
-    println!("file         {}", path.display());
-    println!("type         {}", info.kind);
-    println!("algorithm    Ed25519");
+    say!("file         {}", path.display())?;
+    say!("type         {}", info.kind)?;
+    say!("algorithm    Ed25519")?;
     match info.key_id {
         Some(id) => {
-            println!("key id       {id}");
-            println!("minisign id  {}", airlock::keys::minisign::minisign_key_id(id));
+            say!("key id       {id}")?;
+            say!("minisign id  {}", airlock::keys::minisign::minisign_key_id(id))?;
         }
-        None => println!("key id       (encrypted; not readable without the passphrase)"),
+        None => say!("key id       (encrypted; not readable without the passphrase)")?,
     }
-    println!("comment      {}", info.comment.escape_debug());
+    say!("comment      {}", info.comment.escape_debug())?;
     if let Some(p) = &info.protection {
-        println!("protection   {p}");
+        say!("protection   {p}")?;
     }
     if let Some(public) = &info.public {
-        println!("public key   {}", airlock::io::digest::hex(public.as_bytes()));
+        say!("public key   {}", airlock::io::digest::hex(public.as_bytes()))?;
     }
     Ok(EXIT_OK)
 }
@@ -74,10 +74,14 @@ pub(super) fn key_convert(path: &Path, to: KeyFormat, output: Option<&Path>) -> 
     };
     let (public, out) = info::convert_public_key(&text, &path.display().to_string(), format)?;
     match output {
-        None => print!("{out}"),
+        None => {
+            for line in out.lines() {
+                say!("{line}")?;
+            }
+        }
         Some(p) => {
             airlock::keys::write_new_key_file(p, 0o644, out.as_bytes())?;
-            eprintln!("wrote {} ({:?} format, key id {})", p.display(), to, public.key_id());
+            out::note(format_args!("wrote {} ({:?} format, key id {})", p.display(), to, public.key_id()));
         }
     }
     Ok(EXIT_OK)

@@ -39,8 +39,8 @@ pub(super) fn keygen(a: KeygenArgs) -> Result<u8> {
         &format!("{} public key", a.comment),
         passphrase.as_ref().map(|p| p.as_slice()),
     )?;
-    println!("key id {}", key.key_id());
-    println!("public key: {}", a.public.display());
-    println!("secret key: {} (mode 0600{})", a.secret.display(), if a.no_passphrase { ", no passphrase" } else { "" });
+    say!("key id {}", key.key_id())?;
+    say!("public key: {}", a.public.display())?;
+    say!("secret key: {} (mode 0600{})", a.secret.display(), if a.no_passphrase { ", no passphrase" } else { "" })?;
     Ok(EXIT_OK)
 }

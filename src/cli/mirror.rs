@@ -40,7 +40,10 @@ fn crash_point_from_env() -> Option<airlock::mirror::CrashPoint> {
     let point = CrashPoint::from_name(&name);
     if point.is_none() {
         let known: Vec<&str> = CrashPoint::ALL.iter().map(|p| p.name()).collect();
-        eprintln!("warning: AIRLOCK_TEST_CRASH_AT={name:?} is no crash point ({}); ignored", known.join(", "));
+        out::note(format_args!(
+            "warning: AIRLOCK_TEST_CRASH_AT={name:?} is no crash point ({}); ignored",
+            known.join(", ")
+        ));
     }
     point
 }
@@ -49,38 +52,13 @@ pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
     let state = airlock::mirror::read_log(dir)?;
     for r in &state.records {
         if json {
-            let line = serde_json::to_string(r)
-                .map_err(|e| Error::Internal(format!("a log record does not serialise: {e}")))?;
-            println!("{line}");
-            continue;
+            out::json(airlock::render::log_json(r))?;
+        } else {
+            say!("{}", airlock::render::log_line(r))?;
         }
-        let mut line = format!("{}  {:<9}", clock::format(r.time), r.event);
-        if let Some(b) = &r.bundle {
-            line.push_str(&format!(
-                " channel {} seq {} created {} manifest {} signers {} ({} files, {} bytes)",
-                b.channel,
-                b.sequence,
-                clock::format(b.created),
-                // Only an `imported` record's digest is checked to be hex when the log is read.
-                b.manifest_sha256.get(..16).unwrap_or(&b.manifest_sha256),
-                b.signers.join(","),
-                b.entries,
-                b.bytes
-            ));
-        }
-        if let Some(s) = &r.source {
-            line.push_str(&format!(" from {s}"));
-        }
-        for o in &r.overrides {
-            line.push_str(&format!(" [override: {o}]"));
-        }
-        if let Some(reason) = &r.reason {
-            line.push_str(&format!(": {reason}"));
-        }
-        println!("{line}");
     }
     if !json {
-        println!("log: {} records, hash chain intact (head {})", state.records.len(), &state.head[..16]);
+        say!("{}", airlock::render::log_summary(&state))?;
     }
     Ok(EXIT_OK)
 }
@@ -88,29 +66,36 @@ pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
 pub(super) fn mirror_verify(dir: &Path, quiet: bool) -> Result<u8> {
     let mirror = open_mirror(dir, false)?;
     let report = mirror.audit(&progress(quiet))?;
+    let code = if report.is_clean() { EXIT_OK } else { EXIT_REJECTED };
+    match print_audit(&report) {
+        // The verdict stands when no one reads it to the end.
+        Err(Failure::StdoutClosed) => Ok(code),
+        other => other.map(|()| code),
+    }
+}
+
+fn print_audit(report: &airlock::mirror::AuditReport) -> Result<()> {
     for p in &report.missing {
-        println!("missing   {p}");
+        say!("missing   {p}")?;
     }
     for p in &report.modified {
-        println!("modified  {p}");
+        say!("modified  {p}")?;
     }
     for p in &report.unknown {
-        println!("unknown   {p}");
+        say!("unknown   {p}")?;
     }
     for p in &report.damaged {
-        println!("damaged   {p}");
+        say!("damaged   {p}")?;
     }
     if report.is_clean() {
-        println!("OK: {} files match the manifests that put them there", report.files);
-        Ok(EXIT_OK)
+        say!("OK: {} files match the manifests that put them there", report.files)
     } else {
-        println!(
+        say!(
             "FAILED: {} missing, {} modified, {} unknown, {} damaged records",
             report.missing.len(),
             report.modified.len(),
             report.unknown.len(),
             report.damaged.len()
-        );
-        Ok(EXIT_REJECTED)
+        )
     }
 }

@@ -1,15 +1,19 @@
 //! The command line (bin-only): argument parsing and printing.
 //!
 //! Each subcommand turns its arguments into library calls and prints the outcome. Results
-//! go to stdout; progress and errors to stderr. Exit codes are part of the interface:
-//! 0 success, 1 the bundle (or mirror) failed verification, 2 usage or operational error.
+//! go to stdout; progress and errors to stderr, all of it through [`out`], which escapes
+//! every string from outside and ends the command quietly when stdout is closed. Exit codes
+//! are part of the interface: 0 success, 1 the bundle (or mirror) failed verification, 2
+//! usage or operational error (a panic included: never Rust's 101).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+#[macro_use]
+mod out;
 
 mod demo;
 mod import;
@@ -38,7 +42,7 @@ use zeroize::Zeroizing;
 
 use airlock::clock;
 use airlock::error::{Error, Reject};
-use airlock::format::manifest::{self, Manifest};
+use airlock::format::manifest;
 use airlock::keys::{KeyError, KeyPermissions, PublicKey, SecretKey};
 use airlock::mirror::{ImportOptions, ImportOutcome, Mirror, DEFAULT_CLOCK_SKEW};
 use airlock::pack::{ChannelState, PackOptions};
@@ -127,16 +131,63 @@ pub(super) struct TrustArgs {
     threshold: usize,
 }
 
-/// Runs the command line and returns the process exit code.
+/// Runs the command line and returns the process exit code. A panic (a bug) is reported
+/// as an internal error with exit code 2, like any other error that is airlock's fault:
+/// exit codes are an interface, and Rust's 101 is not one of them.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    std::panic::set_hook(Box::new(report_panic));
+    std::panic::catch_unwind(run_command_line).unwrap_or(ExitCode::from(EXIT_ERROR))
+}
+
+fn run_command_line() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_failure(e),
+    };
+    #[cfg(feature = "fault-injection")]
+    if let Some(message) = std::env::var_os("AIRLOCK_TEST_PANIC") {
+        panic!("{}", message.to_string_lossy());
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("airlock: {}", failure.render());
+            if !matches!(failure, Failure::StdoutClosed) {
+                out::error_line(&failure.render());
+            }
             ExitCode::from(failure.exit_code())
         }
     }
+}
+
+/// Help and version as clap prints them; a usage error with the arguments it quotes
+/// escaped (`airlock verify *.airlock` passes names from the media). clap quotes arguments
+/// as they are, so the error shown is the one the escaped arguments give: the same
+/// mistake, worded with the escaped names.
+fn clap_failure(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // Nothing from outside is in them; a closed stdout is no error here either.
+        let _ = e.print();
+        return ExitCode::from(EXIT_OK);
+    }
+    let escaped: Vec<String> =
+        std::env::args_os().map(|a| airlock::render::escape(&a.to_string_lossy()).into_owned()).collect();
+    let shown = Cli::try_parse_from(&escaped).err().unwrap_or(e);
+    out::clap_error(shown.render().to_string().trim_end());
+    ExitCode::from(EXIT_ERROR)
+}
+
+/// The panic hook: one escaped `airlock: internal error` line on stderr instead of Rust's
+/// report (a panic message can quote input).
+fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let payload = info.payload();
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic");
+    let at = info.location().map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+    out::error_line(&format!("internal error: {what}{at} (this is a bug in airlock; please report it)"));
 }
 
 /// Why a command failed: the library's error, or the command line's own arguments.
@@ -145,6 +196,9 @@ pub(crate) enum Failure {
     Airlock(Error),
     /// The arguments cannot be used; the message names the flag (exit 2).
     Usage(String),
+    /// Stdout was closed (the reading end of a pipe went away): the command stops
+    /// quietly, with exit 0.
+    StdoutClosed,
 }
 
 impl<E: Into<Error>> From<E> for Failure {
@@ -160,6 +214,7 @@ impl Failure {
     fn exit_code(&self) -> u8 {
         match self {
             Failure::Airlock(e) if e.is_rejection() => EXIT_REJECTED,
+            Failure::StdoutClosed => EXIT_OK,
             _ => EXIT_ERROR,
         }
     }
@@ -167,6 +222,7 @@ impl Failure {
     fn render(&self) -> String {
         match self {
             Failure::Usage(text) => text.clone(),
+            Failure::StdoutClosed => String::new(),
             Failure::Airlock(e) => flag_hint(e).unwrap_or_else(|| error_chain(e)),
         }
     }
@@ -233,7 +289,7 @@ fn progress(quiet: bool) -> progress_bar::Bar {
 }
 
 fn load_secret_key(path: &Path, args: &SecretKeyArgs) -> Result<SecretKey> {
-    let prompt = format!("passphrase for {}: ", path.display());
+    let prompt = format!("passphrase for {}: ", airlock::render::Untrusted(path.display()));
     let mut ask = || -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> {
         Ok(passphrase::read_passphrase(args.passphrase_file.as_deref(), &prompt, passphrase::Confirm::Once)?)
     };

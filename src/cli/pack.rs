@@ -103,22 +103,22 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
     // channel, whatever happens next.
     state.record(&a.channel, sequence, &report.manifest_digest)?;
     let m = &report.manifest;
-    println!(
+    say!(
         "packed {} files ({} bytes) into {} ({} bytes)",
         m.entries.len(),
         m.total_size(),
         a.output.display(),
         report.bundle_bytes
-    );
-    println!(
+    )?;
+    say!(
         "channel {} sequence {}{}",
         m.channel,
         m.sequence,
         m.previous.map_or(String::new(), |p| format!(", follows manifest {p}"))
-    );
-    println!("manifest sha256 {}", report.manifest_digest);
+    )?;
+    say!("manifest sha256 {}", report.manifest_digest)?;
     let ids: Vec<String> = keys.iter().map(|k| k.key_id().to_string()).collect();
-    println!("signed by {}", ids.join(", "));
+    say!("signed by {}", ids.join(", "))?;
     crash_point("after-report");
     Ok(EXIT_OK)
 }
@@ -153,6 +153,7 @@ fn injected_fault() -> Result<Option<PackFault>> {
 #[cfg(feature = "fault-injection")]
 fn crash_point(stage: &str) {
     if std::env::var_os("AIRLOCK_TEST_CRASH_AT").is_some_and(|v| v == stage) {
+        use std::io::Write as _;
         let _ = std::io::stdout().flush();
         std::process::abort();
     }

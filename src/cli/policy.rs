@@ -14,9 +14,9 @@ pub(super) enum PolicyCommand {
 
 pub(super) fn policy_check(path: &Path) -> Result<u8> {
     let policy = Policy::load(path)?;
-    println!("{}: valid policy (version {})", path.display(), airlock::policy::POLICY_VERSION);
+    say!("{}: valid policy (version {})", path.display(), airlock::policy::POLICY_VERSION)?;
     for line in describe(&policy) {
-        println!("{line}");
+        say!("{line}")?;
     }
     Ok(EXIT_OK)
 }

@@ -35,26 +35,27 @@ pub(super) fn sign(a: SignArgs) -> Result<u8> {
     let report = airlock::sign::cosign(&a.bundle, &key, a.output.as_deref(), overwrite, &verify, &progress(a.quiet))?;
     let ids: Vec<String> = report.signers.iter().map(|k| k.to_string()).collect();
     if report.added {
-        println!(
+        say!(
             "signed {} with key {}: head frame {} -> {} bytes, {} payload bytes copied unchanged",
             report.output.display(),
             report.key_id,
             report.head_bytes.0,
             report.head_bytes.1,
             report.payload_bytes
-        );
+        )?;
     } else {
-        println!("key {} has already signed {}; nothing to add", report.key_id, a.bundle.display());
+        say!("key {} has already signed {}; nothing to add", report.key_id, a.bundle.display())?;
         if a.output.is_some() {
-            println!("copied unchanged to {}", report.output.display());
+            say!("copied unchanged to {}", report.output.display())?;
         }
     }
-    println!("signatures by key(s) {}", ids.join(", "));
+    say!("signatures by key(s) {}", ids.join(", "))?;
     if report.sums_signer != report.key_id {
-        println!(
+        say!(
             "the checksum list stays signed by key {}: a verifier must count that key too (a policy trusting only {} refuses this bundle)",
-            report.sums_signer, report.key_id
-        );
+            report.sums_signer,
+            report.key_id
+        )?;
     }
     Ok(EXIT_OK)
 }

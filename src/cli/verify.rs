@@ -24,30 +24,29 @@ pub(super) fn verify(a: VerifyArgs) -> Result<u8> {
     let result = verified.stream_into(&mut NullSink, &progress);
     progress.finish();
     let notes = result?;
-    println!("OK: {} verified: {} files, {} bytes", a.bundle.display(), manifest.entries.len(), manifest.total_size());
-    println!("channel {} sequence {}, manifest sha256 {}", manifest.channel, manifest.sequence, digest);
-    print_signers(&policy, &trust);
+    say!("OK: {} verified: {} files, {} bytes", a.bundle.display(), manifest.entries.len(), manifest.total_size())?;
+    say!("channel {} sequence {}, manifest sha256 {}", manifest.channel, manifest.sequence, digest)?;
+    print_signers(&policy, &trust)?;
     for note in notes {
-        println!("artifact {note}");
+        say!("artifact {note}")?;
     }
     Ok(EXIT_OK)
 }
 
 /// The valid signers, then every signature that did not count and why.
-pub(super) fn print_signers(policy: &Policy, report: &TrustReport) {
+pub(super) fn print_signers(policy: &Policy, report: &TrustReport) -> Result<()> {
     let label = |id: airlock::keys::KeyId| match policy.name_of_id(id) {
         Some(n) if n != id.to_string() => format!("{id} ({n})"),
         _ => id.to_string(),
     };
     let ids: Vec<String> = report.valid_signers.iter().map(|k| label(k.key_id())).collect();
-    println!("signed by trusted key(s) {} (threshold {})", ids.join(", "), report.threshold);
+    say!("signed by trusted key(s) {} (threshold {})", ids.join(", "), report.threshold)?;
     for (id, status) in &report.signatures {
         match status {
-            SignatureStatus::Unknown => println!("ignored signature by unknown key {}", label(*id)),
-            SignatureStatus::Revoked { reason } => {
-                println!("ignored signature by revoked key {} ({reason})", label(*id))
-            }
+            SignatureStatus::Unknown => say!("ignored signature by unknown key {}", label(*id))?,
+            SignatureStatus::Revoked { reason } => say!("ignored signature by revoked key {} ({reason})", label(*id))?,
             _ => {}
         }
     }
+    Ok(())
 }

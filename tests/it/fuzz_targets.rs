@@ -201,6 +201,11 @@ fn mirror_log() {
     fuzz("mirror_log", 1_500);
 }
 
+#[test]
+fn inspect() {
+    fuzz("inspect", 20_000);
+}
+
 /// Every target has seed inputs (the runs above start from them). With
 /// `AIRLOCK_WRITE_SEED_CORPUS=1` the seeds are also written as cargo-fuzz
 /// corpus files under `fuzz/corpus/<target>/` (see docs/FUZZING.md).

@@ -24,6 +24,7 @@ mod cosign;
 mod crash;
 mod fuzz_targets;
 mod hostile_artifacts;
+mod hostile_output;
 mod hostile_sums;
 mod hostile_time;
 mod hygiene;
