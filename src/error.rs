@@ -126,6 +126,16 @@ pub enum Reject {
         /// Says when the mirror's clock floor, not the system clock, decided.
         floor_note: String,
     },
+    /// The bundle was created later than the reader's clock plus the allowed skew.
+    #[error("bundle created at {created}, later than this machine's clock ({now}) plus the allowed clock skew of {skew} s; check the packer's clock and this one")]
+    CreatedInFuture {
+        /// When it claims to have been created (RFC 3339).
+        created: String,
+        /// The reader's clock (RFC 3339).
+        now: String,
+        /// The allowance, in seconds.
+        skew: u64,
+    },
     /// Sequence number not newer than the mirror's last import of the channel.
     #[error("channel {channel:?}: sequence {sequence} is not newer than the last imported sequence {last} (rollback or replay)")]
     Rollback {
@@ -205,7 +215,7 @@ impl Reject {
     /// This is a public contract: a name never changes meaning, and a new variant gets a new
     /// name. The names: `malformed`, `truncated`, `manifest`, `unsafe_path`, `untrusted`,
     /// `bad_signature`, `hash_mismatch`, `expired`, `rollback`, `gap`, `previous_mismatch`,
-    /// `conflict`, `too_old`, `artifact`, `limit`.
+    /// `conflict`, `too_old`, `artifact`, `limit`, `created_in_future`.
     pub fn kind(&self) -> &'static str {
         match self {
             Reject::Malformed { .. } => "malformed",
@@ -223,6 +233,7 @@ impl Reject {
             Reject::TooOld { .. } => "too_old",
             Reject::Artifact { .. } => "artifact",
             Reject::Limit { .. } => "limit",
+            Reject::CreatedInFuture { .. } => "created_in_future",
         }
     }
 }
@@ -272,6 +283,7 @@ mod tests {
             Reject::TooOld { created: s(), max_age: s(), now: s() },
             Reject::Artifact { path: s(), problem: s() },
             Reject::Limit { what: s(), limit: s() },
+            Reject::CreatedInFuture { created: s(), now: s(), skew: 0 },
         ]
         .map(|r| r.kind());
         assert_eq!(
@@ -292,6 +304,7 @@ mod tests {
                 "too_old",
                 "artifact",
                 "limit",
+                "created_in_future",
             ]
         );
     }
