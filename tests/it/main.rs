@@ -9,6 +9,8 @@
 //! - `proptest_bundle`, `fuzz_targets`: property tests and the bounded stable fuzz runner.
 //! - `vectors`: the committed test vectors (tests/vectors/) imported and compared with their
 //!   `expect` files; `vectors::regenerate` (ignored) rebuilds them.
+//! - `hostile_mirror`: a hostile mirror and hostile clocks: links and special files in
+//!   `.airlock/`, a tampered log end, future `created` times, per-channel clock floors.
 //! - `hygiene`: rules about the source tree (the library reads no environment variables).
 
 mod common;
@@ -23,6 +25,7 @@ mod artifacts;
 mod cosign;
 mod crash;
 mod fuzz_targets;
+mod hostile_mirror;
 mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
