@@ -130,22 +130,27 @@ pub enum LogProblem {
     },
     /// An `imported` record that disagrees with the manifest kept for it.
     #[error(
-        "says {field} {recorded} but the kept manifest .airlock/bundles/{digest}/manifest.cbor says {kept} \
-         (the log or the kept head was edited; restore them from a backup of the mirror)"
+        "says {} {} but the kept manifest .airlock/bundles/{}/manifest.cbor says {} \
+         (the log or the kept head was edited; restore them from a backup of the mirror)",
+        .0.field, .0.recorded, .0.digest, .0.kept
     )]
-    DisagreesWithKeptHead {
-        /// The record's manifest digest.
-        digest: String,
-        /// The field (`channel`, `sequence`, ...).
-        field: &'static str,
-        /// The record's value.
-        recorded: String,
-        /// The kept manifest's value.
-        kept: String,
-    },
+    DisagreesWithKeptHead(Box<KeptDisagreement>),
     /// An `imported` record whose kept manifest cannot be used.
     #[error("its kept head cannot be used: {0} (restore .airlock/bundles/ from a backup of the mirror)")]
     KeptHeadUnusable(Box<crate::error::Error>),
+}
+
+/// Where an `imported` record and its kept manifest differ.
+#[derive(Debug)]
+pub struct KeptDisagreement {
+    /// The record's manifest digest.
+    pub digest: String,
+    /// The field (`channel`, `sequence`, ...).
+    pub field: &'static str,
+    /// The record's value.
+    pub recorded: String,
+    /// The kept manifest's value.
+    pub kept: String,
 }
 
 /// How airlock's metadata contradicts itself.

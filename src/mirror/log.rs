@@ -20,7 +20,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::LogProblem;
+use super::error::{KeptDisagreement, LogProblem};
 use super::plain::{self, Want};
 use super::protocol::{in_flight_digest, read_kept_manifest};
 use super::{check_format, lock_mirror, open_checked, LockMode, Mirror, MirrorError};
@@ -365,9 +365,12 @@ pub(super) fn check_against_kept(meta: &Path, b: &BundleSummary) -> Result<(), L
         ("expires", format!("{:?}", b.expires), format!("{:?}", m.expires)),
     ];
     match fields.into_iter().find(|(_, recorded, kept)| recorded != kept) {
-        Some((field, recorded, kept)) => {
-            Err(LogProblem::DisagreesWithKeptHead { digest: b.manifest_sha256.clone(), field, recorded, kept })
-        }
+        Some((field, recorded, kept)) => Err(LogProblem::DisagreesWithKeptHead(Box::new(KeptDisagreement {
+            digest: b.manifest_sha256.clone(),
+            field,
+            recorded,
+            kept,
+        }))),
         None => Ok(()),
     }
 }

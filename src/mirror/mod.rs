@@ -38,7 +38,7 @@ use crate::progress::Progress;
 use crate::verify::{AuthenticHead, Bundle, GapPolicy, History, VerifiedBundle, VerifyOptions};
 
 pub use audit::AuditReport;
-pub use error::{Damage, LogProblem, MirrorError, PlacementConflict};
+pub use error::{Damage, KeptDisagreement, LogProblem, MirrorError, PlacementConflict};
 pub use log::{read_log, BundleSummary, Event, LogRecord, MirrorState};
 #[cfg(feature = "fault-injection")]
 pub use protocol::CrashPoint;
@@ -58,7 +58,7 @@ pub struct ImportOptions {
     pub gaps: GapPolicy,
     /// Allowance for clock error when checking expiry, in seconds.
     pub clock_skew: u64,
-    /// The time to check expiry and age against (Unix seconds); the mirror's clock floor
+    /// The time to check expiry and age against (Unix seconds); the bundle channel's clock floor
     /// can only move it later.
     pub now: u64,
 }
