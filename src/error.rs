@@ -126,6 +126,16 @@ pub enum Reject {
         /// Says when the mirror's clock floor, not the system clock, decided.
         floor_note: String,
     },
+    /// The bundle was created later than the reader's clock plus the allowed skew.
+    #[error("bundle created at {created}, later than this machine's clock ({now}) plus the allowed clock skew of {skew} s; check the packer's clock and this one")]
+    CreatedInFuture {
+        /// When it claims to have been created (RFC 3339).
+        created: String,
+        /// The reader's clock (RFC 3339).
+        now: String,
+        /// The allowance, in seconds.
+        skew: u64,
+    },
     /// Sequence number not newer than the mirror's last import of the channel.
     #[error("channel {channel:?}: sequence {sequence} is not newer than the last imported sequence {last} (rollback or replay)")]
     Rollback {
@@ -232,7 +242,7 @@ impl Reject {
     /// name. The names: `malformed`, `truncated`, `manifest`, `unsafe_path`, `untrusted`,
     /// `bad_signature`, `hash_mismatch`, `expired`, `rollback`, `gap`, `previous_mismatch`,
     /// `conflict`, `too_old`, `artifact`, `limit`, `untrusted_sums_signer`,
-    /// `payload_too_large`.
+    /// `payload_too_large`, `created_in_future`.
     pub fn kind(&self) -> &'static str {
         match self {
             Reject::Malformed { .. } => "malformed",
@@ -252,6 +262,7 @@ impl Reject {
             Reject::Limit { .. } => "limit",
             Reject::UntrustedSumsSigner { .. } => "untrusted_sums_signer",
             Reject::PayloadTooLarge { .. } => "payload_too_large",
+            Reject::CreatedInFuture { .. } => "created_in_future",
         }
     }
 }
@@ -311,6 +322,7 @@ mod tests {
             Reject::Limit { what: s(), limit: s() },
             Reject::UntrustedSumsSigner { key_id: KeyId::from_hex("0000000000000000").unwrap(), counted: Vec::new() },
             Reject::PayloadTooLarge { declared: s(), entries: 0 },
+            Reject::CreatedInFuture { created: s(), now: s(), skew: 0 },
         ]
         .map(|r| r.kind());
         assert_eq!(
@@ -333,6 +345,7 @@ mod tests {
                 "limit",
                 "untrusted_sums_signer",
                 "payload_too_large",
+                "created_in_future",
             ]
         );
     }

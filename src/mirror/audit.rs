@@ -7,8 +7,9 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use super::log::check_against_kept;
 use super::protocol::read_kept_manifest;
-use super::Mirror;
+use super::{Event, Mirror};
 use crate::error::{Error, Result};
 use crate::format::manifest::Entry;
 use crate::format::path::METADATA_DIR;
@@ -76,9 +77,17 @@ impl Mirror {
     }
 
     /// Every file the imports recorded, as the latest import to name it left it; a kept
-    /// manifest that cannot be read is reported as damaged.
+    /// manifest that cannot be read, or that disagrees with its `imported` record, is
+    /// reported as damaged.
     fn expected_files(&self, report: &mut AuditReport) -> Result<BTreeMap<String, Entry>> {
         let state = self.state()?;
+        for (i, record) in state.records.iter().enumerate() {
+            if let (Event::Imported, Some(b)) = (record.event, &record.bundle) {
+                if let Err(problem) = check_against_kept(&self.meta, b) {
+                    report.damaged.push(format!("import log line {}: {problem}", i + 1));
+                }
+            }
+        }
         let mut expected = BTreeMap::new();
         for digest in &state.imported {
             let dir = self.meta.join("bundles").join(digest.to_hex());

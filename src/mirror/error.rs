@@ -54,6 +54,48 @@ pub enum MirrorError {
     /// airlock's own metadata contradicts itself.
     #[error("metadata is damaged: {0}")]
     Damaged(Damage),
+    /// An entry of `.airlock/` is a link or special file (the error's path names it).
+    #[error(
+        "is a {found}, not a {want}: airlock never follows links or opens special files inside .airlock/; \
+         remove it and restore the {want} from a backup of the mirror"
+    )]
+    UnsafeMetadata {
+        /// What stands there (`symbolic link`, `FIFO`, ...).
+        found: &'static str,
+        /// What must (`directory`, `regular file`).
+        want: &'static str,
+    },
+    /// The log does not end where `.airlock/log-head` says it ends.
+    #[error(
+        "the import log has {records} records ending in {head:.16}, but .airlock/log-head records {anchored} \
+         ending in {anchored_head:.16}: records were removed from or edited at the end of the log; \
+         restore .airlock/log from a backup of the mirror (airlock will not import into it until then)"
+    )]
+    LogHeadMismatch {
+        /// Complete records in the log.
+        records: u64,
+        /// The digest of its last line.
+        head: String,
+        /// The record count the anchor holds.
+        anchored: u64,
+        /// The digest the anchor holds.
+        anchored_head: String,
+    },
+    /// `.airlock/log-head` does not parse.
+    #[error(
+        "unreadable ({0}); restore it from a backup of the mirror, or delete it to anchor the log as it now \
+         stands (only if the log is known to be complete)"
+    )]
+    LogHeadUnreadable(String),
+    /// A kept head under `.airlock/bundles/` that no `imported` record names.
+    #[error(
+        "the kept head .airlock/bundles/{name} is named by no `imported` record of the log: \
+         the record of that import was removed; restore .airlock/log from a backup of the mirror"
+    )]
+    UnloggedKeptHead {
+        /// The directory's name under `bundles/`.
+        name: String,
+    },
 }
 
 /// What is wrong with a line of `.airlock/log`.
@@ -72,6 +114,43 @@ pub enum LogProblem {
     /// An `imported` record whose manifest digest is not a SHA-256 in hex.
     #[error("bad manifest digest")]
     BadManifestDigest,
+    /// A second `imported` record of a manifest (an import of a manifest imported before is
+    /// a no-op, never logged).
+    #[error("imports manifest {0:.16} a second time (the log was edited)")]
+    DuplicateImport(String),
+    /// An `imported` record whose sequence is not newer than its channel's last.
+    #[error("channel {channel:?}: imported sequence {sequence} after {last} (the log was edited)")]
+    SequenceNotNewer {
+        /// The channel.
+        channel: String,
+        /// The record's sequence.
+        sequence: u64,
+        /// The channel's sequence before it.
+        last: u64,
+    },
+    /// An `imported` record that disagrees with the manifest kept for it.
+    #[error(
+        "says {} {} but the kept manifest .airlock/bundles/{}/manifest.cbor says {} \
+         (the log or the kept head was edited; restore them from a backup of the mirror)",
+        .0.field, .0.recorded, .0.digest, .0.kept
+    )]
+    DisagreesWithKeptHead(Box<KeptDisagreement>),
+    /// An `imported` record whose kept manifest cannot be used.
+    #[error("its kept head cannot be used: {0} (restore .airlock/bundles/ from a backup of the mirror)")]
+    KeptHeadUnusable(Box<crate::error::Error>),
+}
+
+/// Where an `imported` record and its kept manifest differ.
+#[derive(Debug)]
+pub struct KeptDisagreement {
+    /// The record's manifest digest.
+    pub digest: String,
+    /// The field (`channel`, `sequence`, ...).
+    pub field: &'static str,
+    /// The record's value.
+    pub recorded: String,
+    /// The kept manifest's value.
+    pub kept: String,
 }
 
 /// How airlock's metadata contradicts itself.
@@ -109,4 +188,10 @@ pub enum PlacementConflict {
     /// A directory, symlink or other non-file stands where the entry's file goes.
     #[error("the mirror has a directory or link where this file goes")]
     NotAFile,
+    /// A FIFO, socket or device stands where the entry's file goes.
+    #[error("the mirror has a {found} where this file goes; airlock replaces only regular files")]
+    SpecialFile {
+        /// What stands there.
+        found: &'static str,
+    },
 }

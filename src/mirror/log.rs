@@ -1,22 +1,35 @@
 //! The import log `.airlock/log` (docs/FORMAT.md §9): JSON Lines, each record chained to
-//! the line before it by its SHA-256, appended and fsynced one record at a time. The
-//! mirror's history (per channel the last sequence and manifest, the clock floor) is
-//! derived from it by `read_state`.
+//! the line before it by its SHA-256, appended and fsynced one record at a time, and its
+//! anchor `.airlock/log-head` (the count and digest of the last record, rewritten durably
+//! after each append), which a removed or edited last record contradicts. The mirror's
+//! history (per channel the last sequence and manifest, and the clock floor) is derived
+//! from the log by `read_log_file`, which also holds the records that history is derived
+//! from to the manifests kept for them under `.airlock/bundles/`.
+//!
+//! The crash window between an append and the anchor's rewrite leaves the anchor exactly
+//! one record behind, naming the line before the last: that is accepted (and the anchor
+//! moved forward under the lock), while a log shorter than its anchor, or one whose record
+//! at the anchored position hashes differently, is refused. A torn last append (bytes
+//! after the anchored records that are not a whole record) is cut off under the lock.
 
-use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::LogProblem;
-use super::{check_format, lock_mirror, LockMode, Mirror, MirrorError};
+use super::error::{KeptDisagreement, LogProblem};
+use super::plain::{self, Want};
+use super::protocol::{in_flight_digest, read_kept_manifest};
+use super::{check_format, lock_mirror, open_checked, LockMode, Mirror, MirrorError};
 use crate::error::{Error, Result};
-use crate::format::path::METADATA_DIR;
 use crate::io::digest::Digest;
-use crate::io::durable::sync_dir;
+use crate::io::durable::{sync_dir, write_bytes, Overwrite};
+
+/// The log's anchor in `.airlock/`.
+pub(super) const LOG_HEAD: &str = "log-head";
 
 /// The `prev` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -110,8 +123,8 @@ pub struct LogRecord {
 pub struct MirrorState {
     /// Per channel: last imported sequence and manifest digest.
     pub channels: BTreeMap<String, (u64, Digest)>,
-    /// The newest `created` of any imported bundle: the clock floor.
-    pub clock_floor: u64,
+    /// Per channel: the newest `created` of its imported bundles (its clock floor).
+    pub clock_floors: BTreeMap<String, u64>,
     /// Digests of every imported manifest, in import order.
     pub imported: Vec<Digest>,
     /// The digest of the last log line (the next record's `prev`).
@@ -120,74 +133,324 @@ pub struct MirrorState {
     pub records: Vec<LogRecord>,
 }
 
+/// `.airlock/log-head`: how many records the log has and the digest of the last one
+/// (GENESIS for none). One JSON line.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Anchor {
+    /// Complete records in the log.
+    pub(super) records: u64,
+    /// SHA-256 (hex) of the last record's line, without its newline.
+    pub(super) head: String,
+}
+
+impl Anchor {
+    /// The anchor of an empty log.
+    pub(super) fn genesis() -> Anchor {
+        Anchor { records: 0, head: GENESIS.into() }
+    }
+
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// How the log's end relates to its anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// The anchor names the last record.
+    Anchored,
+    /// The anchor names the record before the last: a crash came between an append and the
+    /// anchor's rewrite.
+    OneBehind,
+    /// There is no anchor: a mirror made before anchors existed.
+    Unanchored,
+}
+
+/// What must be mended at the log's end (under the lock) after a crash during an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mend {
+    /// The last record lacks its newline: add it.
+    AddNewline,
+    /// A torn append follows the anchored records: cut the log back to this length.
+    Truncate(u64),
+}
+
+/// The log as read, with what its end needs.
+struct LogRead {
+    state: MirrorState,
+    tail: Tail,
+    mend: Option<Mend>,
+}
+
 /// Reads the log of the mirror at `root` for display, under a shared lock: it waits for
 /// no one, but refuses (with [`MirrorError::Locked`]) while an import or `mirror verify`
 /// holds the mirror, so it never sees a record half appended. Changes nothing, so it works
-/// on a mirror the caller can only read.
+/// on a mirror the caller can only read (an anchor one behind, or a torn last append, is
+/// mended by the next import or `mirror verify`).
 pub fn read_log(root: &Path) -> Result<MirrorState> {
-    let meta = root.join(METADATA_DIR);
-    if !meta.join("FORMAT").is_file() {
-        return Err(Error::Mirror { path: root.to_owned(), reason: MirrorError::NotAMirror });
-    }
+    let meta = open_checked(root)?;
     check_format(&meta)?;
     let _shared = lock_mirror(&meta, LockMode::Shared)?;
-    read_state(&meta.join("log"))
+    Ok(read_log_file(&meta)?.state)
 }
 
-/// Reads and checks the log: every line must parse and chain to the one before. The caller
-/// holds the mirror lock.
-pub(super) fn read_state(log: &Path) -> Result<MirrorState> {
+/// Reads and checks the log: every line must parse and chain to the one before, its end
+/// must agree with the anchor, imports must be consistent, and the kept heads must agree
+/// with the records. The caller holds the mirror lock.
+fn read_log_file(meta: &Path) -> Result<LogRead> {
+    let log = meta.join("log");
     let mut state = MirrorState { head: GENESIS.into(), ..MirrorState::default() };
-    let file = match File::open(log) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
-        Err(e) => return Err(Error::io(log, e)),
-    };
     let damaged =
-        |n: usize, problem| Error::Mirror { path: log.to_owned(), reason: MirrorError::Log { line: n, problem } };
-    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
-        let line = line.map_err(|e| Error::io(log, e))?;
-        let record: LogRecord = serde_json::from_slice(&line).map_err(|e| damaged(i + 1, LogProblem::Unreadable(e)))?;
-        if record.prev != state.head {
-            return Err(damaged(i + 1, LogProblem::BrokenChain));
+        |n: usize, problem| Error::Mirror { path: log.clone(), reason: MirrorError::Log { line: n, problem } };
+    // Per import record: its line number, for the cross-check against the kept heads.
+    let mut import_lines: Vec<usize> = Vec::new();
+    let mut before_last = GENESIS.to_owned();
+    let mut complete_len = 0u64;
+    let mut unterminated = false;
+    let mut torn = None;
+    if plain::check(&log, Want::File)? {
+        let file = plain::open(&log, OpenOptions::new().read(true))?;
+        let mut reader = BufReader::new(file);
+        let mut line = Vec::new();
+        let mut seen = HashSet::new();
+        loop {
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line).map_err(|e| Error::io(&log, e))?;
+            if read == 0 {
+                break;
+            }
+            let n = state.records.len() + 1;
+            let terminated = line.last() == Some(&b'\n');
+            let body = if terminated { &line[..line.len() - 1] } else { &line[..] };
+            let record: LogRecord = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) if !terminated => {
+                    torn = Some(damaged(n, LogProblem::Unreadable(e)));
+                    break;
+                }
+                Err(e) => return Err(damaged(n, LogProblem::Unreadable(e))),
+            };
+            if record.prev != state.head {
+                return Err(damaged(n, LogProblem::BrokenChain));
+            }
+            before_last = std::mem::replace(&mut state.head, Digest::of(body).to_hex());
+            if record.event == Event::Imported {
+                replay_import(&mut state, &record, &mut seen).map_err(|p| damaged(n, p))?;
+                import_lines.push(n);
+            }
+            state.records.push(record);
+            complete_len += read as u64;
+            unterminated = !terminated;
         }
-        state.head = Digest::of(&line).to_hex();
-        if record.event == Event::Imported {
-            let b = record.bundle.as_ref().ok_or_else(|| damaged(i + 1, LogProblem::ImportWithoutBundle))?;
-            let d =
-                Digest::from_hex(&b.manifest_sha256).ok_or_else(|| damaged(i + 1, LogProblem::BadManifestDigest))?;
-            state.channels.insert(b.channel.clone(), (b.sequence, d));
-            state.clock_floor = state.clock_floor.max(b.created);
-            state.imported.push(d);
-        }
-        state.records.push(record);
     }
-    Ok(state)
+    let tail = check_anchor(meta, &state, &before_last)?;
+    let mend = match torn {
+        // Only a torn append after the anchored records is a crash's leftover.
+        Some(_) if tail == Tail::Anchored => Some(Mend::Truncate(complete_len)),
+        Some(error) => return Err(error),
+        None if unterminated => Some(Mend::AddNewline),
+        None => None,
+    };
+    check_kept_heads(meta, &state, &import_lines, &log)?;
+    Ok(LogRead { state, tail, mend })
+}
+
+/// Adds an `imported` record to the state, refusing what no import can have logged.
+fn replay_import(state: &mut MirrorState, record: &LogRecord, seen: &mut HashSet<Digest>) -> Result<(), LogProblem> {
+    let b = record.bundle.as_ref().ok_or(LogProblem::ImportWithoutBundle)?;
+    let d = Digest::from_hex(&b.manifest_sha256).ok_or(LogProblem::BadManifestDigest)?;
+    if !seen.insert(d) {
+        return Err(LogProblem::DuplicateImport(b.manifest_sha256.clone()));
+    }
+    if let Some(&(last, _)) = state.channels.get(&b.channel) {
+        if b.sequence <= last {
+            return Err(LogProblem::SequenceNotNewer { channel: b.channel.clone(), sequence: b.sequence, last });
+        }
+    }
+    state.channels.insert(b.channel.clone(), (b.sequence, d));
+    let floor = state.clock_floors.entry(b.channel.clone()).or_default();
+    *floor = (*floor).max(b.created);
+    state.imported.push(d);
+    Ok(())
+}
+
+/// How the log's end relates to `.airlock/log-head`; refuses a log that ends before its
+/// anchor or differs from it at the anchored record.
+fn check_anchor(meta: &Path, state: &MirrorState, before_last: &str) -> Result<Tail> {
+    let path = meta.join(LOG_HEAD);
+    let Some(bytes) = plain::read(&path)? else {
+        return Ok(Tail::Unanchored);
+    };
+    let anchor: Anchor = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Mirror { path: path.clone(), reason: MirrorError::LogHeadUnreadable(e.to_string()) })?;
+    let records = state.records.len() as u64;
+    if anchor.records == records && anchor.head == state.head {
+        Ok(Tail::Anchored)
+    } else if anchor.records.checked_add(1) == Some(records) && anchor.head == before_last {
+        Ok(Tail::OneBehind)
+    } else {
+        Err(Error::Mirror {
+            path: meta.join("log"),
+            reason: MirrorError::LogHeadMismatch {
+                records,
+                head: state.head.clone(),
+                anchored: anchor.records,
+                anchored_head: anchor.head,
+            },
+        })
+    }
+}
+
+/// Holds the log to the kept heads: every directory under `.airlock/bundles/` must be named
+/// by an `imported` record (or be the import `pending` is committing), every `imported`
+/// record must have one, and the records the state is derived from (per channel the last
+/// import and the one that set the clock floor) must agree with their kept manifests.
+/// (`mirror verify` checks every record's.)
+fn check_kept_heads(meta: &Path, state: &MirrorState, import_lines: &[usize], log: &Path) -> Result<()> {
+    let bundles = meta.join("bundles");
+    let mut kept = BTreeSet::new();
+    if plain::check(&bundles, Want::Dir)? {
+        for item in fs::read_dir(&bundles).map_err(|e| Error::io(&bundles, e))? {
+            let item = item.map_err(|e| Error::io(&bundles, e))?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            plain::check(&bundles.join(&name), Want::Dir)?;
+            kept.insert(name);
+        }
+    }
+    let in_flight = in_flight_digest(meta);
+    let logged: BTreeSet<String> = state.imported.iter().map(Digest::to_hex).collect();
+    if let Some(name) = kept.iter().find(|k| !logged.contains(*k) && Some(*k) != in_flight.as_ref()) {
+        return Err(Error::Mirror {
+            path: bundles.join(name),
+            reason: MirrorError::UnloggedKeptHead { name: name.clone() },
+        });
+    }
+    let imports = state.records.iter().filter(|r| r.event == Event::Imported);
+    let mut deciding: BTreeMap<&str, (usize, &BundleSummary)> = BTreeMap::new();
+    let mut floor_setters: BTreeMap<&str, (usize, &BundleSummary)> = BTreeMap::new();
+    for (&line, record) in import_lines.iter().zip(imports) {
+        let Some(b) = record.bundle.as_ref() else { continue };
+        if !kept.contains(&b.manifest_sha256) {
+            let missing = Error::io(bundles.join(&b.manifest_sha256), io::ErrorKind::NotFound.into());
+            return Err(log_problem(log, line, LogProblem::KeptHeadUnusable(Box::new(missing))));
+        }
+        deciding.insert(&b.channel, (line, b));
+        let setter = floor_setters.entry(&b.channel).or_insert((line, b));
+        if b.created > setter.1.created {
+            *setter = (line, b);
+        }
+    }
+    for (line, b) in deciding.values().chain(floor_setters.values()) {
+        check_against_kept(meta, b).map_err(|p| log_problem(log, *line, p))?;
+    }
+    Ok(())
+}
+
+fn log_problem(log: &Path, line: usize, problem: LogProblem) -> Error {
+    Error::Mirror { path: log.to_owned(), reason: MirrorError::Log { line, problem } }
+}
+
+/// Holds an `imported` record's bundle summary to the manifest kept for it.
+pub(super) fn check_against_kept(meta: &Path, b: &BundleSummary) -> Result<(), LogProblem> {
+    let dir = meta.join("bundles").join(&b.manifest_sha256);
+    let m = read_kept_manifest(&dir, &b.manifest_sha256).map_err(|e| LogProblem::KeptHeadUnusable(Box::new(e)))?;
+    let fields: [(&'static str, String, String); 5] = [
+        ("bundle_id", b.bundle_id.clone(), m.bundle_id.to_hex()),
+        ("channel", format!("{:?}", b.channel), format!("{:?}", m.channel)),
+        ("sequence", b.sequence.to_string(), m.sequence.to_string()),
+        ("created", b.created.to_string(), m.created.to_string()),
+        ("expires", format!("{:?}", b.expires), format!("{:?}", m.expires)),
+    ];
+    match fields.into_iter().find(|(_, recorded, kept)| recorded != kept) {
+        Some((field, recorded, kept)) => Err(LogProblem::DisagreesWithKeptHead(Box::new(KeptDisagreement {
+            digest: b.manifest_sha256.clone(),
+            field,
+            recorded,
+            kept,
+        }))),
+        None => Ok(()),
+    }
 }
 
 impl Mirror {
-    /// Appends a record, chaining it to the last line, and syncs the log.
-    pub(super) fn append_log(&self, record: LogRecord) -> Result<LogRecord> {
-        let head = read_state(&self.meta.join("log"))?.head;
-        self.append_log_line(record, head)
+    /// Replays and checks the log (and holds it to its anchor and the kept heads). Under
+    /// the lock this also mends what a crash during an append left: a torn last append is
+    /// cut off, a missing newline added, and the anchor moved up to the last record (or
+    /// created, for a mirror made before anchors existed).
+    pub fn state(&self) -> Result<MirrorState> {
+        let read = read_log_file(&self.meta)?;
+        let log = self.meta.join("log");
+        match read.mend {
+            Some(Mend::Truncate(len)) => {
+                let file = plain::open(&log, OpenOptions::new().write(true))?;
+                file.set_len(len).map_err(|e| Error::io(&log, e))?;
+                file.sync_all().map_err(|e| Error::io(&log, e))?;
+            }
+            Some(Mend::AddNewline) => {
+                let mut file = self.open_log_for_append()?;
+                file.write_all(b"\n").map_err(|e| Error::io(&log, e))?;
+                file.sync_all().map_err(|e| Error::io(&log, e))?;
+            }
+            None => {}
+        }
+        if read.tail != Tail::Anchored {
+            self.write_anchor(&read.state)?;
+        }
+        Ok(read.state)
     }
 
-    /// Appends `record` chained to `prev` (the digest of the log's last line) and syncs it;
-    /// the first record also syncs `.airlock/`, which then has a new name in it.
-    pub(super) fn append_log_line(&self, mut record: LogRecord, prev: String) -> Result<LogRecord> {
+    /// Appends a record, chaining it to the last line, and syncs the log.
+    pub(super) fn append_log(&self, record: LogRecord) -> Result<LogRecord> {
+        let state = self.state()?;
+        self.append_log_line(record, &state)
+    }
+
+    /// Appends `record` after the log whose state is `state` and syncs it (the first
+    /// record also syncs `.airlock/`, which then has a new name in it); then rewrites the
+    /// anchor durably.
+    pub(super) fn append_log_line(&self, mut record: LogRecord, state: &MirrorState) -> Result<LogRecord> {
         let path = self.meta.join("log");
-        record.prev = prev;
+        record.prev = state.head.clone();
         let mut line = serde_json::to_vec(&record).map_err(|e| Error::io(&path, io::Error::other(e)))?;
+        let head = Digest::of(&line).to_hex();
         line.push(b'\n');
-        let mut file =
-            OpenOptions::new().append(true).create(true).mode(0o644).open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut file = self.open_log_for_append()?;
         let created = file.metadata().map_err(|e| Error::io(&path, e))?.len() == 0;
         file.write_all(&line).map_err(|e| Error::io(&path, e))?;
         file.sync_all().map_err(|e| Error::io(&path, e))?;
         if created {
             sync_dir(&self.meta)?;
         }
+        self.crash_point(super::CrashPoint::LogAppended);
+        let anchor = Anchor { records: state.records.len() as u64 + 1, head };
+        write_bytes(&self.meta.join(LOG_HEAD), 0o644, Overwrite::Replace, &anchor.to_bytes())?;
         Ok(record)
+    }
+
+    /// Rewrites the anchor to name the last record of `state`.
+    fn write_anchor(&self, state: &MirrorState) -> Result<()> {
+        let anchor = Anchor { records: state.records.len() as u64, head: state.head.clone() };
+        write_bytes(&self.meta.join(LOG_HEAD), 0o644, Overwrite::Replace, &anchor.to_bytes())
+    }
+
+    /// Opens the log to append, never through a link. A log that shares its content with
+    /// another name (a hard link, say from a snapshot backup) is first replaced by a copy,
+    /// so the append never changes the other name's file.
+    fn open_log_for_append(&self) -> Result<File> {
+        let path = self.meta.join("log");
+        let mut options = OpenOptions::new();
+        options.append(true).create(true).mode(0o644);
+        let file = plain::open(&path, &mut options)?;
+        if plain::link_count(&file, &path)? <= 1 {
+            return Ok(file);
+        }
+        drop(file);
+        let content = plain::read(&path)?.unwrap_or_default();
+        write_bytes(&path, 0o644, Overwrite::Replace, &content)?;
+        plain::open(&path, &mut options)
     }
 }
 

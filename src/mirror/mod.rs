@@ -18,6 +18,7 @@
 mod audit;
 mod error;
 mod log;
+mod plain;
 mod protocol;
 pub(crate) mod staging;
 
@@ -37,8 +38,7 @@ use crate::progress::Progress;
 use crate::verify::{AuthenticHead, Bundle, GapPolicy, History, VerifiedBundle, VerifyOptions};
 
 pub use audit::AuditReport;
-pub use error::{Damage, LogProblem, MirrorError, PlacementConflict};
-use log::read_state;
+pub use error::{Damage, KeptDisagreement, LogProblem, MirrorError, PlacementConflict};
 pub use log::{read_log, BundleSummary, Event, LogRecord, MirrorState};
 #[cfg(feature = "fault-injection")]
 pub use protocol::CrashPoint;
@@ -58,7 +58,7 @@ pub struct ImportOptions {
     pub gaps: GapPolicy,
     /// Allowance for clock error when checking expiry, in seconds.
     pub clock_skew: u64,
-    /// The time to check expiry and age against (Unix seconds); the mirror's clock floor
+    /// The time to check expiry and age against (Unix seconds); the bundle channel's clock floor
     /// can only move it later.
     pub now: u64,
 }
@@ -117,31 +117,28 @@ impl Mirror {
 
     /// FORMAT.md §10 step 1: checks the layout and takes the lock; recovery is the caller's.
     fn open_unrecovered(root: &Path, create: bool) -> Result<Mirror> {
-        let meta = root.join(METADATA_DIR);
         if create {
-            create_layout(root, &meta)?;
-        } else if !meta.join("FORMAT").is_file() {
-            return Err(Error::Mirror { path: root.to_owned(), reason: MirrorError::NotAMirror });
+            create_layout(root, &root.join(METADATA_DIR))?;
         }
+        let meta = open_checked(root)?;
         check_format(&meta)?;
         let lock = lock_mirror(&meta, LockMode::Exclusive)?;
-        Ok(Mirror {
+        let mirror = Mirror {
             root: root.to_owned(),
             meta,
             _lock: lock,
             #[cfg(feature = "fault-injection")]
             crash_at: None,
-        })
+        };
+        // Under the lock: mend what a crash during a log append left, and anchor the log
+        // of a mirror made before anchors existed (FORMAT.md §9, "The log's anchor").
+        mirror.state()?;
+        Ok(mirror)
     }
 
     /// The mirror root.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// Replays and checks the log.
-    pub fn state(&self) -> Result<MirrorState> {
-        read_state(&self.meta.join("log"))
     }
 
     /// Verifies `bundle_path` against the trust `policy` (signers, revocations, maximum age,
@@ -159,7 +156,7 @@ impl Mirror {
         if let Err(err) = &result {
             // Past the commit point (`pending` written) the staged files belong to the
             // commit: recovery must find them to finish it, or the mirror stays mixed.
-            if !self.meta.join("pending").exists() {
+            if !plain::file_exists(&self.meta.join("pending")).unwrap_or(true) {
                 self.remove_all_staging();
             }
             let event = if err.is_rejection() { Event::Rejected } else { Event::Failed };
@@ -191,7 +188,7 @@ impl Mirror {
         let state = self.state()?;
         let history = History {
             last_import: state.channels,
-            clock_floor: state.clock_floor,
+            clock_floors: state.clock_floors,
             imported: state.imported.into_iter().collect(),
         };
         let options = VerifyOptions {
@@ -280,6 +277,7 @@ fn create_layout(root: &Path, meta: &Path) -> Result<()> {
         }
         fs::set_permissions(tmp.join("bundles"), fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&tmp, e))?;
         write_new(&tmp.join("FORMAT"), MIRROR_FORMAT.as_bytes())?;
+        write_new(&tmp.join(log::LOG_HEAD), &log::Anchor::genesis().to_bytes())?;
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&tmp, e))?;
         // Renamed into place whole, so a half-created metadata directory is never seen.
         match fs::rename(&tmp, meta) {
@@ -293,9 +291,22 @@ fn create_layout(root: &Path, meta: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The metadata directory of the mirror at `root`, once it and every entry in it are what
+/// they must be (plain directories and regular files, never links: see `plain`).
+fn open_checked(root: &Path) -> Result<PathBuf> {
+    let meta = root.join(METADATA_DIR);
+    let is_mirror = plain::check(&meta, plain::Want::Dir)? && plain::check(&meta.join("FORMAT"), plain::Want::File)?;
+    if !is_mirror {
+        return Err(Error::Mirror { path: root.to_owned(), reason: MirrorError::NotAMirror });
+    }
+    plain::check_layout(&meta)?;
+    Ok(meta)
+}
+
 fn check_format(meta: &Path) -> Result<()> {
     let path = meta.join("FORMAT");
-    let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = plain::read(&path)?.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
     if text != MIRROR_FORMAT {
         return Err(Error::Mirror { path, reason: MirrorError::UnsupportedFormat { found: text.trim().to_owned() } });
     }
@@ -319,12 +330,11 @@ fn lock_mirror(meta: &Path, mode: LockMode) -> Result<File> {
     let path = meta.join("lock");
     let file = match mode {
         LockMode::Exclusive => {
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(&path)
+            plain::open(&path, OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644))
         }
         // A reader may not be allowed to write the mirror; flock needs only an open file.
-        LockMode::Shared => File::open(&path),
-    }
-    .map_err(|e| Error::io(&path, e))?;
+        LockMode::Shared => plain::open(&path, OpenOptions::new().read(true)),
+    }?;
     let operation = match mode {
         LockMode::Exclusive => rustix::fs::FlockOperation::NonBlockingLockExclusive,
         LockMode::Shared => rustix::fs::FlockOperation::NonBlockingLockShared,

@@ -33,6 +33,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::{Damage, PlacementConflict};
+use super::plain::{self, Want};
 use super::{Event, LogRecord, Mirror, MirrorError};
 use crate::clock;
 use crate::error::{Error, Reject, Result};
@@ -58,7 +59,10 @@ pub enum CrashPoint {
     FilesMoved,
     /// Step 6: the head is kept under `bundles/` and the `syncfs` is done.
     RecordKept,
-    /// Step 6: the log record is appended.
+    /// Step 6: the log record is appended and synced; `.airlock/log-head` is not yet
+    /// rewritten (it names the record before).
+    LogAppended,
+    /// Step 6: the log record is appended and anchored.
     Logged,
     /// Step 6: `pending` is removed; the staging directory is not yet.
     PendingRemoved,
@@ -67,13 +71,14 @@ pub enum CrashPoint {
 #[cfg(feature = "fault-injection")]
 impl CrashPoint {
     /// Every crash point, in protocol order.
-    pub const ALL: [CrashPoint; 8] = [
+    pub const ALL: [CrashPoint; 9] = [
         CrashPoint::HeadStaged,
         CrashPoint::Staged,
         CrashPoint::Committed,
         CrashPoint::FileMoved,
         CrashPoint::FilesMoved,
         CrashPoint::RecordKept,
+        CrashPoint::LogAppended,
         CrashPoint::Logged,
         CrashPoint::PendingRemoved,
     ];
@@ -87,6 +92,7 @@ impl CrashPoint {
             CrashPoint::FileMoved => "file-moved",
             CrashPoint::FilesMoved => "files-moved",
             CrashPoint::RecordKept => "record-kept",
+            CrashPoint::LogAppended => "log-appended",
             CrashPoint::Logged => "logged",
             CrashPoint::PendingRemoved => "pending-removed",
         }
@@ -151,9 +157,12 @@ impl Mirror {
             if under_absent {
                 continue; // nothing can stand in the way inside a directory that does not exist
             }
+            // A regular file is replaced by a rename, which changes only this name: a hard
+            // link elsewhere keeps the old content.
             match fs::symlink_metadata(self.root.join(entry.path.as_str())) {
                 Ok(m) if m.is_file() => {}
-                Ok(_) => return Err(conflict(entry, PlacementConflict::NotAFile)),
+                Ok(m) if m.is_dir() || m.is_symlink() => return Err(conflict(entry, PlacementConflict::NotAFile)),
+                Ok(m) => return Err(conflict(entry, PlacementConflict::SpecialFile { found: plain::kind_name(&m) })),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(self.root.join(entry.path.as_str()), e)),
             }
@@ -206,7 +215,7 @@ impl Mirror {
         });
         let record = match already {
             Some(r) => r.clone(),
-            None => self.append_log_line(pending.record.clone(), state.head)?,
+            None => self.append_log_line(pending.record.clone(), &state)?,
         };
         self.crash_point(CrashPoint::Logged);
         // FORMAT.md §10 step 6: remove `pending` and the staging directory, fsync `.airlock/`.
@@ -255,8 +264,7 @@ impl Mirror {
     pub(super) fn recover(&self) -> Result<()> {
         self.remove_temporary_files()?;
         let pending_path = self.meta.join("pending");
-        if pending_path.exists() {
-            let text = fs::read(&pending_path).map_err(|e| Error::io(&pending_path, e))?;
+        if let Some(text) = plain::read(&pending_path)? {
             let mut pending: Pending =
                 serde_json::from_slice(&text).map_err(|e| self.damaged(Damage::PendingUnreadable(e)))?;
             pending.record.reason = Some("completed by recovery after an interrupted import".into());
@@ -368,14 +376,26 @@ pub(super) fn read_kept_manifest(dir: &Path, digest_hex: &str) -> Result<Manifes
     manifest::decode(&bytes).map_err(|e| Error::Mirror { path, reason: MirrorError::KeptManifestUndecodable(e) })
 }
 
-/// The kept manifest's bytes, checked against the digest recorded for them.
+/// The kept manifest's bytes, checked against the digest recorded for them. Neither the
+/// kept directory nor the manifest may be a link.
 fn read_kept_manifest_bytes(dir: &Path, digest_hex: &str) -> Result<Vec<u8>> {
     let path = dir.join("manifest.cbor");
-    let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    if !plain::check(dir, Want::Dir)? {
+        return Err(Error::io(dir, io::ErrorKind::NotFound.into()));
+    }
+    let bytes = plain::read(&path)?.ok_or_else(|| Error::io(&path, io::ErrorKind::NotFound.into()))?;
     if Digest::of(&bytes).to_hex() != digest_hex {
         return Err(Error::Mirror { path, reason: MirrorError::KeptManifestMismatch });
     }
     Ok(bytes)
+}
+
+/// The manifest digest of the import `.airlock/pending` commits, if it names one: its kept
+/// head may stand under `bundles/` before the log records it (FORMAT.md §10 step 6).
+pub(super) fn in_flight_digest(meta: &Path) -> Option<String> {
+    let bytes = plain::read(&meta.join("pending")).ok()??;
+    let pending: Pending = serde_json::from_slice(&bytes).ok()?;
+    pending.record.bundle.map(|b| b.manifest_sha256)
 }
 
 /// Writes a file that must not exist yet, durably, world-readable.

@@ -1,7 +1,13 @@
 //! Freshness (FORMAT.md §8 step 5): is this authentic bundle one the reader should still
-//! take? Expiry, the mirror's clock floor, rollback and replay, gaps in the channel's
-//! sequence, the `previous` link, and the trust policy's maximum age, all against a
-//! [`History`] of what was imported before (empty for `airlock verify`).
+//! take? A `created` in the future, expiry, the channel's clock floor, rollback and replay,
+//! gaps in the channel's sequence, the `previous` link, and the trust policy's maximum age,
+//! all against a [`History`] of what was imported before (empty for `airlock verify` and
+//! `airlock sign`).
+//!
+//! Everything the history contributes is per channel, so a signer trusted for one channel
+//! cannot change what another channel accepts: its bundles move only their own channel's
+//! clock floor, and a `created` later than the reader's clock plus the skew is refused
+//! before it can move anything.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -31,9 +37,10 @@ pub enum GapPolicy {
 pub struct History {
     /// Per channel: the sequence number and manifest digest of its last import.
     pub last_import: BTreeMap<String, (u64, Digest)>,
-    /// The newest `created` of any imported bundle: "now" is never earlier than this, so a
-    /// machine whose clock was set back cannot be made to accept expired bundles.
-    pub clock_floor: u64,
+    /// Per channel: the newest `created` of its imported bundles. For a bundle of that
+    /// channel "now" is never earlier than this, so a machine whose clock was set back
+    /// cannot be made to accept its expired bundles. Other channels' floors do not apply.
+    pub clock_floors: BTreeMap<String, u64>,
     /// The digest of every manifest imported: importing one again is a no-op.
     pub imported: HashSet<Digest>,
 }
@@ -72,24 +79,47 @@ pub(super) fn check(
     if history.imported.contains(digest) {
         return Ok(Freshness::AlreadyImported);
     }
-    let now = clock.now.max(history.clock_floor);
-    check_expiry(m, history, clock)?;
+    check_not_future(m.created, clock)?;
+    let floor = history.clock_floor(&m.channel);
+    check_expiry(m, floor, clock)?;
     let overrides = check_sequence(m, history, gaps)?;
-    check_max_age(m.created, max_age, now, clock.skew)?;
+    check_max_age(m.created, max_age, clock.now.max(floor), clock.skew)?;
     Ok(Freshness::Fresh { overrides })
 }
 
-/// Expiry against the later of the clock and the history's clock floor.
-fn check_expiry(m: &Manifest, history: &History, clock: Clock) -> Result<(), Reject> {
+impl History {
+    /// The clock floor of `channel` (0 before its first import).
+    pub fn clock_floor(&self, channel: &str) -> u64 {
+        self.clock_floors.get(channel).copied().unwrap_or(0)
+    }
+}
+
+/// Refuses a bundle created later than the reader's own clock plus the skew: a packer
+/// whose clock runs ahead, or a signer forging a date. Checked against the system clock,
+/// never the clock floor, so that a floor can never run ahead of the reader's clock by more
+/// than the skew (a floor-relative bound would let each import push it a skew further).
+fn check_not_future(created: u64, clock: Clock) -> Result<(), Reject> {
+    if created <= clock.now.saturating_add(clock.skew) {
+        return Ok(());
+    }
+    Err(Reject::CreatedInFuture { created: clock::format(created), now: clock::format(clock.now), skew: clock.skew })
+}
+
+/// Expiry against the later of the clock and the channel's clock floor.
+fn check_expiry(m: &Manifest, floor: u64, clock: Clock) -> Result<(), Reject> {
     let Some(expires) = m.expires else {
         return Ok(());
     };
-    let effective = clock.now.max(history.clock_floor);
+    let effective = clock.now.max(floor);
     if effective <= expires.saturating_add(clock.skew) {
         return Ok(());
     }
-    let floor_note = if history.clock_floor > clock.now {
-        format!("; the mirror's clock floor {} is later than this machine's clock", clock::format(history.clock_floor))
+    let floor_note = if floor > clock.now {
+        format!(
+            "; the mirror's clock floor {} for channel {:?} is later than this machine's clock",
+            clock::format(floor),
+            m.channel
+        )
     } else {
         String::new()
     };
@@ -180,9 +210,34 @@ mod tests {
     #[test]
     fn the_clock_floor_decides_when_it_is_later_and_says_so() {
         let m = sample();
-        let history = History { clock_floor: 1_800_000_000, ..History::default() };
+        let floors = BTreeMap::from([(m.channel.clone(), 1_800_000_000)]);
+        let history = History { clock_floors: floors, ..History::default() };
         let err = check(&m, &Digest::of(b"m"), &history, CLOCK, GapPolicy::Refuse, None).unwrap_err();
         assert!(err.to_string().contains("the mirror's clock floor"), "{err}");
+        assert!(err.to_string().contains(&format!("for channel {:?}", m.channel)), "{err}");
+    }
+
+    #[test]
+    fn another_channels_clock_floor_does_not_apply() {
+        let m = sample();
+        let floors = BTreeMap::from([(format!("{}-other", m.channel), u64::MAX)]);
+        let history = History { clock_floors: floors, ..History::default() };
+        assert_eq!(check(&m, &Digest::of(b"m"), &history, CLOCK, GapPolicy::Refuse, Some(60)).unwrap(), fresh(&[]));
+    }
+
+    #[test]
+    fn a_created_beyond_the_clock_and_skew_is_refused() {
+        let mut m = sample();
+        let d = Digest::of(b"m");
+        m.created = CLOCK.now + CLOCK.skew;
+        m.expires = None;
+        check(&m, &d, &History::default(), CLOCK, GapPolicy::Refuse, None).unwrap();
+        m.created += 1;
+        let err = check(&m, &d, &History::default(), CLOCK, GapPolicy::Refuse, None).unwrap_err();
+        assert_eq!(err.kind(), "created_in_future");
+        let skewless = Clock { now: u64::MAX, skew: u64::MAX };
+        m.created = u64::MAX;
+        check(&m, &d, &History::default(), skewless, GapPolicy::Refuse, None).unwrap();
     }
 
     #[test]

@@ -36,6 +36,7 @@ const STAGES: &[(&str, bool)] = &[
     ("file-moved", true),
     ("files-moved", true),
     ("record-kept", true),
+    ("log-appended", true),
     ("logged", true),
     ("pending-removed", true),
 ];

@@ -382,11 +382,12 @@ impl Case {
         out
     }
 
-    /// The mirror's full state except its log: every file under the mirror root, with
+    /// The mirror's full state except its log (and the log's anchor): every file under the mirror root, with
     /// `.airlock/` included (kept heads, FORMAT, lock), hashed.
     pub fn mirror_state(&self) -> BTreeMap<String, String> {
         let mut s = snapshot(&self.mirror(), false);
         s.remove(".airlock/log");
+        s.remove(".airlock/log-head");
         s
     }
 

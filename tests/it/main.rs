@@ -9,6 +9,8 @@
 //! - `proptest_bundle`, `fuzz_targets`: property tests and the bounded stable fuzz runner.
 //! - `vectors`: the committed test vectors (tests/vectors/) imported and compared with their
 //!   `expect` files; `vectors::regenerate` (ignored) rebuilds them.
+//! - `hostile_mirror`: a hostile mirror and hostile clocks: links and special files in
+//!   `.airlock/`, a tampered log end, future `created` times, per-channel clock floors.
 //! - `hygiene`: rules about the source tree (the library reads no environment variables).
 
 mod common;
@@ -24,6 +26,7 @@ mod cosign;
 mod crash;
 mod fuzz_targets;
 mod hostile_artifacts;
+mod hostile_mirror;
 mod hostile_output;
 mod hostile_sums;
 mod hostile_time;

@@ -562,7 +562,7 @@ proptest! {
         options.gaps = if n.allow_gap { GapPolicy::AcceptAndLog } else { GapPolicy::Refuse };
         options.history = History {
             last_import: n.last.map(|s| ("prop".to_owned(), (s, Digest([1; 32])))).into_iter().collect(),
-            clock_floor: n.clock_floor,
+            clock_floors: [("prop".to_owned(), n.clock_floor)].into_iter().collect(),
             ..History::default()
         };
         match bundle.verify(&options) {
