@@ -80,8 +80,8 @@ pub struct VerifyOptions<'a> {
     pub policy: &'a Policy,
     /// What was imported before (empty for a reader without a mirror).
     pub history: History,
-    /// The time to check expiry and age against (Unix seconds); the history's clock floor
-    /// can only move it later.
+    /// The time to check expiry and age against (Unix seconds); the clock floor of the
+    /// bundle's channel in the history can only move it later.
     pub now: u64,
     /// Allowance for clock error, in seconds.
     pub clock_skew: u64,
