@@ -5,7 +5,7 @@
 //! take "now" as an option (the command line fills it from the system clock, or from
 //! `AIRLOCK_NOW` for tests and drills).
 //!
-//! Every time is printed through [`format`], which is total: a manifest or a log may hold
+//! Every time is printed through [`format()`], which is total: a manifest or a log may hold
 //! any `u64` (a hostile signer, a packer with a broken clock, an edited log), and printing
 //! one must never fail. Times up to [`LAST_RFC3339`] (the last second of year 9999) print as
 //! RFC 3339 text; later ones print as `@` followed by the decimal Unix seconds
@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The last second RFC 3339 text can show: 9999-12-31T23:59:59Z (its year has four
-/// digits). [`format`] prints later times as `@<seconds>`.
+/// digits). [`format()`] prints later times as `@<seconds>`.
 pub const LAST_RFC3339: u64 = 253_402_300_799;
 
 /// The system clock in Unix seconds (0 before 1970).
