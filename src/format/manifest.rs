@@ -202,6 +202,15 @@ pub enum ManifestError {
         /// The signature entry.
         signature: String,
     },
+    /// An entry does not link exactly its sibling signature entries, in suffix order (an
+    /// unlinked `x.sig` beside `x`, say).
+    #[error("entry {entry:?} must link exactly its sibling signature entries, in suffix order: [{expected}]")]
+    SignatureLinksDiffer {
+        /// The artifact entry.
+        entry: String,
+        /// The links it must have, quoted and comma-separated.
+        expected: String,
+    },
     /// An entry links a signature that is not a sibling signature entry of the bundle.
     #[error(
         "entry {entry:?} links signature {signature:?}, which is not a sibling .sig/.minisig/.asc/.sha256.sig entry of the bundle"
@@ -676,6 +685,13 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
             }
         }
     }
+    for (i, e) in entries.iter().enumerate() {
+        let expected = sibling_signatures(entries, i);
+        if e.signatures != expected {
+            let expected = expected.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
+            return Err(Reject::Manifest(ManifestError::SignatureLinksDiffer { entry: e.path.to_string(), expected }));
+        }
+    }
     Ok(())
 }
 
@@ -763,37 +779,38 @@ fn collision(entries: &[Entry], a: &Node<'_>, b: &Node<'_>) -> ManifestError {
 /// `x.sha256.sig` beside both `x` and `x.sha256` is `x.sha256`'s. `entries` must be sorted
 /// by path (presence is a binary search).
 pub fn link_signatures(entries: &mut [Entry]) {
-    let present =
-        |entries: &[Entry], p: &str| entries.binary_search_by(|e| e.path.as_str().as_bytes().cmp(p.as_bytes())).is_ok();
-    let mut candidate = String::new();
     for i in 0..entries.len() {
-        // Paths that start with this one follow it directly in sorted order: if the next
-        // does not, nothing can be this entry's signature.
-        let path = entries[i].path.as_str();
-        if entries.get(i + 1).is_none_or(|next| !next.path.as_str().starts_with(path)) {
-            entries[i].signatures.clear();
+        entries[i].signatures = sibling_signatures(entries, i);
+    }
+}
+
+/// The signature entries [`link_signatures`] links to entry `i`: the manifest rule is that
+/// an entry links exactly these (docs/FORMAT.md §6.2).
+fn sibling_signatures(entries: &[Entry], i: usize) -> Vec<RelPath> {
+    let present = |p: &str| entries.binary_search_by(|e| e.path.as_str().as_bytes().cmp(p.as_bytes())).is_ok();
+    // Paths that start with this one follow it directly in sorted order: if the next does
+    // not, nothing can be this entry's signature.
+    let path = entries[i].path.as_str();
+    if entries.get(i + 1).is_none_or(|next| !next.path.as_str().starts_with(path)) {
+        return Vec::new();
+    }
+    let mut links = Vec::new();
+    for suffix in SIGNATURE_SUFFIXES {
+        let candidate = format!("{path}{suffix}");
+        if !present(&candidate) {
             continue;
         }
-        let mut links = Vec::new();
-        for suffix in SIGNATURE_SUFFIXES {
-            candidate.clear();
-            candidate.push_str(path);
-            candidate.push_str(suffix);
-            if !present(entries, &candidate) {
+        // `x.sha256.sig` beside both `x` and `x.sha256` is the latter's `.sig`.
+        if let Some(q) = candidate.strip_suffix(".sig") {
+            if q.ends_with(".sha256") && q != path && present(q) {
                 continue;
             }
-            // `x.sha256.sig` beside both `x` and `x.sha256` is the latter's `.sig`.
-            if let Some(q) = candidate.strip_suffix(".sig") {
-                if q.ends_with(".sha256") && q != path && present(entries, q) {
-                    continue;
-                }
-            }
-            if let Ok(p) = RelPath::new(&candidate) {
-                links.push(p);
-            }
         }
-        entries[i].signatures = links;
+        if let Ok(p) = RelPath::new(&candidate) {
+            links.push(p);
+        }
     }
+    links
 }
 
 #[cfg(test)]
@@ -981,6 +998,27 @@ pub(crate) mod tests {
         let mut m = sample();
         m.entries[2].signatures = vec![RelPath::new("a.txt.sig").unwrap()];
         assert!(encode(&m).is_err());
+    }
+
+    #[test]
+    fn rejects_an_unlinked_or_misordered_sibling_signature() {
+        let mut m = sample();
+        m.entries[0].signatures.clear();
+        let err = encode(&m).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "entry \"a.txt\" must link exactly its sibling signature entries, in suffix order: [\"a.txt.sig\"]"
+            ),
+            "{err}"
+        );
+        let mut m = sample();
+        let mut asc = m.entries[1].clone();
+        asc.path = RelPath::new("a.txt.asc").unwrap();
+        m.entries.insert(1, asc);
+        m.entries[0].signatures = vec![RelPath::new("a.txt.asc").unwrap(), RelPath::new("a.txt.sig").unwrap()];
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::SignatureLinksDiffer { .. }))));
+        link_signatures(&mut m.entries);
+        encode(&m).expect("the packer's links");
     }
 
     #[test]
