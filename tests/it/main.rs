@@ -23,6 +23,7 @@ mod artifacts;
 mod cosign;
 mod crash;
 mod fuzz_targets;
+mod hostile_paths;
 mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
