@@ -9,6 +9,7 @@
 //! - [`decode`] accepts only the canonical encoding (it re-encodes and compares), so two
 //!   implementations can never read one manifest two ways.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::Bytes;
 
 use crate::error::Reject;
-use crate::format::path::RelPath;
+use crate::format::path::{is_control, is_invisible, RelPath};
 use crate::io::digest::Digest;
 
 /// The `format` field.
@@ -31,6 +32,9 @@ pub const MAX_CHANNEL_BYTES: usize = 64;
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Most `meta` pairs.
 pub const MAX_META: usize = 256;
+/// Latest `created` or `expires`: 9999-12-31T23:59:59Z, the last second a four-digit
+/// year can print.
+pub const MAX_TIME: u64 = 253_402_300_799;
 /// Suffixes that make an entry a detached signature of its sibling: signify, minisign,
 /// OpenPGP, and the signed checksum line of `pack --sign-artifacts`.
 pub const SIGNATURE_SUFFIXES: [&str; 4] = [".sig", ".minisig", ".asc", ".sha256.sig"];
@@ -130,6 +134,23 @@ pub enum ManifestError {
         /// Which text.
         what: String,
     },
+    /// A label, meta key or meta value holds an invisible character (a bidirectional
+    /// control, a zero-width character, ...).
+    #[error("{what} contains the invisible character {c:?}")]
+    InvisibleCharacter {
+        /// Which text.
+        what: String,
+        /// The first such character.
+        c: char,
+    },
+    /// `created` or `expires` is after [`MAX_TIME`].
+    #[error("{field} is {value}, after {MAX_TIME} (9999-12-31T23:59:59Z)")]
+    TimeOutOfRange {
+        /// `created` or `expires`.
+        field: &'static str,
+        /// The value.
+        value: u64,
+    },
     /// A label, meta key or meta value holds control characters.
     #[error("{what} contains control characters")]
     ControlCharacters {
@@ -152,6 +173,21 @@ pub enum ManifestError {
         /// The other.
         second: String,
     },
+    /// Two directories of entries collide on a case-insensitive or normalising filesystem
+    /// (they are spelled differently, so they would be merged into one).
+    #[error(
+        "directories {first:?} (of entry {first_entry:?}) and {second:?} (of entry {second_entry:?}) collide on a case-insensitive or normalising filesystem"
+    )]
+    DirectoryCollision {
+        /// One directory.
+        first: String,
+        /// The other.
+        second: String,
+        /// An entry under `first`.
+        first_entry: String,
+        /// An entry under `second`.
+        second_entry: String,
+    },
     /// A file entry is also a directory of another entry.
     #[error("entry {file:?} is a file but entry {path:?} needs it to be a directory")]
     FileIsDirectory {
@@ -165,6 +201,15 @@ pub enum ManifestError {
     SignatureLinkedTwice {
         /// The signature entry.
         signature: String,
+    },
+    /// An entry does not link exactly its sibling signature entries, in suffix order (an
+    /// unlinked `x.sig` beside `x`, say).
+    #[error("entry {entry:?} must link exactly its sibling signature entries, in suffix order: [{expected}]")]
+    SignatureLinksDiffer {
+        /// The artifact entry.
+        entry: String,
+        /// The links it must have, quoted and comma-separated.
+        expected: String,
     },
     /// An entry links a signature that is not a sibling signature entry of the bundle.
     #[error(
@@ -568,6 +613,11 @@ fn check_rules(m: &Manifest) -> Result<(), Reject> {
     if m.sequence == 0 {
         return Err(Reject::Manifest(ManifestError::ZeroSequence));
     }
+    for (field, value) in [("created", Some(m.created)), ("expires", m.expires)] {
+        if let Some(value) = value.filter(|&v| v > MAX_TIME) {
+            return Err(Reject::Manifest(ManifestError::TimeOutOfRange { field, value }));
+        }
+    }
     if let Some(expires) = m.expires {
         if expires <= m.created {
             return Err(Reject::Manifest(ManifestError::ExpiresNotAfterCreated));
@@ -590,20 +640,25 @@ fn check_rules(m: &Manifest) -> Result<(), Reject> {
     check_entries(&m.entries)
 }
 
+/// The text rule of `label`, meta keys and meta values (docs/FORMAT.md §6.2): bounded, no
+/// control character but TAB, and no invisible character (the ones entry paths refuse too).
 fn check_text(text: &str, what: &str) -> Result<(), Reject> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(Reject::Manifest(ManifestError::TextTooLong { what: what.to_owned() }));
     }
-    if text.chars().any(|c| c.is_control() && c != '\t') {
+    if text.chars().any(|c| is_control(c) && c != '\t') {
         return Err(Reject::Manifest(ManifestError::ControlCharacters { what: what.to_owned() }));
+    }
+    if let Some(c) = text.chars().find(|&c| is_invisible(c)) {
+        return Err(Reject::Manifest(ManifestError::InvisibleCharacter { what: what.to_owned(), c }));
     }
     Ok(())
 }
 
-/// Entries must be strictly sorted by path bytes (so no path appears twice), no two paths may
-/// collide case-insensitively or after NFC, no file may also be a directory of another, and
-/// each signature link must name a sibling `<path>.sig|.minisig|.asc|.sha256.sig` entry, and no
-/// signature entry may be linked twice.
+/// Entries must be strictly sorted by path bytes (so no path appears twice), no two paths and
+/// no two directories may collide on a case-insensitive or normalising filesystem, no file may
+/// also be a directory of another, and each signature link must name a sibling
+/// `<path>.sig|.minisig|.asc|.sha256.sig` entry, and no signature entry may be linked twice.
 fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
     for pair in entries.windows(2) {
         if pair[0].path.as_str().as_bytes() >= pair[1].path.as_str().as_bytes() {
@@ -613,39 +668,7 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
             }));
         }
     }
-    // Collision keys sorted (stably, so equal keys keep entry order). Most paths are their
-    // own key and the entries are sorted, so this is nearly a linear pass; unlike a hash
-    // table it cannot be slowed down by chosen inputs.
-    let mut keys: Vec<(std::borrow::Cow<'_, str>, usize)> =
-        entries.iter().enumerate().map(|(i, e)| (RelPath::collision_key_cow(e.path.as_str()), i)).collect();
-    keys.sort_by(|a, b| a.0.cmp(&b.0));
-    for pair in keys.windows(2) {
-        if pair[0].0 == pair[1].0 {
-            return Err(Reject::Manifest(ManifestError::Collision {
-                first: entries[pair[0].1].path.to_string(),
-                second: entries[pair[1].1].path.to_string(),
-            }));
-        }
-    }
-    let file_with_key = |key: &str| keys.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|i| keys[i].1);
-    // Each directory once: the entries under a directory are contiguous in sorted order, so
-    // a directory is new exactly when it is not also a directory of the previous entry.
-    let mut previous = "";
-    for e in entries {
-        let path = e.path.as_str();
-        for dir in e.path.ancestors() {
-            if previous.len() > dir.len() && previous.as_bytes()[dir.len()] == b'/' && previous.starts_with(dir) {
-                continue;
-            }
-            if let Some(file) = file_with_key(&RelPath::collision_key_cow(dir)) {
-                return Err(Reject::Manifest(ManifestError::FileIsDirectory {
-                    file: entries[file].path.to_string(),
-                    path: path.to_owned(),
-                }));
-            }
-        }
-        previous = path;
-    }
+    check_collisions(entries)?;
     let exact = |p: &str| entries.binary_search_by(|e| e.path.as_str().as_bytes().cmp(p.as_bytes())).is_ok();
     let mut linked: HashSet<&str> = HashSet::new();
     for e in entries {
@@ -662,7 +685,93 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
             }
         }
     }
+    for (i, e) in entries.iter().enumerate() {
+        let expected = sibling_signatures(entries, i);
+        if e.signatures != expected {
+            let expected = expected.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
+            return Err(Reject::Manifest(ManifestError::SignatureLinksDiffer { entry: e.path.to_string(), expected }));
+        }
+    }
     Ok(())
+}
+
+/// One name in the tree the entries make: a file (an entry) or a directory (a proper prefix
+/// of entries' paths), under its parent directory.
+struct Node<'a> {
+    /// The parent directory's number (0 for the top; directories count from 1).
+    parent: usize,
+    /// The last component's collision key ([`RelPath::collision_key`]).
+    key: Cow<'a, str>,
+    /// The entry that is this file, or the first entry under this directory.
+    entry: usize,
+    /// The directory's length in bytes of `entries[entry].path`, or `None` for a file.
+    dir_len: Option<usize>,
+}
+
+/// Finds two names that one case-insensitive or normalising filesystem would take for one:
+/// two files, a file and a directory, or two directories spelled differently. A path's key
+/// is its components' keys joined by `/`, so two names collide exactly when their parents
+/// are one directory (or collide themselves, which is found one level up) and their last
+/// components have one key. Every name is listed once, under its parent's number, and the
+/// list sorted: unlike a hash table, chosen inputs cannot slow this down, and memory grows
+/// with the entries (each key borrows its component unless folding changed it).
+fn check_collisions(entries: &[Entry]) -> Result<(), Reject> {
+    let mut nodes: Vec<Node<'_>> = Vec::with_capacity(entries.len());
+    // The directories of the previous entry, outermost first: (length, number). The entries
+    // under one directory are contiguous in sorted order, so each directory is listed once,
+    // when its first entry is reached.
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    let mut directories = 0;
+    for (i, e) in entries.iter().enumerate() {
+        let path = e.path.as_str();
+        let mut start = 0;
+        let mut depth = 0;
+        for dir_len in path.bytes().enumerate().filter(|&(_, b)| b == b'/').map(|(at, _)| at) {
+            let parent = if depth == 0 { 0 } else { open[depth - 1].1 };
+            // The directories above matched, so only this component needs comparing (which
+            // keeps the whole pass linear in the length of the paths).
+            let same = open.get(depth).is_some_and(|&(len, _)| {
+                len == dir_len && entries[i - 1].path.as_str().as_bytes()[start..len] == path.as_bytes()[start..len]
+            });
+            if !same {
+                open.truncate(depth);
+                directories += 1;
+                open.push((dir_len, directories));
+                let key = RelPath::collision_key_cow(&path[start..dir_len]);
+                nodes.push(Node { parent, key, entry: i, dir_len: Some(dir_len) });
+            }
+            start = dir_len + 1;
+            depth += 1;
+        }
+        open.truncate(depth);
+        let parent = if depth == 0 { 0 } else { open[depth - 1].1 };
+        nodes.push(Node { parent, key: RelPath::collision_key_cow(&path[start..]), entry: i, dir_len: None });
+    }
+    // Stable: of two colliding names, the one met first is named first.
+    nodes.sort_by(|a, b| a.parent.cmp(&b.parent).then_with(|| a.key.cmp(&b.key)));
+    for pair in nodes.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.parent == b.parent && a.key == b.key {
+            return Err(Reject::Manifest(collision(entries, a, b)));
+        }
+    }
+    Ok(())
+}
+
+/// The error for two names with one key under one directory.
+fn collision(entries: &[Entry], a: &Node<'_>, b: &Node<'_>) -> ManifestError {
+    let path = |n: &Node<'_>| entries[n.entry].path.to_string();
+    match (a.dir_len, b.dir_len) {
+        (None, None) => ManifestError::Collision { first: path(a), second: path(b) },
+        (None, Some(_)) => ManifestError::FileIsDirectory { file: path(a), path: path(b) },
+        (Some(_), None) => ManifestError::FileIsDirectory { file: path(b), path: path(a) },
+        (Some(a_len), Some(b_len)) => ManifestError::DirectoryCollision {
+            first: entries[a.entry].path.as_str()[..a_len].to_owned(),
+            second: entries[b.entry].path.as_str()[..b_len].to_owned(),
+            first_entry: path(a),
+            second_entry: path(b),
+        },
+    }
 }
 
 /// Links each entry to the detached signatures present beside it, as FORMAT.md §6.2 says a
@@ -670,37 +779,38 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
 /// `x.sha256.sig` beside both `x` and `x.sha256` is `x.sha256`'s. `entries` must be sorted
 /// by path (presence is a binary search).
 pub fn link_signatures(entries: &mut [Entry]) {
-    let present =
-        |entries: &[Entry], p: &str| entries.binary_search_by(|e| e.path.as_str().as_bytes().cmp(p.as_bytes())).is_ok();
-    let mut candidate = String::new();
     for i in 0..entries.len() {
-        // Paths that start with this one follow it directly in sorted order: if the next
-        // does not, nothing can be this entry's signature.
-        let path = entries[i].path.as_str();
-        if entries.get(i + 1).is_none_or(|next| !next.path.as_str().starts_with(path)) {
-            entries[i].signatures.clear();
+        entries[i].signatures = sibling_signatures(entries, i);
+    }
+}
+
+/// The signature entries [`link_signatures`] links to entry `i`: the manifest rule is that
+/// an entry links exactly these (docs/FORMAT.md §6.2).
+fn sibling_signatures(entries: &[Entry], i: usize) -> Vec<RelPath> {
+    let present = |p: &str| entries.binary_search_by(|e| e.path.as_str().as_bytes().cmp(p.as_bytes())).is_ok();
+    // Paths that start with this one follow it directly in sorted order: if the next does
+    // not, nothing can be this entry's signature.
+    let path = entries[i].path.as_str();
+    if entries.get(i + 1).is_none_or(|next| !next.path.as_str().starts_with(path)) {
+        return Vec::new();
+    }
+    let mut links = Vec::new();
+    for suffix in SIGNATURE_SUFFIXES {
+        let candidate = format!("{path}{suffix}");
+        if !present(&candidate) {
             continue;
         }
-        let mut links = Vec::new();
-        for suffix in SIGNATURE_SUFFIXES {
-            candidate.clear();
-            candidate.push_str(path);
-            candidate.push_str(suffix);
-            if !present(entries, &candidate) {
+        // `x.sha256.sig` beside both `x` and `x.sha256` is the latter's `.sig`.
+        if let Some(q) = candidate.strip_suffix(".sig") {
+            if q.ends_with(".sha256") && q != path && present(q) {
                 continue;
             }
-            // `x.sha256.sig` beside both `x` and `x.sha256` is the latter's `.sig`.
-            if let Some(q) = candidate.strip_suffix(".sig") {
-                if q.ends_with(".sha256") && q != path && present(entries, q) {
-                    continue;
-                }
-            }
-            if let Ok(p) = RelPath::new(&candidate) {
-                links.push(p);
-            }
         }
-        entries[i].signatures = links;
+        if let Ok(p) = RelPath::new(&candidate) {
+            links.push(p);
+        }
     }
+    links
 }
 
 #[cfg(test)]
@@ -769,6 +879,11 @@ pub(crate) mod tests {
         let mut e = m.entries[2].clone();
         e.path = RelPath::new("BIN/run").unwrap();
         m.entries.insert(0, e);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::DirectoryCollision { .. }))));
+        let mut m = sample();
+        let mut e = m.entries[2].clone();
+        e.path = RelPath::new("bin/RUN").unwrap();
+        m.entries.insert(2, e);
         assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::Collision { .. }))));
         let mut m = sample();
         let mut e = m.entries[2].clone();
@@ -796,11 +911,79 @@ pub(crate) mod tests {
             |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(ManifestError::FileIsDirectory { .. })));
         assert!(collide(with_paths(&["Zeta", "a", "b", "c", "zeta"])));
         assert!(collide(with_paths(&["CAF\u{c9}", "caf\u{e9}", "m"])));
-        // "a/b!/x" sorts between the file "A/B" and "a/b/y", whose directory "a/b" collides
+        // "a/b!/x" sorts between the file "a/B" and "a/b/y", whose directory "a/b" collides
         // with that file.
-        assert!(file_dir(with_paths(&["A/B", "a/b!/x", "a/b/y"])));
+        assert!(file_dir(with_paths(&["a/B", "a/b!/x", "a/b/y"])));
         assert!(file_dir(with_paths(&["a/b!/x", "a/b/y", "a/b/z", "a/c", "a/c/d"])));
         with_paths(&["B", "a/b!/x", "a/b/y", "a/bb", "a/c"]).expect("no collision");
+    }
+
+    #[test]
+    fn directories_collide_when_spelled_differently() {
+        let with_paths = |paths: &[&str]| {
+            let mut m = sample();
+            let template = m.entries[0].clone();
+            m.entries = paths
+                .iter()
+                .map(|p| Entry { path: RelPath::new(p).unwrap(), signatures: vec![], ..template.clone() })
+                .collect();
+            encode(&m)
+        };
+        let dirs =
+            |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(ManifestError::DirectoryCollision { .. })));
+        assert!(dirs(with_paths(&["Dir/a.txt", "dir/b.txt"])));
+        assert!(dirs(with_paths(&["a/B/x", "a/b!/y", "a/b/z"])));
+        assert!(dirs(with_paths(&["x/s/2", "x/\u{17f}/1"])));
+        assert!(dirs(with_paths(&["A/b/c", "A/b/d", "a/B/e"])));
+        let err = with_paths(&["Dir/a.txt", "dir/b.txt"]).unwrap_err().to_string();
+        assert!(
+            err.contains("directories \"Dir\" (of entry \"Dir/a.txt\") and \"dir\" (of entry \"dir/b.txt\")"),
+            "{err}"
+        );
+        with_paths(&["Dir/a.txt", "Dir/b.txt", "Dir/c/d", "Dir/c/e", "Dir2/x", "dir3/x"]).expect("one directory");
+        // Equal directory names under different parents are different directories.
+        with_paths(&["a/x/1", "b/X/2"]).expect("no collision");
+        assert!(matches!(
+            with_paths(&["STRASSE", "stra\u{df}e/x"]),
+            Err(Reject::Manifest(ManifestError::FileIsDirectory { .. }))
+        ));
+    }
+
+    #[test]
+    fn rejects_times_after_year_9999() {
+        let mut m = sample();
+        m.created = MAX_TIME + 1;
+        m.expires = None;
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::TimeOutOfRange { field: "created", .. }))));
+        let mut m = sample();
+        m.expires = Some(u64::MAX);
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::TimeOutOfRange { field: "expires", .. }))));
+        let mut m = sample();
+        m.created = MAX_TIME - 1;
+        m.expires = Some(MAX_TIME);
+        encode(&m).expect("the last second is allowed");
+    }
+
+    #[test]
+    fn rejects_control_and_invisible_characters_in_text() {
+        for (label, control) in
+            [("a\nb", true), ("a\u{85}", true), ("a\u{2028}", true), ("x\u{202e}y", false), ("\u{200b}", false)]
+        {
+            let mut m = sample();
+            m.label = Some(label.into());
+            let err = encode(&m).unwrap_err();
+            if control {
+                assert!(matches!(err, Reject::Manifest(ManifestError::ControlCharacters { .. })), "{label:?}: {err}");
+            } else {
+                assert!(matches!(err, Reject::Manifest(ManifestError::InvisibleCharacter { .. })), "{label:?}: {err}");
+            }
+        }
+        let mut m = sample();
+        m.meta.insert("k".into(), "v\u{2066}".into());
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::InvisibleCharacter { .. }))));
+        let mut m = sample();
+        m.label = Some("tab\there, caf\u{e9} \u{1f600}".into());
+        encode(&m).expect("TAB and visible characters are allowed");
     }
 
     #[test]
@@ -815,6 +998,27 @@ pub(crate) mod tests {
         let mut m = sample();
         m.entries[2].signatures = vec![RelPath::new("a.txt.sig").unwrap()];
         assert!(encode(&m).is_err());
+    }
+
+    #[test]
+    fn rejects_an_unlinked_or_misordered_sibling_signature() {
+        let mut m = sample();
+        m.entries[0].signatures.clear();
+        let err = encode(&m).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "entry \"a.txt\" must link exactly its sibling signature entries, in suffix order: [\"a.txt.sig\"]"
+            ),
+            "{err}"
+        );
+        let mut m = sample();
+        let mut asc = m.entries[1].clone();
+        asc.path = RelPath::new("a.txt.asc").unwrap();
+        m.entries.insert(1, asc);
+        m.entries[0].signatures = vec![RelPath::new("a.txt.asc").unwrap(), RelPath::new("a.txt.sig").unwrap()];
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::SignatureLinksDiffer { .. }))));
+        link_signatures(&mut m.entries);
+        encode(&m).expect("the packer's links");
     }
 
     #[test]

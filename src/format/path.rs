@@ -7,12 +7,16 @@
 //! names from the operator, `)` cannot be written in a `signify -C` checksum list, and names
 //! that differ only in case or Unicode normalisation overwrite each other on some filesystems.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use caseless::Caseless;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use unicode_normalization::{is_nfc, UnicodeNormalization};
 
-/// The mirror's metadata directory; no entry may name or enter it (compared case-insensitively).
+/// The mirror's metadata directory; no entry may name or enter it (compared by
+/// [`RelPath::collision_key`]).
 pub const METADATA_DIR: &str = ".airlock";
 /// Longest path, in bytes.
 pub const MAX_PATH_BYTES: usize = 1024;
@@ -90,23 +94,32 @@ impl RelPath {
     }
 
     /// The key under which two paths collide on a case-insensitive or normalising
-    /// filesystem: NFC, then lowercased.
+    /// filesystem (docs/FORMAT.md §6.3): Unicode canonical caseless matching,
+    /// NFD(fold(NFD(text))) with full case folding (status C and F of [`CASE_FOLDING_UNICODE`]),
+    /// except that U+0131 (dotless i) also counts as `i`, as NTFS and exFAT upcase it to `I`.
+    /// The key of a path is its components' keys joined by `/`.
     pub fn collision_key(text: &str) -> String {
         Self::collision_key_cow(text).into_owned()
     }
 
     /// [`RelPath::collision_key`] without a copy when the path is already its own key.
-    pub fn collision_key_cow(text: &str) -> std::borrow::Cow<'_, str> {
+    pub fn collision_key_cow(text: &str) -> Cow<'_, str> {
         if text.is_ascii() {
-            // ASCII is its own NFC; most paths are lowercase already and need no copy.
+            // ASCII is its own NFD, and folds to its lowercase; most paths are lowercase
+            // already and need no copy.
             if !text.bytes().any(|b| b.is_ascii_uppercase()) {
-                return std::borrow::Cow::Borrowed(text);
+                return Cow::Borrowed(text);
             }
-            return std::borrow::Cow::Owned(text.to_ascii_lowercase());
+            return Cow::Owned(text.to_ascii_lowercase());
         }
-        std::borrow::Cow::Owned(text.nfc().collect::<String>().to_lowercase())
+        let folded = text.chars().nfd().default_case_fold().map(|c| if c == '\u{131}' { 'i' } else { c });
+        Cow::Owned(folded.nfd().collect())
     }
 }
+
+/// The Unicode version of the case-folding tables behind [`RelPath::collision_key`] (pinned
+/// by the exact version of the `caseless` crate); part of the format.
+pub const CASE_FOLDING_UNICODE: (u64, u64, u64) = (16, 0, 0);
 
 impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -166,7 +179,7 @@ fn validate(text: &str) -> Result<(), PathError> {
         return Err(PathError::TooDeep);
     }
     let first = components(text).next().unwrap_or(text);
-    if first.eq_ignore_ascii_case(METADATA_DIR) {
+    if RelPath::collision_key_cow(first) == METADATA_DIR {
         return Err(PathError::MetadataDir);
     }
     Ok(())
@@ -214,14 +227,31 @@ fn validate_component(component: &str) -> Result<(), PathError> {
     Ok(())
 }
 
-/// Characters no entry path may contain: control characters (C0, DEL, C1), the Windows
-/// separators and drive/stream marker `\` and `:`, `)` (unrepresentable in a signify
-/// checksum list), and invisible format characters that make two names look alike.
+/// Characters no entry path may contain: control characters, the Windows separators and
+/// drive/stream marker `\\` and `:`, `)` (unrepresentable in a signify checksum list), and
+/// invisible characters that make two names look alike or reorder how one is displayed.
 fn is_forbidden(c: char) -> bool {
+    is_control(c) || matches!(c, '\\' | ':' | ')') || is_invisible(c)
+}
+
+/// Control characters (docs/FORMAT.md §7): general category Cc (C0, DEL, C1), and the line
+/// and paragraph separators U+2028 and U+2029, which break a line like a newline does.
+pub fn is_control(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Invisible characters (docs/FORMAT.md §7): the Default_Ignorable_Code_Point set of Unicode
+/// 16.0, which holds the bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E,
+/// U+2066-U+2069), the zero-width characters, the soft hyphen, variation selectors, tags,
+/// and the characters HFS+ ignores when it compares names. Each renders as nothing, or
+/// changes how the text around it is displayed.
+pub fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\\' | ':' | ')'
-        | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
-        | '\u{feff}')
+        '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}'..='\u{1160}' | '\u{17b4}'..='\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}'
+        | '\u{fff0}'..='\u{fff8}' | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0000}'..='\u{e0fff}')
 }
 
 /// The parent directories of `text`, shortest first.
@@ -229,17 +259,22 @@ fn ancestors(text: &str) -> impl Iterator<Item = &str> {
     text.as_bytes().iter().enumerate().filter(|(_, &b)| b == b'/').map(move |(i, _)| &text[..i])
 }
 
+/// Whether Windows takes `component` for a device: its part before the first `.`, without
+/// trailing spaces, is `CON`, `PRN`, `AUX`, `NUL`, or `COM`/`LPT` followed by one digit `0`-`9`
+/// or one superscript digit `¹²³` (which Windows reads as digits), in any ASCII case. No other
+/// character case-folds to one of these letters, so ASCII case is full case folding here.
 fn is_windows_device_name(component: &str) -> bool {
     let bytes = component.as_bytes();
     let stem = &bytes[..bytes.iter().position(|&b| b == b'.').unwrap_or(bytes.len())];
-    // Every device name is 3 or 4 bytes: check the length before comparing (this runs for
+    let stem = stem.trim_ascii_end();
+    // Every device name is 3 to 5 bytes: check the length before comparing (this runs for
     // every component of every path, so it must not allocate).
+    let port = |stem: &[u8]| stem[..3].eq_ignore_ascii_case(b"COM") || stem[..3].eq_ignore_ascii_case(b"LPT");
     match stem.len() {
         3 => ["CON", "PRN", "AUX", "NUL"].iter().any(|d| stem.eq_ignore_ascii_case(d.as_bytes())),
-        4 => {
-            (stem[..3].eq_ignore_ascii_case(b"COM") || stem[..3].eq_ignore_ascii_case(b"LPT"))
-                && stem[3].is_ascii_digit()
-        }
+        4 => port(stem) && stem[3].is_ascii_digit(),
+        // U+00B9, U+00B2, U+00B3 in UTF-8.
+        5 => port(stem) && matches!(&stem[3..], [0xc2, 0xb9 | 0xb2 | 0xb3]),
         _ => false,
     }
 }
@@ -281,6 +316,16 @@ mod tests {
             ("x/COM1", PathError::ReservedName("COM1".into())),
             (".airlock", PathError::MetadataDir),
             (".AirLock/log", PathError::MetadataDir),
+            (".a\u{131}rlock/log", PathError::MetadataDir),
+            ("COM\u{b9}", PathError::ReservedName("COM\u{b9}".into())),
+            ("x/lpt\u{b3}.txt", PathError::ReservedName("lpt\u{b3}.txt".into())),
+            ("NUL .txt", PathError::ReservedName("NUL .txt".into())),
+            ("a\u{2066}b", PathError::ForbiddenChar('\u{2066}')),
+            ("a\u{206a}b", PathError::ForbiddenChar('\u{206a}')),
+            ("a\u{ad}b", PathError::ForbiddenChar('\u{ad}')),
+            ("a\u{2028}b", PathError::ForbiddenChar('\u{2028}')),
+            ("a\u{e0041}b", PathError::ForbiddenChar('\u{e0041}')),
+            ("\u{212a}", PathError::NotNfc),
         ];
         for (text, want) in cases {
             assert_eq!(RelPath::new(text).unwrap_err(), *want, "{text:?}");
@@ -308,5 +353,31 @@ mod tests {
         assert_eq!(p.ancestors().collect::<Vec<_>>(), ["a", "a/b"]);
         assert_eq!(RelPath::collision_key("README"), RelPath::collision_key("readme"));
         assert_eq!(RelPath::collision_key("é"), RelPath::collision_key("e\u{301}"));
+    }
+
+    #[test]
+    fn collision_key_is_full_case_folding() {
+        let same = |a: &str, b: &str| assert_eq!(RelPath::collision_key(a), RelPath::collision_key(b), "{a:?} {b:?}");
+        same("s.txt", "\u{17f}.txt");
+        same("\u{b5}", "\u{3bc}");
+        same("\u{212a}", "k");
+        same("stra\u{df}e", "STRASSE");
+        same("\u{1e9e}", "ss");
+        same("\u{fb00}", "FF");
+        same("\u{3a3}", "\u{3c2}");
+        same("\u{1c4}", "\u{1c5}");
+        same("\u{131}", "I");
+        same("\u{1f80}", "\u{1f08}\u{3b9}");
+        same("Dir/A", "dir/a");
+        assert_ne!(RelPath::collision_key("\u{130}"), RelPath::collision_key("i"));
+        assert_ne!(RelPath::collision_key("a"), RelPath::collision_key("b"));
+    }
+
+    /// The Unicode versions are part of the format (docs/FORMAT.md §6.3): a dependency update
+    /// that changes them must change the document too.
+    #[test]
+    fn unicode_versions_are_pinned() {
+        assert_eq!(caseless::UNICODE_VERSION, CASE_FOLDING_UNICODE);
+        assert_eq!(unicode_normalization::UNICODE_VERSION, (18, 0, 0));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::format::manifest::ManifestError;
 use crate::format::path::PathError;
 use crate::keys::KeyId;
 
@@ -33,6 +34,10 @@ pub enum PackError {
         /// Why.
         problem: SourceProblem,
     },
+    /// The sources and options would make a manifest the format forbids (names that collide
+    /// on a case-insensitive filesystem, say): no bundle is written.
+    #[error("cannot pack: the bundle would break a manifest rule: {0}")]
+    InvalidManifest(ManifestError),
     /// A channel state file does not hold what the packer writes there.
     #[error("{}: not an airlock channel state file", path.display())]
     ChannelState {

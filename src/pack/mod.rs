@@ -53,7 +53,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reject, Result};
 use crate::format::manifest::{self, Manifest};
 use crate::io::digest::Digest;
 use crate::io::durable::{parent_dir, write_atomic, Overwrite};
@@ -216,7 +216,10 @@ impl Packer<'_> {
             None
         };
         // Encoded (and checked against the format's rules) before anything is written.
-        let manifest_bytes = manifest::encode(&manifest)?;
+        let manifest_bytes = manifest::encode(&manifest).map_err(|r| match r {
+            Reject::Manifest(problem) => Error::Pack(PackError::InvalidManifest(problem)),
+            other => Error::Rejected(other),
+        })?;
         let manifest_digest = Digest::of(&manifest_bytes);
         let bundle_bytes = self.write_bundle(overwrite, &manifest, manifest_bytes, &sources)?;
         self.progress.finish();

@@ -71,18 +71,19 @@ fn in_ws(ws: &Workspace, args: &[&str]) -> Command {
 }
 
 /// A workspace with keys `k` and `k2`, a source tree `src` and `b.airlock` signed by both,
-/// labelled with a tab and a bidi override (the manifest rules allow both in a label).
+/// labelled with a tab (the one control character the manifest rules allow in a label;
+/// bidi and zero-width characters are refused there, and their escaping is covered by
+/// `render`'s unit tests and the `inspect` fuzz target).
 fn bench() -> Workspace {
     let ws = Workspace::new();
     ws.keygen("k2");
     for (path, content, mode) in TREE {
         write(&ws.path("src"), path, content, *mode);
     }
-    let label = "release\tnotes \u{202e}txt.exe";
+    let label = "release\tnotes";
     let k2 = ws.path("k2.sec");
     let k2 = k2.to_str().unwrap();
-    ws.pack(&ws.path("src"), "b.airlock", &["--key", k2, "--label", label, "--meta", "k\u{200b}ey=v\u{2066}al"])
-        .expect_code(0);
+    ws.pack(&ws.path("src"), "b.airlock", &["--key", k2, "--label", label, "--meta", "k\tey=v\tal"]).expect_code(0);
     ws
 }
 
@@ -114,7 +115,7 @@ fn inspect_escapes_policy_text_label_and_meta() {
     let out = run(in_ws(&ws, &["inspect", "b.airlock", "--policy"]).arg(&policy));
     out.expect_code(0);
     assert_escaped("inspect", &out.stdout);
-    for shown in ["label        release\\tnotes \\u{202e}txt.exe", "meta         k\\u{200b}ey=v\\u{2066}al"] {
+    for shown in ["label        release\\tnotes", "meta         k\\tey=v\\tal"] {
         assert!(out.stdout.contains(shown), "inspect lacks {shown:?}:\n{}", out.stdout);
     }
     let json = run(in_ws(&ws, &["inspect", "b.airlock", "--json", "--policy"]).arg(&policy));
@@ -122,7 +123,7 @@ fn inspect_escapes_policy_text_label_and_meta() {
     let value = &assert_json_lines("inspect --json", &json.stdout, 1)[0];
     let statuses = value["signatures"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap());
     assert!(statuses.clone().any(|s| s.contains(HOSTILE)), "the JSON does not hold the original text");
-    assert_eq!(value["label"], "release\tnotes \u{202e}txt.exe");
+    assert_eq!(value["label"], "release\tnotes");
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod fuzz_targets;
 mod hostile_artifacts;
 mod hostile_mirror;
 mod hostile_output;
+mod hostile_paths;
 mod hostile_sums;
 mod hostile_time;
 mod hygiene;
