@@ -8,7 +8,7 @@
 //! - `interop_*`: the real signify-openbsd, minisign, GNU tar and zstd binaries.
 //! - `proptest_bundle`, `fuzz_targets`: property tests and the bounded stable fuzz runner.
 //! - `vectors`: the committed test vectors (tests/vectors/) imported and compared with their
-//!   `expect` files; `vectors::regenerate` (ignored) rebuilds them.
+//!   `expect` files; `vectors::regenerating_reproduces_the_committed_vectors` rebuilds them and compares.
 //! - `hostile_mirror`: a hostile mirror and hostile clocks: links and special files in
 //!   `.airlock/`, a tampered log end, future `created` times, per-channel clock floors.
 //! - `hygiene`: rules about the source tree (the library reads no environment variables).
