@@ -376,18 +376,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     std::fs::create_dir_all(long.parent().unwrap()).unwrap();
     std::fs::write(&long, b"pax path").unwrap();
     let opts = airlock::pack::PackOptions {
-        sources: vec![src],
-        channel: "fuzz".into(),
-        sequence: 1,
-        previous: None,
-        created: 1_700_000_000,
-        expires: None,
         label: Some("seed".into()),
         meta: [("origin".to_string(), "fuzz".to_string())].into(),
-        level: 3,
         threads: 1,
-        sign_artifacts: false,
-        fault: None,
+        ..airlock::pack::PackOptions::new(vec![src], "fuzz", 1, 1_700_000_000)
     };
     let out = dir.path().join("seed.airlock");
     let report =

@@ -892,20 +892,22 @@ pub(crate) mod tests {
         assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::FileIsDirectory { .. }))));
     }
 
+    /// The sample manifest with one plain entry per path, encoded (so the rules run).
+    fn with_paths(paths: &[&str]) -> Result<Vec<u8>, Reject> {
+        let mut m = sample();
+        let template = m.entries[0].clone();
+        m.entries = paths
+            .iter()
+            .map(|p| Entry { path: RelPath::new(p).unwrap(), signatures: vec![], ..template.clone() })
+            .collect();
+        encode(&m)
+    }
+
     /// The collision checks sort keys and visit each directory once; these cases sit where
     /// that could go wrong: colliding entries far apart in entry order, a directory whose
     /// entries are interleaved with a sibling that sorts before `/`, and non-ASCII keys.
     #[test]
     fn collisions_are_found_wherever_they_sort() {
-        let with_paths = |paths: &[&str]| {
-            let mut m = sample();
-            let template = m.entries[0].clone();
-            m.entries = paths
-                .iter()
-                .map(|p| Entry { path: RelPath::new(p).unwrap(), signatures: vec![], ..template.clone() })
-                .collect();
-            encode(&m)
-        };
         let collide = |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(ManifestError::Collision { .. })));
         let file_dir =
             |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(ManifestError::FileIsDirectory { .. })));
@@ -920,15 +922,6 @@ pub(crate) mod tests {
 
     #[test]
     fn directories_collide_when_spelled_differently() {
-        let with_paths = |paths: &[&str]| {
-            let mut m = sample();
-            let template = m.entries[0].clone();
-            m.entries = paths
-                .iter()
-                .map(|p| Entry { path: RelPath::new(p).unwrap(), signatures: vec![], ..template.clone() })
-                .collect();
-            encode(&m)
-        };
         let dirs =
             |r: Result<Vec<u8>, Reject>| matches!(r, Err(Reject::Manifest(ManifestError::DirectoryCollision { .. })));
         assert!(dirs(with_paths(&["Dir/a.txt", "dir/b.txt"])));

@@ -260,19 +260,6 @@ pub(crate) mod tests {
 
     /// Options fit for tests, without sources.
     pub(crate) fn options() -> PackOptions {
-        PackOptions {
-            sources: Vec::new(),
-            channel: "test".into(),
-            sequence: 1,
-            previous: None,
-            created: 1_700_000_000,
-            expires: None,
-            label: None,
-            meta: BTreeMap::new(),
-            level: 1,
-            threads: 1,
-            sign_artifacts: false,
-            fault: None,
-        }
+        PackOptions { level: 1, threads: 1, ..PackOptions::new(Vec::new(), "test", 1, 1_700_000_000) }
     }
 }

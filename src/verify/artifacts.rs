@@ -305,12 +305,10 @@ impl<'a> ArtifactSink<'a> {
         }
         if entry.size >= ARTIFACT_PARALLEL_MIN_BYTES {
             for c in &mut candidates {
-                if let Check::Inline(_) = c.check {
-                    let Check::Inline(streaming) = std::mem::replace(&mut c.check, Check::Passed) else {
-                        unreachable!()
-                    };
-                    c.check = Check::Worker(Worker::spawn(streaming));
-                }
+                c.check = match std::mem::replace(&mut c.check, Check::Passed) {
+                    Check::Inline(streaming) => Check::Worker(Worker::spawn(streaming)),
+                    other => other,
+                };
             }
         }
         let linked = entry.signatures.iter().map(|s| s.as_str().to_owned()).collect();

@@ -79,8 +79,9 @@ impl Read for Frames {
             self.produced += n as u64;
             return Ok(n);
         }
-        let FrameState::In(dec) = std::mem::replace(&mut self.state, FrameState::Broken) else { unreachable!() };
-        self.state = FrameState::Between(dec.finish());
+        if let FrameState::In(dec) = std::mem::replace(&mut self.state, FrameState::Broken) {
+            self.state = FrameState::Between(dec.finish());
+        }
         if self.produced == 0 {
             // Skippable frames (and empty frames) carry nothing a bundle needs; they are a
             // place to hide data, so they are refused.

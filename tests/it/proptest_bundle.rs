@@ -53,38 +53,7 @@ fn policy() -> Policy {
 }
 
 fn options(sources: Vec<std::path::PathBuf>) -> PackOptions {
-    PackOptions {
-        sources,
-        channel: "prop".into(),
-        sequence: 1,
-        previous: None,
-        created: 1_700_000_000,
-        expires: None,
-        label: None,
-        meta: BTreeMap::new(),
-        level: 3,
-        threads: 1,
-        ..airlock_pack_defaults()
-    }
-}
-
-/// Fields of [`PackOptions`] this test does not care about, at their CLI defaults (a
-/// `Default` would be nicer; struct update syntax keeps this compiling as fields are added).
-fn airlock_pack_defaults() -> PackOptions {
-    PackOptions {
-        sources: Vec::new(),
-        channel: String::new(),
-        sequence: 0,
-        previous: None,
-        created: 0,
-        expires: None,
-        label: None,
-        meta: BTreeMap::new(),
-        level: 3,
-        threads: 1,
-        sign_artifacts: false,
-        fault: None,
-    }
+    PackOptions { threads: 1, ..PackOptions::new(sources, "prop", 1, 1_700_000_000) }
 }
 
 /// Imports into a fresh mirror under `dir`; the mirror's snapshot (without `.airlock`).
