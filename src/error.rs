@@ -56,6 +56,15 @@ pub enum Error {
     /// The bundle was rejected: nothing was imported.
     #[error("bundle rejected: {0}")]
     Rejected(#[from] Reject),
+    /// A receipt (FORMAT.md §15) cannot be used: unreadable, not signed by a trusted key,
+    /// or not in the receipt grammar.
+    #[error("receipt {}: {reason}", path.display())]
+    Receipt {
+        /// The receipt file.
+        path: PathBuf,
+        /// Why.
+        reason: crate::format::receipt::ReceiptError,
+    },
     /// The mirror is in a state airlock will not work with.
     #[error("mirror {}: {reason}", path.display())]
     Mirror {
@@ -276,7 +285,7 @@ impl Error {
     /// Whether this error means "the bundle was rejected" (exit 1) rather than "the work
     /// could not be done" (exit 2).
     pub fn is_rejection(&self) -> bool {
-        matches!(self, Error::Rejected(_))
+        matches!(self, Error::Rejected(_) | Error::Receipt { .. })
     }
 }
 

@@ -14,6 +14,7 @@ pub mod head;
 pub mod manifest;
 pub mod path;
 pub mod peek;
+pub mod receipt;
 pub mod sums;
 pub mod tar;
 
