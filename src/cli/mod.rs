@@ -25,6 +25,7 @@ mod pack;
 mod passphrase;
 mod policy;
 mod progress_bar;
+mod receipt;
 mod sign;
 mod verify;
 
@@ -36,6 +37,7 @@ use keygen::*;
 use mirror::*;
 use pack::*;
 use policy::*;
+use receipt::*;
 use sign::*;
 use verify::*;
 use zeroize::Zeroizing;
@@ -99,6 +101,9 @@ enum Command {
     /// Work with a mirror directory.
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// Check a mirror's signed receipt (what the inside holds).
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
     /// Run keygen, pack, inspect, verify and import on the built-in sample.
     Demo(DemoArgs),
 }
@@ -280,6 +285,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Key(KeyCommand::Convert { key, to, output }) => key_convert(&key, to, output.as_deref()),
         Command::Mirror(MirrorCommand::Log { dir, json }) => mirror_log(&dir, json),
         Command::Mirror(MirrorCommand::Verify { dir, quiet }) => mirror_verify(&dir, quiet),
+        Command::Receipt(ReceiptCommand::Verify(a)) => receipt_verify(a),
         Command::Demo(a) => demo(a),
     }
 }

@@ -128,7 +128,7 @@ pub enum ReceiptError {
     #[error("is not a signify embedded signature (`signify -S -e`): {0}")]
     Container(KeyError),
     /// No trusted key has the signature's key id.
-    #[error("is signed by key {key_id}, which is not among the trusted keys ({trusted}); pass the inside's public key with --trust")]
+    #[error("is signed by key {key_id}, which is not among the trusted keys ({trusted}); trust the public key of the mirror's receipt key")]
     UnknownKey {
         /// The signature's key id.
         key_id: KeyId,
@@ -317,12 +317,8 @@ pub fn decode(text: &[u8]) -> Result<Receipt, ReceiptError> {
     }
     let mirror = lines.parse("mirror", 2, |f| MirrorId::from_hex(f[1]).ok_or(("id", HEX32)), mirror_line)?;
     let created = lines.parse("created", 2, |f| number(f[1], "time"), |v| created_line(*v))?;
-    let (log_records, log_head) = lines.parse(
-        "log",
-        3,
-        |f| Ok((number(f[1], "records")?, digest(f[2], "head")?)),
-        |(n, d)| log_line(*n, d),
-    )?;
+    let (log_records, log_head) =
+        lines.parse("log", 3, |f| Ok((number(f[1], "records")?, digest(f[2], "head")?)), |(n, d)| log_line(*n, d))?;
     let mut channels: Vec<ReceiptChannel> = Vec::new();
     loop {
         let line = lines.next_line()?;
@@ -342,9 +338,8 @@ pub fn decode(text: &[u8]) -> Result<Receipt, ReceiptError> {
             }
             Some("state") => {
                 let parse = |f: &[&str]| Ok((number(f[1], "files")?, number(f[2], "bytes")?, digest(f[3], "root")?));
-                let (files, bytes, root) = lines.check_line(line, "state", 4, &fields, parse, |(n, b, r)| {
-                    state_line(*n, *b, r)
-                })?;
+                let (files, bytes, root) =
+                    lines.check_line(line, "state", 4, &fields, parse, |(n, b, r)| state_line(*n, *b, r))?;
                 if !lines.rest.is_empty() {
                     return Err(ReceiptError::TrailingData { line: lines.number + 1, extra: lines.rest.len() });
                 }
@@ -371,24 +366,24 @@ fn digest(field: &str, name: &'static str) -> Result<Digest, (&'static str, &'st
 }
 
 fn parse_channel(f: &[&str]) -> Result<ReceiptChannel, (&'static str, &'static str)> {
-        check_channel(f[1]).map_err(|_| ("name", "a channel name (A-Z a-z 0-9 . _ -, 1 to 64, not starting with .)"))?;
-        let sequence = number(f[2], "sequence")?;
-        if sequence == 0 {
-            return Err(("sequence", "at least 1"));
-        }
-        let intact = match f[7] {
-            "intact" => true,
-            "damaged" => false,
-            _ => return Err(("state", "`intact` or `damaged`")),
-        };
-        Ok(ReceiptChannel {
-            name: f[1].to_owned(),
-            sequence,
-            manifest: digest(f[3], "manifest")?,
-            files: number(f[4], "files")?,
-            bytes: number(f[5], "bytes")?,
-            root: digest(f[6], "root")?,
-            intact,
+    check_channel(f[1]).map_err(|_| ("name", "a channel name (A-Z a-z 0-9 . _ -, 1 to 64, not starting with .)"))?;
+    let sequence = number(f[2], "sequence")?;
+    if sequence == 0 {
+        return Err(("sequence", "at least 1"));
+    }
+    let intact = match f[7] {
+        "intact" => true,
+        "damaged" => false,
+        _ => return Err(("state", "`intact` or `damaged`")),
+    };
+    Ok(ReceiptChannel {
+        name: f[1].to_owned(),
+        sequence,
+        manifest: digest(f[3], "manifest")?,
+        files: number(f[4], "files")?,
+        bytes: number(f[5], "bytes")?,
+        root: digest(f[6], "root")?,
+        intact,
     })
 }
 
@@ -590,7 +585,11 @@ mod tests {
             (t.replace("log 12 ", "log  12 "), 4, LineProblem::FieldCount { keyword: "log", found: 4, expected: 3 }),
             (t.replace("9f9f", "9F9F"), 2, LineProblem::BadField { field: "id", what: HEX32 }),
             (t.replace(" intact", " ok"), 5, LineProblem::BadField { field: "state", what: "`intact` or `damaged`" }),
-            (t.replace("created 1765000000", "created +1"), 3, LineProblem::BadField { field: "time", what: "a decimal number" }),
+            (
+                t.replace("created 1765000000", "created +1"),
+                3,
+                LineProblem::BadField { field: "time", what: "a decimal number" },
+            ),
             (t.replace("alpha 3", "alpha 0"), 5, LineProblem::BadField { field: "sequence", what: "at least 1" }),
             (t.replace("airlock-receipt 1", "airlock-receipt 2"), 1, LineProblem::Header),
             (t.replace("created", "time"), 3, LineProblem::Expected { expected: "`created`" }),
@@ -647,7 +646,9 @@ mod tests {
         let mut tampered = signed.clone();
         let at = tampered.len() - 3;
         tampered[at] ^= 1;
-        assert!(matches!(open(&tampered, &[key.public_key()]), Err(ReceiptError::BadSignature { key_id }) if key_id == key.key_id()));
+        assert!(
+            matches!(open(&tampered, &[key.public_key()]), Err(ReceiptError::BadSignature { key_id }) if key_id == key.key_id())
+        );
         assert!(matches!(open(b"airlock-receipt 1\n", &[key.public_key()]), Err(ReceiptError::Container(_))));
     }
 
@@ -662,9 +663,8 @@ mod tests {
         };
         let a = entry("a", b"x", Mode::Regular);
         let b = entry("b/c", b"yz", Mode::Executable);
-        let expected = Digest::of(
-            format!("{} 1 644 a\n{} 2 755 b/c\n", Digest::of(b"x"), Digest::of(b"yz")).as_bytes(),
-        );
+        let expected =
+            Digest::of(format!("{} 1 644 a\n{} 2 755 b/c\n", Digest::of(b"x"), Digest::of(b"yz")).as_bytes());
         assert_eq!(state_root([&a, &b]), expected);
         assert_eq!(state_root([&b, &a]), expected);
         assert_eq!(state_root(&[] as &[Entry]), Digest::of(b""));

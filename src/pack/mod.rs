@@ -71,7 +71,7 @@ mod state;
 
 pub use error::{PackError, SourceProblem};
 pub use head::head_level;
-pub use state::ChannelState;
+pub use state::{read_receipt, ChannelState};
 
 /// Default zstd level.
 pub const DEFAULT_LEVEL: i32 = 3;

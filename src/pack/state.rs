@@ -1,13 +1,15 @@
 //! [`ChannelState`]: the packing machine's memory of each channel.
 
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::PackError;
 use crate::error::{Error, Result};
+use crate::format::receipt::{self, Receipt, ReceiptError, MAX_RECEIPT_BYTES};
 use crate::io::digest::Digest;
 use crate::io::durable::{self, Overwrite};
+use crate::keys::{KeyId, PublicKey};
 
 /// The packing machine's memory of each channel: the last sequence packed and its manifest
 /// digest, so the next pack can number itself and link to its predecessor.
@@ -74,6 +76,20 @@ impl ChannelState {
         let previous = last.filter(|(s, _)| s.checked_add(1) == Some(sequence)).map(|(_, d)| d);
         Ok((sequence, previous))
     }
+}
+
+/// Reads the signed receipt at `path` and checks it against `trusted` (see
+/// [`receipt::open_signed`]): the receipt and the key that signed it. Reads at most one
+/// byte more than a receipt can be, so a huge file is refused without reading it.
+pub fn read_receipt(path: &Path, trusted: &[PublicKey]) -> Result<(Receipt, KeyId)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    if !file.metadata().map_err(|e| Error::io(path, e))?.is_file() {
+        return Err(Error::NotAFile { path: path.to_owned() });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_RECEIPT_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    let bad = |reason: ReceiptError| Error::Receipt { path: path.to_owned(), reason };
+    receipt::open_signed(&bytes, trusted).map_err(bad)
 }
 
 /// Creates `dir` and its missing ancestors, and fsyncs the parent of each one created, so
