@@ -89,6 +89,7 @@
 //! ```
 
 pub mod clock;
+pub mod diff;
 pub mod error;
 pub mod format;
 pub mod io;
