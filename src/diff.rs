@@ -2,13 +2,27 @@
 //! removed or left unchanged, with their sizes (`airlock diff`, and the change breakdown
 //! an import prints and logs).
 //!
-//! Pure: it compares entry lists and reads nothing. An entry is *unchanged* when its path,
-//! size, SHA-256 and mode are all equal (the same test a delta pack uses to leave it out);
-//! signature links are not compared, since they change no file.
+//! [`compare`] is pure: it compares entry lists and reads nothing. An entry is *unchanged*
+//! when its path, size, SHA-256 and mode are all equal (the same test a delta pack uses to
+//! leave it out); signature links are not compared, since they change no file.
+//!
+//! [`Side::load`] reads one side of `airlock diff`: a bundle (its head only, unverified,
+//! as `inspect` reads it: a diff decides nothing) or a receipt (its signature checked,
+//! each channel's manifest found by digest in the packer's state or among given bundles).
+//! [`compare_sides`] pairs their channels by name.
 
 use std::cmp::Ordering;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
-use crate::format::manifest::Entry;
+use crate::error::{Error, Result};
+use crate::format::manifest::{Entry, Manifest};
+use crate::format::receipt::MirrorId;
+use crate::io::digest::Digest;
+use crate::keys::PublicKey;
+use crate::pack::{read_receipt, BaseProblem, ChannelState, PackError};
+use crate::verify::Bundle;
 
 /// What differs between one entry on each side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +166,136 @@ fn sorted(entries: &[Entry]) -> Vec<&Entry> {
     // Manifest entries are sorted already, so this is a linear check in the usual case.
     refs.sort_by(|a, b| path_order(a, b));
     refs
+}
+
+// ---------------------------------------------------------------------------------------
+// Sides of `airlock diff`
+
+/// What one side of a diff is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SideKind {
+    /// A bundle file: one channel.
+    Bundle,
+    /// A receipt: every channel it lists, as the manifests it names.
+    Receipt {
+        /// The mirror that signed it.
+        mirror: MirrorId,
+    },
+}
+
+/// One channel's state on one side.
+#[derive(Clone, Debug)]
+pub struct ChannelSide {
+    /// The channel.
+    pub channel: String,
+    /// The bundle's sequence.
+    pub sequence: u64,
+    /// Its manifest digest.
+    pub manifest: Digest,
+    /// The channel's complete state.
+    pub entries: Vec<Entry>,
+    /// False when a receipt says the mirror's files of the channel are damaged (the
+    /// entries are then the manifest's, not what the mirror holds).
+    pub intact: bool,
+}
+
+/// One side of a diff: what it is and its channels, sorted by name.
+#[derive(Clone, Debug)]
+pub struct Side {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// A bundle or a receipt.
+    pub kind: SideKind,
+    /// Its channels, sorted by name.
+    pub channels: Vec<ChannelSide>,
+}
+
+/// Where a receipt side's manifests are found, and the keys its signature is checked with.
+pub struct Resolver<'a> {
+    /// The keys trusted to sign receipts.
+    pub trusted: &'a [PublicKey],
+    /// The packer's state (its kept manifests).
+    pub state: Option<&'a ChannelState>,
+    /// Bundles (or kept heads) that may hold the manifests a receipt names.
+    pub bases: &'a [PathBuf],
+}
+
+/// First bytes of a signify file, and so of a receipt.
+const RECEIPT_START: &[u8] = b"untrusted comment: ";
+
+impl Side {
+    /// Reads one side: a receipt if the file starts like a signify file, else a bundle.
+    pub fn load(path: &Path, resolver: &Resolver<'_>) -> Result<Side> {
+        let mut start = [0u8; RECEIPT_START.len()];
+        let n = File::open(path).and_then(|f| f.take(start.len() as u64).read(&mut start)).map_err(|e| Error::io(path, e))?;
+        if start[..n] == *RECEIPT_START {
+            return Side::receipt(path, resolver);
+        }
+        let manifest = Bundle::open(path)?.unverified_manifest()?;
+        let digest = Bundle::open(path)?.head().manifest_digest;
+        Ok(Side { path: path.to_owned(), kind: SideKind::Bundle, channels: vec![channel_side(manifest, digest, true)] })
+    }
+
+    fn receipt(path: &Path, resolver: &Resolver<'_>) -> Result<Side> {
+        let (receipt, _) = read_receipt(path, resolver.trusted)?;
+        let mut channels = Vec::with_capacity(receipt.channels.len());
+        for c in &receipt.channels {
+            let manifest = find_manifest(&c.name, &c.manifest, resolver)?;
+            channels.push(channel_side(manifest, c.manifest, c.intact));
+        }
+        Ok(Side { path: path.to_owned(), kind: SideKind::Receipt { mirror: receipt.mirror }, channels })
+    }
+}
+
+fn channel_side(m: Manifest, digest: Digest, intact: bool) -> ChannelSide {
+    ChannelSide { channel: m.channel, sequence: m.sequence, manifest: digest, entries: m.entries, intact }
+}
+
+/// The manifest with `digest`: kept in the packer's state, or the head of one of the bases.
+fn find_manifest(channel: &str, digest: &Digest, resolver: &Resolver<'_>) -> Result<Manifest> {
+    if let Some(m) = resolver.state.map(|s| s.kept_manifest(digest)).transpose()?.flatten() {
+        return Ok(m);
+    }
+    for base in resolver.bases {
+        let bundle = Bundle::open(base)?;
+        if bundle.head().manifest_digest == *digest {
+            return bundle.unverified_manifest();
+        }
+    }
+    Err(Error::Pack(PackError::Base(BaseProblem::NotKept {
+        channel: channel.to_owned(),
+        manifest: *digest,
+        dir: resolver.state.map_or_else(PathBuf::new, |s| s.manifests_dir()),
+    })))
+}
+
+/// One channel's difference between two sides; a side without the channel counts as empty.
+#[derive(Debug)]
+pub struct ChannelDiff<'a> {
+    /// The channel.
+    pub channel: &'a str,
+    /// The old side's state of it, if it has the channel.
+    pub old: Option<&'a ChannelSide>,
+    /// The new side's.
+    pub new: Option<&'a ChannelSide>,
+    /// The difference.
+    pub diff: Diff<'a>,
+}
+
+/// Pairs the channels of two sides by name and compares each pair, in name order.
+pub fn compare_sides<'a>(old: &'a Side, new: &'a Side) -> Vec<ChannelDiff<'a>> {
+    let mut names: Vec<&str> = old.channels.iter().chain(&new.channels).map(|c| c.channel.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let find = |side: &'a Side| side.channels.iter().find(|c| c.channel == name);
+            let (o, n) = (find(old), find(new));
+            let diff = compare(o.map_or(&[], |c| &c.entries), n.map_or(&[], |c| &c.entries));
+            ChannelDiff { channel: name, old: o, new: n, diff }
+        })
+        .collect()
 }
 
 #[cfg(test)]

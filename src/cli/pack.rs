@@ -1,7 +1,7 @@
 //! `airlock pack`.
 
 use super::*;
-use airlock::pack::PackFault;
+use airlock::pack::{PackFault, SincePlan};
 
 #[derive(Args, Debug)]
 pub(super) struct PackArgs {
@@ -18,8 +18,21 @@ pub(super) struct PackArgs {
     #[arg(long, default_value = "default")]
     pub(super) channel: String,
     /// Sequence number (default: one more than the last bundle packed for the channel here).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "since")]
     pub(super) sequence: Option<u64>,
+    /// Build a delta for the mirror that signed this receipt (`airlock mirror receipt` on
+    /// the inside): entries the mirror holds are listed but not carried, and the bundle
+    /// follows the manifest the mirror really holds (no --allow-gap needed after a lost
+    /// bundle).
+    #[arg(long, value_name = "RECEIPT", requires = "trust")]
+    pub(super) since: Option<PathBuf>,
+    /// The inside's public key that signs receipts (with --since; repeatable).
+    #[arg(long, value_name = "K.pub", requires = "since")]
+    pub(super) trust: Vec<PathBuf>,
+    /// The bundle (or kept head directory, or manifest.cbor) of the manifest the receipt
+    /// names, when this machine's state does not hold it (with --since).
+    #[arg(long, value_name = "OLD.airlock", requires = "since")]
+    pub(super) base: Option<PathBuf>,
     /// Expiry: a duration (30d, 12h, 2w) or a date (2026-12-31, 2026-12-31T12:00:00Z).
     #[arg(long, value_name = "DURATION|DATE")]
     pub(super) expires: Option<String>,
@@ -73,7 +86,11 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         .or_else(default_state_dir)
         .ok_or_else(|| Failure::Usage("no state directory: set --state-dir, AIRLOCK_STATE_DIR or HOME".into()))?;
     let state = ChannelState::new(state_dir);
-    let (sequence, previous) = state.next(&a.channel, a.sequence)?;
+    let plan = since_plan(&a, &state)?;
+    let (sequence, previous) = match &plan {
+        Some(p) => (p.sequence, p.previous),
+        None => state.next(&a.channel, a.sequence)?,
+    };
     let created = now();
     let expires = a
         .expires
@@ -100,8 +117,11 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
     };
     let report = airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet))?;
     // Recorded before success is reported: a pack that said it succeeded has numbered its
-    // channel, whatever happens next.
-    state.record(&a.channel, sequence, &report.manifest_digest)?;
+    // channel, whatever happens next. The manifest is kept too, for a later `--since`.
+    let manifest_bytes = manifest::encode(&report.manifest)?;
+    if state.record_packed(&a.channel, sequence, &manifest_bytes)? != report.manifest_digest {
+        return Err(Error::Internal("the packed manifest re-encodes to other bytes".into()).into());
+    }
     let m = &report.manifest;
     say!(
         "packed {} files ({} bytes) into {} ({} bytes)",
@@ -117,10 +137,40 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         m.previous.map_or(String::new(), |p| format!(", follows manifest {p}"))
     )?;
     say!("manifest sha256 {}", report.manifest_digest)?;
+    if let Some(plan) = &plan {
+        say_delta(plan, &report)?;
+    }
     let ids: Vec<String> = keys.iter().map(|k| k.key_id().to_string()).collect();
     say!("signed by {}", ids.join(", "))?;
     crash_point("after-report");
     Ok(EXIT_OK)
+}
+
+/// With `--since`: the checked receipt turned into this channel's plan.
+fn since_plan(a: &PackArgs, state: &ChannelState) -> Result<Option<SincePlan>> {
+    let Some(receipt_path) = &a.since else {
+        return Ok(None);
+    };
+    let keys = load_public_keys(&a.trust)?;
+    let (receipt, _) = airlock::pack::read_receipt(receipt_path, &keys)?;
+    Ok(Some(airlock::pack::plan_since(state, &receipt, &a.channel, a.base.as_deref())?))
+}
+
+/// What the delta carries and retires, and why it carries everything if it does.
+fn say_delta(plan: &SincePlan, report: &airlock::pack::PackReport) -> Result<()> {
+    let m = &report.manifest;
+    if let Some(reason) = plan.full {
+        say!("carrying everything: {reason}")?;
+    }
+    let retiring = plan.held.as_ref().map_or(0, |held| airlock::diff::compare(&held.entries, &m.entries).removed.len());
+    say!(
+        "carrying {} of {} entries, {} of {} bytes; retiring {retiring}",
+        report.carried,
+        m.entries.len(),
+        report.carried_bytes,
+        m.total_size()
+    )?;
+    Ok(())
 }
 
 /// Where the channel state lives unless `--state-dir` says: `$AIRLOCK_STATE_DIR`, else

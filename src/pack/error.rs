@@ -44,6 +44,9 @@ pub enum PackError {
         /// The state file.
         path: PathBuf,
     },
+    /// The base a receipt names for a delta cannot be found or used (`pack --since`).
+    #[error(transparent)]
+    Base(#[from] super::state::BaseProblem),
     /// The channel's last bundle has the largest sequence number there is: no bundle can
     /// follow it.
     #[error("channel {channel:?} has used its last sequence number ({}); no bundle can follow it", u64::MAX)]

@@ -71,7 +71,7 @@ mod state;
 
 pub use error::{PackError, SourceProblem};
 pub use head::head_level;
-pub use state::{read_receipt, ChannelState};
+pub use state::{plan_since, read_receipt, BaseProblem, ChannelState, FullReason, SincePlan};
 
 /// Default zstd level.
 pub const DEFAULT_LEVEL: i32 = 3;
