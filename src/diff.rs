@@ -227,7 +227,9 @@ impl Side {
     /// Reads one side: a receipt if the file starts like a signify file, else a bundle.
     pub fn load(path: &Path, resolver: &Resolver<'_>) -> Result<Side> {
         let mut start = [0u8; RECEIPT_START.len()];
-        let n = File::open(path).and_then(|f| f.take(start.len() as u64).read(&mut start)).map_err(|e| Error::io(path, e))?;
+        let n = File::open(path)
+            .and_then(|f| f.take(start.len() as u64).read(&mut start))
+            .map_err(|e| Error::io(path, e))?;
         if start[..n] == *RECEIPT_START {
             return Side::receipt(path, resolver);
         }
@@ -312,6 +314,7 @@ mod tests {
             sha256: Digest::of(content),
             mode,
             signatures: vec![],
+            carried: true,
         }
     }
 

@@ -86,6 +86,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         state_dir: Some(state),
         quiet: true,
         secret: SecretKeyArgs { passphrase_file: None, allow_insecure_key_permissions: false },
+        since: SinceArgs::default(),
     })?;
 
     step(

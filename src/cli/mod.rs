@@ -240,6 +240,9 @@ fn flag_hint(e: &Error) -> Option<String> {
     Some(match e {
         Error::OutputExists { path } => format!("{} exists; pass --force to overwrite it", path.display()),
         Error::Pack(PackError::NoSigners) => "pack needs at least one --key".to_owned(),
+        Error::Pack(e @ PackError::Base(airlock::pack::BaseProblem::NotKept { .. })) => {
+            format!("{e} (pass it with --base OLD.airlock)")
+        }
         Error::Pack(PackError::Level { .. }) => format!("--level must be 1 to {}", airlock::pack::MAX_LEVEL),
         Error::Pack(PackError::Source { path, problem }) => match problem {
             SourceProblem::ChecksumSignatureClash { name, clash } => format!(

@@ -18,21 +18,8 @@ pub(super) struct PackArgs {
     #[arg(long, default_value = "default")]
     pub(super) channel: String,
     /// Sequence number (default: one more than the last bundle packed for the channel here).
-    #[arg(long, conflicts_with = "since")]
+    #[arg(long, conflicts_with = "receipt")]
     pub(super) sequence: Option<u64>,
-    /// Build a delta for the mirror that signed this receipt (`airlock mirror receipt` on
-    /// the inside): entries the mirror holds are listed but not carried, and the bundle
-    /// follows the manifest the mirror really holds (no --allow-gap needed after a lost
-    /// bundle).
-    #[arg(long, value_name = "RECEIPT", requires = "trust")]
-    pub(super) since: Option<PathBuf>,
-    /// The inside's public key that signs receipts (with --since; repeatable).
-    #[arg(long, value_name = "K.pub", requires = "since")]
-    pub(super) trust: Vec<PathBuf>,
-    /// The bundle (or kept head directory, or manifest.cbor) of the manifest the receipt
-    /// names, when this machine's state does not hold it (with --since).
-    #[arg(long, value_name = "OLD.airlock", requires = "since")]
-    pub(super) base: Option<PathBuf>,
     /// Expiry: a duration (30d, 12h, 2w) or a date (2026-12-31, 2026-12-31T12:00:00Z).
     #[arg(long, value_name = "DURATION|DATE")]
     pub(super) expires: Option<String>,
@@ -63,6 +50,26 @@ pub(super) struct PackArgs {
     pub(super) quiet: bool,
     #[command(flatten)]
     pub(super) secret: SecretKeyArgs,
+    #[command(flatten)]
+    pub(super) since: SinceArgs,
+}
+
+/// `pack --since RECEIPT --trust K.pub [--base OLD.airlock]`: a delta for one mirror.
+#[derive(Args, Debug, Default)]
+pub(super) struct SinceArgs {
+    /// Build a delta for the mirror that signed this receipt (`airlock mirror receipt` on
+    /// the inside): entries the mirror holds are listed but not carried, and the bundle
+    /// follows the manifest the mirror really holds (no --allow-gap needed after a lost
+    /// bundle).
+    #[arg(long = "since", value_name = "RECEIPT", requires = "trust")]
+    pub(super) receipt: Option<PathBuf>,
+    /// The inside's public key that signs receipts (with --since; repeatable).
+    #[arg(long, value_name = "K.pub", requires = "receipt")]
+    pub(super) trust: Vec<PathBuf>,
+    /// The bundle (or kept head directory, or manifest.cbor) of the manifest the receipt
+    /// names, when this machine's state does not hold it (with --since).
+    #[arg(long, value_name = "OLD.airlock", requires = "receipt")]
+    pub(super) base: Option<PathBuf>,
 }
 
 pub(super) fn parse_meta(pairs: &[String]) -> Result<BTreeMap<String, String>> {
@@ -113,7 +120,7 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         level: a.level,
         threads: a.threads,
         sign_artifacts: a.sign_artifacts,
-        base: None,
+        base: plan.as_ref().and_then(|p| p.base.clone()),
         fault: injected_fault()?,
     };
     let report = airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet))?;
@@ -149,12 +156,12 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
 
 /// With `--since`: the checked receipt turned into this channel's plan.
 fn since_plan(a: &PackArgs, state: &ChannelState) -> Result<Option<SincePlan>> {
-    let Some(receipt_path) = &a.since else {
+    let Some(receipt_path) = &a.since.receipt else {
         return Ok(None);
     };
-    let keys = load_public_keys(&a.trust)?;
+    let keys = load_public_keys(&a.since.trust)?;
     let (receipt, _) = airlock::pack::read_receipt(receipt_path, &keys)?;
-    Ok(Some(airlock::pack::plan_since(state, &receipt, &a.channel, a.base.as_deref())?))
+    Ok(Some(airlock::pack::plan_since(state, &receipt, &a.channel, a.since.base.as_deref())?))
 }
 
 /// What the delta carries and retires, and why it carries everything if it does.

@@ -18,8 +18,7 @@
 //! [`decode`] accepts only the canonical text: each line is parsed and re-encoded, and must
 //! come out byte for byte the same, so two readers can never read one receipt two ways.
 
-use std::fmt;
-
+pub use crate::format::manifest::MirrorId;
 use crate::format::manifest::{check_channel, Entry};
 use crate::io::digest::{Digest, Hasher};
 use crate::keys::signify::{parse_embedded, sign_embedded};
@@ -31,33 +30,6 @@ pub const HEADER: &str = "airlock-receipt 1";
 pub const MAX_RECEIPT_BYTES: usize = 64 << 10;
 /// Most channel lines in one receipt (the byte limit usually binds first).
 pub const MAX_CHANNELS: usize = 4096;
-
-/// A mirror's random identity (`.airlock/id`): 16 bytes, written as 32 lowercase hex digits.
-// Placeholder until the format v2 core lands `manifest::MirrorId` (same name and API).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MirrorId(pub [u8; 16]);
-
-impl MirrorId {
-    /// 32 lowercase hex digits.
-    pub fn to_hex(&self) -> String {
-        crate::io::digest::hex(&self.0)
-    }
-
-    /// Parses exactly 32 lowercase hex digits.
-    pub fn from_hex(text: &str) -> Option<MirrorId> {
-        if text.len() != 32 || text.bytes().any(|b| b.is_ascii_uppercase()) {
-            return None;
-        }
-        let bytes = crate::io::digest::unhex(text)?;
-        Some(MirrorId(bytes.try_into().ok()?))
-    }
-}
-
-impl fmt::Display for MirrorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
 
 /// What a mirror holds, as signed by the inside.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -660,6 +632,7 @@ mod tests {
             sha256: Digest::of(content),
             mode,
             signatures: vec![],
+            carried: true,
         };
         let a = entry("a", b"x", Mode::Regular);
         let b = entry("b/c", b"yz", Mode::Executable);

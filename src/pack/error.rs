@@ -45,7 +45,7 @@ pub enum PackError {
         path: PathBuf,
     },
     /// The base a receipt names for a delta cannot be found or used (`pack --since`).
-    #[error(transparent)]
+    #[error("cannot build the delta: {0}")]
     Base(#[from] super::state::BaseProblem),
     /// The channel's last bundle has the largest sequence number there is: no bundle can
     /// follow it.

@@ -380,6 +380,36 @@ mod tests {
     }
 
     #[test]
+    fn a_receipt_numbers_after_both_and_links_to_what_the_mirror_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = ChannelState::new(dir.path().to_owned());
+        let held = Digest::of(b"held");
+        // No state at all: recovered from the receipt alone.
+        assert_eq!(state.next_since("ch", (4, held)).unwrap(), (5, held));
+        state.record("ch", 7, &Digest::of(b"lost")).unwrap();
+        assert_eq!(state.next_since("ch", (4, held)).unwrap(), (8, held));
+        assert!(state.next_since("ch", (u64::MAX, held)).is_err());
+    }
+
+    #[test]
+    fn kept_manifests_are_checked_against_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = ChannelState::new(dir.path().to_owned());
+        let mut m = crate::format::manifest::tests::sample_v2();
+        m.channel = "ch".into();
+        let bytes = manifest::encode(&m).unwrap();
+        let digest = state.record_packed("ch", 3, &bytes).unwrap();
+        assert_eq!(state.last("ch").unwrap(), Some((3, digest)));
+        assert_eq!(state.kept_manifest(&digest).unwrap(), Some(m));
+        assert_eq!(state.kept_manifest(&Digest::of(b"other")).unwrap(), None);
+        fs::write(state.manifest_file(&digest), b"not it").unwrap();
+        assert!(matches!(
+            state.kept_manifest(&digest),
+            Err(Error::Pack(PackError::Base(BaseProblem::KeptManifestDamaged { .. })))
+        ));
+    }
+
+    #[test]
     fn a_damaged_state_file_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let state = ChannelState::new(dir.path().to_owned());

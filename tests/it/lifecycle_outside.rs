@@ -8,8 +8,10 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use airlock::format::manifest::{Base, Manifest};
 use airlock::format::receipt::{self, MirrorId, Receipt, ReceiptChannel};
 use airlock::io::digest::Digest;
+use airlock::verify::Bundle;
 
 use crate::kit::*;
 
@@ -158,4 +160,206 @@ fn receipt_signed_by_other_key_is_rejected() {
     r.expect_code(1).expect_stderr(&format!("is signed by key {other_id}, which is not among the trusted keys"));
     assert!(r.stdout.is_empty(), "nothing shown from an untrusted receipt: {}", r.stdout);
     receipt_verify(&ws, "R", "other", &[]).expect_code(0);
+}
+
+// ---------------------------------------------------------------------------------------
+// pack --since RECEIPT
+
+/// The mirror id the test receipts name.
+const MIRROR_ID: MirrorId = MirrorId([0x42; 16]);
+
+/// The head of a bundle: its manifest and the manifest's digest.
+fn head_of(path: &Path) -> (Manifest, Digest) {
+    let bundle = Bundle::open(path).unwrap();
+    (bundle.unverified_manifest().unwrap(), bundle.head().manifest_digest)
+}
+
+/// A receipt from a mirror that holds exactly `bundle` (its channel, sequence, manifest and
+/// files) and nothing else.
+fn receipt_holding(bundle: &Path, intact: bool) -> Receipt {
+    let (m, digest) = head_of(bundle);
+    let root = receipt::state_root(&m.entries);
+    Receipt {
+        mirror: MIRROR_ID,
+        created: 1_765_000_000,
+        log_records: 1,
+        log_head: Digest::of(b"log"),
+        channels: vec![ReceiptChannel {
+            name: m.channel.clone(),
+            sequence: m.sequence,
+            manifest: digest,
+            files: m.entries.len() as u64,
+            bytes: m.total_size(),
+            root,
+            intact,
+        }],
+        files: m.entries.len() as u64,
+        bytes: m.total_size(),
+        root,
+    }
+}
+
+/// A workspace with keys `k` (bundles) and `inside` (receipts), and a source tree `src`
+/// packed as bundle 1 of channel `weekly` into `w1.airlock`.
+fn week_one() -> Workspace {
+    let ws = Workspace::new();
+    ws.keygen("inside");
+    let src = ws.path("src");
+    write(&src, "a.txt", b"alpha\n", 0o644);
+    write(&src, "b.txt", b"bravo\n", 0o644);
+    write(&src, "big/d.bin", &big_content(200_000), 0o755);
+    write(&src, "e.txt", b"echo\n", 0o644);
+    ws.pack(&src, "w1.airlock", &["--channel", "weekly"]).expect_code(0);
+    ws
+}
+
+/// Week two's changes: `a.txt` changed, `e.txt` removed, `f.txt` added.
+fn change_for_week_two(ws: &Workspace) {
+    let src = ws.path("src");
+    write(&src, "a.txt", b"alpha, revised\n", 0o644);
+    fs::remove_file(src.join("e.txt")).unwrap();
+    write(&src, "f.txt", b"foxtrot\n", 0o644);
+}
+
+fn pack_since(ws: &Workspace, out: &str, receipt: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--channel", "weekly", "--since"];
+    let receipt = ws.path(receipt);
+    let trust = ws.path("inside.pub");
+    args.push(receipt.to_str().unwrap());
+    args.push("--trust");
+    args.push(trust.to_str().unwrap());
+    args.extend_from_slice(extra);
+    ws.pack(&ws.path("src"), out, &args)
+}
+
+/// The carried paths of a manifest.
+fn carried(m: &Manifest) -> Vec<&str> {
+    m.entries.iter().filter(|e| e.carried).map(|e| e.path.as_str()).collect()
+}
+
+#[test]
+fn pack_since_receipt_carries_only_changes() {
+    let ws = week_one();
+    write_receipt(&ws, &receipt_holding(&ws.path("w1.airlock"), true), "inside", "R1");
+    change_for_week_two(&ws);
+    let out = pack_since(&ws, "w2.airlock", "R1", &[]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("carrying 2 of 4 entries, 23 of 200029 bytes; retiring 1"), "{}", out.stdout);
+    let (w1, d1) = head_of(&ws.path("w1.airlock"));
+    let (w2, _) = head_of(&ws.path("w2.airlock"));
+    assert_eq!((w2.version, w2.sequence, w2.previous), (2, 2, Some(d1)));
+    assert_eq!(w2.base, Some(Base { mirror: MIRROR_ID, manifest: d1 }));
+    assert_eq!(carried(&w2), ["a.txt", "f.txt"]);
+    let paths: Vec<&str> = w2.entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["a.txt", "b.txt", "big/d.bin", "f.txt"], "the manifest is the complete state");
+    assert!(carried(&w1).len() == 4, "week one was a full bundle");
+    let (size1, size2) =
+        (fs::metadata(ws.path("w1.airlock")).unwrap().len(), fs::metadata(ws.path("w2.airlock")).unwrap().len());
+    assert!(size2 < 10_000 && size1 > 200_000, "the delta leaves the big file out: {size2} vs {size1}");
+    ws.verify("w2.airlock", "k").expect_code(0);
+    // The pack state kept both manifests, so the next receipt needs no --base.
+    let kept: Vec<String> = fs::read_dir(ws.path("state/manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.contains(&format!("{d1}.cbor")));
+}
+
+#[test]
+fn pack_since_receipt_after_lost_bundle_links_previous_to_receipt() {
+    let ws = week_one();
+    write_receipt(&ws, &receipt_holding(&ws.path("w1.airlock"), true), "inside", "R1");
+    change_for_week_two(&ws);
+    // Bundle 2 is packed, then lost on the way: the mirror still holds bundle 1.
+    ws.pack(&ws.path("src"), "w2-lost.airlock", &["--channel", "weekly"]).expect_code(0);
+    write(&ws.path("src"), "g.txt", b"golf\n", 0o644);
+    let out = pack_since(&ws, "w3.airlock", "R1", &[]);
+    out.expect_code(0);
+    let (_, d1) = head_of(&ws.path("w1.airlock"));
+    let (w3, _) = head_of(&ws.path("w3.airlock"));
+    // Numbered after everything packed here, linked to what the mirror really holds, so
+    // the mirror takes it as the next state without --allow-gap.
+    assert_eq!((w3.sequence, w3.previous), (3, Some(d1)));
+    assert!(out.stdout.contains(&format!("follows manifest {d1}")), "{}", out.stdout);
+    assert_eq!(carried(&w3), ["a.txt", "f.txt", "g.txt"], "carried against bundle 1, not the lost bundle 2");
+    assert!(out.stdout.contains("carrying 3 of 5 entries"), "{}", out.stdout);
+}
+
+#[test]
+fn pack_since_damaged_receipt_carries_everything() {
+    let ws = week_one();
+    let (_, d1) = head_of(&ws.path("w1.airlock"));
+    change_for_week_two(&ws);
+    // The inside says its files of the channel are damaged.
+    write_receipt(&ws, &receipt_holding(&ws.path("w1.airlock"), false), "inside", "damaged");
+    let out = pack_since(&ws, "w2.airlock", "damaged", &[]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("carrying everything: the receipt says the mirror's files of the channel are damaged"));
+    assert!(out.stdout.contains("carrying 4 of 4 entries, 200029 of 200029 bytes; retiring 1"), "{}", out.stdout);
+    let (w2, _) = head_of(&ws.path("w2.airlock"));
+    assert_eq!((w2.sequence, w2.previous, w2.base), (2, Some(d1), None));
+    assert_eq!(carried(&w2).len(), 4);
+    // Intact, but the root it states is not the root of the manifest it names.
+    let mut odd = receipt_holding(&ws.path("w1.airlock"), true);
+    odd.channels[0].root = Digest::of(b"something else");
+    write_receipt(&ws, &odd, "inside", "odd");
+    let out = pack_since(&ws, "w3.airlock", "odd", &[]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("carrying everything: the mirror's files of the channel differ"), "{}", out.stdout);
+    assert_eq!(carried(&head_of(&ws.path("w3.airlock")).0).len(), 4);
+    // A receipt that does not list the channel: the mirror never imported it.
+    let none = Receipt { channels: vec![], ..receipt_holding(&ws.path("w1.airlock"), true) };
+    write_receipt(&ws, &none, "inside", "none");
+    let out = pack_since(&ws, "w4.airlock", "none", &[]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("carrying everything: the receipt does not list the channel"), "{}", out.stdout);
+    let (w4, _) = head_of(&ws.path("w4.airlock"));
+    assert_eq!((w4.sequence, w4.base, carried(&w4).len()), (4, None, 4));
+    // A receipt not signed by the trusted key builds nothing.
+    write_receipt(&ws, &receipt_holding(&ws.path("w1.airlock"), true), "k", "forged");
+    pack_since(&ws, "w5.airlock", "forged", &[]).expect_code(1).expect_stderr("not among the trusted keys");
+    assert!(!ws.path("w5.airlock").exists());
+}
+
+#[test]
+fn lost_exporter_state_recovered_from_receipt() {
+    let ws = week_one();
+    write_receipt(&ws, &receipt_holding(&ws.path("w1.airlock"), true), "inside", "R1");
+    let (_, d1) = head_of(&ws.path("w1.airlock"));
+    change_for_week_two(&ws);
+    fs::remove_dir_all(ws.path("state")).unwrap();
+    // Without the state, the manifest the receipt names must be given.
+    let out = pack_since(&ws, "w2.airlock", "R1", &[]);
+    out.expect_code(2).expect_stderr(&format!("manifest {d1} of channel \"weekly\", which is not kept in"));
+    out.expect_stderr("--base");
+    assert!(!ws.path("w2.airlock").exists());
+    // Another bundle is not it.
+    let elsewhere = ws.path("elsewhere");
+    ws.pack(&ws.path("src"), "other.airlock", &["--channel", "weekly", "--state-dir", elsewhere.to_str().unwrap()])
+        .expect_code(0);
+    let base_other = ws.path("other.airlock");
+    pack_since(&ws, "w2.airlock", "R1", &["--base", base_other.to_str().unwrap()])
+        .expect_code(2)
+        .expect_stderr("but the receipt says the mirror holds manifest");
+    // With week one's bundle as the base: sequence and link recovered from the receipt.
+    let base = ws.path("w1.airlock");
+    let out = pack_since(&ws, "w2.airlock", "R1", &["--base", base.to_str().unwrap()]);
+    out.expect_code(0);
+    let (w2, d2) = head_of(&ws.path("w2.airlock"));
+    assert_eq!((w2.sequence, w2.previous), (2, Some(d1)));
+    assert_eq!(carried(&w2), ["a.txt", "f.txt"]);
+    // The base is kept now: the same receipt again needs no --base, and numbers after w2.
+    let out = pack_since(&ws, "w3.airlock", "R1", &[]);
+    out.expect_code(0);
+    let (w3, _) = head_of(&ws.path("w3.airlock"));
+    assert_eq!((w3.sequence, w3.previous), (3, Some(d1)));
+    assert_ne!(d2, d1);
+    // A kept head directory works as a base too.
+    fs::remove_dir_all(ws.path("state")).unwrap();
+    fs::create_dir_all(ws.path("head")).unwrap();
+    fs::write(ws.path("head/manifest.cbor"), Bundle::open(&base).unwrap().head().manifest_bytes.clone()).unwrap();
+    let head = ws.path("head");
+    pack_since(&ws, "w4.airlock", "R1", &["--base", head.to_str().unwrap()]).expect_code(0);
+    assert_eq!(head_of(&ws.path("w4.airlock")).0.sequence, 2);
 }
