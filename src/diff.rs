@@ -233,8 +233,8 @@ impl Side {
         if start[..n] == *RECEIPT_START {
             return Side::receipt(path, resolver);
         }
-        let manifest = Bundle::open(path)?.unverified_manifest()?;
-        let digest = Bundle::open(path)?.head().manifest_digest;
+        let bundle = Bundle::open(path)?;
+        let (manifest, digest) = (bundle.unverified_manifest()?, bundle.head().manifest_digest);
         Ok(Side { path: path.to_owned(), kind: SideKind::Bundle, channels: vec![channel_side(manifest, digest, true)] })
     }
 

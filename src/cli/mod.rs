@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 mod out;
 
 mod demo;
+mod diff;
 mod import;
 mod inspect;
 mod key;
@@ -30,6 +31,7 @@ mod sign;
 mod verify;
 
 use demo::*;
+use diff::*;
 use import::*;
 use inspect::*;
 use key::*;
@@ -101,6 +103,8 @@ enum Command {
     /// Work with a mirror directory.
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// Show what changed between two states: bundles or receipts.
+    Diff(DiffArgs),
     /// Check a mirror's signed receipt (what the inside holds).
     #[command(subcommand)]
     Receipt(ReceiptCommand),
@@ -289,6 +293,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Mirror(MirrorCommand::Log { dir, json }) => mirror_log(&dir, json),
         Command::Mirror(MirrorCommand::Verify { dir, quiet }) => mirror_verify(&dir, quiet),
         Command::Receipt(ReceiptCommand::Verify(a)) => receipt_verify(a),
+        Command::Diff(a) => diff(a),
         Command::Demo(a) => demo(a),
     }
 }

@@ -183,7 +183,7 @@ fn say_delta(plan: &SincePlan, report: &airlock::pack::PackReport) -> Result<()>
 
 /// Where the channel state lives unless `--state-dir` says: `$AIRLOCK_STATE_DIR`, else
 /// `$XDG_DATA_HOME/airlock`, else `~/.local/share/airlock`.
-fn default_state_dir() -> Option<PathBuf> {
+pub(super) fn default_state_dir() -> Option<PathBuf> {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     env("AIRLOCK_STATE_DIR")
         .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("airlock")))

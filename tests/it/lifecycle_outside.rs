@@ -363,3 +363,102 @@ fn lost_exporter_state_recovered_from_receipt() {
     pack_since(&ws, "w4.airlock", "R1", &["--base", head.to_str().unwrap()]).expect_code(0);
     assert_eq!(head_of(&ws.path("w4.airlock")).0.sequence, 2);
 }
+
+// ---------------------------------------------------------------------------------------
+// diff
+
+fn diff(ws: &Workspace, old: &str, new: &str, extra: &[&str]) -> Run {
+    run(airlock()
+        .arg("diff")
+        .arg(ws.path(old))
+        .arg(ws.path(new))
+        .args(extra)
+        .env("AIRLOCK_STATE_DIR", ws.path("state")))
+}
+
+#[test]
+fn diff_two_bundles_text_and_json() {
+    let ws = week_one();
+    change_for_week_two(&ws);
+    chmod(&ws.path("src/b.txt"), 0o755);
+    ws.pack(&ws.path("src"), "w2.airlock", &["--channel", "weekly"]).expect_code(0);
+    let (_, d1) = head_of(&ws.path("w1.airlock"));
+    let (_, d2) = head_of(&ws.path("w2.airlock"));
+    let text = diff(&ws, "w1.airlock", "w2.airlock", &[]);
+    text.expect_code(0);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert_eq!(
+        lines[2..],
+        [
+            format!("channel weekly: sequence 1 (manifest {d1}) -> sequence 2 (manifest {d2})").as_str(),
+            "  added    f.txt (8 bytes)",
+            "  changed  a.txt (size 6 -> 15, sha256)",
+            "  changed  b.txt (mode 644 -> 755)",
+            "  removed  e.txt (5 bytes)",
+            "  added 1 files, 8 bytes; changed 2 files, 21 bytes; removed 1 files, 5 bytes; unchanged 1 files, 200000 bytes",
+            "the states differ",
+        ],
+        "{}",
+        text.stdout
+    );
+    let out = diff(&ws, "w1.airlock", "w2.airlock", &["--json"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout.lines().count(), 1, "one line of JSON");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["different"], true);
+    assert_eq!(json["old"]["kind"], "bundle");
+    let c = &json["channels"][0];
+    assert_eq!(c["channel"], "weekly");
+    assert_eq!(c["old"]["sequence"], 1);
+    assert_eq!(c["new"]["manifest"], d2.to_hex());
+    assert_eq!(c["added"][0]["path"], "f.txt");
+    assert_eq!(c["added"][0]["mode"], "644");
+    assert_eq!(c["changed"][0]["path"], "a.txt");
+    assert_eq!(c["changed"][0]["what"], serde_json::json!(["size", "sha256"]));
+    assert_eq!(c["changed"][1]["what"], serde_json::json!(["mode"]));
+    assert_eq!(c["changed"][1]["new"]["mode"], "755");
+    assert_eq!(c["removed"][0]["path"], "e.txt");
+    assert_eq!(c["unchanged"][0]["path"], "big/d.bin");
+    assert_eq!(c["totals"]["unchanged"], serde_json::json!({"files": 1, "bytes": 200000}));
+    assert_eq!(c["totals"]["changed"], serde_json::json!({"files": 2, "bytes": 21}));
+    // A delta bundle lists the complete state, so it diffs like a full one.
+    write_receipt(&ws, &receipt_holding(&ws.path("w1.airlock"), true), "inside", "R1");
+    pack_since(&ws, "w3.airlock", "R1", &[]).expect_code(0);
+    let delta = diff(&ws, "w2.airlock", "w3.airlock", &[]);
+    assert!(
+        delta.stdout.contains("added 0 files, 0 bytes; changed 0 files, 0 bytes; removed 0 files"),
+        "{}",
+        delta.stdout
+    );
+    // A receipt side: the manifests it names, found in the pack state.
+    let trust = ws.path("inside.pub");
+    let from_receipt = diff(&ws, "R1", "w2.airlock", &["--trust", trust.to_str().unwrap()]);
+    from_receipt.expect_code(0);
+    assert_eq!(from_receipt.stdout.lines().skip(2).collect::<Vec<_>>(), lines[2..], "{}", from_receipt.stdout);
+    assert!(from_receipt.stdout.starts_with("old: receipt "), "{}", from_receipt.stdout);
+    // A receipt side is checked like any receipt.
+    diff(&ws, "R1", "w2.airlock", &[]).expect_code(1).expect_stderr("not among the trusted keys");
+}
+
+#[test]
+fn diff_exit_code() {
+    let ws = week_one();
+    ws.pack(&ws.path("src"), "same.airlock", &["--channel", "weekly"]).expect_code(0);
+    change_for_week_two(&ws);
+    ws.pack(&ws.path("src"), "w2.airlock", &["--channel", "weekly"]).expect_code(0);
+    // Without --exit-code a difference is still success.
+    diff(&ws, "w1.airlock", "w2.airlock", &[]).expect_code(0);
+    diff(&ws, "w1.airlock", "w2.airlock", &["--exit-code"]).expect_code(1);
+    let same = diff(&ws, "w1.airlock", "same.airlock", &["--exit-code"]);
+    same.expect_code(0);
+    assert!(same.stdout.contains("the states are the same"), "{}", same.stdout);
+    diff(&ws, "w1.airlock", "same.airlock", &["--exit-code", "--json"]).expect_code(0);
+    // Other channels are absent on one side: everything added.
+    ws.pack(&ws.path("src"), "other.airlock", &["--channel", "other"]).expect_code(0);
+    let two = diff(&ws, "w1.airlock", "other.airlock", &["--exit-code"]);
+    two.expect_code(1);
+    assert!(two.stdout.contains("channel other: absent -> sequence 1"), "{}", two.stdout);
+    assert!(two.stdout.contains("channel weekly: sequence 1"), "{}", two.stdout);
+    // Unreadable input is an operational error, not a difference.
+    diff(&ws, "w1.airlock", "missing.airlock", &["--exit-code"]).expect_code(2);
+}
