@@ -50,7 +50,9 @@ pub enum ManifestError {
     #[error("does not start with the airlock manifest prefix")]
     BadPrefix,
     /// The prefix names another format version.
-    #[error("unsupported format version (this airlock reads versions {VERSION_1} and {VERSION}): made by a newer airlock?")]
+    #[error(
+        "unsupported format version (this airlock reads versions {VERSION_1} and {VERSION}): made by a newer airlock?"
+    )]
     UnsupportedVersion,
     /// The CBOR decoder refused the bytes (its message).
     #[error("cannot decode: {0}")]
@@ -88,7 +90,9 @@ pub enum ManifestError {
         reason: &'static str,
     },
     /// An artifact and its linked signatures are not all carried, or all omitted.
-    #[error("entry {entry:?} and its signature {signature:?} must be carried together (both in the payload, or neither)")]
+    #[error(
+        "entry {entry:?} and its signature {signature:?} must be carried together (both in the payload, or neither)"
+    )]
     SplitSignatureGroup {
         /// The artifact.
         entry: String,
@@ -598,7 +602,8 @@ fn encode_unchecked(manifest: &Manifest) -> Vec<u8> {
 fn write_canonical(m: &Manifest, w: impl io::Write) -> Result<(), serde_cbor::Error> {
     let v2 = m.version != VERSION_1;
     let carried = if v2 { Some(carried_bitmap(&m.entries)) } else { None };
-    let base = m.base.as_ref().map(|b| WireBase { mirror: Bytes::new(&b.mirror.0), manifest: Bytes::new(&b.manifest.0) });
+    let base =
+        m.base.as_ref().map(|b| WireBase { mirror: Bytes::new(&b.mirror.0), manifest: Bytes::new(&b.manifest.0) });
     let wire = WireOut {
         format: FORMAT,
         version: m.version,
@@ -711,7 +716,10 @@ fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
     }
     let base = match w.base {
         None => None,
-        Some(b) => Some(Base { mirror: MirrorId(fixed_bytes(b.mirror, "base.mirror")?), manifest: Digest(fixed_bytes(b.manifest, "base.manifest")?) }),
+        Some(b) => Some(Base {
+            mirror: MirrorId(fixed_bytes(b.mirror, "base.mirror")?),
+            manifest: Digest(fixed_bytes(b.manifest, "base.manifest")?),
+        }),
     };
     Ok(Manifest {
         version: w.version,

@@ -284,9 +284,8 @@ impl Packer<'_> {
 fn omit_held(manifest: &mut Manifest, base: &PackBase) {
     let held: HashMap<&str, &Entry> = base.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     for e in &mut manifest.entries {
-        e.carried = !held
-            .get(e.path.as_str())
-            .is_some_and(|b| b.size == e.size && b.sha256 == e.sha256 && b.mode == e.mode);
+        e.carried =
+            !held.get(e.path.as_str()).is_some_and(|b| b.size == e.size && b.sha256 == e.sha256 && b.mode == e.mode);
     }
     let entries = &mut manifest.entries;
     for i in 0..entries.len() {

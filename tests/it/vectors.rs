@@ -226,11 +226,8 @@ fn v1_case_dirs() -> Vec<PathBuf> {
 }
 
 fn cases_in(root: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expect").is_file())
-        .collect();
+    let mut dirs: Vec<PathBuf> =
+        fs::read_dir(root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("expect").is_file()).collect();
     dirs.sort();
     dirs
 }
