@@ -40,7 +40,7 @@ pub struct Receipt {
     pub created: u64,
     /// Records in the mirror's import log.
     pub log_records: u64,
-    /// The hash-chain head of the import log.
+    /// SHA-256 of the log's last line (the head of its hash chain; zeros for an empty log).
     pub log_head: Digest,
     /// One per channel the mirror has imported, sorted by name.
     pub channels: Vec<ReceiptChannel>,
@@ -641,6 +641,20 @@ mod tests {
         assert_eq!(state_root([&a, &b]), expected);
         assert_eq!(state_root([&b, &a]), expected);
         assert_eq!(state_root(&[] as &[Entry]), Digest::of(b""));
+    }
+
+    #[test]
+    fn state_root_is_order_independent_and_pinned() {
+        let m = crate::format::manifest::tests::sample();
+        let forward = state_root(&m.entries);
+        let backward = state_root(m.entries.iter().rev());
+        assert_eq!(forward, backward);
+        let mut text = String::new();
+        for e in &m.entries {
+            text.push_str(&format!("{} {} {:o} {}\n", e.sha256, e.size, e.mode.bits(), e.path.as_str()));
+        }
+        assert_eq!(forward, Digest::of(text.as_bytes()));
+        assert_ne!(state_root(&m.entries[1..]), forward);
     }
 
     proptest::proptest! {
