@@ -181,6 +181,8 @@ pub enum SideKind {
         /// The mirror that signed it.
         mirror: MirrorId,
     },
+    /// A mirror directory: each channel's expected state (`Mirror::channel_states`).
+    Mirror,
 }
 
 /// One channel's state on one side.
@@ -236,6 +238,23 @@ impl Side {
         let bundle = Bundle::open(path)?;
         let (manifest, digest) = (bundle.unverified_manifest()?, bundle.head().manifest_digest);
         Ok(Side { path: path.to_owned(), kind: SideKind::Bundle, channels: vec![channel_side(manifest, digest, true)] })
+    }
+
+    /// A mirror's side, from its channels' expected states (name, sequence, manifest digest,
+    /// entries), as `Mirror::channel_states` gives them.
+    pub fn mirror(path: &Path, channels: impl IntoIterator<Item = (String, u64, Digest, Vec<Entry>)>) -> Side {
+        let mut channels: Vec<ChannelSide> = channels
+            .into_iter()
+            .map(|(channel, sequence, manifest, entries)| ChannelSide {
+                channel,
+                sequence,
+                manifest,
+                entries,
+                intact: true,
+            })
+            .collect();
+        channels.sort_by(|a, b| a.channel.cmp(&b.channel));
+        Side { path: path.to_owned(), kind: SideKind::Mirror, channels }
     }
 
     fn receipt(path: &Path, resolver: &Resolver<'_>) -> Result<Side> {
@@ -357,5 +376,20 @@ mod tests {
         assert!(compare(&[], &[]).is_empty());
         assert_eq!(compare(&[], &files).added.len(), 1);
         assert_eq!(compare(&files, &[]).removed.len(), 1);
+    }
+
+    #[test]
+    fn sides_pair_channels_by_name() {
+        let d = Digest::of(b"m");
+        let old = Side::mirror(
+            Path::new("m"),
+            [("b".to_owned(), 1, d, vec![entry("x", b"x", Mode::Regular)]), ("a".to_owned(), 2, d, vec![])],
+        );
+        let new = Side::mirror(Path::new("n"), [("b".to_owned(), 2, d, vec![entry("y", b"y", Mode::Regular)])]);
+        let pairs = compare_sides(&old, &new);
+        let names: Vec<&str> = pairs.iter().map(|c| c.channel).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(pairs[0].new.is_none() && pairs[0].diff.is_empty());
+        assert_eq!((pairs[1].diff.added.len(), pairs[1].diff.removed.len()), (1, 1));
     }
 }

@@ -48,6 +48,7 @@ fn side_name(side: &Side) -> String {
     match &side.kind {
         SideKind::Bundle => format!("bundle {}", side.path.display()),
         SideKind::Receipt { mirror } => format!("receipt {} (mirror {mirror})", side.path.display()),
+        SideKind::Mirror => format!("mirror {}", side.path.display()),
     }
 }
 
@@ -129,6 +130,7 @@ fn side_json(side: &Side) -> serde_json::Value {
         SideKind::Receipt { mirror } => {
             serde_json::json!({ "kind": "receipt", "path": side.path.to_string_lossy(), "mirror": mirror.to_hex() })
         }
+        SideKind::Mirror => serde_json::json!({ "kind": "mirror", "path": side.path.to_string_lossy() }),
     }
 }
 
