@@ -160,6 +160,18 @@ fn receipt_signed_by_other_key_is_rejected() {
     r.expect_code(1).expect_stderr(&format!("is signed by key {other_id}, which is not among the trusted keys"));
     assert!(r.stdout.is_empty(), "nothing shown from an untrusted receipt: {}", r.stdout);
     receipt_verify(&ws, "R", "other", &[]).expect_code(0);
+    // A trusted key that claims the signer's key id but is another key: the full public key
+    // decides, not the 8-byte id.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let inside = fs::read_to_string(ws.path("inside.pub")).unwrap();
+    let (comment, line) = inside.split_once('\n').unwrap();
+    let mut raw = b64.decode(line.trim_end()).unwrap();
+    raw[2..10].copy_from_slice(&load_secret(&ws.path("other.sec")).key_id().0);
+    fs::write(ws.path("impostor.pub"), format!("{comment}\n{}\n", b64.encode(&raw))).unwrap();
+    receipt_verify(&ws, "R", "impostor", &[])
+        .expect_code(1)
+        .expect_stderr(&format!("signature by key {other_id} does not verify"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -284,6 +296,17 @@ fn pack_since_receipt_after_lost_bundle_links_previous_to_receipt() {
     assert!(out.stdout.contains(&format!("follows manifest {d1}")), "{}", out.stdout);
     assert_eq!(carried(&w3), ["a.txt", "f.txt", "g.txt"], "carried against bundle 1, not the lost bundle 2");
     assert!(out.stdout.contains("carrying 3 of 5 entries"), "{}", out.stdout);
+    // A mirror holding bundle 1 takes a bundle linked this way without --allow-gap (shown
+    // with a full one, which any importer can take: the receipt says the mirror is damaged).
+    ws.import("w1.airlock", "k", "mirror", &[]).expect_code(0);
+    write_receipt(&ws, &receipt_holding(&ws.path("w1.airlock"), false), "inside", "R1-damaged");
+    pack_since(&ws, "w4.airlock", "R1-damaged", &[]).expect_code(0);
+    let (w4, _) = head_of(&ws.path("w4.airlock"));
+    assert_eq!((w4.sequence, w4.previous, carried(&w4).len()), (4, Some(d1), 5));
+    ws.import("w4.airlock", "k", "mirror", &[]).expect_code(0);
+    for path in ["a.txt", "f.txt", "g.txt"] {
+        assert_eq!(fs::read(ws.path("mirror").join(path)).unwrap(), fs::read(ws.path("src").join(path)).unwrap());
+    }
 }
 
 #[test]
