@@ -12,8 +12,6 @@
 //! [`compare_sides`] pairs their channels by name.
 
 use std::cmp::Ordering;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -21,6 +19,7 @@ use crate::format::manifest::{Entry, Manifest};
 use crate::format::receipt::MirrorId;
 use crate::io::digest::Digest;
 use crate::keys::PublicKey;
+use crate::pack::state::file_start;
 use crate::pack::{read_receipt, BaseProblem, ChannelState, PackError};
 use crate::verify::Bundle;
 
@@ -228,11 +227,7 @@ const RECEIPT_START: &[u8] = b"untrusted comment: ";
 impl Side {
     /// Reads one side: a receipt if the file starts like a signify file, else a bundle.
     pub fn load(path: &Path, resolver: &Resolver<'_>) -> Result<Side> {
-        let mut start = [0u8; RECEIPT_START.len()];
-        let n = File::open(path)
-            .and_then(|f| f.take(start.len() as u64).read(&mut start))
-            .map_err(|e| Error::io(path, e))?;
-        if start[..n] == *RECEIPT_START {
+        if file_start(path, RECEIPT_START.len() as u64)? == RECEIPT_START {
             return Side::receipt(path, resolver);
         }
         let bundle = Bundle::open(path)?;

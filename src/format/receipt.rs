@@ -287,17 +287,17 @@ pub fn decode(text: &[u8]) -> Result<Receipt, ReceiptError> {
     if header != HEADER {
         return Err(lines.problem(LineProblem::Header));
     }
-    let mirror = lines.parse("mirror", 2, |f| MirrorId::from_hex(f[1]).ok_or(("id", HEX32)), mirror_line)?;
-    let created = lines.parse("created", 2, |f| number(f[1], "time"), |v| created_line(*v))?;
+    let mirror = lines.parse("mirror", |[_, id]| MirrorId::from_hex(id).ok_or(("id", HEX32)), mirror_line)?;
+    let created = lines.parse("created", |[_, t]| number(t, "time"), |v| created_line(*v))?;
     let (log_records, log_head) =
-        lines.parse("log", 3, |f| Ok((number(f[1], "records")?, digest(f[2], "head")?)), |(n, d)| log_line(*n, d))?;
+        lines.parse("log", |[_, n, d]| Ok((number(n, "records")?, digest(d, "head")?)), |(n, d)| log_line(*n, d))?;
     let mut channels: Vec<ReceiptChannel> = Vec::new();
     loop {
         let line = lines.next_line()?;
         let fields: Vec<&str> = line.split(' ').collect();
         match fields.first().copied() {
             Some("channel") => {
-                let channel = lines.check_line(line, "channel", 8, &fields, parse_channel, channel_line)?;
+                let channel = lines.check_line(line, "channel", &fields, parse_channel, channel_line)?;
                 if let Some(prev) = channels.last() {
                     if prev.name.as_bytes() >= channel.name.as_bytes() {
                         return Err(ReceiptError::Unsorted { first: prev.name.clone(), second: channel.name });
@@ -309,9 +309,10 @@ pub fn decode(text: &[u8]) -> Result<Receipt, ReceiptError> {
                 channels.push(channel);
             }
             Some("state") => {
-                let parse = |f: &[&str]| Ok((number(f[1], "files")?, number(f[2], "bytes")?, digest(f[3], "root")?));
+                let parse =
+                    |[_, n, b, r]: [&str; 4]| Ok((number(n, "files")?, number(b, "bytes")?, digest(r, "root")?));
                 let (files, bytes, root) =
-                    lines.check_line(line, "state", 4, &fields, parse, |(n, b, r)| state_line(*n, *b, r))?;
+                    lines.check_line(line, "state", &fields, parse, |(n, b, r)| state_line(*n, *b, r))?;
                 if !lines.rest.is_empty() {
                     return Err(ReceiptError::TrailingData { line: lines.number + 1, extra: lines.rest.len() });
                 }
@@ -337,24 +338,25 @@ fn digest(field: &str, name: &'static str) -> Result<Digest, (&'static str, &'st
     Digest::from_hex(field).ok_or((name, HEX64))
 }
 
-fn parse_channel(f: &[&str]) -> Result<ReceiptChannel, (&'static str, &'static str)> {
-    check_channel(f[1]).map_err(|_| ("name", "a channel name (A-Z a-z 0-9 . _ -, 1 to 64, not starting with .)"))?;
-    let sequence = number(f[2], "sequence")?;
+fn parse_channel(f: [&str; 8]) -> Result<ReceiptChannel, (&'static str, &'static str)> {
+    let [_, name, sequence, manifest, files, bytes, root, state] = f;
+    check_channel(name).map_err(|_| ("name", "a channel name (A-Z a-z 0-9 . _ -, 1 to 64, not starting with .)"))?;
+    let sequence = number(sequence, "sequence")?;
     if sequence == 0 {
         return Err(("sequence", "at least 1"));
     }
-    let intact = match f[7] {
+    let intact = match state {
         "intact" => true,
         "damaged" => false,
         _ => return Err(("state", "`intact` or `damaged`")),
     };
     Ok(ReceiptChannel {
-        name: f[1].to_owned(),
+        name: name.to_owned(),
         sequence,
-        manifest: digest(f[3], "manifest")?,
-        files: number(f[4], "files")?,
-        bytes: number(f[5], "bytes")?,
-        root: digest(f[6], "root")?,
+        manifest: digest(manifest, "manifest")?,
+        files: number(files, "files")?,
+        bytes: number(bytes, "bytes")?,
+        root: digest(root, "root")?,
         intact,
     })
 }
@@ -383,11 +385,10 @@ impl<'a> Lines<'a> {
     }
 
     /// Reads the next line, which must be a `keyword` line of `count` fields.
-    fn parse<T>(
+    fn parse<T, const N: usize>(
         &mut self,
         keyword: &'static str,
-        count: usize,
-        parse: impl Fn(&[&str]) -> Result<T, (&'static str, &'static str)>,
+        parse: impl Fn([&str; N]) -> Result<T, (&'static str, &'static str)>,
         encode: impl Fn(&T) -> String,
     ) -> Result<T, ReceiptError> {
         let line = self.next_line()?;
@@ -395,24 +396,23 @@ impl<'a> Lines<'a> {
         if fields.first() != Some(&keyword) {
             return Err(self.problem(LineProblem::Expected { expected: keyword_quoted(keyword) }));
         }
-        self.check_line(line, keyword, count, &fields, parse, encode)
+        self.check_line(line, keyword, &fields, parse, encode)
     }
 
     /// Parses `fields` (of `line`, whose keyword is checked) and checks the line is the
     /// canonical encoding of what it parses to.
-    fn check_line<T>(
+    fn check_line<'l, T, const N: usize>(
         &self,
         line: &str,
         keyword: &'static str,
-        count: usize,
-        fields: &[&str],
-        parse: impl Fn(&[&str]) -> Result<T, (&'static str, &'static str)>,
+        fields: &[&'l str],
+        parse: impl Fn([&'l str; N]) -> Result<T, (&'static str, &'static str)>,
         encode: impl Fn(&T) -> String,
     ) -> Result<T, ReceiptError> {
-        if fields.len() != count {
-            return Err(self.problem(LineProblem::FieldCount { keyword, found: fields.len(), expected: count }));
-        }
-        let value = parse(fields).map_err(|(field, what)| self.problem(LineProblem::BadField { field, what }))?;
+        let fixed: [&str; N] = fields
+            .try_into()
+            .map_err(|_| self.problem(LineProblem::FieldCount { keyword, found: fields.len(), expected: N }))?;
+        let value = parse(fixed).map_err(|(field, what)| self.problem(LineProblem::BadField { field, what }))?;
         let again = encode(&value);
         if again.strip_suffix('\n') != Some(line) {
             return Err(self.problem(LineProblem::NotCanonical));

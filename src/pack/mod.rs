@@ -67,7 +67,7 @@ mod error;
 mod head;
 mod payload;
 mod sign_artifacts;
-mod state;
+pub(crate) mod state;
 
 pub use error::{PackError, SourceProblem};
 pub use head::head_level;

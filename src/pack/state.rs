@@ -306,12 +306,17 @@ fn base_manifest_bytes(path: &Path) -> Result<Vec<u8>> {
     if path.is_dir() {
         return read_bounded(&kept, manifest::MAX_MANIFEST_BYTES);
     }
-    let mut start = [0u8; 3];
-    let n = File::open(path).and_then(|f| f.take(3).read(&mut start)).map_err(|e| Error::io(path, e))?;
-    if start[..n] == [0xd9, 0xd9, 0xf7] {
+    if file_start(path, 3)? == [0xd9, 0xd9, 0xf7] {
         return read_bounded(path, manifest::MAX_MANIFEST_BYTES);
     }
     Ok(crate::verify::Bundle::open(path)?.head().manifest_bytes.clone())
+}
+
+/// The first `n` bytes of a file (fewer if it is shorter).
+pub(crate) fn file_start(path: &Path, n: u64) -> Result<Vec<u8>> {
+    let mut start = Vec::new();
+    File::open(path).and_then(|f| f.take(n).read_to_end(&mut start)).map_err(|e| Error::io(path, e))?;
+    Ok(start)
 }
 
 /// Reads a whole file of at most `limit` bytes; a larger one is refused as damaged.
