@@ -658,6 +658,18 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Any one-byte change to a valid receipt is refused, or decodes to a receipt that
+        /// encodes back to exactly the changed bytes: one text, one reading.
+        #[test]
+        fn changed_receipts_are_refused_or_canonical(at in 0usize..400, byte in proptest::num::u8::ANY) {
+            let mut t = encode(&sample()).unwrap();
+            let at = at % t.len();
+            t[at] = byte;
+            if let Ok(r) = decode(&t) {
+                proptest::prop_assert_eq!(encode(&r).unwrap(), t);
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
             let _ = decode(&data);
