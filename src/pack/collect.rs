@@ -75,7 +75,7 @@ pub(super) struct Item {
 
 /// A file found by the walk: its bundle path and its root.
 pub(super) struct Found {
-    path: RelPath,
+    pub(super) path: RelPath,
     root: u32,
 }
 
@@ -120,12 +120,8 @@ pub(super) fn collect(opts: &PackOptions, progress: &dyn Progress) -> Result<(Ma
 fn faulty_hash(fault: PackFault) -> impl Fn(&Path, &mut [u8], &dyn Progress) -> Result<Hashed> + Sync {
     let fired = std::sync::atomic::AtomicBool::new(false);
     move |path: &Path, buf: &mut [u8], progress: &dyn Progress| {
-        match fault {
-            PackFault::HashWorkerPanic => {
-                if !fired.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    panic!("injected fault: a hashing worker panics");
-                }
-            }
+        if fault == PackFault::HashWorkerPanic && !fired.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            panic!("injected fault: a hashing worker panics");
         }
         hash_file(path, buf, progress)
     }
@@ -326,7 +322,7 @@ fn hash_queued(
 /// contributes itself under its own name. Only regular files and directories are allowed.
 /// Each file found goes to `found` with its file-system path; `found` returns false to stop
 /// the walk early (the error that caused that is reported elsewhere).
-fn walk(paths: &[PathBuf], found: &mut dyn FnMut(Found, PathBuf) -> bool) -> Result<Roots> {
+pub(super) fn walk(paths: &[PathBuf], found: &mut dyn FnMut(Found, PathBuf) -> bool) -> Result<Roots> {
     let mut roots = Roots::default();
     for root in paths {
         let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;

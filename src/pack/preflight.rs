@@ -1,0 +1,223 @@
+//! Before anything is read or written: will the bundle fit where it goes?
+//!
+//! A bundle's size is known within the compression bound before a byte is compressed. A
+//! walk that only `lstat`s the sources (the same walk, with the same refusals, as the
+//! hashing pass) gives every member's name and size, and from those [`Estimate::bound`]
+//! adds up the largest the bundle can be whatever the data:
+//!
+//! - payload: every member's tar headers (exactly [`tar::encode_header`]'s length: one
+//!   ustar header, or a PAX header and its records too), its content and padding to 512
+//!   bytes, then the two end-of-archive blocks; compressed at worst to [`zstd_bound`] of that;
+//! - head: a manifest bound per entry (CBOR keys, size, mode, digest, the path and at most
+//!   as many bytes again for the signature links) plus the label, metadata and channel; the
+//!   checksum list's line per entry; one signature member per key; each member's header and
+//!   padding; compressed at worst to [`zstd_bound`] of that;
+//! - with `sign_artifacts`, one more member per file (a signify embedded signature of the
+//!   checksum line, which repeats the path).
+//!
+//! [`zstd_bound`] is zstd's own `ZSTD_COMPRESSBOUND`: incompressible input is stored in raw
+//! blocks of 128 KiB with a 3-byte header each, far inside the bound's 1/256 allowance even
+//! with the extra block a multithreaded job may end with. The bound is what the checks use:
+//! an incompressible payload needs all of it, and the estimate must never let a pack start
+//! that cannot finish. (A compressible payload takes less; the report says "up to".)
+
+use std::path::Path;
+
+use super::collect::walk;
+use super::{PackError, PackOptions};
+use crate::error::{Error, Result};
+use crate::format::tar::{self, BLOCK};
+use crate::format::DATA_DIR;
+use crate::io::durable::parent_dir;
+use crate::io::space::{self, Space};
+
+/// CBOR bytes of one manifest entry besides its path and signature links: the map and key
+/// strings (`path`, `size`, `sha256`, `mode`, `signatures`), a 64-bit size, a 32-byte
+/// digest, a mode and the array header, each with its CBOR header, rounded up.
+const MANIFEST_PER_ENTRY: u64 = 160;
+/// The manifest's fixed fields (format, version, bundle id, times, sequence, previous,
+/// base, map keys), rounded up.
+const MANIFEST_FIXED: u64 = 1024;
+/// A checksum-list line besides its path: `SHA256 (data/` `) = ` 64 hex digits, newline.
+const SUMS_PER_ENTRY: u64 = 82;
+/// A signify signature file (comment line, base64 line) or the signature lines in front of
+/// the checksum list, rounded up.
+const SIGNATURE_BYTES: u64 = 256;
+/// A generated `<file>.sha256.sig` besides the path it repeats (comment, signature, the
+/// rest of the checksum line), rounded up.
+const CHECKSUM_SIG_BYTES: u64 = 384;
+/// zstd frame headers and checksums of the two frames, rounded up.
+const FRAME_OVERHEAD: u64 = 64;
+
+/// What the walk found, and the largest bundle it can make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Estimate {
+    /// Files found.
+    pub(super) files: u64,
+    /// Their total size.
+    pub(super) content: u64,
+    /// The bundle's size at most.
+    pub(super) bound: u64,
+}
+
+/// Walks `opts.sources` (metadata only) and bounds the bundle's size.
+pub(super) fn estimate(opts: &PackOptions, signers: usize) -> Result<Estimate> {
+    let mut sizer = Sizer::default();
+    let mut failed = None;
+    walk(&opts.sources, &mut |found, fs_path| match std::fs::symlink_metadata(&fs_path) {
+        Ok(meta) => {
+            sizer.add(found.path.as_str(), meta.len(), opts.sign_artifacts);
+            true
+        }
+        Err(e) => {
+            failed = Some(Error::io(&fs_path, e));
+            false
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(sizer.finish(opts, signers))
+}
+
+/// Checks that the file system holding `out`'s directory can take a new file of up to
+/// `bound` bytes; `largest_file` is the largest single file that will be written (the
+/// whole bound for a single-file bundle, at most one volume with volumes).
+pub(crate) fn check_room(out: &Path, bound: u64, largest_file: u64) -> Result<Space> {
+    let dir = parent_dir(out);
+    let space = space::destination(dir)?;
+    if let (Some(limit), Some(kind)) = (space.max_file, space.kind) {
+        if largest_file > limit {
+            return Err(
+                PackError::FileTooLarge { destination: out.to_owned(), needed: largest_file, limit, kind }.into()
+            );
+        }
+    }
+    let needed = space.on_disk(bound);
+    if needed > space.free {
+        return Err(PackError::NoRoom { destination: out.to_owned(), needed, free: space.free }.into());
+    }
+    Ok(space)
+}
+
+/// Adds up the uncompressed head and payload as members are found.
+#[derive(Default)]
+struct Sizer {
+    files: u64,
+    content: u64,
+    /// The payload's tar stream: headers, contents, padding.
+    payload: u64,
+    /// The head's members, before their tar headers.
+    manifest: u64,
+    sums: u64,
+    /// Members `sign_artifacts` adds, counted separately: they go in the payload too.
+    generated: u64,
+}
+
+impl Sizer {
+    fn add(&mut self, path: &str, size: u64, sign_artifacts: bool) {
+        let path_len = path.len() as u64;
+        self.files += 1;
+        self.content = self.content.saturating_add(size);
+        self.payload = self.payload.saturating_add(member(&format!("{DATA_DIR}{path}"), size));
+        // The path, and at most as many bytes again for its name in a signature link.
+        self.manifest += MANIFEST_PER_ENTRY + 2 * path_len;
+        self.sums += SUMS_PER_ENTRY + path_len;
+        if sign_artifacts {
+            let name = format!("{DATA_DIR}{path}{}", crate::format::CHECKSUM_SIG_SUFFIX);
+            self.generated += 1;
+            self.payload = self.payload.saturating_add(member(&name, CHECKSUM_SIG_BYTES + path_len));
+            self.manifest += MANIFEST_PER_ENTRY + 2 * name.len() as u64;
+            self.sums += SUMS_PER_ENTRY + name.len() as u64;
+        }
+    }
+
+    fn finish(self, opts: &PackOptions, signers: usize) -> Estimate {
+        let entries = self.files + self.generated;
+        let meta: u64 = opts.meta.iter().map(|(k, v)| (k.len() + v.len()) as u64 + 16).sum();
+        let text = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() as u64 + 16);
+        // The carried bitmap of a v2 manifest: one bit per entry.
+        let manifest =
+            MANIFEST_FIXED + opts.channel.len() as u64 + text(&opts.label) + meta + entries / 8 + self.manifest;
+        let sums = SIGNATURE_BYTES + self.sums;
+        let head = member(crate::format::MANIFEST_MEMBER, manifest)
+            + signers as u64 * member("airlock/signatures/0123456789abcdef.sig", SIGNATURE_BYTES)
+            + member(crate::format::SUMS_MEMBER, sums);
+        let payload = self.payload.saturating_add(2 * BLOCK as u64);
+        let bound = zstd_bound(head).saturating_add(zstd_bound(payload)).saturating_add(FRAME_OVERHEAD);
+        Estimate { files: self.files, content: self.content, bound }
+    }
+}
+
+/// A tar member's bytes: its headers (exactly as written), content and padding.
+fn member(name: &str, size: u64) -> u64 {
+    let header = tar::encode_header(name, size, 0o644).len() as u64;
+    header.saturating_add(size).saturating_add(tar::padding(size) as u64)
+}
+
+/// zstd's `ZSTD_COMPRESSBOUND(n)`: the most a frame of `n` input bytes compresses to.
+pub(crate) fn zstd_bound(n: u64) -> u64 {
+    const BLOCK_MAX: u64 = 128 << 10;
+    let small = if n < BLOCK_MAX { (BLOCK_MAX - n) >> 11 } else { 0 };
+    n.saturating_add(n >> 8).saturating_add(small)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::pack::tests::options;
+
+    #[test]
+    fn zstd_bound_matches_the_library() {
+        for n in [0usize, 1, 100, 128 << 10, (128 << 10) + 1, 10 << 20] {
+            assert_eq!(zstd_bound(n as u64), zstd::zstd_safe::compress_bound(n) as u64, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn the_estimate_counts_every_file_and_bounds_a_real_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        let mut x: u32 = 1;
+        let noise: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect();
+        fs::write(src.join("noise"), &noise).unwrap();
+        fs::write(src.join("sub/empty"), b"").unwrap();
+        fs::write(src.join(format!("sub/{}", "long-name-".repeat(20))), b"x").unwrap();
+        let opts = PackOptions { sources: vec![src], sign_artifacts: true, ..options() };
+        let estimate = estimate(&opts, 1).unwrap();
+        assert_eq!((estimate.files, estimate.content), (3, 300_001));
+        let key = crate::keys::SecretKey::generate("test");
+        let out = dir.path().join("b.airlock");
+        let report = crate::pack::pack(
+            &opts,
+            &[key],
+            &out,
+            crate::io::durable::Overwrite::NoClobber,
+            &crate::progress::NoProgress,
+        )
+        .unwrap();
+        assert!(report.bundle_bytes <= estimate.bound, "{} > {}", report.bundle_bytes, estimate.bound);
+        // Not wildly above: the bound is for planning media, not a guess.
+        let near = report.bundle_bytes + report.bundle_bytes / 50 + 16384;
+        assert!(estimate.bound < near, "{estimate:?} for a bundle of {}", report.bundle_bytes);
+    }
+
+    #[test]
+    fn the_walk_refuses_what_the_pack_would() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
+        let opts = PackOptions { sources: vec![dir.path().to_owned()], ..options() };
+        let err = estimate(&opts, 1).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+}
