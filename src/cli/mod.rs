@@ -247,13 +247,13 @@ fn flag_hint(e: &Error) -> Option<String> {
             _ => return None,
         },
         Error::Pack(e @ (PackError::NoRoom { .. } | PackError::DestinationFull { .. })) => {
-            format!("{e} (pack --volume-size SIZE writes volumes that each fit one medium)")
+            format!("{e} (--volume-size SIZE)")
         }
         Error::Pack(e @ (PackError::FileTooLarge { .. } | PackError::DestinationFileTooLarge { .. })) => {
             format!("{e}: pass --volume-size fat32")
         }
         Error::Sign(e @ airlock::sign::SignError::NoRoom { .. }) => {
-            format!("{e} (-o OUT writes the co-signed bundle elsewhere)")
+            format!("{e} (-o OUT)")
         }
         Error::Rejected(gap @ Reject::Gap { .. }) => {
             format!("bundle rejected: {gap}, or pass --allow-gap to accept the gap (it is logged)")

@@ -19,8 +19,10 @@ pub const FAT_MAX_FILE: u64 = u32::MAX as u64;
 /// What [`destination`] found out about the file system a file is written to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Space {
-    /// Bytes a writer may still use.
-    pub free: u64,
+    /// Bytes a writer may still use; `None` when the file system reports no size at all
+    /// (some FUSE drivers report zero blocks in all): its free space is then unknown, not
+    /// zero, and only the write itself can find out.
+    pub free: Option<u64>,
     /// The allocation unit: a file takes whole units.
     pub block: u64,
     /// The largest file the file system can hold, when it has a limit a bundle can reach.
@@ -50,7 +52,7 @@ pub fn destination(dir: &Path) -> Result<Space> {
         _ => false,
     };
     Ok(Space {
-        free: vfs.f_bavail.saturating_mul(block),
+        free: (vfs.f_blocks > 0).then(|| vfs.f_bavail.saturating_mul(block)),
         block,
         max_file: fat.then_some(FAT_MAX_FILE),
         kind: fat.then_some("FAT"),

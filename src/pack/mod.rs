@@ -389,15 +389,22 @@ impl<'a> Counted<'a> {
         Counted { inner, total: AtomicU64::new(0), done: AtomicU64::new(0) }
     }
 
-    /// About how large the bundle would be, had `written` bytes been written when the phase
-    /// was this far: scaled by the share of the input done, never above `bound`.
+    /// About how large the bundle would have been, `written` bytes of it being written when
+    /// the phase was this far: scaled by the share of the input done, never above `bound`.
+    /// The compressor holds some input it has not written out yet, so near the end of the
+    /// input the share says nothing (more was still to come): the bound is the answer then.
     fn extrapolate(&self, written: u64, bound: u64) -> u64 {
         let (total, done) = (self.total.load(Ordering::Relaxed), self.done.load(Ordering::Relaxed));
+        let ceiling = bound.max(written);
         if done == 0 || total == 0 {
-            return bound;
+            return ceiling;
         }
-        let scaled = u128::from(written) * u128::from(total) / u128::from(done);
-        u64::try_from(scaled).unwrap_or(u64::MAX).clamp(written, bound.max(written))
+        let scaled = u64::try_from(u128::from(written) * u128::from(total) / u128::from(done)).unwrap_or(u64::MAX);
+        if scaled <= written {
+            ceiling
+        } else {
+            scaled.min(ceiling)
+        }
     }
 }
 

@@ -94,10 +94,10 @@ pub(crate) fn check_room(out: &Path, bound: u64, largest_file: u64) -> Result<Sp
         }
     }
     let needed = space.on_disk(bound);
-    if needed > space.free {
-        return Err(PackError::NoRoom { destination: out.to_owned(), needed, free: space.free }.into());
+    match space.free {
+        Some(free) if needed > free => Err(PackError::NoRoom { destination: out.to_owned(), needed, free }.into()),
+        _ => Ok(space),
     }
-    Ok(space)
 }
 
 /// Adds up the uncompressed head and payload as members are found.
