@@ -100,7 +100,7 @@ pub enum SignError {
         /// The bundle written (now removed).
         path: PathBuf,
         /// What verification found.
-        problem: crate::error::Reject,
+        problem: Box<crate::error::Reject>,
     },
     /// The written bundle does not have the head it was written with.
     #[error("{}: the co-signed bundle does not read back as written", path.display())]
@@ -120,8 +120,8 @@ pub struct CosignOptions<'a> {
     /// Read the co-signed bundle back from the medium (bypassing the page cache) and verify
     /// it in full before it takes its name (`sign --verify-written`).
     pub verify_written: bool,
-    /// A fault to inject, for the failure tests ([`PackFault::SkipSpaceCheck`],
-    /// [`PackFault::FlipWrittenByte`]); `None` in normal use.
+    /// A fault to inject, for the failure tests (`PackFault::SkipSpaceCheck`,
+    /// `PackFault::FlipWrittenByte`); `None` in normal use.
     pub fault: Option<PackFault>,
 }
 
@@ -250,7 +250,7 @@ fn check_room(input_file: &File, input: &Path, dest: &Path, head: &Head) -> Resu
 
 /// With `verify_written`: the copy just written, synced, dropped from the page cache, read
 /// back and verified as the input was (plus its manifest must be the input's); how long it
-/// took. The test hook [`PackFault::FlipWrittenByte`] damages it first.
+/// took. The test hook `PackFault::FlipWrittenByte` damages it first.
 fn written_check(
     out: &File,
     dest: &Path,
@@ -268,7 +268,9 @@ fn written_check(
     }
     match readback::verify_file(out, dest, digest, verify, progress) {
         Ok(took) => Ok(Some(took)),
-        Err(Error::Rejected(problem)) => Err(SignError::ReadBackRejected { path: dest.to_owned(), problem }.into()),
+        Err(Error::Rejected(problem)) => {
+            Err(SignError::ReadBackRejected { path: dest.to_owned(), problem: Box::new(problem) }.into())
+        }
         Err(other) => Err(other),
     }
 }

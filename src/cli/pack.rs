@@ -125,6 +125,10 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
     say!("manifest sha256 {}", report.manifest_digest)?;
     let ids: Vec<String> = keys.iter().map(|k| k.key_id().to_string()).collect();
     say!("signed by {}", ids.join(", "))?;
+    say!(
+        "size bound {} bytes (the most it could take; checked against the destination's free space first)",
+        report.bound_bytes
+    )?;
     if let Some(took) = report.read_back {
         say!("read back from the medium and verified in {:.2} s", took.as_secs_f64())?;
     }

@@ -129,7 +129,7 @@ pub enum PackError {
         /// The bundle written (now removed).
         path: PathBuf,
         /// What verification found.
-        problem: Reject,
+        problem: Box<Reject>,
     },
     /// The channel's last bundle has the largest sequence number there is: no bundle can
     /// follow it.

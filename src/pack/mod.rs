@@ -360,12 +360,14 @@ impl Packer<'_> {
         // long the pack took.
         let options = VerifyOptions::new(&policy, self.opts.created);
         readback::verify_file(file, self.out, digest, &options, self.progress).map_err(|e| match e {
-            Error::Rejected(problem) => PackError::ReadBack { path: self.out.to_owned(), problem }.into(),
+            Error::Rejected(problem) => {
+                PackError::ReadBack { path: self.out.to_owned(), problem: Box::new(problem) }.into()
+            }
             other => other,
         })
     }
 
-    /// The test hook of [`PackFault::FlipWrittenByte`]; nothing without it.
+    /// The test hook of `PackFault::FlipWrittenByte`; nothing without it.
     fn inject_fault(&self, _file: &File) -> Result<()> {
         #[cfg(feature = "fault-injection")]
         if self.opts.fault == Some(PackFault::FlipWrittenByte) {

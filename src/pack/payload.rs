@@ -244,6 +244,37 @@ mod tests {
         }
     }
 
+    /// A bundle write that fails while a large file streams (one call reads the file and
+    /// writes the bundle) is the bundle's error, not the file's: a full medium used to be
+    /// reported as an error of the source file being read.
+    #[test]
+    fn a_write_error_while_streaming_names_the_bundle() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from_raw_os_error(libc::ENOSPC))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..READ_AHEAD_MAX_BYTES as usize * 64).map(|i| (i * 7919 % 251) as u8).collect();
+        fs::write(dir.path().join("big"), big).unwrap();
+        let (manifest, sources) = collect_dir(dir.path()).unwrap();
+        let opts = crate::pack::tests::options();
+        let progress = crate::pack::Counted::new(&NoProgress);
+        let packer =
+            Packer { opts: &opts, signers: &[], out: Path::new("test.airlock"), progress: &progress, bound: 0 };
+        match packer.write_payload(&mut Full, &manifest, &sources) {
+            Err(Error::Io { path, source }) => {
+                assert_eq!(path, Path::new("test.airlock"));
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC));
+            }
+            other => panic!("expected an I/O error on the bundle, got {other:?}"),
+        }
+    }
+
     /// Unchanged files give one member per file, in payload order, whichever path they take.
     #[test]
     fn payload_holds_small_and_large_files_in_order() {

@@ -67,7 +67,7 @@ pub(crate) fn verify_file(
 }
 
 /// Test hook: flips one bit of `file` in the middle of its payload and syncs it, as a bad
-/// medium would (feature `fault-injection`, [`super::PackFault::FlipWrittenByte`]).
+/// medium would (feature `fault-injection`, `PackFault::FlipWrittenByte`).
 #[cfg(feature = "fault-injection")]
 pub(crate) fn flip_written_byte(file: &File, path: &Path) -> Result<()> {
     use std::os::unix::fs::FileExt;
