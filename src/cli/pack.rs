@@ -102,6 +102,7 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         threads: a.threads,
         sign_artifacts: a.sign_artifacts,
         verify_written: a.verify_written,
+        base: None,
         fault: injected_fault()?,
     };
     let report = airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet))?;

@@ -57,7 +57,7 @@
 //! on FAT, allow a file that large); after the bundle is synced, `verify_written` reads it
 //! back from the medium and verifies it before it takes its name.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -65,7 +65,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::{Error, Reject, Result};
-use crate::format::manifest::{self, Manifest};
+use crate::format::manifest::{self, Entry, Manifest, MirrorId};
 use crate::io::digest::Digest;
 use crate::io::durable::{parent_dir, write_atomic, Overwrite};
 use crate::io::tuning::BUNDLE_BUF;
@@ -122,8 +122,23 @@ pub struct PackOptions {
     /// and verify it in full against the packing keys before it takes its name
     /// (`pack --verify-written`).
     pub verify_written: bool,
+    /// What the receiving mirror already holds (from its receipt): entries equal to one of
+    /// these are not carried, so the bundle is a delta. `None`: a full bundle.
+    pub base: Option<PackBase>,
     /// A fault to inject, for the failure tests; `None` in normal use.
     pub fault: Option<PackFault>,
+}
+
+/// The state a delta is computed against: a mirror's receipt named the manifest it holds
+/// for the channel, and these are that manifest's entries.
+#[derive(Clone, Debug)]
+pub struct PackBase {
+    /// The mirror the receipt came from.
+    pub mirror: MirrorId,
+    /// The manifest the receipt says the mirror holds for the channel.
+    pub manifest: Digest,
+    /// That manifest's entries.
+    pub entries: Vec<Entry>,
 }
 
 impl PackOptions {
@@ -144,6 +159,7 @@ impl PackOptions {
             threads: 0,
             sign_artifacts: false,
             verify_written: false,
+            base: None,
             fault: None,
         }
     }
@@ -177,7 +193,12 @@ pub struct PackReport {
     pub manifest_digest: Digest,
     /// Size of the bundle file.
     pub bundle_bytes: u64,
-    /// The preflight's bound on the bundle's size (what the destination had to have free).
+    /// Entries carried in the payload (all of them, unless [`PackOptions::base`] was given).
+    pub carried: u64,
+    /// Bytes of the carried entries.
+    pub carried_bytes: u64,
+    /// The preflight's bound on the bundle's size (what the destination had to have free),
+    /// from the manifest: the largest the bundle could have been.
     pub bound_bytes: u64,
     /// How long reading the bundle back and verifying it took (with `verify_written`).
     pub read_back: Option<Duration>,
@@ -206,7 +227,7 @@ pub fn pack(
         preflight::check_room(out, estimate.bound, estimate.bound)?;
     }
     let progress = &Counted::new(progress);
-    Packer { opts, signers, out, progress, bound: estimate.bound }.run(overwrite)
+    Packer { opts, signers, out, progress, bound: AtomicU64::new(estimate.bound) }.run(overwrite)
 }
 
 fn skip_space_check(opts: &PackOptions) -> bool {
@@ -252,8 +273,8 @@ struct Packer<'a> {
     /// The bundle's final name (named in I/O errors on the bundle).
     out: &'a Path,
     progress: &'a Counted<'a>,
-    /// The preflight's bound on the bundle's size.
-    bound: u64,
+    /// The preflight's bound on the bundle's size: from the walk, then from the manifest.
+    bound: AtomicU64,
 }
 
 impl Packer<'_> {
@@ -273,16 +294,35 @@ impl Packer<'_> {
         } else {
             None
         };
+        if let Some(base) = &self.opts.base {
+            omit_held(&mut manifest, base);
+        }
         // Encoded (and checked against the format's rules) before anything is written.
         let manifest_bytes = manifest::encode(&manifest).map_err(|r| match r {
             Reject::Manifest(problem) => Error::Pack(PackError::InvalidManifest(problem)),
             other => Error::Rejected(other),
         })?;
         let manifest_digest = Digest::of(&manifest_bytes);
+        // Again, exactly now (a delta's carried entries are known, the manifest's length):
+        // still nothing written.
+        let bound = preflight::bound_of(&manifest, manifest_bytes.len() as u64, self.signers.len());
+        self.bound.store(bound, Ordering::Relaxed);
+        if !skip_space_check(self.opts) {
+            preflight::check_room(self.out, bound, bound)?;
+        }
         let (bundle_bytes, read_back) =
             self.write_bundle(overwrite, &manifest, manifest_bytes, &manifest_digest, &sources)?;
         self.progress.finish();
-        Ok(PackReport { manifest, manifest_digest, bundle_bytes, bound_bytes: self.bound, read_back })
+        let (carried, carried_bytes) = (manifest.carried_count() as u64, manifest.carried_size());
+        Ok(PackReport {
+            manifest,
+            manifest_digest,
+            bundle_bytes,
+            carried,
+            carried_bytes,
+            bound_bytes: bound,
+            read_back,
+        })
     }
 
     /// Writes the bundle durably (see [`write_atomic`]); its size, and how long the
@@ -343,10 +383,12 @@ impl Packer<'_> {
         let path = self.out.to_owned();
         let written = file.and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
         match source.raw_os_error() {
-            Some(libc::ENOSPC | libc::EDQUOT) => {
-                PackError::DestinationFull { path, written, expected: self.progress.extrapolate(written, self.bound) }
-                    .into()
+            Some(libc::ENOSPC | libc::EDQUOT) => PackError::DestinationFull {
+                path,
+                written,
+                expected: self.progress.extrapolate(written, self.bound.load(Ordering::Relaxed)),
             }
+            .into(),
             Some(libc::EFBIG) => PackError::DestinationFileTooLarge { path, written }.into(),
             _ => PackError::DestinationWrite { path, source }.into(),
         }
@@ -428,6 +470,31 @@ impl Progress for Counted<'_> {
 
     fn finish(&self) {
         self.inner.finish();
+    }
+}
+
+/// Marks as not carried every entry the base holds exactly (path, size, SHA-256 and mode);
+/// an artifact and its linked signatures stay together: if any of them changed, all are
+/// carried (FORMAT.md §6.3), so the payload's artifact checks still see whole groups.
+fn omit_held(manifest: &mut Manifest, base: &PackBase) {
+    let held: HashMap<&str, &Entry> = base.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    for e in &mut manifest.entries {
+        e.carried =
+            !held.get(e.path.as_str()).is_some_and(|b| b.size == e.size && b.sha256 == e.sha256 && b.mode == e.mode);
+    }
+    let entries = &mut manifest.entries;
+    for i in 0..entries.len() {
+        let group: Vec<usize> = entries[i]
+            .signatures
+            .iter()
+            .filter_map(|s| entries.binary_search_by(|x| x.path.as_str().as_bytes().cmp(s.as_str().as_bytes())).ok())
+            .chain([i])
+            .collect();
+        if group.iter().any(|&j| entries[j].carried) {
+            for j in group {
+                entries[j].carried = true;
+            }
+        }
     }
 }
 

@@ -208,7 +208,7 @@ mod tests {
         let opts = crate::pack::tests::options();
         let progress = crate::pack::Counted::new(&NoProgress);
         let packer =
-            Packer { opts: &opts, signers: &[], out: Path::new("test.airlock"), progress: &progress, bound: 0 };
+            Packer { opts: &opts, signers: &[], out: Path::new("test.airlock"), progress: &progress, bound: 0.into() };
         packer.write_payload(&mut out, &manifest, &sources)?;
         Ok(out)
     }
@@ -265,7 +265,7 @@ mod tests {
         let opts = crate::pack::tests::options();
         let progress = crate::pack::Counted::new(&NoProgress);
         let packer =
-            Packer { opts: &opts, signers: &[], out: Path::new("test.airlock"), progress: &progress, bound: 0 };
+            Packer { opts: &opts, signers: &[], out: Path::new("test.airlock"), progress: &progress, bound: 0.into() };
         match packer.write_payload(&mut Full, &manifest, &sources) {
             Err(Error::Io { path, source }) => {
                 assert_eq!(path, Path::new("test.airlock"));
