@@ -75,7 +75,7 @@ pub(super) struct Item {
 
 /// A file found by the walk: its bundle path and its root.
 pub(super) struct Found {
-    pub(super) path: RelPath,
+    path: RelPath,
     root: u32,
 }
 
@@ -322,7 +322,7 @@ fn hash_queued(
 /// contributes itself under its own name. Only regular files and directories are allowed.
 /// Each file found goes to `found` with its file-system path; `found` returns false to stop
 /// the walk early (the error that caused that is reported elsewhere).
-pub(super) fn walk(paths: &[PathBuf], found: &mut dyn FnMut(Found, PathBuf) -> bool) -> Result<Roots> {
+fn walk(paths: &[PathBuf], found: &mut dyn FnMut(Found, PathBuf) -> bool) -> Result<Roots> {
     let mut roots = Roots::default();
     for root in paths {
         let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;

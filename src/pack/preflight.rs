@@ -1,13 +1,12 @@
 //! Before anything is read or written: will the bundle fit where it goes?
 //!
 //! A bundle's size is known within the compression bound before a byte is compressed. A
-//! walk that only `lstat`s the sources (the same walk, with the same refusals, as the
-//! hashing pass) gives every member's name and size, and from those [`Estimate::bound`]
-//! adds up the largest the bundle can be whatever the data:
+//! walk that only `lstat`s the sources gives every member's name and size, and from those
+//! [`Estimate::bound`] adds up the largest the bundle can be whatever the data:
 //!
-//! - payload: every member's tar headers (exactly [`tar::encode_header`]'s length: one
-//!   ustar header, or a PAX header and its records too), its content and padding to 512
-//!   bytes, then the two end-of-archive blocks; compressed at worst to [`zstd_bound`] of that;
+//! - payload: every member's tar headers (one ustar header, or a PAX header and its records
+//!   too, as [`tar::encode_header`] writes them), its content and padding to 512 bytes, then
+//!   the two end-of-archive blocks; compressed at worst to [`zstd_bound`] of that;
 //! - head: a manifest bound per entry (CBOR keys, size, mode, digest, the path and at most
 //!   as many bytes again for the signature links) plus the label, metadata and channel; the
 //!   checksum list's line per entry; one signature member per key; each member's header and
@@ -22,7 +21,10 @@
 //! that cannot finish. (A compressible payload takes less; the report says "up to".)
 //!
 //! Two checks, both before a byte is written:
-//! 1. [`estimate`], before a byte is read: from the walk. For a delta (`PackOptions::base`)
+//! 1. [`estimate`], before a byte is read: from the walk. It is kept light (one `lstat` per
+//!    file, no sorting, no path checks: a tree with 200,000 small files is walked twice per
+//!    pack now), and skips what the hashing pass refuses with its own message (links,
+//!    devices, names that are not UTF-8 or not allowed). For a delta (`PackOptions::base`)
 //!    which files are carried is known only once they are hashed, so this check counts a
 //!    file whose path, size and mode equal a base entry as not carried: it refuses only
 //!    what cannot fit whatever the hashes say.
@@ -32,13 +34,14 @@
 use std::path::Path;
 
 use std::collections::HashMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
-use super::collect::walk;
 use super::{PackError, PackOptions};
 use crate::error::{Error, Result};
 use crate::format::manifest::{Entry, Manifest, Mode};
-use crate::format::tar::{self, BLOCK};
+use crate::format::tar::{self, BLOCK, USTAR_MAX_SIZE};
 use crate::format::DATA_DIR;
 use crate::io::durable::parent_dir;
 use crate::io::space::{self, Space};
@@ -76,25 +79,49 @@ pub(super) struct Estimate {
 /// smallest the bound can turn out, see the module docs).
 pub(super) fn estimate(opts: &PackOptions, signers: usize) -> Result<Estimate> {
     let mut sizer = Sizer::default();
-    let mut failed = None;
-    let held: HashMap<&str, &Entry> = opts.base.iter().flat_map(|b| &b.entries).map(|e| (e.path.as_str(), e)).collect();
-    walk(&opts.sources, &mut |found, fs_path| match std::fs::symlink_metadata(&fs_path) {
-        Ok(meta) => {
-            let (path, size) = (found.path.as_str(), meta.len());
-            let mode = Mode::from_permissions(meta.permissions().mode());
-            let maybe_held = held.get(path).is_some_and(|b| b.size == size && b.mode == mode);
-            sizer.add(path, size, !maybe_held, opts.sign_artifacts);
-            true
-        }
-        Err(e) => {
-            failed = Some(Error::io(&fs_path, e));
-            false
-        }
+    let held: HashMap<&[u8], &Entry> =
+        opts.base.iter().flat_map(|b| &b.entries).map(|e| (e.path.as_str().as_bytes(), e)).collect();
+    walk_files(&opts.sources, &mut |path, meta| {
+        let size = meta.len();
+        let mode = Mode::from_permissions(meta.permissions().mode());
+        let maybe_held = held.get(path).is_some_and(|b| b.size == size && b.mode == mode);
+        sizer.add(path, size, !maybe_held, opts.sign_artifacts);
     })?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
     Ok(sizer.finish(opts, signers))
+}
+
+/// Every regular file under `sources` with its bundle path (a directory's files relative to
+/// it, a file under its own name) and `lstat` metadata. Links and special files are passed
+/// over: the hashing pass refuses them, naming them.
+fn walk_files(sources: &[std::path::PathBuf], found: &mut dyn FnMut(&[u8], &fs::Metadata)) -> Result<()> {
+    for root in sources {
+        let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
+        if meta.is_file() {
+            found(root.file_name().map_or(&[][..], |n| n.as_bytes()), &meta);
+            continue;
+        }
+        if !meta.is_dir() {
+            continue;
+        }
+        let prefix = root.as_os_str().as_bytes().len();
+        for item in walkdir::WalkDir::new(root).follow_links(false) {
+            let item = item.map_err(|e| {
+                let path = e.path().unwrap_or(root).to_owned();
+                Error::io(path, e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed")))
+            })?;
+            if !item.file_type().is_file() {
+                continue;
+            }
+            let meta = item.metadata().map_err(|e| {
+                let path = item.path();
+                Error::io(path, e.into_io_error().unwrap_or_else(|| std::io::Error::other("stat failed")))
+            })?;
+            let full = item.path().as_os_str().as_bytes();
+            let rel = full.get(prefix..).unwrap_or(full);
+            found(rel.strip_prefix(b"/").unwrap_or(rel), &meta);
+        }
+    }
+    Ok(())
 }
 
 /// The bound once the manifest is known (encoded in `manifest_len` bytes): exact member
@@ -153,23 +180,25 @@ struct Sizer {
 }
 
 impl Sizer {
-    /// Counts a file; `carried`: it may be in the payload.
-    fn add(&mut self, path: &str, size: u64, carried: bool, sign_artifacts: bool) {
+    /// Counts a file at bundle path `path`; `carried`: it may be in the payload.
+    fn add(&mut self, path: &[u8], size: u64, carried: bool, sign_artifacts: bool) {
         let path_len = path.len() as u64;
+        let ascii = printable_ascii(path);
         self.files += 1;
         self.content = self.content.saturating_add(size);
         // The path, and at most as many bytes again for its name in a signature link.
         self.manifest += MANIFEST_PER_ENTRY + 2 * path_len;
         if carried {
-            self.payload = self.payload.saturating_add(member(&format!("{DATA_DIR}{path}"), size));
+            let name_len = DATA_DIR.len() as u64 + path_len;
+            self.payload = self.payload.saturating_add(member_len(name_len, ascii, size));
             self.sums += SUMS_PER_ENTRY + path_len;
         }
         if sign_artifacts {
-            let name = format!("{DATA_DIR}{path}{}", crate::format::CHECKSUM_SIG_SUFFIX);
+            let name_len = (DATA_DIR.len() + crate::format::CHECKSUM_SIG_SUFFIX.len()) as u64 + path_len;
             self.generated += 1;
-            self.payload = self.payload.saturating_add(member(&name, CHECKSUM_SIG_BYTES + path_len));
-            self.manifest += MANIFEST_PER_ENTRY + 2 * name.len() as u64;
-            self.sums += SUMS_PER_ENTRY + name.len() as u64;
+            self.payload = self.payload.saturating_add(member_len(name_len, ascii, CHECKSUM_SIG_BYTES + path_len));
+            self.manifest += MANIFEST_PER_ENTRY + 2 * name_len;
+            self.sums += SUMS_PER_ENTRY + name_len;
         }
     }
 
@@ -189,8 +218,31 @@ impl Sizer {
 
 /// A tar member's bytes: its headers (exactly as written), content and padding.
 fn member(name: &str, size: u64) -> u64 {
-    let header = tar::encode_header(name, size, 0o644).len() as u64;
-    header.saturating_add(size).saturating_add(tar::padding(size) as u64)
+    member_len(name.len() as u64, printable_ascii(name.as_bytes()), size)
+}
+
+/// A tar member's bytes, from its name's length and whether the name is printable ASCII:
+/// as [`tar::encode_header`] writes them (a ustar header; a PAX header and records first
+/// when the name is long or not ASCII, or the size large), at most 8 bytes more per record.
+fn member_len(name_len: u64, ascii: bool, size: u64) -> u64 {
+    /// A PAX record's bytes besides key and value (`<len> `, `=`, newline), at most: the
+    /// length is at most 5 digits (records are at most 64 KiB).
+    const RECORD: u64 = 8;
+    let block = BLOCK as u64;
+    let mut records = 0;
+    if !ascii || name_len > 100 {
+        records += RECORD + "path".len() as u64 + name_len;
+    }
+    if size > USTAR_MAX_SIZE {
+        records += RECORD + "size".len() as u64 + 20;
+    }
+    let pax = if records > 0 { block + records.div_ceil(block) * block } else { 0 };
+    (pax + block).saturating_add(size).saturating_add(tar::padding(size) as u64)
+}
+
+/// Whether a name can stand in the ustar name field (FORMAT.md §4), length aside.
+fn printable_ascii(name: &[u8]) -> bool {
+    name.iter().all(|b| (0x20..0x7f).contains(b))
 }
 
 /// zstd's `ZSTD_COMPRESSBOUND(n)`: the most a frame of `n` input bytes compresses to.
@@ -280,12 +332,27 @@ mod tests {
         assert!(delta.bound < full.bound - 99_000, "{full:?} {delta:?}");
     }
 
+    /// The arithmetic member length is never below what the tar writer writes, and at most
+    /// one block above.
     #[test]
-    fn the_walk_refuses_what_the_pack_would() {
+    fn member_len_bounds_the_headers_written() {
+        for name in ["data/a", &format!("data/{}", "x".repeat(95)), &format!("data/{}", "y".repeat(600)), "data/é"] {
+            for size in [0, 1, 511, 512, USTAR_MAX_SIZE, USTAR_MAX_SIZE + 1] {
+                let exact = tar::encode_header(name, size, 0o644).len() as u64 + size + tar::padding(size) as u64;
+                let bound = member(name, size);
+                assert!(bound >= exact && bound <= exact + BLOCK as u64, "{name:?} {size}: {bound} vs {exact}");
+            }
+        }
+    }
+
+    /// Links are passed over by the walk (the hashing pass refuses them, naming them).
+    #[test]
+    fn the_walk_counts_regular_files_only() {
         let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("file"), b"12345").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
         let opts = PackOptions { sources: vec![dir.path().to_owned()], ..options() };
-        let err = estimate(&opts, 1).unwrap_err();
-        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let estimate = estimate(&opts, 1).unwrap();
+        assert_eq!((estimate.files, estimate.content), (1, 5));
     }
 }
