@@ -290,7 +290,7 @@ impl Packer<'_> {
             let signed =
                 sign_artifacts::add_checksum_signatures(&mut manifest, &mut sources, &self.signers[0], work_dir);
             // Written beside the bundle, so an I/O error there is the destination's.
-            Some(signed.map_err(|e| self.destination_error(e, None))?)
+            Some(signed.map_err(|e| self.destination_error(e, 0))?)
         } else {
             None
         };
@@ -342,7 +342,7 @@ impl Packer<'_> {
             // Classified here, while the bytes written can still be counted.
             let written = self
                 .write_file(file, manifest, manifest_bytes, sources)
-                .map_err(|e| self.destination_error(e, Some(file)));
+                .map_err(|e| self.destination_error(e, file.metadata().map_or(0, |m| m.len())));
             bundle_bytes = written?;
             self.inject_fault(file)?;
             if self.opts.verify_written {
@@ -350,7 +350,9 @@ impl Packer<'_> {
             }
             Ok(())
         })
-        .map_err(|e| self.destination_error(e, None))?;
+        // After the closure: the final sync, the rename or the directory's sync failed, with
+        // the whole bundle written.
+        .map_err(|e| self.destination_error(e, bundle_bytes))?;
         Ok((bundle_bytes, read_back))
     }
 
@@ -367,7 +369,8 @@ impl Packer<'_> {
         let syncer = Syncer::start(SyncScope::File);
         let mut w = BufWriter::with_capacity(BUNDLE_BUF, Writeback::new(file).with_syncer(syncer.handle()));
         self.write_head(&mut w, manifest, manifest_bytes)?;
-        self.progress.start("packing", manifest.total_size(), manifest.entries.len() as u64);
+        // The payload holds the carried entries (all of them, unless this is a delta).
+        self.progress.start("packing", manifest.carried_size(), manifest.carried_count() as u64);
         self.write_payload(&mut w, manifest, sources)?;
         w.flush().map_err(|e| Error::io(self.out, e))?;
         drop(w);
@@ -376,12 +379,11 @@ impl Packer<'_> {
     }
 
     /// An I/O error on the bundle (an [`Error::Io`] naming it: nothing else is left by
-    /// then) as the destination error it is; `file` counts the bytes written when it is
-    /// still open. Other errors pass through.
-    fn destination_error(&self, e: Error, file: Option<&File>) -> Error {
+    /// then) as the destination error it is, with the bytes `written` so far. Other errors
+    /// pass through.
+    fn destination_error(&self, e: Error, written: u64) -> Error {
         let Error::Io { source, .. } = e else { return e };
         let path = self.out.to_owned();
-        let written = file.and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
         match source.raw_os_error() {
             Some(libc::ENOSPC | libc::EDQUOT) => PackError::DestinationFull {
                 path,
