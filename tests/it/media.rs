@@ -241,6 +241,14 @@ fn verify_written_detects_corruption() {
     assert!(r.stdout.contains("read back from the medium and verified in"), "{}", r.stdout);
     verify_at(&ws, &out).expect_code(0);
 
+    // Replacing that bundle (--force) onto a bad medium: the read-back runs before the new
+    // bundle takes the name, so the good one stays.
+    let good = fs::read(&out).unwrap();
+    let r = run(pack_to(&ws, &out, &["--verify-written", "--force"]).env("AIRLOCK_TEST_FAULT", "flip-written-byte"));
+    r.expect_code(1).expect_stderr("The medium may be bad");
+    assert_eq!(fs::read(&out).unwrap(), good, "the bundle that was there changed");
+    assert_eq!(fs::read_dir(ws.path("out")).unwrap().count(), 1, "a temporary file was left");
+
     // Co-signing in place with a bad medium: the co-signed copy fails its read-back and is
     // removed; the bundle stays exactly as it was.
     ws.keygen("k2");
