@@ -230,6 +230,8 @@ pub fn pack(
     Packer { opts, signers, out, progress, bound: AtomicU64::new(estimate.bound) }.run(overwrite)
 }
 
+/// Whether the test hook `PackFault::SkipSpaceCheck` is set (never without the
+/// `fault-injection` feature: [`PackFault`] then has no values).
 fn skip_space_check(opts: &PackOptions) -> bool {
     #[cfg(feature = "fault-injection")]
     return opts.fault == Some(PackFault::SkipSpaceCheck);
