@@ -35,6 +35,7 @@ mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
 mod lifecycle_outside;
+mod media;
 mod pack_failures;
 mod policy;
 mod proptest_bundle;
