@@ -125,7 +125,10 @@ pub fn parts_input(head_tar: &[u8], payload_tar: &[u8]) -> Vec<u8> {
 
 fn import_and_check(root: &Path, input: &Path) {
     let mirror_dir = root.join("mirror");
-    let mirror = Mirror::open(&mirror_dir, true).expect("open a fresh mirror");
+    if !mirror_dir.join(".airlock").exists() {
+        Mirror::init(&mirror_dir).expect("create a fresh mirror");
+    }
+    let mirror = Mirror::open(&mirror_dir).expect("open the mirror");
     let result = mirror.import(input, &policy(), &ImportOptions::default(), &NoProgress);
     match &result {
         Ok(_) => {
@@ -165,7 +168,7 @@ pub fn mirror_log(data: &[u8]) {
     thread_local! {
         static MIRROR: tempfile::TempDir = {
             let dir = tempfile::tempdir().expect("tempdir");
-            Mirror::open(&dir.path().join("m"), true).expect("create a mirror");
+            Mirror::init(&dir.path().join("m")).expect("create a mirror");
             dir
         };
     }
@@ -234,6 +237,10 @@ fn log_seeds() -> Vec<Vec<u8>> {
         overrides: vec!["allow-gap: accepted sequence 3 after 1".into()],
         artifacts: Vec::new(),
         reason: Some("a reason".into()),
+        changes: None,
+        retired: Vec::new(),
+        attic: None,
+        repaired: Vec::new(),
     };
     let records = [
         record(1_700_000_000, Event::Imported, Some(summary(1, 1_700_000_000, None))),

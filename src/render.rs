@@ -334,6 +334,10 @@ mod tests {
             }),
             overrides: vec![hostile.into()],
             artifacts: vec![hostile.into()],
+            changes: None,
+            retired: Vec::new(),
+            attic: None,
+            repaired: Vec::new(),
             reason: Some(hostile.into()),
         };
         for line in [log_line(&record), log_json(&record).unwrap()] {

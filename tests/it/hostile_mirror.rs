@@ -27,11 +27,17 @@ fn now() -> u64 {
     airlock::clock::system_now()
 }
 
-/// `airlock pack src -o OUT --key KEY.sec --channel CHANNEL` as if the clock read `time`.
+/// `airlock pack SRC -o OUT --key KEY.sec --channel CHANNEL` as if the clock read `time`:
+/// channel `default` packs the template's `src`, any other its own tree `<channel>-src`
+/// (a channel never overwrites another channel's files).
 fn pack_as(case: &Case, out: &str, key: &str, channel: &str, time: u64, extra: &[&str]) {
+    let src = if channel == "default" { "src".to_owned() } else { format!("{channel}-src") };
+    if channel != "default" {
+        write(&case.path(&src), &format!("{channel}/notes.txt"), channel.as_bytes(), 0o644);
+    }
     run(airlock()
         .current_dir(case.dir.path())
-        .args(["pack", "src", "-o", out, "--key", &format!("{key}.sec"), "--channel", channel, "--quiet"])
+        .args(["pack", &src, "-o", out, "--key", &format!("{key}.sec"), "--channel", channel, "--quiet"])
         .args(extra)
         .env("AIRLOCK_STATE_DIR", case.path("state"))
         .env("AIRLOCK_NOW", time.to_string()))

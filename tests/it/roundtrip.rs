@@ -197,7 +197,8 @@ fn imported_modes_are_the_signed_ones_whatever_the_umask() {
             .arg(ws.path("k.pub"))
             .arg("--mirror")
             .arg(ws.path(&mirror))
-            .arg("--quiet"))
+            .arg("--quiet")
+            .arg("--init"))
         .expect_code(0);
         let got = snapshot(&ws.path(&mirror), true);
         assert_eq!(got["run.sh"].split(' ').nth(1), Some("755"), "umask {umask}: {got:?}");
