@@ -96,6 +96,7 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         level: a.level,
         threads: a.threads,
         sign_artifacts: a.sign_artifacts,
+        base: None,
         fault: injected_fault()?,
     };
     let report = airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet))?;

@@ -449,8 +449,11 @@ mod tests {
             sha256: Digest::of(CONTENT),
             mode: Mode::Regular,
             signatures: vec![],
+            carried: true,
         };
         let manifest = Manifest {
+            version: manifest::VERSION,
+            base: None,
             bundle_id: BundleId([1; 16]),
             created: NOW,
             expires: None,
