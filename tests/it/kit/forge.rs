@@ -310,7 +310,7 @@ impl Wire {
 /// The carried bitmap of a full bundle of `n` entries.
 pub fn all_carried(n: usize) -> serde_bytes::ByteBuf {
     let mut bits = vec![0xffu8; n.div_ceil(8)];
-    if n % 8 != 0 {
+    if !n.is_multiple_of(8) {
         if let Some(last) = bits.last_mut() {
             *last = (1u8 << (n % 8)) - 1;
         }
