@@ -68,6 +68,15 @@ pub(super) fn has_journaled_files(staging: &Path) -> bool {
     fs::read(staging.join(JOURNAL)).is_ok_and(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() > 1)
 }
 
+/// Removes the journal of `staging` (once committed, staging is never resumed).
+pub(super) fn forget(staging: &Path) -> Result<()> {
+    let path = staging.join(JOURNAL);
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(&path, e)),
+        _ => Ok(()),
+    }
+}
+
 /// What an interrupted run of the same bundle staged and journaled.
 #[derive(Default)]
 pub(crate) struct Resume {

@@ -163,6 +163,8 @@ impl Mirror {
         // will hold the files to. Its digest is the signed manifest's (recorded in `pending`
         // after verification).
         let manifest = read_kept_manifest(&record_dir, &summary.manifest_sha256)?;
+        // Committed staging is never resumed: its files are about to move.
+        journal::forget(&staging)?;
         // FORMAT.md §10 step 6: retire, then rename each staged file to its place.
         self.retire(&record.retired, record.attic.as_deref())?;
         self.move_tree(&staging.join("data"), &self.root)?;
@@ -298,9 +300,11 @@ impl Mirror {
         }
         // Before step 5: the mirror is unchanged. Staging with journaled files is kept for
         // a rerun of its bundle (FORMAT.md §10, "Resume"); the rest is removed.
+        let imported = self.state()?.imported;
         for name in self.staging_names()? {
             let dir = self.meta.join("staging").join(&name);
-            if Digest::from_hex(&name).is_some() && journal::has_journaled_files(&dir) {
+            let resumable = Digest::from_hex(&name).is_some_and(|d| !imported.contains(&d));
+            if resumable && journal::has_journaled_files(&dir) {
                 continue;
             }
             self.discard_staging(&name, "of an interrupted import")?;
