@@ -32,7 +32,7 @@ pub(super) struct ImportArgs {
     pub(super) allow_mass_retire: bool,
     /// Restore the mirror's damaged files that this bundle holds (any bundle of the
     /// channel, even one imported before); changes nothing else.
-    #[arg(long, conflicts_with_all = ["init", "allow_gap", "attic", "allow_mass_retire"])]
+    #[arg(long, conflicts_with_all = ["allow_gap", "attic", "allow_mass_retire"])]
     pub(super) repair: bool,
     /// Allowance for clock error when checking expiry, in seconds.
     #[arg(long, default_value_t = DEFAULT_CLOCK_SKEW, value_name = "SECONDS")]
@@ -130,13 +130,20 @@ fn repair(mirror: &Mirror, a: &ImportArgs, policy: &airlock::policy::Policy) -> 
     for p in &outcome.repaired {
         say!("repaired      {p}")?;
     }
-    for p in &outcome.unrepairable {
-        say!("not repaired  {p} (the bundle does not hold it as the mirror's state names it)")?;
-    }
     if outcome.repaired.is_empty() && outcome.unrepairable.is_empty() {
         say!("nothing to repair: every file of {} matches its channel's state", a.mirror.display())?;
-    } else {
-        say!("repaired {} files; {} damaged files remain", outcome.repaired.len(), outcome.unrepairable.len())?;
+        return Ok(EXIT_OK);
     }
-    Ok(if outcome.unrepairable.is_empty() { EXIT_OK } else { EXIT_REJECTED })
+    say!("repaired {} files; {} damaged files remain", outcome.repaired.len(), outcome.unrepairable.len())?;
+    if outcome.unrepairable.is_empty() {
+        return Ok(EXIT_OK);
+    }
+    for p in &outcome.unrepairable {
+        out::note(format_args!(
+            "not repaired: {p}: the bundle does not carry it as the channel's current state names it \
+             (path, size, SHA-256 and mode); repair it with a bundle that does, such as a full bundle \
+             of the current state"
+        ));
+    }
+    Ok(EXIT_REJECTED)
 }

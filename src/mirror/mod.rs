@@ -22,6 +22,7 @@ mod log;
 mod plain;
 mod plan;
 mod protocol;
+mod receipt;
 mod repair;
 pub(crate) mod staging;
 mod stamps;

@@ -464,7 +464,7 @@ fn repair_restores_damaged_files() {
     verify.expect_code(1).expect_stdout("missing   pool/b.deb").expect_stdout("modified  pool/a.deb");
     // w2 carries a.deb but not b.deb (a delta): one repaired, one named as not repairable.
     let out = lab.import("w2.airlock", &["--repair"]);
-    out.expect_code(1).expect_stdout("repaired      pool/a.deb").expect_stdout("not repaired  pool/b.deb");
+    out.expect_code(1).expect_stdout("repaired      pool/a.deb").expect_stderr("not repaired: pool/b.deb");
     // w1 (older, already imported) carries b.deb as the current state names it.
     let out = lab.import("w1.airlock", &["--repair"]);
     out.expect_code(0).expect_stdout("repaired      pool/b.deb").expect_stdout("0 damaged files remain");
@@ -573,4 +573,42 @@ fn v1_bundle_imports_additively_as_before() {
     assert_eq!(files.len(), 4, "{files:?}");
     assert!(files.contains_key("pool/c.deb"));
     lab.verify_mirror().expect_code(0).expect_stdout("OK: 4 files");
+}
+
+// ---------------------------------------------------------------------------------------
+// receipts
+
+/// The receipt states, per channel, the last sequence and manifest and what the mirror
+/// holds as found: a damaged file is left out (and the channel is not intact), a file no
+/// channel owns is counted nowhere.
+#[test]
+fn receipt_states_what_the_mirror_holds_as_found() {
+    use airlock::format::receipt::state_root;
+    let mut lab = week1();
+    lab.tree("deb", WEEK2);
+    let w2 = lab.delta("deb", "w2.airlock");
+    lab.import("w2.airlock", &[]).expect_code(0);
+    write(&lab.mirror(), "stray/unknown.txt", b"not airlock's\n", 0o644);
+    let receipt = |lab: &Lab| {
+        let mirror = airlock::Mirror::open(&lab.mirror()).unwrap();
+        mirror.receipt(1_800_000_000).unwrap()
+    };
+    let r = receipt(&lab);
+    assert_eq!(r.mirror, lab.mirror_id());
+    assert_eq!(r.created, 1_800_000_000);
+    assert_eq!(r.log_records as usize, lab.log().len());
+    assert_eq!(r.channels.len(), 1);
+    let c = &r.channels[0];
+    assert_eq!((c.name.as_str(), c.sequence, c.manifest), ("deb", 2, w2.manifest_digest));
+    assert_eq!((c.files, c.bytes, c.intact), (3, 16, true));
+    assert_eq!(c.root, state_root(&w2.manifest.entries));
+    assert_eq!((r.files, r.bytes, r.root), (3, 16, c.root));
+    // Same size, other content: the stamp no longer matches, the re-hash fails.
+    write(&lab.mirror(), "pool/b.deb", b"B\n", 0o644);
+    let r = receipt(&lab);
+    let c = &r.channels[0];
+    let held: Vec<&Entry> = w2.manifest.entries.iter().filter(|e| e.path.as_str() != "pool/b.deb").collect();
+    assert_eq!((c.files, c.bytes, c.intact), (2, 14, false));
+    assert_eq!(c.root, state_root(held));
+    assert_eq!(r.files, 2);
 }
