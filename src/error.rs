@@ -243,7 +243,7 @@ impl Reject {
     /// `bad_signature`, `hash_mismatch`, `expired`, `rollback`, `gap`, `previous_mismatch`,
     /// `conflict`, `too_old`, `artifact`, `limit`, `untrusted_sums_signer`,
     /// `payload_too_large`, `created_in_future`, and for [`Reject::Plan`]: `missing_base`,
-    /// `wrong_mirror`, `mass_retire`.
+    /// `base_mismatch`, `mass_retire`.
     pub fn kind(&self) -> &'static str {
         match self {
             Reject::Malformed { .. } => "malformed",

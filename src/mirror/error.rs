@@ -312,7 +312,7 @@ impl PlanReject {
     pub fn kind(&self) -> &'static str {
         match self {
             PlanReject::MissingBase { .. } => "missing_base",
-            PlanReject::WrongMirror { .. } => "wrong_mirror",
+            PlanReject::WrongMirror { .. } => "base_mismatch",
             PlanReject::MassRetire { .. } => "mass_retire",
         }
     }
