@@ -1,19 +1,29 @@
 //! The import side: a mirror directory and its metadata in `.airlock/`.
 //!
-//! An import is verified, staged and committed so that the mirror is only ever seen before
-//! or after it: the protocol of docs/FORMAT.md §10, in six steps (take the lock and recover;
-//! verify and pre-flight; stage; `syncfs`; the commit point; apply), is listed and
-//! implemented in `protocol.rs`, each site tagged with its step number. The mirror layout is
-//! FORMAT.md §9.
+//! An import is verified, planned, staged and committed so that the mirror is only ever
+//! seen before or after it: the protocol of docs/FORMAT.md §10, in six steps (take the lock
+//! and recover; verify and plan; stage; `syncfs`; the commit point; apply), is listed and
+//! implemented in `protocol.rs`, each site tagged with its step number. The mirror layout
+//! (version 2: an id, stamps, the attic) is FORMAT.md §9.
 //!
-//! - this module: [`Mirror::open`] (layout, `FORMAT`, the lock) and [`Mirror::import`], which
-//!   verifies, checks freshness and runs the protocol;
-//! - `protocol.rs`: pre-flight, commit point, apply, recovery (`CrashPoint`s for the crash
-//!   tests with the `fault-injection` feature);
-//! - `staging`: `StagingSink`, which writes the payload into the staging directory;
+//! - this module: [`Mirror::init`] (a new mirror and its id), [`Mirror::open`] (layout,
+//!   `FORMAT`, the lock, the upgrade of a version-1 mirror) and [`Mirror::import`], which
+//!   verifies, checks freshness, plans and runs the protocol;
+//! - `state.rs`: each channel's expected state ([`Mirror::channel_states`],
+//!   [`ChannelView`]) and so which channel owns a path;
+//! - `plan.rs`: placement and ownership conflicts, the entries a delta does not carry,
+//!   retirement, the change breakdown ([`Changes`]), free space;
+//! - `stamps.rs`: stat stamps, and the checks by stamp or by hash ([`BaseCheck`]);
+//! - `protocol.rs`: commit point, apply (retirement included), recovery (`CrashPoint`s for
+//!   the crash tests with the `fault-injection` feature);
+//! - `staging`: `StagingSink`, which writes the payload into the staging directory, and
+//!   `journal.rs`, which lets a rerun of an interrupted import reuse what it staged;
+//! - `repair.rs`: `import --repair` ([`Mirror::repair`]);
+//! - `receipt.rs`: what the mirror holds, for a receipt ([`Mirror::receipt`]);
 //! - `log.rs`: the hash-chained import log ([`LogRecord`], [`Event`], [`read_log`]);
 //! - `audit.rs`: `mirror verify` ([`Mirror::audit`], [`AuditReport`]);
-//! - `error.rs`: [`MirrorError`] and [`PlacementConflict`].
+//! - `error.rs`: [`MirrorError`], [`Conflicts`] of [`PlacementConflict`]s, [`PlanReject`];
+//! - `v2.rs`: the manifest facts that differ between format versions 1 and 2.
 
 mod audit;
 mod error;
