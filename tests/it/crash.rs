@@ -6,7 +6,9 @@
 //!   src/mirror/protocol.rs) and with SIGKILL after random delays: after
 //!   the next `airlock mirror verify` (which recovers) the mirror is exactly the old or
 //!   exactly the new state, the log's hash chain is intact and records the import exactly
-//!   once or not at all; the next `airlock import` then completes it.
+//!   once or not at all; the next `airlock import` then completes it. A crash before the
+//!   commit point after staging everything leaves journaled staging that the rerun reuses
+//!   (`resumed N files`), and a resumed rerun is as crash-safe as a fresh import.
 //! - Disk full (a file-size limit, and a tmpfs out of inodes), an unwritable mirror, and a
 //!   failure after the commit point: a clear error, staging cleaned up (or, after the commit
 //!   point, kept for recovery), the mirror unchanged or recoverable.
@@ -270,6 +272,21 @@ fn crash_at_every_stage_boundary() {
             }
             _ => {}
         }
+    }
+}
+
+/// A resumed import is as crash-safe as a fresh one: killed after staging everything, then
+/// its rerun (which reuses the journaled files) killed at each step boundary, recovery
+/// still gives exactly the old or the new state, and the next run completes it.
+#[test]
+fn crash_during_a_resumed_import() {
+    for &(stage, expect_new) in STAGES {
+        let s = Scratch::new();
+        assert!(killed_by_signal(&s.import(&[("AIRLOCK_TEST_CRASH_AT", "staged")])));
+        let out = s.import(&[("AIRLOCK_TEST_CRASH_AT", stage)]);
+        assert!(killed_by_signal(&out), "{stage}: the rerun was not stopped by the hook: {} {}", out.code, out.stderr);
+        let (is_new, _) = s.recover_and_rerun(stage);
+        assert_eq!(is_new, expect_new, "{stage}: a resumed import recovered to the wrong state");
     }
 }
 
