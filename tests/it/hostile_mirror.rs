@@ -9,7 +9,7 @@
 //!   a mirror made before anchors still imports; a crash between the log append and the
 //!   anchor's rewrite, or a torn append, is mended by the next run.
 //! - `.airlock/` entries that are links, FIFOs or sockets are refused (exit 2, naming the
-//!   path) and nothing is written outside the mirror; a FIFO or socket where a bundle's file
+//!   path; `id`, `stamps` and `attic` too) and nothing is written outside the mirror; a FIFO or socket where a bundle's file
 //!   goes is a conflict; a hard link there is replaced by a rename, leaving the other name's
 //!   content alone.
 
@@ -407,6 +407,36 @@ fn symlink_at_lock() {
 #[test]
 fn symlink_at_format() {
     expect_link_refused("FORMAT");
+}
+
+#[test]
+fn symlink_at_id() {
+    expect_link_refused("id");
+}
+
+#[test]
+fn symlink_at_stamps() {
+    expect_link_refused("stamps");
+}
+
+#[test]
+fn symlink_at_attic() {
+    expect_link_refused("attic");
+}
+
+/// A FIFO where the stamps go is refused at once (never opened, so nothing hangs).
+#[test]
+fn fifo_at_stamps() {
+    let case = Case::new();
+    let stamps = case.mirror().join(".airlock/stamps");
+    fs::remove_file(&stamps).unwrap();
+    if !mkfifo(&stamps) {
+        eprintln!("mkfifo is not available; skipped");
+        return;
+    }
+    case.import("next.airlock", &["k"], &[])
+        .expect_code(2)
+        .expect_stderr(".airlock/stamps: is a FIFO, not a regular file");
 }
 
 #[test]
