@@ -9,9 +9,9 @@
 //!   a mirror made before anchors still imports; a crash between the log append and the
 //!   anchor's rewrite, or a torn append, is mended by the next run.
 //! - `.airlock/` entries that are links, FIFOs or sockets are refused (exit 2, naming the
-//!   path; `id`, `stamps` and `attic` too) and nothing is written outside the mirror; a FIFO or socket where a bundle's file
-//!   goes is a conflict; a hard link there is replaced by a rename, leaving the other name's
-//!   content alone.
+//!   path; `id`, `stamps` and `attic` too) and nothing is written outside the mirror; a
+//!   FIFO or socket where a bundle's file goes is a conflict; a hard link there is replaced
+//!   by a rename, leaving the other name's content alone.
 
 use std::fs;
 use std::os::unix::fs::symlink;
