@@ -246,6 +246,22 @@ pub fn log_line(r: &LogRecord) -> String {
             b.bytes
         );
     }
+    if let Some(c) = &r.changes {
+        let _ = write!(
+            line,
+            " changes +{} ~{} -{} ={} ({} bytes written)",
+            c.added[0], c.changed[0], c.removed[0], c.unchanged[0], c.written_bytes
+        );
+    }
+    if !r.retired.is_empty() {
+        let _ = write!(line, " retired {}", r.retired.len());
+        if let Some(attic) = &r.attic {
+            let _ = write!(line, " to attic {}", Untrusted(attic));
+        }
+    }
+    if !r.repaired.is_empty() {
+        let _ = write!(line, " repaired {}", Untrusted(r.repaired.join(",")));
+    }
     if let Some(s) = &r.source {
         let _ = write!(line, " from {}", Untrusted(s));
     }
@@ -335,9 +351,9 @@ mod tests {
             overrides: vec![hostile.into()],
             artifacts: vec![hostile.into()],
             changes: None,
-            retired: Vec::new(),
-            attic: None,
-            repaired: Vec::new(),
+            retired: vec![hostile.into()],
+            attic: Some(hostile.into()),
+            repaired: vec![hostile.into(), hostile.into()],
             reason: Some(hostile.into()),
         };
         for line in [log_line(&record), log_json(&record).unwrap()] {
