@@ -359,7 +359,8 @@ mod tests {
         for line in [log_line(&record), log_json(&record).unwrap()] {
             assert!(!line.chars().any(needs_escape), "{line}");
         }
-        assert_eq!(log_line(&record).matches("\\u{1b}[2J\\n2001").count(), 6, "{}", log_line(&record));
+        // channel, 2 signers, the attic, 2 repaired paths, source, override, reason.
+        assert_eq!(log_line(&record).matches("\\u{1b}[2J\\n2001").count(), 9, "{}", log_line(&record));
         let state = MirrorState { head: "\u{1b}".into(), ..MirrorState::default() };
         assert_eq!(log_summary(&state), "log: 0 records, hash chain intact (head \\u{1b})");
     }
