@@ -32,14 +32,22 @@ struct Lab {
     dir: tempfile::TempDir,
     key: SecretKey,
     last: BTreeMap<String, PackReport>,
+    /// The mirror (`<dir>/m` unless a test puts it elsewhere).
+    mirror: PathBuf,
 }
 
 impl Lab {
     fn new() -> Lab {
+        Lab::with_mirror(None)
+    }
+
+    /// A lab whose mirror is `mirror` (a directory to create) instead of `<dir>/m`.
+    fn with_mirror(mirror: Option<PathBuf>) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         keygen(dir.path(), "k");
         let key = load_secret(&dir.path().join("k.sec"));
-        let lab = Lab { dir, key, last: BTreeMap::new() };
+        let mirror = mirror.unwrap_or_else(|| dir.path().join("m"));
+        let lab = Lab { dir, key, last: BTreeMap::new(), mirror };
         run(airlock().arg("mirror").arg("init").arg(lab.mirror())).expect_code(0).expect_stdout("with id");
         lab
     }
@@ -49,7 +57,7 @@ impl Lab {
     }
 
     fn mirror(&self) -> PathBuf {
-        self.path("m")
+        self.mirror.clone()
     }
 
     fn mirror_id(&self) -> MirrorId {
@@ -343,10 +351,10 @@ fn delta_imports_and_reports_the_breakdown() {
     lab.tree("deb", WEEK2);
     lab.delta("deb", "w2.airlock");
     for mode in ["stat", "hash"] {
-        let mut probe =
-            Lab { dir: tempfile::tempdir().unwrap(), key: load_secret(&lab.path("k.sec")), last: BTreeMap::new() };
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path().join("m");
+        let probe = Lab { dir, key: load_secret(&lab.path("k.sec")), last: BTreeMap::new(), mirror };
         copy_tree(lab.dir.path(), probe.dir.path());
-        probe.last.clear();
         let out = probe.import("w2.airlock", &["--base-check", mode]);
         out.expect_code(0);
         out.expect_stdout(
@@ -369,6 +377,79 @@ fn delta_imports_and_reports_the_breakdown() {
 fn sha2_of(data: &[u8]) -> Vec<u8> {
     use sha2::Digest as _;
     sha2::Sha256::digest(data).to_vec()
+}
+
+/// The cost model (FORMAT.md §10): `--base-check stat` trusts a file whose stamp is
+/// unchanged and does not read it; `--base-check hash` reads every kept file. Shown with a
+/// stamps file rewritten to match a modified file (what only someone who can write
+/// `.airlock/` can do): hash mode still finds the change, stat mode by design does not,
+/// and `mirror verify` (which always hashes) reports it afterwards.
+#[test]
+fn stat_mode_trusts_the_stamp_and_hash_mode_reads_the_file() {
+    let mut lab = week1();
+    lab.tree("deb", WEEK2);
+    lab.delta("deb", "w2.airlock");
+    write(&lab.mirror(), "pool/b.deb", b"B\n", 0o644);
+    let stamps = lab.mirror().join(".airlock/stamps");
+    let meta = fs::symlink_metadata(lab.mirror().join("pool/b.deb")).unwrap();
+    let forged: String = fs::read_to_string(&stamps)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["path"] == "pool/b.deb" {
+                use std::os::unix::fs::MetadataExt;
+                v["mtime_ns"] = (meta.mtime() * 1_000_000_000 + meta.mtime_nsec()).into();
+                v["ctime_ns"] = (meta.ctime() * 1_000_000_000 + meta.ctime_nsec()).into();
+                v["ino"] = meta.ino().into();
+                v["dev"] = meta.dev().into();
+            }
+            format!("{v}\n")
+        })
+        .collect();
+    fs::write(&stamps, forged).unwrap();
+    lab.expect_refused("w2.airlock", &["--base-check", "hash"], 1, "\"pool/b.deb\" (SHA-256");
+    lab.import("w2.airlock", &["--base-check", "stat"]).expect_code(0);
+    lab.verify_mirror().expect_code(1).expect_stdout("modified  pool/b.deb");
+}
+
+/// Week 2 of a mirror on a nearly full file system: the full bundle is refused for space
+/// (it would write every file), the delta imports (it writes only the changes). Needs root
+/// to mount a small tmpfs.
+#[test]
+fn delta_fits_where_a_full_bundle_does_not() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("fs");
+    fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(&mnt).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let mut lab = Lab::with_mirror(Some(mnt.join("m")));
+    let big = big_content(2_500_000);
+    lab.tree("deb", &[("pool/big.deb", &big), ("pool/a.deb", b"a 1\n")]);
+    lab.full("deb", "w1.airlock");
+    lab.import("w1.airlock", &[]).expect_code(0);
+    lab.tree("deb", &[("pool/big.deb", &big), ("pool/a.deb", b"a 2\n")]);
+    let w1 = lab.last.get("deb").map(clone_report);
+    lab.full("deb", "w2-full.airlock");
+    lab.expect_refused("w2-full.airlock", &[], 2, "not enough free space: the bundle needs 2500004 bytes");
+    lab.last.insert("deb".into(), w1.unwrap());
+    lab.delta("deb", "w2.airlock");
+    lab.import("w2.airlock", &[]).expect_code(0).expect_stdout("4 bytes written");
+    lab.verify_mirror().expect_code(0);
 }
 
 /// A delta built for another mirror (a receipt from elsewhere) is refused naming both
