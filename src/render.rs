@@ -247,11 +247,9 @@ pub fn log_line(r: &LogRecord) -> String {
         );
     }
     if let Some(c) = &r.changes {
-        let _ = write!(
-            line,
-            " changes +{} ~{} -{} ={} ({} bytes written)",
-            c.added[0], c.changed[0], c.removed[0], c.unchanged[0], c.written_bytes
-        );
+        let ([added, _], [changed, _], [removed, _], [unchanged, _]) = (c.added, c.changed, c.removed, c.unchanged);
+        let _ =
+            write!(line, " changes +{added} ~{changed} -{removed} ={unchanged} ({} bytes written)", c.written_bytes);
     }
     if !r.retired.is_empty() {
         let _ = write!(line, " retired {}", r.retired.len());

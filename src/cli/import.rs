@@ -109,17 +109,12 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
 
 /// One line: what changed in the channel and what was written.
 fn breakdown(c: &Changes) -> String {
+    let ([added, added_bytes], [changed, changed_bytes]) = (c.added, c.changed);
+    let ([removed, removed_bytes], [unchanged, unchanged_bytes]) = (c.removed, c.unchanged);
     format!(
-        "changes: {} added ({} bytes), {} changed ({} bytes), {} removed ({} bytes), {} unchanged ({} bytes); \
+        "changes: {added} added ({added_bytes} bytes), {changed} changed ({changed_bytes} bytes), \
+         {removed} removed ({removed_bytes} bytes), {unchanged} unchanged ({unchanged_bytes} bytes); \
          {} bytes written",
-        c.added[0],
-        c.added[1],
-        c.changed[0],
-        c.changed[1],
-        c.removed[0],
-        c.removed[1],
-        c.unchanged[0],
-        c.unchanged[1],
         c.written_bytes
     )
 }

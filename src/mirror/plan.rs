@@ -208,8 +208,8 @@ fn breakdown(m: &Manifest, previous: Option<&ChannelView>, retire: &[Entry]) -> 
         previous.map(|p| p.entries.iter().map(|e| (e.path.as_str(), e)).collect()).unwrap_or_default();
     let mut c = Changes::default();
     let add = |slot: &mut [u64; 2], size: u64| {
-        slot[0] += 1;
-        slot[1] = slot[1].saturating_add(size);
+        let [files, bytes] = *slot;
+        *slot = [files.saturating_add(1), bytes.saturating_add(size)];
     };
     for e in &m.entries {
         match before.get(e.path.as_str()) {
