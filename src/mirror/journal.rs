@@ -5,17 +5,18 @@
 //! after it was written completed before its line was appended), under the boot id of the
 //! machine that wrote it. A rerun reuses a journaled file instead of writing it again: as is
 //! when the boot id is the same (the `syncfs` happened on this boot, so the file is on disk
-//! as it was verified), after re-hashing it otherwise. The payload is still read and
-//! hashed in full either way: the bundle is only verified as a whole.
+//! as it was verified) if its `stat` fingerprint is also unchanged, after re-hashing it
+//! otherwise. The payload is still read and hashed in full either way: the bundle is only
+//! verified as a whole.
 //!
 //! The journal is JSON Lines: `{"boot": "<boot id>" | null}`, then one
-//! `{"path","size","sha256","mode"}` per file. A torn or unreadable line is ignored (that
-//! file is simply written again).
+//! `{"path","size","sha256","mode","stat":{"mtime_ns","ctime_ns","ino"}}` per file. A torn
+//! or unreadable line is ignored (that file is simply written again).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +37,7 @@ struct Header {
     boot: Option<String>,
 }
 
-/// A staged file, as journaled.
+/// A staged file, as journaled: the entry it holds, and its `stat` fingerprint once written.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Line {
@@ -44,16 +45,49 @@ pub(crate) struct Line {
     size: u64,
     sha256: String,
     mode: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stat: Option<Fingerprint>,
+}
+
+/// What changes when a file is written through the file system (mtime and ctime in
+/// nanoseconds, inode).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Fingerprint {
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+}
+
+impl Fingerprint {
+    fn of(meta: &fs::Metadata) -> Fingerprint {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        Fingerprint {
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+        }
+    }
 }
 
 impl Line {
-    pub(crate) fn of(entry: &Entry) -> Line {
+    /// `entry`'s line, for its file just written (whose `stat` is `meta`).
+    pub(crate) fn written(entry: &Entry, meta: &fs::Metadata) -> Line {
         Line {
             path: entry.path.as_str().to_owned(),
             size: entry.size,
             sha256: entry.sha256.to_hex(),
             mode: entry.mode.bits(),
+            stat: Some(Fingerprint::of(meta)),
         }
+    }
+
+    /// Whether the line names exactly `entry`.
+    fn names(&self, entry: &Entry) -> bool {
+        self.path == entry.path.as_str()
+            && self.size == entry.size
+            && self.sha256 == entry.sha256.to_hex()
+            && self.mode == entry.mode.bits()
     }
 }
 
@@ -108,13 +142,14 @@ impl Resume {
     }
 
     /// Whether the staged file `file` can stand for `entry`: journaled with exactly its
-    /// size, SHA-256 and mode, still a regular file of that size and mode, and (unless the
-    /// journal is of this boot) hashing to its SHA-256 now.
+    /// size, SHA-256 and mode, still a regular file of that size and mode, and either
+    /// journaled on this boot with the `stat` fingerprint it still has, or hashing to its
+    /// SHA-256 now.
     pub(crate) fn reusable(&mut self, entry: &Entry, file: &Path) -> Result<bool> {
         let Some(line) = self.staged.remove(entry.path.as_str()) else {
             return Ok(false);
         };
-        if line != Line::of(entry) {
+        if !line.names(entry) {
             return Ok(false);
         }
         let meta = match fs::symlink_metadata(file) {
@@ -125,7 +160,8 @@ impl Resume {
         if !meta.is_file() || meta.len() != entry.size || meta.permissions().mode() & 0o7777 != entry.mode.bits() {
             return Ok(false);
         }
-        Ok(self.same_boot || hash_file(file)? == entry.sha256)
+        let unchanged = line.stat == Some(Fingerprint::of(&meta));
+        Ok((self.same_boot && unchanged) || hash_file(file)? == entry.sha256)
     }
 }
 
@@ -162,9 +198,13 @@ impl Journal {
         Ok(Journal { inner: Arc::new(Mutex::new(Inner { file, path, pending: Vec::new() })) })
     }
 
-    /// `entry`'s file is fully written (or reused): journaled at the next flush.
-    pub(crate) fn staged(&self, entry: &Entry) {
-        self.push(&Line::of(entry));
+    /// `entry`'s file `file` is fully written (or reused): journaled at the next flush with
+    /// its `stat` fingerprint now (a file that cannot be stat'ed is not journaled: a rerun
+    /// writes it again).
+    pub(crate) fn staged(&self, entry: &Entry, file: &Path) {
+        if let Ok(meta) = fs::symlink_metadata(file) {
+            self.push(&Line::written(entry, &meta));
+        }
     }
 
     /// A file is fully written: its line is journaled at the next flush.

@@ -111,8 +111,8 @@ struct SmallFile {
     mode: u32,
     chmod: bool,
     data: Vec<u8>,
-    /// Its journal line, once written (when a journal is kept).
-    line: Option<Line>,
+    /// Its entry, to journal once written (when a journal is kept).
+    journaled: Option<Entry>,
 }
 
 impl StagingSink {
@@ -197,7 +197,7 @@ impl PayloadSink for StagingSink {
         if self.resume.stale {
             if self.resume.reusable(entry, &path)? {
                 if let Some(journal) = &self.journal {
-                    journal.staged(entry);
+                    journal.staged(entry, &path);
                 }
                 self.resumed += 1;
                 self.current = Some(Current::Reused);
@@ -207,10 +207,10 @@ impl PayloadSink for StagingSink {
             remove_stale(&path)?;
         }
         let mode = entry.mode.bits();
-        let line = self.journal.as_ref().map(|_| Line::of(entry));
+        let journaled = self.journal.as_ref().map(|_| entry.clone());
         self.current = Some(if entry.size <= STAGING_POOLED_MAX_BYTES {
             let data = Vec::with_capacity(entry.size as usize);
-            Current::Buffered(SmallFile { path, mode, chmod: self.needs_chmod(mode), data, line })
+            Current::Buffered(SmallFile { path, mode, chmod: self.needs_chmod(mode), data, journaled })
         } else {
             let file = Writeback::new(create(&path, mode)?).with_syncer(self.syncer.handle());
             Current::Streamed { file, path }
@@ -238,7 +238,7 @@ impl PayloadSink for StagingSink {
                     set_mode(file.get_ref(), &path, entry.mode.bits())?;
                 }
                 if let Some(journal) = &self.journal {
-                    journal.staged(entry);
+                    journal.staged(entry, &path);
                 }
                 Ok(())
             }
@@ -272,12 +272,16 @@ fn set_mode(file: &File, path: &Path, mode: u32) -> Result<()> {
     file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))
 }
 
-fn write_small(f: &SmallFile, sync: &SyncHandle) -> Result<()> {
+fn write_small(f: &SmallFile, sync: &SyncHandle, journal: Option<&Journal>) -> Result<()> {
     let mut file = create(&f.path, f.mode)?;
     file.write_all(&f.data).map_err(|e| Error::io(&f.path, e))?;
     sync.wrote(f.data.len() as u64, &file);
     if f.chmod {
         set_mode(&file, &f.path, f.mode)?;
+    }
+    if let (Some(journal), Some(entry)) = (journal, &f.journaled) {
+        let meta = file.metadata().map_err(|e| Error::io(&f.path, e))?;
+        journal.push(&Line::written(entry, &meta));
     }
     Ok(())
 }
@@ -315,13 +319,10 @@ impl Pool {
                         if stopped.load(Ordering::Relaxed) {
                             return;
                         }
-                        if let Err(e) = write_small(f, &sync) {
+                        if let Err(e) = write_small(f, &sync, journal.as_ref()) {
                             lock(&failed).get_or_insert(e);
                             stopped.store(true, Ordering::Relaxed);
                             return;
-                        }
-                        if let (Some(journal), Some(line)) = (&journal, &f.line) {
-                            journal.push(line);
                         }
                     }
                 })

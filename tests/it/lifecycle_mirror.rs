@@ -617,6 +617,67 @@ fn killed_import_resumes_with_staged_files() {
     assert_eq!(fs::read_dir(lab.mirror().join(".airlock/staging")).unwrap().count(), 0);
 }
 
+/// Resumed staging is never trusted blindly (ostree #2549): a staged file changed after it
+/// was journaled is re-hashed, found different and written again; a journal from another
+/// boot has every file re-hashed. Either way the mirror ends exactly as signed.
+#[test]
+fn changed_or_other_boot_staging_is_rehashed_not_trusted() {
+    let mut lab = week1();
+    let big: Vec<(String, Vec<u8>)> = (0..4).map(|i| (format!("big/f{i}.bin"), big_content(300_000 + i))).collect();
+    let mut files: Vec<(&str, &[u8])> = big.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+    files.extend_from_slice(WEEK1);
+    lab.tree("deb", &files);
+    let w2 = lab.full("deb", "w2.airlock");
+    let staging = lab.mirror().join(".airlock/staging").join(w2.manifest_digest.to_hex());
+    let kill = |lab: &Lab| {
+        let killed = run(lab.import_command("w2.airlock", &[]).env("AIRLOCK_TEST_CRASH_AT", "staged"));
+        assert_eq!(killed.code, -1, "not killed: {}", killed.stderr);
+    };
+    // A staged file changed in place (same size, mode): its fingerprint no longer matches.
+    kill(&lab);
+    let victim = staging.join("data/big/f1.bin");
+    let mut bytes = fs::read(&victim).unwrap();
+    bytes[0] ^= 0xff;
+    fs::write(&victim, &bytes).unwrap();
+    lab.import("w2.airlock", &[]).expect_code(0).expect_stdout("resumed 6 files");
+    lab.verify_mirror().expect_code(0);
+    assert_eq!(fs::read(lab.mirror().join("big/f1.bin")).unwrap(), big[1].1);
+    // Another boot: every journaled file is re-hashed.
+    lab.tree("deb", WEEK1);
+    lab.full("deb", "w3.airlock");
+    lab.tree("deb", &files);
+    let w4 = lab.full("deb", "w4.airlock");
+    lab.import("w3.airlock", &["--allow-mass-retire"]).expect_code(0);
+    let killed = run(lab.import_command("w4.airlock", &[]).env("AIRLOCK_TEST_CRASH_AT", "staged"));
+    assert_eq!(killed.code, -1);
+    let dir = lab.mirror().join(".airlock/staging").join(w4.manifest_digest.to_hex());
+    let victim = dir.join("data/big/f2.bin");
+    let mut bytes = fs::read(&victim).unwrap();
+    bytes[0] ^= 0xff;
+    fs::write(&victim, &bytes).unwrap();
+    // The journal says another boot, and (as only a forger could) names the changed file's
+    // current fingerprint: on this boot that would be trusted; from another it is re-hashed.
+    let meta = fs::symlink_metadata(&victim).unwrap();
+    let journal = dir.join("journal");
+    let mut lines: Vec<serde_json::Value> =
+        fs::read_to_string(&journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    lines[0] = serde_json::json!({"boot": "another boot"});
+    for line in &mut lines[1..] {
+        if line["path"] == "big/f2.bin" {
+            use std::os::unix::fs::MetadataExt;
+            line["stat"] = serde_json::json!({
+                "mtime_ns": meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                "ctime_ns": meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+                "ino": meta.ino(),
+            });
+        }
+    }
+    fs::write(&journal, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    lab.import("w4.airlock", &[]).expect_code(0).expect_stdout("resumed 6 files");
+    lab.verify_mirror().expect_code(0);
+    assert_eq!(fs::read(lab.mirror().join("big/f2.bin")).unwrap(), big[2].1);
+}
+
 // ---------------------------------------------------------------------------------------
 // version 1
 
