@@ -209,21 +209,23 @@ impl Mirror {
         for path in paths {
             let src = self.root.join(path);
             match fs::symlink_metadata(&src) {
-                Ok(m) if m.is_file() => {}
+                Ok(m) if m.is_file() => {
+                    match attic {
+                        Some(dir) => {
+                            let dst = self.meta.join("attic").join(dir).join(path);
+                            let parent = crate::io::durable::parent_dir(&dst);
+                            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                            fs::rename(&src, &dst).map_err(|e| Error::io(&dst, e))?;
+                        }
+                        None => fs::remove_file(&src).map_err(|e| Error::io(&src, e))?,
+                    }
+                    self.crash_point(CrashPoint::FileRetired);
+                }
                 Ok(_) => continue, // not the file the channel had: never touched
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // Retired before an interruption; its directories may still need removing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&src, e)),
             }
-            match attic {
-                Some(dir) => {
-                    let dst = self.meta.join("attic").join(dir).join(path);
-                    let parent = crate::io::durable::parent_dir(&dst);
-                    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                    fs::rename(&src, &dst).map_err(|e| Error::io(&dst, e))?;
-                }
-                None => fs::remove_file(&src).map_err(|e| Error::io(&src, e))?,
-            }
-            self.crash_point(CrashPoint::FileRetired);
             let mut dir = Path::new(path).parent();
             while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
                 if fs::remove_dir(self.root.join(d)).is_err() {

@@ -73,9 +73,11 @@ fn fixture() -> &'static Fixture {
         for i in 0..20 {
             crate::common::write(&src, &format!("small/{i:02}.txt"), format!("base file {i}\n").as_bytes(), 0o644);
         }
-        // Files `next` no longer lists: its complete manifest retires them.
+        // Files `next` no longer lists: its complete manifest retires them. One per
+        // directory, so a crash right after a retirement leaves a directory that recovery
+        // must still remove.
         for i in 0..3 {
-            crate::common::write(&src, &format!("old/gone-{i}.txt"), format!("gone {i}\n").as_bytes(), 0o644);
+            crate::common::write(&src, &format!("old/{i}/gone.txt"), format!("gone {i}\n").as_bytes(), 0o644);
         }
         pack(root, &src, "base.airlock", &[]);
         fs::remove_dir_all(src.join("old")).unwrap();
