@@ -83,6 +83,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         threads: 0,
         sign_artifacts: false,
         force: true,
+        verify_written: false,
         state_dir: Some(state),
         quiet: true,
         secret: SecretKeyArgs { passphrase_file: None, allow_insecure_key_permissions: false },

@@ -37,6 +37,7 @@ mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
 mod lifecycle_mirror;
+mod media;
 mod pack_failures;
 mod policy;
 mod proptest_bundle;
