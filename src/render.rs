@@ -176,14 +176,28 @@ pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> i
     if let Some(v) = view.threshold {
         writeln!(out, "threshold    {}", Untrusted(v))?;
     }
+    writeln!(out, "version      {}", m.version)?;
+    if let Some(b) = &m.base {
+        writeln!(out, "base         mirror {} manifest {}", b.mirror, b.manifest)?;
+    }
     writeln!(out, "entries      {} files, {} bytes", m.entries.len(), m.total_size())?;
+    if m.carried_count() != m.entries.len() {
+        let omitted = m.entries.len() - m.carried_count();
+        writeln!(
+            out,
+            "carried      {} files, {} bytes (a delta: {omitted} entries, marked -, must already be in the mirror)",
+            m.carried_count(),
+            m.carried_size()
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "{:<5} {:>12}  {:<64}  path", "mode", "size", "sha256")?;
     for e in &m.entries {
         // Written piece by piece: a manifest can have 100,000 lines. `escape` borrows
         // unless a path needs escaping. Modes are 644 or 755 in a valid manifest: three
         // digits, padded to five like the header line.
-        write!(out, "{:o}   {:>12}  ", e.mode.bits(), e.size)?;
+        let omitted = if e.carried { ' ' } else { '-' };
+        write!(out, "{:o} {omitted} {:>12}  ", e.mode.bits(), e.size)?;
         out.write_all(&e.sha256.hex_bytes())?;
         out.write_all(b"  ")?;
         out.write_all(escape(e.path.as_str()).as_bytes())?;
@@ -213,14 +227,19 @@ pub fn inspect_json(view: &Inspection<'_>) -> Result<String, serde_json::Error> 
         "verified": view.verified,
         "threshold": view.threshold,
         "signatures": view.signatures.iter().map(|s| json!({"key_id": s.signer, "status": s.status})).collect::<Vec<_>>(),
+        "version": m.version,
+        "base": m.base.map(|b| json!({"mirror": b.mirror.to_hex(), "manifest": b.manifest.to_hex()})),
         "entry_count": m.entries.len(),
         "total_size": m.total_size(),
+        "carried_count": m.carried_count(),
+        "carried_size": m.carried_size(),
         "entries": m.entries.iter().map(|e| json!({
             "path": e.path.as_str(),
             "size": e.size,
             "mode": format!("{:o}", e.mode.bits()),
             "sha256": e.sha256.to_hex(),
             "signatures": e.signatures.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "carried": e.carried,
         })).collect::<Vec<_>>(),
     });
     json_line(&value)
