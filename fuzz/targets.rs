@@ -346,8 +346,14 @@ fn check_inspect_rendering(
     for line in &lines {
         assert!(!line.chars().any(needs_escape), "raw control or invisible character in {line:?}");
     }
-    let header =
-        7 + usize::from(m.label.is_some()) + m.meta.len() + signatures.len() + usize::from(threshold.is_some());
+    let delta = m.entries.iter().any(|e| !e.carried);
+    let header = 8
+        + usize::from(m.label.is_some())
+        + m.meta.len()
+        + signatures.len()
+        + usize::from(threshold.is_some())
+        + usize::from(m.base.is_some())
+        + usize::from(delta);
     assert_eq!(lines.len(), header + 3 + m.entries.len(), "a field or entry spans lines:\n{text}");
 
     let json = inspect_json(&view).expect("a manifest serialises");
