@@ -9,7 +9,8 @@
 //! [`Side::load`] reads one side of `airlock diff`: a bundle (its head only, unverified,
 //! as `inspect` reads it: a diff decides nothing) or a receipt (its signature checked,
 //! each channel's manifest found by digest in the packer's state or among given bundles).
-//! [`compare_sides`] pairs their channels by name.
+//! [`Side::open_mirror`] reads a mirror's expected state per channel. [`compare_sides`]
+//! pairs the channels of two sides by name.
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -250,6 +251,13 @@ impl Side {
             .collect();
         channels.sort_by(|a, b| a.channel.cmp(&b.channel));
         Side { path: path.to_owned(), kind: SideKind::Mirror, channels }
+    }
+
+    /// A mirror directory's side: each channel's expected state, read from its log and kept
+    /// manifests (nothing in the mirror is written).
+    pub fn open_mirror(dir: &Path) -> Result<Side> {
+        let views = crate::mirror::Mirror::open(dir)?.channel_states()?;
+        Ok(Side::mirror(dir, views.into_iter().map(|(name, v)| (name, v.sequence, v.manifest, v.entries))))
     }
 
     fn receipt(path: &Path, resolver: &Resolver<'_>) -> Result<Side> {

@@ -6,10 +6,15 @@ use airlock::format::manifest::Entry;
 
 #[derive(Args, Debug)]
 pub(super) struct DiffArgs {
-    /// The old state: a bundle, or a receipt (`airlock mirror receipt`).
+    /// The old state: a bundle, or a receipt (`airlock mirror receipt`). With --mirror, the
+    /// new state (the mirror is then the old one).
     pub(super) old: PathBuf,
-    /// The new state: a bundle, or a receipt.
-    pub(super) new: PathBuf,
+    /// The new state: a bundle, or a receipt (not with --mirror).
+    pub(super) new: Option<PathBuf>,
+    /// Compare this mirror directory's current state (the old side) with one bundle or
+    /// receipt (the new side): what importing it would change.
+    #[arg(long, value_name = "DIR")]
+    pub(super) mirror: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub(super) json: bool,
@@ -32,8 +37,14 @@ pub(super) fn diff(a: DiffArgs) -> Result<u8> {
     let keys = load_public_keys(&a.trust)?;
     let state = a.state_dir.clone().or_else(default_state_dir).map(ChannelState::new);
     let resolver = Resolver { trusted: &keys, state: state.as_ref(), bases: &a.base };
-    let old = Side::load(&a.old, &resolver)?;
-    let new = Side::load(&a.new, &resolver)?;
+    let (old, new) = match (&a.mirror, &a.new) {
+        (Some(dir), None) => (Side::open_mirror(dir)?, Side::load(&a.old, &resolver)?),
+        (None, Some(new)) => (Side::load(&a.old, &resolver)?, Side::load(new, &resolver)?),
+        (Some(_), Some(_)) => return Err(Failure::Usage("with --mirror, give one bundle or receipt, not two".into())),
+        (None, None) => {
+            return Err(Failure::Usage("diff needs two bundles or receipts, or one and --mirror DIR".into()))
+        }
+    };
     let channels = diff::compare_sides(&old, &new);
     let different = channels.iter().any(|c| !c.diff.is_empty());
     if a.json {

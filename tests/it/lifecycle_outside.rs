@@ -279,6 +279,23 @@ fn pack_since_receipt_carries_only_changes() {
 }
 
 #[test]
+fn pack_since_a_real_mirror_receipt_imports_to_the_signed_state() {
+    let ws = week_one();
+    ws.import("w1.airlock", "k", "mirror", &[]).expect_code(0);
+    // The receipt the mirror itself states, signed by the inside's key.
+    let made = airlock::mirror::Mirror::open(&ws.path("mirror")).unwrap().receipt(1_765_000_000).unwrap();
+    let (_, d1) = head_of(&ws.path("w1.airlock"));
+    assert_eq!((made.channels.len(), made.channels[0].manifest, made.channels[0].intact), (1, d1, true));
+    write_receipt(&ws, &made, "inside", "R1");
+    change_for_week_two(&ws);
+    let out = pack_since(&ws, "w2.airlock", "R1", &[]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("carrying 2 of 4 entries"), "{}", out.stdout);
+    ws.import("w2.airlock", "k", "mirror", &[]).expect_code(0);
+    assert_eq!(snapshot(&ws.path("mirror"), true), snapshot(&ws.path("src"), false), "the mirror is the signed state");
+}
+
+#[test]
 fn pack_since_receipt_after_lost_bundle_links_previous_to_receipt() {
     let ws = week_one();
     write_receipt(&ws, &receipt_holding(&ws.path("w1.airlock"), true), "inside", "R1");
@@ -484,4 +501,37 @@ fn diff_exit_code() {
     assert!(two.stdout.contains("channel weekly: sequence 1"), "{}", two.stdout);
     // Unreadable input is an operational error, not a difference.
     diff(&ws, "w1.airlock", "missing.airlock", &["--exit-code"]).expect_code(2);
+}
+
+#[test]
+fn diff_against_a_mirror_shows_what_an_import_would_change() {
+    let ws = week_one();
+    ws.import("w1.airlock", "k", "mirror", &[]).expect_code(0);
+    change_for_week_two(&ws);
+    ws.pack(&ws.path("src"), "w2.airlock", &["--channel", "weekly"]).expect_code(0);
+    let mirror = ws.path("mirror");
+    let out = run(airlock().arg("diff").arg(ws.path("w2.airlock")).arg("--mirror").arg(&mirror).arg("--exit-code"));
+    out.expect_code(1);
+    assert!(out.stdout.starts_with(&format!("old: mirror {}", mirror.display())), "{}", out.stdout);
+    for line in ["  added    f.txt (8 bytes)", "  changed  a.txt (size 6 -> 15, sha256)", "  removed  e.txt (5 bytes)"]
+    {
+        assert!(out.stdout.lines().any(|l| l == line), "{line:?} not in:\n{}", out.stdout);
+    }
+    // Once imported, the mirror and the bundle agree.
+    ws.import("w2.airlock", "k", "mirror", &[]).expect_code(0);
+    let same = run(airlock()
+        .arg("diff")
+        .arg(ws.path("w2.airlock"))
+        .arg("--mirror")
+        .arg(&mirror)
+        .arg("--exit-code")
+        .arg("--json"));
+    same.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&same.stdout).unwrap();
+    assert_eq!((json["old"]["kind"].as_str(), json["different"].as_bool()), (Some("mirror"), Some(false)));
+    // One side too many, or too few.
+    run(airlock().arg("diff").arg(ws.path("w1.airlock")).arg(ws.path("w2.airlock")).arg("--mirror").arg(&mirror))
+        .expect_code(2)
+        .expect_stderr("with --mirror, give one bundle or receipt");
+    run(airlock().arg("diff").arg(ws.path("w1.airlock"))).expect_code(2).expect_stderr("or one and --mirror DIR");
 }
