@@ -224,6 +224,9 @@ pub enum Reject {
         /// The number of entries.
         entries: usize,
     },
+    /// A volume set that cannot be read as one bundle (FORMAT.md §14).
+    #[error("{0}")]
+    Volumes(crate::verify::VolumeProblem),
     /// A size or count limit of the format was exceeded.
     #[error("{what} exceeds the limit of {limit}")]
     Limit {
@@ -263,6 +266,7 @@ impl Reject {
             Reject::UntrustedSumsSigner { .. } => "untrusted_sums_signer",
             Reject::PayloadTooLarge { .. } => "payload_too_large",
             Reject::CreatedInFuture { .. } => "created_in_future",
+            Reject::Volumes(_) => "volumes",
         }
     }
 }

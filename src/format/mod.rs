@@ -16,6 +16,7 @@ pub mod path;
 pub mod peek;
 pub mod sums;
 pub mod tar;
+pub mod volume;
 
 pub use manifest::{MAX_MANIFEST_BYTES, SIGNATURE_SUFFIXES};
 pub use path::METADATA_DIR;

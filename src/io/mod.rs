@@ -4,6 +4,7 @@
 
 pub mod digest;
 pub mod durable;
+pub mod parity;
 pub(crate) mod sync;
 pub(crate) mod tuning;
 pub(crate) mod writeback;
