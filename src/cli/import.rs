@@ -5,8 +5,10 @@ use airlock::verify::GapPolicy;
 
 #[derive(Args, Debug)]
 pub(super) struct ImportArgs {
-    /// The bundle.
-    pub(super) bundle: PathBuf,
+    /// The bundle, `-` for standard input, or volumes of a set in any order (one at a
+    /// time works too: verified volumes are kept in the mirror until the set is complete).
+    #[arg(required = true, value_name = "BUNDLE|VOLUME")]
+    pub(super) bundles: Vec<PathBuf>,
     #[command(flatten)]
     pub(super) trust: TrustArgs,
     /// The mirror directory (created if missing).
@@ -28,7 +30,18 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
     let mirror = open_mirror(&a.mirror, true)?;
     let gaps = if a.allow_gap { GapPolicy::AcceptAndLog } else { GapPolicy::Refuse };
     let opts = ImportOptions { gaps, clock_skew: a.clock_skew, now: now() };
-    match mirror.import(&a.bundle, &policy, &opts, &progress(a.quiet))? {
+    let source = airlock::verify::BundleSource::from_args(&a.bundles);
+    match mirror.import(&source, &policy, &opts, &progress(a.quiet))? {
+        ImportOutcome::VolumesMissing { kept, missing, parity } => {
+            for k in &kept {
+                say!("kept {k} in {} until the set is complete", a.mirror.display())?;
+            }
+            say!(
+                "volume(s) still missing: {} ({parity} parity volume(s) at hand); import them (one at a time is fine) to finish",
+                missing.join(", ")
+            )?;
+            return Ok(EXIT_ERROR);
+        }
         ImportOutcome::AlreadyImported { manifest_digest } => {
             say!("already imported: manifest {manifest_digest} is in {}; nothing to do", a.mirror.display())?;
         }

@@ -21,6 +21,7 @@ mod log;
 mod plain;
 mod protocol;
 pub(crate) mod staging;
+mod volumes;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -35,7 +36,7 @@ use crate::io::durable::sync_dir;
 use crate::mirror::staging::StagingSink;
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::verify::{AuthenticHead, Bundle, GapPolicy, History, VerifiedBundle, VerifyOptions};
+use crate::verify::{AuthenticHead, Bundle, BundleSource, GapPolicy, History, VerifiedBundle, VerifyOptions};
 
 pub use audit::AuditReport;
 pub use error::{Damage, KeptDisagreement, LogProblem, MirrorError, PlacementConflict};
@@ -81,6 +82,17 @@ pub enum ImportOutcome {
     AlreadyImported {
         /// Its digest.
         manifest_digest: Digest,
+    },
+    /// A volume set is still short of volumes (more missing than parity can rebuild): the
+    /// verified volumes given are kept in the mirror's `.airlock/volumes/` for the next run,
+    /// and nothing was imported.
+    VolumesMissing {
+        /// Volumes kept by this run (`vol002 from PATH`).
+        kept: Vec<String>,
+        /// Data volumes still missing or damaged.
+        missing: Vec<String>,
+        /// Parity volumes at hand.
+        parity: usize,
     },
 }
 
@@ -144,15 +156,19 @@ impl Mirror {
     /// Verifies `bundle_path` against the trust `policy` (signers, revocations, maximum age,
     /// artifact rules) and the mirror's history, and imports it. Every failure after the
     /// mirror is opened is logged.
+    /// The source may be a bundle file, standard input, or a volume set (§14): volumes of
+    /// a set are gathered with those kept from earlier runs, and a set still too short is
+    /// kept for the next run ([`ImportOutcome::VolumesMissing`]).
     pub fn import(
         &self,
-        bundle_path: &Path,
+        source: impl Into<BundleSource>,
         policy: &Policy,
         opts: &ImportOptions,
         progress: &dyn Progress,
     ) -> Result<ImportOutcome> {
+        let source = source.into();
         let mut summary = None;
-        let result = self.import_inner(bundle_path, policy, opts, progress, &mut summary);
+        let result = self.import_gathered(&source, policy, opts, progress, &mut summary);
         if let Err(err) = &result {
             // Past the commit point (`pending` written) the staged files belong to the
             // commit: recovery must find them to finish it, or the mirror stays mixed.
@@ -164,7 +180,7 @@ impl Mirror {
                 prev: String::new(),
                 time: opts.now,
                 event,
-                source: Some(bundle_path.display().to_string()),
+                source: Some(source.describe()),
                 bundle: summary,
                 overrides: Vec::new(),
                 artifacts: Vec::new(),
@@ -178,13 +194,13 @@ impl Mirror {
 
     fn import_inner(
         &self,
-        bundle_path: &Path,
+        source: &BundleSource,
         policy: &Policy,
         opts: &ImportOptions,
         progress: &dyn Progress,
         summary: &mut Option<BundleSummary>,
     ) -> Result<ImportOutcome> {
-        let bundle = Bundle::open(bundle_path)?;
+        let bundle = Bundle::open_source(source)?;
         let state = self.state()?;
         let history = History {
             last_import: state.channels,
@@ -211,7 +227,7 @@ impl Mirror {
             prev: String::new(),
             time: opts.now,
             event: Event::Imported,
-            source: Some(bundle_path.display().to_string()),
+            source: Some(source.describe()),
             bundle: summary.clone(),
             overrides,
             artifacts,

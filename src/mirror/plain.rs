@@ -32,7 +32,7 @@ impl Want {
 }
 
 /// The entries of `.airlock/` and what each must be (when present).
-pub(super) const LAYOUT: [(&str, Want); 7] = [
+pub(super) const LAYOUT: [(&str, Want); 8] = [
     ("FORMAT", Want::File),
     ("lock", Want::File),
     ("log", Want::File),
@@ -40,6 +40,7 @@ pub(super) const LAYOUT: [(&str, Want); 7] = [
     ("pending", Want::File),
     ("staging", Want::Dir),
     ("bundles", Want::Dir),
+    ("volumes", Want::Dir),
 ];
 
 /// A plain name for the kind of file `meta` describes.

@@ -68,10 +68,12 @@ mod head;
 mod payload;
 mod sign_artifacts;
 mod state;
+mod volumes;
 
 pub use error::{PackError, SourceProblem};
 pub use head::head_level;
 pub use state::ChannelState;
+pub use volumes::{parse_volume_size, VolumeOptions, PRESETS as VOLUME_PRESETS};
 
 /// Default zstd level.
 pub const DEFAULT_LEVEL: i32 = 3;
@@ -104,6 +106,9 @@ pub struct PackOptions {
     /// Add `<artifact>.sha256.sig` for every artifact: a signify embedded signature, by
     /// the first key, of its checksum line (`pack --sign-artifacts`).
     pub sign_artifacts: bool,
+    /// Write a volume set (`NAME.vol001.airlock`.., `NAME.par01.airlock`..) named after the
+    /// output path instead of one bundle file (FORMAT.md §14).
+    pub volumes: Option<VolumeOptions>,
     /// A fault to inject, for the failure tests; `None` in normal use.
     pub fault: Option<PackFault>,
 }
@@ -125,6 +130,7 @@ impl PackOptions {
             level: DEFAULT_LEVEL,
             threads: 0,
             sign_artifacts: false,
+            volumes: None,
             fault: None,
         }
     }
@@ -148,8 +154,10 @@ pub struct PackReport {
     pub manifest: Manifest,
     /// SHA-256 of the manifest bytes (the next bundle's `previous`).
     pub manifest_digest: Digest,
-    /// Size of the bundle file.
+    /// Size of the bundle file (of a volume set: all its volumes).
     pub bundle_bytes: u64,
+    /// The volume files written, data then parity (empty for a single bundle file).
+    pub volumes: Vec<PathBuf>,
 }
 
 /// Packs `opts.sources` into a new bundle at `out`, signed by every key in `signers`
@@ -221,9 +229,12 @@ impl Packer<'_> {
             other => Error::Rejected(other),
         })?;
         let manifest_digest = Digest::of(&manifest_bytes);
-        let bundle_bytes = self.write_bundle(overwrite, &manifest, manifest_bytes, &sources)?;
+        let (volumes, bundle_bytes) = match self.opts.volumes {
+            Some(v) => self.write_volume_set(v, overwrite, &manifest, manifest_bytes, &sources)?,
+            None => (Vec::new(), self.write_bundle(overwrite, &manifest, manifest_bytes, &sources)?),
+        };
         self.progress.finish();
-        Ok(PackReport { manifest, manifest_digest, bundle_bytes })
+        Ok(PackReport { manifest, manifest_digest, bundle_bytes, volumes })
     }
 
     /// Writes the bundle durably (see [`write_atomic`]); its size.

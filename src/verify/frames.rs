@@ -87,8 +87,6 @@ pub(super) struct Frames {
     state: FrameState,
     produced: u64,
     index: usize,
-    /// Volume trailers skipped.
-    trailers: u64,
 }
 
 enum FrameState {
@@ -100,7 +98,7 @@ enum FrameState {
 impl Frames {
     /// Frames read from the start of `input`.
     pub(super) fn new(input: ByteSource) -> Frames {
-        Frames { state: FrameState::Between(Source::new(input)), produced: 0, index: 0, trailers: 0 }
+        Frames { state: FrameState::Between(Source::new(input)), produced: 0, index: 0 }
     }
 
     /// Starts the next frame, skipping volume trailers; false at the end of the input.
@@ -148,7 +146,6 @@ impl Frames {
         if skipped != u64::from(len) {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "volume trailer is cut short"));
         }
-        self.trailers += 1;
         Ok(())
     }
 
@@ -158,11 +155,6 @@ impl Frames {
             FrameState::Between(src) => Some(src.offset()),
             _ => None,
         }
-    }
-
-    /// How many volume trailers were skipped so far.
-    pub(super) fn trailers(&self) -> u64 {
-        self.trailers
     }
 }
 
@@ -236,7 +228,6 @@ mod tests {
         let mut f = frames(bytes);
         assert!(f.begin().unwrap());
         assert_eq!(read_all(&mut f).unwrap(), b"abcdef");
-        assert_eq!(f.trailers(), 2);
     }
 
     #[test]

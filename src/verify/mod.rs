@@ -242,6 +242,13 @@ impl Bundle {
     /// and each volume's length and blocks (§14.5), without streaming: what `verify` does
     /// with one volume of a larger set. `None` when the bundle is not a volume set.
     pub fn check_volumes(&self, policy: &Policy) -> Result<Option<VolumeCheck>> {
+        let (Some(set), Some(table)) = (&self.volumes, self.volume_table(policy)?) else { return Ok(None) };
+        Ok(Some(set.check_bodies(table)?))
+    }
+
+    /// For a volume set: §8 steps 1 to 4 on the head, then its signed volume table (§14.3).
+    /// `None` when the bundle is not a volume set.
+    pub fn volume_table(&self, policy: &Policy) -> Result<Option<crate::format::volume::Table>> {
         let Some(set) = &self.volumes else { return Ok(None) };
         let bytes = &self.head.manifest_bytes;
         let (channel, created) = peek_channel_created(bytes)?;
@@ -252,8 +259,7 @@ impl Bundle {
         }
         let signer_keys = policy.channel_trust(&channel)?;
         check_sums(&self.head.sums, &manifest, signer_keys, &trust)?;
-        let table = set.table(self.head.manifest_digest, signer_keys, &trust)?;
-        Ok(Some(set.check_bodies(table)?))
+        Ok(Some(set.table(self.head.manifest_digest, signer_keys, &trust)?))
     }
 
     /// The bundle file's path.

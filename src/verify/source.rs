@@ -51,3 +51,21 @@ impl BundleSource {
         }
     }
 }
+
+impl From<&Path> for BundleSource {
+    fn from(path: &Path) -> BundleSource {
+        BundleSource::File(path.to_owned())
+    }
+}
+
+impl From<&PathBuf> for BundleSource {
+    fn from(path: &PathBuf) -> BundleSource {
+        BundleSource::File(path.clone())
+    }
+}
+
+impl From<&BundleSource> for BundleSource {
+    fn from(source: &BundleSource) -> BundleSource {
+        source.clone()
+    }
+}

@@ -1,0 +1,502 @@
+//! The volume writer (FORMAT.md §14): `pack --volume-size SIZE [--parity N]`.
+//!
+//! ```text
+//!  head frame (in memory) ---------------------------+--> vol001 (first), and every trailer
+//!  tar stream -> Cutter: zstd frames, each ended before its worst-case size could pass the
+//!               volume's room; a volume is closed when less than `slack` is left
+//!                 -> BodyWriter: SHA-256 of the body and of each 1 MiB block -> temp file
+//!  parity: stripe j = block j of every data body (zero-padded) -> reed-solomon-simd
+//!          -> N parity bodies (BodyWriter)
+//!  table: lengths, SHA-256s, block SHA-256s, signed by the first key (VOLUMES.sig)
+//!  trailer (skippable frame: head copy, VOLUMES.sig, footer) appended to every volume;
+//!  fsync all, then rename all: nothing appears under a final name before every volume is
+//!  whole and durable, and a failed pack leaves no volume (temporaries are removed on drop).
+//! ```
+//!
+//! The room for the trailer is reserved before the first byte is written, from an upper
+//! bound on the table's size: the payload cannot compress to more than zstd's bound, and
+//! every volume but the last is filled to within `slack` of its room.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::PathBuf;
+
+use super::{PackError, Packer};
+use crate::error::{Error, Result};
+use crate::format::head::signature_comment;
+use crate::format::manifest::Manifest;
+use crate::format::tar::{self, BLOCK};
+use crate::format::volume::{
+    block_range, blocks_in, encode_trailer, Table, VolumeEntry, VolumeId, BLOCK_SIZE, FOOTER_LEN, MAX_DATA_VOLUMES,
+    MAX_PARITY_VOLUMES, MAX_TABLE_BYTES, SKIPPABLE_HEADER_LEN,
+};
+use crate::io::digest::{Digest, Hasher};
+use crate::io::durable::{parent_dir, sync_dir, Overwrite};
+use crate::io::parity;
+use crate::io::tuning::{BUNDLE_BUF, JOB_SIZE};
+
+/// How to split a bundle into volumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeOptions {
+    /// The largest volume file, in bytes (its trailer included).
+    pub size: u64,
+    /// Parity volumes to add (0 to 99).
+    pub parity: u16,
+}
+
+/// Named volume sizes for common media (`--volume-size fat32`).
+pub const PRESETS: [(&str, u64); 5] = [
+    // The largest file FAT32 can hold.
+    ("fat32", (4 << 30) - 1),
+    // Single-layer DVD±R (4.7 GB; the medium holds a little more, left to its file system).
+    ("dvd", 4_700_000_000),
+    // Dual-layer DVD+R.
+    ("dvd-dl", 8_500_000_000),
+    // Blu-ray, single and dual layer.
+    ("bd25", 25_000_000_000),
+    ("bd50", 50_000_000_000),
+];
+
+/// Parses a volume size: bytes, with an optional K, M, G or T suffix (powers of 1024), or
+/// a preset name ([`PRESETS`]). The message names what is accepted.
+pub fn parse_volume_size(text: &str) -> Result<u64, String> {
+    if let Some((_, size)) = PRESETS.iter().find(|(name, _)| *name == text) {
+        return Ok(*size);
+    }
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        Some((i, 'T' | 't')) => (&text[..i], 40),
+        _ => (text, 0),
+    };
+    let presets: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+    let wrong = || format!("{text:?} is not a size: give bytes with an optional K, M, G or T suffix, or one of {}", presets.join(", "));
+    let n: u64 = digits.parse().map_err(|_| wrong())?;
+    n.checked_mul(1 << shift).filter(|&s| s > 0).ok_or_else(wrong)
+}
+
+/// The worst-case compressed size of a zstd frame of `u` input bytes: zstd's own bound
+/// (`u + u/256 + 64`, RFC 8878 block overheads included) doubled in its proportional part
+/// and with room for the frame header, checksum and the multithreaded encoder's job ends.
+fn frame_bound(u: u64) -> u64 {
+    u + u / 128 + 4096
+}
+
+/// The most input a frame may take so that [`frame_bound`] stays within `room`.
+fn max_input(room: u64) -> u64 {
+    room.saturating_sub(4096) / 129 * 128
+}
+
+/// Bytes reserved for a signify embedded signature's two lines around the table.
+const SIGNATURE_LINES: u64 = 512;
+
+/// What the writer plans before writing: each volume's room for its body.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Body room of every volume (volume 1 has `head_len` less).
+    room: u64,
+    /// A volume is closed when less than this is left.
+    slack: u64,
+    /// Room for the trailer.
+    trailer: u64,
+}
+
+/// Reserves the trailer's room from upper bounds on the volume and block counts.
+fn plan(opts: VolumeOptions, head_len: u64, payload_bound: u64) -> Result<Plan, PackError> {
+    let too_small = |needed: u64| PackError::VolumeTooSmall { size: opts.size, needed };
+    let mut volumes = 1u64;
+    for _ in 0..64 {
+        let per_volume_blocks = blocks_in(opts.size) + 1;
+        let blocks = (volumes + u64::from(opts.parity)) * per_volume_blocks;
+        let table = 256 + SIGNATURE_LINES + (volumes + u64::from(opts.parity)) * 100 + blocks * 71;
+        if table > MAX_TABLE_BYTES {
+            return Err(PackError::TooManyVolumes { size: opts.size, volumes });
+        }
+        let trailer = (SKIPPABLE_HEADER_LEN + FOOTER_LEN) as u64 + head_len + table;
+        let room = opts.size.checked_sub(trailer).ok_or(too_small(trailer + head_len + 64 * 1024))?;
+        let slack = (room / 256).clamp(8 << 10, 1 << 20);
+        if room < head_len + 4 * slack {
+            return Err(too_small(trailer + head_len + 4 * (8 << 10) * 2));
+        }
+        // Every volume but the last is filled to within `slack` of its room.
+        let needed = (payload_bound + head_len).div_ceil(room - slack).max(1);
+        if needed > u64::from(MAX_DATA_VOLUMES) {
+            return Err(PackError::TooManyVolumes { size: opts.size, volumes: needed });
+        }
+        if needed <= volumes {
+            return Ok(Plan { room, slack, trailer });
+        }
+        volumes = needed;
+    }
+    Err(PackError::TooManyVolumes { size: opts.size, volumes })
+}
+
+/// The payload's tar stream size, at most: each member's PAX header, header, content and
+/// padding, then the end-of-archive marker.
+fn tar_bound(manifest: &Manifest) -> u64 {
+    let members: u64 = manifest.entries.iter().map(|e| 3 * BLOCK as u64 + e.size + tar::padding(e.size) as u64).sum();
+    members + 2 * BLOCK as u64
+}
+
+/// A volume body being written: its SHA-256 and each block's.
+struct BodyWriter {
+    out: BufWriter<File>,
+    len: u64,
+    whole: Hasher,
+    block: Hasher,
+    blocks: Vec<Digest>,
+}
+
+impl BodyWriter {
+    fn new(file: File) -> BodyWriter {
+        BodyWriter {
+            out: BufWriter::with_capacity(BUNDLE_BUF, file),
+            len: 0,
+            whole: Hasher::new(),
+            block: Hasher::new(),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// The body's table entry for `id`, and its file.
+    fn finish(mut self, id: VolumeId) -> io::Result<(VolumeEntry, File)> {
+        self.out.flush()?;
+        if !self.block.is_empty() {
+            self.blocks.push(std::mem::take(&mut self.block).finish());
+        }
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        Ok((VolumeEntry { id, length: self.len, sha256: self.whole.finish(), blocks: self.blocks }, file))
+    }
+}
+
+impl Write for BodyWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let in_block = (self.len % BLOCK_SIZE) as usize;
+        let n = buf.len().min(BLOCK_SIZE as usize - in_block);
+        let n = self.out.write(&buf[..n])?;
+        self.whole.update(&buf[..n]);
+        self.block.update(&buf[..n]);
+        self.len += n as u64;
+        if self.len % BLOCK_SIZE == 0 && n > 0 {
+            self.blocks.push(std::mem::take(&mut self.block).finish());
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A volume's temporary file and, once written, its table entry.
+struct Written {
+    tmp: tempfile::NamedTempFile,
+    entry: VolumeEntry,
+}
+
+/// The tar stream's writer: zstd frames into data volume bodies, cut before a volume's
+/// room could be passed.
+struct Cutter<'a> {
+    packer: &'a Packer<'a>,
+    plan: Plan,
+    head: &'a [u8],
+    level: i32,
+    threads: u32,
+    done: Vec<Written>,
+    /// The volume being written.
+    tmp: Option<tempfile::NamedTempFile>,
+    /// Its body, between frames.
+    body: Option<BodyWriter>,
+    /// The frame being written (holding the body), where it started and its input so far.
+    frame: Option<(zstd::stream::write::Encoder<'static, BodyWriter>, u64, u64)>,
+}
+
+impl Cutter<'_> {
+    fn io_err(&self, e: io::Error) -> Error {
+        Error::io(self.packer.out, e)
+    }
+
+    /// Body room of the volume being written.
+    fn room(&self) -> u64 {
+        if self.done.is_empty() {
+            self.plan.room - self.head.len() as u64
+        } else {
+            self.plan.room
+        }
+    }
+
+    fn open_volume(&mut self) -> Result<()> {
+        let tmp = self.packer.temp_volume()?;
+        let mut file = tmp.as_file().try_clone().map_err(|e| self.io_err(e))?;
+        if self.done.is_empty() {
+            file.write_all(self.head).map_err(|e| self.io_err(e))?;
+        }
+        self.tmp = Some(tmp);
+        self.body = Some(BodyWriter::new(file));
+        Ok(())
+    }
+
+    fn close_volume(&mut self) -> Result<()> {
+        self.end_frame()?;
+        if let (Some(tmp), Some(body)) = (self.tmp.take(), self.body.take()) {
+            let id = VolumeId::data(self.done.len() as u16 + 1);
+            if id.number > MAX_DATA_VOLUMES {
+                return Err(Error::Internal("the volume plan was exceeded".into()));
+            }
+            let (entry, _) = body.finish(id).map_err(|e| self.io_err(e))?;
+            self.done.push(Written { tmp, entry });
+        }
+        Ok(())
+    }
+
+    fn end_frame(&mut self) -> Result<()> {
+        if let Some((enc, _, _)) = self.frame.take() {
+            self.body = Some(enc.finish().map_err(|e| self.io_err(e))?);
+        }
+        Ok(())
+    }
+
+    /// Starts a frame with room for at least one byte of input, closing the volume when it
+    /// has less than `slack` left (so no frame is ever empty).
+    fn start_frame(&mut self) -> Result<()> {
+        loop {
+            if self.body.is_none() {
+                self.open_volume()?;
+            }
+            let used = self.body.as_ref().map_or(0, |b| b.len);
+            let room = self.room().saturating_sub(used);
+            if room < self.plan.slack || max_input(room) == 0 {
+                self.close_volume()?;
+                continue;
+            }
+            let body = self.body.take().ok_or_else(|| Error::Internal("no volume open".into()))?;
+            let mut enc = zstd::stream::write::Encoder::new(body, self.level).map_err(|e| self.io_err(e))?;
+            if self.threads > 1 {
+                enc.multithread(self.threads).map_err(|e| self.io_err(e))?;
+                enc.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE)).map_err(|e| self.io_err(e))?;
+            }
+            self.frame = Some((enc, used, 0));
+            return Ok(());
+        }
+    }
+}
+
+impl Write for Cutter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.frame.is_none() {
+                self.start_frame().map_err(to_io)?;
+            }
+            let room = self.room();
+            let Some((enc, start, input)) = &mut self.frame else { continue };
+            let allowed = max_input(room.saturating_sub(*start)).saturating_sub(*input);
+            if allowed == 0 {
+                self.end_frame().map_err(to_io)?;
+                continue;
+            }
+            let n = enc.write(&buf[..buf.len().min(allowed as usize)])?;
+            *input += n as u64;
+            return Ok(n);
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Carries a library error through `io::Write` (the tar writer's interface) and back.
+fn to_io(e: Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// The volume writer's own error, if `e` carries one (see [`to_io`]); else `e` as it was.
+fn unwrap_volume_error(e: Error) -> Error {
+    match e {
+        Error::Io { path, source } => {
+            if !source.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+                return Error::Io { path, source };
+            }
+            match source.into_inner().map(|b| b.downcast::<Error>()) {
+                Some(Ok(inner)) => *inner,
+                _ => Error::Internal("a volume writer error was lost".into()),
+            }
+        }
+        other => other,
+    }
+}
+
+impl Packer<'_> {
+    /// A new temporary volume file beside the set, 0644, removed unless persisted.
+    fn temp_volume(&self) -> Result<tempfile::NamedTempFile> {
+        let dir = parent_dir(self.out);
+        let tmp = tempfile::Builder::new()
+            .prefix(".airlock-volume-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(tmp.path(), e))?;
+        Ok(tmp)
+    }
+
+    /// The set's volume file name for `id`: `<out>.vol001.airlock`.
+    fn volume_path(&self, id: VolumeId) -> PathBuf {
+        let name = self.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        parent_dir(self.out).join(id.file_name(&name))
+    }
+
+    /// Writes the bundle as a volume set named after `self.out`; the files written and
+    /// their total size.
+    pub(super) fn write_volume_set(
+        &self,
+        opts: VolumeOptions,
+        overwrite: Overwrite,
+        manifest: &Manifest,
+        manifest_bytes: Vec<u8>,
+        sources: &super::collect::Sources,
+    ) -> Result<(Vec<PathBuf>, u64)> {
+        if opts.parity > MAX_PARITY_VOLUMES {
+            return Err(PackError::TooManyParity { parity: opts.parity }.into());
+        }
+        let manifest_digest = Digest::of(&manifest_bytes);
+        let mut head = Vec::new();
+        self.write_head(&mut head, manifest, manifest_bytes)?;
+        let plan = plan(opts, head.len() as u64, frame_bound(tar_bound(manifest)))?;
+        let threads = match self.opts.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            n => n,
+        };
+        let mut cutter = Cutter {
+            packer: self,
+            plan,
+            head: &head,
+            level: self.opts.level,
+            threads,
+            done: Vec::new(),
+            tmp: None,
+            body: None,
+            frame: None,
+        };
+        self.progress.start("packing", manifest.total_size(), manifest.entries.len() as u64);
+        self.write_tar(&mut cutter, manifest, sources).map_err(unwrap_volume_error)?;
+        cutter.close_volume()?;
+        let data = cutter.done;
+        let parity = self.write_parity(&data, opts.parity, head.len() as u64)?;
+        let table = Table {
+            manifest: manifest_digest,
+            volumes: data.iter().chain(&parity).map(|w| w.entry.clone()).collect(),
+        };
+        let table_bytes = table.encode();
+        let signer = &self.signers[0];
+        let signature = signer.sign(&table_bytes, &signature_comment(signer.key_id())).to_file_string();
+        let mut embedded = signature.into_bytes();
+        embedded.extend_from_slice(&table_bytes);
+        let mut paths = Vec::new();
+        let mut total = 0;
+        let all: Vec<Written> = data.into_iter().chain(parity).collect();
+        for w in &all {
+            let trailer = encode_trailer(w.entry.id, &head, &embedded)
+                .ok_or_else(|| Error::Internal("a volume trailer exceeds 4 GiB".into()))?;
+            let mut file = w.tmp.as_file();
+            file.seek(SeekFrom::End(0)).map_err(|e| Error::io(w.tmp.path(), e))?;
+            file.write_all(&trailer).map_err(|e| Error::io(w.tmp.path(), e))?;
+            file.sync_all().map_err(|e| Error::io(w.tmp.path(), e))?;
+            let len = file.metadata().map_err(|e| Error::io(w.tmp.path(), e))?.len();
+            if len > opts.size || trailer.len() as u64 > plan.trailer {
+                return Err(Error::Internal(format!("volume {} is {len} bytes, over its size {}", w.entry.id, opts.size)));
+            }
+            total += len;
+        }
+        for w in all {
+            let target = self.volume_path(w.entry.id);
+            let persisted = match overwrite {
+                Overwrite::Replace => w.tmp.persist(&target).map(drop),
+                Overwrite::NoClobber => w.tmp.persist_noclobber(&target).map(drop),
+            };
+            if let Err(e) = persisted {
+                // Volumes already renamed are removed: a failed pack leaves no volume.
+                for p in &paths {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
+                    Error::OutputExists { path: target }
+                } else {
+                    Error::io(&target, e.error)
+                });
+            }
+            paths.push(target);
+        }
+        sync_dir(parent_dir(self.out))?;
+        Ok((paths, total))
+    }
+
+    /// Parity bodies over the data bodies, stripe by stripe (FORMAT.md §14.4).
+    fn write_parity(&self, data: &[Written], parity: u16, head_len: u64) -> Result<Vec<Written>> {
+        if parity == 0 {
+            return Ok(Vec::new());
+        }
+        let stripes = data.iter().map(|w| blocks_in(w.entry.length)).max().unwrap_or(0);
+        let mut outs = Vec::new();
+        for _ in 0..parity {
+            let tmp = self.temp_volume()?;
+            let body = BodyWriter::new(tmp.as_file().try_clone().map_err(|e| Error::io(tmp.path(), e))?);
+            outs.push((tmp, body));
+        }
+        let mut blocks: Vec<Vec<u8>> = vec![Vec::new(); data.len()];
+        for j in 0..stripes {
+            for (i, w) in data.iter().enumerate() {
+                let range = block_range(w.entry.length, j);
+                let start = if i == 0 { head_len } else { 0 };
+                blocks[i].resize((range.end - range.start) as usize, 0);
+                w.tmp
+                    .as_file()
+                    .read_exact_at(&mut blocks[i], start + range.start)
+                    .map_err(|e| Error::io(w.tmp.path(), e))?;
+            }
+            let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+            let recovery = parity::encode(&refs, usize::from(parity), BLOCK_SIZE as usize)
+                .map_err(|e| Error::Internal(format!("parity encoding: {e}")))?;
+            for ((tmp, body), block) in outs.iter_mut().zip(recovery) {
+                body.write_all(&block).map_err(|e| Error::io(tmp.path(), e))?;
+            }
+        }
+        let mut written = Vec::new();
+        for (n, (tmp, body)) in outs.into_iter().enumerate() {
+            let (entry, _) = body.finish(VolumeId::parity(n as u16 + 1)).map_err(|e| Error::io(tmp.path(), e))?;
+            written.push(Written { tmp, entry });
+        }
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_sizes_parse_with_suffixes_and_presets() {
+        assert_eq!(parse_volume_size("100"), Ok(100));
+        assert_eq!(parse_volume_size("2K"), Ok(2048));
+        assert_eq!(parse_volume_size("3M"), Ok(3 << 20));
+        assert_eq!(parse_volume_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_volume_size("fat32"), Ok((4 << 30) - 1));
+        assert_eq!(parse_volume_size("dvd"), Ok(4_700_000_000));
+        assert!(parse_volume_size("0").is_err());
+        assert!(parse_volume_size("floppy").unwrap_err().contains("fat32, dvd, dvd-dl, bd25, bd50"));
+        assert!(parse_volume_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn the_plan_reserves_room_for_the_trailer_and_refuses_tiny_volumes() {
+        let opts = VolumeOptions { size: 4 << 20, parity: 2 };
+        let p = plan(opts, 2000, 50 << 20).unwrap();
+        assert!(p.room + p.trailer <= opts.size);
+        assert!(p.room > 2000 + 4 * p.slack);
+        assert!(matches!(plan(VolumeOptions { size: 4000, parity: 0 }, 2000, 1), Err(PackError::VolumeTooSmall { .. })));
+    }
+}
