@@ -70,7 +70,9 @@ fn print_volume_check(path: &Path, check: &VolumeCheck) -> Result<u8> {
         ok = false;
         say!("DAMAGED: {}: {why}", p.display())?;
     }
-    say!("only this volume was checked; verify the whole set with: airlock verify NAME.vol*.airlock NAME.par*.airlock")?;
+    say!(
+        "only this volume was checked; verify the whole set with: airlock verify NAME.vol*.airlock NAME.par*.airlock"
+    )?;
     Ok(if ok { EXIT_OK } else { EXIT_REJECTED })
 }
 
@@ -80,7 +82,10 @@ pub(super) fn describe_state(state: &VolumeState) -> String {
         VolumeState::Intact => "intact".to_owned(),
         VolumeState::Damaged(blocks) => {
             let list: Vec<String> = blocks.iter().map(u64::to_string).collect();
-            format!("block(s) {} (of 1 MiB, from 0) do not match their signed SHA-256; parity can rebuild them", list.join(", "))
+            format!(
+                "block(s) {} (of 1 MiB, from 0) do not match their signed SHA-256; parity can rebuild them",
+                list.join(", ")
+            )
         }
         VolumeState::WrongLength { expected, file_len } => {
             format!("{file_len} bytes, which does not fit the signed body length of {expected} bytes (truncated or extended)")

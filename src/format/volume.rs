@@ -230,12 +230,25 @@ impl Table {
 
     /// Stripes: blocks per parity volume, the most blocks of any data volume.
     pub fn stripes(&self) -> u64 {
-        self.volumes.iter().filter(|v| v.id.kind == Kind::Data).map(|v| blocks_in(v.length)).max().unwrap_or(0)
+        blocks_in(self.parity_length())
+    }
+
+    /// The length of every parity volume's body: the longest data body, rounded up to a
+    /// multiple of 64 bytes (FORMAT.md §14.4).
+    pub fn parity_length(&self) -> u64 {
+        parity_length(self.volumes.iter().filter(|v| v.id.kind == Kind::Data).map(|v| v.length))
+    }
+
+    /// The shard length of stripe `j`: its parity blocks' length.
+    pub fn shard_len(&self, j: u64) -> usize {
+        let r = block_range(self.parity_length(), j);
+        (r.end - r.start) as usize
     }
 
     /// The table's bytes (FORMAT.md §14.3).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = String::with_capacity(128 + self.volumes.iter().map(|v| 100 + 71 * v.blocks.len()).sum::<usize>());
+        let mut out =
+            String::with_capacity(128 + self.volumes.iter().map(|v| 100 + 71 * v.blocks.len()).sum::<usize>());
         out.push_str(TABLE_MAGIC);
         out.push_str(&format!("manifest {}\n", self.manifest));
         out.push_str(&format!("block-size {BLOCK_SIZE}\n"));
@@ -258,7 +271,9 @@ impl Table {
         let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l));
         let mut expect = |prefix: &'static str, expected: &'static str| -> Result<(usize, &str), TableError> {
             match lines.next() {
-                Some((n, l)) => l.strip_prefix(prefix).map(|rest| (n, rest)).ok_or(TableError::Line { line: n, expected }),
+                Some((n, l)) => {
+                    l.strip_prefix(prefix).map(|rest| (n, rest)).ok_or(TableError::Line { line: n, expected })
+                }
                 None => Err(TableError::Shape("the table ends early")),
             }
         };
@@ -270,21 +285,20 @@ impl Table {
             return Err(TableError::Line { line: n, expected: "block-size 1048576" });
         }
         let (n, data) = expect("data ", "data <count>")?;
-        let data = number(data).filter(|&d| (1..=u64::from(MAX_DATA_VOLUMES)).contains(&d)).ok_or(TableError::Line {
-            line: n,
-            expected: "data <count from 1 to 999>",
-        })?;
+        let data = number(data)
+            .filter(|&d| (1..=u64::from(MAX_DATA_VOLUMES)).contains(&d))
+            .ok_or(TableError::Line { line: n, expected: "data <count from 1 to 999>" })?;
         let (n, parity) = expect("parity ", "parity <count>")?;
-        let parity = number(parity).filter(|&p| p <= u64::from(MAX_PARITY_VOLUMES)).ok_or(TableError::Line {
-            line: n,
-            expected: "parity <count from 0 to 99>",
-        })?;
+        let parity = number(parity)
+            .filter(|&p| p <= u64::from(MAX_PARITY_VOLUMES))
+            .ok_or(TableError::Line { line: n, expected: "parity <count from 0 to 99>" })?;
         let ids = (1..=data as u16).map(VolumeId::data).chain((1..=parity as u16).map(VolumeId::parity));
         let mut volumes = Vec::new();
         let mut rest = lines.peekable();
         for id in ids {
             let (n, line) = rest.next().ok_or(TableError::Shape("the table ends before its last volume"))?;
-            let v = volume_line(line, id).ok_or(TableError::Line { line: n, expected: "volume <name> <length> <sha256 hex>" })?;
+            let v = volume_line(line, id)
+                .ok_or(TableError::Line { line: n, expected: "volume <name> <length> <sha256 hex>" })?;
             let (length, sha256) = v;
             let mut blocks = Vec::new();
             for _ in 0..blocks_in(length) {
@@ -302,13 +316,14 @@ impl Table {
         Ok(table)
     }
 
-    /// The rules a table's numbers follow besides the grammar: parity volumes are one
-    /// block per stripe, so their length is the stripe count times the block size.
+    /// The rule a table's numbers follow besides the grammar: every parity body is as long
+    /// as the longest data body, rounded up to a multiple of 64 bytes.
     fn check_shape(&self) -> Result<(), TableError> {
-        let stripes = self.stripes();
-        let parity_ok = self.volumes.iter().filter(|v| v.id.kind == Kind::Parity).all(|v| v.length == stripes * BLOCK_SIZE);
-        if !parity_ok {
-            return Err(TableError::Shape("a parity volume's length is not the stripe count times the block size"));
+        let length = self.parity_length();
+        if !self.volumes.iter().filter(|v| v.id.kind == Kind::Parity).all(|v| v.length == length) {
+            return Err(TableError::Shape(
+                "a parity volume's length is not the longest data volume's, rounded up to 64 bytes",
+            ));
         }
         Ok(())
     }
@@ -333,6 +348,12 @@ fn digest(s: &str) -> Option<Digest> {
     lower.then(|| Digest::from_hex(s)).flatten()
 }
 
+/// The parity body length for data bodies of these lengths: the longest, rounded up to a
+/// multiple of 64 (the codec's shards are multiples of 64 bytes).
+pub fn parity_length(data_lengths: impl Iterator<Item = u64>) -> u64 {
+    data_lengths.max().unwrap_or(0).div_ceil(64) * 64
+}
+
 /// How many blocks a body of `length` bytes has.
 pub fn blocks_in(length: u64) -> u64 {
     length.div_ceil(BLOCK_SIZE)
@@ -355,7 +376,12 @@ mod tests {
             volumes: vec![
                 VolumeEntry { id: VolumeId::data(1), length: BLOCK_SIZE + 5, sha256: d(2), blocks: vec![d(3), d(4)] },
                 VolumeEntry { id: VolumeId::data(2), length: 7, sha256: d(5), blocks: vec![d(6)] },
-                VolumeEntry { id: VolumeId::parity(1), length: 2 * BLOCK_SIZE, sha256: d(7), blocks: vec![d(8), d(9)] },
+                VolumeEntry {
+                    id: VolumeId::parity(1),
+                    length: BLOCK_SIZE + 64,
+                    sha256: d(7),
+                    blocks: vec![d(8), d(9)],
+                },
             ],
         }
     }

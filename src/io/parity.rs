@@ -50,7 +50,8 @@ pub fn rebuild(
     }
     let originals = data.iter().enumerate().filter_map(|(i, b)| b.map(|b| (i, padded(b, block_size))));
     let recovery = parity.iter().enumerate().filter_map(|(i, b)| b.map(|b| (i, padded(b, block_size))));
-    reed_solomon_simd::decode(data.len(), parity.len(), originals, recovery).map_err(|e| ParityError::Codec(e.to_string()))
+    reed_solomon_simd::decode(data.len(), parity.len(), originals, recovery)
+        .map_err(|e| ParityError::Codec(e.to_string()))
 }
 
 /// `block` zero-padded to `size` (borrowed when already that long).
@@ -71,7 +72,8 @@ mod tests {
     #[test]
     fn any_two_lost_of_five_plus_two_are_rebuilt() {
         let size = 1024;
-        let blocks: Vec<Vec<u8>> = (0..5u8).map(|i| (0..size).map(|j| (j as u8) ^ i.wrapping_mul(37)).collect()).collect();
+        let blocks: Vec<Vec<u8>> =
+            (0..5u8).map(|i| (0..size).map(|j| (j as u8) ^ i.wrapping_mul(37)).collect()).collect();
         let mut short = blocks.clone();
         short[4].truncate(100);
         let refs: Vec<&[u8]> = short.iter().map(Vec::as_slice).collect();

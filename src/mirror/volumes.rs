@@ -59,7 +59,8 @@ impl Mirror {
         };
         let bundle = Bundle::open_source(&BundleSource::Volumes(given.clone()))?;
         let dir = self.meta.join("volumes").join(bundle.head().manifest_digest.to_hex());
-        let given_ids: Vec<VolumeId> = bundle.volume_set().map(|s| s.files().map(|f| f.id).collect()).unwrap_or_default();
+        let given_ids: Vec<VolumeId> =
+            bundle.volume_set().map(|s| s.files().map(|f| f.id).collect()).unwrap_or_default();
         let mut all = given.clone();
         for (id, path) in kept_volumes(&dir)? {
             if !given_ids.contains(&id) {
@@ -92,7 +93,8 @@ impl Mirror {
                 unusable.push(*id);
             }
         }
-        let mut missing: Vec<VolumeId> = missing.into_iter().chain(unusable.into_iter().filter(|id| id.kind == Kind::Data)).collect();
+        let mut missing: Vec<VolumeId> =
+            missing.into_iter().chain(unusable.into_iter().filter(|id| id.kind == Kind::Data)).collect();
         missing.sort();
         missing.dedup();
         Ok(Gathered::Short(ImportOutcome::VolumesMissing {

@@ -28,8 +28,8 @@ use crate::format::head::signature_comment;
 use crate::format::manifest::Manifest;
 use crate::format::tar::{self, BLOCK};
 use crate::format::volume::{
-    block_range, blocks_in, encode_trailer, Table, VolumeEntry, VolumeId, BLOCK_SIZE, FOOTER_LEN, MAX_DATA_VOLUMES,
-    MAX_PARITY_VOLUMES, MAX_TABLE_BYTES, SKIPPABLE_HEADER_LEN,
+    block_range, blocks_in, encode_trailer, parity_length, Table, VolumeEntry, VolumeId, BLOCK_SIZE, FOOTER_LEN,
+    MAX_DATA_VOLUMES, MAX_PARITY_VOLUMES, MAX_TABLE_BYTES, SKIPPABLE_HEADER_LEN,
 };
 use crate::io::digest::{Digest, Hasher};
 use crate::io::durable::{parent_dir, sync_dir, Overwrite};
@@ -72,7 +72,12 @@ pub fn parse_volume_size(text: &str) -> Result<u64, String> {
         _ => (text, 0),
     };
     let presets: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
-    let wrong = || format!("{text:?} is not a size: give bytes with an optional K, M, G or T suffix, or one of {}", presets.join(", "));
+    let wrong = || {
+        format!(
+            "{text:?} is not a size: give bytes with an optional K, M, G or T suffix, or one of {}",
+            presets.join(", ")
+        )
+    };
     let n: u64 = digits.parse().map_err(|_| wrong())?;
     n.checked_mul(1 << shift).filter(|&s| s > 0).ok_or_else(wrong)
 }
@@ -116,6 +121,8 @@ fn plan(opts: VolumeOptions, head_len: u64, payload_bound: u64) -> Result<Plan, 
         }
         let trailer = (SKIPPABLE_HEADER_LEN + FOOTER_LEN) as u64 + head_len + table;
         let room = opts.size.checked_sub(trailer).ok_or(too_small(trailer + head_len + 64 * 1024))?;
+        // A multiple of 64, so parity bodies (the longest data body rounded up to 64) fit too.
+        let room = room / 64 * 64;
         let slack = (room / 256).clamp(8 << 10, 1 << 20);
         if room < head_len + 4 * slack {
             return Err(too_small(trailer + head_len + 4 * (8 << 10) * 2));
@@ -387,10 +394,8 @@ impl Packer<'_> {
         cutter.close_volume()?;
         let data = cutter.done;
         let parity = self.write_parity(&data, opts.parity, head.len() as u64)?;
-        let table = Table {
-            manifest: manifest_digest,
-            volumes: data.iter().chain(&parity).map(|w| w.entry.clone()).collect(),
-        };
+        let table =
+            Table { manifest: manifest_digest, volumes: data.iter().chain(&parity).map(|w| w.entry.clone()).collect() };
         let table_bytes = table.encode();
         let signer = &self.signers[0];
         let signature = signer.sign(&table_bytes, &signature_comment(signer.key_id())).to_file_string();
@@ -408,7 +413,10 @@ impl Packer<'_> {
             file.sync_all().map_err(|e| Error::io(w.tmp.path(), e))?;
             let len = file.metadata().map_err(|e| Error::io(w.tmp.path(), e))?.len();
             if len > opts.size || trailer.len() as u64 > plan.trailer {
-                return Err(Error::Internal(format!("volume {} is {len} bytes, over its size {}", w.entry.id, opts.size)));
+                return Err(Error::Internal(format!(
+                    "volume {} is {len} bytes, over its size {}",
+                    w.entry.id, opts.size
+                )));
             }
             total += len;
         }
@@ -440,7 +448,8 @@ impl Packer<'_> {
         if parity == 0 {
             return Ok(Vec::new());
         }
-        let stripes = data.iter().map(|w| blocks_in(w.entry.length)).max().unwrap_or(0);
+        let parity_len = parity_length(data.iter().map(|w| w.entry.length));
+        let stripes = blocks_in(parity_len);
         let mut outs = Vec::new();
         for _ in 0..parity {
             let tmp = self.temp_volume()?;
@@ -459,7 +468,8 @@ impl Packer<'_> {
                     .map_err(|e| Error::io(w.tmp.path(), e))?;
             }
             let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
-            let recovery = parity::encode(&refs, usize::from(parity), BLOCK_SIZE as usize)
+            let shard = block_range(parity_len, j);
+            let recovery = parity::encode(&refs, usize::from(parity), (shard.end - shard.start) as usize)
                 .map_err(|e| Error::Internal(format!("parity encoding: {e}")))?;
             for ((tmp, body), block) in outs.iter_mut().zip(recovery) {
                 body.write_all(&block).map_err(|e| Error::io(tmp.path(), e))?;
@@ -497,6 +507,9 @@ mod tests {
         let p = plan(opts, 2000, 50 << 20).unwrap();
         assert!(p.room + p.trailer <= opts.size);
         assert!(p.room > 2000 + 4 * p.slack);
-        assert!(matches!(plan(VolumeOptions { size: 4000, parity: 0 }, 2000, 1), Err(PackError::VolumeTooSmall { .. })));
+        assert!(matches!(
+            plan(VolumeOptions { size: 4000, parity: 0 }, 2000, 1),
+            Err(PackError::VolumeTooSmall { .. })
+        ));
     }
 }

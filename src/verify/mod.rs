@@ -192,7 +192,10 @@ impl Bundle {
     pub fn open_source(source: &BundleSource) -> Result<Bundle> {
         match source {
             BundleSource::File(path) => {
-                if volumes::read_trailer(path)?.is_some() {
+                // A file ending with a volume trailer is one volume, unless its length shows
+                // it is the data volumes concatenated (`cat NAME.vol*.airlock`): that is read
+                // as one bundle, its trailers skipped.
+                if volumes::read_trailer(path)?.is_some_and(|v| v.map_or(true, |v| v.is_single_volume())) {
                     return Bundle::open_volumes(std::slice::from_ref(path));
                 }
                 let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -523,9 +526,7 @@ pub(crate) fn verify_counted(
             counted: trust.signatures.iter().map(|(k, _)| *k).filter(|&k| counted(k)).collect(),
         }
     })?;
-    signer
-        .verify(message, &sig)
-        .map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: what.to_owned() })?;
+    signer.verify(message, &sig).map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: what.to_owned() })?;
     Ok(())
 }
 

@@ -123,6 +123,17 @@ impl VolumeFile {
     pub fn file_len(&self) -> u64 {
         self.file_len
     }
+
+    /// Whether the file's length is that of the volume its footer names, by the table in
+    /// its trailer (unverified: this only chooses how to read the file, which is verified
+    /// either way). False for the data volumes of a set concatenated into one file.
+    pub fn is_single_volume(&self) -> bool {
+        let table = keys::parse_embedded(&self.table).ok().and_then(|(_, message)| Table::decode(message).ok());
+        match table.as_ref().and_then(|t| t.entry(self.id)) {
+            Some(entry) => body_start(self, entry.length).is_some(),
+            None => true,
+        }
+    }
 }
 
 /// Reads the trailer of `path` from the end of the file. `Ok(None)`: the file does not end
@@ -369,7 +380,8 @@ impl VolumeSet {
 }
 
 fn check_table(v: &VolumeFile, manifest: Digest, signer_keys: &Trust, trust: &TrustReport) -> Result<Table> {
-    let problem = |problem: String| Error::from(Reject::Volumes(VolumeProblem::Table { volume: v.path.clone(), problem }));
+    let problem =
+        |problem: String| Error::from(Reject::Volumes(VolumeProblem::Table { volume: v.path.clone(), problem }));
     let (sig, message) = keys::parse_embedded(&v.table).map_err(|e| problem(e.to_string()))?;
     verify_counted(&sig, message, VOLUMES_MEMBER, signer_keys, trust).map_err(|e| match e {
         Error::Rejected(Reject::UntrustedSumsSigner { key_id, .. }) => {
@@ -465,10 +477,11 @@ impl SetReader {
         };
         let data = read(&data_ids)?;
         let parity_blocks = read(&parity_ids)?;
-        let mut rebuilt = parity::rebuild(&as_refs(&data), &as_refs(&parity_blocks), BLOCK_SIZE as usize)
+        let mut rebuilt = parity::rebuild(&as_refs(&data), &as_refs(&parity_blocks), self.table.shard_len(j))
             .map_err(|e| invalid(format!("{id} block {j} is missing or damaged and parity cannot rebuild it: {e}")))?;
         let index = usize::from(id.number) - 1;
-        let mut block = rebuilt.remove(&index).ok_or_else(|| invalid(format!("{id} block {j}: parity gave nothing")))?;
+        let mut block =
+            rebuilt.remove(&index).ok_or_else(|| invalid(format!("{id} block {j}: parity gave nothing")))?;
         let (length, expected) = match self.table.entry(id) {
             Some(e) => (e.length, e.blocks.get(j as usize).copied()),
             None => (0, None),
