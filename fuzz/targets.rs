@@ -294,10 +294,13 @@ fn manifest_from_fields(data: &[u8]) -> (airlock::Manifest, Vec<airlock::render:
                 sha256: airlock::Digest([i as u8; 32]),
                 mode,
                 signatures: vec![],
+                carried: i % 3 != 2,
             })
         })
         .collect();
     let m = airlock::Manifest {
+        version: airlock::format::manifest::VERSION,
+        base: None,
         bundle_id: BundleId([7; 16]),
         created: number(0),
         expires: Some(number(1)).filter(|e| *e % 2 == 1),

@@ -137,7 +137,7 @@ pub enum Reject {
         skew: u64,
     },
     /// Sequence number not newer than the mirror's last import of the channel.
-    #[error("channel {channel:?}: sequence {sequence} is not newer than the last imported sequence {last} (rollback or replay)")]
+    #[error("channel {channel:?}: sequence {sequence} is not newer than the last imported sequence {last} (rollback or replay); if this is a new bundle, the exporting side lost its sequence state")]
     Rollback {
         /// The channel.
         channel: String,
@@ -159,7 +159,7 @@ pub enum Reject {
         sequence: u64,
     },
     /// `previous` does not name the mirror's last manifest for the channel.
-    #[error("channel {channel:?}: bundle {sequence} follows manifest {claimed}, but the mirror's last import (sequence {last}) has manifest {actual}")]
+    #[error("channel {channel:?}: bundle {sequence} follows manifest {claimed}, but the mirror's last import (sequence {last}) has manifest {actual}: it was built for another history (another mirror, or an exporting side that lost its state)")]
     PreviousMismatch {
         /// The channel.
         channel: String,

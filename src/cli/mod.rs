@@ -246,9 +246,22 @@ fn flag_hint(e: &Error) -> Option<String> {
             }
             _ => return None,
         },
-        Error::Rejected(gap @ Reject::Gap { .. }) => {
-            format!("bundle rejected: {gap}, or pass --allow-gap to accept the gap (it is logged)")
-        }
+        Error::Rejected(gap @ Reject::Gap { .. }) => format!(
+            "bundle rejected: {gap}. If they were lost: make a receipt of this mirror \
+             (`airlock mirror receipt DIR --key K.sec -o R`) and pack again outside with `--since R`; \
+             that bundle builds on what this mirror holds. Or pass --allow-gap to accept this bundle \
+             as it is (logged): only when you know the missing bundles were lost or withheld"
+        ),
+        Error::Rejected(rollback @ Reject::Rollback { last, .. }) => format!(
+            "bundle rejected: {rollback}: make a receipt of this mirror \
+             (`airlock mirror receipt DIR --key K.sec -o R`) and pack again outside with `--since R`, \
+             which continues after sequence {last}"
+        ),
+        Error::Rejected(broken @ Reject::PreviousMismatch { .. }) => format!(
+            "bundle rejected: {broken}. Make a receipt of this mirror \
+             (`airlock mirror receipt DIR --key K.sec -o R`) and pack again outside with `--since R`, \
+             or pass --allow-gap to accept it as it is (logged)"
+        ),
         _ => return None,
     })
 }

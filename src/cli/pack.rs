@@ -106,6 +106,7 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         threads: a.threads,
         sign_artifacts: a.sign_artifacts,
         volumes: volume_options(&a)?,
+        base: None,
         fault: injected_fault()?,
     };
     let report = airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet))?;

@@ -23,7 +23,9 @@ use crate::io::digest::Digest;
 /// The `format` field.
 pub const FORMAT: &str = "airlock-manifest";
 /// The `version` field this code reads and writes.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
+/// The first format version, still read (and written only where a test needs one).
+pub const VERSION_1: u64 = 1;
 /// Largest manifest accepted, in bytes.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Longest channel name.
@@ -48,13 +50,15 @@ pub enum ManifestError {
     #[error("does not start with the airlock manifest prefix")]
     BadPrefix,
     /// The prefix names another format version.
-    #[error("unsupported format version (this airlock reads version {VERSION})")]
+    #[error(
+        "unsupported format version (this airlock reads versions {VERSION_1} and {VERSION}): made by a newer airlock?"
+    )]
     UnsupportedVersion,
     /// The CBOR decoder refused the bytes (its message).
     #[error("cannot decode: {0}")]
     Undecodable(String),
     /// The decoded `format` and `version` fields are not this format's.
-    #[error("format {format:?} version {version} is not {FORMAT:?} version {VERSION}")]
+    #[error("format {format:?} version {version} is not {FORMAT:?} version {VERSION_1} or {VERSION}")]
     WrongFormat {
         /// The `format` field.
         format: String,
@@ -79,6 +83,22 @@ pub enum ManifestError {
     /// `channel` or `created`, read before verification, differ from the decoded manifest.
     #[error("channel or created read before decoding differ from the decoded manifest")]
     PeekMismatch,
+    /// The version-2 `carried` bitmap is missing or malformed.
+    #[error("carried bitmap {reason}")]
+    BadCarried {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An artifact and its linked signatures are not all carried, or all omitted.
+    #[error(
+        "entry {entry:?} and its signature {signature:?} must be carried together (both in the payload, or neither)"
+    )]
+    SplitSignatureGroup {
+        /// The artifact.
+        entry: String,
+        /// The linked signature entry.
+        signature: String,
+    },
     /// An entry's mode is neither 644 nor 755.
     #[error("entry {path:?}: mode {mode:o} is not 644 or 755")]
     BadMode {
@@ -272,6 +292,9 @@ pub struct Entry {
     pub mode: Mode,
     /// Sibling entries that are detached signatures of this one (`<path>.sig`, ...).
     pub signatures: Vec<RelPath>,
+    /// Whether its bytes are in this bundle's payload. Always true in version 1; in version 2
+    /// an entry not carried must already be in the receiving mirror (FORMAT.md §6.2).
+    pub carried: bool,
 }
 
 /// A random 128-bit bundle identifier.
@@ -293,9 +316,59 @@ impl BundleId {
     }
 }
 
+/// A mirror's random 128-bit identity (`.airlock/id`), named by receipts and by the
+/// `base` of a delta bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MirrorId(pub [u8; 16]);
+
+impl MirrorId {
+    /// A fresh random id.
+    pub fn random() -> MirrorId {
+        MirrorId(BundleId::random().0)
+    }
+
+    /// 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        crate::io::digest::hex(&self.0)
+    }
+
+    /// Parses exactly 32 lowercase hex digits.
+    pub fn from_hex(text: &str) -> Option<MirrorId> {
+        if text.len() != 32 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        for (i, byte) in id.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(MirrorId(id))
+    }
+}
+
+impl std::fmt::Display for MirrorId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// What a delta bundle was computed against: the receiving mirror and the manifest its
+/// receipt said it held for the channel. Informational for the omissions (every entry not
+/// carried is checked in the mirror anyway); an importer refuses a delta made for another
+/// mirror.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Base {
+    /// The mirror the receipt came from.
+    pub mirror: MirrorId,
+    /// The channel's manifest digest in that receipt.
+    pub manifest: Digest,
+}
+
 /// The decoded manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
+    /// The format version: [`VERSION_1`] (additive, everything carried) or [`VERSION`]
+    /// (complete channel state, payload possibly a delta).
+    pub version: u64,
     /// Random identifier.
     pub bundle_id: BundleId,
     /// Creation time, seconds since the Unix epoch (UTC).
@@ -314,12 +387,31 @@ pub struct Manifest {
     pub meta: BTreeMap<String, String>,
     /// The payload files, sorted by path (bytewise).
     pub entries: Vec<Entry>,
-    /// Paths this bundle removes from the mirror (always empty in version 1).
+    /// Reserved: paths to remove; MUST be empty (in version 2 removal follows from the
+    /// complete state).
     pub removed: Vec<RelPath>,
+    /// Version 2: the receipt the payload's omissions were computed from, if any.
+    pub base: Option<Base>,
 }
 
 impl Manifest {
-    /// Total payload bytes.
+    /// Whether the entries are the channel's whole state (version 2): a channel's files
+    /// that a complete manifest does not list are retired at import.
+    pub fn is_complete(&self) -> bool {
+        self.version >= VERSION
+    }
+
+    /// Bytes of the entries carried in the payload.
+    pub fn carried_size(&self) -> u64 {
+        self.entries.iter().filter(|e| e.carried).fold(0u64, |sum, e| sum.saturating_add(e.size))
+    }
+
+    /// Number of entries carried in the payload.
+    pub fn carried_count(&self) -> usize {
+        self.entries.iter().filter(|e| e.carried).count()
+    }
+
+    /// Total bytes of all entries (the channel state), carried or not.
     pub fn total_size(&self) -> u64 {
         // Saturating: signed sizes can add up past u64::MAX (a hostile manifest), and a
         // wrapped total would pass the free-space check (or panic in a debug build).
@@ -330,7 +422,14 @@ impl Manifest {
     /// order, except that each entry's linked signature entries come immediately before it.
     /// A verifier thus holds an artifact's signatures before the artifact streams past, and
     /// can check them in one pass.
+    /// Only carried entries are in the payload (a signature group is carried whole, §6.3).
     pub fn payload_order(&self) -> Vec<usize> {
+        let mut order = self.full_order();
+        order.retain(|&i| self.entries[i].carried);
+        order
+    }
+
+    fn full_order(&self) -> Vec<usize> {
         if self.entries.iter().all(|e| e.signatures.is_empty()) {
             return (0..self.entries.len()).collect();
         }
@@ -379,6 +478,21 @@ struct WireManifest<'a> {
     #[serde(borrow)]
     entries: Vec<WireEntry<'a>>,
     removed: Vec<&'a str>,
+    // Version 2 only. Absent keys decode as `None`; the canonical re-encoding then tells a
+    // version-1 manifest that has them, or a version-2 one that lacks them, apart.
+    #[serde(default, borrow)]
+    carried: Option<&'a Bytes>,
+    #[serde(default, borrow)]
+    base: Option<WireBase<'a>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireBase<'a> {
+    #[serde(borrow)]
+    mirror: &'a Bytes,
+    #[serde(borrow)]
+    manifest: &'a Bytes,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -406,6 +520,11 @@ struct WireOut<'a> {
     meta: &'a BTreeMap<String, String>,
     entries: EntriesOut<'a>,
     removed: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    carried: Option<&'a Bytes>,
+    /// `None`: version 1, no key; `Some(None)`: version 2, null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<Option<WireBase<'a>>>,
 }
 
 /// Serialises entries one at a time, so encoding needs no second copy of them.
@@ -428,15 +547,22 @@ impl Serialize for EntriesOut<'_> {
     }
 }
 
-/// The fixed bytes every version-1 manifest starts with: tag 55799 (self-described CBOR),
-/// a map of 12 pairs, `"format": "airlock-manifest"`, `"version": 1`.
-pub fn prefix() -> Vec<u8> {
-    let mut p = vec![0xd9, 0xd9, 0xf7, 0xac];
+/// The fixed bytes every manifest of `version` starts with: tag 55799 (self-described
+/// CBOR), a map of 12 pairs (version 1) or 14 (version 2), `"format": "airlock-manifest"`,
+/// `"version": <version>`.
+pub fn prefix_for(version: u64) -> Vec<u8> {
+    let pairs = if version == VERSION_1 { 0xac } else { 0xae };
+    let mut p = vec![0xd9, 0xd9, 0xf7, pairs];
     push_text(&mut p, "format");
     push_text(&mut p, FORMAT);
     push_text(&mut p, "version");
-    p.push(VERSION as u8);
+    p.push(version as u8);
     p
+}
+
+/// The prefix of the current version ([`VERSION`]).
+pub fn prefix() -> Vec<u8> {
+    prefix_for(VERSION)
 }
 
 /// Appends a short CBOR text string (the field names of the fixed layout).
@@ -474,9 +600,13 @@ fn encode_unchecked(manifest: &Manifest) -> Vec<u8> {
 }
 
 fn write_canonical(m: &Manifest, w: impl io::Write) -> Result<(), serde_cbor::Error> {
+    let v2 = m.version != VERSION_1;
+    let carried = if v2 { Some(carried_bitmap(&m.entries)) } else { None };
+    let base =
+        m.base.as_ref().map(|b| WireBase { mirror: Bytes::new(&b.mirror.0), manifest: Bytes::new(&b.manifest.0) });
     let wire = WireOut {
         format: FORMAT,
-        version: VERSION,
+        version: m.version,
         bundle_id: Bytes::new(&m.bundle_id.0),
         created: m.created,
         expires: m.expires,
@@ -487,6 +617,8 @@ fn write_canonical(m: &Manifest, w: impl io::Write) -> Result<(), serde_cbor::Er
         meta: &m.meta,
         entries: EntriesOut(&m.entries),
         removed: m.removed.iter().map(|p| p.as_str()).collect(),
+        carried: carried.as_deref().map(Bytes::new),
+        base: if v2 { Some(base) } else { None },
     };
     let mut ser = serde_cbor::Serializer::new(serde_cbor::ser::IoWrite::new(w));
     ser.self_describe()?;
@@ -535,26 +667,63 @@ pub fn decode(bytes: &[u8]) -> Result<Manifest, Reject> {
     Ok(manifest)
 }
 
-/// Checks that `bytes` start with [`prefix`], naming another format version as such.
-pub(crate) fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
-    let want = prefix();
-    if bytes.starts_with(&want) {
-        return Ok(());
+/// The bitmap of `carried` (FORMAT.md §6.2): bit i is bit `i % 8` of byte `i / 8`.
+fn carried_bitmap(entries: &[Entry]) -> Vec<u8> {
+    let mut bits = vec![0u8; entries.len().div_ceil(8)];
+    for (i, e) in entries.iter().enumerate() {
+        if e.carried {
+            bits[i / 8] |= 1 << (i % 8);
+        }
+    }
+    bits
+}
+
+/// Checks that `bytes` start with the prefix of a version this reader knows, and returns
+/// the version and the bytes after the prefix; another version is named as such.
+pub(crate) fn split_prefix(bytes: &[u8]) -> Result<(u64, &[u8]), Reject> {
+    for version in [VERSION, VERSION_1] {
+        if let Some(rest) = bytes.strip_prefix(prefix_for(version).as_slice()) {
+            return Ok((version, rest));
+        }
     }
     // Same shape but another version number: say so, rather than "bad prefix".
-    let head = &want[..want.len() - 1];
-    if bytes.starts_with(head) {
+    let want = prefix();
+    let shape = |b: &[u8]| {
+        b.len() >= want.len()
+            && b[..3] == want[..3]
+            && matches!(b[3], 0xac | 0xae)
+            && b[4..want.len() - 1] == want[4..want.len() - 1]
+    };
+    if shape(bytes) {
         return Err(Reject::Manifest(ManifestError::UnsupportedVersion));
     }
     Err(Reject::Manifest(ManifestError::BadPrefix))
 }
 
+/// Checks that `bytes` start with a known version's prefix.
+pub(crate) fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
+    split_prefix(bytes).map(|_| ())
+}
+
 fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
-    if w.format != FORMAT || w.version != VERSION {
+    if w.format != FORMAT || (w.version != VERSION && w.version != VERSION_1) {
         return Err(Reject::Manifest(ManifestError::WrongFormat { format: w.format.to_owned(), version: w.version }));
     }
-    let entries = w.entries.into_iter().map(entry_from_wire).collect::<Result<Vec<_>, _>>()?;
+    let mut entries = w.entries.into_iter().map(entry_from_wire).collect::<Result<Vec<_>, _>>()?;
+    if w.version == VERSION {
+        let bits = w.carried.ok_or(Reject::Manifest(ManifestError::BadCarried { reason: "missing" }))?;
+        apply_carried(&mut entries, bits)?;
+    }
+    let base = match w.base {
+        None => None,
+        Some(b) => Some(Base {
+            mirror: MirrorId(fixed_bytes(b.mirror, "base.mirror")?),
+            manifest: Digest(fixed_bytes(b.manifest, "base.manifest")?),
+        }),
+    };
     Ok(Manifest {
+        version: w.version,
+        base,
         bundle_id: BundleId(fixed_bytes(w.bundle_id, "bundle_id")?),
         created: w.created,
         expires: w.expires,
@@ -566,6 +735,22 @@ fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
         entries,
         removed: w.removed.iter().map(|p| rel_path(p)).collect::<Result<_, _>>()?,
     })
+}
+
+/// Sets each entry's `carried` from the bitmap, which must have exactly one bit per entry
+/// (unused bits of the last byte zero).
+fn apply_carried(entries: &mut [Entry], bits: &[u8]) -> Result<(), Reject> {
+    if bits.len() != entries.len().div_ceil(8) {
+        return Err(Reject::Manifest(ManifestError::BadCarried { reason: "its length is not one bit per entry" }));
+    }
+    let used = entries.len() % 8;
+    if used != 0 && bits.last().is_some_and(|&b| b >> used != 0) {
+        return Err(Reject::Manifest(ManifestError::BadCarried { reason: "bits beyond the last entry are set" }));
+    }
+    for (i, e) in entries.iter_mut().enumerate() {
+        e.carried = bits[i / 8] & (1 << (i % 8)) != 0;
+    }
+    Ok(())
 }
 
 fn entry_from_wire(w: WireEntry<'_>) -> Result<Entry, Reject> {
@@ -580,6 +765,7 @@ fn entry_from_wire(w: WireEntry<'_>) -> Result<Entry, Reject> {
         size: w.size,
         mode,
         signatures: w.signatures.iter().map(|s| rel_path(s)).collect::<Result<_, _>>()?,
+        carried: true,
     })
 }
 
@@ -679,6 +865,19 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
             let suffix_ok = SIGNATURE_SUFFIXES.iter().any(|s| sig.as_str().strip_suffix(s) == Some(e.path.as_str()));
             if !suffix_ok || !exact(sig.as_str()) {
                 return Err(Reject::Manifest(ManifestError::BadSignatureLink {
+                    entry: e.path.to_string(),
+                    signature: sig.to_string(),
+                }));
+            }
+        }
+    }
+    for e in entries {
+        for sig in &e.signatures {
+            let sig_carried = entries
+                .binary_search_by(|x| x.path.as_str().as_bytes().cmp(sig.as_str().as_bytes()))
+                .is_ok_and(|j| entries[j].carried);
+            if sig_carried != e.carried {
+                return Err(Reject::Manifest(ManifestError::SplitSignatureGroup {
                     entry: e.path.to_string(),
                     signature: sig.to_string(),
                 }));
@@ -824,10 +1023,13 @@ pub(crate) mod tests {
             sha256: Digest::of(data),
             mode,
             signatures: vec![],
+            carried: true,
         };
         let mut a = entry("a.txt", b"hello\n", Mode::Regular);
         a.signatures = vec![RelPath::new("a.txt.sig").unwrap()];
         Manifest {
+            version: VERSION_1,
+            base: None,
             bundle_id: BundleId([7; 16]),
             created: 1_700_000_000,
             expires: Some(1_700_086_400),
@@ -845,11 +1047,73 @@ pub(crate) mod tests {
         }
     }
 
+    /// The sample as a version-2 delta: `bin/run` omitted, a base named.
+    pub(crate) fn sample_v2() -> Manifest {
+        let mut m = sample();
+        m.version = VERSION;
+        m.entries[2].carried = false;
+        m.base = Some(Base { mirror: MirrorId([5; 16]), manifest: Digest([6; 32]) });
+        m
+    }
+
+    #[test]
+    fn golden_bytes_v2() {
+        let bytes = encode(&sample_v2()).unwrap();
+        let golden = include_str!("../../fixtures/golden/manifest-v2.hex").trim();
+        assert_eq!(crate::io::digest::hex(&bytes), golden);
+        assert!(bytes.starts_with(&prefix_for(VERSION)));
+        assert_eq!(decode(&bytes).unwrap(), sample_v2());
+    }
+
+    #[test]
+    fn v2_round_trips_without_base_and_with_all_carried() {
+        let mut m = sample_v2();
+        m.base = None;
+        m.entries[2].carried = true;
+        assert_eq!(decode(&encode(&m).unwrap()).unwrap(), m);
+        assert_eq!(m.payload_order().len(), 3);
+        m.entries[2].carried = false;
+        assert_eq!(m.payload_order(), vec![1, 0]);
+        assert_eq!(m.carried_size(), 9);
+    }
+
+    #[test]
+    fn v2_signature_group_is_carried_whole() {
+        let mut m = sample_v2();
+        m.entries[1].carried = false;
+        assert!(matches!(encode(&m), Err(Reject::Manifest(ManifestError::SplitSignatureGroup { .. }))));
+    }
+
+    #[test]
+    fn v2_carried_bitmap_must_fit_the_entries() {
+        let bytes = encode(&sample_v2()).unwrap();
+        // The bitmap is the one-byte string 0x41 0x03 (entries 0 and 1 carried).
+        let at = bytes.windows(8).position(|w| w == b"\x67carried").unwrap() + 8;
+        assert_eq!(&bytes[at..at + 2], &[0x41, 0x03]);
+        let mut stray = bytes.clone();
+        stray[at + 1] = 0x0b; // bit 3: past the third entry
+        assert!(matches!(decode(&stray), Err(Reject::Manifest(ManifestError::BadCarried { .. }))));
+        // A version-1 manifest with the version-2 keys, or version 2 without them, is refused.
+        let mut v1 = sample();
+        v1.version = VERSION_1;
+        let v1_bytes = encode(&v1).unwrap();
+        assert!(!v1_bytes.windows(7).any(|w| w == b"carried"));
+        assert!(decode(&v1_bytes).unwrap().entries.iter().all(|e| e.carried));
+    }
+
+    #[test]
+    fn mirror_id_hex_round_trip() {
+        let id = MirrorId([0xab; 16]);
+        assert_eq!(MirrorId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(MirrorId::from_hex("AB"), None);
+        assert_eq!(MirrorId::from_hex(&"AB".repeat(16)), None);
+    }
+
     #[test]
     fn round_trip() {
         let m = sample();
         let bytes = encode(&m).unwrap();
-        assert!(bytes.starts_with(&prefix()));
+        assert!(bytes.starts_with(&prefix_for(VERSION_1)));
         assert_eq!(decode(&bytes).unwrap(), m);
     }
 
@@ -1025,10 +1289,10 @@ pub(crate) mod tests {
     #[test]
     fn rejects_other_versions_and_noncanonical() {
         let bytes = encode(&sample()).unwrap();
-        let mut v2 = bytes.clone();
-        let at = prefix().len() - 1;
-        v2[at] = 2;
-        assert!(matches!(decode(&v2), Err(Reject::Manifest(ManifestError::UnsupportedVersion))));
+        let mut v3 = bytes.clone();
+        let at = prefix_for(VERSION_1).len() - 1;
+        v3[at] = 3;
+        assert!(matches!(decode(&v3), Err(Reject::Manifest(ManifestError::UnsupportedVersion))));
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(decode(&trailing).is_err());

@@ -7,6 +7,7 @@
 //! - [`sums`]: the signed checksum list (§5) and the per-artifact checksum line.
 //! - [`manifest`]: the signed manifest and its canonical CBOR encoding (§6).
 //! - [`peek`]: the channel and creation time, read from unverified manifest bytes (§8 step 2).
+//! - [`receipt`]: a mirror's signed statement of what it holds (§15).
 //! - [`path`]: [`path::RelPath`], the only kind of path a bundle may name (§7).
 //! - The limits (§11) are the constants below and in [`manifest`].
 
@@ -14,6 +15,7 @@ pub mod head;
 pub mod manifest;
 pub mod path;
 pub mod peek;
+pub mod receipt;
 pub mod sums;
 pub mod tar;
 pub mod volume;

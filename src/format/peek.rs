@@ -8,7 +8,7 @@
 //! The cursor is fuzzed (`fuzz/targets.rs`, `manifest`) against [`decode`](super::manifest::decode).
 
 use crate::error::Reject;
-use crate::format::manifest::{check_prefix, prefix, push_text, ManifestError};
+use crate::format::manifest::{push_text, split_prefix, ManifestError};
 
 /// Reads `channel` and `created` from manifest bytes *before* their signatures are checked,
 /// so the trust policy can pick the channel's signer rule (and apply revocation times)
@@ -16,9 +16,10 @@ use crate::format::manifest::{check_prefix, prefix, push_text, ManifestError};
 /// fields right after [`prefix`] (`bundle_id`, `created`, `expires`, `channel`); the caller
 /// MUST compare the result with the decoded manifest once the signatures verified.
 pub fn peek_channel_created(bytes: &[u8]) -> Result<(String, u64), Reject> {
-    check_prefix(bytes)?; // so another version is named as such, not "not a manifest"
+    // Another version is named as such, not "not a manifest".
+    let (_, rest) = split_prefix(bytes)?;
     let bad = || Reject::Manifest(ManifestError::PeekNotAManifest);
-    let mut r = Peek(bytes.strip_prefix(prefix().as_slice()).ok_or_else(bad)?);
+    let mut r = Peek(rest);
     r.key("bundle_id")?;
     if r.take(17)?[0] != 0x50 {
         return Err(bad());
@@ -80,7 +81,9 @@ mod tests {
 
     #[test]
     fn peek_reads_channel_and_created() {
-        let mut m = sample();
+        let mut m = crate::format::manifest::tests::sample_v2();
+        assert_eq!(peek_channel_created(&encode(&m).unwrap()).unwrap(), ("default".into(), 1_700_000_000));
+        m = sample();
         assert_eq!(peek_channel_created(&encode(&m).unwrap()).unwrap(), ("default".into(), 1_700_000_000));
         m.channel = "a-much-longer-channel-name-of-forty-bytes".into();
         m.expires = None;

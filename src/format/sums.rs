@@ -5,12 +5,14 @@ use super::manifest::{Entry, Manifest};
 use super::DATA_DIR;
 use crate::io::digest::Digest;
 
-/// The checksum list signed into `airlock/SHA256SUMS.sig`, in `signify -C` syntax.
+/// The checksum list signed into `airlock/SHA256SUMS.sig`, in `signify -C` syntax: one line
+/// per *carried* entry (FORMAT.md §5), so `signify -C` on an extracted delta bundle checks
+/// exactly the files it holds.
 pub fn sums_text(manifest: &Manifest) -> Vec<u8> {
     // Sized exactly (a growing Vec would double past it): see `sums_line`.
-    let len = manifest.entries.iter().map(|e| e.path.as_str().len() + SUMS_LINE_OVERHEAD).sum();
+    let len = carried(manifest).map(|e| e.path.as_str().len() + SUMS_LINE_OVERHEAD).sum();
     let mut out = Vec::with_capacity(len);
-    for e in &manifest.entries {
+    for e in carried(manifest) {
         out.extend_from_slice(sums_line(e).as_bytes());
     }
     out
@@ -20,7 +22,7 @@ pub fn sums_text(manifest: &Manifest) -> Vec<u8> {
 /// reader need not build a second copy of a list that can be tens of megabytes.
 pub fn sums_match(manifest: &Manifest, message: &[u8]) -> bool {
     let mut rest = message;
-    for e in &manifest.entries {
+    for e in carried(manifest) {
         let line = sums_line(e);
         match rest.strip_prefix(line.as_bytes()) {
             Some(r) => rest = r,
@@ -28,6 +30,10 @@ pub fn sums_match(manifest: &Manifest, message: &[u8]) -> bool {
         }
     }
     rest.is_empty()
+}
+
+fn carried(manifest: &Manifest) -> impl Iterator<Item = &Entry> {
+    manifest.entries.iter().filter(|e| e.carried)
 }
 
 /// Bytes of a checksum line besides the path: `SHA256 (data/`, `) = `, 64 hex digits, `\n`.

@@ -337,6 +337,7 @@ mod tests {
             sha256: Digest::of(data),
             mode: Mode::Regular,
             signatures: vec![],
+            carried: true,
         }
     }
 

@@ -441,11 +441,20 @@ fn build_manifest(opts: &PackOptions, files: Vec<HashedFile>) -> (Manifest, Vec<
     let mut entries = Vec::with_capacity(files.len());
     let mut items = Vec::with_capacity(files.len());
     for (found, h) in files {
-        entries.push(Entry { path: found.path, size: h.size, sha256: h.sha256, mode: h.mode, signatures: Vec::new() });
+        entries.push(Entry {
+            path: found.path,
+            size: h.size,
+            sha256: h.sha256,
+            mode: h.mode,
+            signatures: Vec::new(),
+            carried: true,
+        });
         items.push(Item { root: found.root, stamp: h.stamp });
     }
     link_signatures(&mut entries);
     let manifest = Manifest {
+        version: crate::format::manifest::VERSION,
+        base: opts.base.as_ref().map(|b| crate::format::manifest::Base { mirror: b.mirror, manifest: b.manifest }),
         bundle_id: BundleId::random(),
         created: opts.created,
         expires: opts.expires,

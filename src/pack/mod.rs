@@ -49,12 +49,12 @@
 //! - On any error the temporary file and the checksum signatures' directory are removed:
 //!   nothing appears at the bundle's name.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Reject, Result};
-use crate::format::manifest::{self, Manifest};
+use crate::format::manifest::{self, Entry, Manifest, MirrorId};
 use crate::io::digest::Digest;
 use crate::io::durable::{parent_dir, write_atomic, Overwrite};
 use crate::io::tuning::BUNDLE_BUF;
@@ -109,8 +109,23 @@ pub struct PackOptions {
     /// Write a volume set (`NAME.vol001.airlock`.., `NAME.par01.airlock`..) named after the
     /// output path instead of one bundle file (FORMAT.md §14).
     pub volumes: Option<VolumeOptions>,
+    /// What the receiving mirror already holds (from its receipt): entries equal to one of
+    /// these are not carried, so the bundle is a delta. `None`: a full bundle.
+    pub base: Option<PackBase>,
     /// A fault to inject, for the failure tests; `None` in normal use.
     pub fault: Option<PackFault>,
+}
+
+/// The state a delta is computed against: a mirror's receipt named the manifest it holds
+/// for the channel, and these are that manifest's entries.
+#[derive(Clone, Debug)]
+pub struct PackBase {
+    /// The mirror the receipt came from.
+    pub mirror: MirrorId,
+    /// The manifest the receipt says the mirror holds for the channel.
+    pub manifest: Digest,
+    /// That manifest's entries.
+    pub entries: Vec<Entry>,
 }
 
 impl PackOptions {
@@ -131,6 +146,7 @@ impl PackOptions {
             threads: 0,
             sign_artifacts: false,
             volumes: None,
+            base: None,
             fault: None,
         }
     }
@@ -158,6 +174,10 @@ pub struct PackReport {
     pub bundle_bytes: u64,
     /// The volume files written, data then parity (empty for a single bundle file).
     pub volumes: Vec<PathBuf>,
+    /// Entries carried in the payload (all of them, unless [`PackOptions::base`] was given).
+    pub carried: u64,
+    /// Bytes of the carried entries.
+    pub carried_bytes: u64,
 }
 
 /// Packs `opts.sources` into a new bundle at `out`, signed by every key in `signers`
@@ -223,6 +243,9 @@ impl Packer<'_> {
         } else {
             None
         };
+        if let Some(base) = &self.opts.base {
+            omit_held(&mut manifest, base);
+        }
         // Encoded (and checked against the format's rules) before anything is written.
         let manifest_bytes = manifest::encode(&manifest).map_err(|r| match r {
             Reject::Manifest(problem) => Error::Pack(PackError::InvalidManifest(problem)),
@@ -234,7 +257,8 @@ impl Packer<'_> {
             None => (Vec::new(), self.write_bundle(overwrite, &manifest, manifest_bytes, &sources)?),
         };
         self.progress.finish();
-        Ok(PackReport { manifest, manifest_digest, bundle_bytes, volumes })
+        let (carried, carried_bytes) = (manifest.carried_count() as u64, manifest.carried_size());
+        Ok(PackReport { manifest, manifest_digest, bundle_bytes, carried, carried_bytes, volumes })
     }
 
     /// Writes the bundle durably (see [`write_atomic`]); its size.
@@ -262,6 +286,31 @@ impl Packer<'_> {
             Ok(())
         })?;
         Ok(bundle_bytes)
+    }
+}
+
+/// Marks as not carried every entry the base holds exactly (path, size, SHA-256 and mode);
+/// an artifact and its linked signatures stay together: if any of them changed, all are
+/// carried (FORMAT.md §6.3), so the payload's artifact checks still see whole groups.
+fn omit_held(manifest: &mut Manifest, base: &PackBase) {
+    let held: HashMap<&str, &Entry> = base.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    for e in &mut manifest.entries {
+        e.carried =
+            !held.get(e.path.as_str()).is_some_and(|b| b.size == e.size && b.sha256 == e.sha256 && b.mode == e.mode);
+    }
+    let entries = &mut manifest.entries;
+    for i in 0..entries.len() {
+        let group: Vec<usize> = entries[i]
+            .signatures
+            .iter()
+            .filter_map(|s| entries.binary_search_by(|x| x.path.as_str().as_bytes().cmp(s.as_str().as_bytes())).ok())
+            .chain([i])
+            .collect();
+        if group.iter().any(|&j| entries[j].carried) {
+            for j in group {
+                entries[j].carried = true;
+            }
+        }
     }
 }
 

@@ -57,7 +57,7 @@ pub(super) fn add_checksum_signatures(
         let h = hash_file(&file, &mut buf, &NoProgress)?;
         let root = sources.roots.push(file, true)?;
         added.push((
-            Entry { path, size: h.size, sha256: h.sha256, mode: h.mode, signatures: Vec::new() },
+            Entry { path, size: h.size, sha256: h.sha256, mode: h.mode, signatures: Vec::new(), carried: true },
             Item { root, stamp: h.stamp },
         ));
     }

@@ -87,6 +87,8 @@ pub(super) struct Frames {
     state: FrameState,
     produced: u64,
     index: usize,
+    /// Whether volume trailers may stand between frames: only after a version-2 head.
+    trailers_allowed: bool,
 }
 
 enum FrameState {
@@ -98,7 +100,7 @@ enum FrameState {
 impl Frames {
     /// Frames read from the start of `input`.
     pub(super) fn new(input: ByteSource) -> Frames {
-        Frames { state: FrameState::Between(Source::new(input)), produced: 0, index: 0 }
+        Frames { state: FrameState::Between(Source::new(input)), produced: 0, index: 0, trailers_allowed: false }
     }
 
     /// Starts the next frame, skipping volume trailers; false at the end of the input.
@@ -114,6 +116,9 @@ impl Frames {
             }
             if !is_skippable(head) {
                 break;
+            }
+            if !self.trailers_allowed {
+                return Err(invalid(format!("zstd frame {} is empty or skippable", self.index + 1)));
             }
             self.skip_trailer(&mut src)?;
         }
@@ -147,6 +152,12 @@ impl Frames {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "volume trailer is cut short"));
         }
         Ok(())
+    }
+
+    /// Lets volume trailers stand between the frames that follow (FORMAT.md §14.2): the
+    /// verifier allows them once the manifest is known to be version 2 or later.
+    pub(super) fn allow_trailers(&mut self) {
+        self.trailers_allowed = true;
     }
 
     /// Offset in the input just past the last finished frame.
@@ -225,9 +236,13 @@ mod tests {
         bytes.extend_from_slice(&trailer);
         bytes.extend(zstd::encode_all(&b"def"[..], 1).unwrap());
         bytes.extend_from_slice(&trailer);
-        let mut f = frames(bytes);
+        let mut f = frames(bytes.clone());
+        f.allow_trailers();
         assert!(f.begin().unwrap());
         assert_eq!(read_all(&mut f).unwrap(), b"abcdef");
+        let mut v1 = frames(bytes);
+        assert!(v1.begin().unwrap());
+        assert!(read_all(&mut v1).unwrap_err().to_string().contains("zstd frame 2 is empty or skippable"));
     }
 
     #[test]
@@ -235,11 +250,13 @@ mod tests {
         let mut other = zstd::encode_all(&b"abc"[..], 1).unwrap();
         other.extend_from_slice(&[0x50, 0x2A, 0x4D, 0x18, 1, 0, 0, 0, 9]);
         let mut f = frames(other);
+        f.allow_trailers();
         assert!(f.begin().unwrap());
         assert!(read_all(&mut f).unwrap_err().to_string().contains("not a volume trailer"));
         let mut big = zstd::encode_all(&b"abc"[..], 1).unwrap();
         big.extend_from_slice(&[0x5A, 0x2A, 0x4D, 0x18, 0xFF, 0xFF, 0xFF, 0xFF]);
         let mut f = frames(big);
+        f.allow_trailers();
         assert!(f.begin().unwrap());
         assert!(read_all(&mut f).unwrap_err().to_string().contains("more than the limit"));
     }

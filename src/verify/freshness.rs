@@ -134,6 +134,12 @@ fn check_sequence(m: &Manifest, history: &History, gaps: GapPolicy) -> Result<Ve
     if m.sequence <= last {
         return Err(Reject::Rollback { channel: m.channel.clone(), sequence: m.sequence, last });
     }
+    // A complete (version 2) manifest that names the mirror's last manifest as `previous`
+    // builds on exactly what the mirror holds: the sequences between were packed but never
+    // imported (lost, or superseded), and this complete state replaces them.
+    if m.is_complete() && m.previous == Some(last_digest) {
+        return Ok(Vec::new());
+    }
     let mut overrides = Vec::new();
     // `last < m.sequence` here, so `last + 1` cannot overflow; `saturating_add` says so
     // without a proof in the reader's head.
@@ -260,6 +266,23 @@ mod tests {
             check(&m, &d, &after(2, other), CLOCK, GapPolicy::AcceptAndLog, None).unwrap(),
             fresh(&["allow-gap: accepted a broken previous link after sequence 2"])
         );
+    }
+
+    #[test]
+    fn a_complete_manifest_linked_to_the_last_import_skips_lost_sequences() {
+        let mut m = crate::format::manifest::tests::sample_v2(); // sequence 3, previous [9; 32]
+        let d = Digest::of(b"m");
+        let linked = Digest([9; 32]);
+        assert_eq!(check(&m, &d, &after(1, linked), CLOCK, GapPolicy::Refuse, None).unwrap(), fresh(&[]));
+        // Not linked to what the mirror holds: still a gap, and a rollback is still one.
+        assert_eq!(
+            check(&m, &d, &after(1, Digest([1; 32])), CLOCK, GapPolicy::Refuse, None).unwrap_err().kind(),
+            "gap"
+        );
+        assert_eq!(check(&m, &d, &after(3, linked), CLOCK, GapPolicy::Refuse, None).unwrap_err().kind(), "rollback");
+        // A version-1 manifest keeps the strict rule.
+        m.version = crate::format::manifest::VERSION_1;
+        assert_eq!(check(&m, &d, &after(1, linked), CLOCK, GapPolicy::Refuse, None).unwrap_err().kind(), "gap");
     }
 
     #[test]

@@ -323,6 +323,10 @@ impl Bundle {
         if manifest.channel != channel || manifest.created != created {
             return Err(Reject::Manifest(ManifestError::PeekMismatch).into());
         }
+        // Volume trailers (skippable frames) exist from version 2 on (§3, §14.2).
+        if manifest.version >= 2 {
+            frames.allow_trailers();
+        }
         let payload_len = match (&table, file_len) {
             (Some(table), _) => volumes::data_length(table),
             (None, Some(len)) => len.saturating_sub(head.head_frame_len),
@@ -558,8 +562,11 @@ mod tests {
             sha256: Digest::of(CONTENT),
             mode: Mode::Regular,
             signatures: vec![],
+            carried: true,
         };
         let manifest = Manifest {
+            version: manifest::VERSION,
+            base: None,
             bundle_id: BundleId([1; 16]),
             created: NOW,
             expires: None,

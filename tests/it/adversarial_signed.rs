@@ -175,7 +175,7 @@ fn label_with_terminal_escapes() {
 #[test]
 fn unknown_format_version() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| w.version = 2, None);
+    signed_variant(&case, "evil.airlock", |w| w.version = 3, None);
     case.expect_rejected("evil.airlock", "unsupported format version");
 }
 
@@ -232,6 +232,8 @@ fn manifest_not_in_canonical_form() {
         ("label", cbor(&wire.label)),
         ("entries", cbor(&wire.entries)),
         ("removed", cbor(&wire.removed)),
+        ("carried", cbor(&all_carried(wire.entries.len()))),
+        ("base", cbor(&wire.base)),
     ] {
         bytes.extend(serde_cbor::to_vec(&k).unwrap());
         bytes.extend(v);
@@ -299,9 +301,9 @@ fn manifest_with_unknown_field() {
     let parts = case.parts("next.airlock");
     let wire = Wire::decode(&parts.head[0].1);
     let good = wire.encode();
-    // 13 pairs: the twelve, then "run": "rm -rf /".
+    // 15 pairs: the fourteen, then "run": "rm -rf /".
     let mut bytes = good.clone();
-    bytes[3] = 0xad;
+    bytes[3] = 0xaf;
     bytes.extend(serde_cbor::to_vec(&"run").unwrap());
     bytes.extend(serde_cbor::to_vec(&"rm -rf /").unwrap());
     let head = signed_head(&bytes, &wire.sums(), &[&case.secret("k")]);

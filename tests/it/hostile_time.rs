@@ -334,7 +334,10 @@ fn entry_sizes_summing_past_u64_max_never_panic() {
 #[test]
 fn sequence_u64_max_never_overflows() {
     let case = Case::new();
-    forged(&case, "last.airlock", "k", |w| w.sequence = u64::MAX);
+    forged(&case, "last.airlock", "k", |w| {
+        w.sequence = u64::MAX;
+        w.previous = None;
+    });
     let out = import_orderly(&case, "last.airlock", &[], None);
     out.expect_code(1).expect_stderr(&format!("2..={}", u64::MAX - 1));
     let out = import_orderly(&case, "last.airlock", &["--allow-gap"], None);

@@ -430,6 +430,8 @@ fn manifest_of(n: &Numbers) -> airlock::format::manifest::Manifest {
     use airlock::format::path::RelPath;
     use airlock::io::digest::Digest;
     Manifest {
+        version: airlock::format::manifest::VERSION,
+        base: None,
         bundle_id: BundleId([7; 16]),
         created: n.created,
         expires: n.expires,
@@ -448,6 +450,7 @@ fn manifest_of(n: &Numbers) -> airlock::format::manifest::Manifest {
                 sha256: Digest([i as u8; 32]),
                 mode: Mode::Regular,
                 signatures: Vec::new(),
+                carried: true,
             })
             .collect(),
         removed: Vec::new(),

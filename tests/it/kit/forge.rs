@@ -210,6 +210,19 @@ pub struct Wire {
     pub meta: BTreeMap<String, String>,
     pub entries: Vec<WireEntry>,
     pub removed: Vec<String>,
+    /// Version 2: the carried bitmap as written, or `None` for "every entry" (recomputed
+    /// from the entries at encoding, so an edit of the entries keeps a full bundle full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<serde_bytes::ByteBuf>,
+    /// Version 2: the base (written as null when `None`).
+    #[serde(default, skip_serializing)]
+    pub base: Option<WireBase>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct WireBase {
+    pub mirror: serde_bytes::ByteBuf,
+    pub manifest: serde_bytes::ByteBuf,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -223,25 +236,86 @@ pub struct WireEntry {
 
 impl Wire {
     pub fn decode(bytes: &[u8]) -> Wire {
-        serde_cbor::from_slice(bytes).unwrap()
+        let mut wire: Wire = serde_cbor::from_slice(bytes).unwrap();
+        if wire.carried.as_ref().is_some_and(|c| *c == all_carried(wire.entries.len())) {
+            wire.carried = None;
+        }
+        wire
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let mut ser = serde_cbor::Serializer::new(&mut out);
         ser.self_describe().unwrap();
-        self.serialize(&mut ser).unwrap();
+        if self.version == 1 {
+            let v1 = Wire { carried: None, base: None, ..self.clone() };
+            v1.serialize(&mut ser).unwrap();
+        } else {
+            // Field for field (serde's `flatten` would write an indefinite-length map).
+            #[derive(Serialize)]
+            struct V2<'a> {
+                format: &'a str,
+                version: u64,
+                bundle_id: &'a serde_bytes::ByteBuf,
+                created: u64,
+                expires: Option<u64>,
+                channel: &'a str,
+                sequence: u64,
+                previous: &'a Option<serde_bytes::ByteBuf>,
+                label: &'a Option<String>,
+                meta: &'a BTreeMap<String, String>,
+                entries: &'a [WireEntry],
+                removed: &'a [String],
+                carried: serde_bytes::ByteBuf,
+                base: &'a Option<WireBase>,
+            }
+            let carried = self.carried.clone().unwrap_or_else(|| all_carried(self.entries.len()));
+            V2 {
+                format: &self.format,
+                version: self.version,
+                bundle_id: &self.bundle_id,
+                created: self.created,
+                expires: self.expires,
+                channel: &self.channel,
+                sequence: self.sequence,
+                previous: &self.previous,
+                label: &self.label,
+                meta: &self.meta,
+                entries: &self.entries,
+                removed: &self.removed,
+                carried,
+                base: &self.base,
+            }
+            .serialize(&mut ser)
+            .unwrap();
+        }
         out
     }
 
-    /// `signify -C` lines for the entries, as `sums_text` would write them.
+    /// Whether entry `i` is carried.
+    pub fn is_carried(&self, i: usize) -> bool {
+        self.carried.as_ref().is_none_or(|c| c.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0))
+    }
+
+    /// `signify -C` lines for the carried entries, as `sums_text` would write them.
     pub fn sums(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for e in &self.entries {
+        for (_, e) in self.entries.iter().enumerate().filter(|(i, _)| self.is_carried(*i)) {
             out.extend_from_slice(format!("SHA256 (data/{}) = {}\n", e.path, hex(&e.sha256)).as_bytes());
         }
         out
     }
+}
+
+/// The carried bitmap of a full bundle of `n` entries.
+pub fn all_carried(n: usize) -> serde_bytes::ByteBuf {
+    let mut bits = vec![0xffu8; n.div_ceil(8)];
+    if !n.is_multiple_of(8) {
+        if let Some(last) = bits.last_mut() {
+            *last = (1u8 << (n % 8)) - 1;
+        }
+    }
+    serde_bytes::ByteBuf::from(bits)
 }
 
 pub fn sha256(data: &[u8]) -> serde_bytes::ByteBuf {
