@@ -89,4 +89,12 @@ mod tests {
         data[0] = None;
         assert!(matches!(rebuild(&data, &par, size), Err(ParityError::TooFew { have: 4, need: 5 })));
     }
+
+    #[test]
+    fn one_data_block_with_two_parity_blocks() {
+        let block = vec![9u8; 128];
+        let parity = encode(&[&block], 2, 128).unwrap();
+        let rebuilt = rebuild(&[None], &[None, Some(&parity[1])], 128).unwrap();
+        assert_eq!(rebuilt[&0], block);
+    }
 }
