@@ -226,7 +226,7 @@ pub enum Reject {
     },
     /// A volume set that cannot be read as one bundle (FORMAT.md §14).
     #[error("{0}")]
-    Volumes(crate::verify::VolumeProblem),
+    Volumes(Box<crate::verify::VolumeProblem>),
     /// A size or count limit of the format was exceeded.
     #[error("{what} exceeds the limit of {limit}")]
     Limit {

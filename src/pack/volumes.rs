@@ -186,7 +186,7 @@ impl Write for BodyWriter {
         self.whole.update(&buf[..n]);
         self.block.update(&buf[..n]);
         self.len += n as u64;
-        if self.len % BLOCK_SIZE == 0 && n > 0 {
+        if self.len.is_multiple_of(BLOCK_SIZE) && n > 0 {
             self.blocks.push(std::mem::take(&mut self.block).finish());
         }
         Ok(n)

@@ -530,7 +530,7 @@ pub(crate) fn verify_counted(
             counted: trust.signatures.iter().map(|(k, _)| *k).filter(|&k| counted(k)).collect(),
         }
     })?;
-    signer.verify(message, &sig).map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: what.to_owned() })?;
+    signer.verify(message, sig).map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: what.to_owned() })?;
     Ok(())
 }
 

@@ -222,7 +222,7 @@ pub(super) fn open_set(paths: &[PathBuf]) -> Result<(VolumeSet, Head)> {
     let mut first: Option<(Head, PathBuf)> = None;
     for path in paths {
         let volume = match read_trailer(path)? {
-            None => return Err(Reject::Volumes(VolumeProblem::NotAVolume { path: path.clone() }).into()),
+            None => return Err(Reject::Volumes(Box::new(VolumeProblem::NotAVolume { path: path.clone() })).into()),
             Some(Err(reason)) => {
                 unreadable.push((path.clone(), reason));
                 continue;
@@ -239,12 +239,12 @@ pub(super) fn open_set(paths: &[PathBuf]) -> Result<(VolumeSet, Head)> {
         match &first {
             None => first = Some((head, path.clone())),
             Some((set_head, set_path)) if set_head.manifest_digest != head.manifest_digest => {
-                return Err(Reject::Volumes(VolumeProblem::OtherBundle {
+                return Err(Reject::Volumes(Box::new(VolumeProblem::OtherBundle {
                     volume: path.clone(),
                     bundle: bundle_name(&head),
                     other_volume: set_path.clone(),
                     other: bundle_name(set_head),
-                })
+                }))
                 .into());
             }
             Some(_) => {}
@@ -254,7 +254,7 @@ pub(super) fn open_set(paths: &[PathBuf]) -> Result<(VolumeSet, Head)> {
     }
     let Some((head, _)) = first else {
         let list: Vec<String> = unreadable.iter().map(|(p, r)| format!("{}: {r}", p.display())).collect();
-        return Err(Reject::Volumes(VolumeProblem::NoReadableTrailer(list.join("; "))).into());
+        return Err(Reject::Volumes(Box::new(VolumeProblem::NoReadableTrailer(list.join("; ")))).into());
     };
     Ok((VolumeSet { files, unreadable, notes: VolumeNotes::default() }, head))
 }
@@ -361,7 +361,7 @@ impl VolumeSet {
             (1..=data).map(VolumeId::data).filter(|id| !opened.contains_key(id)).map(|id| id.to_string()).collect();
         let parity = opened.keys().filter(|id| id.kind == Kind::Parity).count();
         if missing.len() > parity {
-            return Err(Reject::Volumes(VolumeProblem::Missing { missing, damaged, parity }).into());
+            return Err(Reject::Volumes(Box::new(VolumeProblem::Missing { missing, damaged, parity })).into());
         }
         for m in &missing {
             self.notes.push(format!("{m}: missing; rebuilt from parity"));
@@ -380,12 +380,13 @@ impl VolumeSet {
 }
 
 fn check_table(v: &VolumeFile, manifest: Digest, signer_keys: &Trust, trust: &TrustReport) -> Result<Table> {
-    let problem =
-        |problem: String| Error::from(Reject::Volumes(VolumeProblem::Table { volume: v.path.clone(), problem }));
+    let problem = |problem: String| {
+        Error::from(Reject::Volumes(Box::new(VolumeProblem::Table { volume: v.path.clone(), problem })))
+    };
     let (sig, message) = keys::parse_embedded(&v.table).map_err(|e| problem(e.to_string()))?;
     verify_counted(&sig, message, VOLUMES_MEMBER, signer_keys, trust).map_err(|e| match e {
         Error::Rejected(Reject::UntrustedSumsSigner { key_id, .. }) => {
-            Reject::Volumes(VolumeProblem::UntrustedTableSigner { key_id }).into()
+            Reject::Volumes(Box::new(VolumeProblem::UntrustedTableSigner { key_id })).into()
         }
         other => other,
     })?;
