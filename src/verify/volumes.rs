@@ -20,7 +20,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use super::frames::Frames;
 use super::{read_head, verify_counted, Head};
@@ -366,16 +366,7 @@ impl VolumeSet {
         for m in &missing {
             self.notes.push(format!("{m}: missing; rebuilt from parity"));
         }
-        Ok(SetReader {
-            table,
-            opened,
-            volume: 1,
-            block: 0,
-            current: Vec::new(),
-            pos: 0,
-            rebuilt: BTreeMap::new(),
-            notes: self.notes,
-        })
+        SetReader::new(table, opened, self.notes).map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))
     }
 }
 
@@ -431,11 +422,26 @@ struct Opened {
     path: PathBuf,
 }
 
+/// The blocks of a set: the verified table and the volume files present.
+struct Blocks {
+    table: Table,
+    opened: BTreeMap<VolumeId, Opened>,
+}
+
+/// Blocks read and checked ahead of the reader, on their own thread: hashing the
+/// compressed bytes there keeps it off the decompression thread that reads the set.
+const READ_AHEAD_BLOCKS: usize = 4;
+
+/// What the read-ahead hands over for each block of each data volume, in order: the block
+/// if present and matching its signed SHA-256, else `None` (to be rebuilt).
+type AheadBlock = io::Result<Option<Vec<u8>>>;
+
 /// The data volumes' bodies in order, one block at a time, each checked against its
 /// signed SHA-256 and rebuilt from parity when missing or damaged.
 pub(super) struct SetReader {
-    table: Table,
-    opened: BTreeMap<VolumeId, Opened>,
+    blocks: Arc<Blocks>,
+    ahead: Option<mpsc::Receiver<AheadBlock>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// The data volume being read (1-based).
     volume: u16,
     /// The next block of it.
@@ -456,7 +462,7 @@ fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
-impl SetReader {
+impl Blocks {
     /// Block `j` of volume `id` from its file, if present and matching its signed SHA-256.
     fn good_block(&self, id: VolumeId, j: u64) -> io::Result<Option<Vec<u8>>> {
         let (Some(entry), Some(o)) = (self.table.entry(id), self.opened.get(&id)) else { return Ok(None) };
@@ -496,12 +502,65 @@ impl SetReader {
         }
         Ok(block)
     }
+}
+
+/// The read-ahead thread: every block of every data volume, in order, checked; it stops
+/// after handing over an error, or when the reader is gone.
+fn read_ahead(blocks: &Blocks, out: &mpsc::SyncSender<AheadBlock>) {
+    for number in 1..=blocks.table.data_count() {
+        let id = VolumeId::data(number);
+        let length = blocks.table.entry(id).map_or(0, |e| e.length);
+        for j in 0..blocks_in(length) {
+            let next = blocks.good_block(id, j);
+            let failed = next.is_err();
+            if out.send(next).is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+impl SetReader {
+    fn new(table: Table, opened: BTreeMap<VolumeId, Opened>, notes: VolumeNotes) -> io::Result<SetReader> {
+        let blocks = Arc::new(Blocks { table, opened });
+        let (tx, rx) = mpsc::sync_channel(READ_AHEAD_BLOCKS);
+        let shared = Arc::clone(&blocks);
+        let thread =
+            std::thread::Builder::new().name("volume read-ahead".into()).spawn(move || read_ahead(&shared, &tx))?;
+        Ok(SetReader {
+            blocks,
+            ahead: Some(rx),
+            thread: Some(thread),
+            volume: 1,
+            block: 0,
+            current: Vec::new(),
+            pos: 0,
+            rebuilt: BTreeMap::new(),
+            notes,
+        })
+    }
+
+    /// The next block from the read-ahead, checked (`None`: rebuild it).
+    fn receive(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let received = self.ahead.as_ref().map(mpsc::Receiver::recv);
+        match received {
+            Some(Ok(block)) => block,
+            _ => {
+                // The thread ended early without an error: only a panic does that.
+                let panicked = self.thread.take().map(|t| t.join().is_err()).unwrap_or(false);
+                let why = if panicked { "panicked" } else { "stopped early" };
+                Err(io::Error::other(format!(
+                    "internal error: the volume read-ahead thread {why} (this is a bug in airlock; please report it)"
+                )))
+            }
+        }
+    }
 
     /// Loads the next block into `current`; false at the end of the last data volume.
     fn next_block(&mut self) -> io::Result<bool> {
         loop {
             let id = VolumeId::data(self.volume);
-            let Some(entry) = self.table.entry(id) else {
+            let Some(entry) = self.blocks.table.entry(id) else {
                 self.finish_notes();
                 return Ok(false);
             };
@@ -511,11 +570,11 @@ impl SetReader {
                 continue;
             }
             let j = self.block;
-            self.current = match self.good_block(id, j)? {
+            self.current = match self.receive()? {
                 Some(b) => b,
                 None => {
-                    let b = self.rebuild(id, j)?;
-                    if self.opened.contains_key(&id) {
+                    let b = self.blocks.rebuild(id, j)?;
+                    if self.blocks.opened.contains_key(&id) {
                         self.rebuilt.entry(id).or_default().push(j);
                     }
                     b
@@ -531,6 +590,16 @@ impl SetReader {
         for (id, blocks) in std::mem::take(&mut self.rebuilt) {
             let list: Vec<String> = blocks.iter().map(u64::to_string).collect();
             self.notes.push(format!("{id}: damaged block(s) {} rebuilt from parity", list.join(", ")));
+        }
+    }
+}
+
+impl Drop for SetReader {
+    fn drop(&mut self) {
+        // Closing the channel stops the read-ahead at its next block; then it is joined.
+        drop(self.ahead.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
