@@ -193,8 +193,13 @@ pub fn pack(
 ) -> Result<PackReport> {
     check_options(opts, signers)?;
     // Checked before the sources are read, to fail fast; the final rename checks again.
-    if overwrite == Overwrite::NoClobber && out.exists() {
-        return Err(Error::OutputExists { path: out.to_owned() });
+    // A volume set: no volume of a set of that name may be there (a stale one would mix in).
+    let existing = match opts.volumes {
+        Some(_) => volumes::existing_volumes(out)?.into_iter().next(),
+        None => out.exists().then(|| out.to_owned()),
+    };
+    if let (Overwrite::NoClobber, Some(path)) = (overwrite, existing) {
+        return Err(Error::OutputExists { path });
     }
     Packer { opts, signers, out, progress }.run(overwrite)
 }

@@ -20,7 +20,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{PackError, Packer};
 use crate::error::{Error, Result};
@@ -57,6 +57,35 @@ pub const PRESETS: [(&str, u64); 5] = [
     ("bd25", 25_000_000_000),
     ("bd50", 50_000_000_000),
 ];
+
+/// The files of a volume set named `out` already there: `NAME.volNNN.airlock`,
+/// `NAME.parNN.airlock` beside it.
+pub(super) fn existing_volumes(out: &Path) -> Result<Vec<PathBuf>> {
+    let dir = parent_dir(out);
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Ok(Vec::new()) };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let file = entry.map_err(|e| Error::io(dir, e))?.file_name().to_string_lossy().into_owned();
+        let Some(id) =
+            file.strip_prefix(&name).and_then(|r| r.strip_prefix('.')).and_then(|r| r.strip_suffix(".airlock"))
+        else {
+            continue;
+        };
+        let digits = |prefix: &str, n: usize| {
+            id.strip_prefix(prefix).is_some_and(|d| d.len() == n && d.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if digits("vol", 3) || digits("par", 2) {
+            found.push(dir.join(&file));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
 
 /// Parses a volume size: bytes, with an optional K, M, G or T suffix (powers of 1024), or
 /// a preset name ([`PRESETS`]). The message names what is accepted.
@@ -438,6 +467,13 @@ impl Packer<'_> {
                 });
             }
             paths.push(target);
+        }
+        // With --force, volumes of an earlier set of this name beyond the new set go: they
+        // belong to another bundle and would be given with this one (`NAME.vol*`).
+        for stale in existing_volumes(self.out)? {
+            if !paths.contains(&stale) {
+                std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
+            }
         }
         sync_dir(parent_dir(self.out))?;
         Ok((paths, total))

@@ -299,3 +299,30 @@ fn pipe_into_verify() {
     assert_eq!(piped(plain.clone()), Some(0));
     assert_eq!(piped(plain[..plain.len() - 10].to_vec()), Some(1));
 }
+
+#[test]
+fn stale_volumes_of_an_earlier_set_never_mix_in() {
+    let (ws, src, names) = packed(0);
+    // Without --force a set of that name is refused, naming a volume already there.
+    let again = run(&mut pack_command(ws.dir.path(), src.path(), "set", &["--volume-size", SIZE]));
+    again.expect_code(2).expect_stderr("set.vol001.airlock exists");
+    // With --force a smaller set replaces it: the earlier set's extra volumes are removed.
+    fs::write(src.path().join("big.bin"), b"small now\n").unwrap();
+    run(&mut pack_command(ws.dir.path(), src.path(), "set", &["--volume-size", SIZE, "--force"])).expect_code(0);
+    let now = volume_names(&ws);
+    assert_eq!(now, vec!["set.vol001.airlock".to_owned()], "earlier set: {names:?}");
+    verify(&ws, &strs(&now)).expect_code(0);
+}
+
+#[test]
+fn a_volume_size_too_small_fails_before_writing_and_parity_needs_a_size() {
+    let ws = Workspace::new();
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "a.txt", b"alpha\n", 0o644);
+    let tiny = run(&mut pack_command(ws.dir.path(), src.path(), "set", &["--volume-size", "2K"]));
+    tiny.expect_code(2).expect_stderr("--volume-size 2048 is too small");
+    assert!(volume_names(&ws).is_empty());
+    assert!(!fs::read_dir(ws.dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    let parity = run(&mut pack_command(ws.dir.path(), src.path(), "set", &["--parity", "1"]));
+    parity.expect_code(2).expect_stderr("--volume-size");
+}
