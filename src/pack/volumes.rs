@@ -427,9 +427,7 @@ impl Packer<'_> {
             Table { manifest: manifest_digest, volumes: data.iter().chain(&parity).map(|w| w.entry.clone()).collect() };
         let table_bytes = table.encode();
         let signer = &self.signers[0];
-        let signature = signer.sign(&table_bytes, &signature_comment(signer.key_id())).to_file_string();
-        let mut embedded = signature.into_bytes();
-        embedded.extend_from_slice(&table_bytes);
+        let embedded = crate::keys::sign_embedded(signer, &table_bytes, &signature_comment(signer.key_id()));
         let mut paths = Vec::new();
         let mut total = 0;
         let all: Vec<Written> = data.into_iter().chain(parity).collect();

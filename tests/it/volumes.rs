@@ -326,3 +326,35 @@ fn a_volume_size_too_small_fails_before_writing_and_parity_needs_a_size() {
     let parity = run(&mut pack_command(ws.dir.path(), src.path(), "set", &["--parity", "1"]));
     parity.expect_code(2).expect_stderr("--volume-size");
 }
+
+/// Rewrites the trailer of every volume of the set with its table signed by `key` instead.
+fn resign_tables(ws: &Workspace, names: &[String], key: &str) {
+    use airlock::format::volume::{encode_trailer, Footer, FOOTER_LEN};
+    let signer = load_secret(&ws.path(&format!("{key}.sec")));
+    for n in names {
+        let bytes = fs::read(ws.path(n)).unwrap();
+        let footer = Footer::decode(bytes[bytes.len() - FOOTER_LEN..].try_into().unwrap()).unwrap();
+        let start = bytes.len() - footer.trailer_len() as usize;
+        let head_at = start + 8;
+        let table_at = head_at + footer.head_len as usize;
+        let head = &bytes[head_at..table_at];
+        let table = &bytes[table_at..table_at + footer.table_len as usize];
+        let (_, message) = airlock::keys::parse_embedded(table).unwrap();
+        let resigned = airlock::keys::sign_embedded(&signer, message, "forged");
+        let mut out = bytes[..start].to_vec();
+        out.extend(encode_trailer(footer.id, head, &resigned).unwrap());
+        fs::write(ws.path(n), out).unwrap();
+    }
+}
+
+#[test]
+fn volume_table_signed_by_an_untrusted_key_is_refused() {
+    let (ws, _src, names) = packed(1);
+    ws.keygen("other");
+    resign_tables(&ws, &names, "other");
+    let run = verify(&ws, &strs(&names));
+    run.expect_code(1).expect_stderr("VOLUMES.sig is signed by key");
+    verify(&ws, &[&names[1]]).expect_code(1).expect_stderr("not one of the trusted keys");
+    import(&ws, &strs(&names)).expect_code(1).expect_stderr("VOLUMES.sig is signed by key");
+    assert!(!ws.path("mirror/big.bin").exists());
+}
