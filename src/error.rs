@@ -271,6 +271,13 @@ impl Reject {
     }
 }
 
+impl From<crate::io::parity::ParityError> for Error {
+    /// The parity codec refused shard counts or lengths the writer chose: a bug.
+    fn from(e: crate::io::parity::ParityError) -> Error {
+        Error::Internal(format!("parity encoding: {e}"))
+    }
+}
+
 impl Error {
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl AsRef<Path>, source: io::Error) -> Error {

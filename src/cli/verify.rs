@@ -22,24 +22,29 @@ pub(super) fn verify(a: VerifyArgs) -> Result<u8> {
     let source = BundleSource::from_args(&a.bundles);
     let bundle = Bundle::open_source(&source)?;
     // One volume of a larger set: checked alone (its head, its signed table entry).
-    if let (BundleSource::File(path), Some(check)) = (&source, bundle.check_volumes(&policy)?) {
-        if check.table.data_count() > 1 {
+    if let (BundleSource::File(path), Some(table)) = (&source, bundle.volume_table(&policy)?) {
+        if table.data_count() > 1 {
+            let check = bundle.check_volumes(&policy)?.ok_or_else(|| Failure::Usage("not a volume set".into()))?;
             return print_volume_check(path, &check);
         }
     }
-    let name = source.describe();
-    let verified = bundle.verify(&VerifyOptions::new(&policy, now()))?;
-    let volume_notes = verified.volume_notes();
-    let manifest = verified.manifest().clone();
-    let (digest, trust) = (verified.manifest_digest(), verified.trust().clone());
-    let progress = progress(a.quiet);
-    progress.start("verifying", manifest.total_size(), manifest.entries.len() as u64);
-    let result = verified.stream_into(&mut NullSink, &progress);
-    progress.finish();
-    let notes = result?;
-    for note in volume_notes.take() {
+    let is_set = bundle.volume_set().is_some();
+    let verified = match verify_all(bundle, &policy, a.quiet) {
+        // A set is streamed without checking each block's own hash (the payload's SHA-256s
+        // check it): a rejection may be a damaged block, so read it again checking every
+        // block, rebuilding from parity what does not match.
+        Err(Failure::Airlock(e)) if is_set && e.is_rejection() => {
+            let Some(checked) = source.checking_every_block() else { return Err(e.into()) };
+            out::note(format_args!("airlock: {e}; checking every block of the volumes and rebuilding from parity"));
+            verify_all(Bundle::open_source(&checked)?, &policy, a.quiet)?
+        }
+        other => other?,
+    };
+    let Verified { manifest, digest, trust, notes, volume_notes } = verified;
+    for note in volume_notes {
         say!("volume {note}")?;
     }
+    let name = source.describe();
     say!("OK: {} verified: {} files, {} bytes", name, manifest.entries.len(), manifest.total_size())?;
     say!("channel {} sequence {}, manifest sha256 {}", manifest.channel, manifest.sequence, digest)?;
     print_signers(&policy, &trust)?;
@@ -47,6 +52,31 @@ pub(super) fn verify(a: VerifyArgs) -> Result<u8> {
         say!("artifact {note}")?;
     }
     Ok(EXIT_OK)
+}
+
+/// What a whole verification found.
+struct Verified {
+    manifest: airlock::Manifest,
+    digest: airlock::Digest,
+    trust: TrustReport,
+    /// Artifact-rule notes.
+    notes: Vec<String>,
+    /// What reading a volume set rebuilt.
+    volume_notes: Vec<String>,
+}
+
+/// §8 steps 2-6 on an open bundle.
+fn verify_all(bundle: Bundle, policy: &Policy, quiet: bool) -> Result<Verified> {
+    let verified = bundle.verify(&VerifyOptions::new(policy, now()))?;
+    let volume_notes = verified.volume_notes();
+    let manifest = verified.manifest().clone();
+    let (digest, trust) = (verified.manifest_digest(), verified.trust().clone());
+    let progress = progress(quiet);
+    progress.start("verifying", manifest.total_size(), manifest.entries.len() as u64);
+    let result = verified.stream_into(&mut NullSink, &progress);
+    progress.finish();
+    let notes = result?;
+    Ok(Verified { manifest, digest, trust, notes, volume_notes: volume_notes.take() })
 }
 
 /// One volume checked alone: exit 0 when it matches its signed table entry.

@@ -33,6 +33,58 @@ pub fn encode(data: &[&[u8]], parity: usize, block_size: usize) -> Result<Vec<Ve
     reed_solomon_simd::encode(data.len(), parity, padded).map_err(|e| ParityError::Codec(e.to_string()))
 }
 
+/// Encodes stripe after stripe with one codec, whose working space is kept between
+/// stripes (pack encodes thousands of them).
+pub struct StripeEncoder {
+    codec: Option<reed_solomon_simd::ReedSolomonEncoder>,
+    data: usize,
+    parity: usize,
+    /// A short block, zero-padded to the shard length.
+    pad: Vec<u8>,
+}
+
+impl StripeEncoder {
+    /// An encoder of stripes of `data` blocks into `parity` recovery blocks.
+    pub fn new(data: usize, parity: usize) -> StripeEncoder {
+        StripeEncoder { codec: None, data, parity, pad: Vec::new() }
+    }
+
+    /// Encodes one stripe of `blocks` (each at most `shard` bytes, `shard` even) and hands
+    /// each recovery block, in order, to `out`.
+    pub fn encode<E: From<ParityError>>(
+        &mut self,
+        blocks: &[&[u8]],
+        shard: usize,
+        mut out: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let codec_error = |e: reed_solomon_simd::Error| E::from(ParityError::Codec(e.to_string()));
+        let codec = match &mut self.codec {
+            Some(c) => {
+                c.reset(self.data, self.parity, shard).map_err(codec_error)?;
+                c
+            }
+            None => self.codec.insert(
+                reed_solomon_simd::ReedSolomonEncoder::new(self.data, self.parity, shard).map_err(codec_error)?,
+            ),
+        };
+        for block in blocks {
+            if block.len() == shard {
+                codec.add_original_shard(block).map_err(codec_error)?;
+            } else {
+                self.pad.clear();
+                self.pad.extend_from_slice(block);
+                self.pad.resize(shard, 0);
+                codec.add_original_shard(&self.pad).map_err(codec_error)?;
+            }
+        }
+        let result = codec.encode().map_err(codec_error)?;
+        for recovery in result.recovery_iter() {
+            out(recovery)?;
+        }
+        Ok(())
+    }
+}
+
 /// Rebuilds the missing data blocks of one stripe: `data[i]` and `parity[i]` are the good
 /// blocks (`None` where missing or damaged). Returns the rebuilt data blocks by index, each
 /// `block_size` long (the caller trims a short block to its length).
@@ -96,5 +148,21 @@ mod tests {
         let parity = encode(&[&block], 2, 128).unwrap();
         let rebuilt = rebuild(&[None], &[None, Some(&parity[1])], 128).unwrap();
         assert_eq!(rebuilt[&0], block);
+    }
+
+    #[test]
+    fn the_stripe_encoder_matches_one_shot_encoding_across_stripes() {
+        let mut enc = StripeEncoder::new(3, 2);
+        for (len, shard) in [(1024usize, 1024usize), (100, 128)] {
+            let blocks: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i + 1; len]).collect();
+            let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+            let mut got = Vec::new();
+            enc.encode(&refs, shard, |b| {
+                got.push(b.to_vec());
+                Ok::<(), ParityError>(())
+            })
+            .unwrap();
+            assert_eq!(got, encode(&refs, 2, shard).unwrap());
+        }
     }
 }

@@ -43,7 +43,20 @@ impl Mirror {
             Gathered::Ready(source, dir) => (source, dir),
             Gathered::Short(outcome) => return Ok(outcome),
         };
-        let outcome = self.import_inner(&source, policy, opts, progress, summary)?;
+        let outcome = match self.import_inner(&source, policy, opts, progress, summary) {
+            // A set streams without checking each block's own hash (the payload's SHA-256s
+            // check it): a rejection may be a damaged block, so the set is read again with
+            // every block checked and rebuilt from parity where it does not match.
+            Err(e) if e.is_rejection() && matches!(source, BundleSource::Volumes(_)) => {
+                let Some(checked) = source.checking_every_block() else { return Err(e) };
+                if !super::plain::file_exists(&self.meta.join("pending")).unwrap_or(true) {
+                    self.remove_all_staging();
+                }
+                *summary = None;
+                self.import_inner(&checked, policy, opts, progress, summary)?
+            }
+            other => other?,
+        };
         if let Some(dir) = kept_dir {
             // The set is imported (or was before): its kept volumes are no longer needed.
             fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

@@ -491,6 +491,7 @@ impl Packer<'_> {
             outs.push((tmp, body));
         }
         let mut blocks: Vec<Vec<u8>> = vec![Vec::new(); data.len()];
+        let mut encoder = parity::StripeEncoder::new(data.len(), usize::from(parity));
         for j in 0..stripes {
             for (i, w) in data.iter().enumerate() {
                 let range = block_range(w.entry.length, j);
@@ -503,11 +504,11 @@ impl Packer<'_> {
             }
             let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
             let shard = block_range(parity_len, j);
-            let recovery = parity::encode(&refs, usize::from(parity), (shard.end - shard.start) as usize)
-                .map_err(|e| Error::Internal(format!("parity encoding: {e}")))?;
-            for ((tmp, body), block) in outs.iter_mut().zip(recovery) {
-                body.write_all(&block).map_err(|e| Error::io(tmp.path(), e))?;
-            }
+            let mut next = outs.iter_mut();
+            encoder.encode(&refs, (shard.end - shard.start) as usize, |block| {
+                let (tmp, body) = next.next().ok_or_else(|| Error::Internal("parity gave too many blocks".into()))?;
+                body.write_all(block).map_err(|e| Error::io(tmp.path(), e))
+            })?;
         }
         let mut written = Vec::new();
         for (n, (tmp, body)) in outs.into_iter().enumerate() {

@@ -196,7 +196,7 @@ impl Bundle {
                 // it is the data volumes concatenated (`cat NAME.vol*.airlock`): that is read
                 // as one bundle, its trailers skipped.
                 if volumes::read_trailer(path)?.is_some_and(|v| v.map_or(true, |v| v.is_single_volume())) {
-                    return Bundle::open_volumes(std::slice::from_ref(path));
+                    return Bundle::open_volumes(std::slice::from_ref(path), false);
                 }
                 let file = File::open(path).map_err(|e| Error::io(path, e))?;
                 let meta = file.metadata().map_err(|e| Error::io(path, e))?;
@@ -206,7 +206,8 @@ impl Bundle {
                 Bundle::from_file(file, path)
             }
             BundleSource::Stdin => Bundle::from_stream(Box::new(std::io::stdin()), Path::new(source::STDIN_ARG)),
-            BundleSource::Volumes(paths) => Bundle::open_volumes(paths),
+            BundleSource::Volumes(paths) => Bundle::open_volumes(paths, false),
+            BundleSource::VolumesChecked(paths) => Bundle::open_volumes(paths, true),
         }
     }
 
@@ -217,9 +218,10 @@ impl Bundle {
         Ok(Bundle { path: path.to_owned(), frames, head, file_len: None, volumes: None })
     }
 
-    /// The volumes of a set: the head is the copy in their trailers.
-    fn open_volumes(paths: &[PathBuf]) -> Result<Bundle> {
-        let (set, head) = volumes::open_set(paths)?;
+    /// The volumes of a set: the head is the copy in their trailers. `every_block`: check
+    /// each block against its signed hash as it is read.
+    fn open_volumes(paths: &[PathBuf], every_block: bool) -> Result<Bundle> {
+        let (set, head) = volumes::open_set(paths, every_block)?;
         let path = paths.first().cloned().unwrap_or_default();
         Ok(Bundle { path, frames: Frames::new(Box::new(std::io::empty())), head, file_len: None, volumes: Some(set) })
     }

@@ -12,8 +12,14 @@ pub enum BundleSource {
     File(PathBuf),
     /// Standard input: a bundle, or the data volumes of a set concatenated in order.
     Stdin,
-    /// The volumes of one set, data and parity, in any order; some may be missing.
+    /// The volumes of one set, data and parity, in any order; some may be missing. Blocks
+    /// of the volumes present are streamed without their own hash check (the payload's
+    /// SHA-256s check them); a missing volume is rebuilt from checked blocks.
     Volumes(Vec<PathBuf>),
+    /// [`BundleSource::Volumes`] with every block checked against its signed SHA-256 as it
+    /// is read, and rebuilt from parity when it does not match: slower, and what a second
+    /// attempt uses after a set was rejected, to find and rebuild damaged blocks.
+    VolumesChecked(Vec<PathBuf>),
 }
 
 /// The argument that names standard input.
@@ -35,7 +41,7 @@ impl BundleSource {
         match self {
             BundleSource::File(p) => p.display().to_string(),
             BundleSource::Stdin => "standard input".to_owned(),
-            BundleSource::Volumes(paths) => {
+            BundleSource::Volumes(paths) | BundleSource::VolumesChecked(paths) => {
                 let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 names.join(" ")
             }
@@ -47,7 +53,21 @@ impl BundleSource {
         match self {
             BundleSource::File(p) => p,
             BundleSource::Stdin => Path::new(STDIN_ARG),
-            BundleSource::Volumes(paths) => paths.first().map_or(Path::new(STDIN_ARG), PathBuf::as_path),
+            BundleSource::Volumes(paths) | BundleSource::VolumesChecked(paths) => {
+                paths.first().map_or(Path::new(STDIN_ARG), PathBuf::as_path)
+            }
+        }
+    }
+
+    /// The same volumes read with every block checked ([`BundleSource::VolumesChecked`]);
+    /// a file is taken as one volume. `None` for standard input.
+    pub fn checking_every_block(&self) -> Option<BundleSource> {
+        match self {
+            BundleSource::File(p) => Some(BundleSource::VolumesChecked(vec![p.clone()])),
+            BundleSource::Stdin => None,
+            BundleSource::Volumes(paths) | BundleSource::VolumesChecked(paths) => {
+                Some(BundleSource::VolumesChecked(paths.clone()))
+            }
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Volume sets on the read side (FORMAT.md §14): find each volume's trailer from the end of
 //! its file, refuse volumes of different bundles, check the signed table (`VOLUMES.sig`, by
 //! a counted signer, naming this manifest), then read the data volumes' bodies in order as
-//! one stream, checking every 1 MiB block against its signed SHA-256 and rebuilding a
-//! missing or damaged block from the parity volumes (and checking the rebuilt block against
-//! its signed SHA-256 too: a forged parity volume can only cause a rejection).
+//! one stream, rebuilding a missing block from the parity volumes (from blocks checked
+//! against their signed SHA-256, and the rebuilt block checked too: a forged parity volume
+//! can only cause a rejection). The blocks present stream unchecked (the payload's SHA-256s
+//! check them) unless every block is asked to be checked
+//! ([`BundleSource::VolumesChecked`](super::BundleSource::VolumesChecked)): what `verify`
+//! and `import` do after a rejection, to find and rebuild a damaged block.
 //!
 //! ```text
 //! open_set(paths)        trailers -> one bundle's volumes, its head copy (unverified)
@@ -201,8 +204,11 @@ pub struct VolumeSet {
     files: BTreeMap<VolumeId, VolumeFile>,
     /// Files whose trailer could not be read, and why.
     unreadable: Vec<(PathBuf, String)>,
-    /// Set once [`VolumeSet::prepare`] checked the table.
+    /// What streaming the set found and rebuilt.
     notes: VolumeNotes,
+    /// Check every block of the volumes present against its signed hash while streaming
+    /// (else only the blocks a rebuild uses, and the rebuilt ones).
+    every_block: bool,
 }
 
 /// The set's bundle, named for messages: manifest digest, channel and sequence.
@@ -216,7 +222,7 @@ fn bundle_name(head: &Head) -> String {
 /// Opens the volumes at `paths` (any order): every file must be a volume; the ones whose
 /// trailer is damaged are left out (parity may rebuild them); all others must hold the same
 /// bundle's head. Returns the set and that head (unverified).
-pub(super) fn open_set(paths: &[PathBuf]) -> Result<(VolumeSet, Head)> {
+pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSet, Head)> {
     let mut files: BTreeMap<VolumeId, VolumeFile> = BTreeMap::new();
     let mut unreadable = Vec::new();
     let mut first: Option<(Head, PathBuf)> = None;
@@ -256,7 +262,7 @@ pub(super) fn open_set(paths: &[PathBuf]) -> Result<(VolumeSet, Head)> {
         let list: Vec<String> = unreadable.iter().map(|(p, r)| format!("{}: {r}", p.display())).collect();
         return Err(Reject::Volumes(Box::new(VolumeProblem::NoReadableTrailer(list.join("; ")))).into());
     };
-    Ok((VolumeSet { files, unreadable, notes: VolumeNotes::default() }, head))
+    Ok((VolumeSet { files, unreadable, notes: VolumeNotes::default(), every_block }, head))
 }
 
 /// One volume's state against the signed table.
@@ -366,7 +372,8 @@ impl VolumeSet {
         for m in &missing {
             self.notes.push(format!("{m}: missing; rebuilt from parity"));
         }
-        SetReader::new(table, opened, self.notes).map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))
+        SetReader::new(Blocks { table, opened, every_block: self.every_block }, self.notes)
+            .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))
     }
 }
 
@@ -426,6 +433,9 @@ struct Opened {
 struct Blocks {
     table: Table,
     opened: BTreeMap<VolumeId, Opened>,
+    /// Whether the blocks streamed are checked against their signed hashes (see
+    /// [`BundleSource::VolumesChecked`](super::BundleSource::VolumesChecked)).
+    every_block: bool,
 }
 
 /// Blocks read and checked ahead of the reader, on their own thread: hashing the
@@ -463,6 +473,22 @@ fn invalid(message: String) -> io::Error {
 }
 
 impl Blocks {
+    /// Block `j` of volume `id` from its file if present, for the stream: checked against
+    /// its signed SHA-256 only when every block is (the payload's own SHA-256s check what
+    /// streams; a damaged block then rejects the set, and a second, checked pass rebuilds it).
+    fn stream_block(&self, id: VolumeId, j: u64) -> io::Result<Option<Vec<u8>>> {
+        if self.every_block {
+            return self.good_block(id, j);
+        }
+        let (Some(entry), Some(o)) = (self.table.entry(id), self.opened.get(&id)) else { return Ok(None) };
+        let range = block_range(entry.length, j);
+        let mut block = vec![0u8; (range.end - range.start) as usize];
+        o.file
+            .read_exact_at(&mut block, o.start + range.start)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", o.path.display())))?;
+        Ok(Some(block))
+    }
+
     /// Block `j` of volume `id` from its file, if present and matching its signed SHA-256.
     fn good_block(&self, id: VolumeId, j: u64) -> io::Result<Option<Vec<u8>>> {
         let (Some(entry), Some(o)) = (self.table.entry(id), self.opened.get(&id)) else { return Ok(None) };
@@ -511,7 +537,7 @@ fn read_ahead(blocks: &Blocks, out: &mpsc::SyncSender<AheadBlock>) {
         let id = VolumeId::data(number);
         let length = blocks.table.entry(id).map_or(0, |e| e.length);
         for j in 0..blocks_in(length) {
-            let next = blocks.good_block(id, j);
+            let next = blocks.stream_block(id, j);
             let failed = next.is_err();
             if out.send(next).is_err() || failed {
                 return;
@@ -521,8 +547,8 @@ fn read_ahead(blocks: &Blocks, out: &mpsc::SyncSender<AheadBlock>) {
 }
 
 impl SetReader {
-    fn new(table: Table, opened: BTreeMap<VolumeId, Opened>, notes: VolumeNotes) -> io::Result<SetReader> {
-        let blocks = Arc::new(Blocks { table, opened });
+    fn new(blocks: Blocks, notes: VolumeNotes) -> io::Result<SetReader> {
+        let blocks = Arc::new(blocks);
         let (tx, rx) = mpsc::sync_channel(READ_AHEAD_BLOCKS);
         let shared = Arc::clone(&blocks);
         let thread =
