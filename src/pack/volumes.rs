@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use super::{PackError, Packer};
 use crate::error::{Error, Result};
@@ -34,7 +35,9 @@ use crate::format::volume::{
 use crate::io::digest::{Digest, Hasher};
 use crate::io::durable::{parent_dir, sync_dir, Overwrite};
 use crate::io::parity;
+use crate::io::sync::join_unscoped;
 use crate::io::tuning::{BUNDLE_BUF, JOB_SIZE};
+use crate::io::writeback::{SyncHandle, SyncScope, Syncer, Writeback};
 
 /// How to split a bundle into volumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,54 +179,118 @@ fn tar_bound(manifest: &Manifest) -> u64 {
     members + 2 * BLOCK as u64
 }
 
-/// A volume body being written: its SHA-256 and each block's.
+/// A volume body being written: its SHA-256 and each block's, computed on a thread of
+/// their own (two passes of SHA-256 over the compressed bytes would otherwise hold up the
+/// thread that feeds the compressor). The file is written back and synced in the background
+/// as it grows (see `io::writeback`), so the final fsync of each volume is short.
 struct BodyWriter {
-    out: BufWriter<File>,
+    out: BufWriter<Writeback<File>>,
     len: u64,
-    whole: Hasher,
-    block: Hasher,
-    blocks: Vec<Digest>,
+    hasher: BodyHasher,
 }
 
 impl BodyWriter {
-    fn new(file: File) -> BodyWriter {
-        BodyWriter {
-            out: BufWriter::with_capacity(BUNDLE_BUF, file),
+    fn new(file: File, syncer: SyncHandle) -> io::Result<BodyWriter> {
+        Ok(BodyWriter {
+            out: BufWriter::with_capacity(BUNDLE_BUF, Writeback::new(file).with_syncer(syncer)),
             len: 0,
-            whole: Hasher::new(),
-            block: Hasher::new(),
-            blocks: Vec::new(),
-        }
+            hasher: BodyHasher::start()?,
+        })
     }
 
-    /// The body's table entry for `id`, and its file.
-    fn finish(mut self, id: VolumeId) -> io::Result<(VolumeEntry, File)> {
-        self.out.flush()?;
-        if !self.block.is_empty() {
-            self.blocks.push(std::mem::take(&mut self.block).finish());
-        }
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        Ok((VolumeEntry { id, length: self.len, sha256: self.whole.finish(), blocks: self.blocks }, file))
+    /// The body's table entry for `id`; `path` names the file in an error.
+    fn finish(mut self, id: VolumeId, path: &Path) -> Result<VolumeEntry> {
+        self.out.flush().map_err(|e| Error::io(path, e))?;
+        let (sha256, blocks) = self.hasher.finish()?;
+        Ok(VolumeEntry { id, length: self.len, sha256, blocks })
     }
 }
 
 impl Write for BodyWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let in_block = (self.len % BLOCK_SIZE) as usize;
-        let n = buf.len().min(BLOCK_SIZE as usize - in_block);
-        let n = self.out.write(&buf[..n])?;
-        self.whole.update(&buf[..n]);
-        self.block.update(&buf[..n]);
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
         self.len += n as u64;
-        if self.len.is_multiple_of(BLOCK_SIZE) && n > 0 {
-            self.blocks.push(std::mem::take(&mut self.block).finish());
-        }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// Bytes handed to the hashing thread at a time.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// The hashing thread of one body: the whole body's SHA-256 and each block's.
+struct BodyHasher {
+    chunks: Option<mpsc::SyncSender<Vec<u8>>>,
+    pending: Vec<u8>,
+    thread: Option<std::thread::JoinHandle<(Digest, Vec<Digest>)>>,
+}
+
+impl BodyHasher {
+    fn start() -> io::Result<BodyHasher> {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::Builder::new().name("volume hashing".into()).spawn(move || hash_body(rx))?;
+        Ok(BodyHasher { chunks: Some(tx), pending: Vec::with_capacity(HASH_CHUNK), thread: Some(thread) })
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= HASH_CHUNK {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(HASH_CHUNK));
+        if let Some(tx) = &self.chunks {
+            // A failed send means the thread panicked; `finish` reports it.
+            let _ = tx.send(chunk);
+        }
+    }
+
+    fn finish(mut self) -> Result<(Digest, Vec<Digest>)> {
+        self.send();
+        drop(self.chunks.take());
+        match self.thread.take() {
+            Some(thread) => Ok(join_unscoped(thread, "volume hashing")?),
+            None => Err(Error::Internal("the volume hashing thread is gone".into())),
+        }
+    }
+}
+
+impl Drop for BodyHasher {
+    fn drop(&mut self) {
+        drop(self.chunks.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The hashing thread: SHA-256 of everything received, and of each [`BLOCK_SIZE`] block.
+fn hash_body(chunks: mpsc::Receiver<Vec<u8>>) -> (Digest, Vec<Digest>) {
+    let (mut whole, mut block, mut len, mut blocks) = (Hasher::new(), Hasher::new(), 0u64, Vec::new());
+    for chunk in chunks {
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let room = (BLOCK_SIZE - len % BLOCK_SIZE) as usize;
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            whole.update(now);
+            block.update(now);
+            len += now.len() as u64;
+            rest = later;
+            if len.is_multiple_of(BLOCK_SIZE) {
+                blocks.push(std::mem::take(&mut block).finish());
+            }
+        }
+    }
+    if !block.is_empty() {
+        blocks.push(block.finish());
+    }
+    (whole.finish(), blocks)
 }
 
 /// A volume's temporary file and, once written, its table entry.
@@ -247,6 +314,8 @@ struct Cutter<'a> {
     body: Option<BodyWriter>,
     /// The frame being written (holding the body), where it started and its input so far.
     frame: Option<(zstd::stream::write::Encoder<'static, BodyWriter>, u64, u64)>,
+    /// Background writeback of the volumes.
+    syncer: SyncHandle,
 }
 
 impl Cutter<'_> {
@@ -270,7 +339,7 @@ impl Cutter<'_> {
             file.write_all(self.head).map_err(|e| self.io_err(e))?;
         }
         self.tmp = Some(tmp);
-        self.body = Some(BodyWriter::new(file));
+        self.body = Some(BodyWriter::new(file, self.syncer.clone()).map_err(|e| self.io_err(e))?);
         Ok(())
     }
 
@@ -281,7 +350,7 @@ impl Cutter<'_> {
             if id.number > MAX_DATA_VOLUMES {
                 return Err(Error::Internal("the volume plan was exceeded".into()));
             }
-            let (entry, _) = body.finish(id).map_err(|e| self.io_err(e))?;
+            let entry = body.finish(id, tmp.path())?;
             self.done.push(Written { tmp, entry });
         }
         Ok(())
@@ -407,6 +476,7 @@ impl Packer<'_> {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             n => n,
         };
+        let syncer = Syncer::start(SyncScope::File);
         let mut cutter = Cutter {
             packer: self,
             plan,
@@ -417,12 +487,14 @@ impl Packer<'_> {
             tmp: None,
             body: None,
             frame: None,
+            syncer: syncer.handle(),
         };
         self.progress.start("packing", manifest.total_size(), manifest.entries.len() as u64);
         self.write_tar(&mut cutter, manifest, sources).map_err(unwrap_volume_error)?;
         cutter.close_volume()?;
         let data = cutter.done;
-        let parity = self.write_parity(&data, opts.parity, head.len() as u64)?;
+        let parity = self.write_parity(&data, opts.parity, head.len() as u64, syncer.handle())?;
+        syncer.finish().map_err(|e| Error::io(self.out, e))?;
         let table =
             Table { manifest: manifest_digest, volumes: data.iter().chain(&parity).map(|w| w.entry.clone()).collect() };
         let table_bytes = table.encode();
@@ -478,7 +550,7 @@ impl Packer<'_> {
     }
 
     /// Parity bodies over the data bodies, stripe by stripe (FORMAT.md §14.4).
-    fn write_parity(&self, data: &[Written], parity: u16, head_len: u64) -> Result<Vec<Written>> {
+    fn write_parity(&self, data: &[Written], parity: u16, head_len: u64, syncer: SyncHandle) -> Result<Vec<Written>> {
         if parity == 0 {
             return Ok(Vec::new());
         }
@@ -487,7 +559,8 @@ impl Packer<'_> {
         let mut outs = Vec::new();
         for _ in 0..parity {
             let tmp = self.temp_volume()?;
-            let body = BodyWriter::new(tmp.as_file().try_clone().map_err(|e| Error::io(tmp.path(), e))?);
+            let file = tmp.as_file().try_clone().map_err(|e| Error::io(tmp.path(), e))?;
+            let body = BodyWriter::new(file, syncer.clone()).map_err(|e| Error::io(tmp.path(), e))?;
             outs.push((tmp, body));
         }
         let mut blocks: Vec<Vec<u8>> = vec![Vec::new(); data.len()];
@@ -512,7 +585,7 @@ impl Packer<'_> {
         }
         let mut written = Vec::new();
         for (n, (tmp, body)) in outs.into_iter().enumerate() {
-            let (entry, _) = body.finish(VolumeId::parity(n as u16 + 1)).map_err(|e| Error::io(tmp.path(), e))?;
+            let entry = body.finish(VolumeId::parity(n as u16 + 1), tmp.path())?;
             written.push(Written { tmp, entry });
         }
         Ok(written)
