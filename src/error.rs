@@ -285,9 +285,15 @@ impl Error {
     }
 
     /// Whether this error means "the bundle was rejected" (exit 1) rather than "the work
-    /// could not be done" (exit 2).
+    /// could not be done" (exit 2). A bundle that does not verify when read back after
+    /// writing (`--verify-written`) is a rejection too: what is on the medium is bad.
     pub fn is_rejection(&self) -> bool {
-        matches!(self, Error::Rejected(_))
+        matches!(
+            self,
+            Error::Rejected(_)
+                | Error::Pack(crate::pack::PackError::ReadBack { .. })
+                | Error::Sign(SignError::ReadBackRejected { .. })
+        )
     }
 }
 

@@ -17,11 +17,13 @@
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{malformed, Error, Result};
 use crate::format::{head, MAX_SIGNATURES, SUMS_MEMBER};
 use crate::io::durable::{write_atomic, Overwrite};
 use crate::keys::{self, KeyId, SecretKey};
+use crate::pack::{preflight, readback, PackError, PackFault};
 use crate::progress::Progress;
 use crate::verify::{Bundle, Head, NullSink, VerifyOptions};
 
@@ -47,6 +49,9 @@ pub struct CosignReport {
     pub head_bytes: (u64, u64),
     /// Payload bytes copied unchanged.
     pub payload_bytes: u64,
+    /// How long reading the written copy back and verifying it took (with
+    /// [`CosignOptions::verify_written`]).
+    pub read_back: Option<Duration>,
 }
 
 /// Why a bundle that verified cannot be co-signed.
@@ -70,6 +75,33 @@ pub enum SignError {
         /// The input bundle.
         path: PathBuf,
     },
+    /// Preflight: co-signing writes a whole new copy of the bundle before it replaces the
+    /// old one (or beside it), and the destination has not the room. Nothing was written.
+    #[error(
+        "not enough room for {}: co-signing writes a new copy of the bundle ({needed} bytes) before the old one goes, and the destination has {free} bytes free; free some space or write the co-signed bundle to another medium",
+        destination.display()
+    )]
+    NoRoom {
+        /// The co-signed bundle to be written.
+        destination: PathBuf,
+        /// Bytes the copy takes on that file system.
+        needed: u64,
+        /// Bytes free there.
+        free: u64,
+    },
+    /// Read-back: the co-signed bundle read back from the medium does not verify. It is
+    /// checked before it takes the bundle's name, so it was removed and the input (signed in
+    /// place or not) is unchanged.
+    #[error(
+        "{}: the co-signed bundle read back from the medium does not verify ({problem}); it was removed and the bundle is unchanged. The medium may be bad: write the co-signed bundle to another one",
+        path.display()
+    )]
+    ReadBackRejected {
+        /// The bundle written (now removed).
+        path: PathBuf,
+        /// What verification found.
+        problem: Box<crate::error::Reject>,
+    },
     /// The written bundle does not have the head it was written with.
     #[error("{}: the co-signed bundle does not read back as written", path.display())]
     ReadBack {
@@ -78,18 +110,41 @@ pub enum SignError {
     },
 }
 
+/// Where and how [`cosign`] writes.
+#[derive(Clone, Copy, Debug)]
+pub struct CosignOptions<'a> {
+    /// Write the co-signed bundle here; `None` replaces the input.
+    pub output: Option<&'a Path>,
+    /// Whether an existing `output` may be replaced.
+    pub overwrite: Overwrite,
+    /// Read the co-signed bundle back from the medium (bypassing the page cache) and verify
+    /// it in full before it takes its name (`sign --verify-written`).
+    pub verify_written: bool,
+    /// A fault to inject, for the failure tests (`PackFault::SkipSpaceCheck`,
+    /// `PackFault::FlipWrittenByte`); `None` in normal use.
+    pub fault: Option<PackFault>,
+}
+
+impl<'a> CosignOptions<'a> {
+    /// Writing to `output` (in place when `None`), no read-back.
+    pub fn new(output: Option<&'a Path>, overwrite: Overwrite) -> CosignOptions<'a> {
+        CosignOptions { output, overwrite, verify_written: false, fault: None }
+    }
+}
+
 /// Verifies the bundle at `input` against `verify` (FORMAT.md §8, payload included), then
-/// adds `key`'s signature, writing the result to `output` (or in place when `None`). An
-/// existing `output` is replaced only with [`Overwrite::Replace`]. Nothing is written unless
-/// the bundle verified.
+/// adds `key`'s signature, writing the result to `options.output` (or in place). An existing
+/// output is replaced only with [`Overwrite::Replace`]. Nothing is written unless the bundle
+/// verified, and, before it is verified, the destination must have room for the new copy
+/// ([`SignError::NoRoom`]).
 pub fn cosign(
     input: &Path,
     key: &SecretKey,
-    output: Option<&Path>,
-    overwrite: Overwrite,
+    options: &CosignOptions<'_>,
     verify: &VerifyOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<CosignReport> {
+    let (output, overwrite) = (options.output, options.overwrite);
     let dest = output.unwrap_or(input);
     let in_place = output.is_none() || same_file(input, dest);
     if !in_place && overwrite == Overwrite::NoClobber && dest.exists() {
@@ -98,7 +153,12 @@ pub fn cosign(
     }
     let file = File::open(input).map_err(|e| Error::io(input, e))?;
     let mut source = file.try_clone().map_err(|e| Error::io(input, e))?;
-    let head = verify_whole(Bundle::from_file(file, input)?, verify, progress)?;
+    let bundle = Bundle::from_file(file, input)?;
+    let unchanged = in_place && bundle.head().signatures.iter().any(|s| s.key_id() == key.key_id());
+    if !unchanged && !skip_space_check(options) {
+        check_room(&source, input, dest, bundle.head())?;
+    }
+    let head = verify_whole(bundle, verify, progress)?;
     let file_len = source.metadata().map_err(|e| Error::io(input, e))?.len();
     let payload_bytes =
         file_len.checked_sub(head.head_frame_len).ok_or_else(|| SignError::InputChanged { path: input.to_owned() })?;
@@ -110,6 +170,7 @@ pub fn cosign(
         sums_signer: keys::parse_embedded(&head.sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?.0.key_id(),
         head_bytes: (head.head_frame_len, head.head_frame_len),
         payload_bytes,
+        read_back: None,
     };
 
     if let Some(existing) = head.signatures.iter().find(|s| s.key_id() == key.key_id()) {
@@ -118,7 +179,11 @@ pub fn cosign(
         }
         // Already signed by this key: nothing to add. With -o, the output is an identical copy.
         if !in_place {
-            write_atomic(dest, BUNDLE_MODE, overwrite, |out| copy_from(&mut source, 0, out, input, dest).map(drop))?;
+            write_atomic(dest, BUNDLE_MODE, overwrite, |out| {
+                copy_from(&mut source, 0, out, input, dest)?;
+                report.read_back = written_check(out, dest, &head.manifest_digest, options, verify, progress)?;
+                Ok(())
+            })?;
         }
         return Ok(report);
     }
@@ -137,6 +202,7 @@ pub fn cosign(
         if copy_from(&mut source, head.head_frame_len, out, input, dest)? != payload_bytes {
             return Err(SignError::InputChanged { path: input.to_owned() }.into());
         }
+        report.read_back = written_check(out, dest, &head.manifest_digest, options, verify, progress)?;
         Ok(())
     })?;
 
@@ -149,6 +215,64 @@ pub fn cosign(
     report.signers = check.head().signatures.iter().map(|s| s.key_id()).collect();
     report.head_bytes.1 = check.head().head_frame_len;
     Ok(report)
+}
+
+/// Without the `fault-injection` feature, [`PackFault`] has no values.
+fn skip_space_check(options: &CosignOptions<'_>) -> bool {
+    #[cfg(feature = "fault-injection")]
+    return options.fault == Some(PackFault::SkipSpaceCheck);
+    #[cfg(not(feature = "fault-injection"))]
+    return options.fault.is_some();
+}
+
+/// Preflight: the destination must have room for the co-signed copy, whose size is the
+/// payload's plus the new head frame's, at most zstd's bound of the head's members with one
+/// more signature. (The copy is written beside the bundle before it replaces it, so signing
+/// in place needs that room too.)
+fn check_room(input_file: &File, input: &Path, dest: &Path, head: &Head) -> Result<()> {
+    /// A signature member with its tar header and padding, rounded up.
+    const SIGNATURE_MEMBER: u64 = 2048;
+    /// The manifest's and checksum list's tar headers and padding.
+    const MEMBER_OVERHEAD: u64 = 2 * 1024;
+    let len = input_file.metadata().map_err(|e| Error::io(input, e))?.len();
+    let members = head.manifest_bytes.len() as u64
+        + head.sums.len() as u64
+        + MEMBER_OVERHEAD
+        + (head.signatures.len() as u64 + 1) * SIGNATURE_MEMBER;
+    let needed = len.saturating_sub(head.head_frame_len).saturating_add(preflight::zstd_bound(members));
+    match preflight::check_room(dest, needed, needed) {
+        Err(Error::Pack(PackError::NoRoom { destination, needed, free })) => {
+            Err(SignError::NoRoom { destination, needed, free }.into())
+        }
+        other => other.map(drop),
+    }
+}
+
+/// With `verify_written`: the copy just written, synced, dropped from the page cache, read
+/// back and verified as the input was (plus its manifest must be the input's); how long it
+/// took. The test hook `PackFault::FlipWrittenByte` damages it first.
+fn written_check(
+    out: &File,
+    dest: &Path,
+    digest: &crate::io::digest::Digest,
+    options: &CosignOptions<'_>,
+    verify: &VerifyOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<Option<Duration>> {
+    #[cfg(feature = "fault-injection")]
+    if options.fault == Some(PackFault::FlipWrittenByte) {
+        readback::flip_written_byte(out, dest)?;
+    }
+    if !options.verify_written {
+        return Ok(None);
+    }
+    match readback::verify_file(out, dest, digest, verify, progress) {
+        Ok(took) => Ok(Some(took)),
+        Err(Error::Rejected(problem)) => {
+            Err(SignError::ReadBackRejected { path: dest.to_owned(), problem: Box::new(problem) }.into())
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// The whole verification procedure, the payload into a [`NullSink`]; returns the head that

@@ -85,6 +85,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         volume_size: None,
         parity: 0,
         force: true,
+        verify_written: false,
         state_dir: Some(state),
         quiet: true,
         secret: SecretKeyArgs { passphrase_file: None, allow_insecure_key_permissions: false },

@@ -246,6 +246,15 @@ fn flag_hint(e: &Error) -> Option<String> {
             }
             _ => return None,
         },
+        Error::Pack(e @ (PackError::NoRoom { .. } | PackError::DestinationFull { .. })) => {
+            format!("{e} (--volume-size SIZE)")
+        }
+        Error::Pack(e @ (PackError::FileTooLarge { .. } | PackError::DestinationFileTooLarge { .. })) => {
+            format!("{e}: pass --volume-size fat32")
+        }
+        Error::Sign(e @ airlock::sign::SignError::NoRoom { .. }) => {
+            format!("{e} (-o OUT)")
+        }
         Error::Rejected(gap @ Reject::Gap { .. }) => format!(
             "bundle rejected: {gap}. If they were lost: make a receipt of this mirror \
              (`airlock mirror receipt DIR --key K.sec -o R`) and pack again outside with `--since R`; \

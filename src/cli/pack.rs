@@ -51,6 +51,11 @@ pub(super) struct PackArgs {
     /// Overwrite BUNDLE if it exists.
     #[arg(long)]
     pub(super) force: bool,
+    /// Once written, read BUNDLE back from the medium (bypassing the page cache) and verify
+    /// it in full; if it does not verify, it is removed (a bad medium is found here, not at
+    /// the import desk).
+    #[arg(long)]
+    pub(super) verify_written: bool,
     /// Where the per-channel sequence state lives [default: $AIRLOCK_STATE_DIR, else $XDG_DATA_HOME/airlock, else ~/.local/share/airlock].
     #[arg(long, value_name = "DIR")]
     pub(super) state_dir: Option<PathBuf>,
@@ -106,6 +111,7 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         threads: a.threads,
         sign_artifacts: a.sign_artifacts,
         volumes: volume_options(&a)?,
+        verify_written: a.verify_written,
         base: None,
         fault: injected_fault()?,
     };
@@ -143,6 +149,13 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
     say!("manifest sha256 {}", report.manifest_digest)?;
     let ids: Vec<String> = keys.iter().map(|k| k.key_id().to_string()).collect();
     say!("signed by {}", ids.join(", "))?;
+    say!(
+        "size bound {} bytes (the most it could take; checked against the destination's free space first)",
+        report.bound_bytes
+    )?;
+    if let Some(took) = report.read_back {
+        say!("read back from the medium and verified in {:.2} s", took.as_secs_f64())?;
+    }
     crash_point("after-report");
     Ok(EXIT_OK)
 }
@@ -164,18 +177,22 @@ fn default_state_dir() -> Option<PathBuf> {
 }
 
 /// Test hook (feature `fault-injection`): `AIRLOCK_TEST_FAULT=hash-worker-panic` makes a
-/// hashing worker panic.
+/// hashing worker panic, `skip-space-check` skips the preflight's free-space check (as if
+/// the destination filled up after it), `flip-written-byte` flips a byte of the written
+/// bundle before it is read back (as a bad medium would). `sign` takes the last two.
 #[cfg(feature = "fault-injection")]
-fn injected_fault() -> Result<Option<PackFault>> {
+pub(super) fn injected_fault() -> Result<Option<PackFault>> {
     match std::env::var("AIRLOCK_TEST_FAULT").ok().as_deref() {
         None => Ok(None),
         Some("hash-worker-panic") => Ok(Some(PackFault::HashWorkerPanic)),
+        Some("skip-space-check") => Ok(Some(PackFault::SkipSpaceCheck)),
+        Some("flip-written-byte") => Ok(Some(PackFault::FlipWrittenByte)),
         Some(other) => Err(Failure::Usage(format!("AIRLOCK_TEST_FAULT: pack has no fault {other:?}"))),
     }
 }
 
 #[cfg(not(feature = "fault-injection"))]
-fn injected_fault() -> Result<Option<PackFault>> {
+pub(super) fn injected_fault() -> Result<Option<PackFault>> {
     Ok(None)
 }
 

@@ -1,6 +1,7 @@
 //! `airlock sign`.
 
 use super::*;
+use airlock::sign::CosignOptions;
 use airlock::verify::VerifyOptions;
 
 #[derive(Args, Debug)]
@@ -16,6 +17,11 @@ pub(super) struct SignArgs {
     /// Overwrite OUT if it exists.
     #[arg(long)]
     pub(super) force: bool,
+    /// Once written, read the co-signed bundle back from the medium (bypassing the page
+    /// cache) and verify it in full before it replaces anything; if it does not verify, it
+    /// is removed and the bundle is left as it was.
+    #[arg(long)]
+    pub(super) verify_written: bool,
     #[command(flatten)]
     pub(super) secret: SecretKeyArgs,
     /// Who must have signed the bundle before you vouch for it: the same trust as `verify`
@@ -30,9 +36,13 @@ pub(super) struct SignArgs {
 pub(super) fn sign(a: SignArgs) -> Result<u8> {
     let policy = load_policy(&a.trust)?;
     let key = load_secret_key(&a.key, &a.secret)?;
-    let overwrite = overwrite(a.force);
+    let options = CosignOptions {
+        verify_written: a.verify_written,
+        fault: super::pack::injected_fault()?,
+        ..CosignOptions::new(a.output.as_deref(), overwrite(a.force))
+    };
     let verify = VerifyOptions::new(&policy, now());
-    let report = airlock::sign::cosign(&a.bundle, &key, a.output.as_deref(), overwrite, &verify, &progress(a.quiet))?;
+    let report = airlock::sign::cosign(&a.bundle, &key, &options, &verify, &progress(a.quiet))?;
     let ids: Vec<String> = report.signers.iter().map(|k| k.to_string()).collect();
     if report.added {
         say!(
@@ -50,6 +60,9 @@ pub(super) fn sign(a: SignArgs) -> Result<u8> {
         }
     }
     say!("signatures by key(s) {}", ids.join(", "))?;
+    if let Some(took) = report.read_back {
+        say!("read back from the medium and verified in {:.2} s", took.as_secs_f64())?;
+    }
     if report.sums_signer != report.key_id {
         say!(
             "the checksum list stays signed by key {}: a verifier must count that key too (a policy trusting only {} refuses this bundle)",

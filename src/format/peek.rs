@@ -3,7 +3,7 @@
 //! To pick the trust rule for a bundle, a reader needs the bundle's `channel` (and, for
 //! revocation times, `created`) *before* the signatures are checked, and the CBOR decoder must
 //! not run on unverified input. The canonical encoding puts these fields at fixed places right
-//! after the manifest [`prefix`], so a small cursor reads them without decoding anything else.
+//! after the manifest [`prefix`](crate::format::manifest::prefix_for), so a small cursor reads them without decoding anything else.
 //! The verifier then compares them with the decoded manifest once the signatures verified.
 //! The cursor is fuzzed (`fuzz/targets.rs`, `manifest`) against [`decode`](super::manifest::decode).
 
@@ -13,7 +13,7 @@ use crate::format::manifest::{push_text, split_prefix, ManifestError};
 /// Reads `channel` and `created` from manifest bytes *before* their signatures are checked,
 /// so the trust policy can pick the channel's signer rule (and apply revocation times)
 /// without running the CBOR decoder on unverified input. It reads only the fixed-layout
-/// fields right after [`prefix`] (`bundle_id`, `created`, `expires`, `channel`); the caller
+/// fields right after [`prefix`](crate::format::manifest::prefix_for) (`bundle_id`, `created`, `expires`, `channel`); the caller
 /// MUST compare the result with the decoded manifest once the signatures verified.
 pub fn peek_channel_created(bytes: &[u8]) -> Result<(String, u64), Reject> {
     // Another version is named as such, not "not a manifest".

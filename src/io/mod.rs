@@ -1,10 +1,12 @@
 //! Plumbing shared by the pipeline stages. Public: [`digest`] (SHA-256 and hex, in every
-//! report) and [`durable`] (the one atomic write, whose [`durable::Overwrite`] callers pass).
+//! report), [`durable`] (the one atomic write, whose [`durable::Overwrite`] callers pass)
+//! and [`space`] (a destination's free space and file-size limit).
 //! Private: thread helpers, writeback, and the tuning constants.
 
 pub mod digest;
 pub mod durable;
 pub mod parity;
+pub mod space;
 pub(crate) mod sync;
 pub(crate) mod tuning;
 pub(crate) mod writeback;

@@ -120,12 +120,8 @@ pub(super) fn collect(opts: &PackOptions, progress: &dyn Progress) -> Result<(Ma
 fn faulty_hash(fault: PackFault) -> impl Fn(&Path, &mut [u8], &dyn Progress) -> Result<Hashed> + Sync {
     let fired = std::sync::atomic::AtomicBool::new(false);
     move |path: &Path, buf: &mut [u8], progress: &dyn Progress| {
-        match fault {
-            PackFault::HashWorkerPanic => {
-                if !fired.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    panic!("injected fault: a hashing worker panics");
-                }
-            }
+        if fault == PackFault::HashWorkerPanic && !fired.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            panic!("injected fault: a hashing worker panics");
         }
         hash_file(path, buf, progress)
     }

@@ -1,7 +1,10 @@
 //! Why `pack` could not make a bundle: typed, so the CLI can add its flag hints and a
 //! library user can match on the reason.
 
+use std::io;
 use std::path::PathBuf;
+
+use crate::error::Reject;
 
 use crate::format::manifest::ManifestError;
 use crate::format::path::PathError;
@@ -65,6 +68,90 @@ pub enum PackError {
     ChannelState {
         /// The state file.
         path: PathBuf,
+    },
+    /// Reading a source file or directory failed (the bundle is not to blame).
+    #[error("cannot read source {}: {source}", path.display())]
+    SourceRead {
+        /// The source file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Writing the bundle failed (the sources are not to blame). Nothing is left at the
+    /// bundle's name.
+    #[error("cannot write the bundle {}: {source}; nothing was written there", path.display())]
+    DestinationWrite {
+        /// The bundle being written.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The destination file system filled up while the bundle was written (`ENOSPC`,
+    /// `EDQUOT`). Nothing is left at the bundle's name.
+    #[error(
+        "cannot write the bundle {}: the destination is full: {written} bytes written of about {expected}; nothing was left there. Free some space, or split the bundle into volumes that each fit a medium",
+        path.display()
+    )]
+    DestinationFull {
+        /// The bundle being written.
+        path: PathBuf,
+        /// Bytes of the bundle written when the file system refused more.
+        written: u64,
+        /// About how large the bundle would have been.
+        expected: u64,
+    },
+    /// The destination file system cannot hold a file as large as the bundle (`EFBIG`).
+    #[error(
+        "cannot write the bundle {}: its file system refused to make the file larger than {written} bytes; nothing was left there. Split the bundle into volumes that each fit",
+        path.display()
+    )]
+    DestinationFileTooLarge {
+        /// The bundle being written.
+        path: PathBuf,
+        /// Bytes written when the file system refused more.
+        written: u64,
+    },
+    /// Preflight: the destination's file system has less free space than the bundle may
+    /// need. Nothing was read or written.
+    #[error(
+        "not enough room for {}: the bundle may take up to {needed} bytes (its size bound, for incompressible data) and the destination has {free} bytes free; free some space, write it elsewhere, or split it into volumes that each fit a medium",
+        destination.display()
+    )]
+    NoRoom {
+        /// The bundle to be written.
+        destination: PathBuf,
+        /// Bytes the bundle may take on that file system.
+        needed: u64,
+        /// Bytes free there.
+        free: u64,
+    },
+    /// Preflight: the destination's file system cannot hold a single file as large as the
+    /// bundle may be (FAT: 4 GiB - 1 bytes). Nothing was read or written.
+    #[error(
+        "{} is on a {kind} file system, which cannot hold a file over {limit} bytes, and the bundle may take up to {needed} bytes; split it into volumes that each fit",
+        destination.display()
+    )]
+    FileTooLarge {
+        /// The bundle to be written.
+        destination: PathBuf,
+        /// The largest file to be written, at most.
+        needed: u64,
+        /// The file system's limit.
+        limit: u64,
+        /// The file system (`FAT`).
+        kind: &'static str,
+    },
+    /// Read-back: the bundle read back from the medium does not verify. It is checked before
+    /// it takes its name, so it was removed and nothing is left at that name.
+    #[error(
+        "{}: the bundle read back from the medium does not verify ({problem}); it was removed, nothing was left there. The medium may be bad: write the bundle to another one",
+        path.display()
+    )]
+    ReadBack {
+        /// The bundle written (now removed).
+        path: PathBuf,
+        /// What verification found.
+        problem: Box<Reject>,
     },
     /// The channel's last bundle has the largest sequence number there is: no bundle can
     /// follow it.

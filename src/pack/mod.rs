@@ -48,10 +48,21 @@
 //! - An error of a background sync is returned by `Syncer::finish`, before the final fsync.
 //! - On any error the temporary file and the checksum signatures' directory are removed:
 //!   nothing appears at the bundle's name.
+//! - Every I/O error says which side failed: reading a source ([`PackError::SourceRead`],
+//!   naming the file) or writing the bundle ([`PackError::DestinationWrite`], and
+//!   [`PackError::DestinationFull`] with the bytes written when the file system is full).
+//!
+//! Around the two passes (preflight.rs, readback.rs): before anything is read, a walk of the
+//! sources' metadata bounds the bundle's size, and the destination must have the room (and,
+//! on FAT, allow a file that large); after the bundle is synced, `verify_written` reads it
+//! back from the medium and verifies it before it takes its name.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::error::{Error, Reject, Result};
 use crate::format::manifest::{self, Entry, Manifest, MirrorId};
@@ -61,11 +72,14 @@ use crate::io::tuning::BUNDLE_BUF;
 use crate::io::writeback::{SyncScope, Syncer, Writeback};
 use crate::keys::SecretKey;
 use crate::progress::Progress;
+use crate::verify::VerifyOptions;
 
 mod collect;
 mod error;
 mod head;
 mod payload;
+pub(crate) mod preflight;
+pub(crate) mod readback;
 mod sign_artifacts;
 mod state;
 mod volumes;
@@ -109,6 +123,10 @@ pub struct PackOptions {
     /// Write a volume set (`NAME.vol001.airlock`.., `NAME.par01.airlock`..) named after the
     /// output path instead of one bundle file (FORMAT.md §14).
     pub volumes: Option<VolumeOptions>,
+    /// Read the bundle back from the medium once it is written, bypassing the page cache,
+    /// and verify it in full against the packing keys before it takes its name
+    /// (`pack --verify-written`).
+    pub verify_written: bool,
     /// What the receiving mirror already holds (from its receipt): entries equal to one of
     /// these are not carried, so the bundle is a delta. `None`: a full bundle.
     pub base: Option<PackBase>,
@@ -146,6 +164,7 @@ impl PackOptions {
             threads: 0,
             sign_artifacts: false,
             volumes: None,
+            verify_written: false,
             base: None,
             fault: None,
         }
@@ -161,6 +180,14 @@ pub enum PackFault {
     /// One hashing worker panics on the first file it takes.
     #[cfg(feature = "fault-injection")]
     HashWorkerPanic,
+    /// The preflight's space check is skipped, as if the destination filled up after it
+    /// (another writer): the pack then meets a full file system.
+    #[cfg(feature = "fault-injection")]
+    SkipSpaceCheck,
+    /// One byte of the written bundle is flipped after it is synced, as a bad medium would;
+    /// `verify_written` must catch it.
+    #[cfg(feature = "fault-injection")]
+    FlipWrittenByte,
 }
 
 /// What `pack` produced.
@@ -178,12 +205,19 @@ pub struct PackReport {
     pub carried: u64,
     /// Bytes of the carried entries.
     pub carried_bytes: u64,
+    /// The preflight's bound on the bundle's size (what the destination had to have free),
+    /// from the manifest: the largest the bundle could have been.
+    pub bound_bytes: u64,
+    /// How long reading the bundle back and verifying it took (with `verify_written`).
+    pub read_back: Option<Duration>,
 }
 
 /// Packs `opts.sources` into a new bundle at `out`, signed by every key in `signers`
 /// (the first also signs the checksum list). With [`Overwrite::NoClobber`] an existing `out`
-/// is refused ([`Error::OutputExists`]). The bundle appears at `out` only once it is whole
-/// and durable.
+/// is refused ([`Error::OutputExists`]). Before anything is read, the destination must have
+/// room for the bundle's size bound ([`PackError::NoRoom`], [`PackError::FileTooLarge`]).
+/// The bundle appears at `out` only once it is whole and durable (and, with
+/// `verify_written`, has read back and verified).
 pub fn pack(
     opts: &PackOptions,
     signers: &[SecretKey],
@@ -201,7 +235,30 @@ pub fn pack(
     if let (Overwrite::NoClobber, Some(path)) = (overwrite, existing) {
         return Err(Error::OutputExists { path });
     }
-    Packer { opts, signers, out, progress }.run(overwrite)
+    let estimate = preflight::estimate(opts, signers.len()).map_err(as_source_error)?;
+    if !skip_space_check(opts) {
+        let (total, largest) = volumes::room_needed(opts.volumes, estimate.bound);
+        preflight::check_room(out, total, largest)?;
+    }
+    let progress = &Counted::new(progress);
+    Packer { opts, signers, out, progress, bound: AtomicU64::new(estimate.bound) }.run(overwrite)
+}
+
+/// Whether the test hook `PackFault::SkipSpaceCheck` is set (never without the
+/// `fault-injection` feature: [`PackFault`] then has no values).
+fn skip_space_check(opts: &PackOptions) -> bool {
+    #[cfg(feature = "fault-injection")]
+    return opts.fault == Some(PackFault::SkipSpaceCheck);
+    #[cfg(not(feature = "fault-injection"))]
+    return opts.fault.is_some();
+}
+
+/// An I/O error met while walking or reading the sources, said to be one.
+pub(super) fn as_source_error(e: Error) -> Error {
+    match e {
+        Error::Io { path, source } => PackError::SourceRead { path, source }.into(),
+        other => other,
+    }
 }
 
 fn check_options(opts: &PackOptions, signers: &[SecretKey]) -> Result<(), PackError> {
@@ -231,7 +288,9 @@ struct Packer<'a> {
     signers: &'a [SecretKey],
     /// The bundle's final name (named in I/O errors on the bundle).
     out: &'a Path,
-    progress: &'a dyn Progress,
+    progress: &'a Counted<'a>,
+    /// The preflight's bound on the bundle's size: from the walk, then from the manifest.
+    bound: AtomicU64,
 }
 
 impl Packer<'_> {
@@ -240,11 +299,14 @@ impl Packer<'_> {
         // between the walk and the read is refused), and files while walking: neither total
         // is known until then.
         self.progress.start("hashing", 0, 0);
-        let (mut manifest, mut sources) = collect::collect(self.opts, self.progress)?;
+        let (mut manifest, mut sources) = collect::collect(self.opts, self.progress).map_err(as_source_error)?;
         // Lives until the bundle is written: it holds the generated checksum signatures.
         let _generated = if self.opts.sign_artifacts {
             let work_dir = parent_dir(self.out);
-            Some(sign_artifacts::add_checksum_signatures(&mut manifest, &mut sources, &self.signers[0], work_dir)?)
+            let signed =
+                sign_artifacts::add_checksum_signatures(&mut manifest, &mut sources, &self.signers[0], work_dir);
+            // Written beside the bundle, so an I/O error there is the destination's.
+            Some(signed.map_err(|e| self.destination_error(e, 0))?)
         } else {
             None
         };
@@ -257,40 +319,183 @@ impl Packer<'_> {
             other => Error::Rejected(other),
         })?;
         let manifest_digest = Digest::of(&manifest_bytes);
-        let (volumes, bundle_bytes) = match self.opts.volumes {
-            Some(v) => self.write_volume_set(v, overwrite, &manifest, manifest_bytes, &sources)?,
-            None => (Vec::new(), self.write_bundle(overwrite, &manifest, manifest_bytes, &sources)?),
+        // Again, exactly now (a delta's carried entries are known, the manifest's length):
+        // still nothing written.
+        let bound = preflight::bound_of(&manifest, manifest_bytes.len() as u64, self.signers.len());
+        self.bound.store(bound, Ordering::Relaxed);
+        if !skip_space_check(self.opts) {
+            let (total, largest) = volumes::room_needed(self.opts.volumes, bound);
+            preflight::check_room(self.out, total, largest)?;
+        }
+        let ((bundle_bytes, read_back), volumes) = match self.opts.volumes {
+            Some(v) => {
+                let written =
+                    self.write_volume_set(v, overwrite, &manifest, manifest_bytes, &manifest_digest, &sources)?;
+                ((written.bytes, written.read_back), written.paths)
+            }
+            None => (self.write_bundle(overwrite, &manifest, manifest_bytes, &manifest_digest, &sources)?, Vec::new()),
         };
         self.progress.finish();
         let (carried, carried_bytes) = (manifest.carried_count() as u64, manifest.carried_size());
-        Ok(PackReport { manifest, manifest_digest, bundle_bytes, carried, carried_bytes, volumes })
+        Ok(PackReport {
+            manifest,
+            manifest_digest,
+            bundle_bytes,
+            carried,
+            carried_bytes,
+            bound_bytes: bound,
+            read_back,
+            volumes,
+        })
     }
 
-    /// Writes the bundle durably (see [`write_atomic`]); its size.
+    /// Writes the bundle durably (see [`write_atomic`]); its size, and how long the
+    /// read-back took (with `verify_written`).
     fn write_bundle(
         &self,
         overwrite: Overwrite,
         manifest: &Manifest,
         manifest_bytes: Vec<u8>,
+        digest: &Digest,
         sources: &collect::Sources,
-    ) -> Result<u64> {
+    ) -> Result<(u64, Option<Duration>)> {
         let mut bundle_bytes = 0;
+        let mut read_back = None;
         // A bundle holds nothing secret and is meant to be read by auditors: 0644.
         write_atomic(self.out, 0o644, overwrite, |file| {
-            // The bundle is flushed to the device while it is written (see `writeback`), so
-            // the final fsync waits for the last few megabytes rather than the whole bundle.
-            let syncer = Syncer::start(SyncScope::File);
-            let mut w = BufWriter::with_capacity(BUNDLE_BUF, Writeback::new(&*file).with_syncer(syncer.handle()));
-            self.write_head(&mut w, manifest, manifest_bytes)?;
-            self.progress.start("packing", manifest.total_size(), manifest.entries.len() as u64);
-            self.write_payload(&mut w, manifest, sources)?;
-            w.flush().map_err(|e| Error::io(self.out, e))?;
-            drop(w);
-            syncer.finish().map_err(|e| Error::io(self.out, e))?;
-            bundle_bytes = file.metadata().map_err(|e| Error::io(self.out, e))?.len();
+            // Classified here, while the bytes written can still be counted.
+            let written = self
+                .write_file(file, manifest, manifest_bytes, sources)
+                .map_err(|e| self.destination_error(e, file.metadata().map_or(0, |m| m.len())));
+            bundle_bytes = written?;
+            self.inject_fault(file)?;
+            if self.opts.verify_written {
+                read_back = Some(self.read_back(file, digest)?);
+            }
             Ok(())
-        })?;
-        Ok(bundle_bytes)
+        })
+        // After the closure: the final sync, the rename or the directory's sync failed, with
+        // the whole bundle written.
+        .map_err(|e| self.destination_error(e, bundle_bytes))?;
+        Ok((bundle_bytes, read_back))
+    }
+
+    /// Writes head and payload into `file`; its length.
+    fn write_file(
+        &self,
+        file: &File,
+        manifest: &Manifest,
+        manifest_bytes: Vec<u8>,
+        sources: &collect::Sources,
+    ) -> Result<u64> {
+        // The bundle is flushed to the device while it is written (see `writeback`), so
+        // the final fsync waits for the last few megabytes rather than the whole bundle.
+        let syncer = Syncer::start(SyncScope::File);
+        let mut w = BufWriter::with_capacity(BUNDLE_BUF, Writeback::new(file).with_syncer(syncer.handle()));
+        self.write_head(&mut w, manifest, manifest_bytes)?;
+        // The payload holds the carried entries (all of them, unless this is a delta).
+        self.progress.start("packing", manifest.carried_size(), manifest.carried_count() as u64);
+        self.write_payload(&mut w, manifest, sources)?;
+        w.flush().map_err(|e| Error::io(self.out, e))?;
+        drop(w);
+        syncer.finish().map_err(|e| Error::io(self.out, e))?;
+        Ok(file.metadata().map_err(|e| Error::io(self.out, e))?.len())
+    }
+
+    /// An I/O error on the bundle (an [`Error::Io`] naming it: nothing else is left by
+    /// then) as the destination error it is, with the bytes `written` so far. Other errors
+    /// pass through.
+    fn destination_error(&self, e: Error, written: u64) -> Error {
+        let Error::Io { source, .. } = e else { return e };
+        let path = self.out.to_owned();
+        match source.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => PackError::DestinationFull {
+                path,
+                written,
+                expected: self.progress.extrapolate(written, self.bound.load(Ordering::Relaxed)),
+            }
+            .into(),
+            Some(libc::EFBIG) => PackError::DestinationFileTooLarge { path, written }.into(),
+            _ => PackError::DestinationWrite { path, source }.into(),
+        }
+    }
+
+    /// Reads the synced bundle back and verifies it against the packing keys; a bundle that
+    /// does not verify is [`PackError::ReadBack`].
+    fn read_back(&self, file: &File, digest: &Digest) -> Result<Duration> {
+        let policy = readback::packers_policy(self.signers)?;
+        // The bundle's own creation time: it is valid then (an expiry is later), however
+        // long the pack took.
+        let options = VerifyOptions::new(&policy, self.opts.created);
+        readback::verify_file(file, self.out, digest, &options, self.progress).map_err(|e| match e {
+            Error::Rejected(problem) => {
+                PackError::ReadBack { path: self.out.to_owned(), problem: Box::new(problem) }.into()
+            }
+            other => other,
+        })
+    }
+
+    /// The test hook of `PackFault::FlipWrittenByte`; nothing without it.
+    fn inject_fault(&self, _file: &File) -> Result<()> {
+        #[cfg(feature = "fault-injection")]
+        if self.opts.fault == Some(PackFault::FlipWrittenByte) {
+            return readback::flip_written_byte(_file, self.out);
+        }
+        Ok(())
+    }
+}
+
+/// The caller's progress display, also counting the payload bytes packed so far: how far
+/// the pack got when the destination filled up.
+struct Counted<'a> {
+    inner: &'a dyn Progress,
+    /// The current phase's total bytes, and bytes done.
+    total: AtomicU64,
+    done: AtomicU64,
+}
+
+impl<'a> Counted<'a> {
+    fn new(inner: &'a dyn Progress) -> Counted<'a> {
+        Counted { inner, total: AtomicU64::new(0), done: AtomicU64::new(0) }
+    }
+
+    /// About how large the bundle would have been, `written` bytes of it being written when
+    /// the phase was this far: scaled by the share of the input done, never above `bound`.
+    /// The compressor holds some input it has not written out yet, so near the end of the
+    /// input the share says nothing (more was still to come): the bound is the answer then.
+    fn extrapolate(&self, written: u64, bound: u64) -> u64 {
+        let (total, done) = (self.total.load(Ordering::Relaxed), self.done.load(Ordering::Relaxed));
+        let ceiling = bound.max(written);
+        if done == 0 || total == 0 {
+            return ceiling;
+        }
+        let scaled = u64::try_from(u128::from(written) * u128::from(total) / u128::from(done)).unwrap_or(u64::MAX);
+        if scaled <= written {
+            ceiling
+        } else {
+            scaled.min(ceiling)
+        }
+    }
+}
+
+impl Progress for Counted<'_> {
+    fn start(&self, phase: &str, bytes: u64, files: u64) {
+        self.total.store(bytes, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
+        self.inner.start(phase, bytes, files);
+    }
+
+    fn add_bytes(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+        self.inner.add_bytes(n);
+    }
+
+    fn add_file(&self) {
+        self.inner.add_file();
+    }
+
+    fn finish(&self) {
+        self.inner.finish();
     }
 }
 

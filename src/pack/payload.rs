@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use super::collect::{open_source, source_error, Sources, Stamp};
-use super::{Packer, SourceProblem};
+use super::{as_source_error, Packer, SourceProblem};
 use crate::error::{Error, Result};
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::tar::{self, write_member};
@@ -119,12 +119,17 @@ impl Packer<'_> {
         stamp: Stamp,
         buf: &mut [u8],
     ) -> Result<()> {
-        let mut file = open_source(fs_path)?;
+        let mut file = open_source(fs_path).map_err(as_source_error)?;
         let name = format!("{DATA_DIR}{}", entry.path);
-        let mut limited = ProgressReader { inner: (&mut file).take(entry.size), progress: self.progress };
-        let copied = write_member(tar, &name, entry.size, entry.mode.bits(), &mut limited, buf)
-            .map_err(|e| Error::io(fs_path, e))?;
-        check_unchanged(&file, fs_path, copied, entry, stamp)?;
+        let mut limited =
+            ProgressReader { inner: (&mut file).take(entry.size), progress: self.progress, read_failed: false };
+        let copied = write_member(tar, &name, entry.size, entry.mode.bits(), &mut limited, buf);
+        // One call both reads the source and writes the bundle: the reader knows which failed.
+        let copied = copied.map_err(|e| match limited.read_failed {
+            true => as_source_error(Error::io(fs_path, e)),
+            false => Error::io(self.out, e),
+        })?;
+        check_unchanged(&file, fs_path, copied, entry, stamp).map_err(as_source_error)?;
         self.progress.add_file();
         Ok(())
     }
@@ -140,7 +145,7 @@ fn read_ahead(order: &[usize], manifest: &Manifest, sources: &Sources, out: mpsc
         let (next, bytes) = if entry.size > READ_AHEAD_MAX_BYTES {
             (Ok(Ahead::Stream), 0)
         } else {
-            (read_small(entry, sources, i).map(Ahead::Read), entry.size as usize)
+            (read_small(entry, sources, i).map(Ahead::Read).map_err(as_source_error), entry.size as usize)
         };
         let failed = next.is_err();
         let full = batcher.push(next, bytes);
@@ -179,15 +184,17 @@ fn check_unchanged(file: &File, fs_path: &Path, copied: u64, entry: &Entry, stam
     Ok(())
 }
 
-/// Counts what is read towards the progress display.
+/// Counts what is read towards the progress display, and remembers a failed read (so the
+/// error is blamed on the source, not the bundle).
 struct ProgressReader<'a, R> {
     inner: R,
     progress: &'a dyn Progress,
+    read_failed: bool,
 }
 
 impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|e| self.read_failed |= e.kind() != io::ErrorKind::Interrupted)?;
         self.progress.add_bytes(n as u64);
         Ok(n)
     }
@@ -208,7 +215,9 @@ mod tests {
         change();
         let mut out = Vec::new();
         let opts = crate::pack::tests::options();
-        let packer = Packer { opts: &opts, signers: &[], out: Path::new("test.airlock"), progress: &NoProgress };
+        let progress = crate::pack::Counted::new(&NoProgress);
+        let packer =
+            Packer { opts: &opts, signers: &[], out: Path::new("test.airlock"), progress: &progress, bound: 0.into() };
         packer.write_payload(&mut out, &manifest, &sources)?;
         Ok(out)
     }
@@ -241,6 +250,37 @@ mod tests {
                     other => panic!("size {size} same_size {same_size}: expected a pack error, got {other:?}"),
                 }
             }
+        }
+    }
+
+    /// A bundle write that fails while a large file streams (one call reads the file and
+    /// writes the bundle) is the bundle's error, not the file's: a full medium used to be
+    /// reported as an error of the source file being read.
+    #[test]
+    fn a_write_error_while_streaming_names_the_bundle() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from_raw_os_error(libc::ENOSPC))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..READ_AHEAD_MAX_BYTES as usize * 64).map(|i| (i * 7919 % 251) as u8).collect();
+        fs::write(dir.path().join("big"), big).unwrap();
+        let (manifest, sources) = collect_dir(dir.path()).unwrap();
+        let opts = crate::pack::tests::options();
+        let progress = crate::pack::Counted::new(&NoProgress);
+        let packer =
+            Packer { opts: &opts, signers: &[], out: Path::new("test.airlock"), progress: &progress, bound: 0.into() };
+        match packer.write_payload(&mut Full, &manifest, &sources) {
+            Err(Error::Io { path, source }) => {
+                assert_eq!(path, Path::new("test.airlock"));
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC));
+            }
+            other => panic!("expected an I/O error on the bundle, got {other:?}"),
         }
     }
 

@@ -4,7 +4,8 @@
 //!  head frame (in memory) ---------------------------+--> vol001 (first), and every trailer
 //!  tar stream -> Cutter: zstd frames, each ended before its worst-case size could pass the
 //!               volume's room; a volume is closed when less than `slack` is left
-//!                 -> BodyWriter: SHA-256 of the body and of each 1 MiB block -> temp file
+//!                 -> BodyWriter -> Writeback (background sync, one Syncer) -> temp file
+//!                      +-> its hashing thread: SHA-256 of the body and of each 1 MiB block
 //!  parity: stripe j = block j of every data body (zero-padded) -> reed-solomon-simd
 //!          -> N parity bodies (BodyWriter)
 //!  table: lengths, SHA-256s, block SHA-256s, signed by the first key (VOLUMES.sig)
@@ -21,13 +22,17 @@ use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
+use super::readback;
 use super::{PackError, Packer};
-use crate::error::{Error, Result};
+use crate::error::{malformed, Error, Reject, Result};
 use crate::format::head::signature_comment;
 use crate::format::manifest::Manifest;
 use crate::format::tar::{self, BLOCK};
+use crate::format::volume::VOLUMES_MEMBER;
 use crate::format::volume::{
     block_range, blocks_in, encode_trailer, parity_length, Table, VolumeEntry, VolumeId, BLOCK_SIZE, FOOTER_LEN,
     MAX_DATA_VOLUMES, MAX_PARITY_VOLUMES, MAX_TABLE_BYTES, SKIPPABLE_HEADER_LEN,
@@ -38,6 +43,8 @@ use crate::io::parity;
 use crate::io::sync::join_unscoped;
 use crate::io::tuning::{BUNDLE_BUF, JOB_SIZE};
 use crate::io::writeback::{SyncHandle, SyncScope, Syncer, Writeback};
+use crate::progress::Progress;
+use crate::verify::{Bundle, BundleSource, NullSink, VerifyOptions, VolumeProblem, VolumeState};
 
 /// How to split a bundle into volumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,14 +194,17 @@ struct BodyWriter {
     out: BufWriter<Writeback<File>>,
     len: u64,
     hasher: BodyHasher,
+    /// Bytes written to all volumes of the set.
+    written: Arc<AtomicU64>,
 }
 
 impl BodyWriter {
-    fn new(file: File, syncer: SyncHandle) -> io::Result<BodyWriter> {
+    fn new(file: File, syncer: SyncHandle, written: Arc<AtomicU64>) -> io::Result<BodyWriter> {
         Ok(BodyWriter {
             out: BufWriter::with_capacity(BUNDLE_BUF, Writeback::new(file).with_syncer(syncer)),
             len: 0,
             hasher: BodyHasher::start()?,
+            written,
         })
     }
 
@@ -211,6 +221,7 @@ impl Write for BodyWriter {
         let n = self.out.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.len += n as u64;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -293,6 +304,31 @@ fn hash_body(chunks: mpsc::Receiver<Vec<u8>>) -> (Digest, Vec<Digest>) {
     (whole.finish(), blocks)
 }
 
+/// What writing a set produced.
+pub(super) struct WrittenSet {
+    /// The volumes, data then parity.
+    pub(super) paths: Vec<PathBuf>,
+    /// Their total size.
+    pub(super) bytes: u64,
+    /// How long `--verify-written` took.
+    pub(super) read_back: Option<Duration>,
+}
+
+/// The room a pack needs at its destination for a bundle of at most `bound` bytes: the
+/// total, and the largest single file (for a file system's file size limit). A volume set
+/// adds, per volume, its trailer (a head copy and the table: at most about 1 MiB plus 72
+/// bytes per MiB of the bundle, for the estimate) and one volume per parity volume.
+pub(super) fn room_needed(volumes: Option<VolumeOptions>, bound: u64) -> (u64, u64) {
+    let Some(v) = volumes else { return (bound, bound) };
+    let trailer = (1 << 20) + 72 * (bound >> 20);
+    let data = bound.div_ceil(v.size.max(1)) + 1;
+    let largest = v.size.min(bound.saturating_add(trailer));
+    let total = bound
+        .saturating_add(u64::from(v.parity).saturating_mul(largest))
+        .saturating_add((data + u64::from(v.parity)).saturating_mul(trailer.min(v.size)));
+    (total, largest)
+}
+
 /// A volume's temporary file and, once written, its table entry.
 struct Written {
     tmp: tempfile::NamedTempFile,
@@ -316,6 +352,8 @@ struct Cutter<'a> {
     frame: Option<(zstd::stream::write::Encoder<'static, BodyWriter>, u64, u64)>,
     /// Background writeback of the volumes.
     syncer: SyncHandle,
+    /// Bytes written to all volumes so far (for a destination-full message).
+    written: Arc<AtomicU64>,
 }
 
 impl Cutter<'_> {
@@ -339,7 +377,8 @@ impl Cutter<'_> {
             file.write_all(self.head).map_err(|e| self.io_err(e))?;
         }
         self.tmp = Some(tmp);
-        self.body = Some(BodyWriter::new(file, self.syncer.clone()).map_err(|e| self.io_err(e))?);
+        self.body =
+            Some(BodyWriter::new(file, self.syncer.clone(), Arc::clone(&self.written)).map_err(|e| self.io_err(e))?);
         Ok(())
     }
 
@@ -463,11 +502,34 @@ impl Packer<'_> {
         overwrite: Overwrite,
         manifest: &Manifest,
         manifest_bytes: Vec<u8>,
+        digest: &Digest,
         sources: &super::collect::Sources,
-    ) -> Result<(Vec<PathBuf>, u64)> {
+    ) -> Result<WrittenSet> {
         if opts.parity > MAX_PARITY_VOLUMES {
             return Err(PackError::TooManyParity { parity: opts.parity }.into());
         }
+        let written = Arc::new(AtomicU64::new(0));
+        let (all, bytes) = self
+            .write_temporaries(opts, manifest, manifest_bytes, sources, &written)
+            .map_err(|e| self.destination_error(e, written.load(Ordering::Relaxed)))?;
+        let read_back = match self.opts.verify_written {
+            true => Some(self.read_back_set(&all, digest)?),
+            false => None,
+        };
+        let paths = self.rename_all(all, overwrite).map_err(|e| self.destination_error(e, bytes))?;
+        Ok(WrittenSet { paths, bytes, read_back })
+    }
+
+    /// Every volume of the set, whole (trailer included) and synced, under its temporary
+    /// name; their total size.
+    fn write_temporaries(
+        &self,
+        opts: VolumeOptions,
+        manifest: &Manifest,
+        manifest_bytes: Vec<u8>,
+        sources: &super::collect::Sources,
+        written: &Arc<AtomicU64>,
+    ) -> Result<(Vec<Written>, u64)> {
         let manifest_digest = Digest::of(&manifest_bytes);
         let mut head = Vec::new();
         self.write_head(&mut head, manifest, manifest_bytes)?;
@@ -488,19 +550,19 @@ impl Packer<'_> {
             body: None,
             frame: None,
             syncer: syncer.handle(),
+            written: Arc::clone(written),
         };
         self.progress.start("packing", manifest.total_size(), manifest.entries.len() as u64);
         self.write_tar(&mut cutter, manifest, sources).map_err(unwrap_volume_error)?;
         cutter.close_volume()?;
         let data = cutter.done;
-        let parity = self.write_parity(&data, opts.parity, head.len() as u64, syncer.handle())?;
+        let parity = self.write_parity(&data, opts.parity, head.len() as u64, syncer.handle(), written)?;
         syncer.finish().map_err(|e| Error::io(self.out, e))?;
         let table =
             Table { manifest: manifest_digest, volumes: data.iter().chain(&parity).map(|w| w.entry.clone()).collect() };
         let table_bytes = table.encode();
         let signer = &self.signers[0];
         let embedded = crate::keys::sign_embedded(signer, &table_bytes, &signature_comment(signer.key_id()));
-        let mut paths = Vec::new();
         let mut total = 0;
         let all: Vec<Written> = data.into_iter().chain(parity).collect();
         for w in &all {
@@ -519,6 +581,13 @@ impl Packer<'_> {
             }
             total += len;
         }
+        Ok((all, total))
+    }
+
+    /// Renames every temporary volume to its name, all or none; removes the volumes of an
+    /// earlier set of that name beyond this one (with `--force`).
+    fn rename_all(&self, all: Vec<Written>, overwrite: Overwrite) -> Result<Vec<PathBuf>> {
+        let mut paths = Vec::new();
         for w in all {
             let target = self.volume_path(w.entry.id);
             let persisted = match overwrite {
@@ -546,11 +615,66 @@ impl Packer<'_> {
             }
         }
         sync_dir(parent_dir(self.out))?;
-        Ok((paths, total))
+        Ok(paths)
+    }
+
+    /// `--verify-written` for a set: every volume synced and dropped from the page cache,
+    /// then read back from the medium: each volume's length and every block (parity
+    /// included) against the signed table, and the whole verification (FORMAT.md §8) of the
+    /// set as a reader would run it, against the packing keys.
+    fn read_back_set(&self, all: &[Written], digest: &Digest) -> Result<Duration> {
+        let started = Instant::now();
+        for w in all {
+            let file = w.tmp.as_file();
+            file.sync_data().map_err(|e| Error::io(w.tmp.path(), e))?;
+            // Advice: if it fails, the read-back still checks what the cache holds.
+            let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+        }
+        let paths: Vec<PathBuf> = all.iter().map(|w| w.tmp.path().to_owned()).collect();
+        let policy = readback::packers_policy(self.signers)?;
+        let checked = (|| -> Result<()> {
+            let bundle = Bundle::open_source(&BundleSource::Volumes(paths))?;
+            let check = bundle
+                .check_volumes(&policy)?
+                .ok_or_else(|| Error::Internal("a volume set read back as none".into()))?;
+            for (id, path, state) in &check.volumes {
+                if *state != VolumeState::Intact {
+                    let problem = format!("{state:?}");
+                    let damaged = VolumeProblem::Damaged { volume: id.to_string(), path: path.clone(), problem };
+                    return Err(Reject::Volumes(Box::new(damaged)).into());
+                }
+            }
+            if check.volumes.len() != all.len() || !check.unreadable.is_empty() {
+                return Err(malformed(VOLUMES_MEMBER, "not every volume written reads back as one"));
+            }
+            let verified = bundle.verify(&VerifyOptions::new(&policy, self.opts.created))?;
+            if verified.manifest_digest() != *digest {
+                return Err(malformed(crate::format::MANIFEST_MEMBER, "the manifest read back is not the one written"));
+            }
+            let manifest = verified.manifest();
+            self.progress.start("reading back", manifest.total_size(), manifest.entries.len() as u64);
+            let streamed = verified.stream_into(&mut NullSink, self.progress);
+            self.progress.finish();
+            streamed.map(drop)
+        })();
+        checked.map_err(|e| match e {
+            Error::Rejected(problem) => {
+                PackError::ReadBack { path: self.out.to_owned(), problem: Box::new(problem) }.into()
+            }
+            other => other,
+        })?;
+        Ok(started.elapsed())
     }
 
     /// Parity bodies over the data bodies, stripe by stripe (FORMAT.md §14.4).
-    fn write_parity(&self, data: &[Written], parity: u16, head_len: u64, syncer: SyncHandle) -> Result<Vec<Written>> {
+    fn write_parity(
+        &self,
+        data: &[Written],
+        parity: u16,
+        head_len: u64,
+        syncer: SyncHandle,
+        written: &Arc<AtomicU64>,
+    ) -> Result<Vec<Written>> {
         if parity == 0 {
             return Ok(Vec::new());
         }
@@ -560,7 +684,8 @@ impl Packer<'_> {
         for _ in 0..parity {
             let tmp = self.temp_volume()?;
             let file = tmp.as_file().try_clone().map_err(|e| Error::io(tmp.path(), e))?;
-            let body = BodyWriter::new(file, syncer.clone()).map_err(|e| Error::io(tmp.path(), e))?;
+            let body =
+                BodyWriter::new(file, syncer.clone(), Arc::clone(written)).map_err(|e| Error::io(tmp.path(), e))?;
             outs.push((tmp, body));
         }
         let mut blocks: Vec<Vec<u8>> = vec![Vec::new(); data.len()];

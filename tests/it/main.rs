@@ -34,6 +34,7 @@ mod hostile_time;
 mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
+mod media;
 mod pack_failures;
 mod policy;
 mod proptest_bundle;

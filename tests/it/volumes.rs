@@ -363,3 +363,15 @@ fn volume_table_signed_by_an_untrusted_key_is_refused() {
     import(&ws, &strs(&names)).expect_code(1).expect_stderr("VOLUMES.sig is signed by key");
     assert!(!ws.path("mirror/big.bin").exists());
 }
+
+#[test]
+fn volumes_read_back_with_verify_written() {
+    let ws = Workspace::new();
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "big.bin", &big_content(3 << 20), 0o644);
+    let extra = ["--volume-size", SIZE, "--parity", "1", "--verify-written"];
+    let run = run(&mut pack_command(ws.dir.path(), src.path(), "set", &extra));
+    run.expect_code(0);
+    assert!(run.stdout.contains("read back from the medium and verified"), "{}", run.stdout);
+    assert!(volume_names(&ws).len() >= 3);
+}
