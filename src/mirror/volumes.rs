@@ -18,7 +18,7 @@ use crate::format::volume::{Kind, VolumeId};
 use crate::io::durable::sync_dir;
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::verify::volumes::read_trailer;
+use crate::verify::volumes::{is_volume_file, read_trailer};
 use crate::verify::{Bundle, BundleSource, VolumeState};
 
 /// Where the volumes given were gathered to.
@@ -67,7 +67,7 @@ impl Mirror {
     fn gather(&self, source: &BundleSource, policy: &Policy) -> Result<Gathered> {
         let given = match source {
             BundleSource::Volumes(paths) => paths.clone(),
-            BundleSource::File(path) if read_trailer(path)?.is_some() => vec![path.clone()],
+            BundleSource::File(path) if is_volume_file(path)? => vec![path.clone()],
             _ => return Ok(Gathered::Ready(source.clone(), None)),
         };
         let bundle = Bundle::open_source(&BundleSource::Volumes(given.clone()))?;

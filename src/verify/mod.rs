@@ -195,7 +195,7 @@ impl Bundle {
                 // A file ending with a volume trailer is one volume, unless its length shows
                 // it is the data volumes concatenated (`cat NAME.vol*.airlock`): that is read
                 // as one bundle, its trailers skipped.
-                if volumes::read_trailer(path)?.is_some_and(|v| v.map_or(true, |v| v.is_single_volume())) {
+                if volumes::is_volume_file(path)? {
                     return Bundle::open_volumes(std::slice::from_ref(path), false);
                 }
                 let file = File::open(path).map_err(|e| Error::io(path, e))?;

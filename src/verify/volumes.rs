@@ -180,6 +180,13 @@ pub fn read_trailer(path: &Path) -> Result<Option<Result<VolumeFile, String>>> {
     })))
 }
 
+/// Whether `path` is to be read as one volume: it ends with a volume trailer (readable or
+/// not), and its length is that volume's, not that of the data volumes concatenated
+/// (`cat NAME.vol*.airlock`), which is read as one bundle.
+pub fn is_volume_file(path: &Path) -> Result<bool> {
+    Ok(read_trailer(path)?.is_some_and(|v| v.map_or(true, |v| v.is_single_volume())))
+}
+
 /// Shared notes on what was rebuilt, filled while the set streams.
 #[derive(Clone, Debug, Default)]
 pub struct VolumeNotes(Arc<Mutex<Vec<String>>>);

@@ -230,6 +230,8 @@ fn cat_of_volumes_lists_with_stock_tar_and_verifies() {
         assert!(listed.stdout.lines().any(|l| l == member), "{member} not listed:\n{}", listed.stdout);
     }
     ws.verify("whole.airlock", "k").expect_code(0);
+    ws.import("whole.airlock", "k", "mirror", &[]).expect_code(0);
+    assert!(ws.path("mirror/big.bin").exists());
 }
 
 #[test]
