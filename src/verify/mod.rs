@@ -233,6 +233,9 @@ impl Bundle {
         if !meta.is_file() {
             return Err(Error::NotAFile { path: path.to_owned() });
         }
+        if volumes::is_volume_file(path)? {
+            return Err(Reject::Volumes(Box::new(VolumeProblem::VolumeNotBundle { path: path.to_owned() })).into());
+        }
         let mut frames = Frames::new(Box::new(file));
         let head = read_head(&mut frames)?;
         Ok(Bundle { path: path.to_owned(), frames, head, file_len: Some(meta.len()), volumes: None })

@@ -47,6 +47,12 @@ pub enum VolumeProblem {
         /// The file.
         path: PathBuf,
     },
+    /// One volume given where a command takes a whole bundle file (`sign`).
+    #[error("{} is one volume of a set, not a bundle file: concatenate the data volumes (cat NAME.vol*.airlock > B.airlock) and give that", path.display())]
+    VolumeNotBundle {
+        /// The volume.
+        path: PathBuf,
+    },
     /// No volume given has a readable trailer.
     #[error("no volume trailer could be read ({0}); the volumes are damaged or not airlock volumes")]
     NoReadableTrailer(String),

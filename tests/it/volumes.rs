@@ -246,6 +246,14 @@ fn single_volume_verifies_alone() {
             run.stdout
         );
     }
+    let signed = run(airlock()
+        .arg("sign")
+        .arg(ws.path(&names[1]))
+        .arg("--key")
+        .arg(ws.path("k.sec"))
+        .arg("--trust")
+        .arg(ws.path("k.pub")));
+    signed.expect_code(1).expect_stderr("is one volume of a set, not a bundle file");
     let inspected = run(airlock().arg("inspect").arg(ws.path(&names[2])));
     inspected.expect_code(0);
     assert!(inspected.stdout.contains("big.bin"), "{}", inspected.stdout);
