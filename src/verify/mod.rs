@@ -233,7 +233,7 @@ impl Bundle {
         if !meta.is_file() {
             return Err(Error::NotAFile { path: path.to_owned() });
         }
-        if volumes::is_volume_file(path)? {
+        if volumes::is_volume(&file, path)? {
             return Err(Reject::Volumes(Box::new(VolumeProblem::VolumeNotBundle { path: path.to_owned() })).into());
         }
         let mut frames = Frames::new(Box::new(file));

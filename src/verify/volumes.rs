@@ -150,6 +150,11 @@ impl VolumeFile {
 /// be a volume but its trailer is damaged.
 pub fn read_trailer(path: &Path) -> Result<Option<Result<VolumeFile, String>>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    trailer_of(&file, path)
+}
+
+/// [`read_trailer`] on a file already open (`path` names it in messages).
+fn trailer_of(file: &File, path: &Path) -> Result<Option<Result<VolumeFile, String>>> {
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
         return Ok(None);
@@ -190,7 +195,13 @@ pub fn read_trailer(path: &Path) -> Result<Option<Result<VolumeFile, String>>> {
 /// not), and its length is that volume's, not that of the data volumes concatenated
 /// (`cat NAME.vol*.airlock`), which is read as one bundle.
 pub fn is_volume_file(path: &Path) -> Result<bool> {
-    Ok(read_trailer(path)?.is_some_and(|v| v.map_or(true, |v| v.is_single_volume())))
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    is_volume(&file, path)
+}
+
+/// [`is_volume_file`] on a file already open (`path` names it in messages).
+pub(super) fn is_volume(file: &File, path: &Path) -> Result<bool> {
+    Ok(trailer_of(file, path)?.is_some_and(|v| v.map_or(true, |v| v.is_single_volume())))
 }
 
 /// Shared notes on what was rebuilt, filled while the set streams.
