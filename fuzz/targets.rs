@@ -125,7 +125,10 @@ pub fn parts_input(head_tar: &[u8], payload_tar: &[u8]) -> Vec<u8> {
 
 fn import_and_check(root: &Path, input: &Path) {
     let mirror_dir = root.join("mirror");
-    let mirror = Mirror::open(&mirror_dir, true).expect("open a fresh mirror");
+    if !mirror_dir.join(".airlock").exists() {
+        Mirror::init(&mirror_dir).expect("create a fresh mirror");
+    }
+    let mirror = Mirror::open(&mirror_dir).expect("open the mirror");
     let result = mirror.import(input, &policy(), &ImportOptions::default(), &NoProgress);
     match &result {
         Ok(_) => {
@@ -165,7 +168,7 @@ pub fn mirror_log(data: &[u8]) {
     thread_local! {
         static MIRROR: tempfile::TempDir = {
             let dir = tempfile::tempdir().expect("tempdir");
-            Mirror::open(&dir.path().join("m"), true).expect("create a mirror");
+            Mirror::init(&dir.path().join("m")).expect("create a mirror");
             dir
         };
     }
@@ -234,6 +237,10 @@ fn log_seeds() -> Vec<Vec<u8>> {
         overrides: vec!["allow-gap: accepted sequence 3 after 1".into()],
         artifacts: Vec::new(),
         reason: Some("a reason".into()),
+        changes: None,
+        retired: Vec::new(),
+        attic: None,
+        repaired: Vec::new(),
     };
     let records = [
         record(1_700_000_000, Event::Imported, Some(summary(1, 1_700_000_000, None))),
@@ -339,8 +346,14 @@ fn check_inspect_rendering(
     for line in &lines {
         assert!(!line.chars().any(needs_escape), "raw control or invisible character in {line:?}");
     }
-    let header =
-        7 + usize::from(m.label.is_some()) + m.meta.len() + signatures.len() + usize::from(threshold.is_some());
+    let delta = m.entries.iter().any(|e| !e.carried);
+    let header = 8
+        + usize::from(m.label.is_some())
+        + m.meta.len()
+        + signatures.len()
+        + usize::from(threshold.is_some())
+        + usize::from(m.base.is_some())
+        + usize::from(delta);
     assert_eq!(lines.len(), header + 3 + m.entries.len(), "a field or entry spans lines:\n{text}");
 
     let json = inspect_json(&view).expect("a manifest serialises");

@@ -172,14 +172,14 @@ pub enum Reject {
         /// What did.
         actual: String,
     },
-    /// An entry cannot be placed in the mirror (a directory stands where a file goes, ...).
-    #[error("entry {path:?}: {reason}")]
-    Conflict {
-        /// The entry.
-        path: String,
-        /// Why.
-        reason: crate::mirror::PlacementConflict,
-    },
+    /// Entries cannot be placed in the mirror (a directory stands where a file goes, another
+    /// channel owns the path, ...): every one of them, listed.
+    #[error("{0}")]
+    Conflict(crate::mirror::Conflicts),
+    /// The import's plan cannot be carried out (a delta's omitted entries are not in the
+    /// mirror, the delta is for another mirror, a mass retirement).
+    #[error("{0}")]
+    Plan(crate::mirror::PlanReject),
     /// The bundle is older than the trust policy's `max_age`.
     #[error("bundle created at {created} is older than the policy's max_age of {max_age} (now {now})")]
     TooOld {
@@ -245,7 +245,8 @@ impl Reject {
     /// name. The names: `malformed`, `truncated`, `manifest`, `unsafe_path`, `untrusted`,
     /// `bad_signature`, `hash_mismatch`, `expired`, `rollback`, `gap`, `previous_mismatch`,
     /// `conflict`, `too_old`, `artifact`, `limit`, `untrusted_sums_signer`,
-    /// `payload_too_large`, `created_in_future`.
+    /// `payload_too_large`, `created_in_future`, and for [`Reject::Plan`]: `missing_base`,
+    /// `base_mismatch`, `mass_retire`.
     pub fn kind(&self) -> &'static str {
         match self {
             Reject::Malformed { .. } => "malformed",
@@ -259,7 +260,8 @@ impl Reject {
             Reject::Rollback { .. } => "rollback",
             Reject::Gap { .. } => "gap",
             Reject::PreviousMismatch { .. } => "previous_mismatch",
-            Reject::Conflict { .. } => "conflict",
+            Reject::Conflict(_) => "conflict",
+            Reject::Plan(p) => p.kind(),
             Reject::TooOld { .. } => "too_old",
             Reject::Artifact { .. } => "artifact",
             Reject::Limit { .. } => "limit",
@@ -333,7 +335,7 @@ mod tests {
             Reject::Rollback { channel: s(), sequence: 1, last: 1 },
             Reject::Gap { channel: s(), missing: s(), last: 1, sequence: 3 },
             Reject::PreviousMismatch { channel: s(), sequence: 2, last: 1, claimed: s(), actual: s() },
-            Reject::Conflict { path: s(), reason: crate::mirror::PlacementConflict::NotADirectory { dir: s() } },
+            Reject::Conflict(crate::mirror::Conflicts(Vec::new())),
             Reject::TooOld { created: s(), max_age: s(), now: s() },
             Reject::Artifact { path: s(), problem: s() },
             Reject::Limit { what: s(), limit: s() },

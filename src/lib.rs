@@ -53,7 +53,8 @@
 //! verified.stream_into(&mut NullSink, &NoProgress)?;
 //!
 //! // Import: the same verification, then the files appear in the mirror all at once.
-//! let mirror = Mirror::open(&dir.path().join("mirror"), true)?;
+//! Mirror::init(&dir.path().join("mirror"))?;
+//! let mirror = Mirror::open(&dir.path().join("mirror"))?;
 //! let outcome = mirror.import(&bundle, &policy, &ImportOptions { now, ..Default::default() }, &NoProgress)?;
 //! assert!(matches!(outcome, ImportOutcome::Imported { .. }));
 //! assert_eq!(std::fs::read(dir.path().join("mirror/hello.txt"))?, b"hello, inside\n");

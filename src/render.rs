@@ -176,14 +176,28 @@ pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> i
     if let Some(v) = view.threshold {
         writeln!(out, "threshold    {}", Untrusted(v))?;
     }
+    writeln!(out, "version      {}", m.version)?;
+    if let Some(b) = &m.base {
+        writeln!(out, "base         mirror {} manifest {}", b.mirror, b.manifest)?;
+    }
     writeln!(out, "entries      {} files, {} bytes", m.entries.len(), m.total_size())?;
+    if m.carried_count() != m.entries.len() {
+        let omitted = m.entries.len() - m.carried_count();
+        writeln!(
+            out,
+            "carried      {} files, {} bytes (a delta: {omitted} entries, marked -, must already be in the mirror)",
+            m.carried_count(),
+            m.carried_size()
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "{:<5} {:>12}  {:<64}  path", "mode", "size", "sha256")?;
     for e in &m.entries {
         // Written piece by piece: a manifest can have 100,000 lines. `escape` borrows
         // unless a path needs escaping. Modes are 644 or 755 in a valid manifest: three
         // digits, padded to five like the header line.
-        write!(out, "{:o}   {:>12}  ", e.mode.bits(), e.size)?;
+        let omitted = if e.carried { ' ' } else { '-' };
+        write!(out, "{:o} {omitted} {:>12}  ", e.mode.bits(), e.size)?;
         out.write_all(&e.sha256.hex_bytes())?;
         out.write_all(b"  ")?;
         out.write_all(escape(e.path.as_str()).as_bytes())?;
@@ -213,14 +227,19 @@ pub fn inspect_json(view: &Inspection<'_>) -> Result<String, serde_json::Error> 
         "verified": view.verified,
         "threshold": view.threshold,
         "signatures": view.signatures.iter().map(|s| json!({"key_id": s.signer, "status": s.status})).collect::<Vec<_>>(),
+        "version": m.version,
+        "base": m.base.map(|b| json!({"mirror": b.mirror.to_hex(), "manifest": b.manifest.to_hex()})),
         "entry_count": m.entries.len(),
         "total_size": m.total_size(),
+        "carried_count": m.carried_count(),
+        "carried_size": m.carried_size(),
         "entries": m.entries.iter().map(|e| json!({
             "path": e.path.as_str(),
             "size": e.size,
             "mode": format!("{:o}", e.mode.bits()),
             "sha256": e.sha256.to_hex(),
             "signatures": e.signatures.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "carried": e.carried,
         })).collect::<Vec<_>>(),
     });
     json_line(&value)
@@ -245,6 +264,20 @@ pub fn log_line(r: &LogRecord) -> String {
             b.entries,
             b.bytes
         );
+    }
+    if let Some(c) = &r.changes {
+        let ([added, _], [changed, _], [removed, _], [unchanged, _]) = (c.added, c.changed, c.removed, c.unchanged);
+        let _ =
+            write!(line, " changes +{added} ~{changed} -{removed} ={unchanged} ({} bytes written)", c.written_bytes);
+    }
+    if !r.retired.is_empty() {
+        let _ = write!(line, " retired {}", r.retired.len());
+        if let Some(attic) = &r.attic {
+            let _ = write!(line, " to attic {}", Untrusted(attic));
+        }
+    }
+    if !r.repaired.is_empty() {
+        let _ = write!(line, " repaired {}", Untrusted(r.repaired.join(",")));
     }
     if let Some(s) = &r.source {
         let _ = write!(line, " from {}", Untrusted(s));
@@ -334,12 +367,17 @@ mod tests {
             }),
             overrides: vec![hostile.into()],
             artifacts: vec![hostile.into()],
+            changes: None,
+            retired: vec![hostile.into()],
+            attic: Some(hostile.into()),
+            repaired: vec![hostile.into(), hostile.into()],
             reason: Some(hostile.into()),
         };
         for line in [log_line(&record), log_json(&record).unwrap()] {
             assert!(!line.chars().any(needs_escape), "{line}");
         }
-        assert_eq!(log_line(&record).matches("\\u{1b}[2J\\n2001").count(), 6, "{}", log_line(&record));
+        // channel, 2 signers, the attic, 2 repaired paths, source, override, reason.
+        assert_eq!(log_line(&record).matches("\\u{1b}[2J\\n2001").count(), 9, "{}", log_line(&record));
         let state = MirrorState { head: "\u{1b}".into(), ..MirrorState::default() };
         assert_eq!(log_summary(&state), "log: 0 records, hash chain intact (head \\u{1b})");
     }

@@ -110,13 +110,18 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
 
     step(
         "5. import into a fresh mirror",
-        &format!("import {} --trust {} --mirror {}", bundle.display(), public.display(), mirror.display()),
+        &format!("import {} --trust {} --mirror {} --init", bundle.display(), public.display(), mirror.display()),
     )?;
     import(ImportArgs {
         bundles: vec![bundle.clone()],
         trust,
         mirror: mirror.clone(),
+        init: true,
         allow_gap: false,
+        base_check: BaseCheckArg::Stat,
+        attic: false,
+        allow_mass_retire: false,
+        repair: false,
         clock_skew: DEFAULT_CLOCK_SKEW,
         quiet: true,
     })?;

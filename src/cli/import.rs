@@ -1,6 +1,7 @@
 //! `airlock import`.
 
 use super::*;
+use airlock::mirror::{BaseCheck, Changes, MirrorError};
 use airlock::verify::GapPolicy;
 
 #[derive(Args, Debug)]
@@ -11,12 +12,30 @@ pub(super) struct ImportArgs {
     pub(super) bundles: Vec<PathBuf>,
     #[command(flatten)]
     pub(super) trust: TrustArgs,
-    /// The mirror directory (created if missing).
+    /// The mirror directory (made with `airlock mirror init`, or pass --init).
     #[arg(long, value_name = "DIR")]
     pub(super) mirror: PathBuf,
+    /// Create the mirror first if DIR is not one yet.
+    #[arg(long)]
+    pub(super) init: bool,
     /// Accept a bundle that skips sequence numbers or does not follow the last import (logged).
     #[arg(long)]
     pub(super) allow_gap: bool,
+    /// How to prove that files a delta bundle does not carry are in the mirror: `stat`
+    /// trusts a file whose stat stamp is unchanged since airlock last wrote or verified it
+    /// (and re-hashes any other), `hash` re-hashes every one.
+    #[arg(long, value_enum, default_value_t = BaseCheckArg::Stat, value_name = "MODE")]
+    pub(super) base_check: BaseCheckArg,
+    /// Move retired files to .airlock/attic/<date>-<manifest>/ instead of removing them.
+    #[arg(long)]
+    pub(super) attic: bool,
+    /// Allow retiring more than half of a channel's files.
+    #[arg(long)]
+    pub(super) allow_mass_retire: bool,
+    /// Restore the mirror's damaged files that this bundle holds (any bundle of the
+    /// channel, even one imported before); changes nothing else.
+    #[arg(long, conflicts_with_all = ["allow_gap", "attic", "allow_mass_retire"])]
+    pub(super) repair: bool,
     /// Allowance for clock error when checking expiry, in seconds.
     #[arg(long, default_value_t = DEFAULT_CLOCK_SKEW, value_name = "SECONDS")]
     pub(super) clock_skew: u64,
@@ -25,11 +44,39 @@ pub(super) struct ImportArgs {
     pub(super) quiet: bool,
 }
 
+/// `--base-check`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(super) enum BaseCheckArg {
+    Stat,
+    Hash,
+}
+
 pub(super) fn import(a: ImportArgs) -> Result<u8> {
     let policy = load_policy(&a.trust)?;
-    let mirror = open_mirror(&a.mirror, true)?;
+    if a.init {
+        match Mirror::init(&a.mirror) {
+            Ok(id) => say!("created mirror {} with id {id}", a.mirror.display())?,
+            Err(Error::Mirror { reason: MirrorError::AlreadyAMirror { .. }, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mirror = open_mirror(&a.mirror)?;
+    if a.repair {
+        return repair(&mirror, &a, &policy);
+    }
     let gaps = if a.allow_gap { GapPolicy::AcceptAndLog } else { GapPolicy::Refuse };
-    let opts = ImportOptions { gaps, clock_skew: a.clock_skew, now: now() };
+    let base_check = match a.base_check {
+        BaseCheckArg::Stat => BaseCheck::Stat,
+        BaseCheckArg::Hash => BaseCheck::Hash,
+    };
+    let opts = ImportOptions {
+        gaps,
+        clock_skew: a.clock_skew,
+        now: now(),
+        base_check,
+        attic: a.attic,
+        allow_mass_retire: a.allow_mass_retire,
+    };
     let source = airlock::verify::BundleSource::from_args(&a.bundles);
     match mirror.import(&source, &policy, &opts, &progress(a.quiet))? {
         ImportOutcome::VolumesMissing { kept, missing, parity } => {
@@ -45,11 +92,22 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
         ImportOutcome::AlreadyImported { manifest_digest } => {
             say!("already imported: manifest {manifest_digest} is in {}; nothing to do", a.mirror.display())?;
         }
-        ImportOutcome::Imported { record } => {
+        ImportOutcome::Imported { record, resumed } => {
+            if resumed > 0 {
+                say!("resumed {resumed} files staged and verified by an interrupted run of this bundle")?;
+            }
             if let Some(b) = &record.bundle {
                 say!("imported {} files ({} bytes) into {}", b.entries, b.bytes, a.mirror.display())?;
                 say!("channel {} sequence {}, manifest sha256 {}", b.channel, b.sequence, b.manifest_sha256)?;
                 say!("signed by trusted key(s) {}", b.signers.join(", "))?;
+            }
+            if let Some(c) = &record.changes {
+                say!("{}", breakdown(c))?;
+            }
+            match &record.attic {
+                Some(dir) => say!("retired {} files to .airlock/attic/{dir}/", record.retired.len())?,
+                None if !record.retired.is_empty() => say!("retired {} files (removed)", record.retired.len())?,
+                None => {}
             }
             for o in &record.overrides {
                 say!("override logged: {o}")?;
@@ -60,4 +118,43 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// One line: what changed in the channel and what was written.
+fn breakdown(c: &Changes) -> String {
+    let ([added, added_bytes], [changed, changed_bytes]) = (c.added, c.changed);
+    let ([removed, removed_bytes], [unchanged, unchanged_bytes]) = (c.removed, c.unchanged);
+    format!(
+        "changes: {added} added ({added_bytes} bytes), {changed} changed ({changed_bytes} bytes), \
+         {removed} removed ({removed_bytes} bytes), {unchanged} unchanged ({unchanged_bytes} bytes); \
+         {} bytes written",
+        c.written_bytes
+    )
+}
+
+/// `import --repair`: exit 0 when every damaged file was restored (or none was damaged).
+fn repair(mirror: &Mirror, a: &ImportArgs, policy: &airlock::policy::Policy) -> Result<u8> {
+    let [bundle] = a.bundles.as_slice() else {
+        return Err(Failure::Usage("--repair takes one bundle file".into()));
+    };
+    let outcome = mirror.repair(bundle, policy, now(), &progress(a.quiet))?;
+    for p in &outcome.repaired {
+        say!("repaired      {p}")?;
+    }
+    if outcome.repaired.is_empty() && outcome.unrepairable.is_empty() {
+        say!("nothing to repair: every file of {} matches its channel's state", a.mirror.display())?;
+        return Ok(EXIT_OK);
+    }
+    say!("repaired {} files; {} damaged files remain", outcome.repaired.len(), outcome.unrepairable.len())?;
+    if outcome.unrepairable.is_empty() {
+        return Ok(EXIT_OK);
+    }
+    for p in &outcome.unrepairable {
+        out::note(format_args!(
+            "not repaired: {p}: the bundle does not carry it as the channel's current state names it \
+             (path, size, SHA-256 and mode); repair it with a bundle that does, such as a full bundle \
+             of the current state"
+        ));
+    }
+    Ok(EXIT_REJECTED)
 }

@@ -4,6 +4,12 @@ use super::*;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum MirrorCommand {
+    /// Create a mirror (prints its id).
+    Init {
+        /// The mirror directory (created if missing; may already hold files, which then
+        /// belong to no channel and are never overwritten).
+        dir: PathBuf,
+    },
     /// Print the mirror's import log (and check its hash chain).
     Log {
         /// The mirror directory.
@@ -25,12 +31,18 @@ pub(super) enum MirrorCommand {
 /// Opens a mirror for `import` or `mirror verify`. Built with the `fault-injection`
 /// feature, `AIRLOCK_TEST_CRASH_AT=<crash point>` makes the process abort there (the crash
 /// tests).
-pub(super) fn open_mirror(dir: &Path, create: bool) -> Result<Mirror> {
+pub(super) fn open_mirror(dir: &Path) -> Result<Mirror> {
     #[cfg(feature = "fault-injection")]
     if let Some(point) = crash_point_from_env() {
-        return Ok(Mirror::open_with_crash_point(dir, create, point)?);
+        return Ok(Mirror::open_with_crash_point(dir, point)?);
     }
-    Ok(Mirror::open(dir, create)?)
+    Ok(Mirror::open(dir)?)
+}
+
+pub(super) fn mirror_init(dir: &Path) -> Result<u8> {
+    let id = Mirror::init(dir)?;
+    say!("created mirror {} with id {id}", dir.display())?;
+    Ok(EXIT_OK)
 }
 
 #[cfg(feature = "fault-injection")]
@@ -64,7 +76,7 @@ pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
 }
 
 pub(super) fn mirror_verify(dir: &Path, quiet: bool) -> Result<u8> {
-    let mirror = open_mirror(dir, false)?;
+    let mirror = open_mirror(dir)?;
     let report = mirror.audit(&progress(quiet))?;
     let code = if report.is_clean() { EXIT_OK } else { EXIT_REJECTED };
     match print_audit(&report) {

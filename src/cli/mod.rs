@@ -246,6 +246,15 @@ fn flag_hint(e: &Error) -> Option<String> {
             }
             _ => return None,
         },
+        Error::Mirror { path, reason: airlock::mirror::MirrorError::NotAMirror } => format!(
+            "mirror {}: is not an airlock mirror (no .airlock/FORMAT); check the path, or create the mirror with \
+             `airlock mirror init {}` (or pass --init to import)",
+            path.display(),
+            path.display()
+        ),
+        Error::Rejected(Reject::Plan(mass @ airlock::mirror::PlanReject::MassRetire { .. })) => {
+            format!("bundle rejected: {mass}; pass --allow-mass-retire to import it anyway")
+        }
         Error::Pack(e @ (PackError::NoRoom { .. } | PackError::DestinationFull { .. })) => {
             format!("{e} (--volume-size SIZE)")
         }
@@ -300,6 +309,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Policy(PolicyCommand::Check { policy }) => policy_check(&policy),
         Command::Key(KeyCommand::Show { key }) => key_show(&key),
         Command::Key(KeyCommand::Convert { key, to, output }) => key_convert(&key, to, output.as_deref()),
+        Command::Mirror(MirrorCommand::Init { dir }) => mirror_init(&dir),
         Command::Mirror(MirrorCommand::Log { dir, json }) => mirror_log(&dir, json),
         Command::Mirror(MirrorCommand::Verify { dir, quiet }) => mirror_verify(&dir, quiet),
         Command::Demo(a) => demo(a),

@@ -1,19 +1,20 @@
-//! `mirror verify`: re-checks every file in the mirror against the kept manifests of the
-//! imports that put it there, and reports what is missing, modified or unknown.
+//! `mirror verify`: re-checks every file in the mirror against its channel's expected state
+//! (state.rs: the kept manifests of the imports that put it there, less what complete
+//! manifests retired), reports what is missing, modified or unknown, and records the stat
+//! stamps of the files that verified (stamps.rs).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::log::check_against_kept;
-use super::protocol::read_kept_manifest;
-use super::{Event, Mirror};
+use super::{stamps, ChannelView, Event, Mirror};
 use crate::error::{Error, Result};
 use crate::format::manifest::Entry;
 use crate::format::path::METADATA_DIR;
-use crate::io::digest;
+use crate::io::digest::{self, Digest};
 use crate::progress::Progress;
 
 /// The outcome of `mirror verify`.
@@ -48,6 +49,7 @@ impl Mirror {
         let total = expected.values().fold(0u64, |sum, e| sum.saturating_add(e.size));
         progress.start("checking", total, expected.len() as u64);
         let mut seen = BTreeSet::new();
+        let mut stamps = stamps::load(&self.meta)?;
         for item in walkdir::WalkDir::new(&self.root)
             .min_depth(1)
             .sort_by_file_name()
@@ -66,19 +68,24 @@ impl Mirror {
                 continue;
             };
             seen.insert(rel.clone());
-            if let Some(problem) = check_file(item.path(), entry, progress)? {
-                report.modified.push(format!("{rel}: {problem}"));
+            match check_file(item.path(), entry, progress)? {
+                Some(problem) => {
+                    stamps.remove(&rel);
+                    report.modified.push(format!("{rel}: {problem}"));
+                }
+                None => stamps::record(&mut stamps, item.path(), entry),
             }
         }
         report.missing = expected.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+        stamps.retain(|path, _| expected.contains_key(path) && seen.contains(path));
+        stamps::save(&self.meta, &stamps)?;
         report.files = expected.len() as u64;
         progress.finish();
         Ok(report)
     }
 
-    /// Every file the imports recorded, as the latest import to name it left it; a kept
-    /// manifest that cannot be read, or that disagrees with its `imported` record, is
-    /// reported as damaged.
+    /// Every file of every channel's expected state; a kept manifest that cannot be read,
+    /// or that disagrees with its `imported` record, is reported as damaged.
     fn expected_files(&self, report: &mut AuditReport) -> Result<BTreeMap<String, Entry>> {
         let state = self.state()?;
         for (i, record) in state.records.iter().enumerate() {
@@ -88,16 +95,19 @@ impl Mirror {
                 }
             }
         }
+        let views = self.channel_views_with(&state, |digest, e| {
+            report.damaged.push(format!("kept manifest {}: {e}", digest.to_hex()));
+            Ok(())
+        })?;
+        // Channels whose paths overlapped before ownership was enforced: the channel
+        // imported last holds the path, as its import left it.
+        let position: HashMap<Digest, usize> = state.imported.iter().enumerate().map(|(i, d)| (*d, i)).collect();
+        let mut ordered: Vec<ChannelView> = views.into_values().collect();
+        ordered.sort_by_key(|v| position.get(&v.manifest).copied());
         let mut expected = BTreeMap::new();
-        for digest in &state.imported {
-            let dir = self.meta.join("bundles").join(digest.to_hex());
-            match read_kept_manifest(&dir, &digest.to_hex()) {
-                Ok(m) => {
-                    for e in m.entries {
-                        expected.insert(e.path.as_str().to_owned(), e);
-                    }
-                }
-                Err(e) => report.damaged.push(format!("kept manifest {}: {e}", digest.to_hex())),
+        for view in ordered {
+            for e in view.entries {
+                expected.insert(e.path.as_str().to_owned(), e);
             }
         }
         Ok(expected)

@@ -1,6 +1,7 @@
-//! Why a mirror cannot be worked with ([`MirrorError`], carried by [`Error::Mirror`]) and
-//! why an entry cannot be placed in it ([`PlacementConflict`], carried by
-//! [`Reject::Conflict`]).
+//! Why a mirror cannot be worked with ([`MirrorError`], carried by [`Error::Mirror`]), why
+//! entries cannot be placed in it ([`Conflicts`] of [`PlacementConflict`]s, carried by
+//! [`Reject::Conflict`]) and why an import's plan cannot be carried out ([`PlanReject`],
+//! carried by [`Reject::Plan`]).
 
 use std::path::PathBuf;
 
@@ -12,9 +13,27 @@ use crate::error::Reject;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MirrorError {
-    /// The directory has no `.airlock/FORMAT`.
-    #[error("is not an airlock mirror (no .airlock/FORMAT)")]
+    /// The directory (which may not exist) has no `.airlock/FORMAT`.
+    #[error(
+        "is not an airlock mirror (no .airlock/FORMAT); check the path, or create the mirror with \
+         `airlock mirror init DIR`"
+    )]
     NotAMirror,
+    /// `mirror init` on a directory that already is a mirror.
+    #[error("is already an airlock mirror (id {id}); nothing to do")]
+    AlreadyAMirror {
+        /// Its id.
+        id: String,
+    },
+    /// `.airlock/id` is not 32 hex digits and a newline.
+    #[error(
+        "holds {found:?}, not a mirror id (32 hex digits); restore .airlock/id from a backup of the mirror \
+         (receipts and delta bundles name the mirror by it)"
+    )]
+    BadId {
+        /// What it holds, trimmed and cut short.
+        found: String,
+    },
     /// The mirror root exists but is not a directory.
     #[error("is not a directory")]
     NotADirectory,
@@ -29,10 +48,12 @@ pub enum MirrorError {
         "another airlock process is using this mirror (lock held on .airlock/lock); try again when it has finished"
     )]
     Locked,
-    /// The mirror's filesystem cannot hold the bundle.
-    #[error("not enough free space: the bundle needs {need} bytes, the filesystem has {free}")]
+    /// The mirror's filesystem cannot hold what the import writes.
+    #[error(
+        "not enough free space: the bundle needs {need} bytes (what this import writes), the filesystem has {free}"
+    )]
     NoSpace {
-        /// Payload bytes of the bundle.
+        /// Bytes the import writes (the carried entries).
         need: u64,
         /// Bytes available to this user.
         free: u64,
@@ -175,10 +196,53 @@ pub enum Damage {
     },
 }
 
+/// Every entry of a bundle that cannot be placed in the mirror (at least one).
+#[derive(Debug)]
+pub struct Conflicts(pub Vec<Conflict>);
+
+/// One entry that cannot be placed.
+#[derive(Debug)]
+pub struct Conflict {
+    /// The entry path.
+    pub path: String,
+    /// Why.
+    pub reason: PlacementConflict,
+}
+
+impl std::fmt::Display for Conflicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let [one] = self.0.as_slice() {
+            return write!(f, "entry {:?}: {}", one.path, one.reason);
+        }
+        write!(f, "{} entries cannot be placed in the mirror (nothing was changed)", self.0.len())?;
+        for c in &self.0 {
+            write!(f, "; entry {:?}: {}", c.path, c.reason)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Conflicts {}
+
 /// Why an entry cannot be placed in the mirror.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlacementConflict {
+    /// Another channel's current state lists the path.
+    #[error(
+        "the path belongs to channel {channel:?}; a channel never overwrites or retires another channel's \
+         files: give the two channels separate paths"
+    )]
+    OwnedByChannel {
+        /// The owning channel.
+        channel: String,
+    },
+    /// A file stands there that no channel's state lists.
+    #[error(
+        "a file is there that was not placed by airlock (no channel owns it): move it away or remove it, \
+         then import again"
+    )]
+    NotPlacedByAirlock,
     /// A file, symlink or other non-directory stands where the entry needs a directory.
     #[error("the mirror has a file or link at {dir:?} where a directory is needed")]
     NotADirectory {
@@ -194,4 +258,85 @@ pub enum PlacementConflict {
         /// What stands there.
         found: &'static str,
     },
+}
+
+/// Why an import's plan cannot be carried out: what a delta leaves out is not in the mirror,
+/// the delta was built for another mirror, or too much would be retired.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanReject {
+    /// Entries the bundle does not carry are not in the mirror as signed.
+    #[error(
+        "{total} entries the bundle does not carry are not in this mirror as signed{}; nothing was changed: \
+         re-pack from a fresh receipt of this mirror (`airlock mirror receipt`, then `airlock pack --since`) \
+         or send a full bundle",
+        list_base_problems(missing, *total)
+    )]
+    MissingBase {
+        /// The first of them (at most [`PlanReject::LISTED`]).
+        missing: Vec<BaseProblem>,
+        /// How many there are.
+        total: usize,
+    },
+    /// The delta's `base.mirror` is not this mirror's id.
+    #[error(
+        "the bundle is a delta built for mirror {bundle}, but this mirror is {mirror}; re-pack from a receipt \
+         of this mirror (`airlock mirror receipt`, then `airlock pack --since`) or send a full bundle"
+    )]
+    WrongMirror {
+        /// The mirror the bundle names.
+        bundle: String,
+        /// This mirror's id.
+        mirror: String,
+    },
+    /// The import would retire more than half of a channel's files.
+    #[error(
+        "channel {channel:?}: the bundle no longer lists {retire} of the channel's {files} files, which would \
+         retire them (more than half); check that this is the right bundle"
+    )]
+    MassRetire {
+        /// The channel.
+        channel: String,
+        /// Files it would retire.
+        retire: usize,
+        /// Files the channel holds now.
+        files: usize,
+    },
+}
+
+impl PlanReject {
+    /// How many missing entries a [`PlanReject::MissingBase`] names.
+    pub const LISTED: usize = 20;
+
+    /// The rejection's stable kind name (see `Reject::kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlanReject::MissingBase { .. } => "missing_base",
+            PlanReject::WrongMirror { .. } => "base_mismatch",
+            PlanReject::MassRetire { .. } => "mass_retire",
+        }
+    }
+}
+
+/// An entry a bundle does not carry and the mirror does not hold as signed.
+#[derive(Debug)]
+pub struct BaseProblem {
+    /// The entry path.
+    pub path: String,
+    /// What the mirror has there instead.
+    pub problem: String,
+}
+
+fn list_base_problems(missing: &[BaseProblem], total: usize) -> String {
+    let mut out = String::from(": ");
+    for (i, p) in missing.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&format!("{:?} ({})", p.path, p.problem));
+    }
+    if total > missing.len() {
+        out.push_str(&format!(" and {} more", total - missing.len()));
+    }
+    out
 }

@@ -46,6 +46,8 @@ pub enum Event {
     Failed,
     /// An interrupted, uncommitted import was cleaned up.
     Discarded,
+    /// Damaged files were restored from a bundle (`import --repair`).
+    Repaired,
 }
 
 impl Event {
@@ -56,6 +58,7 @@ impl Event {
             Event::Rejected => "rejected",
             Event::Failed => "failed",
             Event::Discarded => "discarded",
+            Event::Repaired => "repaired",
         }
     }
 }
@@ -116,6 +119,41 @@ pub struct LogRecord {
     /// Why, for `rejected`, `failed`, `discarded`, or a note on `imported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// On `imported`: what changed in the channel (added, changed, removed, unchanged) and
+    /// how many bytes the import wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<super::Changes>,
+    /// On `imported`: the channel's files its complete manifest no longer lists, retired in
+    /// the same commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
+    /// On `imported` with retired files kept: their directory under `.airlock/attic/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attic: Option<String>,
+    /// On `repaired`: the files restored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repaired: Vec<String>,
+}
+
+impl LogRecord {
+    /// A record of `event` at `time` with every optional key empty (`prev` is set when it
+    /// is appended).
+    pub fn new(time: u64, event: Event) -> LogRecord {
+        LogRecord {
+            prev: String::new(),
+            time,
+            event,
+            source: None,
+            bundle: None,
+            overrides: Vec::new(),
+            artifacts: Vec::new(),
+            reason: None,
+            changes: None,
+            retired: Vec::new(),
+            attic: None,
+            repaired: Vec::new(),
+        }
+    }
 }
 
 /// What the log says about the mirror.
@@ -460,7 +498,7 @@ mod tests {
 
     #[test]
     fn events_are_written_in_lowercase() {
-        for event in [Event::Imported, Event::Rejected, Event::Failed, Event::Discarded] {
+        for event in [Event::Imported, Event::Rejected, Event::Failed, Event::Discarded, Event::Repaired] {
             let json = serde_json::to_string(&event).unwrap();
             assert_eq!(json, format!("\"{}\"", event.as_str()));
             assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);

@@ -32,8 +32,11 @@ impl Want {
 }
 
 /// The entries of `.airlock/` and what each must be (when present).
-pub(super) const LAYOUT: [(&str, Want); 8] = [
+pub(super) const LAYOUT: [(&str, Want); 11] = [
     ("FORMAT", Want::File),
+    ("id", Want::File),
+    ("stamps", Want::File),
+    ("attic", Want::Dir),
     ("lock", Want::File),
     ("log", Want::File),
     ("log-head", Want::File),

@@ -3,23 +3,26 @@
 //! numbers (each site below is tagged `FORMAT.md §10 step N`):
 //!
 //! 1. Take the lock; recover (below). ([`Mirror::open`])
-//! 2. Verify the head and freshness; pre-flight: every entry can be placed and the
-//!    filesystem has room. (`Mirror::import`, [`Mirror::preflight`])
-//! 3. Stream the payload into `.airlock/staging/<bundle-id>.<random>/data/` and the head
-//!    into `.../record/`. (`Mirror::stage`, [`StagingSink`](super::staging::StagingSink),
+//! 2. Verify the head and freshness; the plan: every entry can be placed (and is the
+//!    importing channel's to place), what the bundle does not carry is in the mirror, what
+//!    is retired, and the filesystem has room for what is written. (`Mirror::import`,
+//!    `Mirror::plan` in plan.rs)
+//! 3. Stream the payload into `.airlock/staging/<manifest-sha256>/data/` (reusing what an
+//!    interrupted run of the same bundle journaled: journal.rs) and the head into
+//!    `.../record/`. (`Mirror::stage`, [`StagingSink`](super::staging::StagingSink),
 //!    [`write_record_dir`])
 //! 4. One `syncfs` makes every staged file durable. ([`sync_filesystem`])
 //! 5. **Commit point**: `.airlock/pending` is written durably. ([`Mirror::commit`])
-//! 6. Apply: staged files are renamed into place, the head is kept under
-//!    `.airlock/bundles/<manifest-sha256>/`, `syncfs`, the record is appended to the log,
-//!    `pending` and the staging directory are removed, `.airlock/` is synced.
-//!    ([`Mirror::apply`], idempotent)
+//! 6. Apply: retired files are removed (or moved to the attic), staged files are renamed
+//!    into place, the head is kept under `.airlock/bundles/<manifest-sha256>/`, `syncfs`,
+//!    stamps are recorded, the record is appended to the log, `pending` and the staging
+//!    directory are removed, `.airlock/` is synced. ([`Mirror::apply`], idempotent)
 //!
 //! Any failure before step 5 removes the staging directory and logs `rejected` or `failed`;
 //! the mirror's files are never touched before the commit point. **Recovery**
 //! ([`Mirror::recover`]): a crash before step 5 leaves only staging, which the next run
-//! discards (logged as `discarded`); a crash after it leaves `pending`, which the next run
-//! applies again.
+//! keeps for a rerun if it journaled files and otherwise discards (logged as `discarded`);
+//! a crash after it leaves `pending`, which the next run applies again.
 //!
 //! The crash tests stop the process at each step boundary ([`CrashPoint`]); the hook is
 //! compiled only with the `fault-injection` feature.
@@ -32,12 +35,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{Damage, PlacementConflict};
+use super::error::Damage;
 use super::plain::{self, Want};
-use super::{Event, LogRecord, Mirror, MirrorError};
+use super::{journal, stamps, v2, Event, LogRecord, Mirror, MirrorError};
 use crate::clock;
-use crate::error::{Error, Reject, Result};
-use crate::format::manifest::{self, Entry, Manifest};
+use crate::error::{Error, Result};
+use crate::format::manifest::{self, Manifest};
 use crate::format::{kept_head_name, signature_member, MANIFEST_MEMBER, SUMS_MEMBER};
 use crate::io::digest::Digest;
 use crate::io::durable::{sync_dir, write_bytes, Overwrite};
@@ -53,6 +56,8 @@ pub enum CrashPoint {
     Staged,
     /// After step 5: `pending` is written (recovery must finish the import from here on).
     Committed,
+    /// Step 6: after each retired file is removed or moved to the attic.
+    FileRetired,
     /// Step 6: after each rename of a staged file or directory into the mirror.
     FileMoved,
     /// Step 6: every staged file is in place.
@@ -71,10 +76,11 @@ pub enum CrashPoint {
 #[cfg(feature = "fault-injection")]
 impl CrashPoint {
     /// Every crash point, in protocol order.
-    pub const ALL: [CrashPoint; 9] = [
+    pub const ALL: [CrashPoint; 10] = [
         CrashPoint::HeadStaged,
         CrashPoint::Staged,
         CrashPoint::Committed,
+        CrashPoint::FileRetired,
         CrashPoint::FileMoved,
         CrashPoint::FilesMoved,
         CrashPoint::RecordKept,
@@ -89,6 +95,7 @@ impl CrashPoint {
             CrashPoint::HeadStaged => "head-staged",
             CrashPoint::Staged => "staged",
             CrashPoint::Committed => "committed",
+            CrashPoint::FileRetired => "file-retired",
             CrashPoint::FileMoved => "file-moved",
             CrashPoint::FilesMoved => "files-moved",
             CrashPoint::RecordKept => "record-kept",
@@ -110,6 +117,9 @@ impl CrashPoint {
 struct Pending {
     staging: String,
     record: LogRecord,
+    /// Entries the bundle did not carry that this import hashed: stamped in step 6.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    restamp: Vec<String>,
 }
 
 impl Mirror {
@@ -125,55 +135,10 @@ impl Mirror {
     #[cfg(not(feature = "fault-injection"))]
     pub(super) fn crash_point(&self, _point: CrashPoint) {}
 
-    /// FORMAT.md §10 step 2 (pre-flight): refuses an import that cannot be placed: a file,
-    /// symlink or other non-directory where a directory is needed, or a directory or
-    /// symlink where a file goes. Also checks free space.
-    pub(super) fn preflight(&self, manifest: &Manifest) -> Result<()> {
-        let mut present_dirs = HashSet::new();
-        let mut absent_dirs = HashSet::new();
-        for entry in &manifest.entries {
-            let mut under_absent = false;
-            for dir in entry.path.ancestors() {
-                if absent_dirs.contains(dir) {
-                    under_absent = true;
-                    break;
-                }
-                if present_dirs.contains(dir) {
-                    continue;
-                }
-                match fs::symlink_metadata(self.root.join(dir)) {
-                    Ok(m) if m.is_dir() => {
-                        present_dirs.insert(dir);
-                    }
-                    Ok(_) => return Err(conflict(entry, PlacementConflict::NotADirectory { dir: dir.to_owned() })),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        absent_dirs.insert(dir);
-                        under_absent = true;
-                        break;
-                    }
-                    Err(e) => return Err(Error::io(self.root.join(dir), e)),
-                }
-            }
-            if under_absent {
-                continue; // nothing can stand in the way inside a directory that does not exist
-            }
-            // A regular file is replaced by a rename, which changes only this name: a hard
-            // link elsewhere keeps the old content.
-            match fs::symlink_metadata(self.root.join(entry.path.as_str())) {
-                Ok(m) if m.is_file() => {}
-                Ok(m) if m.is_dir() || m.is_symlink() => return Err(conflict(entry, PlacementConflict::NotAFile)),
-                Ok(m) => return Err(conflict(entry, PlacementConflict::SpecialFile { found: plain::kind_name(&m) })),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(self.root.join(entry.path.as_str()), e)),
-            }
-        }
-        check_free_space(&self.meta, manifest.total_size())
-    }
-
     /// Writes the commit point, then applies it.
-    pub(super) fn commit(&self, staging: &Path, record: LogRecord) -> Result<LogRecord> {
+    pub(super) fn commit(&self, staging: &Path, record: LogRecord, restamp: Vec<String>) -> Result<LogRecord> {
         let name = staging.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-        let pending = Pending { staging: name, record };
+        let pending = Pending { staging: name, record, restamp };
         let path = self.meta.join("pending");
         let text = serde_json::to_vec(&pending).map_err(|e| Error::io(&path, io::Error::other(e)))?;
         // FORMAT.md §10 step 5: the commit point (temporary file, fsync, rename, fsync of
@@ -183,39 +148,50 @@ impl Mirror {
         self.apply(&pending)
     }
 
-    /// FORMAT.md §10 step 6: moves staged files into place, keeps the head, logs, and
+    /// FORMAT.md §10 step 6: retires the files the import retires, moves staged files into
+    /// place, keeps the head (of an import), stamps what was written or hashed, logs, and
     /// clears `pending`. Idempotent, so recovery can run it again after a crash at any
-    /// point. Returns the import's log record (as appended now, or as found from an
-    /// earlier run).
+    /// point. Returns the log record (as appended now, or as found from an earlier run).
     fn apply(&self, pending: &Pending) -> Result<LogRecord> {
         let staging = self.meta.join("staging").join(&pending.staging);
-        let summary = pending.record.bundle.as_ref().ok_or_else(|| self.damaged(Damage::PendingWithoutBundle))?;
+        let record = &pending.record;
+        let summary = record.bundle.as_ref().ok_or_else(|| self.damaged(Damage::PendingWithoutBundle))?;
+        let is_import = record.event == Event::Imported;
         let kept = self.meta.join("bundles").join(&summary.manifest_sha256);
-        let record_dir = if kept.is_dir() { kept.clone() } else { staging.join("record") };
-        // The kept manifest must be intact before anything moves: it is what `mirror verify`
+        let record_dir = if is_import && kept.is_dir() { kept.clone() } else { staging.join("record") };
+        // The manifest must be intact before anything moves: it is what `mirror verify`
         // will hold the files to. Its digest is the signed manifest's (recorded in `pending`
-        // after verification), so matching bytes need no second decoding.
-        read_kept_manifest_bytes(&record_dir, &summary.manifest_sha256)?;
-        // FORMAT.md §10 step 6: rename each staged file to its place.
+        // after verification).
+        let manifest = read_kept_manifest(&record_dir, &summary.manifest_sha256)?;
+        // Committed staging is never resumed: its files are about to move.
+        journal::forget(&staging)?;
+        // FORMAT.md §10 step 6: retire, then rename each staged file to its place.
+        self.retire(&record.retired, record.attic.as_deref())?;
         self.move_tree(&staging.join("data"), &self.root)?;
         self.crash_point(CrashPoint::FilesMoved);
         // FORMAT.md §10 step 6: rename `record/` to `bundles/<manifest-sha256>/`, `syncfs`.
-        if !kept.is_dir() {
+        if is_import && !kept.is_dir() {
             fs::rename(staging.join("record"), &kept).map_err(|e| Error::io(&kept, e))?;
         }
         sync_filesystem(&self.root)?;
         self.crash_point(CrashPoint::RecordKept);
         Digest::from_hex(&summary.manifest_sha256).ok_or_else(|| self.damaged(Damage::PendingBadDigest))?;
-        // FORMAT.md §10 step 6: append the log record unless the log already has this
-        // manifest. One read of the log serves both that check and the chain head.
+        self.stamp_applied(&manifest, pending)?;
+        // FORMAT.md §10 step 6: append the log record unless the log already has it. One
+        // read of the log serves both that check and the chain head.
         let state = self.state()?;
         let already = state.records.iter().rev().find(|r| {
-            r.event == Event::Imported
-                && r.bundle.as_ref().is_some_and(|b| b.manifest_sha256 == summary.manifest_sha256)
+            if is_import {
+                r.event == Event::Imported
+                    && r.bundle.as_ref().is_some_and(|b| b.manifest_sha256 == summary.manifest_sha256)
+            } else {
+                // A repair is the same record appended last, whatever its chain link.
+                LogRecord { prev: r.prev.clone(), ..record.clone() } == **r
+            }
         });
         let record = match already {
             Some(r) => r.clone(),
-            None => self.append_log_line(pending.record.clone(), &state)?,
+            None => self.append_log_line(record.clone(), &state)?,
         };
         self.crash_point(CrashPoint::Logged);
         // FORMAT.md §10 step 6: remove `pending` and the staging directory, fsync `.airlock/`.
@@ -224,6 +200,59 @@ impl Mirror {
         remove_dir_if_exists(&staging)?;
         sync_dir(&self.meta)?;
         Ok(record)
+    }
+
+    /// FORMAT.md §10 step 6: removes each retired file, or moves it under
+    /// `.airlock/attic/<attic>/`, and removes directories that leaves empty. A path already
+    /// gone was retired before an interruption.
+    fn retire(&self, paths: &[String], attic: Option<&str>) -> Result<()> {
+        for path in paths {
+            let src = self.root.join(path);
+            match fs::symlink_metadata(&src) {
+                Ok(m) if m.is_file() => {
+                    match attic {
+                        Some(dir) => {
+                            let dst = self.meta.join("attic").join(dir).join(path);
+                            let parent = crate::io::durable::parent_dir(&dst);
+                            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                            fs::rename(&src, &dst).map_err(|e| Error::io(&dst, e))?;
+                        }
+                        None => fs::remove_file(&src).map_err(|e| Error::io(&src, e))?,
+                    }
+                    self.crash_point(CrashPoint::FileRetired);
+                }
+                Ok(_) => continue, // not the file the channel had: never touched
+                // Retired before an interruption; its directories may still need removing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&src, e)),
+            }
+            let mut dir = Path::new(path).parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                if fs::remove_dir(self.root.join(d)).is_err() {
+                    break; // not empty: the rest of the way up is not either
+                }
+                dir = d.parent();
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the stamps of what this import wrote (its carried entries, or the repaired
+    /// files) and of the kept entries it hashed, and drops those of retired files.
+    fn stamp_applied(&self, manifest: &Manifest, pending: &Pending) -> Result<()> {
+        let record = &pending.record;
+        let mut stamps = stamps::load(&self.meta)?;
+        for path in &record.retired {
+            stamps.remove(path);
+        }
+        let hashed: HashSet<&str> = pending.restamp.iter().chain(&record.repaired).map(String::as_str).collect();
+        let is_import = record.event == Event::Imported;
+        for e in &manifest.entries {
+            if (is_import && v2::is_carried(e)) || hashed.contains(e.path.as_str()) {
+                stamps::record(&mut stamps, &self.root.join(e.path.as_str()), e);
+            }
+        }
+        stamps::save(&self.meta, &stamps)
     }
 
     /// Moves everything under `from` (staged, verified content) to the same place under `to`:
@@ -271,22 +300,36 @@ impl Mirror {
             // Past step 5: finish the import.
             self.apply(&pending)?;
         }
-        // Before step 5: the mirror is unchanged; remove what was staged.
+        // Before step 5: the mirror is unchanged. Staging with journaled files is kept for
+        // a rerun of its bundle (FORMAT.md §10, "Resume"); the rest is removed.
+        let imported = self.state()?.imported;
         for name in self.staging_names()? {
-            remove_dir_if_exists(&self.meta.join("staging").join(&name))?;
-            self.append_log(LogRecord {
-                prev: String::new(),
-                time: clock::system_now(),
-                event: Event::Discarded,
-                source: None,
-                bundle: None,
-                overrides: Vec::new(),
-                artifacts: Vec::new(),
-                reason: Some(format!(
-                    "uncommitted staging {name} of an interrupted import removed; the mirror is unchanged"
-                )),
-            })?;
+            let dir = self.meta.join("staging").join(&name);
+            let resumable = Digest::from_hex(&name).is_some_and(|d| !imported.contains(&d));
+            if resumable && journal::has_journaled_files(&dir) {
+                continue;
+            }
+            self.discard_staging(&name, "of an interrupted import")?;
         }
+        Ok(())
+    }
+
+    /// Removes every staging directory but `keep`'s: an interrupted import of another
+    /// bundle, which this one can never use.
+    pub(super) fn discard_staging_except(&self, keep: &str) -> Result<()> {
+        for name in self.staging_names()? {
+            if name != keep {
+                self.discard_staging(&name, "of an interrupted import of another bundle")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn discard_staging(&self, name: &str, what: &str) -> Result<()> {
+        remove_dir_if_exists(&self.meta.join("staging").join(name))?;
+        let mut record = LogRecord::new(clock::system_now(), Event::Discarded);
+        record.reason = Some(format!("uncommitted staging {name} {what} removed; the mirror is unchanged"));
+        self.append_log(record)?;
         Ok(())
     }
 
@@ -329,11 +372,7 @@ impl Mirror {
     }
 }
 
-fn conflict(entry: &Entry, reason: PlacementConflict) -> Error {
-    Error::Rejected(Reject::Conflict { path: entry.path.to_string(), reason })
-}
-
-fn check_free_space(dir: &Path, need: u64) -> Result<()> {
+pub(super) fn check_free_space(dir: &Path, need: u64) -> Result<()> {
     let st = rustix::fs::statvfs(dir).map_err(|e| Error::io(dir, e.into()))?;
     let free = st.f_bavail.saturating_mul(st.f_frsize);
     if free < need {
@@ -415,7 +454,7 @@ fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
-fn remove_dir_if_exists(path: &Path) -> Result<()> {
+pub(super) fn remove_dir_if_exists(path: &Path) -> Result<()> {
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
         _ => Ok(()),

@@ -61,6 +61,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::journal::{Journal, Line, Resume};
 use crate::error::{Error, Result};
 use crate::format::manifest::Entry;
 use crate::io::sync::{join_unscoped, lock, Batcher};
@@ -80,7 +81,19 @@ pub struct StagingSink {
     pool: Pool,
     /// Background syncs of the staging file system (see the module docs).
     syncer: Syncer,
+    /// What an interrupted run of the same bundle staged (docs/FORMAT.md §10, "Resume").
+    resume: Resume,
+    /// The journal of this run, if it keeps one.
+    journal: Option<Journal>,
+    /// Files reused from the interrupted run.
+    resumed: u64,
+    /// Bytes staged since the journal was last made durable.
+    since_flush: u64,
 }
+
+/// How many staged bytes go between two journal flushes (each costs a `syncfs`, which the
+/// background syncs have mostly done already): what a killed import loses at most.
+const JOURNAL_STEP_BYTES: u64 = 8 << 20;
 
 /// The entry being received.
 enum Current {
@@ -88,6 +101,8 @@ enum Current {
     Buffered(SmallFile),
     /// A large file, written as it arrives (writeback starts as it goes).
     Streamed { file: Writeback<File>, path: PathBuf },
+    /// A file an interrupted run staged and journaled: its bytes are only verified.
+    Reused,
 }
 
 /// A small file's whole content, for a pool writer to create.
@@ -96,22 +111,55 @@ struct SmallFile {
     mode: u32,
     chmod: bool,
     data: Vec<u8>,
+    /// Its entry, to journal once written (when a journal is kept).
+    journaled: Option<Entry>,
 }
 
 impl StagingSink {
     /// A sink writing under `root`, an existing empty private directory.
     pub fn new(root: PathBuf) -> StagingSink {
+        StagingSink::resuming(root, Resume::default(), None)
+    }
+
+    /// A sink writing under `root` that reuses what `resume` names and journals what it
+    /// writes in `journal`.
+    pub(crate) fn resuming(root: PathBuf, resume: Resume, journal: Option<Journal>) -> StagingSink {
         let syncer = Syncer::start(SyncScope::FileSystem);
-        let pool = Pool::start(syncer.handle());
-        StagingSink { root, dirs: BTreeSet::new(), umask: process_umask(), current: None, pool, syncer }
+        let pool = Pool::start(syncer.handle(), journal.clone());
+        StagingSink {
+            root,
+            dirs: BTreeSet::new(),
+            umask: process_umask(),
+            current: None,
+            pool,
+            syncer,
+            resume,
+            journal,
+            resumed: 0,
+            since_flush: 0,
+        }
     }
 
     /// Waits for the writer pool to create every file handed to it and for the background
     /// sync under way; reports the first error of either. Only after this returns `Ok` is
     /// the staging directory complete (it is durable only after the caller's `syncfs`).
-    pub fn finish(mut self) -> Result<()> {
+    /// Returns how many files were reused from an interrupted run.
+    pub fn finish(mut self) -> Result<u64> {
         self.pool.finish()?;
-        self.syncer.finish().map_err(|e| Error::io(&self.root, e))
+        self.syncer.finish().map_err(|e| Error::io(&self.root, e))?;
+        Ok(self.resumed)
+    }
+
+    /// Journals what was written since the last flush, every [`JOURNAL_STEP_BYTES`].
+    fn maybe_flush_journal(&mut self, size: u64) -> Result<()> {
+        self.since_flush = self.since_flush.saturating_add(size);
+        match &self.journal {
+            Some(journal) if self.since_flush >= JOURNAL_STEP_BYTES => {
+                self.since_flush = 0;
+                journal.flush(&self.root)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Creates the entry's parent directories not created yet. Called for each entry in
@@ -143,12 +191,26 @@ impl StagingSink {
 impl PayloadSink for StagingSink {
     fn open(&mut self, entry: &Entry) -> Result<()> {
         self.pool.check()?;
+        self.maybe_flush_journal(entry.size)?;
         self.create_parents(entry)?;
         let path = self.root.join(entry.path.as_str());
+        if self.resume.stale {
+            if self.resume.reusable(entry, &path)? {
+                if let Some(journal) = &self.journal {
+                    journal.staged(entry, &path);
+                }
+                self.resumed += 1;
+                self.current = Some(Current::Reused);
+                return Ok(());
+            }
+            // Whatever an interrupted run left here unjournaled is not trusted.
+            remove_stale(&path)?;
+        }
         let mode = entry.mode.bits();
+        let journaled = self.journal.as_ref().map(|_| entry.clone());
         self.current = Some(if entry.size <= STAGING_POOLED_MAX_BYTES {
             let data = Vec::with_capacity(entry.size as usize);
-            Current::Buffered(SmallFile { path, mode, chmod: self.needs_chmod(mode), data })
+            Current::Buffered(SmallFile { path, mode, chmod: self.needs_chmod(mode), data, journaled })
         } else {
             let file = Writeback::new(create(&path, mode)?).with_syncer(self.syncer.handle());
             Current::Streamed { file, path }
@@ -163,6 +225,7 @@ impl PayloadSink for StagingSink {
                 Ok(())
             }
             Some(Current::Streamed { file, path }) => file.write_all(bytes).map_err(|e| Error::io(&*path, e)),
+            Some(Current::Reused) => Ok(()),
             None => Err(Error::Internal("the staging sink was given data outside an entry".into())),
         }
     }
@@ -174,8 +237,12 @@ impl PayloadSink for StagingSink {
                 if self.needs_chmod(entry.mode.bits()) {
                     set_mode(file.get_ref(), &path, entry.mode.bits())?;
                 }
+                if let Some(journal) = &self.journal {
+                    journal.staged(entry, &path);
+                }
                 Ok(())
             }
+            Some(Current::Reused) => Ok(()),
             None => Err(Error::Internal("the staging sink was asked to close no entry".into())),
         }
     }
@@ -193,16 +260,28 @@ fn create(path: &Path, mode: u32) -> Result<File> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// Removes what an interrupted run left at `path` (a file it had not journaled).
+fn remove_stale(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
 fn set_mode(file: &File, path: &Path, mode: u32) -> Result<()> {
     file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))
 }
 
-fn write_small(f: &SmallFile, sync: &SyncHandle) -> Result<()> {
+fn write_small(f: &SmallFile, sync: &SyncHandle, journal: Option<&Journal>) -> Result<()> {
     let mut file = create(&f.path, f.mode)?;
     file.write_all(&f.data).map_err(|e| Error::io(&f.path, e))?;
     sync.wrote(f.data.len() as u64, &file);
     if f.chmod {
         set_mode(&file, &f.path, f.mode)?;
+    }
+    if let (Some(journal), Some(entry)) = (journal, &f.journaled) {
+        let meta = file.metadata().map_err(|e| Error::io(&f.path, e))?;
+        journal.push(&Line::written(entry, &meta));
     }
     Ok(())
 }
@@ -219,7 +298,7 @@ struct Pool {
 }
 
 impl Pool {
-    fn start(sync: SyncHandle) -> Pool {
+    fn start(sync: SyncHandle, journal: Option<Journal>) -> Pool {
         let (tx, rx) = mpsc::sync_channel::<Vec<SmallFile>>(STAGING_BATCHES_QUEUED);
         let rx = Arc::new(Mutex::new(rx));
         let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
@@ -229,6 +308,7 @@ impl Pool {
             .map(|_| {
                 let (rx, failed, stopped) = (Arc::clone(&rx), Arc::clone(&failed), Arc::clone(&stopped));
                 let sync = sync.clone();
+                let journal = journal.clone();
                 std::thread::spawn(move || loop {
                     // The lock is held only while waiting for the next batch.
                     let batch = match lock(&rx).recv() {
@@ -239,7 +319,7 @@ impl Pool {
                         if stopped.load(Ordering::Relaxed) {
                             return;
                         }
-                        if let Err(e) = write_small(f, &sync) {
+                        if let Err(e) = write_small(f, &sync, journal.as_ref()) {
                             lock(&failed).get_or_insert(e);
                             stopped.store(true, Ordering::Relaxed);
                             return;

@@ -799,6 +799,15 @@ fn pack_at_time(case: &Case, out: &str, time: u64, extra: &[&str]) {
     run(case.pack_command(out, extra).env("AIRLOCK_NOW", time.to_string())).expect_code(0);
 }
 
+/// `pack ops-src -o OUT --channel ops` as if the clock read `time`: channel `ops` has paths
+/// of its own (a channel never overwrites another channel's files).
+fn pack_ops(case: &Case, out: &str, time: u64, extra: &[&str]) {
+    write(&case.path("ops-src"), "ops/notes.txt", b"ops\n", 0o644);
+    let args = [&["--channel", "ops"], extra].concat();
+    run(pack_command(case.dir.path(), &case.path("ops-src"), out, &args).env("AIRLOCK_NOW", time.to_string()))
+        .expect_code(0);
+}
+
 #[test]
 fn expired_bundle() {
     let case = Case::new();
@@ -812,10 +821,10 @@ fn expired_bundle() {
 fn expired_by_the_mirrors_clock_floor() {
     let case = Case::new();
     let t = now();
-    pack_at_time(&case, "future.airlock", t + 10 * 86_400, &["--channel", "ops"]);
+    pack_ops(&case, "future.airlock", t + 10 * 86_400, &[]);
     run(case.import_command("future.airlock", &["k"], &[]).env("AIRLOCK_NOW", (t + 10 * 86_400).to_string()))
         .expect_code(0);
-    pack_at_time(&case, "stale.airlock", t, &["--expires", "1d", "--channel", "ops"]);
+    pack_ops(&case, "stale.airlock", t, &["--expires", "1d"]);
     let before = case.mirror_state();
     let log_before = std::fs::read_to_string(case.mirror().join(".airlock/log")).unwrap();
     let listing_before = listing(case.dir.path());
@@ -831,8 +840,8 @@ fn expired_by_the_mirrors_clock_floor() {
 #[test]
 fn another_channels_bundle_is_an_independent_sequence() {
     let case = Case::new();
-    case.pack("ops1.airlock", &["--channel", "ops"]).expect_code(0);
-    case.pack("ops2.airlock", &["--channel", "ops"]).expect_code(0);
+    pack_ops(&case, "ops1.airlock", now(), &[]);
+    pack_ops(&case, "ops2.airlock", now(), &[]);
     case.import("ops2.airlock", &["k"], &[]).expect_code(0);
     case.import("next.airlock", &["k"], &[]).expect_code(0);
     case.expect_rejected("ops1.airlock", "channel \"ops\": sequence 1 is not newer than the last imported sequence 2");

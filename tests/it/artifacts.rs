@@ -57,7 +57,7 @@ fn policy(ws: &Workspace, name: &str, glob: &str, keys: &str, rule_extra: &str) 
 
 fn import(ws: &Workspace, bundle: &str, policy: &str) -> Run {
     // Each pack here takes the next sequence number; the gaps are not what is tested.
-    cmd(ws, &["import", bundle, "--policy", policy, "--mirror", "m", "--quiet", "--allow-gap"])
+    cmd(ws, &["import", bundle, "--policy", policy, "--mirror", "m", "--quiet", "--allow-gap", "--init"])
 }
 
 /// Import must fail with exit 1 and `message`, leaving the mirror as it was.

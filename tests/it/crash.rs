@@ -6,7 +6,9 @@
 //!   src/mirror/protocol.rs) and with SIGKILL after random delays: after
 //!   the next `airlock mirror verify` (which recovers) the mirror is exactly the old or
 //!   exactly the new state, the log's hash chain is intact and records the import exactly
-//!   once or not at all; the next `airlock import` then completes it.
+//!   once or not at all; the next `airlock import` then completes it. A crash before the
+//!   commit point after staging everything leaves journaled staging that the rerun reuses
+//!   (`resumed N files`), and a resumed rerun is as crash-safe as a fresh import.
 //! - Disk full (a file-size limit, and a tmpfs out of inodes), an unwritable mirror, and a
 //!   failure after the commit point: a clear error, staging cleaned up (or, after the commit
 //!   point, kept for recovery), the mirror unchanged or recoverable.
@@ -33,6 +35,7 @@ const STAGES: &[(&str, bool)] = &[
     ("head-staged", false),
     ("staged", false),
     ("committed", true),
+    ("file-retired", true),
     ("file-moved", true),
     ("files-moved", true),
     ("record-kept", true),
@@ -70,8 +73,16 @@ fn fixture() -> &'static Fixture {
         for i in 0..20 {
             crate::common::write(&src, &format!("small/{i:02}.txt"), format!("base file {i}\n").as_bytes(), 0o644);
         }
+        // Files `next` no longer lists: its complete manifest retires them. One per
+        // directory, so a crash right after a retirement leaves a directory that recovery
+        // must still remove.
+        for i in 0..3 {
+            crate::common::write(&src, &format!("old/{i}/gone.txt"), format!("gone {i}\n").as_bytes(), 0o644);
+        }
         pack(root, &src, "base.airlock", &[]);
+        fs::remove_dir_all(src.join("old")).unwrap();
         fs::create_dir_all(ws("template")).unwrap();
+        run(airlock().arg("mirror").arg("init").arg(ws("template/mirror"))).expect_code(0);
         import(root, "base.airlock", &ws("template/mirror"), &[]).expect_code(0);
         for i in 0..20 {
             crate::common::write(
@@ -196,8 +207,19 @@ impl Scratch {
 
     /// No staging, no pending, no temporary file of a durable write.
     fn assert_no_leftovers(&self) {
+        self.assert_no_leftovers_but(&[]);
+    }
+
+    /// [`Scratch::assert_no_leftovers`], but the staging directories named `kept` may stay
+    /// (the journaled staging of an interrupted import, kept for its rerun).
+    fn assert_no_leftovers_but(&self, kept: &[&str]) {
         let meta = self.mirror().join(".airlock");
-        assert_eq!(fs::read_dir(meta.join("staging")).unwrap().count(), 0, "staging left");
+        let staging: Vec<String> = fs::read_dir(meta.join("staging"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !kept.contains(&n.as_str()))
+            .collect();
+        assert!(staging.is_empty(), "staging left: {staging:?}");
         assert!(!meta.join("pending").exists(), "pending left");
         let temporary: Vec<_> = fs::read_dir(&meta)
             .unwrap()
@@ -208,12 +230,18 @@ impl Scratch {
     }
 
     /// After an interruption: recovery through `mirror verify` gives exactly old or new,
-    /// a consistent log, and the next import completes the new state.
+    /// a consistent log (only the journaled staging of `next` may stay, for its rerun),
+    /// and the next import completes the new state. Returns whether recovery gave the new
+    /// state, and the rerun's output.
     fn recover_and_finish(&self, what: &str) -> bool {
+        self.recover_and_rerun(what).0
+    }
+
+    fn recover_and_rerun(&self, what: &str) -> (bool, Run) {
         let verify = run(airlock().arg("mirror").arg("verify").arg(self.mirror()).arg("--quiet"));
         verify.expect_code(0);
         let is_new = self.which();
-        self.assert_no_leftovers();
+        self.assert_no_leftovers_but(&[&fixture().next_digest]);
         assert_eq!(self.imports_of_next(), usize::from(is_new), "{what}: log disagrees with the files");
         let again = self.import(&[]);
         again.expect_code(0);
@@ -221,7 +249,7 @@ impl Scratch {
         assert_eq!(self.imports_of_next(), 1, "{what}");
         self.assert_no_leftovers();
         run(airlock().arg("mirror").arg("verify").arg(self.mirror()).arg("--quiet")).expect_code(0);
-        is_new
+        (is_new, again)
     }
 }
 
@@ -235,12 +263,32 @@ fn crash_at_every_stage_boundary() {
         let s = Scratch::new();
         let out = s.import(&[("AIRLOCK_TEST_CRASH_AT", stage)]);
         assert!(killed_by_signal(&out), "{stage}: the import was not stopped by the hook: {} {}", out.code, out.stderr);
-        let is_new = s.recover_and_finish(stage);
+        let (is_new, rerun) = s.recover_and_rerun(stage);
         assert_eq!(is_new, expect_new, "{stage}: recovered to the wrong state");
         let log = s.log();
-        if !expect_new {
-            assert!(log.iter().any(|r| r["event"] == "discarded"), "{stage}: no discarded record");
+        match stage {
+            // Everything was staged, verified and journaled: the rerun reuses it all.
+            "staged" => assert!(rerun.stdout.contains("resumed 146 files"), "{stage}: {}", rerun.stdout),
+            _ if !expect_new => {
+                assert!(log.iter().any(|r| r["event"] == "discarded"), "{stage}: no discarded record")
+            }
+            _ => {}
         }
+    }
+}
+
+/// A resumed import is as crash-safe as a fresh one: killed after staging everything, then
+/// its rerun (which reuses the journaled files) killed at each step boundary, recovery
+/// still gives exactly the old or the new state, and the next run completes it.
+#[test]
+fn crash_during_a_resumed_import() {
+    for &(stage, expect_new) in STAGES {
+        let s = Scratch::new();
+        assert!(killed_by_signal(&s.import(&[("AIRLOCK_TEST_CRASH_AT", "staged")])));
+        let out = s.import(&[("AIRLOCK_TEST_CRASH_AT", stage)]);
+        assert!(killed_by_signal(&out), "{stage}: the rerun was not stopped by the hook: {} {}", out.code, out.stderr);
+        let (is_new, _) = s.recover_and_rerun(stage);
+        assert_eq!(is_new, expect_new, "{stage}: a resumed import recovered to the wrong state");
     }
 }
 

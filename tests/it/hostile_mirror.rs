@@ -9,9 +9,9 @@
 //!   a mirror made before anchors still imports; a crash between the log append and the
 //!   anchor's rewrite, or a torn append, is mended by the next run.
 //! - `.airlock/` entries that are links, FIFOs or sockets are refused (exit 2, naming the
-//!   path) and nothing is written outside the mirror; a FIFO or socket where a bundle's file
-//!   goes is a conflict; a hard link there is replaced by a rename, leaving the other name's
-//!   content alone.
+//!   path; `id`, `stamps` and `attic` too) and nothing is written outside the mirror; a
+//!   FIFO or socket where a bundle's file goes is a conflict; a hard link there is replaced
+//!   by a rename, leaving the other name's content alone.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -27,11 +27,17 @@ fn now() -> u64 {
     airlock::clock::system_now()
 }
 
-/// `airlock pack src -o OUT --key KEY.sec --channel CHANNEL` as if the clock read `time`.
+/// `airlock pack SRC -o OUT --key KEY.sec --channel CHANNEL` as if the clock read `time`:
+/// channel `default` packs the template's `src`, any other its own tree `<channel>-src`
+/// (a channel never overwrites another channel's files).
 fn pack_as(case: &Case, out: &str, key: &str, channel: &str, time: u64, extra: &[&str]) {
+    let src = if channel == "default" { "src".to_owned() } else { format!("{channel}-src") };
+    if channel != "default" {
+        write(&case.path(&src), &format!("{channel}/notes.txt"), channel.as_bytes(), 0o644);
+    }
     run(airlock()
         .current_dir(case.dir.path())
-        .args(["pack", "src", "-o", out, "--key", &format!("{key}.sec"), "--channel", channel, "--quiet"])
+        .args(["pack", &src, "-o", out, "--key", &format!("{key}.sec"), "--channel", channel, "--quiet"])
         .args(extra)
         .env("AIRLOCK_STATE_DIR", case.path("state"))
         .env("AIRLOCK_NOW", time.to_string()))
@@ -401,6 +407,36 @@ fn symlink_at_lock() {
 #[test]
 fn symlink_at_format() {
     expect_link_refused("FORMAT");
+}
+
+#[test]
+fn symlink_at_id() {
+    expect_link_refused("id");
+}
+
+#[test]
+fn symlink_at_stamps() {
+    expect_link_refused("stamps");
+}
+
+#[test]
+fn symlink_at_attic() {
+    expect_link_refused("attic");
+}
+
+/// A FIFO where the stamps go is refused at once (never opened, so nothing hangs).
+#[test]
+fn fifo_at_stamps() {
+    let case = Case::new();
+    let stamps = case.mirror().join(".airlock/stamps");
+    fs::remove_file(&stamps).unwrap();
+    if !mkfifo(&stamps) {
+        eprintln!("mkfifo is not available; skipped");
+        return;
+    }
+    case.import("next.airlock", &["k"], &[])
+        .expect_code(2)
+        .expect_stderr(".airlock/stamps: is a FIFO, not a regular file");
 }
 
 #[test]

@@ -142,10 +142,12 @@ fn verify_escapes_the_bundle_name_and_policy_text() {
 fn import_escapes_the_mirror_name() {
     let ws = bench();
     let mirror = hostile_name("m", "");
-    let out = run(&mut in_ws(&ws, &["import", "b.airlock", "--trust", "k.pub", "--quiet", "--mirror", &mirror]));
+    let out =
+        run(&mut in_ws(&ws, &["import", "b.airlock", "--trust", "k.pub", "--quiet", "--init", "--mirror", &mirror]));
     out.expect_code(0);
     assert_escaped("import", &out.stdout);
-    let again = run(&mut in_ws(&ws, &["import", "b.airlock", "--trust", "k.pub", "--quiet", "--mirror", &mirror]));
+    let again =
+        run(&mut in_ws(&ws, &["import", "b.airlock", "--trust", "k.pub", "--quiet", "--init", "--mirror", &mirror]));
     again.expect_code(0);
     assert_escaped("import (already imported)", &again.stdout);
 }
@@ -156,9 +158,9 @@ fn mirror_log_escapes_a_bundle_file_name_that_forges_a_record() {
     let name = hostile_name("b", ".airlock");
     let bytes = fs::read(ws.path("b.airlock")).unwrap();
     fs::write(ws.path(&name), &bytes[..bytes.len() / 2]).unwrap();
-    run(&mut in_ws(&ws, &["import", &name, "--trust", "k.pub", "--quiet", "--mirror", "m"])).expect_code(1);
+    run(&mut in_ws(&ws, &["import", &name, "--trust", "k.pub", "--quiet", "--init", "--mirror", "m"])).expect_code(1);
     fs::write(ws.path(&name), &bytes).unwrap();
-    run(&mut in_ws(&ws, &["import", &name, "--trust", "k.pub", "--quiet", "--mirror", "m"])).expect_code(0);
+    run(&mut in_ws(&ws, &["import", &name, "--trust", "k.pub", "--quiet", "--init", "--mirror", "m"])).expect_code(0);
 
     let text = run(&mut in_ws(&ws, &["mirror", "log", "m"]));
     text.expect_code(0);
@@ -174,7 +176,8 @@ fn mirror_log_escapes_a_bundle_file_name_that_forges_a_record() {
 #[test]
 fn mirror_verify_escapes_a_planted_file_name() {
     let ws = bench();
-    run(&mut in_ws(&ws, &["import", "b.airlock", "--trust", "k.pub", "--quiet", "--mirror", "m"])).expect_code(0);
+    run(&mut in_ws(&ws, &["import", "b.airlock", "--trust", "k.pub", "--quiet", "--init", "--mirror", "m"]))
+        .expect_code(0);
     fs::write(ws.path("m").join(HOSTILE.replace('/', "_")), b"planted").unwrap();
     let out = run(&mut in_ws(&ws, &["mirror", "verify", "m", "--quiet"]));
     out.expect_code(1);
@@ -347,7 +350,8 @@ fn big_bench() -> Workspace {
         write(&ws.path("src"), &format!("d{}/f{i}.txt", i % 10), format!("{i}\n").as_bytes(), 0o644);
     }
     ws.pack(&ws.path("src"), "big.airlock", &[]).expect_code(0);
-    run(&mut in_ws(&ws, &["import", "big.airlock", "--trust", "k.pub", "--quiet", "--mirror", "m"])).expect_code(0);
+    run(&mut in_ws(&ws, &["import", "big.airlock", "--trust", "k.pub", "--quiet", "--init", "--mirror", "m"]))
+        .expect_code(0);
     ws
 }
 

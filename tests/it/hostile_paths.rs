@@ -120,7 +120,7 @@ fn zero_entry_bundle_is_accepted() {
     fs::create_dir_all(root.join("empty")).unwrap();
     fs::create_dir_all(root.join("canary")).unwrap();
     pack_at(root, &root.join("empty"), "empty.airlock", &[]).expect_code(0);
-    run(&mut import_command(root, "empty.airlock", &["k"], &[])).expect_code(0);
+    run(&mut import_command(root, "empty.airlock", &["k"], &["--init"])).expect_code(0);
     let files: Vec<String> = snapshot(&root.join(MIRROR), true).into_keys().collect();
     assert!(files.is_empty(), "{files:?}");
 }

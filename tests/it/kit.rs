@@ -213,6 +213,8 @@ impl Workspace {
             .arg("--mirror")
             .arg(self.path(mirror))
             .arg("--quiet")
+            // Creates the mirror on first use (a no-op on an existing one).
+            .arg("--init")
             .args(extra))
     }
 }
@@ -256,7 +258,7 @@ fn template() -> &'static Path {
             write(&src, "z.bin", &big_content(70_000), 0o755);
             pack_at(root, &src, "base.airlock", &[]).expect_code(0);
             fs::create_dir_all(root.join("canary")).unwrap();
-            run(&mut import_command(root, "base.airlock", &["k"], &[])).expect_code(0);
+            run(&mut import_command(root, "base.airlock", &["k"], &["--init"])).expect_code(0);
             write(&src, "a.txt", b"alpha two\n", 0o644);
             pack_at(root, &src, "next.airlock", &[]).expect_code(0);
             // An older bundle of the same channel, packed after the fact: a rollback.

@@ -11,6 +11,8 @@
 //!   `expect` files; `vectors::regenerating_reproduces_the_committed_vectors` rebuilds them and compares.
 //! - `hostile_mirror`: a hostile mirror and hostile clocks: links and special files in
 //!   `.airlock/`, a tampered log end, future `created` times, per-channel clock floors.
+//! - `lifecycle_mirror`: explicit mirrors, channel ownership, delta bundles checked against
+//!   the mirror, retirement, repair, resume, version-1 bundles still additive.
 //! - `hygiene`: rules about the source tree (the library reads no environment variables).
 
 mod common;
@@ -34,6 +36,7 @@ mod hostile_time;
 mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
+mod lifecycle_mirror;
 mod media;
 mod pack_failures;
 mod policy;

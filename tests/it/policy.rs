@@ -197,6 +197,7 @@ fn revoked_key_does_not_count_and_revocation_time_compares_with_created() {
         "solo.toml",
         "--mirror",
         "m",
+        "--init",
         "--quiet",
     ]));
     r.expect_code(1).expect_stderr("revoked");

@@ -60,7 +60,10 @@ fn options(sources: Vec<std::path::PathBuf>) -> PackOptions {
 fn import(bundle: &Path, dir: &Path) -> (airlock::error::Result<ImportOutcome>, BTreeMap<String, String>) {
     // (Directories are listed too, so a rejected import that left one is noticed.)
     let root = dir.join("mirror");
-    let mirror = Mirror::open(&root, true).unwrap();
+    if !root.join(".airlock").exists() {
+        Mirror::init(&root).unwrap();
+    }
+    let mirror = Mirror::open(&root).unwrap();
     let result = mirror.import(bundle, &policy(), &ImportOptions::default(), &NoProgress);
     drop(mirror);
     (result, crate::kit::snapshot(&root, true))

@@ -169,6 +169,7 @@ fn import_vector(dir: &Path, now: u64) -> Outcome {
             .arg("--mirror")
             .arg(&mirror)
             .arg("--quiet")
+            .arg("--init")
             .env("AIRLOCK_NOW", now.to_string()))
     };
     for prior in prior_bundles(dir) {

@@ -60,7 +60,9 @@ fn import(ws: &Workspace, names: &[&str]) -> Run {
         .arg(ws.path("k.pub"))
         .arg("--mirror")
         .arg(ws.path("mirror"))
-        .arg("--quiet"))
+        .arg("--quiet")
+        // Creates the mirror on first use (a no-op on an existing one).
+        .arg("--init"))
 }
 
 fn strs(names: &[String]) -> Vec<&str> {
