@@ -265,6 +265,7 @@ warm_corpus() { tar -C "$SRC" -cf - . | cat >/dev/null; }
 warm_bundles() {
     cat "$SBUNDLE/B.tar.zst" "$SBUNDLE/SUMS.sig" >/dev/null
     [[ -z $AIRLOCK ]] || cat "$BUNDLE" >/dev/null
+    [[ -z $AIRLOCK || -z ${VOLSET-} ]] || cat "$VOLSET".*.airlock >/dev/null
 }
 
 # ---------------------------------------------------------------- timing
@@ -335,6 +336,32 @@ run_airlock_pack() {
     measure "$1" airlock-pack "$2" env "$(airlock_env "pack-$CORPUS-$2")" \
         "$AIRLOCK" pack "$SRC" -o "$OUT/pack-airlock-$2.bundle" --key "$DATA/keys/airlock.sec" \
         --channel bench --sequence 1 --level 3 --threads 0 --quiet
+}
+# Volume sets (FORMAT.md §14): the same pack cut into volumes of $VOLUME_SIZE bytes
+# (a sixth of the corpus, at least 16 MiB), with one parity volume and without (the
+# difference is the parity encoding), then verified whole and with vol002 lost (the
+# difference is the rebuild).
+run_airlock_pack_volumes() {
+    measure "$1" airlock-pack-vol "$2" env "$(airlock_env "packvol-$CORPUS-$2")" \
+        "$AIRLOCK" pack "$SRC" -o "$OUT/pack-airlock-vol-$2" --key "$DATA/keys/airlock.sec" \
+        --channel bench --sequence 1 --level 3 --threads 0 --quiet --volume-size "$VOLUME_SIZE" --parity 1
+}
+run_airlock_pack_volumes0() {
+    measure "$1" airlock-pack-vol0 "$2" env "$(airlock_env "packvol0-$CORPUS-$2")" \
+        "$AIRLOCK" pack "$SRC" -o "$OUT/pack-airlock-vol0-$2" --key "$DATA/keys/airlock.sec" \
+        --channel bench --sequence 1 --level 3 --threads 0 --quiet --volume-size "$VOLUME_SIZE"
+}
+run_airlock_verify_volumes() {
+    measure "$1" airlock-verify-vol "$2" env "$(airlock_env "verifyvol-$CORPUS-$2")" \
+        "$AIRLOCK" verify "$VOLSET".vol*.airlock "$VOLSET".par*.airlock --trust "$DATA/keys/airlock.pub" --quiet
+}
+run_airlock_verify_rebuild() {
+    local given=()
+    for f in "$VOLSET".vol*.airlock "$VOLSET".par*.airlock; do
+        [[ $f == *.vol002.airlock ]] || given+=("$f")
+    done
+    measure "$1" airlock-verify-rebuild "$2" env "$(airlock_env "verifyrebuild-$CORPUS-$2")" \
+        "$AIRLOCK" verify "${given[@]}" --trust "$DATA/keys/airlock.pub" --quiet
 }
 run_scripted_pack() {
     mkdir "$OUT/pack-scripted-$2"
@@ -449,11 +476,15 @@ bench_corpus() {
     check_space
     log "$CORPUS: $FILES files, $DIRS dirs, $BYTES bytes"
 
-    phase pack warm_corpus run_airlock_pack run_scripted_pack run_raw_pack run_rawsync_pack
+    VOLUME_SIZE=$((BYTES / 6 > 16777216 ? BYTES / 6 : 16777216))
+    phase pack warm_corpus run_airlock_pack run_scripted_pack run_raw_pack run_rawsync_pack \
+        run_airlock_pack_volumes run_airlock_pack_volumes0
     # verify and import read the last run's outputs.
     BUNDLE=$OUT/pack-airlock-$RUNS.bundle
     SBUNDLE=$OUT/pack-scripted-$RUNS
-    phase verify warm_bundles run_airlock_verify run_scripted_verify run_raw_verify
+    VOLSET=$OUT/pack-airlock-vol-$RUNS
+    phase verify warm_bundles run_airlock_verify run_scripted_verify run_raw_verify \
+        run_airlock_verify_volumes run_airlock_verify_rebuild
     phase import warm_bundles run_airlock_import run_scripted_import run_raw_import run_rawsync_import
     check_trees
     # inspect is cheap, so at least 10 runs for a stable median.

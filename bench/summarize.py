@@ -19,10 +19,14 @@ MIB = 1024 * 1024
 # Row order and the label shown for each command.  '|' is escaped for Markdown.
 COMMANDS = [
     ("pack", "airlock-pack", "`airlock pack`"),
+    ("pack", "airlock-pack-vol", "`airlock pack --volume-size V --parity 1`"),
+    ("pack", "airlock-pack-vol0", "`airlock pack --volume-size V` (no parity: parity encode = difference)"),
     ("pack", "scripted-pack", "scripted: tar \\| zstd, sha256sum, signify -S"),
     ("pack", "raw-pack", "raw: tar \\| zstd"),
     ("pack", "rawsync-pack", "raw + sync: tar \\| zstd; sync FILE"),
     ("verify", "airlock-verify", "`airlock verify`"),
+    ("verify", "airlock-verify-vol", "`airlock verify` of the volume set (vol* par*)"),
+    ("verify", "airlock-verify-rebuild", "`airlock verify` of the set with vol002 lost (rebuilt from parity)"),
     ("verify", "scripted-verify", "scripted: signify -V, zstd -d \\| tar -x, sha256sum -c"),
     ("verify", "raw-verify", "raw: zstd -d > /dev/null"),
     ("import", "airlock-import", "`airlock import`"),
@@ -42,6 +46,11 @@ RATIO_TARGETS = {
     ("small", "pack", "scripted"): 0.6,
     ("small", "import", "scripted"): 0.8,
     ("small", "verify", "scripted"): 0.3,
+}
+# Issue 18: volumes against the plain bundle on the same corpus.
+VOLUME_TARGETS = {
+    ("pack", "airlock-pack-vol", "airlock-pack"): 1.15,
+    ("verify", "airlock-verify-vol", "airlock-verify"): 1.1,
 }
 PACK_RSS_MIB = 96
 READ_RSS_BASE_MIB = 48  # import/verify: this plus READ_RSS_PER_ENTRY bytes per entry
@@ -158,6 +167,10 @@ def target_rows(stats, meta):
                 f"{rounds[0]:.2f}–{rounds[-1]:.2f}×)"
             )
             rows.append((f"{phase} time vs {ref}", measured, f"≤ {limit:.2f}×", r <= limit and within <= limit))
+    for (phase, cmd, ref), limit in VOLUME_TARGETS.items():
+        r = ratio(stats, cmd, ref)
+        if corpus == "mixed" and r is not None:
+            rows.append((f"{cmd} vs {ref}", f"{fmt_against(r, limit)}×", f"≤ {limit:.2f}×", r <= limit))
     # Not targets, context: airlock makes its output durable (fsync/syncfs) and the raw rows
     # do not, so also compare with the raw data paths made durable the same way.
     for phase in ("pack", "import"):

@@ -233,6 +233,9 @@ pub enum Reject {
         /// The number of entries.
         entries: usize,
     },
+    /// A volume set that cannot be read as one bundle (FORMAT.md §14).
+    #[error("{0}")]
+    Volumes(Box<crate::verify::VolumeProblem>),
     /// A size or count limit of the format was exceeded.
     #[error("{what} exceeds the limit of {limit}")]
     Limit {
@@ -274,7 +277,15 @@ impl Reject {
             Reject::UntrustedSumsSigner { .. } => "untrusted_sums_signer",
             Reject::PayloadTooLarge { .. } => "payload_too_large",
             Reject::CreatedInFuture { .. } => "created_in_future",
+            Reject::Volumes(_) => "volumes",
         }
+    }
+}
+
+impl From<crate::io::parity::ParityError> for Error {
+    /// The parity codec refused shard counts or lengths the writer chose: a bug.
+    fn from(e: crate::io::parity::ParityError) -> Error {
+        Error::Internal(format!("parity encoding: {e}"))
     }
 }
 

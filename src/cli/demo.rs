@@ -82,6 +82,8 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         level: airlock::pack::DEFAULT_LEVEL,
         threads: 0,
         sign_artifacts: false,
+        volume_size: None,
+        parity: 0,
         force: true,
         verify_written: false,
         state_dir: Some(state),
@@ -102,7 +104,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         &format!("verify {} --trust {}", bundle.display(), public.display()),
     )?;
     verify(VerifyArgs {
-        bundle: bundle.clone(),
+        bundles: vec![bundle.clone()],
         trust: TrustArgs { policy: None, trust: trust.trust.clone(), threshold: 1 },
         quiet: true,
     })?;
@@ -112,7 +114,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         &format!("import {} --trust {} --mirror {} --init", bundle.display(), public.display(), mirror.display()),
     )?;
     import(ImportArgs {
-        bundle: bundle.clone(),
+        bundles: vec![bundle.clone()],
         trust,
         mirror: mirror.clone(),
         init: true,

@@ -6,8 +6,10 @@ use airlock::verify::GapPolicy;
 
 #[derive(Args, Debug)]
 pub(super) struct ImportArgs {
-    /// The bundle.
-    pub(super) bundle: PathBuf,
+    /// The bundle, `-` for standard input, or volumes of a set in any order (one at a
+    /// time works too: verified volumes are kept in the mirror until the set is complete).
+    #[arg(required = true, value_name = "BUNDLE|VOLUME")]
+    pub(super) bundles: Vec<PathBuf>,
     #[command(flatten)]
     pub(super) trust: TrustArgs,
     /// The mirror directory (made with `airlock mirror init`, or pass --init).
@@ -75,7 +77,18 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
         attic: a.attic,
         allow_mass_retire: a.allow_mass_retire,
     };
-    match mirror.import(&a.bundle, &policy, &opts, &progress(a.quiet))? {
+    let source = airlock::verify::BundleSource::from_args(&a.bundles);
+    match mirror.import(&source, &policy, &opts, &progress(a.quiet))? {
+        ImportOutcome::VolumesMissing { kept, missing, parity } => {
+            for k in &kept {
+                say!("kept {k} in {} until the set is complete", a.mirror.display())?;
+            }
+            say!(
+                "volume(s) still missing: {} ({parity} parity volume(s) at hand); import them (one at a time is fine) to finish",
+                missing.join(", ")
+            )?;
+            return Ok(EXIT_ERROR);
+        }
         ImportOutcome::AlreadyImported { manifest_digest } => {
             say!("already imported: manifest {manifest_digest} is in {}; nothing to do", a.mirror.display())?;
         }
@@ -121,7 +134,10 @@ fn breakdown(c: &Changes) -> String {
 
 /// `import --repair`: exit 0 when every damaged file was restored (or none was damaged).
 fn repair(mirror: &Mirror, a: &ImportArgs, policy: &airlock::policy::Policy) -> Result<u8> {
-    let outcome = mirror.repair(&a.bundle, policy, now(), &progress(a.quiet))?;
+    let [bundle] = a.bundles.as_slice() else {
+        return Err(Failure::Usage("--repair takes one bundle file".into()));
+    };
+    let outcome = mirror.repair(bundle, policy, now(), &progress(a.quiet))?;
     for p in &outcome.repaired {
         say!("repaired      {p}")?;
     }

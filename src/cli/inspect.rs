@@ -5,7 +5,7 @@ use airlock::render::{self, Inspection, SignatureLine};
 
 #[derive(Args, Debug)]
 pub(super) struct InspectArgs {
-    /// The bundle.
+    /// The bundle, a volume of a set, or `-` for standard input.
     pub(super) bundle: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -20,7 +20,7 @@ pub(super) struct InspectArgs {
 }
 
 pub(super) fn inspect(a: InspectArgs) -> Result<u8> {
-    let bundle = Bundle::open(&a.bundle)?;
+    let bundle = Bundle::open_source(&airlock::verify::BundleSource::from_args(std::slice::from_ref(&a.bundle)))?;
     let manifest = bundle.unverified_manifest()?;
     let policy = if a.trust.is_empty() && a.policy.is_none() {
         None

@@ -39,6 +39,15 @@ pub(super) struct PackArgs {
     /// key (check it beside the file with `signify -C -p K.pub -x <file>.sha256.sig`).
     #[arg(long)]
     pub(super) sign_artifacts: bool,
+    /// Write a volume set of files at most SIZE bytes each, named BUNDLE.vol001.airlock..:
+    /// bytes with an optional K, M, G or T suffix (powers of 1024), or a medium: fat32,
+    /// dvd, dvd-dl, bd25, bd50.
+    #[arg(long, value_name = "SIZE")]
+    pub(super) volume_size: Option<String>,
+    /// Add N parity volumes (BUNDLE.par01.airlock..): any N lost or damaged volumes can be
+    /// rebuilt at import. Needs --volume-size.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "volume_size")]
+    pub(super) parity: u16,
     /// Overwrite BUNDLE if it exists.
     #[arg(long)]
     pub(super) force: bool,
@@ -125,6 +134,7 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         level: a.level,
         threads: a.threads,
         sign_artifacts: a.sign_artifacts,
+        volumes: volume_options(&a)?,
         verify_written: a.verify_written,
         base: plan.as_ref().and_then(|p| p.base.clone()),
         fault: injected_fault()?,
@@ -137,13 +147,26 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         return Err(Error::Internal("the packed manifest re-encodes to other bytes".into()).into());
     }
     let m = &report.manifest;
-    say!(
-        "packed {} files ({} bytes) into {} ({} bytes)",
-        m.entries.len(),
-        m.total_size(),
-        a.output.display(),
-        report.bundle_bytes
-    )?;
+    if report.volumes.is_empty() {
+        say!(
+            "packed {} files ({} bytes) into {} ({} bytes)",
+            m.entries.len(),
+            m.total_size(),
+            a.output.display(),
+            report.bundle_bytes
+        )?;
+    } else {
+        say!(
+            "packed {} files ({} bytes) into {} volumes ({} bytes):",
+            m.entries.len(),
+            m.total_size(),
+            report.volumes.len(),
+            report.bundle_bytes
+        )?;
+        for v in &report.volumes {
+            say!("  {}", v.display())?;
+        }
+    }
     say!(
         "channel {} sequence {}{}",
         m.channel,
@@ -192,6 +215,13 @@ fn say_delta(plan: &SincePlan, report: &airlock::pack::PackReport) -> Result<()>
         m.total_size()
     )?;
     Ok(())
+}
+
+/// `--volume-size` and `--parity` as the library takes them.
+fn volume_options(a: &PackArgs) -> Result<Option<airlock::pack::VolumeOptions>> {
+    let Some(size) = &a.volume_size else { return Ok(None) };
+    let size = airlock::pack::parse_volume_size(size).map_err(|e| Failure::Usage(format!("--volume-size {e}")))?;
+    Ok(Some(airlock::pack::VolumeOptions { size, parity: a.parity }))
 }
 
 /// Where the channel state lives unless `--state-dir` says: `$AIRLOCK_STATE_DIR`, else

@@ -1,12 +1,15 @@
 //! `airlock verify`.
 
 use super::*;
-use airlock::verify::VerifyOptions;
+use airlock::verify::{BundleSource, VerifyOptions, VolumeCheck, VolumeState};
 
 #[derive(Args, Debug)]
 pub(super) struct VerifyArgs {
-    /// The bundle.
-    pub(super) bundle: PathBuf,
+    /// The bundle, `-` for standard input, or volumes of a set (any order, data and parity):
+    /// one volume of a larger set is checked alone; several are checked, rebuilt from
+    /// parity where needed, and verified as the whole bundle.
+    #[arg(required = true, value_name = "BUNDLE|VOLUME")]
+    pub(super) bundles: Vec<PathBuf>,
     #[command(flatten)]
     pub(super) trust: TrustArgs,
     /// No progress display.
@@ -16,21 +19,109 @@ pub(super) struct VerifyArgs {
 
 pub(super) fn verify(a: VerifyArgs) -> Result<u8> {
     let policy = load_policy(&a.trust)?;
-    let verified = Bundle::open(&a.bundle)?.verify(&VerifyOptions::new(&policy, now()))?;
-    let manifest = verified.manifest().clone();
-    let (digest, trust) = (verified.manifest_digest(), verified.trust().clone());
-    let progress = progress(a.quiet);
-    progress.start("verifying", manifest.total_size(), manifest.entries.len() as u64);
-    let result = verified.stream_into(&mut NullSink, &progress);
-    progress.finish();
-    let notes = result?;
-    say!("OK: {} verified: {} files, {} bytes", a.bundle.display(), manifest.entries.len(), manifest.total_size())?;
+    let source = BundleSource::from_args(&a.bundles);
+    let bundle = Bundle::open_source(&source)?;
+    // One volume of a larger set: checked alone (its head, its signed table entry).
+    if let (BundleSource::File(path), Some(table)) = (&source, bundle.volume_table(&policy)?) {
+        if table.data_count() > 1 {
+            let check = bundle.check_volumes(&policy)?.ok_or_else(|| Failure::Usage("not a volume set".into()))?;
+            return print_volume_check(path, &check);
+        }
+    }
+    let is_set = bundle.volume_set().is_some();
+    let verified = match verify_all(bundle, &policy, a.quiet) {
+        // A set is streamed without checking each block's own hash (the payload's SHA-256s
+        // check it): a rejection may be a damaged block, so read it again checking every
+        // block, rebuilding from parity what does not match.
+        Err(Failure::Airlock(e)) if is_set && e.is_rejection() => {
+            let Some(checked) = source.checking_every_block() else { return Err(e.into()) };
+            out::note(format_args!("airlock: {e}; checking every block of the volumes and rebuilding from parity"));
+            verify_all(Bundle::open_source(&checked)?, &policy, a.quiet)?
+        }
+        other => other?,
+    };
+    let Verified { manifest, digest, trust, notes, volume_notes } = verified;
+    for note in volume_notes {
+        say!("volume {note}")?;
+    }
+    let name = source.describe();
+    say!("OK: {} verified: {} files, {} bytes", name, manifest.entries.len(), manifest.total_size())?;
     say!("channel {} sequence {}, manifest sha256 {}", manifest.channel, manifest.sequence, digest)?;
     print_signers(&policy, &trust)?;
     for note in notes {
         say!("artifact {note}")?;
     }
     Ok(EXIT_OK)
+}
+
+/// What a whole verification found.
+struct Verified {
+    manifest: airlock::Manifest,
+    digest: airlock::Digest,
+    trust: TrustReport,
+    /// Artifact-rule notes.
+    notes: Vec<String>,
+    /// What reading a volume set rebuilt.
+    volume_notes: Vec<String>,
+}
+
+/// §8 steps 2-6 on an open bundle.
+fn verify_all(bundle: Bundle, policy: &Policy, quiet: bool) -> Result<Verified> {
+    let verified = bundle.verify(&VerifyOptions::new(policy, now()))?;
+    let volume_notes = verified.volume_notes();
+    let manifest = verified.manifest().clone();
+    let (digest, trust) = (verified.manifest_digest(), verified.trust().clone());
+    let progress = progress(quiet);
+    progress.start("verifying", manifest.total_size(), manifest.entries.len() as u64);
+    let result = verified.stream_into(&mut NullSink, &progress);
+    progress.finish();
+    let notes = result?;
+    Ok(Verified { manifest, digest, trust, notes, volume_notes: volume_notes.take() })
+}
+
+/// One volume checked alone: exit 0 when it matches its signed table entry.
+fn print_volume_check(path: &Path, check: &VolumeCheck) -> Result<u8> {
+    let (data, parity) = (check.table.data_count(), check.table.parity_count());
+    let mut ok = true;
+    for (id, _, state) in &check.volumes {
+        match state {
+            VolumeState::Intact => say!(
+                "OK: {} is volume {id} of {data} data and {parity} parity volume(s) of bundle {}, intact (length and every block match the signed table)",
+                path.display(),
+                check.table.manifest
+            )?,
+            other => {
+                ok = false;
+                say!("DAMAGED: {} is volume {id}: {}", path.display(), describe_state(other))?;
+            }
+        }
+    }
+    for (p, why) in &check.unreadable {
+        ok = false;
+        say!("DAMAGED: {}: {why}", p.display())?;
+    }
+    say!(
+        "only this volume was checked; verify the whole set with: airlock verify NAME.vol*.airlock NAME.par*.airlock"
+    )?;
+    Ok(if ok { EXIT_OK } else { EXIT_REJECTED })
+}
+
+/// A volume's state against its table, for people.
+pub(super) fn describe_state(state: &VolumeState) -> String {
+    match state {
+        VolumeState::Intact => "intact".to_owned(),
+        VolumeState::Damaged(blocks) => {
+            let list: Vec<String> = blocks.iter().map(u64::to_string).collect();
+            format!(
+                "block(s) {} (of 1 MiB, from 0) do not match their signed SHA-256; parity can rebuild them",
+                list.join(", ")
+            )
+        }
+        VolumeState::WrongLength { expected, file_len } => {
+            format!("{file_len} bytes, which does not fit the signed body length of {expected} bytes (truncated or extended)")
+        }
+        VolumeState::NotInTable => "not a volume of the signed volume table".to_owned(),
+    }
 }
 
 /// The valid signers, then every signature that did not count and why.

@@ -18,6 +18,7 @@ pub mod peek;
 pub mod receipt;
 pub mod sums;
 pub mod tar;
+pub mod volume;
 
 pub use manifest::{MAX_MANIFEST_BYTES, SIGNATURE_SUFFIXES};
 pub use path::METADATA_DIR;

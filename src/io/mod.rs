@@ -5,6 +5,7 @@
 
 pub mod digest;
 pub mod durable;
+pub mod parity;
 pub mod space;
 pub(crate) mod sync;
 pub(crate) mod tuning;

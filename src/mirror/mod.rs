@@ -38,6 +38,7 @@ pub(crate) mod staging;
 mod stamps;
 mod state;
 mod v2;
+mod volumes;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -52,7 +53,7 @@ use crate::io::durable::{sync_dir, write_bytes, Overwrite};
 use crate::mirror::staging::StagingSink;
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::verify::{AuthenticHead, Bundle, GapPolicy, History, VerifiedBundle, VerifyOptions};
+use crate::verify::{AuthenticHead, Bundle, BundleSource, GapPolicy, History, VerifiedBundle, VerifyOptions};
 
 pub use audit::AuditReport;
 pub use error::{
@@ -133,6 +134,17 @@ pub enum ImportOutcome {
     AlreadyImported {
         /// Its digest.
         manifest_digest: Digest,
+    },
+    /// A volume set is still short of volumes (more missing than parity can rebuild): the
+    /// verified volumes given are kept in the mirror's `.airlock/volumes/` for the next run,
+    /// and nothing was imported.
+    VolumesMissing {
+        /// Volumes kept by this run (`vol002 from PATH`).
+        kept: Vec<String>,
+        /// Data volumes still missing or damaged.
+        missing: Vec<String>,
+        /// Parity volumes at hand.
+        parity: usize,
     },
 }
 
@@ -215,24 +227,29 @@ impl Mirror {
     /// Verifies `bundle_path` against the trust `policy` (signers, revocations, maximum age,
     /// artifact rules) and the mirror's history, and imports it. Every failure after the
     /// mirror is opened is logged.
+    ///
+    /// The source may be a bundle file, standard input, or a volume set (FORMAT.md §14):
+    /// volumes of a set are gathered with those kept from earlier runs, and a set still too
+    /// short is kept for the next run ([`ImportOutcome::VolumesMissing`]).
     pub fn import(
         &self,
-        bundle_path: &Path,
+        source: impl Into<BundleSource>,
         policy: &Policy,
         opts: &ImportOptions,
         progress: &dyn Progress,
     ) -> Result<ImportOutcome> {
+        let source = source.into();
         let mut summary = None;
-        let result = self.import_inner(bundle_path, policy, opts, progress, &mut summary);
+        let result = self.import_gathered(&source, policy, opts, progress, &mut summary);
         if let Err(err) = &result {
-            self.log_failure(bundle_path, opts.now, summary, err);
+            self.log_failure(&source.describe(), opts.now, summary, err);
         }
         result
     }
 
     /// After a failed import or repair: removes its staging (unless the commit point was
     /// passed) and logs `rejected` or `failed`.
-    fn log_failure(&self, bundle_path: &Path, now: u64, summary: Option<BundleSummary>, err: &Error) {
+    fn log_failure(&self, source: &str, now: u64, summary: Option<BundleSummary>, err: &Error) {
         // Past the commit point (`pending` written) the staged files belong to the
         // commit: recovery must find them to finish it, or the mirror stays mixed.
         if !plain::file_exists(&self.meta.join("pending")).unwrap_or(true) {
@@ -240,7 +257,7 @@ impl Mirror {
         }
         let event = if err.is_rejection() { Event::Rejected } else { Event::Failed };
         let mut record = LogRecord::new(now, event);
-        record.source = Some(bundle_path.display().to_string());
+        record.source = Some(source.to_owned());
         record.bundle = summary;
         record.reason = Some(err.to_string());
         // The import already failed; a failure to log it must not hide the reason.
@@ -249,13 +266,13 @@ impl Mirror {
 
     fn import_inner(
         &self,
-        bundle_path: &Path,
+        source: &BundleSource,
         policy: &Policy,
         opts: &ImportOptions,
         progress: &dyn Progress,
         summary: &mut Option<BundleSummary>,
     ) -> Result<ImportOutcome> {
-        let bundle = Bundle::open(bundle_path)?;
+        let bundle = Bundle::open_source(source)?;
         let state = self.state()?;
         let views = self.channel_views(&state)?;
         let history = History {
@@ -282,7 +299,7 @@ impl Mirror {
         let (staging, artifacts, resumed) = self.stage(verified, progress)?;
         self.crash_point(CrashPoint::Staged);
         let mut record = LogRecord::new(opts.now, Event::Imported);
-        record.source = Some(bundle_path.display().to_string());
+        record.source = Some(source.describe());
         record.bundle = summary.clone();
         record.overrides = overrides;
         record.artifacts = artifacts;

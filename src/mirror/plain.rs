@@ -32,7 +32,7 @@ impl Want {
 }
 
 /// The entries of `.airlock/` and what each must be (when present).
-pub(super) const LAYOUT: [(&str, Want); 10] = [
+pub(super) const LAYOUT: [(&str, Want); 11] = [
     ("FORMAT", Want::File),
     ("id", Want::File),
     ("stamps", Want::File),
@@ -43,6 +43,7 @@ pub(super) const LAYOUT: [(&str, Want); 10] = [
     ("pending", Want::File),
     ("staging", Want::Dir),
     ("bundles", Want::Dir),
+    ("volumes", Want::Dir),
 ];
 
 /// A plain name for the kind of file `meta` describes.

@@ -44,7 +44,7 @@ impl Mirror {
         let mut summary = None;
         let result = self.repair_inner(bundle_path, policy, now, progress, &mut summary);
         if let Err(err) = &result {
-            self.log_failure(bundle_path, now, summary, err);
+            self.log_failure(&bundle_path.display().to_string(), now, summary, err);
         }
         result
     }

@@ -26,6 +26,28 @@ pub enum PackError {
         /// The level asked for.
         level: i32,
     },
+    /// The volume size leaves no room for a volume's body beside its trailer.
+    #[error("--volume-size {size} is too small for this bundle: each volume needs about {needed} bytes for its trailer (a copy of the head and the signed volume table) and the start of its payload; give a larger size")]
+    VolumeTooSmall {
+        /// The size asked for.
+        size: u64,
+        /// The least that could work.
+        needed: u64,
+    },
+    /// The bundle would need more volumes than the format allows.
+    #[error("at --volume-size {size} this bundle could need {volumes} volumes, more than the format's 999 (or a volume table over its limit); give a larger size")]
+    TooManyVolumes {
+        /// The size asked for.
+        size: u64,
+        /// Volumes it could need.
+        volumes: u64,
+    },
+    /// More parity volumes than the format allows.
+    #[error("--parity {parity} is more than the format's 99 parity volumes")]
+    TooManyParity {
+        /// The count asked for.
+        parity: u16,
+    },
     /// No source was given.
     #[error("nothing to pack: give at least one file or directory")]
     NoSources,

@@ -82,10 +82,12 @@ pub(crate) mod preflight;
 pub(crate) mod readback;
 mod sign_artifacts;
 pub(crate) mod state;
+mod volumes;
 
 pub use error::{PackError, SourceProblem};
 pub use head::head_level;
 pub use state::{plan_since, read_receipt, BaseProblem, ChannelState, FullReason, SincePlan};
+pub use volumes::{parse_volume_size, VolumeOptions, PRESETS as VOLUME_PRESETS};
 
 /// Default zstd level.
 pub const DEFAULT_LEVEL: i32 = 3;
@@ -118,6 +120,9 @@ pub struct PackOptions {
     /// Add `<artifact>.sha256.sig` for every artifact: a signify embedded signature, by
     /// the first key, of its checksum line (`pack --sign-artifacts`).
     pub sign_artifacts: bool,
+    /// Write a volume set (`NAME.vol001.airlock`.., `NAME.par01.airlock`..) named after the
+    /// output path instead of one bundle file (FORMAT.md §14).
+    pub volumes: Option<VolumeOptions>,
     /// Read the bundle back from the medium once it is written, bypassing the page cache,
     /// and verify it in full against the packing keys before it takes its name
     /// (`pack --verify-written`).
@@ -158,6 +163,7 @@ impl PackOptions {
             level: DEFAULT_LEVEL,
             threads: 0,
             sign_artifacts: false,
+            volumes: None,
             verify_written: false,
             base: None,
             fault: None,
@@ -191,8 +197,10 @@ pub struct PackReport {
     pub manifest: Manifest,
     /// SHA-256 of the manifest bytes (the next bundle's `previous`).
     pub manifest_digest: Digest,
-    /// Size of the bundle file.
+    /// Size of the bundle file (of a volume set: all its volumes).
     pub bundle_bytes: u64,
+    /// The volume files written, data then parity (empty for a single bundle file).
+    pub volumes: Vec<PathBuf>,
     /// Entries carried in the payload (all of them, unless [`PackOptions::base`] was given).
     pub carried: u64,
     /// Bytes of the carried entries.
@@ -219,12 +227,18 @@ pub fn pack(
 ) -> Result<PackReport> {
     check_options(opts, signers)?;
     // Checked before the sources are read, to fail fast; the final rename checks again.
-    if overwrite == Overwrite::NoClobber && out.exists() {
-        return Err(Error::OutputExists { path: out.to_owned() });
+    // A volume set: no volume of a set of that name may be there (a stale one would mix in).
+    let existing = match opts.volumes {
+        Some(_) => volumes::existing_volumes(out)?.into_iter().next(),
+        None => out.exists().then(|| out.to_owned()),
+    };
+    if let (Overwrite::NoClobber, Some(path)) = (overwrite, existing) {
+        return Err(Error::OutputExists { path });
     }
     let estimate = preflight::estimate(opts, signers.len()).map_err(as_source_error)?;
     if !skip_space_check(opts) {
-        preflight::check_room(out, estimate.bound, estimate.bound)?;
+        let (total, largest) = volumes::room_needed(opts.volumes, estimate.bound);
+        preflight::check_room(out, total, largest)?;
     }
     let progress = &Counted::new(progress);
     Packer { opts, signers, out, progress, bound: AtomicU64::new(estimate.bound) }.run(overwrite)
@@ -310,10 +324,17 @@ impl Packer<'_> {
         let bound = preflight::bound_of(&manifest, manifest_bytes.len() as u64, self.signers.len());
         self.bound.store(bound, Ordering::Relaxed);
         if !skip_space_check(self.opts) {
-            preflight::check_room(self.out, bound, bound)?;
+            let (total, largest) = volumes::room_needed(self.opts.volumes, bound);
+            preflight::check_room(self.out, total, largest)?;
         }
-        let (bundle_bytes, read_back) =
-            self.write_bundle(overwrite, &manifest, manifest_bytes, &manifest_digest, &sources)?;
+        let ((bundle_bytes, read_back), volumes) = match self.opts.volumes {
+            Some(v) => {
+                let written =
+                    self.write_volume_set(v, overwrite, &manifest, manifest_bytes, &manifest_digest, &sources)?;
+                ((written.bytes, written.read_back), written.paths)
+            }
+            None => (self.write_bundle(overwrite, &manifest, manifest_bytes, &manifest_digest, &sources)?, Vec::new()),
+        };
         self.progress.finish();
         let (carried, carried_bytes) = (manifest.carried_count() as u64, manifest.carried_size());
         Ok(PackReport {
@@ -324,6 +345,7 @@ impl Packer<'_> {
             carried_bytes,
             bound_bytes: bound,
             read_back,
+            volumes,
         })
     }
 

@@ -45,9 +45,19 @@ impl Packer<'_> {
             enc.multithread(threads).map_err(io_err)?;
             enc.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE)).map_err(io_err)?;
         }
+        self.write_tar(&mut enc, manifest, sources)?;
+        enc.finish().map_err(io_err)?;
+        Ok(())
+    }
+
+    /// Writes the payload's tar stream (members `data/<path>` in payload order, then the
+    /// end-of-archive blocks) into `w`: the zstd encoder of a bundle, or a volume set's
+    /// frame cutter.
+    pub(super) fn write_tar(&self, w: &mut impl Write, manifest: &Manifest, sources: &Sources) -> Result<()> {
+        let io_err = |e| Error::io(self.out, e);
         // Headers and small files are batched so the encoder sees large writes; each write
         // into a multithreaded encoder has a fixed cost.
-        let mut tar = BufWriter::with_capacity(COPY_BUF, enc);
+        let mut tar = BufWriter::with_capacity(COPY_BUF, w);
         let order = manifest.payload_order();
         std::thread::scope(|scope| {
             let (ahead_tx, ahead_rx) = mpsc::sync_channel(READ_AHEAD_BATCHES);
@@ -61,8 +71,7 @@ impl Packer<'_> {
             written
         })?;
         tar.write_all(&[0u8; 2 * tar::BLOCK]).map_err(io_err)?;
-        let enc = tar.into_inner().map_err(|e| io_err(e.into_error()))?;
-        enc.finish().map_err(io_err)?;
+        tar.flush().map_err(io_err)?;
         Ok(())
     }
 

@@ -1,28 +1,85 @@
 //! The zstd frame reader: a bundle is a sequence of zstd frames (FORMAT.md §3), and the
-//! verifier must see where each ends (frame 1 is the head; empty and skippable frames are
-//! refused; nothing may follow the last frame).
+//! verifier must see where each ends (frame 1 is the head; empty frames are refused; nothing
+//! may follow the last frame). Skippable frames are refused too, except a volume trailer
+//! (FORMAT.md §14.2), which is skipped once its size is within the format's bound: so the
+//! volumes of a set concatenated (`cat NAME.vol*.airlock`) read as the bundle they hold.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 
+use crate::format::volume::{trailer_content_len, MAX_TRAILER_CONTENT, SKIPPABLE_HEADER_LEN};
 use crate::format::WINDOW_LOG_MAX;
 use crate::io::tuning::BUNDLE_READ_BUF;
 
-/// Counts bytes read from the bundle file, to know where the head frame ends.
-struct Counting<R> {
-    inner: R,
+/// What a bundle is read from: a file, a pipe, or a volume set's bodies in order.
+pub(crate) type ByteSource = Box<dyn Read + Send>;
+
+/// A buffered reader that can look a few bytes ahead (a frame's magic) and counts what it
+/// consumed, to know where the head frame ends.
+pub(super) struct Source {
+    inner: ByteSource,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    /// Bytes read from `inner`.
     count: u64,
 }
 
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
+impl Source {
+    fn new(inner: ByteSource) -> Source {
+        Source { inner, buf: vec![0u8; BUNDLE_READ_BUF].into_boxed_slice(), pos: 0, end: 0, count: 0 }
+    }
+
+    /// The next `n` bytes without consuming them (fewer at the end of the input).
+    fn peek(&mut self, n: usize) -> io::Result<&[u8]> {
+        if self.end - self.pos < n {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+            while self.end < n {
+                let got = self.inner.read(&mut self.buf[self.end..])?;
+                if got == 0 {
+                    break;
+                }
+                self.end += got;
+                self.count += got as u64;
+            }
+        }
+        Ok(&self.buf[self.pos..self.end.min(self.pos + n)])
+    }
+
+    /// Offset of the next unconsumed byte.
+    fn offset(&self) -> u64 {
+        self.count - (self.end - self.pos) as u64
+    }
+}
+
+impl Read for Source {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let available = self.fill_buf()?;
+            let n = available.len().min(out.len());
+            out[..n].copy_from_slice(&available[..n]);
+            n
+        };
+        self.consume(n);
         Ok(n)
     }
 }
 
-type Source = BufReader<Counting<File>>;
+impl BufRead for Source {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = self.inner.read(&mut self.buf)?;
+            self.count += self.end as u64;
+        }
+        Ok(&self.buf[self.pos..self.end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+    }
+}
 
 /// A sequence of zstd frames read one at a time, so frame boundaries are visible.
 /// `read` returns 0 at the end of each frame; [`Frames::begin`] starts the next.
@@ -30,6 +87,8 @@ pub(super) struct Frames {
     state: FrameState,
     produced: u64,
     index: usize,
+    /// Whether volume trailers may stand between frames: only after a version-2 head.
+    trailers_allowed: bool,
 }
 
 enum FrameState {
@@ -39,20 +98,29 @@ enum FrameState {
 }
 
 impl Frames {
-    /// Frames read from the start of `file`.
-    pub(super) fn new(file: File) -> Frames {
-        let src = BufReader::with_capacity(BUNDLE_READ_BUF, Counting { inner: file, count: 0 });
-        Frames { state: FrameState::Between(src), produced: 0, index: 0 }
+    /// Frames read from the start of `input`.
+    pub(super) fn new(input: ByteSource) -> Frames {
+        Frames { state: FrameState::Between(Source::new(input)), produced: 0, index: 0, trailers_allowed: false }
     }
 
-    /// Starts the next frame; false at the end of the file.
+    /// Starts the next frame, skipping volume trailers; false at the end of the input.
     pub(super) fn begin(&mut self) -> io::Result<bool> {
         let FrameState::Between(mut src) = std::mem::replace(&mut self.state, FrameState::Broken) else {
             return Err(io::Error::other("frame already started"));
         };
-        if src.fill_buf()?.is_empty() {
-            self.state = FrameState::Between(src);
-            return Ok(false);
+        loop {
+            let head = src.peek(SKIPPABLE_HEADER_LEN)?;
+            if head.is_empty() {
+                self.state = FrameState::Between(src);
+                return Ok(false);
+            }
+            if !is_skippable(head) {
+                break;
+            }
+            if !self.trailers_allowed {
+                return Err(invalid(format!("zstd frame {} is empty or skippable", self.index + 1)));
+            }
+            self.skip_trailer(&mut src)?;
         }
         let mut dec = zstd::stream::read::Decoder::with_buffer(src)?.single_frame();
         dec.window_log_max(WINDOW_LOG_MAX)?;
@@ -62,13 +130,52 @@ impl Frames {
         Ok(true)
     }
 
-    /// Offset in the file just past the last finished frame.
+    /// Skips one skippable frame, which must be a volume trailer within its size bound
+    /// (FORMAT.md §14.2): any other skippable frame is a place to hide data.
+    fn skip_trailer(&mut self, src: &mut Source) -> io::Result<()> {
+        let header: [u8; SKIPPABLE_HEADER_LEN] = src
+            .peek(SKIPPABLE_HEADER_LEN)?
+            .try_into()
+            .map_err(|_| invalid(format!("zstd frame {} is empty or skippable, and cut short", self.index + 1)))?;
+        let len = trailer_content_len(&header).ok_or_else(|| {
+            invalid(format!("zstd frame {} is empty or skippable, and not a volume trailer", self.index + 1))
+        })?;
+        if u64::from(len) > MAX_TRAILER_CONTENT {
+            return Err(invalid(format!(
+                "volume trailer after zstd frame {} is {len} bytes, more than the limit of {MAX_TRAILER_CONTENT}",
+                self.index
+            )));
+        }
+        src.consume(SKIPPABLE_HEADER_LEN);
+        let skipped = io::copy(&mut src.take(u64::from(len)), &mut io::sink())?;
+        if skipped != u64::from(len) {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "volume trailer is cut short"));
+        }
+        Ok(())
+    }
+
+    /// Lets volume trailers stand between the frames that follow (FORMAT.md §14.2): the
+    /// verifier allows them once the manifest is known to be version 2 or later.
+    pub(super) fn allow_trailers(&mut self) {
+        self.trailers_allowed = true;
+    }
+
+    /// Offset in the input just past the last finished frame.
     pub(super) fn offset(&self) -> Option<u64> {
         match &self.state {
-            FrameState::Between(src) => Some(src.get_ref().count - src.buffer().len() as u64),
+            FrameState::Between(src) => Some(src.offset()),
             _ => None,
         }
     }
+}
+
+/// Whether `head` starts with a zstd skippable-frame magic (0x184D2A50..=0x184D2A5F, LE).
+fn is_skippable(head: &[u8]) -> bool {
+    head.len() >= 4 && head[0] & 0xF0 == 0x50 && head[1..4] == [0x2A, 0x4D, 0x18]
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 impl Read for Frames {
@@ -83,12 +190,8 @@ impl Read for Frames {
             self.state = FrameState::Between(dec.finish());
         }
         if self.produced == 0 {
-            // Skippable frames (and empty frames) carry nothing a bundle needs; they are a
-            // place to hide data, so they are refused.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("zstd frame {} is empty or skippable", self.index),
-            ));
+            // Empty frames carry nothing a bundle needs; they are a place to hide data.
+            return Err(invalid(format!("zstd frame {} is empty or skippable", self.index)));
         }
         Ok(0)
     }
@@ -108,5 +211,53 @@ impl Read for Payload<'_> {
                 return Ok(0);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::volume::{encode_trailer, VolumeId};
+
+    fn frames(bytes: Vec<u8>) -> Frames {
+        Frames::new(Box::new(io::Cursor::new(bytes)))
+    }
+
+    fn read_all(f: &mut Frames) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        Payload(f).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn trailers_between_and_after_frames_are_skipped() {
+        let trailer = encode_trailer(VolumeId::data(1), b"h", b"t").unwrap();
+        let mut bytes = zstd::encode_all(&b"abc"[..], 1).unwrap();
+        bytes.extend_from_slice(&trailer);
+        bytes.extend(zstd::encode_all(&b"def"[..], 1).unwrap());
+        bytes.extend_from_slice(&trailer);
+        let mut f = frames(bytes.clone());
+        f.allow_trailers();
+        assert!(f.begin().unwrap());
+        assert_eq!(read_all(&mut f).unwrap(), b"abcdef");
+        let mut v1 = frames(bytes);
+        assert!(v1.begin().unwrap());
+        assert!(read_all(&mut v1).unwrap_err().to_string().contains("zstd frame 2 is empty or skippable"));
+    }
+
+    #[test]
+    fn other_skippable_frames_and_oversized_trailers_are_refused() {
+        let mut other = zstd::encode_all(&b"abc"[..], 1).unwrap();
+        other.extend_from_slice(&[0x50, 0x2A, 0x4D, 0x18, 1, 0, 0, 0, 9]);
+        let mut f = frames(other);
+        f.allow_trailers();
+        assert!(f.begin().unwrap());
+        assert!(read_all(&mut f).unwrap_err().to_string().contains("not a volume trailer"));
+        let mut big = zstd::encode_all(&b"abc"[..], 1).unwrap();
+        big.extend_from_slice(&[0x5A, 0x2A, 0x4D, 0x18, 0xFF, 0xFF, 0xFF, 0xFF]);
+        let mut f = frames(big);
+        f.allow_trailers();
+        assert!(f.begin().unwrap());
+        assert!(read_all(&mut f).unwrap_err().to_string().contains("more than the limit"));
     }
 }

@@ -26,13 +26,18 @@ mod frames;
 pub mod freshness;
 mod pipeline;
 mod sink;
+pub mod source;
+pub mod volumes;
 
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 pub use freshness::{GapPolicy, History, DEFAULT_CLOCK_SKEW};
 pub use sink::{NullSink, PayloadSink};
+pub use source::BundleSource;
+pub use volumes::{VolumeCheck, VolumeNotes, VolumeProblem, VolumeSet, VolumeState};
 
 use crate::error::{malformed, Error, Reject, Result};
 use crate::format::head::{self, HeadDecoder, HeadMembers};
@@ -69,8 +74,12 @@ pub struct Bundle {
     path: PathBuf,
     frames: Frames,
     head: Head,
-    /// The bundle file's length when it was opened.
-    file_len: u64,
+    /// The bundle file's length when it was opened (`None` for a pipe: §8 step 3's bound
+    /// on the declared sizes needs it and is skipped).
+    file_len: Option<u64>,
+    /// A volume set: `frames` then holds only the head copy; the table is checked and the
+    /// data bodies streamed once the head verified.
+    volumes: Option<VolumeSet>,
 }
 
 /// What a bundle is verified against.
@@ -168,13 +177,53 @@ pub struct VerifiedBundle<'a> {
     authentic: AuthenticHead,
     freshness: Freshness,
     policy: &'a Policy,
+    volume_notes: VolumeNotes,
 }
 
 impl Bundle {
-    /// Opens a bundle and reads its head frame (§8 step 1).
+    /// Opens a bundle file and reads its head frame (§8 step 1).
     pub fn open(path: &Path) -> Result<Bundle> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         Bundle::from_file(file, path)
+    }
+
+    /// Opens a bundle from any source (§8 step 1): a file (a volume is read as a set of
+    /// one), a pipe or standard input, or a volume set.
+    pub fn open_source(source: &BundleSource) -> Result<Bundle> {
+        match source {
+            BundleSource::File(path) => {
+                // A file ending with a volume trailer is one volume, unless its length shows
+                // it is the data volumes concatenated (`cat NAME.vol*.airlock`): that is read
+                // as one bundle, its trailers skipped.
+                if volumes::is_volume_file(path)? {
+                    return Bundle::open_volumes(std::slice::from_ref(path), false);
+                }
+                let file = File::open(path).map_err(|e| Error::io(path, e))?;
+                let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+                if meta.file_type().is_fifo() {
+                    return Bundle::from_stream(Box::new(file), path);
+                }
+                Bundle::from_file(file, path)
+            }
+            BundleSource::Stdin => Bundle::from_stream(Box::new(std::io::stdin()), Path::new(source::STDIN_ARG)),
+            BundleSource::Volumes(paths) => Bundle::open_volumes(paths, false),
+            BundleSource::VolumesChecked(paths) => Bundle::open_volumes(paths, true),
+        }
+    }
+
+    /// A bundle read from a pipe: its length is unknown.
+    fn from_stream(input: frames::ByteSource, path: &Path) -> Result<Bundle> {
+        let mut frames = Frames::new(input);
+        let head = read_head(&mut frames)?;
+        Ok(Bundle { path: path.to_owned(), frames, head, file_len: None, volumes: None })
+    }
+
+    /// The volumes of a set: the head is the copy in their trailers. `every_block`: check
+    /// each block against its signed hash as it is read.
+    fn open_volumes(paths: &[PathBuf], every_block: bool) -> Result<Bundle> {
+        let (set, head) = volumes::open_set(paths, every_block)?;
+        let path = paths.first().cloned().unwrap_or_default();
+        Ok(Bundle { path, frames: Frames::new(Box::new(std::io::empty())), head, file_len: None, volumes: Some(set) })
     }
 
     /// [`Bundle::open`] on a file already open (`sign` copies the payload from the very file
@@ -184,9 +233,41 @@ impl Bundle {
         if !meta.is_file() {
             return Err(Error::NotAFile { path: path.to_owned() });
         }
-        let mut frames = Frames::new(file);
+        if volumes::is_volume(&file, path)? {
+            return Err(Reject::Volumes(Box::new(VolumeProblem::VolumeNotBundle { path: path.to_owned() })).into());
+        }
+        let mut frames = Frames::new(Box::new(file));
         let head = read_head(&mut frames)?;
-        Ok(Bundle { path: path.to_owned(), frames, head, file_len: meta.len() })
+        Ok(Bundle { path: path.to_owned(), frames, head, file_len: Some(meta.len()), volumes: None })
+    }
+
+    /// The volume set this bundle is read from, if any.
+    pub fn volume_set(&self) -> Option<&VolumeSet> {
+        self.volumes.as_ref()
+    }
+
+    /// For the volumes given: §8 steps 1 to 4 on the head, then the signed volume table
+    /// and each volume's length and blocks (§14.5), without streaming: what `verify` does
+    /// with one volume of a larger set. `None` when the bundle is not a volume set.
+    pub fn check_volumes(&self, policy: &Policy) -> Result<Option<VolumeCheck>> {
+        let (Some(set), Some(table)) = (&self.volumes, self.volume_table(policy)?) else { return Ok(None) };
+        Ok(Some(set.check_bodies(table)?))
+    }
+
+    /// For a volume set: §8 steps 1 to 4 on the head, then its signed volume table (§14.3).
+    /// `None` when the bundle is not a volume set.
+    pub fn volume_table(&self, policy: &Policy) -> Result<Option<crate::format::volume::Table>> {
+        let Some(set) = &self.volumes else { return Ok(None) };
+        let bytes = &self.head.manifest_bytes;
+        let (channel, created) = peek_channel_created(bytes)?;
+        let trust = policy.check_head(bytes, MANIFEST_MEMBER, &self.head.signatures, &channel, created)?;
+        let manifest = manifest::decode(bytes)?;
+        if manifest.channel != channel || manifest.created != created {
+            return Err(Reject::Manifest(ManifestError::PeekMismatch).into());
+        }
+        let signer_keys = policy.channel_trust(&channel)?;
+        check_sums(&self.head.sums, &manifest, signer_keys, &trust)?;
+        Ok(Some(set.table(self.head.manifest_digest, signer_keys, &trust)?))
     }
 
     /// The bundle file's path.
@@ -227,7 +308,7 @@ impl Bundle {
         // §8 step 1 ran in `Bundle::open` (`read_head`): the head members, with their limits
         // and canonical headers, and frame 1 ending right after the checksum list.
         let policy = options.policy;
-        let Bundle { path, frames, head, file_len } = self;
+        let Bundle { path, mut frames, head, file_len, volumes } = self;
         let bytes = &head.manifest_bytes;
 
         // §8 step 2: the trust rule for the channel read from the fixed layout, before any
@@ -235,6 +316,11 @@ impl Bundle {
         // and enough distinct signer keys must have signed.
         let (channel, created) = peek_channel_created(bytes)?;
         let trust = policy.check_head(bytes, MANIFEST_MEMBER, &head.signatures, &channel, created)?;
+        // A volume set: its signed table (§14.3), whose data lengths give step 3's bound.
+        let table = match &volumes {
+            Some(set) => Some(set.table(head.manifest_digest, policy.channel_trust(&channel)?, &trust)?),
+            None => None,
+        };
 
         // §8 step 3: only now decode the manifest (rules and paths checked by `decode`), and
         // hold it to what step 2 read before decoding.
@@ -242,10 +328,25 @@ impl Bundle {
         if manifest.channel != channel || manifest.created != created {
             return Err(Reject::Manifest(ManifestError::PeekMismatch).into());
         }
-        check_declared_sizes(&manifest, file_len.saturating_sub(head.head_frame_len))?;
+        // Volume trailers (skippable frames) exist from version 2 on (§3, §14.2).
+        if manifest.version >= 2 {
+            frames.allow_trailers();
+        }
+        let payload_len = match (&table, file_len) {
+            (Some(table), _) => volumes::data_length(table),
+            (None, Some(len)) => len.saturating_sub(head.head_frame_len),
+            // A pipe: its length is unknown, so only the format's limit applies (§8 step 3).
+            (None, None) => u64::MAX / ZSTD_MAX_EXPANSION,
+        };
+        check_declared_sizes(&manifest, payload_len)?;
 
         // §8 step 4: the checksum list.
         check_sums(&head.sums, &manifest, policy.channel_trust(&channel)?, &trust)?;
+        let mut volume_notes = VolumeNotes::default();
+        if let (Some(set), Some(table)) = (volumes, table) {
+            volume_notes = set.notes();
+            frames = Frames::new(Box::new(set.reader(table)?));
+        }
 
         let authentic = AuthenticHead { manifest, manifest_digest: head.manifest_digest, trust };
         on_authentic(&authentic);
@@ -260,7 +361,7 @@ impl Bundle {
             options.gaps,
             policy.max_age(),
         )?;
-        Ok(VerifiedBundle { path, frames, head, authentic, freshness, policy })
+        Ok(VerifiedBundle { path, frames, head, authentic, freshness, policy, volume_notes })
     }
 }
 
@@ -283,6 +384,12 @@ impl<'a> VerifiedBundle<'a> {
     /// The decoded, verified manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.authentic.manifest
+    }
+
+    /// What reading a volume set found and rebuilt (missing volumes, damaged blocks),
+    /// filled as the payload streams: read it after [`stream_into`](Self::stream_into).
+    pub fn volume_notes(&self) -> VolumeNotes {
+        self.volume_notes.clone()
     }
 
     /// SHA-256 of the manifest bytes.
@@ -408,6 +515,19 @@ fn check_sums(sums: &[u8], manifest: &Manifest, signer_keys: &Trust, trust: &Tru
     if !sums_match(manifest, message) {
         return Err(malformed(SUMS_MEMBER, "checksum list does not match the manifest"));
     }
+    verify_counted(&sig, message, SUMS_MEMBER, signer_keys, trust)
+}
+
+/// Checks that `sig` over `message` (the embedded signature member `what`) is by a counted
+/// signer (§8 step 2) and verifies with its key: the rule for `SHA256SUMS.sig` (§5), and for
+/// a volume set's `VOLUMES.sig` (§14).
+pub(crate) fn verify_counted(
+    sig: &keys::Signature,
+    message: &[u8],
+    what: &str,
+    signer_keys: &Trust,
+    trust: &TrustReport,
+) -> Result<()> {
     let counted = |id: KeyId| trust.signatures.iter().any(|(k, status)| *k == id && *status == SignatureStatus::Valid);
     let signer = Some(sig.key_id()).filter(|&id| counted(id)).and_then(|id| signer_keys.key(id)).ok_or_else(|| {
         Reject::UntrustedSumsSigner {
@@ -415,9 +535,7 @@ fn check_sums(sums: &[u8], manifest: &Manifest, signer_keys: &Trust, trust: &Tru
             counted: trust.signatures.iter().map(|(k, _)| *k).filter(|&k| counted(k)).collect(),
         }
     })?;
-    signer
-        .verify(message, &sig)
-        .map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: SUMS_MEMBER.to_owned() })?;
+    signer.verify(message, sig).map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: what.to_owned() })?;
     Ok(())
 }
 

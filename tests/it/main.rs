@@ -44,3 +44,4 @@ mod policy;
 mod proptest_bundle;
 mod roundtrip;
 mod vectors;
+mod volumes;

@@ -1,0 +1,748 @@
+//! The volume writer (FORMAT.md §14): `pack --volume-size SIZE [--parity N]`.
+//!
+//! ```text
+//!  head frame (in memory) ---------------------------+--> vol001 (first), and every trailer
+//!  tar stream -> Cutter: zstd frames, each ended before its worst-case size could pass the
+//!               volume's room; a volume is closed when less than `slack` is left
+//!                 -> BodyWriter -> Writeback (background sync, one Syncer) -> temp file
+//!                      +-> its hashing thread: SHA-256 of the body and of each 1 MiB block
+//!  parity: stripe j = block j of every data body (zero-padded) -> reed-solomon-simd
+//!          -> N parity bodies (BodyWriter)
+//!  table: lengths, SHA-256s, block SHA-256s, signed by the first key (VOLUMES.sig)
+//!  trailer (skippable frame: head copy, VOLUMES.sig, footer) appended to every volume;
+//!  fsync all, then rename all: nothing appears under a final name before every volume is
+//!  whole and durable, and a failed pack leaves no volume (temporaries are removed on drop).
+//! ```
+//!
+//! The room for the trailer is reserved before the first byte is written, from an upper
+//! bound on the table's size: the payload cannot compress to more than zstd's bound, and
+//! every volume but the last is filled to within `slack` of its room.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use super::readback;
+use super::{PackError, Packer};
+use crate::error::{malformed, Error, Reject, Result};
+use crate::format::head::signature_comment;
+use crate::format::manifest::Manifest;
+use crate::format::tar::{self, BLOCK};
+use crate::format::volume::VOLUMES_MEMBER;
+use crate::format::volume::{
+    block_range, blocks_in, encode_trailer, parity_length, Table, VolumeEntry, VolumeId, BLOCK_SIZE, FOOTER_LEN,
+    MAX_DATA_VOLUMES, MAX_PARITY_VOLUMES, MAX_TABLE_BYTES, SKIPPABLE_HEADER_LEN,
+};
+use crate::io::digest::{Digest, Hasher};
+use crate::io::durable::{parent_dir, sync_dir, Overwrite};
+use crate::io::parity;
+use crate::io::sync::join_unscoped;
+use crate::io::tuning::{BUNDLE_BUF, JOB_SIZE};
+use crate::io::writeback::{SyncHandle, SyncScope, Syncer, Writeback};
+use crate::progress::Progress;
+use crate::verify::{Bundle, BundleSource, NullSink, VerifyOptions, VolumeProblem, VolumeState};
+
+/// How to split a bundle into volumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeOptions {
+    /// The largest volume file, in bytes (its trailer included).
+    pub size: u64,
+    /// Parity volumes to add (0 to 99).
+    pub parity: u16,
+}
+
+/// Named volume sizes for common media (`--volume-size fat32`).
+pub const PRESETS: [(&str, u64); 5] = [
+    // The largest file FAT32 can hold.
+    ("fat32", (4 << 30) - 1),
+    // Single-layer DVD±R (4.7 GB; the medium holds a little more, left to its file system).
+    ("dvd", 4_700_000_000),
+    // Dual-layer DVD+R.
+    ("dvd-dl", 8_500_000_000),
+    // Blu-ray, single and dual layer.
+    ("bd25", 25_000_000_000),
+    ("bd50", 50_000_000_000),
+];
+
+/// The files of a volume set named `out` already there: `NAME.volNNN.airlock`,
+/// `NAME.parNN.airlock` beside it.
+pub(super) fn existing_volumes(out: &Path) -> Result<Vec<PathBuf>> {
+    let dir = parent_dir(out);
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Ok(Vec::new()) };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let file = entry.map_err(|e| Error::io(dir, e))?.file_name().to_string_lossy().into_owned();
+        let Some(id) =
+            file.strip_prefix(&name).and_then(|r| r.strip_prefix('.')).and_then(|r| r.strip_suffix(".airlock"))
+        else {
+            continue;
+        };
+        let digits = |prefix: &str, n: usize| {
+            id.strip_prefix(prefix).is_some_and(|d| d.len() == n && d.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if digits("vol", 3) || digits("par", 2) {
+            found.push(dir.join(&file));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Parses a volume size: bytes, with an optional K, M, G or T suffix (powers of 1024), or
+/// a preset name ([`PRESETS`]). The message names what is accepted.
+pub fn parse_volume_size(text: &str) -> Result<u64, String> {
+    if let Some((_, size)) = PRESETS.iter().find(|(name, _)| *name == text) {
+        return Ok(*size);
+    }
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        Some((i, 'T' | 't')) => (&text[..i], 40),
+        _ => (text, 0),
+    };
+    let presets: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+    let wrong = || {
+        format!(
+            "{text:?} is not a size: give bytes with an optional K, M, G or T suffix, or one of {}",
+            presets.join(", ")
+        )
+    };
+    let n: u64 = digits.parse().map_err(|_| wrong())?;
+    n.checked_mul(1 << shift).filter(|&s| s > 0).ok_or_else(wrong)
+}
+
+/// The worst-case compressed size of a zstd frame of `u` input bytes: zstd's own bound
+/// (`u + u/256 + 64`, RFC 8878 block overheads included) doubled in its proportional part
+/// and with room for the frame header, checksum and the multithreaded encoder's job ends.
+fn frame_bound(u: u64) -> u64 {
+    u + u / 128 + 4096
+}
+
+/// The most input a frame may take so that [`frame_bound`] stays within `room`.
+fn max_input(room: u64) -> u64 {
+    room.saturating_sub(4096) / 129 * 128
+}
+
+/// Bytes reserved for a signify embedded signature's two lines around the table.
+const SIGNATURE_LINES: u64 = 512;
+
+/// What the writer plans before writing: each volume's room for its body.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Body room of every volume (volume 1 has `head_len` less).
+    room: u64,
+    /// A volume is closed when less than this is left.
+    slack: u64,
+    /// Room for the trailer.
+    trailer: u64,
+}
+
+/// Reserves the trailer's room from upper bounds on the volume and block counts.
+fn plan(opts: VolumeOptions, head_len: u64, payload_bound: u64) -> Result<Plan, PackError> {
+    let too_small = |needed: u64| PackError::VolumeTooSmall { size: opts.size, needed };
+    let mut volumes = 1u64;
+    for _ in 0..64 {
+        let per_volume_blocks = blocks_in(opts.size) + 1;
+        let blocks = (volumes + u64::from(opts.parity)) * per_volume_blocks;
+        let table = 256 + SIGNATURE_LINES + (volumes + u64::from(opts.parity)) * 100 + blocks * 71;
+        if table > MAX_TABLE_BYTES {
+            return Err(PackError::TooManyVolumes { size: opts.size, volumes });
+        }
+        let trailer = (SKIPPABLE_HEADER_LEN + FOOTER_LEN) as u64 + head_len + table;
+        let room = opts.size.checked_sub(trailer).ok_or(too_small(trailer + head_len + 64 * 1024))?;
+        // A multiple of 64, so parity bodies (the longest data body rounded up to 64) fit too.
+        let room = room / 64 * 64;
+        let slack = (room / 256).clamp(8 << 10, 1 << 20);
+        if room < head_len + 4 * slack {
+            return Err(too_small(trailer + head_len + 4 * (8 << 10) * 2));
+        }
+        // Every volume but the last is filled to within `slack` of its room.
+        let needed = (payload_bound + head_len).div_ceil(room - slack).max(1);
+        if needed > u64::from(MAX_DATA_VOLUMES) {
+            return Err(PackError::TooManyVolumes { size: opts.size, volumes: needed });
+        }
+        if needed <= volumes {
+            return Ok(Plan { room, slack, trailer });
+        }
+        volumes = needed;
+    }
+    Err(PackError::TooManyVolumes { size: opts.size, volumes })
+}
+
+/// The payload's tar stream size, at most: each member's PAX header, header, content and
+/// padding, then the end-of-archive marker.
+fn tar_bound(manifest: &Manifest) -> u64 {
+    let members: u64 = manifest.entries.iter().map(|e| 3 * BLOCK as u64 + e.size + tar::padding(e.size) as u64).sum();
+    members + 2 * BLOCK as u64
+}
+
+/// A volume body being written: its SHA-256 and each block's, computed on a thread of
+/// their own (two passes of SHA-256 over the compressed bytes would otherwise hold up the
+/// thread that feeds the compressor). The file is written back and synced in the background
+/// as it grows (see `io::writeback`), so the final fsync of each volume is short.
+struct BodyWriter {
+    out: BufWriter<Writeback<File>>,
+    len: u64,
+    hasher: BodyHasher,
+    /// Bytes written to all volumes of the set.
+    written: Arc<AtomicU64>,
+}
+
+impl BodyWriter {
+    fn new(file: File, syncer: SyncHandle, written: Arc<AtomicU64>) -> io::Result<BodyWriter> {
+        Ok(BodyWriter {
+            out: BufWriter::with_capacity(BUNDLE_BUF, Writeback::new(file).with_syncer(syncer)),
+            len: 0,
+            hasher: BodyHasher::start()?,
+            written,
+        })
+    }
+
+    /// The body's table entry for `id`; `path` names the file in an error.
+    fn finish(mut self, id: VolumeId, path: &Path) -> Result<VolumeEntry> {
+        self.out.flush().map_err(|e| Error::io(path, e))?;
+        let (sha256, blocks) = self.hasher.finish()?;
+        Ok(VolumeEntry { id, length: self.len, sha256, blocks })
+    }
+}
+
+impl Write for BodyWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Bytes handed to the hashing thread at a time.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// The hashing thread of one body: the whole body's SHA-256 and each block's.
+struct BodyHasher {
+    chunks: Option<mpsc::SyncSender<Vec<u8>>>,
+    pending: Vec<u8>,
+    thread: Option<std::thread::JoinHandle<(Digest, Vec<Digest>)>>,
+}
+
+impl BodyHasher {
+    fn start() -> io::Result<BodyHasher> {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::Builder::new().name("volume hashing".into()).spawn(move || hash_body(rx))?;
+        Ok(BodyHasher { chunks: Some(tx), pending: Vec::with_capacity(HASH_CHUNK), thread: Some(thread) })
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= HASH_CHUNK {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(HASH_CHUNK));
+        if let Some(tx) = &self.chunks {
+            // A failed send means the thread panicked; `finish` reports it.
+            let _ = tx.send(chunk);
+        }
+    }
+
+    fn finish(mut self) -> Result<(Digest, Vec<Digest>)> {
+        self.send();
+        drop(self.chunks.take());
+        match self.thread.take() {
+            Some(thread) => Ok(join_unscoped(thread, "volume hashing")?),
+            None => Err(Error::Internal("the volume hashing thread is gone".into())),
+        }
+    }
+}
+
+impl Drop for BodyHasher {
+    fn drop(&mut self) {
+        drop(self.chunks.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The hashing thread: SHA-256 of everything received, and of each [`BLOCK_SIZE`] block.
+fn hash_body(chunks: mpsc::Receiver<Vec<u8>>) -> (Digest, Vec<Digest>) {
+    let (mut whole, mut block, mut len, mut blocks) = (Hasher::new(), Hasher::new(), 0u64, Vec::new());
+    for chunk in chunks {
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let room = (BLOCK_SIZE - len % BLOCK_SIZE) as usize;
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            whole.update(now);
+            block.update(now);
+            len += now.len() as u64;
+            rest = later;
+            if len.is_multiple_of(BLOCK_SIZE) {
+                blocks.push(std::mem::take(&mut block).finish());
+            }
+        }
+    }
+    if !block.is_empty() {
+        blocks.push(block.finish());
+    }
+    (whole.finish(), blocks)
+}
+
+/// What writing a set produced.
+pub(super) struct WrittenSet {
+    /// The volumes, data then parity.
+    pub(super) paths: Vec<PathBuf>,
+    /// Their total size.
+    pub(super) bytes: u64,
+    /// How long `--verify-written` took.
+    pub(super) read_back: Option<Duration>,
+}
+
+/// The room a pack needs at its destination for a bundle of at most `bound` bytes: the
+/// total, and the largest single file (for a file system's file size limit). A volume set
+/// adds, per volume, its trailer (a head copy and the table: at most about 1 MiB plus 72
+/// bytes per MiB of the bundle, for the estimate) and one volume per parity volume.
+pub(super) fn room_needed(volumes: Option<VolumeOptions>, bound: u64) -> (u64, u64) {
+    let Some(v) = volumes else { return (bound, bound) };
+    let trailer = (1 << 20) + 72 * (bound >> 20);
+    let data = bound.div_ceil(v.size.max(1)) + 1;
+    let largest = v.size.min(bound.saturating_add(trailer));
+    let total = bound
+        .saturating_add(u64::from(v.parity).saturating_mul(largest))
+        .saturating_add((data + u64::from(v.parity)).saturating_mul(trailer.min(v.size)));
+    (total, largest)
+}
+
+/// A volume's temporary file and, once written, its table entry.
+struct Written {
+    tmp: tempfile::NamedTempFile,
+    entry: VolumeEntry,
+}
+
+/// The tar stream's writer: zstd frames into data volume bodies, cut before a volume's
+/// room could be passed.
+struct Cutter<'a> {
+    packer: &'a Packer<'a>,
+    plan: Plan,
+    head: &'a [u8],
+    level: i32,
+    threads: u32,
+    done: Vec<Written>,
+    /// The volume being written.
+    tmp: Option<tempfile::NamedTempFile>,
+    /// Its body, between frames.
+    body: Option<BodyWriter>,
+    /// The frame being written (holding the body), where it started and its input so far.
+    frame: Option<(zstd::stream::write::Encoder<'static, BodyWriter>, u64, u64)>,
+    /// Background writeback of the volumes.
+    syncer: SyncHandle,
+    /// Bytes written to all volumes so far (for a destination-full message).
+    written: Arc<AtomicU64>,
+}
+
+impl Cutter<'_> {
+    fn io_err(&self, e: io::Error) -> Error {
+        Error::io(self.packer.out, e)
+    }
+
+    /// Body room of the volume being written.
+    fn room(&self) -> u64 {
+        if self.done.is_empty() {
+            self.plan.room - self.head.len() as u64
+        } else {
+            self.plan.room
+        }
+    }
+
+    fn open_volume(&mut self) -> Result<()> {
+        let tmp = self.packer.temp_volume()?;
+        let mut file = tmp.as_file().try_clone().map_err(|e| self.io_err(e))?;
+        if self.done.is_empty() {
+            file.write_all(self.head).map_err(|e| self.io_err(e))?;
+        }
+        self.tmp = Some(tmp);
+        self.body =
+            Some(BodyWriter::new(file, self.syncer.clone(), Arc::clone(&self.written)).map_err(|e| self.io_err(e))?);
+        Ok(())
+    }
+
+    fn close_volume(&mut self) -> Result<()> {
+        self.end_frame()?;
+        if let (Some(tmp), Some(body)) = (self.tmp.take(), self.body.take()) {
+            let id = VolumeId::data(self.done.len() as u16 + 1);
+            if id.number > MAX_DATA_VOLUMES {
+                return Err(Error::Internal("the volume plan was exceeded".into()));
+            }
+            let entry = body.finish(id, tmp.path())?;
+            self.done.push(Written { tmp, entry });
+        }
+        Ok(())
+    }
+
+    fn end_frame(&mut self) -> Result<()> {
+        if let Some((enc, _, _)) = self.frame.take() {
+            self.body = Some(enc.finish().map_err(|e| self.io_err(e))?);
+        }
+        Ok(())
+    }
+
+    /// Starts a frame with room for at least one byte of input, closing the volume when it
+    /// has less than `slack` left (so no frame is ever empty).
+    fn start_frame(&mut self) -> Result<()> {
+        loop {
+            if self.body.is_none() {
+                self.open_volume()?;
+            }
+            let used = self.body.as_ref().map_or(0, |b| b.len);
+            let room = self.room().saturating_sub(used);
+            if room < self.plan.slack || max_input(room) == 0 {
+                self.close_volume()?;
+                continue;
+            }
+            let body = self.body.take().ok_or_else(|| Error::Internal("no volume open".into()))?;
+            let mut enc = zstd::stream::write::Encoder::new(body, self.level).map_err(|e| self.io_err(e))?;
+            if self.threads > 1 {
+                enc.multithread(self.threads).map_err(|e| self.io_err(e))?;
+                enc.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE)).map_err(|e| self.io_err(e))?;
+            }
+            self.frame = Some((enc, used, 0));
+            return Ok(());
+        }
+    }
+}
+
+impl Write for Cutter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.frame.is_none() {
+                self.start_frame().map_err(to_io)?;
+            }
+            let room = self.room();
+            let Some((enc, start, input)) = &mut self.frame else { continue };
+            let allowed = max_input(room.saturating_sub(*start)).saturating_sub(*input);
+            if allowed == 0 {
+                self.end_frame().map_err(to_io)?;
+                continue;
+            }
+            let n = enc.write(&buf[..buf.len().min(allowed as usize)])?;
+            *input += n as u64;
+            return Ok(n);
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Carries a library error through `io::Write` (the tar writer's interface) and back.
+fn to_io(e: Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// The volume writer's own error, if `e` carries one (see [`to_io`]); else `e` as it was.
+fn unwrap_volume_error(e: Error) -> Error {
+    match e {
+        Error::Io { path, source } => {
+            if !source.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+                return Error::Io { path, source };
+            }
+            match source.into_inner().map(|b| b.downcast::<Error>()) {
+                Some(Ok(inner)) => *inner,
+                _ => Error::Internal("a volume writer error was lost".into()),
+            }
+        }
+        other => other,
+    }
+}
+
+impl Packer<'_> {
+    /// A new temporary volume file beside the set, 0644, removed unless persisted.
+    fn temp_volume(&self) -> Result<tempfile::NamedTempFile> {
+        let dir = parent_dir(self.out);
+        let tmp = tempfile::Builder::new()
+            .prefix(".airlock-volume-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(tmp.path(), e))?;
+        Ok(tmp)
+    }
+
+    /// The set's volume file name for `id`: `<out>.vol001.airlock`.
+    fn volume_path(&self, id: VolumeId) -> PathBuf {
+        let name = self.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        parent_dir(self.out).join(id.file_name(&name))
+    }
+
+    /// Writes the bundle as a volume set named after `self.out`; the files written and
+    /// their total size.
+    pub(super) fn write_volume_set(
+        &self,
+        opts: VolumeOptions,
+        overwrite: Overwrite,
+        manifest: &Manifest,
+        manifest_bytes: Vec<u8>,
+        digest: &Digest,
+        sources: &super::collect::Sources,
+    ) -> Result<WrittenSet> {
+        if opts.parity > MAX_PARITY_VOLUMES {
+            return Err(PackError::TooManyParity { parity: opts.parity }.into());
+        }
+        let written = Arc::new(AtomicU64::new(0));
+        let (all, bytes) = self
+            .write_temporaries(opts, manifest, manifest_bytes, sources, &written)
+            .map_err(|e| self.destination_error(e, written.load(Ordering::Relaxed)))?;
+        let read_back = match self.opts.verify_written {
+            true => Some(self.read_back_set(&all, digest)?),
+            false => None,
+        };
+        let paths = self.rename_all(all, overwrite).map_err(|e| self.destination_error(e, bytes))?;
+        Ok(WrittenSet { paths, bytes, read_back })
+    }
+
+    /// Every volume of the set, whole (trailer included) and synced, under its temporary
+    /// name; their total size.
+    fn write_temporaries(
+        &self,
+        opts: VolumeOptions,
+        manifest: &Manifest,
+        manifest_bytes: Vec<u8>,
+        sources: &super::collect::Sources,
+        written: &Arc<AtomicU64>,
+    ) -> Result<(Vec<Written>, u64)> {
+        let manifest_digest = Digest::of(&manifest_bytes);
+        let mut head = Vec::new();
+        self.write_head(&mut head, manifest, manifest_bytes)?;
+        let plan = plan(opts, head.len() as u64, frame_bound(tar_bound(manifest)))?;
+        let threads = match self.opts.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            n => n,
+        };
+        let syncer = Syncer::start(SyncScope::File);
+        let mut cutter = Cutter {
+            packer: self,
+            plan,
+            head: &head,
+            level: self.opts.level,
+            threads,
+            done: Vec::new(),
+            tmp: None,
+            body: None,
+            frame: None,
+            syncer: syncer.handle(),
+            written: Arc::clone(written),
+        };
+        self.progress.start("packing", manifest.total_size(), manifest.entries.len() as u64);
+        self.write_tar(&mut cutter, manifest, sources).map_err(unwrap_volume_error)?;
+        cutter.close_volume()?;
+        let data = cutter.done;
+        let parity = self.write_parity(&data, opts.parity, head.len() as u64, syncer.handle(), written)?;
+        syncer.finish().map_err(|e| Error::io(self.out, e))?;
+        let table =
+            Table { manifest: manifest_digest, volumes: data.iter().chain(&parity).map(|w| w.entry.clone()).collect() };
+        let table_bytes = table.encode();
+        let signer = &self.signers[0];
+        let embedded = crate::keys::sign_embedded(signer, &table_bytes, &signature_comment(signer.key_id()));
+        let mut total = 0;
+        let all: Vec<Written> = data.into_iter().chain(parity).collect();
+        for w in &all {
+            let trailer = encode_trailer(w.entry.id, &head, &embedded)
+                .ok_or_else(|| Error::Internal("a volume trailer exceeds 4 GiB".into()))?;
+            let mut file = w.tmp.as_file();
+            file.seek(SeekFrom::End(0)).map_err(|e| Error::io(w.tmp.path(), e))?;
+            file.write_all(&trailer).map_err(|e| Error::io(w.tmp.path(), e))?;
+            file.sync_all().map_err(|e| Error::io(w.tmp.path(), e))?;
+            let len = file.metadata().map_err(|e| Error::io(w.tmp.path(), e))?.len();
+            if len > opts.size || trailer.len() as u64 > plan.trailer {
+                return Err(Error::Internal(format!(
+                    "volume {} is {len} bytes, over its size {}",
+                    w.entry.id, opts.size
+                )));
+            }
+            total += len;
+        }
+        Ok((all, total))
+    }
+
+    /// Renames every temporary volume to its name, all or none; removes the volumes of an
+    /// earlier set of that name beyond this one (with `--force`).
+    fn rename_all(&self, all: Vec<Written>, overwrite: Overwrite) -> Result<Vec<PathBuf>> {
+        let mut paths = Vec::new();
+        for w in all {
+            let target = self.volume_path(w.entry.id);
+            let persisted = match overwrite {
+                Overwrite::Replace => w.tmp.persist(&target).map(drop),
+                Overwrite::NoClobber => w.tmp.persist_noclobber(&target).map(drop),
+            };
+            if let Err(e) = persisted {
+                // Volumes already renamed are removed: a failed pack leaves no volume.
+                for p in &paths {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
+                    Error::OutputExists { path: target }
+                } else {
+                    Error::io(&target, e.error)
+                });
+            }
+            paths.push(target);
+        }
+        // With --force, volumes of an earlier set of this name beyond the new set go: they
+        // belong to another bundle and would be given with this one (`NAME.vol*`).
+        for stale in existing_volumes(self.out)? {
+            if !paths.contains(&stale) {
+                std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
+            }
+        }
+        sync_dir(parent_dir(self.out))?;
+        Ok(paths)
+    }
+
+    /// `--verify-written` for a set: every volume synced and dropped from the page cache,
+    /// then read back from the medium: each volume's length and every block (parity
+    /// included) against the signed table, and the whole verification (FORMAT.md §8) of the
+    /// set as a reader would run it, against the packing keys.
+    fn read_back_set(&self, all: &[Written], digest: &Digest) -> Result<Duration> {
+        let started = Instant::now();
+        for w in all {
+            let file = w.tmp.as_file();
+            file.sync_data().map_err(|e| Error::io(w.tmp.path(), e))?;
+            // Advice: if it fails, the read-back still checks what the cache holds.
+            let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+        }
+        let paths: Vec<PathBuf> = all.iter().map(|w| w.tmp.path().to_owned()).collect();
+        let policy = readback::packers_policy(self.signers)?;
+        let checked = (|| -> Result<()> {
+            let bundle = Bundle::open_source(&BundleSource::Volumes(paths))?;
+            let check = bundle
+                .check_volumes(&policy)?
+                .ok_or_else(|| Error::Internal("a volume set read back as none".into()))?;
+            for (id, path, state) in &check.volumes {
+                if *state != VolumeState::Intact {
+                    let problem = format!("{state:?}");
+                    let damaged = VolumeProblem::Damaged { volume: id.to_string(), path: path.clone(), problem };
+                    return Err(Reject::Volumes(Box::new(damaged)).into());
+                }
+            }
+            if check.volumes.len() != all.len() || !check.unreadable.is_empty() {
+                return Err(malformed(VOLUMES_MEMBER, "not every volume written reads back as one"));
+            }
+            let verified = bundle.verify(&VerifyOptions::new(&policy, self.opts.created))?;
+            if verified.manifest_digest() != *digest {
+                return Err(malformed(crate::format::MANIFEST_MEMBER, "the manifest read back is not the one written"));
+            }
+            let manifest = verified.manifest();
+            self.progress.start("reading back", manifest.total_size(), manifest.entries.len() as u64);
+            let streamed = verified.stream_into(&mut NullSink, self.progress);
+            self.progress.finish();
+            streamed.map(drop)
+        })();
+        checked.map_err(|e| match e {
+            Error::Rejected(problem) => {
+                PackError::ReadBack { path: self.out.to_owned(), problem: Box::new(problem) }.into()
+            }
+            other => other,
+        })?;
+        Ok(started.elapsed())
+    }
+
+    /// Parity bodies over the data bodies, stripe by stripe (FORMAT.md §14.4).
+    fn write_parity(
+        &self,
+        data: &[Written],
+        parity: u16,
+        head_len: u64,
+        syncer: SyncHandle,
+        written: &Arc<AtomicU64>,
+    ) -> Result<Vec<Written>> {
+        if parity == 0 {
+            return Ok(Vec::new());
+        }
+        let parity_len = parity_length(data.iter().map(|w| w.entry.length));
+        let stripes = blocks_in(parity_len);
+        let mut outs = Vec::new();
+        for _ in 0..parity {
+            let tmp = self.temp_volume()?;
+            let file = tmp.as_file().try_clone().map_err(|e| Error::io(tmp.path(), e))?;
+            let body =
+                BodyWriter::new(file, syncer.clone(), Arc::clone(written)).map_err(|e| Error::io(tmp.path(), e))?;
+            outs.push((tmp, body));
+        }
+        let mut blocks: Vec<Vec<u8>> = vec![Vec::new(); data.len()];
+        let mut encoder = parity::StripeEncoder::new(data.len(), usize::from(parity));
+        for j in 0..stripes {
+            for (i, w) in data.iter().enumerate() {
+                let range = block_range(w.entry.length, j);
+                let start = if i == 0 { head_len } else { 0 };
+                blocks[i].resize((range.end - range.start) as usize, 0);
+                w.tmp
+                    .as_file()
+                    .read_exact_at(&mut blocks[i], start + range.start)
+                    .map_err(|e| Error::io(w.tmp.path(), e))?;
+            }
+            let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+            let shard = block_range(parity_len, j);
+            let mut next = outs.iter_mut();
+            encoder.encode(&refs, (shard.end - shard.start) as usize, |block| {
+                let (tmp, body) = next.next().ok_or_else(|| Error::Internal("parity gave too many blocks".into()))?;
+                body.write_all(block).map_err(|e| Error::io(tmp.path(), e))
+            })?;
+        }
+        let mut written = Vec::new();
+        for (n, (tmp, body)) in outs.into_iter().enumerate() {
+            let entry = body.finish(VolumeId::parity(n as u16 + 1), tmp.path())?;
+            written.push(Written { tmp, entry });
+        }
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_sizes_parse_with_suffixes_and_presets() {
+        assert_eq!(parse_volume_size("100"), Ok(100));
+        assert_eq!(parse_volume_size("2K"), Ok(2048));
+        assert_eq!(parse_volume_size("3M"), Ok(3 << 20));
+        assert_eq!(parse_volume_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_volume_size("fat32"), Ok((4 << 30) - 1));
+        assert_eq!(parse_volume_size("dvd"), Ok(4_700_000_000));
+        assert!(parse_volume_size("0").is_err());
+        assert!(parse_volume_size("floppy").unwrap_err().contains("fat32, dvd, dvd-dl, bd25, bd50"));
+        assert!(parse_volume_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn the_plan_reserves_room_for_the_trailer_and_refuses_tiny_volumes() {
+        let opts = VolumeOptions { size: 4 << 20, parity: 2 };
+        let p = plan(opts, 2000, 50 << 20).unwrap();
+        assert!(p.room + p.trailer <= opts.size);
+        assert!(p.room > 2000 + 4 * p.slack);
+        assert!(matches!(
+            plan(VolumeOptions { size: 4000, parity: 0 }, 2000, 1),
+            Err(PackError::VolumeTooSmall { .. })
+        ));
+    }
+}
