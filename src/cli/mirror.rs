@@ -18,6 +18,22 @@ pub(super) enum MirrorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a signed receipt of what the mirror holds (for `airlock pack --since` outside).
+    Receipt {
+        /// The mirror directory.
+        dir: PathBuf,
+        /// The inside's secret key (signify format) that signs the receipt.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where to write the receipt.
+        #[arg(short = 'o', long = "output", value_name = "RECEIPT")]
+        output: PathBuf,
+        /// Overwrite RECEIPT if it exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        secret: SecretKeyArgs,
+    },
     /// Re-check every file against the manifests that put it there.
     Verify {
         /// The mirror directory.
@@ -71,6 +87,29 @@ pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
     }
     if !json {
         say!("{}", airlock::render::log_summary(&state))?;
+    }
+    Ok(EXIT_OK)
+}
+
+pub(super) fn mirror_receipt(dir: &Path, key: &Path, output: &Path, force: bool, secret: &SecretKeyArgs) -> Result<u8> {
+    let key = load_secret_key(key, secret)?;
+    let mirror = open_mirror(dir)?;
+    let receipt = mirror.receipt(now())?;
+    let bytes = airlock::format::receipt::sign(&receipt, &key)
+        .map_err(|reason| Error::Receipt { path: output.to_owned(), reason })?;
+    airlock::io::durable::write_bytes(output, 0o644, overwrite(force), &bytes)?;
+    let broken: Vec<&str> = receipt.channels.iter().filter(|c| !c.intact).map(|c| c.name.as_str()).collect();
+    say!(
+        "wrote {}: mirror {}, {} channels, {} files ({} bytes), signed by key {}",
+        output.display(),
+        receipt.mirror,
+        receipt.channels.len(),
+        receipt.files,
+        receipt.bytes,
+        key.key_id()
+    )?;
+    if !broken.is_empty() {
+        say!("not intact (damaged files left out; see `airlock mirror verify`): {}", broken.join(", "))?;
     }
     Ok(EXIT_OK)
 }

@@ -45,3 +45,4 @@ mod proptest_bundle;
 mod roundtrip;
 mod vectors;
 mod volumes;
+mod weekly;
