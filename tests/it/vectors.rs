@@ -61,6 +61,8 @@ fn reason_kind(message: &str) -> &'static str {
         ("follows manifest ", "previous_mismatch"),
         ("older than the policy's max_age", "too_old"),
         ("exceeds the limit of", "limit"),
+        ("entries the bundle does not carry are not in this mirror", "missing_base"),
+        ("the bundle is a delta built for mirror", "base_mismatch"),
     ];
     if let Some((_, kind)) = TABLE.iter().find(|(pattern, _)| message.contains(pattern)) {
         return kind;
@@ -443,6 +445,7 @@ impl Generator {
         let second = self.pack(Key::Signer, "state-history", NEXT, CREATED, &[]);
         let good = self.pack(Key::Signer, "state-single", BASE, CREATED, &[]);
         let parts = split(&good);
+        let lifecycle = self.lifecycle_vectors(&first, &second);
 
         let mut v = vec![
             Vector {
@@ -606,8 +609,79 @@ impl Generator {
                 rejected: Some("malformed"),
             },
         ];
+        v.extend(lifecycle);
         v.sort_by_key(|v| v.name);
         v
+    }
+
+    /// The version-2 lifecycle: deltas (what they omit must be in the mirror, and they are
+    /// bound to one mirror) and retirement.
+    fn lifecycle_vectors(&self, first: &[u8], second: &[u8]) -> Vec<Vector> {
+        let retire_first = self.pack(Key::Signer, "state-retire", BASE, CREATED - 3600, &[]);
+        let retired: Vec<_> = NEXT.iter().filter(|(p, _, _)| *p != "xx/cd.txt").copied().collect();
+        let retire_second = self.pack(Key::Signer, "state-retire", &retired, CREATED, &[]);
+        vec![
+            Vector {
+                name: "accepted-delta",
+                about: "sequence 2 as a delta: the unchanged `bin/run` and `xx/cd.txt` are listed but not carried; the mirror holds them",
+                trusted: Key::Signer,
+                prior: vec![first.to_vec()],
+                bundle: self.delta_of(second, &["bin/run", "xx/cd.txt"], None),
+                rejected: None,
+            },
+            Vector {
+                name: "accepted-retirement",
+                about: "sequence 2's complete state no longer lists `xx/cd.txt`: the import retires it",
+                trusted: Key::Signer,
+                prior: vec![retire_first],
+                bundle: retire_second,
+                rejected: None,
+            },
+            Vector {
+                name: "rejected-delta-missing-base",
+                about: "a delta that omits `new/b.txt`, which the mirror does not hold",
+                trusted: Key::Signer,
+                prior: vec![first.to_vec()],
+                bundle: self.delta_of(second, &["bin/run", "new/b.txt"], None),
+                rejected: Some("missing_base"),
+            },
+            Vector {
+                name: "rejected-delta-for-another-mirror",
+                about: "a delta whose `base` names another mirror (id 11…11) than the importer's",
+                trusted: Key::Signer,
+                prior: vec![first.to_vec()],
+                bundle: self.delta_of(second, &["bin/run", "xx/cd.txt"], Some([0x11; 16])),
+                rejected: Some("base_mismatch"),
+            },
+        ]
+    }
+
+    /// `full` rewritten as a delta: the entries at `omit` are listed but not carried (and
+    /// their members left out of the payload), `base` names `mirror` (or is null), and the
+    /// manifest is signed again by the signer.
+    fn delta_of(&self, full: &[u8], omit: &[&str], mirror: Option<[u8; 16]>) -> Vec<u8> {
+        let parts = split(full);
+        let mut wire = Wire::decode(&parts.head[0].1);
+        let mut bits = vec![0u8; wire.entries.len().div_ceil(8)];
+        for (i, e) in wire.entries.iter().enumerate() {
+            if !omit.contains(&e.path.as_str()) {
+                bits[i / 8] |= 1 << (i % 8);
+            }
+        }
+        wire.carried = Some(serde_bytes::ByteBuf::from(bits));
+        wire.base = mirror.map(|m| WireBase {
+            mirror: serde_bytes::ByteBuf::from(m.to_vec()),
+            manifest: sha256(&split(full).head[0].1),
+        });
+        let kept: Vec<Vec<u8>> = payload_members(&parts.payload)
+            .into_iter()
+            .filter(|(_, name, _, _)| !omit.iter().any(|p| *name == format!("data/{p}")))
+            .map(|(header, _, data, size)| parts.payload[header..data + size.div_ceil(512) * 512].to_vec())
+            .collect();
+        let manifest = wire.encode();
+        let signer = load_secret(&self.signer.path().join("k.sec"));
+        let comment = format!("verify with airlock key {}", signer.key_id());
+        assemble(&signed_head_with_comment(&manifest, &wire.sums(), &[&signer], &comment), &payload_of(&kept))
     }
 }
 
