@@ -188,6 +188,11 @@ fn import_vector(dir: &Path, now: u64) -> Outcome {
                 .lines()
                 .find_map(|l| l.split_once("bundle rejected: ").map(|(_, m)| m.to_owned()))
                 .unwrap_or_else(|| panic!("{}: exit 1 without `bundle rejected:`\n{}", dir.display(), out.stderr));
+            // The importer's mirror id is random: messages name it as `<mirror id>`.
+            let message = match fs::read_to_string(mirror.join(".airlock/id")) {
+                Ok(id) if !id.trim().is_empty() => message.replace(id.trim(), "<mirror id>"),
+                _ => message,
+            };
             Outcome::Rejected { kind: reason_kind(&message).to_owned(), message }
         }
         _ => panic!("{}: exit {}\n{}", dir.display(), out.code, out.stderr),
