@@ -97,7 +97,7 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
                 say!("resumed {resumed} files staged and verified by an interrupted run of this bundle")?;
             }
             if let Some(b) = &record.bundle {
-                say!("imported {} files ({} bytes) into {}", b.entries, b.bytes, a.mirror.display())?;
+                say!("imported into {}: {} files ({} bytes) as signed", a.mirror.display(), b.entries, b.bytes)?;
                 say!("channel {} sequence {}, manifest sha256 {}", b.channel, b.sequence, b.manifest_sha256)?;
                 say!("signed by trusted key(s) {}", b.signers.join(", "))?;
             }
