@@ -532,6 +532,12 @@ mod tests {
         assert_eq!(decode(t.as_bytes()).unwrap(), sample());
     }
 
+    /// Pins the receipt text: a change is a format change (FORMAT.md §12, §15).
+    #[test]
+    fn golden_text() {
+        assert_eq!(text(), include_str!("../../fixtures/golden/receipt-v1.txt"));
+    }
+
     #[test]
     fn no_channels_is_a_receipt_too() {
         let r = Receipt { channels: vec![], ..sample() };

@@ -439,4 +439,15 @@ mod tests {
         // Stock zstd skips it: a skippable frame followed by nothing decodes to nothing.
         assert_eq!(zstd::decode_all(&t[..]).unwrap(), Vec::<u8>::new());
     }
+
+    /// Pins the table text and the trailer bytes: a change is a format change (FORMAT.md
+    /// §12, §14), with these golden files regenerated.
+    #[test]
+    fn golden_table_and_trailer() {
+        let table = String::from_utf8(sample().encode()).unwrap();
+        assert_eq!(table, include_str!("../../fixtures/golden/volumes-table-v1.txt"));
+        let trailer = encode_trailer(VolumeId::data(1), b"head", b"table").unwrap();
+        let golden = include_str!("../../fixtures/golden/volume-trailer-v1.hex").trim();
+        assert_eq!(crate::io::digest::hex(&trailer), golden);
+    }
 }
