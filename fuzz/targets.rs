@@ -25,6 +25,11 @@
 //!   The text holds no character `render::needs_escape` names except its line ends, and
 //!   exactly one line per header field and entry; the JSON is one line that parses back to
 //!   the same strings.
+//! - [`receipt`]: `receipt::decode` and `receipt::open` (against the fuzz key) on arbitrary
+//!   bytes; what decodes re-encodes to the same bytes.
+//! - [`volume_table`]: `volume::Table::decode` and the trailer footer's decoder on arbitrary
+//!   bytes; what decodes re-encodes to the same bytes, and the table's derived sizes (stripes,
+//!   shard lengths, parity length) never overflow or panic.
 
 #![allow(dead_code)]
 
@@ -367,11 +372,48 @@ fn check_inspect_rendering(
     }
 }
 
+pub fn receipt(data: &[u8]) {
+    use airlock::format::receipt;
+    if let Ok(r) = receipt::decode(data) {
+        assert_eq!(receipt::encode(&r).expect("a decoded receipt encodes"), data, "decode is canonical");
+    }
+    let public = airlock::keys::PublicKey::parse(FUZZ_PUBLIC_KEY.as_bytes()).expect("the fuzz public key");
+    if let Ok(r) = receipt::open(data, std::slice::from_ref(&public)) {
+        let signed = receipt::sign(&r, &secret_key()).expect("an opened receipt signs");
+        assert_eq!(receipt::open(&signed, &[public]).expect("re-signed receipt opens"), r);
+    }
+}
+
+pub fn volume_table(data: &[u8]) {
+    use airlock::format::volume::{Footer, Table, FOOTER_LEN};
+    if let Ok(t) = Table::decode(data) {
+        assert_eq!(t.encode(), data, "decode is canonical");
+        let stripes = t.stripes();
+        for j in [0, 1, stripes / 2, stripes.saturating_sub(1), stripes] {
+            let _ = t.shard_len(j);
+        }
+        let _ = t.parity_length();
+    }
+    if let Some(tail) = data.len().checked_sub(FOOTER_LEN).and_then(|at| data.get(at..)) {
+        let footer: [u8; FOOTER_LEN] = tail.try_into().expect("FOOTER_LEN bytes");
+        if let Some(f) = Footer::decode(&footer) {
+            assert_eq!(Footer::decode(&f.encode()), Some(f));
+            let _ = (f.content_len(), f.trailer_len());
+        }
+    }
+}
+
 /// Seed inputs for each target: valid instances (and a few near misses) built from the
 /// fuzz key, so mutations start from the interesting shapes.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     if target == "mirror_log" {
         return log_seeds();
+    }
+    if target == "receipt" {
+        return receipt_seeds();
+    }
+    if target == "volume_table" {
+        return volume_seeds();
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("src");
@@ -442,6 +484,71 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     }
 }
 
+/// Seeds for [`receipt`]: a receipt's text and the same receipt signed by the fuzz key.
+fn receipt_seeds() -> Vec<Vec<u8>> {
+    use airlock::format::receipt::{self, Receipt, ReceiptChannel};
+    let d = |b: &[u8]| airlock::Digest::of(b);
+    let r = Receipt {
+        mirror: airlock::format::manifest::MirrorId([0x9f; 16]),
+        created: 1_765_000_000,
+        log_records: 3,
+        log_head: d(b"log"),
+        channels: vec![ReceiptChannel {
+            name: "debian".into(),
+            sequence: 4,
+            manifest: d(b"m"),
+            files: 2,
+            bytes: 100,
+            root: d(b"r"),
+            intact: true,
+        }],
+        files: 2,
+        bytes: 100,
+        root: d(b"r"),
+    };
+    vec![receipt::encode(&r).unwrap(), receipt::sign(&r, &secret_key()).unwrap()]
+}
+
+/// Seeds for [`volume_table`]: the table and trailer of a packed two-volume set.
+fn volume_seeds() -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut noise = vec![0u8; 3 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(src.join("noise.bin"), &noise).unwrap();
+    let opts = airlock::pack::PackOptions {
+        threads: 1,
+        volumes: Some(airlock::pack::VolumeOptions { size: 2 << 20, parity: 1 }),
+        ..airlock::pack::PackOptions::new(vec![src], "fuzz", 1, 1_700_000_000)
+    };
+    let out = dir.path().join("set");
+    airlock::pack::pack(&opts, &[secret_key()], &out, airlock::io::durable::Overwrite::NoClobber, &NoProgress)
+        .expect("pack seed volumes");
+    let mut seeds = Vec::new();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let path = e.unwrap().path();
+        if path.to_string_lossy().ends_with(".airlock") {
+            let bytes = std::fs::read(&path).unwrap();
+            // The trailer: the file's last part, from the embedded table's magic on.
+            let magic = airlock::format::volume::TABLE_MAGIC.as_bytes();
+            if let Some(at) = bytes.windows(magic.len()).rposition(|w| w == magic) {
+                seeds.push(bytes[at..].to_vec());
+            }
+            seeds.push(bytes[bytes.len().saturating_sub(4096)..].to_vec());
+        }
+    }
+    assert!(seeds.len() >= 6, "the seed set wrote {} volume seeds", seeds.len());
+    seeds.sort();
+    seeds
+}
+
 /// A bundle's head tar (frame 1) and payload tar (the rest), decompressed.
 pub fn split_frames(bundle: &[u8]) -> (Vec<u8>, Vec<u8>) {
     use std::io::Read;
@@ -463,4 +570,6 @@ pub const TARGETS: &[Target] = &[
     ("bundle_parts", bundle_parts),
     ("mirror_log", mirror_log),
     ("inspect", inspect),
+    ("receipt", receipt),
+    ("volume_table", volume_table),
 ];

@@ -206,6 +206,16 @@ fn inspect() {
     fuzz("inspect", 20_000);
 }
 
+#[test]
+fn receipt() {
+    fuzz("receipt", 20_000);
+}
+
+#[test]
+fn volume_table() {
+    fuzz("volume_table", 5_000);
+}
+
 /// Every target has seed inputs (the runs above start from them). With
 /// `AIRLOCK_WRITE_SEED_CORPUS=1` the seeds are also written as cargo-fuzz
 /// corpus files under `fuzz/corpus/<target>/` (see docs/FUZZING.md).
