@@ -160,3 +160,57 @@ fn a_mirror_lives_week_after_week() {
     gap.import("w5.airlock", &[]).expect_code(0);
     gap.assert_mirror_is_source("week 5 after a killed import");
 }
+
+/// A delta packed from a receipt older than the mirror's state, or from another mirror's
+/// receipt, is refused with the mirror unchanged: a receipt only decides what the outside
+/// omits, never what the inside accepts.
+#[test]
+fn stale_or_foreign_receipts_cannot_shrink_what_a_mirror_accepts() {
+    let gap = Gap::new();
+    let src = gap.src();
+    put(&src, "a.txt", b"a1\n");
+    put(&src, "b.txt", b"b1\n");
+    gap.pack("w1.airlock", &[]);
+    gap.import("w1.airlock", &[]).expect_code(0);
+    gap.receipt("r1");
+
+    // Week 2 arrives as a full bundle; r1 is now stale.
+    put(&src, "b.txt", b"b2\n");
+    gap.pack("w2.airlock", &[]);
+    gap.import("w2.airlock", &[]).expect_code(0);
+
+    // A delta from the stale receipt builds on week 1's state, which the mirror left behind.
+    put(&src, "c.txt", b"c3\n");
+    gap.pack_since("w3-stale.airlock", "r1");
+    let mirror = gap.ws.path("mirror");
+    // (The log records the rejection; the files and kept heads do not change.)
+    let before = snapshot(&mirror, true);
+    let stale = gap.import("w3-stale.airlock", &[]);
+    stale.expect_code(1).expect_stderr("--since");
+    assert_eq!(snapshot(&mirror, true), before, "a rejected import changed the mirror");
+
+    // A receipt of another mirror (same channel history, its own id) makes a delta this
+    // mirror refuses, naming both ids.
+    run(airlock().arg("mirror").arg("init").arg(gap.ws.path("other"))).expect_code(0);
+    for b in ["w1.airlock", "w2.airlock"] {
+        gap.ws.import(b, "k", "other", &[]).expect_code(0);
+    }
+    run(airlock()
+        .args(["mirror", "receipt"])
+        .arg(gap.ws.path("other"))
+        .arg("--key")
+        .arg(gap.ws.path("inside.sec"))
+        .arg("-o")
+        .arg(gap.ws.path("r-other")))
+    .expect_code(0);
+    gap.pack_since("w3-foreign.airlock", "r-other");
+    let before = snapshot(&mirror, true);
+    gap.import("w3-foreign.airlock", &[]).expect_code(1).expect_stderr("built for mirror");
+    assert_eq!(snapshot(&mirror, true), before, "a rejected import changed the mirror");
+
+    // A receipt of this mirror as it is now makes a delta it accepts.
+    gap.receipt("r2");
+    gap.pack_since("w3.airlock", "r2");
+    gap.import("w3.airlock", &[]).expect_code(0);
+    gap.assert_mirror_is_source("after a fresh receipt");
+}
