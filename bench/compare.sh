@@ -388,7 +388,7 @@ run_raw_verify() {
 
 run_airlock_import() {
     measure "$1" airlock-import "$2" env "$(airlock_env "import-$CORPUS-$2")" \
-        "$AIRLOCK" import "$BUNDLE" --trust "$DATA/keys/airlock.pub" --mirror "$OUT/import-airlock-$2" --quiet
+        "$AIRLOCK" import "$BUNDLE" --trust "$DATA/keys/airlock.pub" --mirror "$OUT/import-airlock-$2" --quiet --init
 }
 run_scripted_import() {
     measure "$1" scripted-import "$2" "$SCRIPTED" import "$SBUNDLE" "$DATA/keys/signify.pub" "$OUT/import-scripted-$2"
