@@ -180,7 +180,8 @@ pub struct VolumeEntry {
     pub id: VolumeId,
     /// Length of its body.
     pub length: u64,
-    /// SHA-256 of its body.
+    /// The digest of its block list, [`block_list_digest`] of `blocks` (not a second hash
+    /// of the body: a writer hashes each byte once).
     pub sha256: Digest,
     /// SHA-256 of each [`BLOCK_SIZE`] block of its body (the last may be shorter).
     pub blocks: Vec<Digest>,
@@ -193,6 +194,17 @@ pub struct Table {
     pub manifest: Digest,
     /// Data volumes, numbered 1.. in order, then parity volumes, numbered 1...
     pub volumes: Vec<VolumeEntry>,
+}
+
+/// A volume's digest in the table: SHA-256 of the concatenation of its blocks' 32-byte
+/// SHA-256 digests, in order (FORMAT.md §14.3). It names the body through its blocks, so
+/// the body is hashed once, block by block.
+pub fn block_list_digest(blocks: &[Digest]) -> Digest {
+    let mut hasher = crate::io::digest::Hasher::new();
+    for b in blocks {
+        hasher.update(&b.0);
+    }
+    hasher.finish()
 }
 
 /// Why a table does not decode.
@@ -306,6 +318,12 @@ impl Table {
                 let d = line.strip_prefix("block ").and_then(digest);
                 blocks.push(d.ok_or(TableError::Line { line: n, expected: "block <sha256 hex>" })?);
             }
+            if block_list_digest(&blocks) != sha256 {
+                return Err(TableError::Line {
+                    line: n,
+                    expected: "volume <name> <length> <SHA-256 of its block lines' digests>",
+                });
+            }
             volumes.push(VolumeEntry { id, length, sha256, blocks });
         }
         if rest.next().is_some() {
@@ -374,12 +392,22 @@ mod tests {
         Table {
             manifest: d(0xab),
             volumes: vec![
-                VolumeEntry { id: VolumeId::data(1), length: BLOCK_SIZE + 5, sha256: d(2), blocks: vec![d(3), d(4)] },
-                VolumeEntry { id: VolumeId::data(2), length: 7, sha256: d(5), blocks: vec![d(6)] },
+                VolumeEntry {
+                    id: VolumeId::data(1),
+                    length: BLOCK_SIZE + 5,
+                    sha256: block_list_digest(&[d(3), d(4)]),
+                    blocks: vec![d(3), d(4)],
+                },
+                VolumeEntry {
+                    id: VolumeId::data(2),
+                    length: 7,
+                    sha256: block_list_digest(&[d(6)]),
+                    blocks: vec![d(6)],
+                },
                 VolumeEntry {
                     id: VolumeId::parity(1),
                     length: BLOCK_SIZE + 64,
-                    sha256: d(7),
+                    sha256: block_list_digest(&[d(8), d(9)]),
                     blocks: vec![d(8), d(9)],
                 },
             ],

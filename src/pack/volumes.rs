@@ -34,8 +34,8 @@ use crate::format::manifest::Manifest;
 use crate::format::tar::{self, BLOCK};
 use crate::format::volume::VOLUMES_MEMBER;
 use crate::format::volume::{
-    block_range, blocks_in, encode_trailer, parity_length, Table, VolumeEntry, VolumeId, BLOCK_SIZE, FOOTER_LEN,
-    MAX_DATA_VOLUMES, MAX_PARITY_VOLUMES, MAX_TABLE_BYTES, SKIPPABLE_HEADER_LEN,
+    block_list_digest, block_range, blocks_in, encode_trailer, parity_length, Table, VolumeEntry, VolumeId, BLOCK_SIZE,
+    FOOTER_LEN, MAX_DATA_VOLUMES, MAX_PARITY_VOLUMES, MAX_TABLE_BYTES, SKIPPABLE_HEADER_LEN,
 };
 use crate::io::digest::{Digest, Hasher};
 use crate::io::durable::{parent_dir, sync_dir, Overwrite};
@@ -233,7 +233,7 @@ impl Write for BodyWriter {
 /// Bytes handed to the hashing thread at a time.
 const HASH_CHUNK: usize = 1 << 20;
 
-/// The hashing thread of one body: the whole body's SHA-256 and each block's.
+/// The hashing thread of one body: each block's SHA-256, and the digest of that list.
 struct BodyHasher {
     chunks: Option<mpsc::SyncSender<Vec<u8>>>,
     pending: Vec<u8>,
@@ -281,15 +281,15 @@ impl Drop for BodyHasher {
     }
 }
 
-/// The hashing thread: SHA-256 of everything received, and of each [`BLOCK_SIZE`] block.
+/// The hashing thread: SHA-256 of each [`BLOCK_SIZE`] block of what it receives, and the
+/// block list's digest (each byte is hashed once).
 fn hash_body(chunks: mpsc::Receiver<Vec<u8>>) -> (Digest, Vec<Digest>) {
-    let (mut whole, mut block, mut len, mut blocks) = (Hasher::new(), Hasher::new(), 0u64, Vec::new());
+    let (mut block, mut len, mut blocks) = (Hasher::new(), 0u64, Vec::new());
     for chunk in chunks {
         let mut rest = &chunk[..];
         while !rest.is_empty() {
             let room = (BLOCK_SIZE - len % BLOCK_SIZE) as usize;
             let (now, later) = rest.split_at(room.min(rest.len()));
-            whole.update(now);
             block.update(now);
             len += now.len() as u64;
             rest = later;
@@ -301,7 +301,7 @@ fn hash_body(chunks: mpsc::Receiver<Vec<u8>>) -> (Digest, Vec<Digest>) {
     if !block.is_empty() {
         blocks.push(block.finish());
     }
-    (whole.finish(), blocks)
+    (block_list_digest(&blocks), blocks)
 }
 
 /// What writing a set produced.
