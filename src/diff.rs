@@ -326,19 +326,9 @@ pub fn compare_sides<'a>(old: &'a Side, new: &'a Side) -> Vec<ChannelDiff<'a>> {
 mod tests {
     use super::*;
     use crate::format::manifest::Mode;
-    use crate::format::path::RelPath;
     use crate::io::digest::Digest;
 
-    fn entry(path: &str, content: &[u8], mode: Mode) -> Entry {
-        Entry {
-            path: RelPath::new(path).unwrap(),
-            size: content.len() as u64,
-            sha256: Digest::of(content),
-            mode,
-            signatures: vec![],
-            carried: true,
-        }
-    }
+    use crate::format::manifest::tests::entry;
 
     #[test]
     fn each_kind_of_difference_is_found() {

@@ -147,25 +147,19 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         return Err(Error::Internal("the packed manifest re-encodes to other bytes".into()).into());
     }
     let m = &report.manifest;
-    if report.volumes.is_empty() {
-        say!(
-            "packed {} files ({} bytes) into {} ({} bytes)",
-            m.entries.len(),
-            m.total_size(),
-            a.output.display(),
-            report.bundle_bytes
-        )?;
-    } else {
-        say!(
-            "packed {} files ({} bytes) into {} volumes ({} bytes):",
-            m.entries.len(),
-            m.total_size(),
-            report.volumes.len(),
-            report.bundle_bytes
-        )?;
-        for v in &report.volumes {
-            say!("  {}", v.display())?;
-        }
+    let into = match report.volumes.len() {
+        0 => a.output.display().to_string(),
+        n => format!("{n} volumes"),
+    };
+    let listing = if report.volumes.is_empty() { "" } else { ":" };
+    say!(
+        "packed {} files ({} bytes) into {into} ({} bytes){listing}",
+        m.entries.len(),
+        m.total_size(),
+        report.bundle_bytes
+    )?;
+    for v in &report.volumes {
+        say!("  {}", v.display())?;
     }
     say!(
         "channel {} sequence {}{}",

@@ -1016,15 +1016,19 @@ fn sibling_signatures(entries: &[Entry], i: usize) -> Vec<RelPath> {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn sample() -> Manifest {
-        let entry = |p: &str, data: &[u8], mode| Entry {
-            path: RelPath::new(p).unwrap(),
+    /// A carried entry at `path` holding `data`, without signature links (for tests).
+    pub(crate) fn entry(path: &str, data: &[u8], mode: Mode) -> Entry {
+        Entry {
+            path: RelPath::new(path).unwrap(),
             size: data.len() as u64,
             sha256: Digest::of(data),
             mode,
             signatures: vec![],
             carried: true,
-        };
+        }
+    }
+
+    pub(crate) fn sample() -> Manifest {
         let mut a = entry("a.txt", b"hello\n", Mode::Regular);
         a.signatures = vec![RelPath::new("a.txt.sig").unwrap()];
         Manifest {

@@ -479,7 +479,6 @@ impl Receipt {
 mod tests {
     use super::*;
     use crate::format::manifest::Mode;
-    use crate::format::path::RelPath;
 
     pub(crate) fn sample() -> Receipt {
         Receipt {
@@ -632,14 +631,7 @@ mod tests {
 
     #[test]
     fn state_root_is_over_sorted_lines() {
-        let entry = |p: &str, content: &[u8], mode| Entry {
-            path: RelPath::new(p).unwrap(),
-            size: content.len() as u64,
-            sha256: Digest::of(content),
-            mode,
-            signatures: vec![],
-            carried: true,
-        };
+        use crate::format::manifest::tests::entry;
         let a = entry("a", b"x", Mode::Regular);
         let b = entry("b/c", b"yz", Mode::Executable);
         let expected =

@@ -407,18 +407,9 @@ fn process_umask() -> Option<u32> {
 mod tests {
     use super::*;
     use crate::format::manifest::Mode;
-    use crate::format::path::RelPath;
-    use crate::io::digest::Digest;
 
     fn entry(path: &str, data: &[u8]) -> Entry {
-        Entry {
-            path: RelPath::new(path).unwrap(),
-            size: data.len() as u64,
-            sha256: Digest::of(data),
-            mode: Mode::Regular,
-            signatures: vec![],
-            carried: true,
-        }
+        crate::format::manifest::tests::entry(path, data, Mode::Regular)
     }
 
     fn put(sink: &mut StagingSink, path: &str, data: &[u8]) -> Result<()> {

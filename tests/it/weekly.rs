@@ -48,9 +48,14 @@ impl Gap {
     }
 
     fn receipt(&self, out: &str) {
+        self.receipt_of("mirror", out);
+    }
+
+    /// `airlock mirror receipt` of the mirror at `mirror`, signed by the inside key.
+    fn receipt_of(&self, mirror: &str, out: &str) {
         run(airlock()
             .args(["mirror", "receipt"])
-            .arg(self.ws.path("mirror"))
+            .arg(self.ws.path(mirror))
             .arg("--key")
             .arg(self.ws.path("inside.sec"))
             .arg("-o")
@@ -195,14 +200,7 @@ fn stale_or_foreign_receipts_cannot_shrink_what_a_mirror_accepts() {
     for b in ["w1.airlock", "w2.airlock"] {
         gap.ws.import(b, "k", "other", &[]).expect_code(0);
     }
-    run(airlock()
-        .args(["mirror", "receipt"])
-        .arg(gap.ws.path("other"))
-        .arg("--key")
-        .arg(gap.ws.path("inside.sec"))
-        .arg("-o")
-        .arg(gap.ws.path("r-other")))
-    .expect_code(0);
+    gap.receipt_of("other", "r-other");
     gap.pack_since("w3-foreign.airlock", "r-other");
     let before = snapshot(&mirror, true);
     gap.import("w3-foreign.airlock", &[]).expect_code(1).expect_stderr("built for mirror");
