@@ -1,6 +1,7 @@
 //! `airlock policy`.
 
 use super::*;
+use airlock::policy::producer::Revoked;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum PolicyCommand {
@@ -64,8 +65,11 @@ fn describe(policy: &Policy) -> Vec<String> {
                     clock::format(t)
                 ),
             };
-            let named = policy.name_of_id(r.key_id).map_or(String::new(), |n| format!(" ({n})"));
-            out.push(format!("  {}{named}: {when}; reason: {}", r.key_id, r.reason));
+            let named = match &r.key {
+                Revoked::KeyId(id) => policy.name_of_id(*id).map_or(String::new(), |n| format!(" ({n})")),
+                _ => String::new(),
+            };
+            out.push(format!("  {}{named}: {when}; reason: {}", r.key, r.reason));
         }
     }
     match policy.max_age() {

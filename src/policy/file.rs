@@ -9,9 +9,69 @@ use globset::GlobBuilder;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::producer::{
+    trust_file, OpenPgpKey, ProducerKey, ProducerKeyKind, RepositoryRule, Revoked, SigstoreInstance, SigstoreKey,
+    Uncovered, ValidUntil, MAX_TRUST_FILE_BYTES,
+};
 use super::{
     distinct_material, ArtifactRule, ChannelRule, NamedKey, Policy, PolicyError, Revocation, Trust, POLICY_VERSION,
 };
+use crate::producer::openpgp::{Fingerprint, Keyring};
+use crate::producer::sigstore::{GithubPublisher, Identity, InstanceOptions, ManagedKey, SanMatch, Signer, TrustRoot};
+
+/// The OIDC issuer of GitHub Actions tokens: a `github_publisher`'s.
+const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// A key or instance name: 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
+fn check_name(n: &str) -> std::result::Result<(), String> {
+    if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return Err(format!("{n:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"));
+    }
+    Ok(())
+}
+
+impl RawKey {
+    /// The OpenPGP-only fields present, with where they are.
+    fn openpgp_fields(&self) -> Vec<(&'static str, Range<usize>)> {
+        let mut out = Vec::new();
+        if let Some(f) = &self.fingerprints {
+            out.push(("fingerprints", f.span()));
+        }
+        if let Some(f) = &self.allow_sha1_bindings {
+            out.push(("allow_sha1_bindings", f.span()));
+        }
+        out
+    }
+
+    /// The identity fields of a Sigstore key present.
+    fn identity_fields(&self) -> Vec<(&'static str, Range<usize>)> {
+        let mut out = Vec::new();
+        for (name, field) in [
+            ("issuer", &self.issuer),
+            ("san", &self.san),
+            ("san_regex", &self.san_regex),
+            ("source_repository", &self.source_repository),
+            ("source_ref", &self.source_ref),
+        ] {
+            if let Some(f) = field {
+                out.push((name, f.span()));
+            }
+        }
+        if let Some(p) = &self.github_publisher {
+            out.push(("github_publisher", p.span()));
+        }
+        out
+    }
+
+    /// The Sigstore-only fields present.
+    fn sigstore_fields(&self) -> Vec<(&'static str, Range<usize>)> {
+        let mut out = self.identity_fields();
+        if let Some(p) = &self.public_key_pem {
+            out.push(("public_key_pem", p.span()));
+        }
+        out
+    }
+}
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::format::manifest;
@@ -31,6 +91,10 @@ struct RawPolicy {
     revoked: Vec<Spanned<RawRevoked>>,
     #[serde(default)]
     artifact: Vec<Spanned<RawArtifact>>,
+    #[serde(default)]
+    sigstore: BTreeMap<Spanned<String>, Spanned<RawSigstore>>,
+    #[serde(default)]
+    repository: Vec<Spanned<RawRepository>>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +104,60 @@ struct RawKey {
     file: Option<Spanned<String>>,
     #[serde(default)]
     public_key: Option<Spanned<String>>,
+    #[serde(default)]
+    openpgp: Option<Spanned<String>>,
+    #[serde(default)]
+    fingerprints: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    allow_sha1_bindings: Option<Spanned<bool>>,
+    #[serde(default)]
+    sigstore: Option<Spanned<String>>,
+    #[serde(default)]
+    issuer: Option<Spanned<String>>,
+    #[serde(default)]
+    san: Option<Spanned<String>>,
+    #[serde(default)]
+    san_regex: Option<Spanned<String>>,
+    #[serde(default)]
+    source_repository: Option<Spanned<String>>,
+    #[serde(default)]
+    source_ref: Option<Spanned<String>>,
+    #[serde(default)]
+    github_publisher: Option<Spanned<RawPublisher>>,
+    #[serde(default)]
+    public_key_pem: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublisher {
+    repository: Spanned<String>,
+    workflow: Spanned<String>,
+    #[serde(default)]
+    environment: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigstore {
+    trusted_root: Spanned<String>,
+    #[serde(default)]
+    transparency_log: Option<bool>,
+    #[serde(default)]
+    sct: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepository {
+    kind: Spanned<String>,
+    root: Spanned<String>,
+    keys: Spanned<Vec<Spanned<String>>>,
+    suites: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    uncovered: Option<Spanned<String>>,
+    #[serde(default)]
+    valid_until: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -54,7 +172,12 @@ struct RawChannel {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRevoked {
-    key_id: Spanned<String>,
+    #[serde(default)]
+    key_id: Option<Spanned<String>>,
+    #[serde(default)]
+    fingerprint: Option<Spanned<String>>,
+    #[serde(default)]
+    san: Option<Spanned<String>>,
     reason: Spanned<String>,
     #[serde(default)]
     since: Option<Spanned<toml::Value>>,
@@ -69,6 +192,10 @@ struct RawArtifact {
     required: Option<bool>,
     #[serde(default)]
     allow_legacy: Option<bool>,
+    #[serde(default)]
+    predicate_types: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    slsa_builder_id: Option<Spanned<String>>,
 }
 
 /// Checks policy text and builds the [`Policy`], naming the line of every problem.
@@ -110,12 +237,22 @@ impl<'a> Parser<'a> {
                 ),
             ));
         }
-        let keys = self.keys(&raw.keys)?;
+        let sigstore = self.sigstore_instances(&raw.sigstore)?;
+        let (keys, producer_keys) = self.keys(&raw.keys, &sigstore)?;
         let key = |name: &Spanned<String>| -> Result<PublicKey> {
             keys.iter()
                 .find(|k| k.name == *name.get_ref())
                 .map(|k| k.key.clone())
-                .ok_or_else(|| self.err(name.span(), format!("no key named {:?} in [keys]", name.get_ref())))
+                .ok_or_else(|| {
+                    if producer_keys.iter().any(|p| p.name == *name.get_ref()) {
+                        self.err(
+                            name.span(),
+                            format!("key {:?} is an OpenPGP or Sigstore key; bundles are signed with signify or minisign keys", name.get_ref()),
+                        )
+                    } else {
+                        self.err(name.span(), format!("no key named {:?} in [keys]", name.get_ref()))
+                    }
+                })
         };
         let revoked = raw.revoked.iter().map(|r| self.revocation(r)).collect::<Result<Vec<_>>>()?;
         let mut channels: Vec<ChannelRule> = Vec::new();
@@ -142,7 +279,7 @@ impl<'a> Parser<'a> {
             let usable: Vec<PublicKey> = trust
                 .keys
                 .iter()
-                .filter(|k| !revoked.iter().any(|r| r.key_id == k.key_id() && r.since.is_none()))
+                .filter(|k| !revoked.iter().any(|r| r.key == Revoked::KeyId(k.key_id()) && r.since.is_none()))
                 .cloned()
                 .collect();
             if distinct_material(&usable) < threshold {
@@ -185,9 +322,40 @@ impl<'a> Parser<'a> {
                     self.err(a_ref.path.span(), "path glob must be a relative path pattern such as \"vendor-x/**\"")
                 );
             }
-            let rule_keys = a_ref.keys.get_ref().iter().map(key).collect::<Result<Vec<_>>>()?;
-            if rule_keys.is_empty() {
+            let mut rule_keys = Vec::new();
+            let mut rule_producer_keys = Vec::new();
+            for k in a_ref.keys.get_ref() {
+                if producer_keys.iter().any(|p| p.name == *k.get_ref()) {
+                    rule_producer_keys.push(k.get_ref().clone());
+                } else {
+                    rule_keys.push(key(k)?);
+                }
+            }
+            if rule_keys.is_empty() && rule_producer_keys.is_empty() {
                 return Err(self.err(a_ref.keys.span(), "keys is empty"));
+            }
+            let predicate_types: Vec<String> = match &a_ref.predicate_types {
+                None => Vec::new(),
+                Some(list) if list.get_ref().is_empty() => {
+                    return Err(self.err(list.span(), "predicate_types is empty (leave it out to accept any signature)"))
+                }
+                Some(list) => list.get_ref().iter().map(|t| t.get_ref().clone()).collect(),
+            };
+            let slsa_builder_id = a_ref.slsa_builder_id.as_ref().map(|b| b.get_ref().clone());
+            if !predicate_types.is_empty() || slsa_builder_id.is_some() {
+                let sigstore_keys = rule_producer_keys.iter().any(|n| {
+                    producer_keys.iter().any(|p| p.name == *n && matches!(p.kind, ProducerKeyKind::Sigstore(_)))
+                });
+                if !sigstore_keys {
+                    let at = a_ref.predicate_types.as_ref().map_or_else(
+                        || a_ref.slsa_builder_id.as_ref().map_or(a.span(), |b| b.span()),
+                        |p| p.span(),
+                    );
+                    return Err(self.err(
+                        at,
+                        format!("the rule for {pattern:?} requires attestations (predicate_types / slsa_builder_id) but names no Sigstore key that could sign one"),
+                    ));
+                }
             }
             artifacts.push(ArtifactRule {
                 pattern: pattern.clone(),
@@ -195,22 +363,69 @@ impl<'a> Parser<'a> {
                 keys: rule_keys,
                 required: a_ref.required.unwrap_or(true),
                 allow_legacy: a_ref.allow_legacy.unwrap_or(false),
+                producer_keys: rule_producer_keys,
+                predicate_types,
+                slsa_builder_id,
             });
         }
-        Ok(Policy { origin: self.origin.to_owned(), keys, channels, revoked, max_age, artifacts })
+        let repositories =
+            raw.repository.iter().map(|r| self.repository(r, &producer_keys)).collect::<Result<Vec<_>>>()?;
+        for (i, r) in repositories.iter().enumerate() {
+            if let Some(other) = repositories[..i].iter().find(|o| o.root == r.root) {
+                return Err(self.err(
+                    raw.repository[i].span(),
+                    format!("two [[repository]] rules for the tree {:?}; list every suite in one", other.root),
+                ));
+            }
+        }
+        Ok(Policy {
+            origin: self.origin.to_owned(),
+            keys,
+            channels,
+            revoked,
+            max_age,
+            artifacts,
+            producer_keys,
+            sigstore,
+            repositories,
+        })
     }
 
-    fn keys(&self, raw: &BTreeMap<Spanned<String>, Spanned<RawKey>>) -> Result<Vec<NamedKey>> {
+    fn keys(
+        &self,
+        raw: &BTreeMap<Spanned<String>, Spanned<RawKey>>,
+        instances: &[SigstoreInstance],
+    ) -> Result<(Vec<NamedKey>, Vec<ProducerKey>)> {
         let mut keys: Vec<NamedKey> = Vec::new();
+        let mut producer_keys: Vec<ProducerKey> = Vec::new();
         for (name, spec) in raw {
             let n = name.get_ref();
-            if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-                return Err(
-                    self.err(name.span(), format!("key name {n:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"))
-                );
+            check_name(n).map_err(|p| self.err(name.span(), format!("key name {p}")))?;
+            let s = spec.get_ref();
+            let kinds = [s.file.is_some(), s.public_key.is_some(), s.openpgp.is_some(), s.sigstore.is_some()];
+            if kinds.iter().filter(|&&k| k).count() != 1 {
+                return Err(self.err(
+                    spec.span(),
+                    format!("key {n:?} needs exactly one of `file`, `public_key`, `openpgp` or `sigstore`"),
+                ));
             }
-            let (key, origin) = match (&spec.get_ref().file, &spec.get_ref().public_key) {
-                (Some(file), None) => {
+            if let Some(keyring) = &s.openpgp {
+                self.only_fields(n, "openpgp", &s.sigstore_fields())?;
+                let key = self.openpgp_key(n, keyring, s)?;
+                producer_keys.push(ProducerKey { name: n.clone(), kind: ProducerKeyKind::OpenPgp(key) });
+                continue;
+            }
+            if let Some(instance) = &s.sigstore {
+                self.only_fields(n, "sigstore", &s.openpgp_fields())?;
+                let key = self.sigstore_key(n, spec, instance, s, instances)?;
+                producer_keys.push(ProducerKey { name: n.clone(), kind: ProducerKeyKind::Sigstore(key) });
+                continue;
+            }
+            let mut extra = s.openpgp_fields();
+            extra.extend(s.sigstore_fields());
+            self.only_fields(n, if s.file.is_some() { "file" } else { "public_key" }, &extra)?;
+            let (key, origin) = match (&s.file, &s.public_key) {
+                (Some(file), _) => {
                     let path = self.base.join(file.get_ref());
                     let key = PublicKey::load(&path).map_err(|e| self.err(file.span(), format!("key {n:?}: {e}")))?;
                     (key, path.display().to_string())
@@ -221,9 +436,7 @@ impl<'a> Parser<'a> {
                         .map_err(|e| self.err(b64.span(), format!("key {n:?}: malformed public_key: {e}")))?;
                     (key, "inline public_key".to_owned())
                 }
-                _ => {
-                    return Err(self.err(spec.span(), format!("key {n:?} needs exactly one of `file` or `public_key`")))
-                }
+                (None, None) => return Err(self.err(spec.span(), format!("key {n:?} has no key"))),
             };
             if let Some(other) =
                 keys.iter().find(|k| k.key.key_id() == key.key_id() && k.key.as_bytes() != key.as_bytes())
@@ -239,20 +452,286 @@ impl<'a> Parser<'a> {
             }
             keys.push(NamedKey { name: n.clone(), key, origin });
         }
-        Ok(keys)
+        Ok((keys, producer_keys))
+    }
+
+    /// Fields that belong to another kind of key are refused by name, so a typo'd kind
+    /// cannot silently drop a constraint.
+    fn only_fields(&self, n: &str, kind: &str, present: &[(&str, Range<usize>)]) -> Result<()> {
+        match present.first() {
+            None => Ok(()),
+            Some((field, span)) => {
+                Err(self.err(span.clone(), format!("key {n:?}: `{field}` does not apply to a key given by `{kind}`")))
+            }
+        }
+    }
+
+    /// Reads a trust file (keyring, trusted root) named relative to the policy.
+    fn trust_bytes(&self, what: &str, file: &Spanned<String>) -> Result<(Vec<u8>, String)> {
+        use std::io::Read as _;
+        let path = self.base.join(file.get_ref());
+        let origin = path.display().to_string();
+        let f = std::fs::File::open(&path).map_err(|e| self.err(file.span(), format!("{what}: cannot read {origin}: {e}")))?;
+        let mut bytes = Vec::new();
+        f.take(MAX_TRUST_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.err(file.span(), format!("{what}: cannot read {origin}: {e}")))?;
+        if bytes.len() as u64 > MAX_TRUST_FILE_BYTES {
+            return Err(self.err(
+                file.span(),
+                format!("{what}: {origin} is larger than {MAX_TRUST_FILE_BYTES} bytes; no keyring or trusted root is"),
+            ));
+        }
+        Ok((bytes, origin))
+    }
+
+    fn openpgp_key(&self, n: &str, keyring: &Spanned<String>, s: &RawKey) -> Result<OpenPgpKey> {
+        let mut fingerprints = Vec::new();
+        if let Some(list) = &s.fingerprints {
+            if list.get_ref().is_empty() {
+                return Err(self.err(list.span(), format!("key {n:?}: fingerprints is empty (leave it out to trust every key of the keyring)")));
+            }
+            for f in list.get_ref() {
+                let fp: Fingerprint = f.get_ref().parse().map_err(|e| {
+                    self.err(f.span(), format!("key {n:?}: fingerprint {:?} is not 40 or 64 hex digits: {e}", f.get_ref()))
+                })?;
+                fingerprints.push(fp);
+            }
+        }
+        let allow_sha1_bindings = s.allow_sha1_bindings.as_ref().is_some_and(|b| *b.get_ref());
+        let what = format!("key {n:?}");
+        let (bytes, origin) = self.trust_bytes(&what, keyring)?;
+        let parsed = Keyring::parse(&bytes, &fingerprints, allow_sha1_bindings)
+            .map_err(|e| self.err(keyring.span(), format!("key {n:?}: OpenPGP keyring {origin}: {e}")))?;
+        let armoured = bytes.starts_with(b"-----BEGIN");
+        let file = trust_file(n, &origin, bytes, if armoured { "asc" } else { "gpg" });
+        Ok(OpenPgpKey { keyring: parsed, fingerprints, allow_sha1_bindings, file })
+    }
+
+    fn sigstore_key(
+        &self,
+        n: &str,
+        spec: &Spanned<RawKey>,
+        instance: &Spanned<String>,
+        s: &RawKey,
+        instances: &[SigstoreInstance],
+    ) -> Result<SigstoreKey> {
+        if !instances.iter().any(|i| i.name == *instance.get_ref()) {
+            let known: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
+            return Err(self.err(
+                instance.span(),
+                format!(
+                    "key {n:?}: no [sigstore.{}] instance (the policy defines: {})",
+                    instance.get_ref(),
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ),
+            ));
+        }
+        let signer = if let Some(pem) = &s.public_key_pem {
+            let identity_fields: Vec<(&str, Range<usize>)> = s.identity_fields();
+            if let Some((field, span)) = identity_fields.first() {
+                return Err(self.err(
+                    span.clone(),
+                    format!("key {n:?}: `{field}` does not apply to a managed key (`public_key_pem`); a key has no identity"),
+                ));
+            }
+            let (bytes, origin) = self.trust_bytes(&format!("key {n:?}"), pem)?;
+            let key = ManagedKey::parse_pem(&bytes)
+                .map_err(|e| self.err(pem.span(), format!("key {n:?}: public key {origin}: {e}")))?;
+            Signer::Key(key)
+        } else {
+            Signer::Identity(self.identity(n, spec, s)?)
+        };
+        Ok(SigstoreKey { instance: instance.get_ref().clone(), signer })
+    }
+
+    /// A Sigstore identity: never "any identity". An issuer, and exactly one of an exact
+    /// SAN, an anchored SAN pattern or a GitHub publisher.
+    fn identity(&self, n: &str, spec: &Spanned<RawKey>, s: &RawKey) -> Result<Identity> {
+        let subjects = [s.san.is_some(), s.san_regex.is_some(), s.github_publisher.is_some()];
+        if subjects.iter().filter(|&&x| x).count() != 1 {
+            return Err(self.err(
+                spec.span(),
+                format!(
+                    "key {n:?}: a Sigstore identity needs exactly one of `san`, `san_regex` or `github_publisher` (and an `issuer`): \"any identity\" is never a policy"
+                ),
+            ));
+        }
+        let publisher = s.github_publisher.as_ref().map(|p| self.publisher(n, p)).transpose()?;
+        let issuer = match (&s.issuer, &publisher) {
+            (Some(i), Some(_)) if i.get_ref() != GITHUB_ISSUER => {
+                return Err(self.err(
+                    i.span(),
+                    format!("key {n:?}: a github_publisher is issued by {GITHUB_ISSUER:?}, not {:?}", i.get_ref()),
+                ))
+            }
+            (Some(i), _) => i.get_ref().clone(),
+            (None, Some(_)) => GITHUB_ISSUER.to_owned(),
+            (None, None) => {
+                return Err(self.err(
+                    spec.span(),
+                    format!("key {n:?}: a Sigstore identity needs an `issuer` (the OIDC issuer URL, e.g. {GITHUB_ISSUER:?}): \"any identity\" is never a policy"),
+                ))
+            }
+        };
+        if issuer.trim().is_empty() {
+            return Err(self.err(spec.span(), format!("key {n:?}: issuer is empty")));
+        }
+        let san = match (&s.san, &s.san_regex) {
+            (Some(exact), _) if exact.get_ref().is_empty() => {
+                return Err(self.err(exact.span(), format!("key {n:?}: san is empty")))
+            }
+            (Some(exact), _) => Some(SanMatch::Exact(exact.get_ref().clone())),
+            (None, Some(pattern)) => Some(
+                SanMatch::pattern(pattern.get_ref())
+                    .map_err(|e| self.err(pattern.span(), format!("key {n:?}: san_regex: {e}")))?,
+            ),
+            (None, None) => None,
+        };
+        let non_empty = |v: &Option<Spanned<String>>, field: &str| -> Result<Option<String>> {
+            match v {
+                Some(x) if x.get_ref().is_empty() => Err(self.err(x.span(), format!("key {n:?}: {field} is empty"))),
+                other => Ok(other.as_ref().map(|x| x.get_ref().clone())),
+            }
+        };
+        Ok(Identity {
+            issuer,
+            san,
+            source_repository: non_empty(&s.source_repository, "source_repository")?,
+            source_ref: non_empty(&s.source_ref, "source_ref")?,
+            github_publisher: publisher,
+        })
+    }
+
+    fn publisher(&self, n: &str, p: &Spanned<RawPublisher>) -> Result<GithubPublisher> {
+        let raw = p.get_ref();
+        let repo = raw.repository.get_ref();
+        if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
+            return Err(self.err(
+                raw.repository.span(),
+                format!("key {n:?}: github_publisher repository {repo:?} is not OWNER/NAME"),
+            ));
+        }
+        let workflow = raw.workflow.get_ref();
+        if workflow.is_empty() || workflow.contains('/') {
+            return Err(self.err(
+                raw.workflow.span(),
+                format!("key {n:?}: github_publisher workflow {workflow:?} is not a workflow file name such as \"release.yml\""),
+            ));
+        }
+        let environment = raw.environment.as_ref().map(|e| e.get_ref().clone()).filter(|e| !e.is_empty());
+        Ok(GithubPublisher { repository: repo.clone(), workflow: workflow.clone(), environment })
+    }
+
+    fn sigstore_instances(&self, raw: &BTreeMap<Spanned<String>, Spanned<RawSigstore>>) -> Result<Vec<SigstoreInstance>> {
+        let mut out = Vec::new();
+        for (name, spec) in raw {
+            let n = name.get_ref();
+            check_name(n).map_err(|p| self.err(name.span(), format!("sigstore instance name {p}")))?;
+            let s = spec.get_ref();
+            let options = InstanceOptions {
+                transparency_log: s.transparency_log.unwrap_or(true),
+                sct: s.sct.unwrap_or(true),
+            };
+            let what = format!("[sigstore.{n}]");
+            let (bytes, origin) = self.trust_bytes(&what, &s.trusted_root)?;
+            let root = TrustRoot::parse(&bytes, options)
+                .map_err(|e| self.err(s.trusted_root.span(), format!("{what}: trusted root {origin}: {e}")))?;
+            let file = trust_file(&format!("sigstore.{n}"), &origin, bytes, "json");
+            out.push(SigstoreInstance { name: n.clone(), root, options, file });
+        }
+        Ok(out)
+    }
+
+    fn repository(&self, r: &Spanned<RawRepository>, producer_keys: &[ProducerKey]) -> Result<RepositoryRule> {
+        let raw = r.get_ref();
+        if raw.kind.get_ref() != "debian" {
+            return Err(self.err(
+                raw.kind.span(),
+                format!("repository kind {:?} is not known (this airlock checks kind = \"debian\")", raw.kind.get_ref()),
+            ));
+        }
+        let root = raw.root.get_ref().trim_end_matches('/');
+        if root.starts_with('/') || root.split('/').any(|c| c == ".." || c == ".") || root.contains("//") {
+            return Err(self.err(
+                raw.root.span(),
+                format!("repository root {:?} must be a relative path in the bundle such as \"debian\" (or \"\" for the top)", raw.root.get_ref()),
+            ));
+        }
+        let mut keys = Vec::new();
+        for k in raw.keys.get_ref() {
+            match producer_keys.iter().find(|p| p.name == *k.get_ref()) {
+                Some(ProducerKey { kind: ProducerKeyKind::OpenPgp(_), .. }) => keys.push(k.get_ref().clone()),
+                Some(_) => {
+                    return Err(self.err(
+                        k.span(),
+                        format!("repository keys: {:?} is not an OpenPGP key (`openpgp = \"keyring\"`); Debian release files are signed with OpenPGP", k.get_ref()),
+                    ))
+                }
+                None => {
+                    return Err(self.err(k.span(), format!("repository keys: no OpenPGP key named {:?} in [keys]", k.get_ref())))
+                }
+            }
+        }
+        if keys.is_empty() {
+            return Err(self.err(raw.keys.span(), "repository keys is empty"));
+        }
+        let mut suites: Vec<String> = Vec::new();
+        for s in raw.suites.get_ref() {
+            let suite = s.get_ref();
+            if suite.is_empty() || suite.starts_with('/') || suite.split('/').any(|c| c.is_empty() || c == ".." || c == ".") {
+                return Err(self.err(s.span(), format!("suite {suite:?} is not a directory name under dists/ such as \"bookworm\"")));
+            }
+            if suites.contains(suite) {
+                return Err(self.err(s.span(), format!("suite {suite:?} is listed twice")));
+            }
+            suites.push(suite.clone());
+        }
+        if suites.is_empty() {
+            return Err(self.err(raw.suites.span(), "repository suites is empty"));
+        }
+        let uncovered = match raw.uncovered.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
+            None | Some(("reject", _)) => Uncovered::Reject,
+            Some(("report", _)) => Uncovered::Report,
+            Some((other, span)) => {
+                return Err(self.err(span, format!("uncovered {other:?} is not \"reject\" or \"report\"")))
+            }
+        };
+        let valid_until = match raw.valid_until.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
+            None | Some(("report", _)) => ValidUntil::Report,
+            Some(("enforce", _)) => ValidUntil::Enforce,
+            Some(("ignore", _)) => ValidUntil::Ignore,
+            Some((other, span)) => {
+                return Err(self.err(span, format!("valid_until {other:?} is not \"enforce\", \"report\" or \"ignore\"")))
+            }
+        };
+        Ok(RepositoryRule { root: root.to_owned(), keys, suites, uncovered, valid_until })
     }
 
     fn revocation(&self, r: &Spanned<RawRevoked>) -> Result<Revocation> {
         let raw = r.get_ref();
-        let key_id = KeyId::from_hex(raw.key_id.get_ref()).ok_or_else(|| {
-            self.err(
-                raw.key_id.span(),
-                format!(
-                    "key_id {:?} is not 16 lowercase hex digits (`airlock key show K.pub` prints it; minisign's spelling is byte-reversed)",
-                    raw.key_id.get_ref()
-                ),
-            )
-        })?;
+        let key = match (&raw.key_id, &raw.fingerprint, &raw.san) {
+            (Some(id), None, None) => Revoked::KeyId(KeyId::from_hex(id.get_ref()).ok_or_else(|| {
+                self.err(
+                    id.span(),
+                    format!(
+                        "key_id {:?} is not 16 lowercase hex digits (`airlock key show K.pub` prints it; minisign's spelling is byte-reversed)",
+                        id.get_ref()
+                    ),
+                )
+            })?),
+            (None, Some(fp), None) => Revoked::Fingerprint(fp.get_ref().parse().map_err(|e| {
+                self.err(fp.span(), format!("fingerprint {:?} is not an OpenPGP fingerprint (40 or 64 hex digits): {e}", fp.get_ref()))
+            })?),
+            (None, None, Some(san)) if !san.get_ref().is_empty() => Revoked::San(san.get_ref().clone()),
+            (None, None, Some(san)) => return Err(self.err(san.span(), "san is empty")),
+            _ => {
+                return Err(self.err(
+                    r.span(),
+                    "a [[revoked]] entry needs exactly one of `key_id` (signify/minisign), `fingerprint` (OpenPGP) or `san` (Sigstore identity)",
+                ))
+            }
+        };
         if raw.reason.get_ref().trim().is_empty() {
             return Err(self.err(raw.reason.span(), "reason is empty"));
         }
@@ -270,7 +749,7 @@ impl<'a> Parser<'a> {
                 Some(t)
             }
         };
-        Ok(Revocation { key_id, reason: raw.reason.get_ref().clone(), since })
+        Ok(Revocation { key, reason: raw.reason.get_ref().clone(), since })
     }
 }
 

@@ -9,6 +9,7 @@
 //! builds: one rule for every channel, nothing revoked, no age limit, no artifact rules.
 
 mod file;
+pub mod producer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use globset::GlobMatcher;
 
 use crate::error::{Error, Reject, Result};
 use crate::keys::{KeyId, PublicKey, Signature};
+use producer::{ProducerKey, RepositoryRule, Revoked, SigstoreInstance};
 
 /// Largest policy file read.
 pub const MAX_POLICY_BYTES: u64 = 1 << 20;
@@ -316,16 +318,26 @@ pub struct ChannelRule {
     pub trust: Trust,
 }
 
-/// A revoked key.
+/// A revoked key or identity.
 #[derive(Clone, Debug)]
 pub struct Revocation {
-    /// The key id (all keys with this id are revoked).
-    pub key_id: KeyId,
+    /// What is revoked: a key id (all keys with this id), an OpenPGP fingerprint or a
+    /// Sigstore identity.
+    pub key: Revoked,
     /// Why.
     pub reason: String,
-    /// From when (Unix seconds): signatures on bundles created at or after this time do not
-    /// count. `None`: never count.
+    /// From when (Unix seconds). A key id: signatures on bundles created at or after this
+    /// time do not count. A fingerprint or identity: signatures made at or after it (or
+    /// carried by a bundle created at or after it) do not count. `None`: never count.
     pub since: Option<u64>,
+}
+
+impl Revocation {
+    /// Whether a producer signature made at `signed` and carried by a bundle created at
+    /// `created` falls under this revocation.
+    fn covers_producer_signature(&self, signed: u64, created: u64) -> bool {
+        self.since.is_none_or(|since| signed >= since || created >= since)
+    }
 }
 
 /// Files matching `pattern` must carry a valid signature by one of `keys`.
@@ -340,6 +352,13 @@ pub struct ArtifactRule {
     pub required: bool,
     /// Whether legacy (non-prehashed) minisign signatures count.
     pub allow_legacy: bool,
+    /// The names of its OpenPGP and Sigstore keys (see [`Policy::producer_key`]).
+    pub producer_keys: Vec<String>,
+    /// Attestation predicate types, one of which a verified Sigstore attestation by a rule
+    /// key must have (empty: any signature or attestation by a rule key satisfies the rule).
+    pub predicate_types: Vec<String>,
+    /// The SLSA builder id a verified provenance attestation must name, if any.
+    pub slsa_builder_id: Option<String>,
 }
 
 impl ArtifactRule {
@@ -363,6 +382,9 @@ pub struct Policy {
     revoked: Vec<Revocation>,
     max_age: Option<u64>,
     artifacts: Vec<ArtifactRule>,
+    producer_keys: Vec<ProducerKey>,
+    sigstore: Vec<SigstoreInstance>,
+    repositories: Vec<RepositoryRule>,
 }
 
 impl From<Trust> for Policy {
@@ -386,6 +408,9 @@ impl Policy {
             revoked: Vec::new(),
             max_age: None,
             artifacts: Vec::new(),
+            producer_keys: Vec::new(),
+            sigstore: Vec::new(),
+            repositories: Vec::new(),
         }
     }
 
@@ -438,6 +463,60 @@ impl Policy {
         &self.artifacts
     }
 
+    /// The OpenPGP and Sigstore keys.
+    pub fn producer_keys(&self) -> &[ProducerKey] {
+        &self.producer_keys
+    }
+
+    /// The producer key with this name, if any.
+    pub fn producer_key(&self, name: &str) -> Option<&ProducerKey> {
+        self.producer_keys.iter().find(|k| k.name == name)
+    }
+
+    /// The Sigstore instances (`[sigstore.<name>]`).
+    pub fn sigstore_instances(&self) -> &[SigstoreInstance] {
+        &self.sigstore
+    }
+
+    /// The Sigstore instance with this name, if any.
+    pub fn sigstore_instance(&self, name: &str) -> Option<&SigstoreInstance> {
+        self.sigstore.iter().find(|s| s.name == name)
+    }
+
+    /// The Debian repository rules.
+    pub fn repositories(&self) -> &[RepositoryRule] {
+        &self.repositories
+    }
+
+    /// Whether any rule needs producer material (artifact or repository rules).
+    pub fn has_producer_rules(&self) -> bool {
+        !self.artifacts.is_empty() || !self.repositories.is_empty()
+    }
+
+    /// The revocation in force for an OpenPGP signature by a key with one of these
+    /// fingerprints (primary or signing key), made at `signed`, on a bundle created at
+    /// `created`.
+    pub fn fingerprint_revocation(
+        &self,
+        fingerprints: &[&crate::producer::openpgp::Fingerprint],
+        signed: u64,
+        created: u64,
+    ) -> Option<&Revocation> {
+        self.revoked.iter().find(|r| match &r.key {
+            Revoked::Fingerprint(fp) => fingerprints.contains(&fp) && r.covers_producer_signature(signed, created),
+            _ => false,
+        })
+    }
+
+    /// The revocation in force for a Sigstore signature by the subject `san`, made (verified
+    /// signing time) at `signed`, on a bundle created at `created`.
+    pub fn san_revocation(&self, san: &str, signed: u64, created: u64) -> Option<&Revocation> {
+        self.revoked.iter().find(|r| match &r.key {
+            Revoked::San(s) => s == san && r.covers_producer_signature(signed, created),
+            _ => false,
+        })
+    }
+
     /// The policy's name for a key (by key material), if it has one.
     pub fn name_of(&self, key: &PublicKey) -> Option<&str> {
         self.keys.iter().find(|k| k.key.as_bytes() == key.as_bytes()).map(|k| k.name.as_str())
@@ -456,7 +535,9 @@ impl Policy {
     /// The revocation in force for signatures with this key id on a bundle created at
     /// `created`, if any.
     pub fn revocation(&self, id: KeyId, created: u64) -> Option<&Revocation> {
-        self.revoked.iter().find(|r| r.key_id == id && r.since.is_none_or(|since| created >= since))
+        self.revoked
+            .iter()
+            .find(|r| r.key == Revoked::KeyId(id) && r.since.is_none_or(|since| created >= since))
     }
 
     /// Evaluates every manifest signature without deciding: for `inspect`.
