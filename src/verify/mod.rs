@@ -23,6 +23,8 @@
 
 mod artifacts;
 mod frames;
+mod producers;
+mod repository;
 pub mod freshness;
 mod pipeline;
 mod sink;
@@ -49,6 +51,7 @@ use crate::format::{DATA_DIR, MANIFEST_MEMBER, MAX_PAYLOAD_BYTES, SUMS_MEMBER, Z
 use crate::io::digest::Digest;
 use crate::keys::{self, KeyId};
 use crate::policy::{Policy, SignatureStatus, Trust, TrustReport};
+use crate::producer::{ProducerReport, Times};
 use crate::progress::Progress;
 use artifacts::ArtifactSink;
 use frames::Frames;
@@ -178,6 +181,8 @@ pub struct VerifiedBundle<'a> {
     freshness: Freshness,
     policy: &'a Policy,
     volume_notes: VolumeNotes,
+    /// The clock producer signatures are judged against.
+    times: Times,
 }
 
 impl Bundle {
@@ -361,7 +366,9 @@ impl Bundle {
             options.gaps,
             policy.max_age(),
         )?;
-        Ok(VerifiedBundle { path, frames, head, authentic, freshness, policy, volume_notes })
+        let floor = options.history.clock_floor(&authentic.manifest.channel);
+        let times = Times::new(options.now, floor, authentic.manifest.created, options.clock_skew);
+        Ok(VerifiedBundle { path, frames, head, authentic, freshness, policy, volume_notes, times })
     }
 }
 
@@ -423,13 +430,27 @@ impl<'a> VerifiedBundle<'a> {
     /// The sink sees content before it is verified (see [`PayloadSink`]): nothing it received
     /// may be used unless this returns `Ok`.
     pub fn stream_into(self, sink: &mut dyn PayloadSink, progress: &dyn Progress) -> Result<Vec<String>> {
+        let report = self.stream_into_report(sink, progress)?;
+        Ok(report.findings.iter().map(ToString::to_string).collect())
+    }
+
+    /// [`stream_into`](Self::stream_into), returning what the producer layer found as
+    /// structured findings, with the trust material the rules that held used.
+    pub fn stream_into_report(self, sink: &mut dyn PayloadSink, progress: &dyn Progress) -> Result<ProducerReport> {
         // The head (manifest bytes, checksum list: tens of megabytes for a large bundle) is
         // not needed while the payload streams.
-        let VerifiedBundle { mut frames, head, authentic, policy, .. } = self;
+        let VerifiedBundle { mut frames, head, authentic, policy, times, .. } = self;
         drop(head);
-        let mut checked = ArtifactSink::new(sink, policy, &authentic.manifest);
+        let mut checked = ArtifactSink::new(sink, policy, &authentic.manifest, times)?;
         pipeline::stream_payload(&mut frames, &authentic.manifest, &mut checked, progress)?;
-        Ok(checked.into_notes())
+        // Material that streamed after its artifact, and the Debian chains, are decided now,
+        // before anything the sink received can be used.
+        checked.end()
+    }
+
+    /// The clock producer signatures are judged against.
+    pub fn times(&self) -> Times {
+        self.times
     }
 }
 
