@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::format::manifest::Manifest;
 use crate::mirror::{LogRecord, MirrorState};
+use crate::producer::{Finding, NamedMaterial};
 
 /// Whether `c` must not reach a terminal as it is: a control character (C0, DEL, C1, which
 /// includes ESC, newline, carriage return and tab), a bidirectional-text control (marks,
@@ -152,6 +153,10 @@ pub struct Inspection<'a> {
     pub threshold: Option<&'a str>,
     /// Whether the policy accepts the signers; `None` when no policy was given.
     pub verified: Option<bool>,
+    /// Producer material found by name beside its artifact (from the manifest alone).
+    pub material: &'a [NamedMaterial],
+    /// What the producer layer found streaming the payload (`inspect --producers`).
+    pub producers: Option<&'a [Finding]>,
 }
 
 /// `inspect`'s text form: a header of `name  value` lines, then one line per entry.
@@ -207,6 +212,23 @@ pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> i
         }
         out.write_all(if e.signatures.is_empty() { b"\n" } else { b"]\n" })?;
     }
+    if !view.material.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "producer material found by name:")?;
+        for m in view.material {
+            writeln!(out, "  {}: {} ({})", Untrusted(&m.artifact), Untrusted(&m.file), m.kind)?;
+        }
+    }
+    if let Some(findings) = view.producers {
+        writeln!(out)?;
+        writeln!(out, "producer signatures (the payload streamed under the policy):")?;
+        if findings.is_empty() {
+            writeln!(out, "  none: no rule of the policy covers a file of this bundle")?;
+        }
+        for f in findings {
+            writeln!(out, "  {}", Untrusted(f))?;
+        }
+    }
     Ok(())
 }
 
@@ -241,8 +263,23 @@ pub fn inspect_json(view: &Inspection<'_>) -> Result<String, serde_json::Error> 
             "signatures": e.signatures.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             "carried": e.carried,
         })).collect::<Vec<_>>(),
+        "material": view.material,
+        "producers": view.producers.map(|fs| fs.iter().map(finding_json).collect::<Vec<_>>()),
     });
     json_line(&value)
+}
+
+/// A producer finding as JSON: its fields, with the details as an array of `[name, value]`
+/// pairs (they are ordered, and a name such as `subject` may repeat).
+pub fn finding_json(f: &Finding) -> serde_json::Value {
+    serde_json::json!({
+        "artifact": f.artifact,
+        "file": f.file,
+        "kind": f.kind,
+        "status": f.status,
+        "signer": f.signer,
+        "details": f.details,
+    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -96,7 +96,13 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         "3. inspect it (no unpacking; signatures checked against --trust)",
         &format!("inspect {} --trust {}", bundle.display(), public.display()),
     )?;
-    inspect(InspectArgs { bundle: bundle.clone(), json: false, trust: vec![public.clone()], policy: None })?;
+    inspect(InspectArgs {
+        bundle: bundle.clone(),
+        json: false,
+        trust: vec![public.clone()],
+        policy: None,
+        producers: false,
+    })?;
 
     let trust = TrustArgs { policy: None, trust: vec![public.clone()], threshold: 1 };
     step(

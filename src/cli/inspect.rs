@@ -17,6 +17,10 @@ pub(super) struct InspectArgs {
     /// the threshold is met.
     #[arg(long, value_name = "POLICY.toml", conflicts_with = "trust")]
     pub(super) policy: Option<PathBuf>,
+    /// Also verify the bundle and stream its payload (not constant time) to show each
+    /// producer signature's status under the policy (needs --policy or --trust).
+    #[arg(long)]
+    pub(super) producers: bool,
 }
 
 pub(super) fn inspect(a: InspectArgs) -> Result<u8> {
@@ -55,12 +59,23 @@ pub(super) fn inspect(a: InspectArgs) -> Result<u8> {
         ),
     });
     let digest = bundle.head().manifest_digest.to_hex();
+    let material = airlock::producer::material_by_name(&manifest);
+    let producers = match (a.producers, &policy) {
+        (false, _) => None,
+        (true, None) => return Err(Failure::Usage("--producers needs --policy or --trust".into())),
+        (true, Some(p)) => {
+            let verified = bundle.verify(&airlock::verify::VerifyOptions::new(p, now()))?;
+            Some(verified.stream_into_report(&mut NullSink, &airlock::NoProgress)?.findings)
+        }
+    };
     let view = Inspection {
         manifest: &manifest,
         manifest_digest: &digest,
         signatures: &signatures,
         threshold: threshold.as_deref(),
         verified: report.as_ref().map(TrustReport::accepted),
+        material: &material,
+        producers: producers.as_deref(),
     };
     if a.json {
         out::json(render::inspect_json(&view))?;

@@ -1,7 +1,7 @@
 //! `airlock policy`.
 
 use super::*;
-use airlock::policy::producer::Revoked;
+use airlock::policy::producer::{ProducerKeyKind, Revoked, Uncovered, ValidUntil};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum PolicyCommand {
@@ -29,7 +29,7 @@ fn describe(policy: &Policy) -> Vec<String> {
         Some(n) if n != k.key_id().to_string() => format!("{n} ({})", k.key_id()),
         _ => k.key_id().to_string(),
     };
-    out.push(format!("Keys ({}):", policy.keys().len()));
+    out.push(format!("Keys ({}):", policy.keys().len() + policy.producer_keys().len()));
     for k in policy.keys() {
         out.push(format!(
             "  {}: key id {} (minisign {}), from {}",
@@ -39,6 +39,7 @@ fn describe(policy: &Policy) -> Vec<String> {
             k.origin
         ));
     }
+    describe_producer_keys(policy, &mut out);
     out.push("Bundles:".into());
     for c in policy.channels() {
         let keys: Vec<String> = c.trust.keys().iter().map(name).collect();
@@ -58,9 +59,13 @@ fn describe(policy: &Policy) -> Vec<String> {
     } else {
         out.push("Revoked keys:".into());
         for r in policy.revoked() {
-            let when = match r.since {
-                None => "its signatures never count".to_owned(),
-                Some(t) => format!(
+            let when = match (r.since, &r.key) {
+                (None, _) => "its signatures never count".to_owned(),
+                (Some(t), Revoked::Fingerprint(_) | Revoked::San(_)) => format!(
+                    "its signatures made at or after {0}, or carried by bundles created at or after {0}, do not count",
+                    clock::format(t)
+                ),
+                (Some(t), Revoked::KeyId(_)) => format!(
                     "its signatures do not count on bundles created at or after {} (earlier bundles still count)",
                     clock::format(t)
                 ),
@@ -84,13 +89,46 @@ fn describe(policy: &Policy) -> Vec<String> {
     } else {
         out.push("Artifacts (every matching rule must hold):".into());
         for r in policy.artifact_rules() {
-            let keys: Vec<String> = r.keys.iter().map(name).collect();
-            out.push(format!(
-                "  files matching {:?} must carry a valid signature by {}{} (signify .sig, signify .sha256.sig checksum, minisign .minisig{}); {}",
-                r.pattern,
-                if r.keys.len() > 1 { "one of " } else { "" },
+            let mut keys: Vec<String> = r.keys.iter().map(name).collect();
+            keys.extend(r.producer_keys.iter().cloned());
+            let mut kinds = Vec::new();
+            if !r.keys.is_empty() {
+                kinds.push(format!(
+                    "signify .sig, signify .sha256.sig checksum, minisign .minisig{}",
+                    if r.allow_legacy { " prehashed or legacy" } else { " prehashed only" }
+                ));
+            }
+            for n in &r.producer_keys {
+                let kind = match policy.producer_key(n).map(|k| &k.kind) {
+                    Some(ProducerKeyKind::OpenPgp(_)) => "OpenPGP .asc/.sig",
+                    _ => "Sigstore bundle or attestation found by name (X.sigstore.json, X.intoto.jsonl, X.publish.attestation, ...)",
+                };
+                if !kinds.iter().any(|k| k == kind) {
+                    kinds.push(kind.to_owned());
+                }
+            }
+            let mut what = format!(
+                "a valid signature by {}{} ({})",
+                if keys.len() > 1 { "one of " } else { "" },
                 keys.join(", "),
-                if r.allow_legacy { " prehashed or legacy" } else { " prehashed only" },
+                kinds.join("; ")
+            );
+            if !r.predicate_types.is_empty() || r.slsa_builder_id.is_some() {
+                what = format!(
+                    "a verified attestation{}{} by {}{}",
+                    if r.predicate_types.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" of predicate type {}", r.predicate_types.join(" or "))
+                    },
+                    r.slsa_builder_id.as_ref().map_or(String::new(), |b| format!(" with SLSA builder id {b:?}")),
+                    if keys.len() > 1 { "one of " } else { "" },
+                    keys.join(", ")
+                );
+            }
+            out.push(format!(
+                "  files matching {:?} must carry {what}; {}",
+                r.pattern,
                 if r.required {
                     "a file without one is rejected"
                 } else {
@@ -99,7 +137,84 @@ fn describe(policy: &Policy) -> Vec<String> {
             ));
         }
     }
+    describe_repositories(policy, &mut out);
     out
+}
+
+/// OpenPGP keys (fingerprints, expiry), Sigstore identities, and the trust roots' authorities
+/// with their validity windows.
+fn describe_producer_keys(policy: &Policy, out: &mut Vec<String>) {
+    let time = |t: Option<u64>, none: &str| t.map_or_else(|| none.to_owned(), clock::format);
+    for k in policy.producer_keys() {
+        match &k.kind {
+            ProducerKeyKind::OpenPgp(o) => {
+                out.push(format!(
+                    "  {}: OpenPGP keyring {}{}{}",
+                    k.name,
+                    o.file.origin,
+                    if o.fingerprints.is_empty() { String::new() } else { " (narrowed to the listed fingerprints)".to_owned() },
+                    if o.allow_sha1_bindings { "; SHA-1 binding signatures accepted (never SHA-1 data signatures)" } else { "" }
+                ));
+                for c in o.keyring.certs() {
+                    let uid = c.user_ids.first().map_or(String::new(), |u| format!(" {:?} (unauthenticated)", u));
+                    out.push(format!(
+                        "    {}{uid}: created {}, expires {}{}{}",
+                        c.fingerprint,
+                        clock::format(c.created),
+                        time(c.expires, "never"),
+                        if c.revoked { "; REVOKED" } else { "" },
+                        if c.needs_sha1_bindings { "; needs SHA-1 bindings" } else { "" }
+                    ));
+                }
+            }
+            ProducerKeyKind::Sigstore(s) => {
+                out.push(format!("  {}: Sigstore [sigstore.{}] {}", k.name, s.instance, s.signer.describe()));
+            }
+        }
+    }
+    for i in policy.sigstore_instances() {
+        out.push(format!(
+            "  [sigstore.{}]: trusted root {} (transparency log {}, SCTs {})",
+            i.name,
+            i.file.origin,
+            if i.options.transparency_log { "required" } else { "not required: a verified timestamp is" },
+            if i.options.sct { "required" } else { "not required" }
+        ));
+        for a in i.root.authorities() {
+            out.push(format!(
+                "    {:?} {}: valid from {} until {}",
+                a.kind,
+                a.name,
+                time(a.valid_from, "the start"),
+                time(a.valid_until, "now (no end)")
+            ));
+        }
+    }
+}
+
+/// Each Debian repository rule, in words.
+fn describe_repositories(policy: &Policy, out: &mut Vec<String>) {
+    if policy.repositories().is_empty() {
+        return;
+    }
+    out.push("Repositories:".into());
+    for r in policy.repositories() {
+        let root = if r.root.is_empty() { "the bundle's top".to_owned() } else { format!("{:?}", r.root) };
+        out.push(format!(
+            "  Debian tree {root}, suites {}: each suite's InRelease (or Release + Release.gpg) must be signed by {}; every file under dists/<suite>/ must match its SHA256 line; every pool file must be listed by a verified index with its size and SHA-256 ({}); Valid-Until: {}",
+            r.suites.join(", "),
+            r.keys.join(" or "),
+            match r.uncovered {
+                Uncovered::Reject => "a pool file no index lists is rejected",
+                Uncovered::Report => "a pool file no index lists is carried and reported",
+            },
+            match r.valid_until {
+                ValidUntil::Enforce => "an expired release file is rejected",
+                ValidUntil::Report => "an expired release file is reported",
+                ValidUntil::Ignore => "not checked",
+            }
+        ));
+    }
 }
 
 #[cfg(test)]

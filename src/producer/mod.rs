@@ -121,7 +121,7 @@ impl Finding {
     }
 }
 
-/// One line: `ARTIFACT: FILE (KIND) STATUS by SIGNER; name: value; ...`. Values from outside
+/// One line: `ARTIFACT: FILE STATUS (KIND) by SIGNER; name: value; ...`. Values from outside
 /// are printed escaped by the caller's renderer (the text output escapes whole lines).
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,7 +129,7 @@ impl fmt::Display for Finding {
         if let Some(file) = &self.file {
             write!(f, " {file}")?;
         }
-        write!(f, " ({}) {}", self.kind, self.status.words())?;
+        write!(f, " {} ({})", self.status.words(), self.kind)?;
         if let Some(s) = &self.signer {
             write!(f, " by {s}")?;
         }
@@ -164,6 +164,44 @@ pub struct ProducerReport {
     pub trust_files: Vec<TrustFile>,
 }
 
+/// Producer material an artifact has by name (not linked in the manifest): a Sigstore
+/// bundle or attestation file, or an SBOM beside it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NamedMaterial {
+    /// The artifact's entry path.
+    pub artifact: String,
+    /// The material's entry path.
+    pub file: String,
+    /// `sigstore` or `sbom`.
+    pub kind: &'static str,
+}
+
+/// SBOM file name endings: `X.cdx.json` is an SBOM of `X`.
+pub const SBOM_SUFFIXES: [&str; 3] = [".cdx.json", ".spdx.json", ".spdx"];
+
+/// Every entry of `manifest` that is producer material of another entry by its name, from
+/// the manifest alone (what `inspect` lists without reading the payload).
+pub fn material_by_name(manifest: &crate::format::manifest::Manifest) -> Vec<NamedMaterial> {
+    let paths: std::collections::HashSet<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+    let mut out = Vec::new();
+    for e in &manifest.entries {
+        let path = e.path.as_str();
+        let (dir, name) = path.rsplit_once('/').map_or(("", path), |(d, n)| (d, n));
+        let sibling = |n: &str| if dir.is_empty() { n.to_owned() } else { format!("{dir}/{n}") };
+        if let Some((artifact, _)) = sigstore::material_for(name) {
+            let artifact = sibling(artifact);
+            if artifact != path && paths.contains(artifact.as_str()) {
+                out.push(NamedMaterial { artifact, file: path.to_owned(), kind: "sigstore" });
+                continue;
+            }
+        }
+        if let Some(artifact) = SBOM_SUFFIXES.iter().find_map(|s| path.strip_suffix(s)).filter(|a| paths.contains(a)) {
+            out.push(NamedMaterial { artifact: artifact.to_owned(), file: path.to_owned(), kind: "sbom" });
+        }
+    }
+    out
+}
+
 /// Human time for reports: RFC 3339 UTC.
 pub fn time_words(t: u64) -> String {
     crate::clock::format(t)
@@ -188,6 +226,6 @@ mod tests {
         let f = Finding::new("a.tgz", Some("a.tgz.asc"), "openpgp", Status::Verified)
             .signer("ABCD")
             .detail("signed", "2026-01-01T00:00:00Z");
-        assert_eq!(f.to_string(), "a.tgz: a.tgz.asc (openpgp) verified by ABCD; signed: 2026-01-01T00:00:00Z");
+        assert_eq!(f.to_string(), "a.tgz: a.tgz.asc verified (openpgp) by ABCD; signed: 2026-01-01T00:00:00Z");
     }
 }

@@ -350,8 +350,6 @@ impl<'a> ArtifactSink<'a> {
                         let w = Watched { artifact: path.to_owned(), artifact_sha256: e.sha256, kind, openpgp };
                         watched.insert(s.as_str().to_owned(), w);
                     }
-                } else {
-                    findings.push(producers::not_covered(path, s.as_str(), "signature"));
                 }
             }
             if let Some(artifact) = producers::sbom_of(path, &paths) {
@@ -380,7 +378,7 @@ impl<'a> ArtifactSink<'a> {
                 }
                 *material_count.entry(artifact.clone()).or_default() += 1;
                 material.insert(path.to_owned(), artifact);
-            } else {
+            } else if !covered.is_empty() {
                 findings.push(producers::not_covered(&artifact, path, "sigstore"));
             }
         }

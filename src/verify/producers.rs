@@ -24,10 +24,8 @@ use crate::policy::producer::{ProducerKeyKind, SigstoreKey};
 use crate::policy::{ArtifactRule, Policy};
 use crate::producer::openpgp::{Keyring, PgpCheck, PgpOutcome, PgpSigner};
 use crate::producer::sigstore::{self, ArtifactDigests, Failure, Item, Verified};
-use crate::producer::{time_words, Finding, Status, Times, TrustFile};
+use crate::producer::{time_words, Finding, Status, Times, TrustFile, SBOM_SUFFIXES};
 
-/// SBOM file name endings: `X.cdx.json` is an SBOM of `X`.
-const SBOM_SUFFIXES: [&str; 3] = [".cdx.json", ".spdx.json", ".spdx"];
 
 /// What makes a rule hold.
 #[derive(Clone, Debug)]

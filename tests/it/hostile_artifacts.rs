@@ -262,11 +262,11 @@ fn exact_signature_files_of_every_kind_import() {
     let out = case.import("good.airlock", &[], &args.iter().map(String::as_str).collect::<Vec<_>>());
     out.expect_code(0);
     for note in [
-        "vendor-x/tool.bin: vendor-x/tool.bin.sig verified with key",
-        "vendor-x/tool.bin.asc carried, not verified",
-        "vendor-x/tool.bin.minisig is by key",
+        "vendor-x/tool.bin: vendor-x/tool.bin.sig verified (signify) by",
+        "vendor-x/tool.bin.asc not covered (openpgp)",
+        "vendor-x/tool.bin.minisig other signer (minisign) by",
         &format!(
-            "vendor-x/tool.bin.sha256.sig is by key {}, which no rule for this file names; ignored",
+            "vendor-x/tool.bin.sha256.sig other signer (signify-checksum) by {}",
             case.key_id("other")
         ),
     ] {
@@ -290,7 +290,7 @@ fn sign_artifacts_checksum_lines_under_another_keys_rule_import() {
     let args = policy_args(&case);
     let out = case.import("good.airlock", &[], &args.iter().map(String::as_str).collect::<Vec<_>>());
     out.expect_code(0);
-    assert!(out.stdout.contains("vendor-x/tool.bin.sha256.sig is by key"), "{}", out.stdout);
+    assert!(out.stdout.contains("vendor-x/tool.bin.sha256.sig other signer (signify-checksum) by"), "{}", out.stdout);
     tool(
         &case.mirror().join("vendor-x"),
         "signify-openbsd",
