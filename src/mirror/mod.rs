@@ -338,15 +338,41 @@ impl Mirror {
         progress.start("importing", bytes, files);
         let journal = journal::Journal::create(&staging)?;
         let mut sink = StagingSink::resuming(data, resume, Some(journal.clone()));
-        let result = verified.stream_into(&mut sink, progress);
+        let manifest_hex = verified.manifest_digest().to_hex();
+        let result = verified.stream_into_report(&mut sink, progress);
         progress.finish();
-        let notes = result?;
+        let report = result?;
         let resumed = sink.finish()?;
+        let mut notes: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
+        notes.extend(keep_trust_files(&staging.join("record"), &manifest_hex, &report.trust_files)?);
         sync_filesystem(&staging)?;
         // Everything staged is durable now: journal it all.
         journal.flush_synced()?;
         Ok((staging, notes, resumed))
     }
+}
+
+/// Keeps the keyrings and trusted roots the producer rules used beside the bundle's kept
+/// head (`.airlock/bundles/<manifest>/trust/<sha256>.<ext>`, moved into place by the
+/// commit's rename), so a consumer inside can re-check an artifact with stock tools
+/// (docs/POLICY.md). Returns one log line per file.
+fn keep_trust_files(record: &Path, manifest_hex: &str, files: &[crate::producer::TrustFile]) -> Result<Vec<String>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = record.join("trust");
+    create_private_dir(&dir)?;
+    let mut lines = Vec::new();
+    for f in files {
+        protocol::write_new(&dir.join(&f.stored_as), &f.bytes)?;
+        lines.push(format!(
+            "trust material kept: .airlock/bundles/{manifest_hex}/trust/{} ({}, from {})",
+            f.stored_as, f.name, f.origin
+        ));
+    }
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| Error::io(&dir, e))?;
+    Ok(lines)
 }
 
 /// `YYYYMMDD-<manifest hex>`: the attic directory of an import's retired files.
