@@ -42,6 +42,7 @@ mod media;
 mod pack_failures;
 mod policy;
 mod proptest_bundle;
+mod provenance;
 mod roundtrip;
 mod vectors;
 mod volumes;
