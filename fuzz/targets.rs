@@ -337,12 +337,15 @@ fn check_inspect_rendering(
 ) {
     use airlock::render::{inspect_json, inspect_text, needs_escape, Inspection};
     let digest = "d".repeat(64);
+    let material = airlock::producer::material_by_name(m);
     let view = Inspection {
         manifest: m,
         manifest_digest: &digest,
         signatures,
         threshold,
         verified: threshold.map(|t| t.len() % 2 == 0),
+        material: &material,
+        producers: None,
     };
     let mut text = Vec::new();
     inspect_text(&mut text, &view).expect("render to memory");
@@ -359,7 +362,8 @@ fn check_inspect_rendering(
         + usize::from(threshold.is_some())
         + usize::from(m.base.is_some())
         + usize::from(delta);
-    assert_eq!(lines.len(), header + 3 + m.entries.len(), "a field or entry spans lines:\n{text}");
+    let material_lines = if material.is_empty() { 0 } else { 2 + material.len() };
+    assert_eq!(lines.len(), header + 3 + m.entries.len() + material_lines, "a field or entry spans lines:\n{text}");
 
     let json = inspect_json(&view).expect("a manifest serialises");
     assert!(!json.chars().any(needs_escape), "raw control or invisible character in {json:?}");

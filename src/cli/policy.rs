@@ -152,8 +152,16 @@ fn describe_producer_keys(policy: &Policy, out: &mut Vec<String>) {
                     "  {}: OpenPGP keyring {}{}{}",
                     k.name,
                     o.file.origin,
-                    if o.fingerprints.is_empty() { String::new() } else { " (narrowed to the listed fingerprints)".to_owned() },
-                    if o.allow_sha1_bindings { "; SHA-1 binding signatures accepted (never SHA-1 data signatures)" } else { "" }
+                    if o.fingerprints.is_empty() {
+                        String::new()
+                    } else {
+                        " (narrowed to the listed fingerprints)".to_owned()
+                    },
+                    if o.allow_sha1_bindings {
+                        "; SHA-1 binding signatures accepted (never SHA-1 data signatures)"
+                    } else {
+                        ""
+                    }
                 ));
                 for c in o.keyring.certs() {
                     let uid = c.user_ids.first().map_or(String::new(), |u| format!(" {:?} (unauthenticated)", u));

@@ -240,19 +240,19 @@ impl<'a> Parser<'a> {
         let sigstore = self.sigstore_instances(&raw.sigstore)?;
         let (keys, producer_keys) = self.keys(&raw.keys, &sigstore)?;
         let key = |name: &Spanned<String>| -> Result<PublicKey> {
-            keys.iter()
-                .find(|k| k.name == *name.get_ref())
-                .map(|k| k.key.clone())
-                .ok_or_else(|| {
-                    if producer_keys.iter().any(|p| p.name == *name.get_ref()) {
-                        self.err(
-                            name.span(),
-                            format!("key {:?} is an OpenPGP or Sigstore key; bundles are signed with signify or minisign keys", name.get_ref()),
-                        )
-                    } else {
-                        self.err(name.span(), format!("no key named {:?} in [keys]", name.get_ref()))
-                    }
-                })
+            keys.iter().find(|k| k.name == *name.get_ref()).map(|k| k.key.clone()).ok_or_else(|| {
+                if producer_keys.iter().any(|p| p.name == *name.get_ref()) {
+                    self.err(
+                        name.span(),
+                        format!(
+                            "key {:?} is an OpenPGP or Sigstore key; bundles are signed with signify or minisign keys",
+                            name.get_ref()
+                        ),
+                    )
+                } else {
+                    self.err(name.span(), format!("no key named {:?} in [keys]", name.get_ref()))
+                }
+            })
         };
         let revoked = raw.revoked.iter().map(|r| self.revocation(r)).collect::<Result<Vec<_>>>()?;
         let mut channels: Vec<ChannelRule> = Vec::new();
@@ -347,10 +347,10 @@ impl<'a> Parser<'a> {
                     producer_keys.iter().any(|p| p.name == *n && matches!(p.kind, ProducerKeyKind::Sigstore(_)))
                 });
                 if !sigstore_keys {
-                    let at = a_ref.predicate_types.as_ref().map_or_else(
-                        || a_ref.slsa_builder_id.as_ref().map_or(a.span(), |b| b.span()),
-                        |p| p.span(),
-                    );
+                    let at = a_ref
+                        .predicate_types
+                        .as_ref()
+                        .map_or_else(|| a_ref.slsa_builder_id.as_ref().map_or(a.span(), |b| b.span()), |p| p.span());
                     return Err(self.err(
                         at,
                         format!("the rule for {pattern:?} requires attestations (predicate_types / slsa_builder_id) but names no Sigstore key that could sign one"),
@@ -471,7 +471,8 @@ impl<'a> Parser<'a> {
         use std::io::Read as _;
         let path = self.base.join(file.get_ref());
         let origin = path.display().to_string();
-        let f = std::fs::File::open(&path).map_err(|e| self.err(file.span(), format!("{what}: cannot read {origin}: {e}")))?;
+        let f = std::fs::File::open(&path)
+            .map_err(|e| self.err(file.span(), format!("{what}: cannot read {origin}: {e}")))?;
         let mut bytes = Vec::new();
         f.take(MAX_TRUST_FILE_BYTES + 1)
             .read_to_end(&mut bytes)
@@ -489,11 +490,17 @@ impl<'a> Parser<'a> {
         let mut fingerprints = Vec::new();
         if let Some(list) = &s.fingerprints {
             if list.get_ref().is_empty() {
-                return Err(self.err(list.span(), format!("key {n:?}: fingerprints is empty (leave it out to trust every key of the keyring)")));
+                return Err(self.err(
+                    list.span(),
+                    format!("key {n:?}: fingerprints is empty (leave it out to trust every key of the keyring)"),
+                ));
             }
             for f in list.get_ref() {
                 let fp: Fingerprint = f.get_ref().parse().map_err(|e| {
-                    self.err(f.span(), format!("key {n:?}: fingerprint {:?} is not 40 or 64 hex digits: {e}", f.get_ref()))
+                    self.err(
+                        f.span(),
+                        format!("key {n:?}: fingerprint {:?} is not 40 or 64 hex digits: {e}", f.get_ref()),
+                    )
                 })?;
                 fingerprints.push(fp);
             }
@@ -623,16 +630,17 @@ impl<'a> Parser<'a> {
         Ok(GithubPublisher { repository: repo.clone(), workflow: workflow.clone(), environment })
     }
 
-    fn sigstore_instances(&self, raw: &BTreeMap<Spanned<String>, Spanned<RawSigstore>>) -> Result<Vec<SigstoreInstance>> {
+    fn sigstore_instances(
+        &self,
+        raw: &BTreeMap<Spanned<String>, Spanned<RawSigstore>>,
+    ) -> Result<Vec<SigstoreInstance>> {
         let mut out = Vec::new();
         for (name, spec) in raw {
             let n = name.get_ref();
             check_name(n).map_err(|p| self.err(name.span(), format!("sigstore instance name {p}")))?;
             let s = spec.get_ref();
-            let options = InstanceOptions {
-                transparency_log: s.transparency_log.unwrap_or(true),
-                sct: s.sct.unwrap_or(true),
-            };
+            let options =
+                InstanceOptions { transparency_log: s.transparency_log.unwrap_or(true), sct: s.sct.unwrap_or(true) };
             let what = format!("[sigstore.{n}]");
             let (bytes, origin) = self.trust_bytes(&what, &s.trusted_root)?;
             let root = TrustRoot::parse(&bytes, options)
@@ -648,7 +656,10 @@ impl<'a> Parser<'a> {
         if raw.kind.get_ref() != "debian" {
             return Err(self.err(
                 raw.kind.span(),
-                format!("repository kind {:?} is not known (this airlock checks kind = \"debian\")", raw.kind.get_ref()),
+                format!(
+                    "repository kind {:?} is not known (this airlock checks kind = \"debian\")",
+                    raw.kind.get_ref()
+                ),
             ));
         }
         let root = raw.root.get_ref().trim_end_matches('/');
@@ -679,8 +690,14 @@ impl<'a> Parser<'a> {
         let mut suites: Vec<String> = Vec::new();
         for s in raw.suites.get_ref() {
             let suite = s.get_ref();
-            if suite.is_empty() || suite.starts_with('/') || suite.split('/').any(|c| c.is_empty() || c == ".." || c == ".") {
-                return Err(self.err(s.span(), format!("suite {suite:?} is not a directory name under dists/ such as \"bookworm\"")));
+            if suite.is_empty()
+                || suite.starts_with('/')
+                || suite.split('/').any(|c| c.is_empty() || c == ".." || c == ".")
+            {
+                return Err(self.err(
+                    s.span(),
+                    format!("suite {suite:?} is not a directory name under dists/ such as \"bookworm\""),
+                ));
             }
             if suites.contains(suite) {
                 return Err(self.err(s.span(), format!("suite {suite:?} is listed twice")));
@@ -702,7 +719,9 @@ impl<'a> Parser<'a> {
             Some(("enforce", _)) => ValidUntil::Enforce,
             Some(("ignore", _)) => ValidUntil::Ignore,
             Some((other, span)) => {
-                return Err(self.err(span, format!("valid_until {other:?} is not \"enforce\", \"report\" or \"ignore\"")))
+                return Err(
+                    self.err(span, format!("valid_until {other:?} is not \"enforce\", \"report\" or \"ignore\""))
+                )
             }
         };
         Ok(RepositoryRule { root: root.to_owned(), keys, suites, uncovered, valid_until })
@@ -755,6 +774,7 @@ impl<'a> Parser<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::{ProducerKeyKind, Uncovered, ValidUntil, GITHUB_ISSUER};
     use crate::error::{Error, Reject, Result};
     use crate::keys::{PublicKey, SecretKey};
     use crate::policy::{Policy, PolicyError};
@@ -866,5 +886,168 @@ mod tests {
         assert!(!p.artifact_rules()[0].matches("vendor-x/sub/a.tgz"));
         assert!(p.artifact_rules()[1].matches("deep/a/b/c"));
         assert!(!p.artifact_rules()[1].required);
+    }
+
+    fn fixture(rel: &str) -> String {
+        format!("{}/fixtures/producer/{rel}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    const ROOT: &str = "[sigstore.pg]\ntrusted_root = \"@root\"\n";
+
+    fn with_fixtures(text: &str) -> String {
+        text.replace("@root", &fixture("sigstore/roots/public-good.json"))
+            .replace("@debian", &fixture("openpgp/debian-archive-keyring.gpg"))
+            .replace("@hello", &fixture("openpgp/hello-signing-key.asc"))
+    }
+
+    fn producer_policy(extra: &str) -> Result<Policy> {
+        let ks = Keys::new(1);
+        parse(&with_fixtures(&format!("{}[[channel]]\nname = \"*\"\nsigners = [\"k0\"]\n{extra}", ks.toml())))
+    }
+
+    #[test]
+    fn a_key_is_exactly_one_kind_and_takes_only_its_own_fields() {
+        let (_, msg) = line_of(producer_policy("[keys.x]\nopenpgp = \"a.gpg\"\nsigstore = \"pg\"\n").unwrap_err());
+        assert!(msg.contains("exactly one of `file`, `public_key`, `openpgp` or `sigstore`"), "{msg}");
+        let ks = Keys::new(1);
+        let text = format!(
+            "{}fingerprints = [\"{}\"]\n[[channel]]\nname = \"*\"\nsigners = [\"k0\"]\n",
+            ks.toml(),
+            "8ED396E37E38D471A00530D3A9553245FDE9B739"
+        );
+        let (line, msg) = line_of(parse(&text).unwrap_err());
+        assert_eq!(line, 4, "{msg}");
+        assert!(msg.contains("`fingerprints` does not apply to a key given by `public_key`"), "{msg}");
+    }
+
+    #[test]
+    fn revocations_name_exactly_one_key_id_fingerprint_or_san() {
+        let p = producer_policy(
+            "[[revoked]]\nfingerprint = \"8ed3 96e3 7e38 d471 a005 30d3 a955 3245 fde9 b739\"\nreason = \"lost\"\n[[revoked]]\nsan = \"https://github.com/o/r/.github/workflows/release.yml@refs/heads/main\"\nreason = \"compromised\"\nsince = 2026-01-01\n",
+        )
+        .unwrap();
+        assert_eq!(p.revoked().len(), 2);
+        let fp: crate::producer::openpgp::Fingerprint = "8ED396E37E38D471A00530D3A9553245FDE9B739".parse().unwrap();
+        assert!(p.fingerprint_revocation(&[&fp], 0, 0).is_some());
+        let san = "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main";
+        // With `since`: by the signing time, or by the bundle's `created`.
+        assert!(p.san_revocation(san, 1_700_000_000, 1_700_000_000).is_none());
+        assert!(p.san_revocation(san, 1_800_000_000, 1_700_000_000).is_some());
+        assert!(p.san_revocation(san, 1_700_000_000, 1_800_000_000).is_some());
+        assert!(p.san_revocation("https://other", 1_800_000_000, 1_800_000_000).is_none());
+        let (_, msg) = line_of(
+            producer_policy("[[revoked]]\nkey_id = \"0102030405060708\"\nsan = \"x\"\nreason = \"r\"\n").unwrap_err(),
+        );
+        assert!(msg.contains("exactly one of `key_id`"), "{msg}");
+        let (_, msg) = line_of(producer_policy("[[revoked]]\nfingerprint = \"ABCD\"\nreason = \"r\"\n").unwrap_err());
+        assert!(msg.contains("not an OpenPGP fingerprint"), "{msg}");
+    }
+
+    #[test]
+    fn repository_rules_need_openpgp_keys_a_relative_root_and_known_settings() {
+        let rule = |keys: &str, root: &str, extra: &str| {
+            format!("[[repository]]\nkind = \"debian\"\nroot = \"{root}\"\nkeys = [{keys}]\nsuites = [\"bookworm\"]\n{extra}")
+        };
+        let (_, msg) = line_of(producer_policy(&rule("\"k0\"", "debian", "")).unwrap_err());
+        assert!(msg.contains("no OpenPGP key named \"k0\""), "{msg}");
+        let (_, msg) = line_of(producer_policy(&rule("\"k0\"", "../debian", "")).unwrap_err());
+        assert!(msg.contains("must be a relative path"), "{msg}");
+        let debian = "[keys.debian]\nopenpgp = \"@debian\"\n";
+        let p = producer_policy(&format!("{debian}{}", rule("\"debian\"", "debian/", ""))).unwrap();
+        let r = &p.repositories()[0];
+        assert_eq!(r.root, "debian");
+        assert_eq!(r.uncovered, Uncovered::Reject);
+        assert_eq!(r.valid_until, ValidUntil::Report);
+        let (_, msg) = line_of(
+            producer_policy(&format!("{debian}{}", rule("\"debian\"", "debian", "valid_until = \"sometimes\"\n")))
+                .unwrap_err(),
+        );
+        assert!(msg.contains("valid_until \"sometimes\""), "{msg}");
+        let (_, msg) = line_of(
+            producer_policy(&format!("{debian}{}", rule("\"debian\"", "debian", "kind = \"rpm\"\n"))).unwrap_err(),
+        );
+        assert!(msg.contains("duplicate key") || msg.contains("kind"), "{msg}");
+    }
+
+    #[test]
+    fn openpgp_keyrings_are_read_and_narrowed() {
+        let p = producer_policy("[keys.hello]\nopenpgp = \"@hello\"\nfingerprints = [\"8ED396E37E38D471A00530D3A9553245FDE9B739\"]\nallow_sha1_bindings = true\n").unwrap();
+        let Some(super::ProducerKey { kind: ProducerKeyKind::OpenPgp(k), .. }) = p.producer_key("hello") else {
+            panic!("not an OpenPGP key")
+        };
+        assert!(k.allow_sha1_bindings);
+        assert_eq!(k.keyring.certs().len(), 1);
+        assert!(k.file.stored_as.ends_with(".asc"), "{}", k.file.stored_as);
+        let (_, msg) = line_of(
+            producer_policy(
+                "[keys.hello]\nopenpgp = \"@hello\"\nfingerprints = [\"0000000000000000000000000000000000000000\"]\n",
+            )
+            .unwrap_err(),
+        );
+        assert!(msg.contains("key \"hello\": OpenPGP keyring"), "{msg}");
+        let (_, msg) = line_of(producer_policy("[keys.x]\nopenpgp = \"/nonexistent.gpg\"\n").unwrap_err());
+        assert!(msg.contains("cannot read /nonexistent.gpg"), "{msg}");
+    }
+
+    #[test]
+    fn sigstore_identities_are_never_any_identity() {
+        let key = |fields: &str| format!("{ROOT}[keys.s]\nsigstore = \"pg\"\n{fields}");
+        for (fields, needle) in [
+            ("issuer = \"https://token.actions.githubusercontent.com\"\n", "\"any identity\" is never a policy"),
+            ("san = \"https://github.com/o/r/.github/workflows/r.yml@refs/heads/main\"\n", "needs an `issuer`"),
+            (
+                "issuer = \"i\"\nsan = \"a\"\nsan_regex = \"b\"\n",
+                "exactly one of `san`, `san_regex` or `github_publisher`",
+            ),
+            (
+                "issuer = \"https://gitlab.com\"\ngithub_publisher = { repository = \"o/r\", workflow = \"r.yml\" }\n",
+                "is issued by",
+            ),
+            ("github_publisher = { repository = \"o\", workflow = \"r.yml\" }\n", "is not OWNER/NAME"),
+        ] {
+            let (line, msg) = line_of(producer_policy(&key(fields)).unwrap_err());
+            assert!(msg.contains(needle), "{fields}: {msg}");
+            assert!(line > 1, "{msg}");
+        }
+        let (_, msg) =
+            line_of(producer_policy("[keys.s]\nsigstore = \"nowhere\"\nissuer = \"i\"\nsan = \"s\"\n").unwrap_err());
+        assert!(msg.contains("no [sigstore.nowhere] instance"), "{msg}");
+        // A publisher implies GitHub's issuer; a pattern is checked when the policy loads.
+        let p =
+            producer_policy(&key("github_publisher = { repository = \"o/r\", workflow = \"release.yml\" }\n")).unwrap();
+        let Some(super::ProducerKey { kind: ProducerKeyKind::Sigstore(k), .. }) = p.producer_key("s") else {
+            panic!("not a Sigstore key")
+        };
+        let crate::producer::sigstore::Signer::Identity(id) = &k.signer else { panic!("not an identity") };
+        assert_eq!(id.issuer, GITHUB_ISSUER);
+        let (_, msg) = line_of(producer_policy(&key("issuer = \"i\"\nsan_regex = \"(\"\n")).unwrap_err());
+        assert!(msg.contains("san_regex"), "{msg}");
+    }
+
+    #[test]
+    fn attestation_requirements_need_a_sigstore_key() {
+        let (_, msg) = line_of(
+            producer_policy(
+                "[[artifact]]\npath = \"a/*\"\nkeys = [\"k0\"]\npredicate_types = [\"https://slsa.dev/provenance/v1\"]\n",
+            )
+            .unwrap_err(),
+        );
+        assert!(msg.contains("names no Sigstore key"), "{msg}");
+        let p = producer_policy(&format!(
+            "{ROOT}[keys.s]\nsigstore = \"pg\"\nissuer = \"i\"\nsan = \"s\"\n[[artifact]]\npath = \"a/*\"\nkeys = [\"s\", \"k0\"]\npredicate_types = [\"https://slsa.dev/provenance/v1\"]\nslsa_builder_id = \"b\"\n"
+        ))
+        .unwrap();
+        let r = &p.artifact_rules()[0];
+        assert_eq!(r.producer_keys, ["s"]);
+        assert_eq!(r.keys.len(), 1);
+        assert_eq!(r.slsa_builder_id.as_deref(), Some("b"));
+        // A producer key cannot sign bundles.
+        let (_, msg) = line_of(
+            parse(&with_fixtures(&format!(
+                "version = 1\n{ROOT}[keys.s]\nsigstore = \"pg\"\nissuer = \"i\"\nsan = \"s\"\n[[channel]]\nname = \"*\"\nsigners = [\"s\"]\n"
+            )))
+            .unwrap_err(),
+        );
+        assert!(msg.contains("bundles are signed with signify or minisign keys"), "{msg}");
     }
 }

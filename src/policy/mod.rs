@@ -535,9 +535,7 @@ impl Policy {
     /// The revocation in force for signatures with this key id on a bundle created at
     /// `created`, if any.
     pub fn revocation(&self, id: KeyId, created: u64) -> Option<&Revocation> {
-        self.revoked
-            .iter()
-            .find(|r| r.key == Revoked::KeyId(id) && r.since.is_none_or(|since| created >= since))
+        self.revoked.iter().find(|r| r.key == Revoked::KeyId(id) && r.since.is_none_or(|since| created >= since))
     }
 
     /// Evaluates every manifest signature without deciding: for `inspect`.

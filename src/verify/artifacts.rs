@@ -353,10 +353,10 @@ impl<'a> ArtifactSink<'a> {
                 }
             }
             if let Some(artifact) = producers::sbom_of(path, &paths) {
-                findings.push(Finding::new(artifact, Some(path), "sbom", Status::UnsignedClaim).detail(
-                    "note",
-                    "an SBOM beside the artifact, signed by nobody: shown, never satisfies a rule",
-                ));
+                findings.push(
+                    Finding::new(artifact, Some(path), "sbom", Status::UnsignedClaim)
+                        .detail("note", "an SBOM beside the artifact, signed by nobody: shown, never satisfies a rule"),
+                );
             }
         }
         let mut material = HashMap::new();
@@ -442,7 +442,8 @@ impl<'a> ArtifactSink<'a> {
     fn start(&mut self, entry: &Entry, rules: Vec<usize>) -> Result<Artifact> {
         let path = entry.path.as_str();
         let policy_rules = self.policy.artifact_rules();
-        let keyrings: Vec<(String, Keyring)> = producers::keyrings_of(self.policy, rules.iter().map(|&i| &policy_rules[i]));
+        let keyrings: Vec<(String, Keyring)> =
+            producers::keyrings_of(self.policy, rules.iter().map(|&i| &policy_rules[i]));
         let mut candidates = Vec::new();
         let mut pgp = Vec::new();
         for sig_path in &entry.signatures {
@@ -572,7 +573,8 @@ impl<'a> ArtifactSink<'a> {
         let mut satisfied = Vec::new();
         for c in &a.candidates {
             if matches!(c.check, Check::Done(Outcome::Passed)) {
-                let mut f = Finding::new(&a.path, Some(&c.sig_path), "signify", Status::Verified).signer(self.key_label(&c.key));
+                let mut f = Finding::new(&a.path, Some(&c.sig_path), "signify", Status::Verified)
+                    .signer(self.key_label(&c.key));
                 if let Some(t) = &c.trusted_comment {
                     f.kind = "minisign";
                     f = f.detail("trusted comment", t.escape_debug().to_string());
@@ -623,8 +625,10 @@ impl<'a> ArtifactSink<'a> {
     fn check_material(&mut self, artifact: &str, w: &mut Waiting, m: Material) -> Result<()> {
         w.pending = w.pending.saturating_sub(1);
         w.material.push(m.path.clone());
-        let rules: Vec<&crate::policy::ArtifactRule> = w.rules.iter().map(|&i| &self.policy.artifact_rules()[i]).collect();
-        let found = producers::judge_sigstore(self.policy, &rules, artifact, &m, w.sha256, w.sha512, self.times, self.created)?;
+        let rules: Vec<&crate::policy::ArtifactRule> =
+            w.rules.iter().map(|&i| &self.policy.artifact_rules()[i]).collect();
+        let found =
+            producers::judge_sigstore(self.policy, &rules, artifact, &m, w.sha256, w.sha512, self.times, self.created)?;
         self.findings.extend(found.findings);
         w.satisfied.extend(found.satisfied);
         Ok(())

@@ -23,10 +23,10 @@
 
 mod artifacts;
 mod frames;
-mod producers;
-mod repository;
 pub mod freshness;
 mod pipeline;
+mod producers;
+mod repository;
 mod sink;
 pub mod source;
 pub mod volumes;

@@ -26,7 +26,6 @@ use crate::producer::openpgp::{Keyring, PgpCheck, PgpOutcome, PgpSigner};
 use crate::producer::sigstore::{self, ArtifactDigests, Failure, Item, Verified};
 use crate::producer::{time_words, Finding, Status, Times, TrustFile, SBOM_SUFFIXES};
 
-
 /// What makes a rule hold.
 #[derive(Clone, Debug)]
 pub(super) enum Satisfier {
@@ -96,7 +95,10 @@ pub(super) fn rule_has_sigstore(policy: &Policy, rule: &ArtifactRule) -> bool {
     !sigstore_keys(policy, std::iter::once(rule)).is_empty()
 }
 
-fn sigstore_keys<'p>(policy: &'p Policy, rules: impl Iterator<Item = &'p ArtifactRule>) -> Vec<(&'p str, &'p SigstoreKey)> {
+fn sigstore_keys<'p>(
+    policy: &'p Policy,
+    rules: impl Iterator<Item = &'p ArtifactRule>,
+) -> Vec<(&'p str, &'p SigstoreKey)> {
     let mut out: Vec<(&str, &SigstoreKey)> = Vec::new();
     for rule in rules {
         for name in &rule.producer_keys {
@@ -111,7 +113,10 @@ fn sigstore_keys<'p>(policy: &'p Policy, rules: impl Iterator<Item = &'p Artifac
 }
 
 /// The keyrings of the OpenPGP keys the rules name, each under its policy name.
-pub(super) fn keyrings_of<'p>(policy: &'p Policy, rules: impl Iterator<Item = &'p ArtifactRule>) -> Vec<(String, Keyring)> {
+pub(super) fn keyrings_of<'p>(
+    policy: &'p Policy,
+    rules: impl Iterator<Item = &'p ArtifactRule>,
+) -> Vec<(String, Keyring)> {
     let mut out: Vec<(String, Keyring)> = Vec::new();
     for rule in rules {
         for name in &rule.producer_keys {
@@ -285,11 +290,8 @@ pub(super) fn judge_sigstore(
             instances.push(&k.instance);
         }
     }
-    let digests = ArtifactDigests {
-        file_name: artifact.rsplit('/').next().unwrap_or(artifact).to_owned(),
-        sha256,
-        sha512,
-    };
+    let digests =
+        ArtifactDigests { file_name: artifact.rsplit('/').next().unwrap_or(artifact).to_owned(), sha256, sha512 };
     let mut found = Found::default();
     for (n, item) in m.items.iter().enumerate() {
         let which = if m.items.len() > 1 { format!(" (item {} of {})", n + 1, m.items.len()) } else { String::new() };
@@ -321,7 +323,11 @@ pub(super) fn judge_sigstore(
             }
             return Err(reject(
                 artifact,
-                format!("Sigstore material {}{which} does not verify for this artifact: {}", m.path, failures.join("; ")),
+                format!(
+                    "Sigstore material {}{which} does not verify for this artifact: {}",
+                    m.path,
+                    failures.join("; ")
+                ),
             ));
         };
         let base = sigstore_details(Finding::new(artifact, Some(&m.path), "sigstore", Status::Verified), &v, instance);
@@ -331,11 +337,8 @@ pub(super) fn judge_sigstore(
             found.findings.push(f);
             continue;
         }
-        let matching: Vec<&str> = keys
-            .iter()
-            .filter(|(_, k)| k.instance == instance && k.signer.matches(&v))
-            .map(|(n, _)| *n)
-            .collect();
+        let matching: Vec<&str> =
+            keys.iter().filter(|(_, k)| k.instance == instance && k.signer.matches(&v)).map(|(n, _)| *n).collect();
         if matching.is_empty() {
             let mut f = base.detail("note", "an identity no rule for this file names; ignored");
             f.status = Status::OtherSigner;
@@ -404,4 +407,3 @@ pub(super) fn trust_files(policy: &Policy, used: &HashSet<String>) -> Vec<TrustF
     }
     out
 }
-

@@ -100,7 +100,8 @@ impl<'a> Repositories<'a> {
             };
             for e in &manifest.entries {
                 let Some(rel) = rule.relative(e.path.as_str()) else { continue };
-                let file = File { path: e.path.as_str().to_owned(), size: e.size, sha256: e.sha256, carried: e.carried };
+                let file =
+                    File { path: e.path.as_str().to_owned(), size: e.size, sha256: e.sha256, carried: e.carried };
                 if rel.starts_with("pool/") {
                     if e.carried {
                         tree.pool.insert(rel.to_owned(), file);
@@ -154,7 +155,9 @@ impl<'a> Repositories<'a> {
             Some(Streaming::Release { buf, .. }) => buf.extend_from_slice(bytes),
             Some(Streaming::Index { tree, suite, rel, reader }) => {
                 if let Err(e) = reader.update(bytes) {
-                    let path = self.trees[*tree].rule.path_of(&format!("dists/{}/{rel}", self.trees[*tree].suites[*suite].name));
+                    let path = self.trees[*tree]
+                        .rule
+                        .path_of(&format!("dists/{}/{rel}", self.trees[*tree].suites[*suite].name));
                     self.current = None;
                     return Err(reject(&path, format!("index is malformed: {e}")));
                 }
@@ -301,9 +304,8 @@ impl<'a> Repositories<'a> {
             (path, text, checks)
         } else if let (Some(plain), Some(sig)) = (suite.release.get("Release"), suite.release.get("Release.gpg")) {
             let path = rule.path_of(&format!("{dists}/Release"));
-            let checks = openpgp::verify_detached(sig, plain, &keyrings, self.times).map_err(|e| {
-                reject(&path, format!("{dists}/Release.gpg is not an OpenPGP signature: {e}"))
-            })?;
+            let checks = openpgp::verify_detached(sig, plain, &keyrings, self.times)
+                .map_err(|e| reject(&path, format!("{dists}/Release.gpg is not an OpenPGP signature: {e}")))?;
             (path, plain.clone(), checks)
         } else {
             let carried = suite.dists.iter().any(|(rel, f)| RELEASE_FILES.contains(&rel.as_str()) && !f.carried);
@@ -317,7 +319,8 @@ impl<'a> Repositories<'a> {
             ));
         };
         let signers = self.judge_release(&file, &checks, findings)?;
-        let release = Release::parse(&text).map_err(|e| reject(&file, format!("signed text is not a release file: {e}")))?;
+        let release =
+            Release::parse(&text).map_err(|e| reject(&file, format!("signed text is not a release file: {e}")))?;
         let names_suite = release.suite.as_deref() == Some(suite.name.as_str())
             || release.codename.as_deref() == Some(suite.name.as_str());
         if !names_suite {
@@ -374,13 +377,20 @@ impl<'a> Repositories<'a> {
 
     /// The release file's signatures: at least one good one by a rule key, not revoked;
     /// a bad one by a rule key rejects. Returns (fingerprint, key name) of the good ones.
-    fn judge_release(&self, file: &str, checks: &[PgpCheck], findings: &mut Vec<Finding>) -> Result<Vec<(String, String)>> {
+    fn judge_release(
+        &self,
+        file: &str,
+        checks: &[PgpCheck],
+        findings: &mut Vec<Finding>,
+    ) -> Result<Vec<(String, String)>> {
         let mut good = Vec::new();
         let mut others = Vec::new();
         for check in checks {
             match &check.outcome {
                 PgpOutcome::Good(s) => {
-                    if let Some(r) = self.policy.fingerprint_revocation(&[&s.primary, &s.signing_key], s.created, self.created) {
+                    if let Some(r) =
+                        self.policy.fingerprint_revocation(&[&s.primary, &s.signing_key], s.created, self.created)
+                    {
                         let mut f = openpgp_details(Finding::new(file, None, "openpgp", Status::Revoked), s);
                         f = f.detail("reason", r.reason.clone());
                         findings.push(f);
@@ -395,7 +405,10 @@ impl<'a> Repositories<'a> {
                         others.push(format!("{fingerprint} (revoked: {})", r.reason));
                         continue;
                     }
-                    return Err(reject(file, format!("signature by OpenPGP key {fingerprint} (key {keyring}): {problem}")));
+                    return Err(reject(
+                        file,
+                        format!("signature by OpenPGP key {fingerprint} (key {keyring}): {problem}"),
+                    ));
                 }
                 _ => {
                     findings.push(
@@ -485,7 +498,8 @@ impl<'a> Repositories<'a> {
             .detail("covered", covered.to_string())
             .detail("uncovered", uncovered.len().to_string());
         if tree.outside > 0 {
-            summary = summary.detail("outside the rule's suites and pool/", format!("{} file(s), not checked", tree.outside));
+            summary =
+                summary.detail("outside the rule's suites and pool/", format!("{} file(s), not checked", tree.outside));
         }
         findings.push(summary);
         Ok(())

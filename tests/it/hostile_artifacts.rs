@@ -265,10 +265,7 @@ fn exact_signature_files_of_every_kind_import() {
         "vendor-x/tool.bin: vendor-x/tool.bin.sig verified (signify) by",
         "vendor-x/tool.bin.asc not covered (openpgp)",
         "vendor-x/tool.bin.minisig other signer (minisign) by",
-        &format!(
-            "vendor-x/tool.bin.sha256.sig other signer (signify-checksum) by {}",
-            case.key_id("other")
-        ),
+        &format!("vendor-x/tool.bin.sha256.sig other signer (signify-checksum) by {}", case.key_id("other")),
     ] {
         assert!(out.stdout.contains(note), "{note:?} missing from:\n{}", out.stdout);
     }

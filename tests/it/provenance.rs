@@ -52,7 +52,9 @@ fn pack(ws: &Workspace, out: &str, now: Option<&str>) {
 /// `body` are written relative to the fixture directory as `@/...`.
 fn policy(ws: &Workspace, name: &str, body: &str) {
     let body = body.replace("@/", &format!("{}/", fixture("").display()));
-    let text = format!("version = 1\n[keys.transfer]\nfile = \"k.pub\"\n[[channel]]\nname = \"*\"\nsigners = [\"transfer\"]\n{body}");
+    let text = format!(
+        "version = 1\n[keys.transfer]\nfile = \"k.pub\"\n[[channel]]\nname = \"*\"\nsigners = [\"transfer\"]\n{body}"
+    );
     fs::write(ws.path(name), text).unwrap();
 }
 
@@ -201,7 +203,13 @@ fn debian_release_by_revoked_keys_or_dated_after_the_bundle_is_rejected() {
     debian_tree(&ws);
     pack(&ws, "early.airlock", Some(BEFORE_SIGNATURES));
     policy(&ws, "p.toml", DEBIAN_POLICY);
-    assert_rejected(&ws, "early.airlock", "p.toml", Some(BEFORE_SIGNATURES), &["debian/dists/bookworm-updates/InRelease"]);
+    assert_rejected(
+        &ws,
+        "early.airlock",
+        "p.toml",
+        Some(BEFORE_SIGNATURES),
+        &["debian/dists/bookworm-updates/InRelease"],
+    );
 }
 
 #[test]
@@ -271,7 +279,13 @@ fn gnu_hello_hostile_variants_are_rejected() {
         "allow_sha1_bindings = true\n",
         &format!("[[revoked]]\nfingerprint = \"{HELLO_KEY}\"\nreason = \"key lost\"\n"),
     );
-    assert_rejected(&ws, "hello.airlock", "revoked.toml", None, &["requires a valid signature", "hello_2.10.orig.tar.gz.asc"]);
+    assert_rejected(
+        &ws,
+        "hello.airlock",
+        "revoked.toml",
+        None,
+        &["requires a valid signature", "hello_2.10.orig.tar.gz.asc"],
+    );
 
     // Signed after the bundle was created.
     let ws = Workspace::new();
@@ -295,7 +309,12 @@ fn sigstore_policy(ws: &Workspace, name: &str, identity: &str, rules: &str) {
 }
 
 fn npm_tree(ws: &Workspace) {
-    for f in ["sigstore-2.0.0.tgz", "sigstore-2.0.0.tgz.sigstore.json", "sigstore-5.0.0.tgz", "sigstore-5.0.0.tgz.sigstore.json"] {
+    for f in [
+        "sigstore-2.0.0.tgz",
+        "sigstore-2.0.0.tgz.sigstore.json",
+        "sigstore-5.0.0.tgz",
+        "sigstore-5.0.0.tgz.sigstore.json",
+    ] {
         put(ws, &format!("sigstore/npm/{f}"), &format!("npm/{f}"));
     }
 }
@@ -324,7 +343,11 @@ fn npm_provenance_is_verified_with_the_right_identity() {
     // inspect lists the material by name without the payload, and --producers streams it.
     let r = cmd(&ws, &["inspect", "npm.airlock"], None);
     r.expect_code(0);
-    assert!(r.stdout.contains("npm/sigstore-2.0.0.tgz: npm/sigstore-2.0.0.tgz.sigstore.json (sigstore)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("npm/sigstore-2.0.0.tgz: npm/sigstore-2.0.0.tgz.sigstore.json (sigstore)"),
+        "{}",
+        r.stdout
+    );
     let r = cmd(&ws, &["inspect", "npm.airlock", "--policy", "p.toml", "--producers", "--json"], None);
     r.expect_code(0);
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
@@ -340,7 +363,13 @@ fn npm_provenance_hostile_variants_are_rejected() {
     pack(&ws, "npm.airlock", None);
     let other = SIGSTORE_JS.replace("release.yml", "evil.yml");
     sigstore_policy(&ws, "wrong.toml", &npm_identity(&other), NPM_RULE);
-    assert_rejected(&ws, "npm.airlock", "wrong.toml", None, &["npm/sigstore-", "requires a verified attestation", "evil.yml"]);
+    assert_rejected(
+        &ws,
+        "npm.airlock",
+        "wrong.toml",
+        None,
+        &["npm/sigstore-", "requires a verified attestation", "evil.yml"],
+    );
 
     // Revoked identity.
     sigstore_policy(
@@ -401,7 +430,9 @@ fn pep740_attestation_is_verified_with_the_trusted_publisher() {
     let r = import(&ws, "pypi.airlock", "p.toml", None);
     r.expect_code(0);
     assert!(
-        r.stdout.contains("pypi/pypi_attestations-0.0.19.tar.gz.publish.attestation verified (sigstore) by pypi-attestations"),
+        r.stdout.contains(
+            "pypi/pypi_attestations-0.0.19.tar.gz.publish.attestation verified (sigstore) by pypi-attestations"
+        ),
         "{}",
         r.stdout
     );
