@@ -120,7 +120,8 @@ mod tests {
         assert_eq!(digest("SHA256", hex).unwrap().to_hex(), hex);
         assert!(digest("SHA256", &hex[1..]).is_err());
         assert!(digest("SHA256", &format!("{}g", &hex[1..])).is_err());
-        let (d, n, path) = checksum_line("SHA256", &format!("{hex}    32757 main/binary-amd64/Packages")).unwrap();
+        let line = format!("{hex}    32757 main/binary-amd64/Packages");
+        let (d, n, path) = checksum_line("SHA256", &line).unwrap();
         assert_eq!((d.to_hex().as_str(), n, path), (hex, 32757, "main/binary-amd64/Packages"));
         assert!(checksum_line("SHA256", &format!("{hex} 1")).is_err());
         assert!(checksum_line("SHA256", &format!("{hex} 1 a b")).is_err());

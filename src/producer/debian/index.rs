@@ -176,7 +176,12 @@ fn xz_feed(
     let undecodable = |detail: String| DebianError::Decompress { compression: "xz", detail };
     let mut rest = input;
     loop {
-        let result = stream.process(rest, output, action).map_err(|e| undecodable(e.to_string()))?;
+        let result = stream.process(rest, output, action).map_err(|error| match error.kind() {
+            io::ErrorKind::UnexpectedEof if action == Action::Finish => {
+                DebianError::Truncated { what: "the xz stream ends before its end marker" }
+            }
+            _ => undecodable(error.to_string()),
+        })?;
         stanzas.push(output.get(..result.bytes_produced).unwrap_or_default())?;
         rest = rest.get(result.bytes_consumed..).unwrap_or_default();
         if result.status == Status::StreamEnd {
@@ -480,4 +485,336 @@ impl Stanza {
 fn path(value: &str) -> Result<&str, FieldProblem> {
     check_relative_path(value).map_err(|problem| FieldProblem::BadPath { path: shown(value), problem })?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::producer::debian::index_kind;
+
+    const REPO: &str = "fixtures/producer/debian/repo";
+    const SUITE: &str = "dists/bookworm-updates";
+    const SAMBA_AD_DC: &str = "pool/main/s/samba/samba-ad-dc_4.17.12+dfsg-0+deb12u2_all.deb";
+    const LDB_DEV: &str = "pool/main/s/samba/python3-ldb-dev_2.6.2+samba4.17.12+dfsg-0+deb12u2_amd64.deb";
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(REPO).join(rel);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn packages_text() -> Vec<u8> {
+        fixture(&format!("{SUITE}/main/binary-amd64/Packages"))
+    }
+
+    /// What `sha256sum` and `stat` say about a fixture pool file.
+    fn listed_as_on_disk(path: &str) -> Listed {
+        let bytes = fixture(path);
+        Listed { path: path.to_owned(), size: bytes.len() as u64, sha256: Digest::of(&bytes) }
+    }
+
+    fn read(
+        kind: IndexKind,
+        compression: Compression,
+        bytes: &[u8],
+        chunk: usize,
+        wanted: impl Fn(&str) -> bool + Send + 'static,
+    ) -> Result<Vec<Listed>, DebianError> {
+        let mut reader = IndexReader::new(kind, compression, Box::new(wanted));
+        for piece in bytes.chunks(chunk) {
+            reader.update(piece)?;
+        }
+        reader.finish()
+    }
+
+    fn read_packages(bytes: &[u8]) -> Result<Vec<Listed>, DebianError> {
+        read(IndexKind::Packages, Compression::None, bytes, 4096, |_| true)
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn the_real_packages_index_lists_the_fixture_debs_in_any_chunking() {
+        let text = packages_text();
+        let wanted = |path: &str| path == SAMBA_AD_DC || path == LDB_DEV;
+        for chunk in [1, 7, 64 * 1024] {
+            let listed = read(IndexKind::Packages, Compression::None, &text, chunk, wanted).unwrap();
+            assert_eq!(listed, vec![listed_as_on_disk(LDB_DEV), listed_as_on_disk(SAMBA_AD_DC)], "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn the_served_xz_index_reads_as_the_plain_one() {
+        let plain = read_packages(&packages_text()).unwrap();
+        assert_eq!(plain.len(), 38);
+        let rel = format!("{SUITE}/main/binary-amd64/Packages.xz");
+        let (kind, compression) = index_kind("main/binary-amd64/Packages.xz").unwrap();
+        for chunk in [1, 7, 64 * 1024] {
+            let xz = read(kind, compression, &fixture(&rel), chunk, |_| true).unwrap();
+            assert_eq!(xz, plain, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_gzip_index_reads_as_the_plain_one() {
+        let plain = read_packages(&packages_text()).unwrap();
+        let gz = gzip(&packages_text());
+        for chunk in [1, 7, 64 * 1024] {
+            assert_eq!(read(IndexKind::Packages, Compression::Gzip, &gz, chunk, |_| true).unwrap(), plain);
+        }
+        // Two gzip members read as one text, as zcat reads them.
+        let text = packages_text();
+        let (first, second) = text.split_at(text.len() / 2);
+        let two_members = [gzip(first), gzip(second)].concat();
+        assert_eq!(read(IndexKind::Packages, Compression::Gzip, &two_members, 999, |_| true).unwrap(), plain);
+    }
+
+    #[test]
+    fn the_real_sources_index_lists_directory_and_checksum_names() {
+        let xz = fixture(&format!("{SUITE}/main/source/Sources.xz"));
+        let listed = read(IndexKind::Sources, Compression::Xz, &xz, 7, |_| true).unwrap();
+        assert_eq!(listed.len(), 17, "the 17 Checksums-Sha256 lines of the 5 stanzas");
+        let dsc = listed.iter().find(|l| l.path == "pool/main/o/openssh/openssh_9.2p1-2+deb12u7.dsc").unwrap();
+        assert_eq!(dsc.size, 3535);
+        assert_eq!(dsc.sha256.to_hex(), "08f5d94dbd2517a25432e8aa0d0eadc50b5459a8b35dcb88336e4cb555cb2da1");
+        assert!(listed.iter().any(|l| l.path == "pool/main/o/openssh/openssh_9.2p1.orig.tar.gz.asc"));
+        assert!(listed.iter().all(|l| l.path.starts_with("pool/main/")), "{listed:?}");
+    }
+
+    #[test]
+    fn the_wanted_filter_bounds_what_is_kept() {
+        let text = packages_text();
+        let asked = Arc::new(Mutex::new(0usize));
+        let counter = Arc::clone(&asked);
+        let wanted = move |path: &str| {
+            *counter.lock().unwrap() += 1;
+            path == SAMBA_AD_DC
+        };
+        let mut reader = IndexReader::new(IndexKind::Packages, Compression::None, Box::new(wanted));
+        for piece in text.chunks(512) {
+            reader.update(piece).unwrap();
+            assert!(reader.kept() <= 1, "kept {} entries with one wanted", reader.kept());
+        }
+        assert_eq!(reader.finish().unwrap(), vec![listed_as_on_disk(SAMBA_AD_DC)]);
+        assert_eq!(*asked.lock().unwrap(), 38, "every stanza's path was offered once");
+        assert_eq!(read(IndexKind::Packages, Compression::None, &text, 512, |_| false).unwrap(), vec![]);
+    }
+
+    /// The fixture Packages with the samba-ad-dc stanza's text changed.
+    fn tampered(from: &str, to: &str) -> Vec<u8> {
+        let text = String::from_utf8(packages_text()).unwrap();
+        let start = text.find("Package: samba-ad-dc\n").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        assert!(text[start..end].contains(from), "{from:?} not in the stanza");
+        let stanza = text[start..end].replacen(from, to, 1);
+        format!("{}{stanza}{}", &text[..start], &text[end..]).into_bytes()
+    }
+
+    fn line_problem(result: Result<Vec<Listed>, DebianError>) -> (u64, Option<String>, FieldProblem) {
+        match result {
+            Err(DebianError::IndexLine { line, package, problem }) => (line, package, problem),
+            other => panic!("expected an index line error, got {other:?}"),
+        }
+    }
+
+    const SAMBA_SHA256: &str = "SHA256: 26f1dbdf499c4646bdcb158fe4cecb92f8b4201b7972c4f4a51a9ff90aad3ca2";
+
+    #[test]
+    fn tampered_stanzas_are_refused_naming_line_and_package() {
+        let twice = tampered(SAMBA_SHA256, &format!("{SAMBA_SHA256}\nSHA256: {}", "0".repeat(64)));
+        let (line, package, problem) = line_problem(read_packages(&twice));
+        assert_eq!((line, package.as_deref(), problem), (533, Some("samba-ad-dc"), FieldProblem::Duplicate("SHA256".into())));
+        let lowercase_twice = tampered("Size: 30344", "Size: 30344\nsize: 1");
+        assert!(matches!(line_problem(read_packages(&lowercase_twice)).2, FieldProblem::Duplicate(_)));
+
+        let missing = read_packages(&tampered(&format!("{SAMBA_SHA256}"), "MD5sum: 0123"));
+        match missing {
+            Err(error @ DebianError::IndexMissing { line: 515, field: "SHA256", .. }) => {
+                assert!(error.to_string().contains("package \"samba-ad-dc\""), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let no_filename = read_packages(&tampered("Filename:", "Filename-Old:"));
+        assert!(matches!(no_filename, Err(DebianError::IndexMissing { field: "Filename", .. })), "{no_filename:?}");
+
+        let bad_digest = tampered(SAMBA_SHA256, "SHA256: 26f1dbdf");
+        assert!(matches!(line_problem(read_packages(&bad_digest)).2, FieldProblem::BadDigest { .. }));
+        let multiline = tampered(SAMBA_SHA256, &format!("{SAMBA_SHA256}\n 00"));
+        assert_eq!(line_problem(read_packages(&multiline)).2, FieldProblem::Multiline("SHA256"));
+        let no_colon = tampered("Section: net", "Section net");
+        assert_eq!(line_problem(read_packages(&no_colon)), (528, Some("samba-ad-dc".into()), FieldProblem::NoColon));
+    }
+
+    #[test]
+    fn hostile_paths_and_sizes_are_refused() {
+        for (filename, want) in [
+            ("../../../etc/passwd", PathProblem::DotComponent),
+            ("/etc/passwd", PathProblem::Absolute),
+            ("pool//main/x.deb", PathProblem::EmptyComponent),
+            ("pool/main/\u{1b}[2J.deb", PathProblem::ForbiddenChar),
+        ] {
+            let text = tampered(&format!("Filename: {SAMBA_AD_DC}"), &format!("Filename: {filename}"));
+            match line_problem(read_packages(&text)).2 {
+                FieldProblem::BadPath { problem, .. } => assert_eq!(problem, want, "{filename}"),
+                other => panic!("{filename}: {other:?}"),
+            }
+        }
+        for size in ["99999999999999999999999", "-1", "3e4", "0x10"] {
+            let text = tampered("Size: 30344", &format!("Size: {size}"));
+            assert!(matches!(line_problem(read_packages(&text)).2, FieldProblem::BadSize { .. }), "{size}");
+        }
+        // The largest u64 is a size the index may state; the manifest's size check then fails.
+        let huge = tampered("Size: 30344", &format!("Size: {}", u64::MAX));
+        let listed = read(IndexKind::Packages, Compression::None, &huge, 4096, |p| p == SAMBA_AD_DC).unwrap();
+        assert_eq!(listed[0].size, u64::MAX);
+    }
+
+    #[test]
+    fn one_path_listed_twice_must_agree() {
+        let text = String::from_utf8(packages_text()).unwrap();
+        let start = text.find("Package: samba-ad-dc\n").unwrap();
+        let stanza = &text[start..start + text[start..].find("\n\n").unwrap() + 2];
+        let same_again = format!("{text}\n{stanza}");
+        assert_eq!(read_packages(same_again.as_bytes()).unwrap().len(), 38, "an identical repeat is harmless");
+        let other_hash = format!("{text}\n{}", stanza.replace("26f1dbdf", "36f1dbdf"));
+        match read_packages(other_hash.as_bytes()) {
+            Err(DebianError::ConflictingListing { path, first: 515, .. }) => assert_eq!(path, SAMBA_AD_DC),
+            other => panic!("{other:?}"),
+        }
+        // Not wanted, not kept, not compared: memory stays with the wanted entries.
+        assert!(read(IndexKind::Packages, Compression::None, other_hash.as_bytes(), 4096, |_| false).is_ok());
+    }
+
+    #[test]
+    fn sources_stanzas_are_checked() {
+        let hex = "d4d57c9b56db87c8ebe7a0c27d55023e3369d183d4b774bdf455f775a80f00eb";
+        let stanza = |directory: &str, name: &str| {
+            format!("Package: x\nChecksums-Sha256:\n {hex} 1800 {name}\nFiles:\n 0123 1 {name}\n{directory}\n")
+        };
+        let read_sources = |text: String| read(IndexKind::Sources, Compression::None, text.as_bytes(), 3, |_| true);
+        let listed = read_sources(stanza("Directory: pool/main/x", "x_1.dsc")).unwrap();
+        assert_eq!(listed, vec![Listed { path: "pool/main/x/x_1.dsc".into(), size: 1800, sha256: Digest::from_hex(hex).unwrap() }]);
+        let problem = |text| match line_problem(read_sources(text)).2 {
+            FieldProblem::BadPath { problem, .. } => problem,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(problem(stanza("Directory: pool/main/x", "sub/x_1.dsc")), PathProblem::NotAFileName);
+        assert_eq!(problem(stanza("Directory: pool/main/x", "../x_1.dsc")), PathProblem::DotComponent);
+        assert_eq!(problem(stanza("Directory: pool/main/x", "..")), PathProblem::DotComponent);
+        assert_eq!(problem(stanza("Directory: /srv/pool", "x_1.dsc")), PathProblem::Absolute);
+        assert!(matches!(
+            read_sources(stanza("Section: misc", "x_1.dsc")),
+            Err(DebianError::IndexMissing { field: "Directory", .. })
+        ));
+        let md5_only = format!("Package: x\nFiles:\n 0123 1 x_1.dsc\nDirectory: pool/main/x\n");
+        assert!(matches!(read_sources(md5_only), Err(DebianError::IndexMissing { field: "Checksums-Sha256", .. })));
+    }
+
+    #[test]
+    fn overlong_stanzas_and_lines_are_refused_without_holding_them() {
+        let long_description = "\n .".repeat(MAX_STANZA_LEN / 2);
+        let text = tampered("Section: net", &format!("Section: net{long_description}"));
+        assert!(matches!(read_packages(&text), Err(DebianError::StanzaTooLong { line: 515, .. })));
+
+        // One line with no end: refused once it passes the limit, long before all of it came.
+        let mut reader = IndexReader::new(IndexKind::Packages, Compression::None, Box::new(|_| true));
+        reader.update(b"Package: x\nDescription: ").unwrap();
+        let piece = vec![b'a'; 64 * 1024];
+        let pushes = (0..64).map(|_| reader.update(&piece)).position(|r| r.is_err());
+        assert_eq!(pushes, Some(15), "refused at the 16th 64 KiB piece (1 MiB)");
+        assert!(matches!(reader.update(b"\n"), Err(DebianError::AlreadyFailed)));
+        assert!(matches!(reader.finish(), Err(DebianError::AlreadyFailed)));
+    }
+
+    #[test]
+    fn truncated_streams_are_refused() {
+        let text = packages_text();
+        let cut = &text[..text.len() - 10];
+        assert!(matches!(read_packages(cut), Err(DebianError::Truncated { .. })), "mid-line");
+        let mid_stanza = &text[..text.len() - 20 - SAMBA_SHA256.len()];
+        let end = mid_stanza.iter().rposition(|&b| b == b'\n').unwrap() + 1;
+        assert!(matches!(read_packages(&mid_stanza[..end]), Err(DebianError::IndexMissing { .. })), "mid-stanza");
+        assert_eq!(read_packages(b"").unwrap(), vec![], "an empty index (Debian publishes them) lists nothing");
+
+        let xz = fixture(&format!("{SUITE}/main/binary-amd64/Packages.xz"));
+        for keep in [0, 10, xz.len() / 2, xz.len() - 1] {
+            let result = read(IndexKind::Packages, Compression::Xz, &xz[..keep], 7, |_| true);
+            assert!(matches!(result, Err(DebianError::Truncated { .. })), "{keep}: {result:?}");
+        }
+        let gz = gzip(&text);
+        for keep in [5, 10, gz.len() / 2, gz.len() - 1] {
+            let result = read(IndexKind::Packages, Compression::Gzip, &gz[..keep], 7, |_| true);
+            assert!(matches!(result, Err(DebianError::Decompress { compression: "gzip", .. })), "{keep}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn damaged_or_padded_compressed_data_is_refused() {
+        let xz = fixture(&format!("{SUITE}/main/binary-amd64/Packages.xz"));
+        let mut flipped = xz.clone();
+        flipped[xz.len() / 2] ^= 0x55;
+        assert!(read(IndexKind::Packages, Compression::Xz, &flipped, 4096, |_| true).is_err());
+        let trailing = [xz.as_slice(), b"garbage!"].concat();
+        let result = read(IndexKind::Packages, Compression::Xz, &trailing, 4096, |_| true);
+        assert!(matches!(result, Err(DebianError::Decompress { compression: "xz", .. })), "{result:?}");
+
+        let gz = gzip(&packages_text());
+        let trailing = [gz.as_slice(), b"garbage!"].concat();
+        let result = read(IndexKind::Packages, Compression::Gzip, &trailing, 4096, |_| true);
+        assert!(matches!(result, Err(DebianError::Decompress { compression: "gzip", .. })), "{result:?}");
+        let result = read(IndexKind::Packages, Compression::Gzip, &packages_text(), 4096, |_| true);
+        assert!(matches!(result, Err(DebianError::Decompress { compression: "gzip", .. })), "not gzip: {result:?}");
+        // The text's own error wins over the decoder's when the text is what is wrong.
+        let result = read(IndexKind::Packages, Compression::Gzip, &gzip(b"no colon\n"), 4096, |_| true);
+        assert_eq!(line_problem(result).2, FieldProblem::NoColon);
+    }
+
+    #[test]
+    fn decompression_bombs_are_refused_by_name() {
+        assert_eq!(DEFAULT_MAX_DECOMPRESSED, 4 << 30);
+        let bomb = gzip(&vec![b'\n'; 8 << 20]);
+        assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+        let mut reader = IndexReader::new(IndexKind::Packages, Compression::Gzip, Box::new(|_| true))
+            .with_max_decompressed(1 << 20);
+        let error = reader.update(&bomb).unwrap_err();
+        assert!(matches!(error, DebianError::TooLarge { limit: 1_048_576 }), "{error:?}");
+        assert!(error.to_string().contains("decompression bomb"), "{error}");
+        let mut plain = IndexReader::new(IndexKind::Packages, Compression::None, Box::new(|_| true)).with_max_decompressed(10);
+        assert!(matches!(plain.update(&[b'\n'; 11]), Err(DebianError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn the_reader_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<IndexReader>();
+        assert_send::<DebianError>();
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            chunk in 1usize..50,
+            which in 0usize..6,
+        ) {
+            let kind = if which % 2 == 0 { IndexKind::Packages } else { IndexKind::Sources };
+            let compression = [Compression::None, Compression::Gzip, Compression::Xz][which / 2];
+            let _ = read(kind, compression, &bytes, chunk, |_| true);
+        }
+
+        #[test]
+        fn mangled_real_stanzas_never_panic(cut in 0usize..2000, insert in "[ -~\n\t:]{0,30}", chunk in 1usize..100) {
+            let text = String::from_utf8(packages_text()).unwrap();
+            let text = &text[text.len() - 2000..];
+            let at = text.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(0);
+            let mangled = format!("{}{insert}{}", &text[..at], &text[at..]);
+            let _ = read(IndexKind::Packages, Compression::None, mangled.as_bytes(), chunk, |_| true);
+            let _ = read(IndexKind::Sources, Compression::None, mangled.as_bytes(), chunk, |_| true);
+        }
+    }
 }
