@@ -98,10 +98,10 @@ mod tests {
         assert_eq!(classify(b" abc 12 x ").unwrap(), Line::Continuation(b"abc 12 x"));
         assert_eq!(classify(b"SHA256:").unwrap(), Line::Field { name: b"SHA256", value: b"" });
         assert_eq!(classify(b"Suite:  stable \r").unwrap(), Line::Field { name: b"Suite", value: b"stable" });
-        assert_eq!(classify(b"Date: Sat, 01 Dec 2026 14:23:41 UTC").unwrap(), Line::Field {
-            name: b"Date",
-            value: b"Sat, 01 Dec 2026 14:23:41 UTC"
-        });
+        assert_eq!(
+            classify(b"Date: Sat, 01 Dec 2026 14:23:41 UTC").unwrap(),
+            Line::Field { name: b"Date", value: b"Sat, 01 Dec 2026 14:23:41 UTC" }
+        );
         assert_eq!(classify(b"no colon here"), Err(FieldProblem::NoColon));
         assert_eq!(classify(b"# comment: x"), Err(FieldProblem::Comment));
         assert!(matches!(classify(b": empty name"), Err(FieldProblem::BadFieldName(_))));

@@ -144,7 +144,9 @@ fn gzip_write(decoder: &mut MultiGzDecoder<Stanzas>, bytes: &[u8]) -> Result<(),
 
 fn gzip_finish(decoder: &mut MultiGzDecoder<Stanzas>) -> Result<(), DebianError> {
     // Every byte has been fed: an incomplete header, deflate stream or trailer shows here.
-    decoder.try_finish().map_err(|error| decoder.get_mut().refused.take().unwrap_or_else(|| gzip_end_error(error.to_string())))
+    decoder
+        .try_finish()
+        .map_err(|error| decoder.get_mut().refused.take().unwrap_or_else(|| gzip_end_error(error.to_string())))
 }
 
 fn gzip_end_error(detail: String) -> DebianError {
@@ -494,24 +496,20 @@ mod tests {
     use super::*;
     use crate::producer::debian::index_kind;
 
-    const REPO: &str = "fixtures/producer/debian/repo";
-    const SUITE: &str = "dists/bookworm-updates";
-    const SAMBA_AD_DC: &str = "pool/main/s/samba/samba-ad-dc_4.17.12+dfsg-0+deb12u2_all.deb";
-    const LDB_DEV: &str = "pool/main/s/samba/python3-ldb-dev_2.6.2+samba4.17.12+dfsg-0+deb12u2_amd64.deb";
-
-    fn fixture(rel: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(REPO).join(rel);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
+    use crate::producer::debian::fixtures::{self, LDB_DEV, SAMBA_AD_DC};
 
     fn packages_text() -> Vec<u8> {
-        fixture(&format!("{SUITE}/main/binary-amd64/Packages"))
+        fixtures::PACKAGES.to_vec()
     }
 
     /// What `sha256sum` and `stat` say about a fixture pool file.
     fn listed_as_on_disk(path: &str) -> Listed {
-        let bytes = fixture(path);
-        Listed { path: path.to_owned(), size: bytes.len() as u64, sha256: Digest::of(&bytes) }
+        let bytes = match path {
+            SAMBA_AD_DC => fixtures::SAMBA_AD_DC_DEB,
+            LDB_DEV => fixtures::LDB_DEV_DEB,
+            _ => panic!("no fixture {path}"),
+        };
+        Listed { path: path.to_owned(), size: bytes.len() as u64, sha256: Digest::of(bytes) }
     }
 
     fn read(
@@ -552,10 +550,9 @@ mod tests {
     fn the_served_xz_index_reads_as_the_plain_one() {
         let plain = read_packages(&packages_text()).unwrap();
         assert_eq!(plain.len(), 38);
-        let rel = format!("{SUITE}/main/binary-amd64/Packages.xz");
         let (kind, compression) = index_kind("main/binary-amd64/Packages.xz").unwrap();
         for chunk in [1, 7, 64 * 1024] {
-            let xz = read(kind, compression, &fixture(&rel), chunk, |_| true).unwrap();
+            let xz = read(kind, compression, fixtures::PACKAGES_XZ, chunk, |_| true).unwrap();
             assert_eq!(xz, plain, "chunk {chunk}");
         }
     }
@@ -576,8 +573,7 @@ mod tests {
 
     #[test]
     fn the_real_sources_index_lists_directory_and_checksum_names() {
-        let xz = fixture(&format!("{SUITE}/main/source/Sources.xz"));
-        let listed = read(IndexKind::Sources, Compression::Xz, &xz, 7, |_| true).unwrap();
+        let listed = read(IndexKind::Sources, Compression::Xz, fixtures::SOURCES_XZ, 7, |_| true).unwrap();
         assert_eq!(listed.len(), 17, "the 17 Checksums-Sha256 lines of the 5 stanzas");
         let dsc = listed.iter().find(|l| l.path == "pool/main/o/openssh/openssh_9.2p1-2+deb12u7.dsc").unwrap();
         assert_eq!(dsc.size, 3535);
@@ -628,7 +624,10 @@ mod tests {
     fn tampered_stanzas_are_refused_naming_line_and_package() {
         let twice = tampered(SAMBA_SHA256, &format!("{SAMBA_SHA256}\nSHA256: {}", "0".repeat(64)));
         let (line, package, problem) = line_problem(read_packages(&twice));
-        assert_eq!((line, package.as_deref(), problem), (533, Some("samba-ad-dc"), FieldProblem::Duplicate("SHA256".into())));
+        assert_eq!(
+            (line, package.as_deref(), problem),
+            (533, Some("samba-ad-dc"), FieldProblem::Duplicate("SHA256".into()))
+        );
         let lowercase_twice = tampered("Size: 30344", "Size: 30344\nsize: 1");
         assert!(matches!(line_problem(read_packages(&lowercase_twice)).2, FieldProblem::Duplicate(_)));
 
@@ -698,7 +697,10 @@ mod tests {
         };
         let read_sources = |text: String| read(IndexKind::Sources, Compression::None, text.as_bytes(), 3, |_| true);
         let listed = read_sources(stanza("Directory: pool/main/x", "x_1.dsc")).unwrap();
-        assert_eq!(listed, vec![Listed { path: "pool/main/x/x_1.dsc".into(), size: 1800, sha256: Digest::from_hex(hex).unwrap() }]);
+        assert_eq!(
+            listed,
+            vec![Listed { path: "pool/main/x/x_1.dsc".into(), size: 1800, sha256: Digest::from_hex(hex).unwrap() }]
+        );
         let problem = |text| match line_problem(read_sources(text)).2 {
             FieldProblem::BadPath { problem, .. } => problem,
             other => panic!("{other:?}"),
@@ -741,7 +743,7 @@ mod tests {
         assert!(matches!(read_packages(&mid_stanza[..end]), Err(DebianError::IndexMissing { .. })), "mid-stanza");
         assert_eq!(read_packages(b"").unwrap(), vec![], "an empty index (Debian publishes them) lists nothing");
 
-        let xz = fixture(&format!("{SUITE}/main/binary-amd64/Packages.xz"));
+        let xz = fixtures::PACKAGES_XZ.to_vec();
         for keep in [0, 10, xz.len() / 2, xz.len() - 1] {
             let result = read(IndexKind::Packages, Compression::Xz, &xz[..keep], 7, |_| true);
             assert!(matches!(result, Err(DebianError::Truncated { .. })), "{keep}: {result:?}");
@@ -755,7 +757,7 @@ mod tests {
 
     #[test]
     fn damaged_or_padded_compressed_data_is_refused() {
-        let xz = fixture(&format!("{SUITE}/main/binary-amd64/Packages.xz"));
+        let xz = fixtures::PACKAGES_XZ.to_vec();
         let mut flipped = xz.clone();
         flipped[xz.len() / 2] ^= 0x55;
         assert!(read(IndexKind::Packages, Compression::Xz, &flipped, 4096, |_| true).is_err());
@@ -779,12 +781,13 @@ mod tests {
         assert_eq!(DEFAULT_MAX_DECOMPRESSED, 4 << 30);
         let bomb = gzip(&vec![b'\n'; 8 << 20]);
         assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
-        let mut reader = IndexReader::new(IndexKind::Packages, Compression::Gzip, Box::new(|_| true))
-            .with_max_decompressed(1 << 20);
+        let mut reader =
+            IndexReader::new(IndexKind::Packages, Compression::Gzip, Box::new(|_| true)).with_max_decompressed(1 << 20);
         let error = reader.update(&bomb).unwrap_err();
         assert!(matches!(error, DebianError::TooLarge { limit: 1_048_576 }), "{error:?}");
         assert!(error.to_string().contains("decompression bomb"), "{error}");
-        let mut plain = IndexReader::new(IndexKind::Packages, Compression::None, Box::new(|_| true)).with_max_decompressed(10);
+        let mut plain =
+            IndexReader::new(IndexKind::Packages, Compression::None, Box::new(|_| true)).with_max_decompressed(10);
         assert!(matches!(plain.update(&[b'\n'; 11]), Err(DebianError::TooLarge { .. })));
     }
 

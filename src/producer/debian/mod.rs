@@ -135,6 +135,26 @@ pub(crate) fn check_relative_path(path: &str) -> Result<(), PathProblem> {
     Ok(())
 }
 
+/// The real bookworm-updates slice under fixtures/producer/debian/repo (README.txt there).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    macro_rules! repo_file {
+        ($rel:literal) => {
+            include_bytes!(concat!("../../../fixtures/producer/debian/repo/", $rel))
+        };
+    }
+
+    pub const INRELEASE: &[u8] = repo_file!("dists/bookworm-updates/InRelease");
+    pub const PACKAGES: &[u8] = repo_file!("dists/bookworm-updates/main/binary-amd64/Packages");
+    pub const PACKAGES_XZ: &[u8] = repo_file!("dists/bookworm-updates/main/binary-amd64/Packages.xz");
+    pub const SOURCES_XZ: &[u8] = repo_file!("dists/bookworm-updates/main/source/Sources.xz");
+    pub const SAMBA_AD_DC: &str = "pool/main/s/samba/samba-ad-dc_4.17.12+dfsg-0+deb12u2_all.deb";
+    pub const SAMBA_AD_DC_DEB: &[u8] = repo_file!("pool/main/s/samba/samba-ad-dc_4.17.12+dfsg-0+deb12u2_all.deb");
+    pub const LDB_DEV: &str = "pool/main/s/samba/python3-ldb-dev_2.6.2+samba4.17.12+dfsg-0+deb12u2_amd64.deb";
+    pub const LDB_DEV_DEB: &[u8] =
+        repo_file!("pool/main/s/samba/python3-ldb-dev_2.6.2+samba4.17.12+dfsg-0+deb12u2_amd64.deb");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,8 +200,7 @@ impl Builder {
 
     fn checksum(&mut self, line: &str) -> Result<(), FieldProblem> {
         let (digest, size, path) = control::checksum_line("SHA256", line)?;
-        super::check_relative_path(path)
-            .map_err(|problem| FieldProblem::BadPath { path: shown(path), problem })?;
+        super::check_relative_path(path).map_err(|problem| FieldProblem::BadPath { path: shown(path), problem })?;
         let table = self.sha256.get_or_insert_with(BTreeMap::new);
         if table.insert(path.to_owned(), (size, digest)).is_some() {
             return Err(FieldProblem::DuplicatePath(shown(path)));
@@ -335,17 +334,13 @@ fn days_since_epoch(year: u32, month: u32, day: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(rel: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/producer/debian/repo").join(rel);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
+    use crate::producer::debian::fixtures;
 
     /// The signed text of the fixture InRelease, cut out by hand (helper A's verifier is
     /// what produces it in production; the lines between the header and the signature
     /// carry no dash-escapes in Debian's files).
     fn fixture_signed_text() -> Vec<u8> {
-        let inrelease = String::from_utf8(fixture("dists/bookworm-updates/InRelease")).unwrap();
+        let inrelease = std::str::from_utf8(fixtures::INRELEASE).unwrap();
         let body = inrelease.split_once("\n\n").unwrap().1;
         let text = body.split_once("-----BEGIN PGP SIGNATURE-----").unwrap().0;
         assert!(!text.lines().any(|line| line.starts_with("- ")), "the fixture has dash-escaped lines");
@@ -363,7 +358,10 @@ mod tests {
         assert_eq!(release.valid_until, None);
         assert!(release.acquire_by_hash);
         let packages = "80a1f6ee524222c49f230fc5700d00f946d0a47eb5258180106dd03df126e16a";
-        assert_eq!(release.sha256.get("main/binary-amd64/Packages"), Some(&(32_757, Digest::from_hex(packages).unwrap())));
+        assert_eq!(
+            release.sha256.get("main/binary-amd64/Packages"),
+            Some(&(32_757, Digest::from_hex(packages).unwrap()))
+        );
         let xz = "87e7e94047fb7fb6f4ceecc7022d4bee55b66031cc2a7666d3196f3e0aabb846";
         assert_eq!(release.expect("main/binary-amd64/Packages.xz"), Some((6_924, Digest::from_hex(xz).unwrap())));
         assert_eq!(release.sha256.get("main/binary-amd64/Packages.gz"), None, "the suite publishes no .gz");
@@ -378,8 +376,11 @@ mod tests {
     #[test]
     fn the_fixture_files_match_their_release_lines() {
         let release = Release::parse(&fixture_signed_text()).unwrap();
-        for rel in ["main/binary-amd64/Packages", "main/binary-amd64/Packages.xz", "main/source/Sources.xz"] {
-            let bytes = fixture(&format!("dists/bookworm-updates/{rel}"));
+        for (rel, bytes) in [
+            ("main/binary-amd64/Packages", fixtures::PACKAGES),
+            ("main/binary-amd64/Packages.xz", fixtures::PACKAGES_XZ),
+            ("main/source/Sources.xz", fixtures::SOURCES_XZ),
+        ] {
             assert_eq!(release.expect(rel), Some((bytes.len() as u64, Digest::of(&bytes))), "{rel}");
         }
     }
@@ -455,15 +456,24 @@ mod tests {
         assert!(matches!(line_error(&minimal("suite: lowercase duplicate\n")), (3, FieldProblem::Duplicate(_))));
         assert!(matches!(line_error(&minimal("Description: x\nDescription: y\n")), (4, FieldProblem::Duplicate(_))));
         assert_eq!(line_error(&minimal("no colon\n")), (3, FieldProblem::NoColon));
-        assert_eq!(line_error(" continued\nDate: Sat, 01 Dec 2026 14:23:41 UTC\n"), (1, FieldProblem::ContinuationFirst));
+        assert_eq!(
+            line_error(" continued\nDate: Sat, 01 Dec 2026 14:23:41 UTC\n"),
+            (1, FieldProblem::ContinuationFirst)
+        );
         assert_eq!(line_error(&minimal("Codename: a\n b\n")), (4, FieldProblem::Multiline("Codename")));
         assert_eq!(line_error(&minimal("Label:\n")), (3, FieldProblem::EmptyValue("Label")));
         assert!(matches!(line_error(&minimal("Acquire-By-Hash: maybe\n")), (3, FieldProblem::BadBool { .. })));
         assert!(matches!(line_error(&minimal("Valid-Until: tomorrow\n")), (3, FieldProblem::BadDate { .. })));
         assert_eq!(line_error(&format!("{}\nOrigin: Evil\n", minimal(""))), (6, FieldProblem::SecondParagraph));
-        assert_eq!(line_error(&minimal("Codename: book\u{1b}[2Jworm\n")), (3, FieldProblem::ControlCharacter("Codename")));
+        assert_eq!(
+            line_error(&minimal("Codename: book\u{1b}[2Jworm\n")),
+            (3, FieldProblem::ControlCharacter("Codename"))
+        );
         let not_utf8 = b"Date: Sat, 01 Dec 2026 14:23:41 UTC\nOrigin: \xff\n";
-        assert!(matches!(Release::parse(not_utf8), Err(DebianError::ReleaseLine { line: 2, problem: FieldProblem::NotUtf8 })));
+        assert!(matches!(
+            Release::parse(not_utf8),
+            Err(DebianError::ReleaseLine { line: 2, problem: FieldProblem::NotUtf8 })
+        ));
     }
 
     #[test]
@@ -480,7 +490,10 @@ mod tests {
             assert_eq!(at, 3);
             assert!(format!("{problem:?}").contains(want), "{line}: {problem:?}");
         }
-        assert!(matches!(line_error(&with(&format!("{hex} 99999999999999999999 x"))), (3, FieldProblem::BadSize { .. })));
+        assert!(matches!(
+            line_error(&with(&format!("{hex} 99999999999999999999 x"))),
+            (3, FieldProblem::BadSize { .. })
+        ));
         assert!(matches!(line_error(&with("abc 1 x")), (3, FieldProblem::BadDigest { .. })));
         assert!(matches!(line_error(&with(&format!("{hex} 1"))), (3, FieldProblem::BadChecksumLine { .. })));
         let twice = format!("Date: Sat, 01 Dec 2026 14:23:41 UTC\nSHA256:\n {hex} 0 a\n {hex} 0 a\n");
