@@ -631,7 +631,7 @@ mod tests {
         let lowercase_twice = tampered("Size: 30344", "Size: 30344\nsize: 1");
         assert!(matches!(line_problem(read_packages(&lowercase_twice)).2, FieldProblem::Duplicate(_)));
 
-        let missing = read_packages(&tampered(&format!("{SAMBA_SHA256}"), "MD5sum: 0123"));
+        let missing = read_packages(&tampered(SAMBA_SHA256, "MD5sum: 0123"));
         match missing {
             Err(error @ DebianError::IndexMissing { line: 515, field: "SHA256", .. }) => {
                 assert!(error.to_string().contains("package \"samba-ad-dc\""), "{error}")
@@ -713,7 +713,7 @@ mod tests {
             read_sources(stanza("Section: misc", "x_1.dsc")),
             Err(DebianError::IndexMissing { field: "Directory", .. })
         ));
-        let md5_only = format!("Package: x\nFiles:\n 0123 1 x_1.dsc\nDirectory: pool/main/x\n");
+        let md5_only = "Package: x\nFiles:\n 0123 1 x_1.dsc\nDirectory: pool/main/x\n".to_owned();
         assert!(matches!(read_sources(md5_only), Err(DebianError::IndexMissing { field: "Checksums-Sha256", .. })));
     }
 

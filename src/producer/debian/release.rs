@@ -307,7 +307,7 @@ fn zone_offset(zone: &str) -> Option<i64> {
 }
 
 fn is_leap(year: u32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -381,7 +381,7 @@ mod tests {
             ("main/binary-amd64/Packages.xz", fixtures::PACKAGES_XZ),
             ("main/source/Sources.xz", fixtures::SOURCES_XZ),
         ] {
-            assert_eq!(release.expect(rel), Some((bytes.len() as u64, Digest::of(&bytes))), "{rel}");
+            assert_eq!(release.expect(rel), Some((bytes.len() as u64, Digest::of(bytes))), "{rel}");
         }
     }
 
