@@ -132,7 +132,7 @@ pub enum FieldProblem {
     #[error("field {0} appears a second time in the same paragraph (readers disagree on which one counts)")]
     Duplicate(String),
     /// A blank line inside a Release, which is one paragraph.
-    #[error("a blank line followed by more fields: a Release is one paragraph (apt would ignore the rest)")]
+    #[error("a blank line followed by more fields: a Release is one paragraph (readers disagree on whether the rest counts)")]
     SecondParagraph,
     /// A one-line field followed by continuation lines.
     #[error("field {0} takes one line, but continuation lines follow it")]

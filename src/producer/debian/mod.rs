@@ -159,6 +159,32 @@ pub(crate) mod fixtures {
 mod tests {
     use super::*;
 
+    /// The whole chain on the real slice, as an import walks it: the Release (signed text)
+    /// lists each index by size and SHA-256, each readable index lists the pool files.
+    #[test]
+    fn the_fixture_chain_holds_from_release_to_pool_files() {
+        let inrelease = std::str::from_utf8(fixtures::INRELEASE).unwrap();
+        let signed = inrelease.split_once("\n\n").unwrap().1.split_once("-----BEGIN PGP SIGNATURE-----").unwrap().0;
+        let release = Release::parse(signed.as_bytes()).unwrap();
+        let pool = [(fixtures::SAMBA_AD_DC, fixtures::SAMBA_AD_DC_DEB), (fixtures::LDB_DEV, fixtures::LDB_DEV_DEB)];
+        for (rel, bytes) in [
+            ("main/binary-amd64/Packages", fixtures::PACKAGES),
+            ("main/binary-amd64/Packages.xz", fixtures::PACKAGES_XZ),
+        ] {
+            assert_eq!(release.expect(rel), Some((bytes.len() as u64, crate::Digest::of(bytes))), "{rel}");
+            let (kind, compression) = index_kind(rel).unwrap();
+            let in_bundle = move |path: &str| pool.iter().any(|(pool_path, _)| *pool_path == path);
+            let mut reader = IndexReader::new(kind, compression, Box::new(in_bundle));
+            reader.update(bytes).unwrap();
+            let listed = reader.finish().unwrap();
+            assert_eq!(listed.len(), 2, "{rel}");
+            for (path, deb) in pool {
+                let entry = listed.iter().find(|l| l.path == path).unwrap();
+                assert_eq!((entry.size, entry.sha256), (deb.len() as u64, crate::Digest::of(deb)), "{path} via {rel}");
+            }
+        }
+    }
+
     #[test]
     fn index_kind_reads_names_as_apt_does() {
         assert_eq!(index_kind("main/binary-amd64/Packages"), Some((IndexKind::Packages, Compression::None)));

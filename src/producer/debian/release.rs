@@ -239,8 +239,8 @@ fn parse_bool(field: &'static str, value: &str) -> Result<bool, FieldProblem> {
 }
 
 /// An RFC 2822 date as Debian writes it (`Wed, 02 Dec 2026 02:09:57 UTC`), to Unix seconds.
-/// The weekday is optional and not checked against the date (apt does not check it either);
-/// the zone is `UTC`, `GMT`, `UT`, `Z` or a `+hhmm`/`-hhmm` offset; seconds may be left out.
+/// The weekday is optional and, being redundant, not checked against the date; the zone is
+/// `UTC`, `GMT`, `UT`, `Z` or a `+hhmm`/`-hhmm` offset; seconds may be left out.
 pub(crate) fn parse_date(field: &'static str, value: &str) -> Result<u64, FieldProblem> {
     let bad = |problem| FieldProblem::BadDate { field, found: shown(value), problem };
     let mut words = value.split_ascii_whitespace().peekable();
