@@ -98,6 +98,7 @@ pub mod keys;
 pub mod mirror;
 pub mod pack;
 pub mod policy;
+pub mod producer;
 pub mod progress;
 pub mod render;
 pub mod sign;
