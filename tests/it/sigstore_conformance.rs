@@ -37,7 +37,8 @@ fn run_case(dir: &Path, now: u64) -> Result<(), String> {
         Err(_) => sigstore_trust_root::SIGSTORE_PRODUCTION_TRUSTED_ROOT.as_bytes().to_vec(),
     };
     let root = TrustRoot::parse(&root_json, InstanceOptions::default()).map_err(|e| format!("root: {e}"))?;
-    let artifact_path = [dir.join("artifact"), dir.join("../a.txt")].into_iter().find(|p| p.exists()).ok_or("no artifact")?;
+    let artifact_path =
+        [dir.join("artifact"), dir.join("../a.txt")].into_iter().find(|p| p.exists()).ok_or("no artifact")?;
     let bytes = fs::read(&artifact_path).map_err(|e| e.to_string())?;
     let artifact = ArtifactDigests {
         file_name: "artifact".into(),
@@ -57,7 +58,12 @@ fn run_case(dir: &Path, now: u64) -> Result<(), String> {
     for item in &items {
         let verified = verify(item, &root, &artifact, now).map_err(|e| format!("verify: {e}"))?;
         if !signer.matches(&verified) {
-            return Err(format!("verified, but signed by {:?} / {:?}, not {}", verified.san, verified.issuer, signer.describe()));
+            return Err(format!(
+                "verified, but signed by {:?} / {:?}, not {}",
+                verified.san,
+                verified.issuer,
+                signer.describe()
+            ));
         }
     }
     Ok(())

@@ -158,7 +158,8 @@ impl ManagedKey {
     pub fn parse_pem(pem: &[u8]) -> Result<ManagedKey, SigstoreError> {
         let text = std::str::from_utf8(pem).map_err(|_| SigstoreError::KeyPem { problem: "not UTF-8 text".into() })?;
         let der = DerPublicKey::from_pem(text).map_err(|e| SigstoreError::KeyPem { problem: e.to_string() })?;
-        sigstore_crypto::VerificationKey::from_spki(&der).map_err(|e| SigstoreError::KeyPem { problem: e.to_string() })?;
+        sigstore_crypto::VerificationKey::from_spki(&der)
+            .map_err(|e| SigstoreError::KeyPem { problem: e.to_string() })?;
         Ok(ManagedKey::from_der(der))
     }
 
@@ -216,10 +217,13 @@ mod tests {
 
     #[test]
     fn a_pattern_matches_only_the_whole_san() {
-        let m = SanMatch::pattern(r"https://github\.com/org/repo/\.github/workflows/release\.yml@refs/tags/v.*").unwrap();
+        let m =
+            SanMatch::pattern(r"https://github\.com/org/repo/\.github/workflows/release\.yml@refs/tags/v.*").unwrap();
         assert!(m.matches("https://github.com/org/repo/.github/workflows/release.yml@refs/tags/v1.2"));
         // A longer SAN that merely contains a match is not the identity.
-        assert!(!m.matches("https://evil.example/https://github.com/org/repo/.github/workflows/release.yml@refs/tags/v1"));
+        assert!(
+            !m.matches("https://evil.example/https://github.com/org/repo/.github/workflows/release.yml@refs/tags/v1")
+        );
         // An alternation is anchored as a whole, not just its first and last branch.
         let m = SanMatch::pattern("a|b").unwrap();
         assert!(m.matches("a") && m.matches("b"));

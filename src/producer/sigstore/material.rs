@@ -77,7 +77,9 @@ pub struct Item {
 pub(super) enum ItemContent {
     Bundle(Box<Bundle>),
     /// A DSSE envelope with no transparency-log proof or SET: nothing vouches for its time.
-    BareEnvelope { payload_type: String },
+    BareEnvelope {
+        payload_type: String,
+    },
 }
 
 impl Item {
@@ -103,7 +105,10 @@ pub(super) fn statement_of(bundle: &Bundle) -> Option<Result<Statement, String>>
     if envelope.payload_type != IN_TOTO {
         return Some(Err(format!("its DSSE payload type is {:?}, not {IN_TOTO}", envelope.payload_type)));
     }
-    Some(serde_json::from_slice(envelope.payload.as_bytes()).map_err(|e| format!("its DSSE payload is not an in-toto statement: {e}")))
+    Some(
+        serde_json::from_slice(envelope.payload.as_bytes())
+            .map_err(|e| format!("its DSSE payload is not an in-toto statement: {e}")),
+    )
 }
 
 /// The bundles in one material file (a `.jsonl` or a PyPI `.provenance` holds several; PEP 740
@@ -113,7 +118,8 @@ pub fn parse_material(kind: MaterialKind, bytes: &[u8]) -> Result<Vec<Item>, Sig
     if bytes.len() > MAX_MATERIAL_BYTES {
         return Err(SigstoreError::TooLarge { size: bytes.len() as u64, limit: MAX_MATERIAL_BYTES as u64 });
     }
-    let malformed = |position: usize, problem: String| SigstoreError::Malformed { kind: kind.describe(), position, problem };
+    let malformed =
+        |position: usize, problem: String| SigstoreError::Malformed { kind: kind.describe(), position, problem };
     let text = std::str::from_utf8(bytes).map_err(|e| malformed(1, format!("not UTF-8 text ({e})")))?;
     let items = match kind {
         MaterialKind::Bundle => vec![bundle_item(text, 1).map_err(|p| malformed(1, p))?],
@@ -150,11 +156,17 @@ fn jsonl_items(text: &str) -> Result<Vec<Item>, (usize, String)> {
         let item = if value.get("mediaType").is_some() {
             bundle_item(line, n).map_err(|p| (n, p))?
         } else {
-            let envelope: BareEnvelope = serde_json::from_value(value).map_err(|e| (n, format!("neither a Sigstore bundle nor a DSSE envelope: {e}")))?;
+            let envelope: BareEnvelope = serde_json::from_value(value)
+                .map_err(|e| (n, format!("neither a Sigstore bundle nor a DSSE envelope: {e}")))?;
             if envelope.signatures.is_empty() {
                 return Err((n, "a DSSE envelope without signatures".into()));
             }
-            Item { content: ItemContent::BareEnvelope { payload_type: envelope.payload_type }, publisher: None, pep740: false, position: n }
+            Item {
+                content: ItemContent::BareEnvelope { payload_type: envelope.payload_type },
+                publisher: None,
+                pep740: false,
+                position: n,
+            }
         };
         items.push(item);
     }
@@ -289,7 +301,9 @@ mod tests {
 
     #[test]
     fn malformed_json_is_an_error_naming_the_kind() {
-        for kind in [MaterialKind::Bundle, MaterialKind::Pep740, MaterialKind::PypiProvenance, MaterialKind::IntotoJsonl] {
+        for kind in
+            [MaterialKind::Bundle, MaterialKind::Pep740, MaterialKind::PypiProvenance, MaterialKind::IntotoJsonl]
+        {
             let err = parse_material(kind, b"{not json").unwrap_err();
             assert!(err.to_string().contains(kind.describe()), "{err}");
         }

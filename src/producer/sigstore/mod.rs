@@ -231,7 +231,11 @@ fn bind_statement(statement: &Statement, item: &Item, artifact: &ArtifactDigests
 /// Runs sigstore-verify: a certificate bundle with no identity constraint (identity is
 /// [`Signer::matches`]'s job), or a managed-key bundle with the key its log entry records
 /// (the policy then pins which key). Returns the key fingerprint for a managed key.
-fn verify_bundle(bundle: &Bundle, root: &TrustRoot, digest: ArtifactDigest) -> Result<(VerificationResult, Option<String>), Failure> {
+fn verify_bundle(
+    bundle: &Bundle,
+    root: &TrustRoot,
+    digest: ArtifactDigest,
+) -> Result<(VerificationResult, Option<String>), Failure> {
     let options = root.options;
     let bad = |e: sigstore_verify::Error| Failure::Bad(e.to_string());
     if let VerificationMaterialContent::PublicKey(_) = &bundle.verification_material.content {
@@ -273,7 +277,9 @@ fn logged_public_keys(bundle: &Bundle) -> Vec<DerPublicKey> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut keys: Vec<DerPublicKey> = Vec::new();
     for entry in &bundle.verification_material.tlog_entries {
-        let Ok(body) = serde_json::from_slice::<serde_json::Value>(entry.canonicalized_body.as_bytes()) else { continue };
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(entry.canonicalized_body.as_bytes()) else {
+            continue;
+        };
         let spec = &body["spec"];
         let pems = std::iter::once(&spec["signature"]["publicKey"]["content"])
             .chain(spec["signatures"].as_array().into_iter().flatten().map(|s| &s["verifier"]));
@@ -297,7 +303,12 @@ fn logged_public_keys(bundle: &Bundle) -> Vec<DerPublicKey> {
 }
 
 /// The verified signing time and its source; every verified time must be <= `not_after`.
-fn signing_time(result: &VerificationResult, bundle: &Bundle, root: &TrustRoot, not_after: u64) -> Result<(u64, String), Failure> {
+fn signing_time(
+    result: &VerificationResult,
+    bundle: &Bundle,
+    root: &TrustRoot,
+    not_after: u64,
+) -> Result<(u64, String), Failure> {
     let verified: Vec<i64> = result.verified_timestamps().iter().map(|t| t.as_second()).collect();
     let Some(latest) = verified.iter().max().copied().map(root::unix) else {
         return Err(Failure::Bad(
@@ -326,7 +337,11 @@ fn signing_time(result: &VerificationResult, bundle: &Bundle, root: &TrustRoot, 
 }
 
 fn set_source(bundle: &Bundle, root: &TrustRoot, seconds: i64) -> String {
-    let entry = bundle.verification_material.tlog_entries.iter().find(|e| e.integrated_time.map(|t| t.as_second()) == Some(seconds));
+    let entry = bundle
+        .verification_material
+        .tlog_entries
+        .iter()
+        .find(|e| e.integrated_time.map(|t| t.as_second()) == Some(seconds));
     match entry {
         Some(e) => {
             let id = e.log_id.key_id.as_bytes();

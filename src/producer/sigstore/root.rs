@@ -114,15 +114,27 @@ impl TrustRoot {
     /// Every authority, for `policy check`.
     pub fn authorities(&self) -> Vec<Authority> {
         let root = &self.root;
-        let fulcio = root.certificate_authorities.iter().map(|ca| authority(AuthorityKind::Fulcio, ca.uri.clone(), ca.valid_for));
+        let fulcio = root
+            .certificate_authorities
+            .iter()
+            .map(|ca| authority(AuthorityKind::Fulcio, ca.uri.clone(), ca.valid_for));
         let rekor = root.tlogs.iter().map(|log| {
-            authority(AuthorityKind::Rekor, log_name(&log.base_url, log.log_id.key_id.as_bytes()), log.public_key.valid_for)
+            authority(
+                AuthorityKind::Rekor,
+                log_name(&log.base_url, log.log_id.key_id.as_bytes()),
+                log.public_key.valid_for,
+            )
         });
         let ct = root.ctlogs.iter().map(|log| {
-            authority(AuthorityKind::CtLog, log_name(&log.base_url, log.log_id.key_id.as_bytes()), log.public_key.valid_for)
+            authority(
+                AuthorityKind::CtLog,
+                log_name(&log.base_url, log.log_id.key_id.as_bytes()),
+                log.public_key.valid_for,
+            )
         });
         let tsa = root.timestamp_authorities.iter().map(|tsa| {
-            let name = tsa.uri.clone().or_else(|| tsa.subject.common_name.clone()).unwrap_or_else(|| "(unnamed)".into());
+            let name =
+                tsa.uri.clone().or_else(|| tsa.subject.common_name.clone()).unwrap_or_else(|| "(unnamed)".into());
             authority(AuthorityKind::Tsa, name, tsa.valid_for)
         });
         fulcio.chain(rekor).chain(ct).chain(tsa).collect()

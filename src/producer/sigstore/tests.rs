@@ -21,8 +21,9 @@ const PYPI_PROVENANCE: &[u8] =
 const GITLAB_DIST: &[u8] = include_bytes!("../../../fixtures/producer/sigstore/pypi/gitlab_oidc_project-0.0.3.tar.gz");
 const GITLAB_PUBLISH: &[u8] =
     include_bytes!("../../../fixtures/producer/sigstore/pypi/gitlab_oidc_project-0.0.3.tar.gz.publish.attestation");
-const CIRCLECI_DIST: &[u8] =
-    include_bytes!("../../../fixtures/producer/sigstore/pypi/circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl");
+const CIRCLECI_DIST: &[u8] = include_bytes!(
+    "../../../fixtures/producer/sigstore/pypi/circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl"
+);
 const CIRCLECI_PROVENANCE: &[u8] = include_bytes!(
     "../../../fixtures/producer/sigstore/pypi/circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl.provenance"
 );
@@ -149,7 +150,8 @@ fn a_pattern_is_anchored_at_both_ends() {
     // Looks like a prefix match, is a whole-string match: the real SAN is longer.
     assert!(!by_pattern(r"https://github\.com/sigstore/sigstore-js/").matches(&v));
     assert!(!by_pattern(r"\.github/workflows/release\.yml@refs/heads/main").matches(&v));
-    assert!(by_pattern(r"https://github\.com/sigstore/sigstore-js/\.github/workflows/release\.yml@refs/heads/.*").matches(&v));
+    assert!(by_pattern(r"https://github\.com/sigstore/sigstore-js/\.github/workflows/release\.yml@refs/heads/.*")
+        .matches(&v));
 }
 
 #[test]
@@ -187,10 +189,7 @@ fn pep740_github_publisher_verifies_and_another_workflow_does_not_match() {
 fn pypi_provenance_reports_its_publisher() {
     let item = one(MaterialKind::PypiProvenance, PYPI_PROVENANCE);
     let v = verify(&item, &root(), &digests(PYPI_NAME, PYPI_DIST, false), LATER).unwrap();
-    assert_eq!(
-        v.publisher.as_deref(),
-        Some("GitHub, repository trailofbits/pypi-attestations, workflow release.yml")
-    );
+    assert_eq!(v.publisher.as_deref(), Some("GitHub, repository trailofbits/pypi-attestations, workflow release.yml"));
     assert!(publisher("trailofbits/pypi-attestations", "release.yml", None).matches(&v));
 }
 
@@ -221,11 +220,19 @@ fn gitlab_and_circleci_publishers_verify() {
         LATER,
     )
     .unwrap();
-    assert!(exact("https://gitlab.com", "https://gitlab.com/facutuesca/gitlab-oidc-project//.gitlab-ci.yml@refs/heads/main")
-        .matches(&gitlab));
+    assert!(exact(
+        "https://gitlab.com",
+        "https://gitlab.com/facutuesca/gitlab-oidc-project//.gitlab-ci.yml@refs/heads/main"
+    )
+    .matches(&gitlab));
     let name = "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl";
-    let circleci = verify(&one(MaterialKind::PypiProvenance, CIRCLECI_PROVENANCE), &root(), &digests(name, CIRCLECI_DIST, false), LATER)
-        .unwrap();
+    let circleci = verify(
+        &one(MaterialKind::PypiProvenance, CIRCLECI_PROVENANCE),
+        &root(),
+        &digests(name, CIRCLECI_DIST, false),
+        LATER,
+    )
+    .unwrap();
     assert_eq!(circleci.issuer.as_deref(), Some("https://oidc.circleci.com"));
     assert!(circleci.publisher.as_deref().is_some_and(|p| p.starts_with("CircleCI")));
 }
