@@ -156,6 +156,7 @@ pub struct ManagedKey {
 impl ManagedKey {
     /// A PEM `PUBLIC KEY` (SubjectPublicKeyInfo), as `cosign generate-key-pair` writes it.
     pub fn parse_pem(pem: &[u8]) -> Result<ManagedKey, SigstoreError> {
+        super::crypto::install();
         let text = std::str::from_utf8(pem).map_err(|_| SigstoreError::KeyPem { problem: "not UTF-8 text".into() })?;
         let der = DerPublicKey::from_pem(text).map_err(|e| SigstoreError::KeyPem { problem: e.to_string() })?;
         sigstore_crypto::VerificationKey::from_spki(&der)

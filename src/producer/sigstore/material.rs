@@ -115,6 +115,7 @@ pub(super) fn statement_of(bundle: &Bundle) -> Option<Result<Statement, String>>
 /// attestations are converted to bundles). Err: not that kind of file at all, or over the
 /// size and count bounds.
 pub fn parse_material(kind: MaterialKind, bytes: &[u8]) -> Result<Vec<Item>, SigstoreError> {
+    super::crypto::install();
     if bytes.len() > MAX_MATERIAL_BYTES {
         return Err(SigstoreError::TooLarge { size: bytes.len() as u64, limit: MAX_MATERIAL_BYTES as u64 });
     }

@@ -78,7 +78,10 @@ pub enum SigstoreError {
         limit: u64,
     },
     /// A material file that is not what its name says.
-    #[error("not a valid {kind} (item {position}): {problem}")]
+    #[error(
+        "not a valid {kind} (item {position}): {problem}; it cannot be verified: fetch it again from \
+         where the producer publishes it, or leave it out"
+    )]
     Malformed {
         /// What the file was read as.
         kind: &'static str,

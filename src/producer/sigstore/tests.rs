@@ -292,3 +292,16 @@ fn describe_says_who() {
     );
     assert!(sigstore_js().describe().contains(&format!("SAN {SIGSTORE_JS_SAN}")));
 }
+
+/// The types cross threads: verification runs on import's worker threads.
+#[test]
+fn types_are_send_and_sync_where_the_importer_needs_it() {
+    fn send<T: Send + 'static>() {}
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<TrustRoot>();
+    send_sync::<SigstoreError>();
+    send_sync::<Failure>();
+    send_sync::<Signer>();
+    send::<Item>();
+    send::<Verified>();
+}
