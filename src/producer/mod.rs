@@ -1,9 +1,10 @@
 //! What producers publish, verified offline.
 //!
-//! TEMPORARY (helper C's branch): only the Debian module and the shared `Times`; helper D
-//! owns the real file, which replaces this one at merge.
+//! TEMPORARY (branches `deb`, `sig`): helper D owns the real module (docs, shared report
+//! types), which replaces this one at merge.
 
 pub mod debian;
+pub mod sigstore;
 
 /// The clock a producer signature is judged against.
 #[derive(Clone, Copy, Debug)]
