@@ -128,7 +128,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
     })?;
 
     step("6. re-check the mirror and read its log", &format!("mirror verify {}", mirror.display()))?;
-    let code = mirror_verify(&mirror, true)?;
+    let code = mirror_verify(&mirror, true, false)?;
     say!("$ airlock mirror log {}", mirror.display())?;
     mirror_log(&mirror, false)?;
     say!("")?;

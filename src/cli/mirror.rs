@@ -35,12 +35,19 @@ pub(super) enum MirrorCommand {
         secret: SecretKeyArgs,
     },
     /// Re-check every file against the manifests that put it there.
+    ///
+    /// On a mirror this process cannot write (a read-only mount, a write-blocked disk), or
+    /// with --read-only, nothing is written: no lock file is created, an interrupted import
+    /// is reported instead of finished, and no stat stamps are recorded.
     Verify {
         /// The mirror directory.
         dir: PathBuf,
         /// No progress display.
         #[arg(short, long)]
         quiet: bool,
+        /// Write nothing to the mirror, even where it is writable (an auditor's evidence copy).
+        #[arg(long)]
+        read_only: bool,
     },
 }
 
@@ -114,8 +121,12 @@ pub(super) fn mirror_receipt(dir: &Path, key: &Path, output: &Path, force: bool,
     Ok(EXIT_OK)
 }
 
-pub(super) fn mirror_verify(dir: &Path, quiet: bool) -> Result<u8> {
-    let mirror = open_mirror(dir)?;
+pub(super) fn mirror_verify(dir: &Path, quiet: bool, read_only: bool) -> Result<u8> {
+    let mirror =
+        if read_only || airlock::mirror::cannot_write(dir) { Mirror::open_read_only(dir)? } else { open_mirror(dir)? };
+    if let Some(lock) = mirror.read_lock() {
+        say!("read-only check (nothing is written to the mirror); holding {lock}")?;
+    }
     let report = mirror.audit(&progress(quiet))?;
     let code = if report.is_clean() { EXIT_OK } else { EXIT_REJECTED };
     match print_audit(&report) {
@@ -126,6 +137,15 @@ pub(super) fn mirror_verify(dir: &Path, quiet: bool) -> Result<u8> {
 }
 
 fn print_audit(report: &airlock::mirror::AuditReport) -> Result<()> {
+    for note in &report.sealed_logs {
+        say!("sealed    {note}")?;
+    }
+    for note in &report.interrupted {
+        say!("note      {note}")?;
+    }
+    if let Some(pending) = &report.pending_commit {
+        say!("interrupted {pending}")?;
+    }
     for p in &report.missing {
         say!("missing   {p}")?;
     }
@@ -142,11 +162,12 @@ fn print_audit(report: &airlock::mirror::AuditReport) -> Result<()> {
         say!("OK: {} files match the manifests that put them there", report.files)
     } else {
         say!(
-            "FAILED: {} missing, {} modified, {} unknown, {} damaged records",
+            "FAILED: {} missing, {} modified, {} unknown, {} damaged records{}",
             report.missing.len(),
             report.modified.len(),
             report.unknown.len(),
-            report.damaged.len()
+            report.damaged.len(),
+            if report.pending_commit.is_some() { ", an interrupted import" } else { "" }
         )
     }
 }

@@ -326,7 +326,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Mirror(MirrorCommand::Receipt { dir, key, output, force, secret }) => {
             mirror_receipt(&dir, &key, &output, force, &secret)
         }
-        Command::Mirror(MirrorCommand::Verify { dir, quiet }) => mirror_verify(&dir, quiet),
+        Command::Mirror(MirrorCommand::Verify { dir, quiet, read_only }) => mirror_verify(&dir, quiet, read_only),
         Command::Receipt(ReceiptCommand::Verify(a)) => receipt_verify(a),
         Command::Diff(a) => diff(a),
         Command::Demo(a) => demo(a),

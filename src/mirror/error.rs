@@ -59,7 +59,11 @@ pub enum MirrorError {
         free: u64,
     },
     /// A line of the import log is unusable.
-    #[error("import log line {line}: {problem}")]
+    #[error(
+        "import log line {line}: {problem}; `airlock mirror log DIR` shows the intact records and where the \
+         chain breaks, and `airlock mirror recover-log DIR --reason TEXT` seals the damaged log aside and \
+         starts a new chain (docs/FORMAT.md §9, \"Recovering a damaged log\")"
+    )]
     Log {
         /// The 1-based line number.
         line: usize,
@@ -90,7 +94,8 @@ pub enum MirrorError {
     #[error(
         "the import log has {records} records ending in {head:.16}, but .airlock/log-head records {anchored} \
          ending in {anchored_head:.16}: records were removed from or edited at the end of the log; \
-         restore .airlock/log from a backup of the mirror (airlock will not import into it until then)"
+         restore .airlock/log from a backup of the mirror, or seal it aside and start a new chain with \
+         `airlock mirror recover-log DIR --reason TEXT` (airlock will not import into it until then)"
     )]
     LogHeadMismatch {
         /// Complete records in the log.
@@ -111,12 +116,28 @@ pub enum MirrorError {
     /// A kept head under `.airlock/bundles/` that no `imported` record names.
     #[error(
         "the kept head .airlock/bundles/{name} is named by no `imported` record of the log: \
-         the record of that import was removed; restore .airlock/log from a backup of the mirror"
+         the record of that import was removed; restore .airlock/log from a backup of the mirror, or seal it \
+         aside and start a new chain with `airlock mirror recover-log DIR --reason TEXT`"
     )]
     UnloggedKeptHead {
         /// The directory's name under `bundles/`.
         name: String,
     },
+    /// A version-1 mirror without an id was to be opened read-only (its upgrade writes).
+    #[error(
+        "is a version-1 mirror without an id; it must be opened writable once (`airlock mirror verify DIR` \
+         with write access) to be upgraded before it can be checked read-only"
+    )]
+    ReadOnlyNeedsUpgrade,
+    /// A change was asked of a mirror opened read-only.
+    #[error("was opened read-only; open it writable to import into it or repair it")]
+    OpenedReadOnly,
+    /// `mirror recover-log` on a log that has no damage.
+    #[error("the import log is intact (every record chains and agrees with its anchor and the kept heads); nothing to recover")]
+    LogIntact,
+    /// `mirror recover-log` without a reason.
+    #[error("the recovery needs a reason (--reason TEXT): it is recorded in the new log's first record")]
+    RecoveryReasonMissing,
 }
 
 /// What is wrong with a line of `.airlock/log`.

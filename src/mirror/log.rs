@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use super::error::{KeptDisagreement, LogProblem};
 use super::plain::{self, Want};
 use super::protocol::{in_flight_digest, read_kept_manifest};
-use super::{check_format, lock_mirror, open_checked, LockMode, Mirror, MirrorError};
+use super::readonly::shared_lock;
+use super::{check_format, open_checked, Mirror, MirrorError};
 use crate::error::{Error, Result};
 use crate::io::digest::Digest;
 use crate::io::durable::{sync_dir, write_bytes, Overwrite};
@@ -223,15 +224,16 @@ struct LogRead {
     mend: Option<Mend>,
 }
 
-/// Reads the log of the mirror at `root` for display, under a shared lock: it waits for
-/// no one, but refuses (with [`MirrorError::Locked`]) while an import or `mirror verify`
-/// holds the mirror, so it never sees a record half appended. Changes nothing, so it works
-/// on a mirror the caller can only read (an anchor one behind, or a torn last append, is
-/// mended by the next import or `mirror verify`).
+/// Reads the log of the mirror at `root`, under a shared lock (`readonly.rs`: none where
+/// the mirror has no lock file): it waits for no one, but refuses (with
+/// [`MirrorError::Locked`]) while an import or `mirror verify` holds the mirror, so it
+/// never sees a record half appended. Changes nothing, so it works on a mirror the caller
+/// can only read (an anchor one behind, or a torn last append, is mended by the next
+/// import or `mirror verify`).
 pub fn read_log(root: &Path) -> Result<MirrorState> {
     let meta = open_checked(root)?;
     check_format(&meta)?;
-    let _shared = lock_mirror(&meta, LockMode::Shared)?;
+    let _shared = shared_lock(&meta)?;
     Ok(read_log_file(&meta)?.state)
 }
 
@@ -413,6 +415,30 @@ pub(super) fn check_against_kept(meta: &Path, b: &BundleSummary) -> Result<(), L
     }
 }
 
+/// For a read-only check, which mends nothing: what a crash during an append left at the
+/// log's end, in words (the next writable opening mends it), if anything.
+pub(super) fn unmended_tail(meta: &Path) -> Result<Option<&'static str>> {
+    let read = read_log_file(meta)?;
+    Ok(match (read.mend, read.tail) {
+        (Some(Mend::Truncate(_)), _) => Some(
+            "the log ends in a torn append (bytes after its last whole record): an import or recovery was \
+             interrupted while logging; the next writable opening cuts them off",
+        ),
+        (Some(Mend::AddNewline), _) => {
+            Some("the log's last record lacks its newline; the next writable opening adds it")
+        }
+        (None, Tail::OneBehind) => Some(
+            "the log's last record is not yet anchored in .airlock/log-head (an import or recovery was \
+             interrupted right after logging); the next writable opening anchors it",
+        ),
+        (None, Tail::Unanchored) => Some(
+            "the log has no anchor (.airlock/log-head): the mirror was made before anchors; the next writable \
+             opening anchors it",
+        ),
+        (None, Tail::Anchored) => None,
+    })
+}
+
 impl Mirror {
     /// Replays and checks the log (and holds it to its anchor and the kept heads). Under
     /// the lock this also mends what a crash during an append left: a torn last append is
@@ -420,6 +446,10 @@ impl Mirror {
     /// created, for a mirror made before anchors existed).
     pub fn state(&self) -> Result<MirrorState> {
         let read = read_log_file(&self.meta)?;
+        // A read-only opening mends nothing: `mirror verify` reports the end instead.
+        if self.read_only.is_some() {
+            return Ok(read.state);
+        }
         let log = self.meta.join("log");
         match read.mend {
             Some(Mend::Truncate(len)) => {
@@ -450,6 +480,7 @@ impl Mirror {
     /// record also syncs `.airlock/`, which then has a new name in it); then rewrites the
     /// anchor durably.
     pub(super) fn append_log_line(&self, mut record: LogRecord, state: &MirrorState) -> Result<LogRecord> {
+        self.check_writable()?;
         let path = self.meta.join("log");
         record.prev = state.head.clone();
         let mut line = serde_json::to_vec(&record).map_err(|e| Error::io(&path, io::Error::other(e)))?;

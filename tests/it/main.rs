@@ -24,6 +24,7 @@ mod adversarial;
 mod adversarial_keys;
 mod adversarial_signed;
 mod artifacts;
+mod audit_readonly;
 mod cosign;
 mod crash;
 mod fuzz_targets;
