@@ -18,6 +18,19 @@ pub(super) enum MirrorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Seal a damaged import log aside and start a new chain anchored to it.
+    ///
+    /// The damaged log is kept, never deleted: copied to .airlock/sealed/<sha256>/log (with
+    /// its anchor). The new log's first record (`recovered`) names it by that SHA-256, says
+    /// why, and restates the imports the mirror holds (one per kept head), so rollback
+    /// protection carries on. Refused when the log is intact.
+    RecoverLog {
+        /// The mirror directory.
+        dir: PathBuf,
+        /// Why (recorded in the new log's first record): who found what, and when.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
     /// Write a signed receipt of what the mirror holds (for `airlock pack --since` outside).
     Receipt {
         /// The mirror directory.
@@ -83,18 +96,67 @@ fn crash_point_from_env() -> Option<airlock::mirror::CrashPoint> {
     point
 }
 
+/// `mirror log`: every record that parses, and where the chain breaks, if it does (exit 1:
+/// the log is evidence, and imports stay refused until `mirror recover-log`).
 pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
-    let state = airlock::mirror::read_log(dir)?;
-    for r in &state.records {
+    let scan = airlock::mirror::scan_log(dir)?;
+    for (_, r) in &scan.records {
         if json {
             out::json(airlock::render::log_json(r))?;
         } else {
             say!("{}", airlock::render::log_line(r))?;
+            say_recovery(r)?;
         }
     }
-    if !json {
-        say!("{}", airlock::render::log_summary(&state))?;
+    if scan.breaks.is_empty() {
+        if !json {
+            say!("{}", airlock::render::log_summary(&scan.state))?;
+        }
+        return Ok(EXIT_OK);
     }
+    for b in &scan.breaks {
+        if json {
+            out::note(format_args!("airlock: log breaks at {b}"));
+        } else {
+            say!("BROKEN  {b}")?;
+        }
+    }
+    let summary = format!(
+        "log: {} lines, {} records readable; the hash chain is broken ({} problems, the first: {}). Imports are \
+         refused until an operator runs `airlock mirror recover-log {} --reason TEXT`, which seals this log aside \
+         and starts a new chain anchored to it",
+        scan.lines,
+        scan.records.len(),
+        scan.breaks.len(),
+        scan.breaks[0],
+        dir.display()
+    );
+    if json {
+        out::note(format_args!("airlock: {summary}"));
+    } else {
+        say!("{summary}")?;
+    }
+    Ok(EXIT_REJECTED)
+}
+
+/// For a `recovered` record: the log it sealed and what the new chain carries on from.
+fn say_recovery(r: &airlock::mirror::LogRecord) -> Result<()> {
+    let Some(rec) = &r.recovery else { return Ok(()) };
+    say!("        sealed .airlock/{} ({} lines), which broke at {}", rec.sealed, rec.lines, rec.broken)?;
+    say!("        restates {} imports the mirror holds", rec.restated.len())?;
+    if !rec.set_aside.is_empty() {
+        say!("        kept heads that could not be used, moved beside the sealed log: {}", rec.set_aside.join(", "))?;
+    }
+    Ok(())
+}
+
+/// `mirror recover-log`.
+pub(super) fn mirror_recover_log(dir: &Path, reason: &str) -> Result<u8> {
+    let recovered = Mirror::recover_log(dir, reason, now())?;
+    say!("sealed the damaged log as {} (SHA-256 {})", recovered.sealed.join("log").display(), recovered.digest)?;
+    let restated = recovered.record.recovery.as_ref().map_or(0, |r| r.restated.len());
+    say!("started a new log: its first record (recovered) anchors to the sealed log and restates {restated} imports")?;
+    say_recovery(&recovered.record)?;
     Ok(EXIT_OK)
 }
 

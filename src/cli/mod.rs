@@ -323,6 +323,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Key(KeyCommand::Convert { key, to, output }) => key_convert(&key, to, output.as_deref()),
         Command::Mirror(MirrorCommand::Init { dir }) => mirror_init(&dir),
         Command::Mirror(MirrorCommand::Log { dir, json }) => mirror_log(&dir, json),
+        Command::Mirror(MirrorCommand::RecoverLog { dir, reason }) => mirror_recover_log(&dir, &reason),
         Command::Mirror(MirrorCommand::Receipt { dir, key, output, force, secret }) => {
             mirror_receipt(&dir, &key, &output, force, &secret)
         }

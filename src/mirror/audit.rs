@@ -108,6 +108,49 @@ impl Mirror {
         Ok(report)
     }
 
+    /// The logs `mirror recover-log` sealed aside: each is named, with why it was sealed
+    /// (from the `recovered` record that starts the current log); a sealed log that no
+    /// longer hashes to the digest it is kept under is damaged.
+    fn report_sealed_logs(&self, state: &super::MirrorState, report: &mut AuditReport) -> Result<()> {
+        if let Some(first) = state.records.first().filter(|r| r.event == Event::Recovered) {
+            if let Some(rec) = &first.recovery {
+                report.sealed_logs.push(format!(
+                    ".airlock/{} ({} lines) sealed at {} by `mirror recover-log`: {}; it broke at {}; the new log \
+                     restates {} imports",
+                    rec.sealed,
+                    rec.lines,
+                    crate::clock::format(first.time),
+                    first.reason.as_deref().unwrap_or("no reason recorded"),
+                    rec.broken,
+                    rec.restated.len()
+                ));
+            }
+        }
+        let sealed = self.meta.join("sealed");
+        if !plain::check(&sealed, Want::Dir)? {
+            return Ok(());
+        }
+        let mut names = Vec::new();
+        for item in fs::read_dir(&sealed).map_err(|e| Error::io(&sealed, e))? {
+            names.push(item.map_err(|e| Error::io(&sealed, e))?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        for name in names {
+            let log = sealed.join(&name).join("log");
+            match plain::read(&log) {
+                Ok(Some(bytes)) if Digest::of(&bytes).to_hex() == name => {
+                    report.sealed_logs.push(format!(".airlock/sealed/{name}/log: kept, and still hashes to its name"))
+                }
+                Ok(Some(_)) => report.damaged.push(format!(
+                    ".airlock/sealed/{name}/log: changed after it was sealed (it no longer hashes to its name)"
+                )),
+                Ok(None) => report.damaged.push(format!(".airlock/sealed/{name}/log: missing")),
+                Err(e) => report.damaged.push(format!(".airlock/sealed/{name}/log: {e}")),
+            }
+        }
+        Ok(())
+    }
+
     /// Read-only: what interrupted work left, which a writable opening would have finished
     /// or discarded.
     fn find_interrupted(&self, report: &mut AuditReport) -> Result<()> {
@@ -155,13 +198,12 @@ impl Mirror {
     /// or that disagrees with its `imported` record, is reported as damaged.
     fn expected_files(&self, report: &mut AuditReport) -> Result<BTreeMap<String, Entry>> {
         let state = self.state()?;
-        for (i, record) in state.records.iter().enumerate() {
-            if let (Event::Imported, Some(b)) = (record.event, &record.bundle) {
-                if let Err(problem) = check_against_kept(&self.meta, b) {
-                    report.damaged.push(format!("import log line {}: {problem}", i + 1));
-                }
+        for (line, b) in state.imports() {
+            if let Err(problem) = check_against_kept(&self.meta, b) {
+                report.damaged.push(format!("import log line {line}: {problem}"));
             }
         }
+        self.report_sealed_logs(&state, report)?;
         let views = self.channel_views_with(&state, |digest, e| {
             report.damaged.push(format!("kept manifest {}: {e}", digest.to_hex()));
             Ok(())

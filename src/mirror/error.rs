@@ -177,6 +177,36 @@ pub enum LogProblem {
         .0.field, .0.recorded, .0.digest, .0.kept
     )]
     DisagreesWithKeptHead(Box<KeptDisagreement>),
+    /// A `recovered` record that is not the first of its log.
+    #[error("is a `recovered` record, which can only start a log (the log was edited)")]
+    RecoveredNotFirst,
+    /// A `recovered` record without the details of the log it sealed.
+    #[error("is a `recovered` record without the sealed log's details (the log was edited)")]
+    RecoveryWithoutDetails,
+    /// A `recovered` record whose `sealed` path is not `sealed/<prev>/log`.
+    #[error("names the sealed log {named:?}, which is not sealed/{prev}/log (the log was edited)")]
+    SealedLogMisnamed {
+        /// The path it names.
+        named: String,
+        /// Its `prev`.
+        prev: String,
+    },
+    /// The log a `recovered` record sealed cannot be read.
+    #[error("the sealed log .airlock/{path} it starts from cannot be read: {error} (restore .airlock/sealed/ from a backup of the mirror)")]
+    SealedLogUnusable {
+        /// The sealed log, relative to `.airlock/`.
+        path: String,
+        /// Why.
+        error: Box<crate::error::Error>,
+    },
+    /// The log a `recovered` record sealed no longer hashes to the digest it was sealed under.
+    #[error("the sealed log .airlock/{path} it starts from was changed after it was sealed (it hashes to {found:.16}); restore it from a backup of the mirror")]
+    SealedLogChanged {
+        /// The sealed log, relative to `.airlock/`.
+        path: String,
+        /// Its SHA-256 now.
+        found: String,
+    },
     /// An `imported` record whose kept manifest cannot be used.
     #[error("its kept head cannot be used: {0} (restore .airlock/bundles/ from a backup of the mirror)")]
     KeptHeadUnusable(Box<crate::error::Error>),

@@ -21,6 +21,9 @@
 //! - `repair.rs`: `import --repair` ([`Mirror::repair`]);
 //! - `receipt.rs`: what the mirror holds, for a receipt ([`Mirror::receipt`]);
 //! - `log.rs`: the hash-chained import log ([`LogRecord`], [`Event`], [`read_log`]);
+//! - `recover_log.rs`: a damaged log read as evidence ([`scan_log`]) and sealed aside
+//!   ([`Mirror::recover_log`]);
+//! - `readonly.rs`: [`Mirror::open_read_only`], for auditors;
 //! - `audit.rs`: `mirror verify` ([`Mirror::audit`], [`AuditReport`]);
 //! - `error.rs`: [`MirrorError`], [`Conflicts`] of [`PlacementConflict`]s, [`PlanReject`];
 //! - `v2.rs`: the manifest facts that differ between format versions 1 and 2.
@@ -34,6 +37,7 @@ mod plan;
 mod protocol;
 mod readonly;
 mod receipt;
+mod recover_log;
 
 mod repair;
 pub(crate) mod staging;
@@ -64,6 +68,7 @@ pub use error::{
 pub use log::{read_log, BundleSummary, Event, LogRecord, MirrorState};
 pub use plan::Changes;
 pub use readonly::{cannot_write, ReadLock};
+pub use recover_log::{scan_log, LogBreak, LogScan, RecoveredLog, Recovery};
 
 #[cfg(feature = "fault-injection")]
 pub use protocol::CrashPoint;

@@ -27,6 +27,7 @@ mod artifacts;
 mod audit_readonly;
 mod cosign;
 mod crash;
+mod damaged_log;
 mod fuzz_targets;
 mod hostile_artifacts;
 mod hostile_mirror;
