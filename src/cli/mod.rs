@@ -247,6 +247,19 @@ fn flag_hint(e: &Error) -> Option<String> {
         Error::Pack(e @ PackError::Base(airlock::pack::BaseProblem::NotKept { .. })) => {
             format!("{e} (pass it with --base OLD.airlock)")
         }
+        Error::Pack(PackError::Refused(list)) => {
+            let links = list.iter().any(|r| r.problem == SourceProblem::SymbolicLink);
+            format!(
+                "cannot pack: {} sources break the packing rules (each listed above, with the rule it breaks); \
+                 nothing was written{}",
+                list.len(),
+                if links {
+                    "; --follow-symlinks packs what a symbolic link points to, --skip-symlinks leaves links out"
+                } else {
+                    ""
+                }
+            )
+        }
         Error::Pack(PackError::Level { .. }) => format!("--level must be 1 to {}", airlock::pack::MAX_LEVEL),
         Error::Pack(PackError::Source { path, problem }) => match problem {
             SourceProblem::ChecksumSignatureClash { name, clash } => format!(

@@ -42,6 +42,7 @@ mod lifecycle_mirror;
 mod lifecycle_outside;
 mod media;
 mod pack_failures;
+mod pack_report;
 mod policy;
 mod proptest_bundle;
 mod roundtrip;
