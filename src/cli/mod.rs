@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 #[macro_use]
 mod out;
 
+mod completions;
 mod demo;
 mod diff;
 mod import;
@@ -30,6 +31,7 @@ mod receipt;
 mod sign;
 mod verify;
 
+use completions::*;
 use demo::*;
 use diff::*;
 use import::*;
@@ -110,6 +112,11 @@ enum Command {
     Receipt(ReceiptCommand),
     /// Run keygen, pack, inspect, verify and import on the built-in sample.
     Demo(DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Write man pages for airlock and every subcommand into DIR.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -344,6 +351,8 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Receipt(ReceiptCommand::Verify(a)) => receipt_verify(a),
         Command::Diff(a) => diff(a),
         Command::Demo(a) => demo(a),
+        Command::Completions(a) => completions(a),
+        Command::Man(a) => man_pages(a),
     }
 }
 
@@ -361,7 +370,23 @@ fn load_secret_key(path: &Path, args: &SecretKeyArgs) -> Result<SecretKey> {
     } else {
         KeyPermissions::Strict
     };
-    Ok(SecretKey::load(path, permissions, &mut ask)?)
+    SecretKey::load(path, permissions, &mut ask).map_err(|e| wrong_key_kind(e, path, "--key", "secret", "sec"))
+}
+
+/// A key of the wrong kind given to `flag`: the message names the kind found and the flag
+/// that wanted the other (`K.pub is a signify public key; --key needs the secret key
+/// (K.sec)`). Any other key error is passed on.
+fn wrong_key_kind(e: KeyError, path: &Path, flag: &str, wanted: &str, extension: &str) -> Failure {
+    let KeyError::WrongKind { found, .. } = e else {
+        return e.into();
+    };
+    let pair = path.with_extension(extension);
+    let other = if pair != path && path.extension().is_some_and(|x| x == "pub" || x == "sec") {
+        format!(" ({})", pair.display())
+    } else {
+        String::new()
+    };
+    Failure::Usage(format!("{} is a {found}; {flag} needs the {wanted} key{other}", path.display()))
 }
 
 /// The policy `--policy` names, or the one-rule policy `--trust`/`--threshold` stand for
@@ -370,7 +395,11 @@ fn load_policy(args: &TrustArgs) -> Result<Policy> {
     if let Some(path) = &args.policy {
         return Ok(Policy::load(path)?);
     }
-    let keys = args.trust.iter().map(|p| PublicKey::load(p)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let keys = args
+        .trust
+        .iter()
+        .map(|p| PublicKey::load(p).map_err(|e| wrong_key_kind(e, p, "--trust", "public", "pub")))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Policy::from_trust(Trust::new(keys, args.threshold)?))
 }
 

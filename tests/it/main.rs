@@ -46,6 +46,7 @@ mod pack_report;
 mod policy;
 mod proptest_bundle;
 mod roundtrip;
+mod terminal;
 mod vectors;
 mod volumes;
 mod weekly;
