@@ -18,15 +18,19 @@ fn bundle() -> Workspace {
     ws
 }
 
-/// Runs `airlock ARGS` on a pseudo-terminal (stdout and stderr both on it), with `env`;
-/// returns the exit code and the raw transcript.
+/// The pseudo-terminal's width, set with stty(1) before airlock runs.
+const WIDTH: usize = 80;
+
+/// Runs `airlock ARGS` on a pseudo-terminal of [`WIDTH`] columns (stdout and stderr both
+/// on it), with `env`; returns the exit code and the raw transcript.
 fn on_terminal(args: &[&Path], env: &[(&str, &str)]) -> (i32, Vec<u8>) {
     let quoted: Vec<String> = std::iter::once(Path::new(env!("CARGO_BIN_EXE_airlock")))
         .chain(args.iter().copied())
         .map(|a| format!("'{}'", a.display()))
         .collect();
     let mut cmd = Command::new("script");
-    cmd.args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"]).env_remove("NO_COLOR").env("TERM", "xterm");
+    let line = format!("stty cols {WIDTH} rows 24 && exec {}", quoted.join(" "));
+    cmd.args(["-q", "-e", "-c", &line, "/dev/null"]).env_remove("NO_COLOR").env("TERM", "xterm");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -34,9 +38,10 @@ fn on_terminal(args: &[&Path], env: &[(&str, &str)]) -> (i32, Vec<u8>) {
     (out.status.code().unwrap_or(-1), out.stdout)
 }
 
-/// The visible lines after replaying `raw` on a screen: printable characters, carriage
-/// return, newline, and the CSI sequences a progress bar uses (cursor up/down/column, erase
-/// in line, erase below); colours and modes change nothing visible.
+/// The visible lines after replaying `raw` on a screen [`WIDTH`] columns wide, which wraps
+/// a character written past the last column to the next line, as terminals do: printable
+/// characters, carriage return, newline, and the CSI sequences a progress bar uses (cursor
+/// up/down/column, erase in line, erase below); colours and modes change nothing visible.
 fn screen(raw: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(raw);
     let mut lines: Vec<Vec<char>> = vec![Vec::new()];
@@ -81,6 +86,13 @@ fn screen(raw: &[u8]) -> Vec<String> {
                 }
             }
             c if !c.is_control() => {
+                if col >= WIDTH {
+                    row += 1;
+                    col = 0;
+                    if row == lines.len() {
+                        lines.push(Vec::new());
+                    }
+                }
                 let line = &mut lines[row];
                 while line.len() < col {
                     line.push(' ');
