@@ -125,7 +125,15 @@ fn the_progress_bar_leaves_only_the_result_on_screen() {
     let shown = screen(&raw);
     assert!(shown.iter().all(|l| !l.contains("verifying")), "a stale progress frame is left: {shown:#?}");
     let plain = ws.verify("b.airlock", "k");
-    let expected: Vec<&str> = plain.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    // The result as the screen shows it: each line wrapped at the terminal's width.
+    let expected: Vec<String> = plain
+        .stdout
+        .lines()
+        .flat_map(|l| {
+            l.chars().collect::<Vec<_>>().chunks(WIDTH).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>()
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(shown, expected, "the screen holds more than the result");
 }
 
