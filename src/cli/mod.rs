@@ -68,8 +68,9 @@ pub const EXIT_ERROR: u8 = 2;
 const AFTER_HELP: &str = "\
 Exit status:
   0  success
-  1  verification failed: the bundle was rejected (nothing was imported), or
-     `mirror verify` found missing, modified or unknown files
+  1  verification failed: the bundle was rejected (nothing was imported),
+     `mirror verify` found missing, modified or unknown files (or an interrupted
+     import), `mirror log` found the chain broken, or `pack` refused sources
   2  usage or operational error (bad arguments, unreadable file or key, I/O error)
 
 Bundle format and mirror layout: docs/FORMAT.md";

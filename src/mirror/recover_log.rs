@@ -353,16 +353,59 @@ fn restate(meta: &Path, sealed: &Path, scan: &LogScan) -> Result<(Vec<BundleSumm
                 manifest_sha256: name,
             }),
             Err(_) => {
-                let aside = sealed.join("bundles");
-                if !plain::check(&aside, Want::Dir)? {
-                    fs::create_dir(&aside).map_err(|e| Error::io(&aside, e))?;
-                }
-                fs::rename(&dir, aside.join(&name)).map_err(|e| Error::io(&dir, e))?;
+                set_aside_head(&dir, sealed)?;
                 set_aside.push(name);
             }
         }
     }
-    sync_dir(&bundles)?;
     restated.sort_by(|a, b| (&a.channel, a.sequence).cmp(&(&b.channel, b.sequence)));
+    // Two kept heads with one channel and sequence cannot both have been imported, and
+    // which one was is not known: neither is restated (the new log would refuse them).
+    let mut count: BTreeMap<(&str, u64), usize> = BTreeMap::new();
+    for b in &restated {
+        *count.entry((b.channel.as_str(), b.sequence)).or_default() += 1;
+    }
+    let clashing: BTreeSet<String> = restated
+        .iter()
+        .filter(|b| count.get(&(b.channel.as_str(), b.sequence)).is_some_and(|n| *n > 1))
+        .map(|b| b.manifest_sha256.clone())
+        .collect();
+    for name in &clashing {
+        set_aside_head(&bundles.join(name), sealed)?;
+        set_aside.push(name.clone());
+    }
+    restated.retain(|b| !clashing.contains(&b.manifest_sha256));
+    sync_dir(&bundles)?;
     Ok((restated, set_aside))
+}
+
+/// Moves the kept head `dir` into the sealed directory's `bundles/`.
+fn set_aside_head(dir: &Path, sealed: &Path) -> Result<()> {
+    let aside = sealed.join("bundles");
+    if !plain::check(&aside, Want::Dir)? {
+        fs::create_dir(&aside).map_err(|e| Error::io(&aside, e))?;
+    }
+    let name = dir.file_name().unwrap_or_default();
+    fs::rename(dir, aside.join(name)).map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_with_whether_each_had_its_newline() {
+        assert!(split_lines(b"").is_empty());
+        let lines = split_lines(b"{\"a\":1}\n\n{\"b\"");
+        assert_eq!(lines, vec![(&b"{\"a\":1}"[..], true), (&b""[..], true), (&b"{\"b\""[..], false)]);
+    }
+
+    #[test]
+    fn a_break_on_a_line_is_said_with_its_number() {
+        let problem = LogProblem::BrokenChain;
+        assert_eq!(
+            LogBreak::Line { line: 3, problem }.to_string(),
+            "line 3: does not chain to the line before it (the log was edited or truncated)"
+        );
+    }
 }
