@@ -1,6 +1,6 @@
-//! The sigstore-conformance `bundle-verify` suite, read where it was fetched
-//! (/work/shared/fixtures/sigstore-conformance, Apache-2.0; never copied into this
-//! repository): every positive case verifies and matches its signer, every `_fail` case is
+//! The sigstore-conformance `bundle-verify` suite, read where the project's shared fixtures
+//! are (`../shared/fixtures/sigstore-conformance` beside the checkout, or the directory
+//! `AIRLOCK_SHARED_FIXTURES` names; Apache-2.0, never copied into this repository): every positive case verifies and matches its signer, every `_fail` case is
 //! rejected (by parsing, by verification, or by not matching the signer).
 //!
 //! A case directory holds `bundle.sigstore.json` and optionally `artifact` (default
@@ -17,7 +17,14 @@ use airlock::producer::sigstore::{
 use airlock::Digest;
 use sha2::{Digest as _, Sha512};
 
-const SUITE: &str = "/work/shared/fixtures/sigstore-conformance/test/assets/bundle-verify";
+/// The suite's case directories: under `$AIRLOCK_SHARED_FIXTURES`, else under
+/// `../shared/fixtures` beside the checkout (the brief's layout).
+fn suite() -> PathBuf {
+    let shared = std::env::var_os("AIRLOCK_SHARED_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
+    shared.join("sigstore-conformance/test/assets/bundle-verify")
+}
 /// The suite at sigstore-conformance a73de49: 70 cases. A case that disappears (or a suite
 /// that is not there) must fail this test, not shrink it.
 const CASES: usize = 70;
@@ -70,11 +77,12 @@ fn run_case(dir: &Path, now: u64) -> Result<(), String> {
 }
 
 fn case_dirs() -> Vec<PathBuf> {
-    let suite = Path::new(SUITE);
-    let entries = fs::read_dir(suite).unwrap_or_else(|e| {
+    let suite = suite();
+    let entries = fs::read_dir(&suite).unwrap_or_else(|e| {
         panic!(
-            "the sigstore-conformance suite is not at {SUITE} ({e}); fetch sigstore/sigstore-conformance \
-             and extract test/assets there"
+            "the sigstore-conformance suite is not at {} ({e}); put the shared fixtures beside the \
+             checkout (../shared/fixtures) or name them with AIRLOCK_SHARED_FIXTURES",
+            suite.display()
         )
     });
     let mut dirs: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
@@ -85,7 +93,7 @@ fn case_dirs() -> Vec<PathBuf> {
 #[test]
 fn every_bundle_verify_case_is_decided_as_the_suite_says() {
     let dirs = case_dirs();
-    assert_eq!(dirs.len(), CASES, "case directories under {SUITE}");
+    assert_eq!(dirs.len(), CASES, "case directories under {}", suite().display());
     let now = airlock::clock::system_now();
     let mut wrong = Vec::new();
     let (mut positive, mut negative) = (0, 0);
