@@ -246,6 +246,7 @@ fn log_seeds() -> Vec<Vec<u8>> {
         retired: Vec::new(),
         attic: None,
         repaired: Vec::new(),
+        recovery: None,
     };
     let records = [
         record(1_700_000_000, Event::Imported, Some(summary(1, 1_700_000_000, None))),

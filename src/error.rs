@@ -304,6 +304,7 @@ impl Error {
             Error::Rejected(_)
                 | Error::Receipt { .. }
                 | Error::Pack(crate::pack::PackError::ReadBack { .. })
+                | Error::Pack(crate::pack::PackError::Refused(_))
                 | Error::Sign(SignError::ReadBackRejected { .. })
         )
     }

@@ -409,6 +409,7 @@ mod tests {
             attic: Some(hostile.into()),
             repaired: vec![hostile.into(), hostile.into()],
             reason: Some(hostile.into()),
+            recovery: None,
         };
         for line in [log_line(&record), log_json(&record).unwrap()] {
             assert!(!line.chars().any(needs_escape), "{line}");

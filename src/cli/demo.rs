@@ -87,7 +87,10 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         force: true,
         verify_written: false,
         state_dir: Some(state),
-        quiet: true,
+        // The demo shows pack's whole report (and its progress bar, on a terminal).
+        quiet: false,
+        follow_symlinks: false,
+        skip_symlinks: false,
         secret: SecretKeyArgs { passphrase_file: None, allow_insecure_key_permissions: false },
         since: SinceArgs::default(),
     })?;
@@ -134,7 +137,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
     })?;
 
     step("6. re-check the mirror and read its log", &format!("mirror verify {}", mirror.display()))?;
-    let code = mirror_verify(&mirror, true)?;
+    let code = mirror_verify(&mirror, true, false)?;
     say!("$ airlock mirror log {}", mirror.display())?;
     mirror_log(&mirror, false)?;
     say!("")?;

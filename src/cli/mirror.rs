@@ -18,6 +18,19 @@ pub(super) enum MirrorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Seal a damaged import log aside and start a new chain anchored to it.
+    ///
+    /// The damaged log is kept, never deleted: copied to .airlock/sealed/<sha256>/log (with
+    /// its anchor). The new log's first record (`recovered`) names it by that SHA-256, says
+    /// why, and restates the imports the mirror holds (one per kept head), so rollback
+    /// protection carries on. Refused when the log is intact.
+    RecoverLog {
+        /// The mirror directory.
+        dir: PathBuf,
+        /// Why (recorded in the new log's first record): who found what, and when.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
     /// Write a signed receipt of what the mirror holds (for `airlock pack --since` outside).
     Receipt {
         /// The mirror directory.
@@ -35,12 +48,19 @@ pub(super) enum MirrorCommand {
         secret: SecretKeyArgs,
     },
     /// Re-check every file against the manifests that put it there.
+    ///
+    /// On a mirror this process cannot write (a read-only mount, a write-blocked disk), or
+    /// with --read-only, nothing is written: no lock file is created, an interrupted import
+    /// is reported instead of finished, and no stat stamps are recorded.
     Verify {
         /// The mirror directory.
         dir: PathBuf,
         /// No progress display.
         #[arg(short, long)]
         quiet: bool,
+        /// Write nothing to the mirror, even where it is writable (an auditor's evidence copy).
+        #[arg(long)]
+        read_only: bool,
     },
 }
 
@@ -76,18 +96,67 @@ fn crash_point_from_env() -> Option<airlock::mirror::CrashPoint> {
     point
 }
 
+/// `mirror log`: every record that parses, and where the chain breaks, if it does (exit 1:
+/// the log is evidence, and imports stay refused until `mirror recover-log`).
 pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
-    let state = airlock::mirror::read_log(dir)?;
-    for r in &state.records {
+    let scan = airlock::mirror::scan_log(dir)?;
+    for (_, r) in &scan.records {
         if json {
             out::json(airlock::render::log_json(r))?;
         } else {
             say!("{}", airlock::render::log_line(r))?;
+            say_recovery(r)?;
         }
     }
-    if !json {
-        say!("{}", airlock::render::log_summary(&state))?;
+    if scan.breaks.is_empty() {
+        if !json {
+            say!("{}", airlock::render::log_summary(&scan.state))?;
+        }
+        return Ok(EXIT_OK);
     }
+    for b in &scan.breaks {
+        if json {
+            out::note(format_args!("airlock: log breaks at {b}"));
+        } else {
+            say!("BROKEN  {b}")?;
+        }
+    }
+    let summary = format!(
+        "log: {} lines, {} records readable; the hash chain is broken ({} problems, the first: {}). Imports are \
+         refused until an operator runs `airlock mirror recover-log {} --reason TEXT`, which seals this log aside \
+         and starts a new chain anchored to it",
+        scan.lines,
+        scan.records.len(),
+        scan.breaks.len(),
+        scan.breaks[0],
+        dir.display()
+    );
+    if json {
+        out::note(format_args!("airlock: {summary}"));
+    } else {
+        say!("{summary}")?;
+    }
+    Ok(EXIT_REJECTED)
+}
+
+/// For a `recovered` record: the log it sealed and what the new chain carries on from.
+fn say_recovery(r: &airlock::mirror::LogRecord) -> Result<()> {
+    let Some(rec) = &r.recovery else { return Ok(()) };
+    say!("        sealed .airlock/{} ({} lines), which broke at {}", rec.sealed, rec.lines, rec.broken)?;
+    say!("        restates {} imports the mirror holds", rec.restated.len())?;
+    if !rec.set_aside.is_empty() {
+        say!("        kept heads that could not be used, moved beside the sealed log: {}", rec.set_aside.join(", "))?;
+    }
+    Ok(())
+}
+
+/// `mirror recover-log`.
+pub(super) fn mirror_recover_log(dir: &Path, reason: &str) -> Result<u8> {
+    let recovered = Mirror::recover_log(dir, reason, now())?;
+    say!("sealed the damaged log as {} (SHA-256 {})", recovered.sealed.join("log").display(), recovered.digest)?;
+    let restated = recovered.record.recovery.as_ref().map_or(0, |r| r.restated.len());
+    say!("started a new log: its first record (recovered) anchors to the sealed log and restates {restated} imports")?;
+    say_recovery(&recovered.record)?;
     Ok(EXIT_OK)
 }
 
@@ -114,8 +183,12 @@ pub(super) fn mirror_receipt(dir: &Path, key: &Path, output: &Path, force: bool,
     Ok(EXIT_OK)
 }
 
-pub(super) fn mirror_verify(dir: &Path, quiet: bool) -> Result<u8> {
-    let mirror = open_mirror(dir)?;
+pub(super) fn mirror_verify(dir: &Path, quiet: bool, read_only: bool) -> Result<u8> {
+    let mirror =
+        if read_only || airlock::mirror::cannot_write(dir) { Mirror::open_read_only(dir)? } else { open_mirror(dir)? };
+    if let Some(lock) = mirror.read_lock() {
+        say!("read-only check (nothing is written to the mirror); holding {lock}")?;
+    }
     let report = mirror.audit(&progress(quiet))?;
     let code = if report.is_clean() { EXIT_OK } else { EXIT_REJECTED };
     match print_audit(&report) {
@@ -126,6 +199,15 @@ pub(super) fn mirror_verify(dir: &Path, quiet: bool) -> Result<u8> {
 }
 
 fn print_audit(report: &airlock::mirror::AuditReport) -> Result<()> {
+    for note in &report.sealed_logs {
+        say!("sealed    {note}")?;
+    }
+    for note in &report.interrupted {
+        say!("note      {note}")?;
+    }
+    if let Some(pending) = &report.pending_commit {
+        say!("interrupted {pending}")?;
+    }
     for p in &report.missing {
         say!("missing   {p}")?;
     }
@@ -142,11 +224,12 @@ fn print_audit(report: &airlock::mirror::AuditReport) -> Result<()> {
         say!("OK: {} files match the manifests that put them there", report.files)
     } else {
         say!(
-            "FAILED: {} missing, {} modified, {} unknown, {} damaged records",
+            "FAILED: {} missing, {} modified, {} unknown, {} damaged records{}",
             report.missing.len(),
             report.modified.len(),
             report.unknown.len(),
-            report.damaged.len()
+            report.damaged.len(),
+            if report.pending_commit.is_some() { ", an interrupted import" } else { "" }
         )
     }
 }

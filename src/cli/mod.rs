@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 #[macro_use]
 mod out;
 
+mod completions;
 mod demo;
 mod diff;
 mod import;
@@ -30,6 +31,7 @@ mod receipt;
 mod sign;
 mod verify;
 
+use completions::*;
 use demo::*;
 use diff::*;
 use import::*;
@@ -66,8 +68,9 @@ pub const EXIT_ERROR: u8 = 2;
 const AFTER_HELP: &str = "\
 Exit status:
   0  success
-  1  verification failed: the bundle was rejected (nothing was imported), or
-     `mirror verify` found missing, modified or unknown files
+  1  verification failed: the bundle was rejected (nothing was imported),
+     `mirror verify` found missing, modified or unknown files (or an interrupted
+     import), `mirror log` found the chain broken, or `pack` refused sources
   2  usage or operational error (bad arguments, unreadable file or key, I/O error)
 
 Bundle format and mirror layout: docs/FORMAT.md";
@@ -110,6 +113,11 @@ enum Command {
     Receipt(ReceiptCommand),
     /// Run keygen, pack, inspect, verify and import on the built-in sample.
     Demo(DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Write man pages for airlock and every subcommand into DIR.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -247,6 +255,19 @@ fn flag_hint(e: &Error) -> Option<String> {
         Error::Pack(e @ PackError::Base(airlock::pack::BaseProblem::NotKept { .. })) => {
             format!("{e} (pass it with --base OLD.airlock)")
         }
+        Error::Pack(PackError::Refused(list)) => {
+            let links = list.iter().any(|r| r.problem == SourceProblem::SymbolicLink);
+            format!(
+                "cannot pack: {} sources break the packing rules (each listed above, with the rule it breaks); \
+                 nothing was written{}",
+                list.len(),
+                if links {
+                    "; --follow-symlinks packs what a symbolic link points to, --skip-symlinks leaves links out"
+                } else {
+                    ""
+                }
+            )
+        }
         Error::Pack(PackError::Level { .. }) => format!("--level must be 1 to {}", airlock::pack::MAX_LEVEL),
         Error::Pack(PackError::Source { path, problem }) => match problem {
             SourceProblem::ChecksumSignatureClash { name, clash } => format!(
@@ -323,13 +344,16 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Key(KeyCommand::Convert { key, to, output }) => key_convert(&key, to, output.as_deref()),
         Command::Mirror(MirrorCommand::Init { dir }) => mirror_init(&dir),
         Command::Mirror(MirrorCommand::Log { dir, json }) => mirror_log(&dir, json),
+        Command::Mirror(MirrorCommand::RecoverLog { dir, reason }) => mirror_recover_log(&dir, &reason),
         Command::Mirror(MirrorCommand::Receipt { dir, key, output, force, secret }) => {
             mirror_receipt(&dir, &key, &output, force, &secret)
         }
-        Command::Mirror(MirrorCommand::Verify { dir, quiet }) => mirror_verify(&dir, quiet),
+        Command::Mirror(MirrorCommand::Verify { dir, quiet, read_only }) => mirror_verify(&dir, quiet, read_only),
         Command::Receipt(ReceiptCommand::Verify(a)) => receipt_verify(a),
         Command::Diff(a) => diff(a),
         Command::Demo(a) => demo(a),
+        Command::Completions(a) => completions(a),
+        Command::Man(a) => man_pages(a),
     }
 }
 
@@ -347,7 +371,23 @@ fn load_secret_key(path: &Path, args: &SecretKeyArgs) -> Result<SecretKey> {
     } else {
         KeyPermissions::Strict
     };
-    Ok(SecretKey::load(path, permissions, &mut ask)?)
+    SecretKey::load(path, permissions, &mut ask).map_err(|e| wrong_key_kind(e, path, "--key", "secret", "sec"))
+}
+
+/// A key of the wrong kind given to `flag`: the message names the kind found and the flag
+/// that wanted the other (`K.pub is a signify public key; --key needs the secret key
+/// (K.sec)`). Any other key error is passed on.
+fn wrong_key_kind(e: KeyError, path: &Path, flag: &str, wanted: &str, extension: &str) -> Failure {
+    let KeyError::WrongKind { found, .. } = e else {
+        return e.into();
+    };
+    let pair = path.with_extension(extension);
+    let other = if pair != path && path.extension().is_some_and(|x| x == "pub" || x == "sec") {
+        format!(" ({})", pair.display())
+    } else {
+        String::new()
+    };
+    Failure::Usage(format!("{} is a {found}; {flag} needs the {wanted} key{other}", path.display()))
 }
 
 /// The policy `--policy` names, or the one-rule policy `--trust`/`--threshold` stand for
@@ -356,7 +396,11 @@ fn load_policy(args: &TrustArgs) -> Result<Policy> {
     if let Some(path) = &args.policy {
         return Ok(Policy::load(path)?);
     }
-    let keys = args.trust.iter().map(|p| PublicKey::load(p)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let keys = args
+        .trust
+        .iter()
+        .map(|p| PublicKey::load(p).map_err(|e| wrong_key_kind(e, p, "--trust", "public", "pub")))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Policy::from_trust(Trust::new(keys, args.threshold)?))
 }
 

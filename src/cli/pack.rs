@@ -59,9 +59,17 @@ pub(super) struct PackArgs {
     /// Where the per-channel sequence state lives [default: $AIRLOCK_STATE_DIR, else $XDG_DATA_HOME/airlock, else ~/.local/share/airlock].
     #[arg(long, value_name = "DIR")]
     pub(super) state_dir: Option<PathBuf>,
-    /// No progress display.
+    /// Print only the verdict (the one line saying what was packed, or the error), and no
+    /// progress display.
     #[arg(short, long)]
     pub(super) quiet: bool,
+    /// Pack what a symbolic link points to (a file or directory, inside the tree or
+    /// outside it) under the link's name; a dangling link or a loop is refused.
+    #[arg(long, conflicts_with = "skip_symlinks")]
+    pub(super) follow_symlinks: bool,
+    /// Leave symbolic links out (each one is listed in the output).
+    #[arg(long)]
+    pub(super) skip_symlinks: bool,
     #[command(flatten)]
     pub(super) secret: SecretKeyArgs,
     #[command(flatten)]
@@ -138,8 +146,13 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         verify_written: a.verify_written,
         base: plan.as_ref().and_then(|p| p.base.clone()),
         fault: injected_fault()?,
+        symlinks: symlinks(&a),
     };
-    let report = airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet))?;
+    let report = match airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet)) {
+        Ok(report) => report,
+        Err(Error::Pack(airlock::pack::PackError::Refused(list))) => return Err(refused(list)),
+        Err(e) => return Err(e.into()),
+    };
     // Recorded before success is reported: a pack that said it succeeded has numbered its
     // channel, whatever happens next. The manifest is kept too, for a later `--since`.
     let manifest_bytes = manifest::encode(&report.manifest)?;
@@ -158,6 +171,36 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         m.total_size(),
         report.bundle_bytes
     )?;
+    if !a.quiet {
+        say_details(&keys, plan.as_ref(), &report)?;
+    }
+    crash_point("after-report");
+    Ok(EXIT_OK)
+}
+
+/// `--follow-symlinks` and `--skip-symlinks` as the library takes them.
+fn symlinks(a: &PackArgs) -> airlock::pack::Symlinks {
+    use airlock::pack::Symlinks;
+    match (a.follow_symlinks, a.skip_symlinks) {
+        (true, _) => Symlinks::Follow,
+        (_, true) => Symlinks::Skip,
+        _ => Symlinks::Refuse,
+    }
+}
+
+/// Every refused source on its own line (stderr), with the rule it breaks; the verdict
+/// follows as the error (exit 1; its hint is `flag_hint`'s).
+fn refused(list: Vec<airlock::pack::Refusal>) -> Failure {
+    for r in &list {
+        out::note(format_args!("refused  {r}"));
+    }
+    Failure::Airlock(Error::Pack(airlock::pack::PackError::Refused(list)))
+}
+
+/// What the verdict line leaves out: volumes, channel, digest, delta, signers, size bound,
+/// read-back, skipped links.
+fn say_details(keys: &[SecretKey], plan: Option<&SincePlan>, report: &airlock::pack::PackReport) -> Result<()> {
+    let m = &report.manifest;
     for v in &report.volumes {
         say!("  {}", v.display())?;
     }
@@ -168,8 +211,8 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         m.previous.map_or(String::new(), |p| format!(", follows manifest {p}"))
     )?;
     say!("manifest sha256 {}", report.manifest_digest)?;
-    if let Some(plan) = &plan {
-        say_delta(plan, &report)?;
+    if let Some(plan) = plan {
+        say_delta(plan, report)?;
     }
     let ids: Vec<String> = keys.iter().map(|k| k.key_id().to_string()).collect();
     say!("signed by {}", ids.join(", "))?;
@@ -180,8 +223,10 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
     if let Some(took) = report.read_back {
         say!("read back from the medium and verified in {:.2} s", took.as_secs_f64())?;
     }
-    crash_point("after-report");
-    Ok(EXIT_OK)
+    for link in &report.skipped_links {
+        say!("skipped symbolic link {}", link.display())?;
+    }
+    Ok(())
 }
 
 /// With `--since`: the checked receipt turned into this channel's plan.

@@ -250,6 +250,18 @@ pub enum KeyError {
         /// The key that was converted.
         key_id: KeyId,
     },
+    /// A key file of another kind than the one needed: a public key where a secret key is
+    /// needed, a secret key where a public key is, or a minisign secret key (airlock signs
+    /// with signify secret keys).
+    #[error("{origin}: is a {found}, but a {wanted} is needed here")]
+    WrongKind {
+        /// The file.
+        origin: String,
+        /// What it is.
+        found: KeyKind,
+        /// What was needed (`public key`, `signify secret key`).
+        wanted: &'static str,
+    },
     /// Reading or writing a file failed.
     #[error("I/O error on {}: {source}", path.display())]
     Io {

@@ -142,7 +142,14 @@ impl PublicKey {
     /// 4096 bytes are read.
     pub fn load(path: &Path) -> Result<PublicKey, KeyError> {
         let text = read_key_file(path, Symlinks::Follow, None, "public key")?;
-        signify::parse_public(&text, &path.display().to_string())
+        let origin = path.display().to_string();
+        signify::parse_public(&text, &origin).map_err(|e| match info::key_info(&text, &origin) {
+            // A secret key given for a public one: say so, not "wrong decoded length".
+            Ok(found) if !found.kind.is_public() => {
+                KeyError::WrongKind { origin, found: found.kind, wanted: "public key" }
+            }
+            _ => e,
+        })
     }
 
     /// The `.pub` file text: `untrusted comment: <comment>\n<base64>\n`.
@@ -268,8 +275,14 @@ impl SecretKey {
         permissions: KeyPermissions,
         passphrase: &mut dyn FnMut() -> Result<Zeroizing<Vec<u8>>, KeyError>,
     ) -> Result<SecretKey, KeyError> {
-        let text = read_key_file(path, Symlinks::Refuse, Some(permissions), "secret key")?;
-        signify::parse_secret(&text, &path.display().to_string(), passphrase)
+        let checked = read_key_file(path, Symlinks::Refuse, Some(permissions), "secret key");
+        let result = checked.and_then(|text| signify::parse_secret(&text, &path.display().to_string(), passphrase));
+        result.map_err(|e| match e {
+            KeyError::InsecurePermissions { .. } | KeyError::WrongLength { .. } | KeyError::UnsupportedKdf { .. } => {
+                wrong_kind_for_secret(path).unwrap_or(e)
+            }
+            other => other,
+        })
     }
 
     /// The `.sec` file text. With no passphrase, kdfrounds is 0 and the key is stored in
@@ -294,6 +307,16 @@ impl SecretKey {
         out[32..].copy_from_slice(self.key.verifying_key().as_bytes());
         out
     }
+}
+
+/// When a file given as a signify secret key could not be used as one: if it is a public
+/// key (whose 0644 mode or length was the first complaint) or a minisign secret key, the
+/// error that says so. Only the file's clear fields are read; nothing is decrypted.
+fn wrong_kind_for_secret(path: &Path) -> Option<KeyError> {
+    let text = read_key_file(path, Symlinks::Refuse, None, "secret key").ok()?;
+    let origin = path.display().to_string();
+    let found = info::key_info(&text, &origin).ok()?.kind;
+    (found != KeyKind::SignifySecret).then_some(KeyError::WrongKind { origin, found, wanted: "signify secret key" })
 }
 
 impl fmt::Debug for SecretKey {
@@ -382,5 +405,55 @@ mod tests {
         let seed_hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
         assert!(!debug.contains(&seed_hex[..8]), "{debug}");
         assert!(!debug.contains(&format!("{}, {}, {}", seed[0], seed[1], seed[2])), "{debug}");
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use crate::keys::testutil::no_passphrase;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn key_pair(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (p, s) = (dir.join("k.pub"), dir.join("k.sec"));
+        write_key_pair(&p, &s, &SecretKey::generate("k"), "k public key", None).unwrap();
+        (p, s)
+    }
+
+    #[test]
+    fn a_public_key_loaded_as_a_secret_key_is_named_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, _) = key_pair(dir.path());
+        for mode in [0o644, 0o600] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            match SecretKey::load(&p, KeyPermissions::Strict, &mut no_passphrase()) {
+                Err(KeyError::WrongKind { found: KeyKind::SignifyPublic, wanted: "signify secret key", .. }) => {}
+                other => panic!("mode {mode:o}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_secret_key_loaded_as_a_public_key_is_named_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, s) = key_pair(dir.path());
+        let err = PublicKey::load(&s).unwrap_err();
+        assert!(
+            matches!(err, KeyError::WrongKind { found: KeyKind::SignifySecret, wanted: "public key", .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("{}: is a signify secret key, but a public key is needed here", s.display())
+        );
+    }
+
+    #[test]
+    fn an_insecure_secret_key_is_still_reported_as_insecure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, s) = key_pair(dir.path());
+        std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = SecretKey::load(&s, KeyPermissions::Strict, &mut no_passphrase()).unwrap_err();
+        assert!(matches!(err, KeyError::InsecurePermissions { .. }), "{err:?}");
     }
 }

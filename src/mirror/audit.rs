@@ -2,6 +2,11 @@
 //! (state.rs: the kept manifests of the imports that put it there, less what complete
 //! manifests retired), reports what is missing, modified or unknown, and records the stat
 //! stamps of the files that verified (stamps.rs).
+//!
+//! On a mirror opened read-only ([`Mirror::open_read_only`]) nothing is written: no
+//! recovery ran, so what an interrupted import left is reported ([`AuditReport::interrupted`],
+//! [`AuditReport::pending_commit`]) instead of finished or discarded, and no stamps are
+//! recorded.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -9,7 +14,9 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::log::check_against_kept;
+use super::log::{check_against_kept, unmended_tail};
+use super::plain::{self, Want};
+use super::protocol::in_flight_digest;
 use super::{stamps, ChannelView, Event, Mirror};
 use crate::error::{Error, Result};
 use crate::format::manifest::Entry;
@@ -30,12 +37,24 @@ pub struct AuditReport {
     pub unknown: Vec<String>,
     /// Problems with airlock's own records.
     pub damaged: Vec<String>,
+    /// Read-only check: an import interrupted after its commit point (`.airlock/pending`),
+    /// which the mirror may hold in part: what it commits. A writable opening finishes it.
+    pub pending_commit: Option<String>,
+    /// Read-only check: what interrupted work left that changes nothing in the mirror
+    /// (uncommitted staging, temporary files, an unmended log end), one note each.
+    pub interrupted: Vec<String>,
+    /// Logs sealed aside by `mirror recover-log`, one line each (where, its digest, why).
+    pub sealed_logs: Vec<String>,
 }
 
 impl AuditReport {
     /// True when the mirror is exactly what its imports recorded.
     pub fn is_clean(&self) -> bool {
-        self.missing.is_empty() && self.modified.is_empty() && self.unknown.is_empty() && self.damaged.is_empty()
+        self.missing.is_empty()
+            && self.modified.is_empty()
+            && self.unknown.is_empty()
+            && self.damaged.is_empty()
+            && self.pending_commit.is_none()
     }
 }
 
@@ -43,6 +62,9 @@ impl Mirror {
     /// Re-checks every file against the manifests that put it there.
     pub fn audit(&self, progress: &dyn Progress) -> Result<AuditReport> {
         let mut report = AuditReport::default();
+        if self.read_only.is_some() {
+            self.find_interrupted(&mut report)?;
+        }
         let expected = self.expected_files(&mut report)?;
         // Saturating: the kept manifests' sizes are data, and a sum past u64::MAX must not
         // panic (it only sizes the progress bar).
@@ -78,23 +100,110 @@ impl Mirror {
         }
         report.missing = expected.keys().filter(|k| !seen.contains(*k)).cloned().collect();
         stamps.retain(|path, _| expected.contains_key(path) && seen.contains(path));
-        stamps::save(&self.meta, &stamps)?;
+        if self.read_only.is_none() {
+            stamps::save(&self.meta, &stamps)?;
+        }
         report.files = expected.len() as u64;
         progress.finish();
         Ok(report)
+    }
+
+    /// The logs `mirror recover-log` sealed aside: each is named, with why it was sealed
+    /// (from the `recovered` record that starts the current log); a sealed log that no
+    /// longer hashes to the digest it is kept under is damaged.
+    fn report_sealed_logs(&self, state: &super::MirrorState, report: &mut AuditReport) -> Result<()> {
+        if let Some(first) = state.records.first().filter(|r| r.event == Event::Recovered) {
+            if let Some(rec) = &first.recovery {
+                report.sealed_logs.push(format!(
+                    ".airlock/{} ({} lines) sealed at {} by `mirror recover-log`: {}; it broke at {}; the new log \
+                     restates {} imports",
+                    rec.sealed,
+                    rec.lines,
+                    crate::clock::format(first.time),
+                    first.reason.as_deref().unwrap_or("no reason recorded"),
+                    rec.broken,
+                    rec.restated.len()
+                ));
+            }
+        }
+        let sealed = self.meta.join("sealed");
+        if !plain::check(&sealed, Want::Dir)? {
+            return Ok(());
+        }
+        let mut names = Vec::new();
+        for item in fs::read_dir(&sealed).map_err(|e| Error::io(&sealed, e))? {
+            names.push(item.map_err(|e| Error::io(&sealed, e))?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        for name in names {
+            let log = sealed.join(&name).join("log");
+            match plain::read(&log) {
+                Ok(Some(bytes)) if Digest::of(&bytes).to_hex() == name => {
+                    report.sealed_logs.push(format!(".airlock/sealed/{name}/log: kept, and still hashes to its name"))
+                }
+                Ok(Some(_)) => report.damaged.push(format!(
+                    ".airlock/sealed/{name}/log: changed after it was sealed (it no longer hashes to its name)"
+                )),
+                Ok(None) => report.damaged.push(format!(".airlock/sealed/{name}/log: missing")),
+                Err(e) => report.damaged.push(format!(".airlock/sealed/{name}/log: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Read-only: what interrupted work left, which a writable opening would have finished
+    /// or discarded.
+    fn find_interrupted(&self, report: &mut AuditReport) -> Result<()> {
+        let pending = self.meta.join("pending");
+        if plain::file_exists(&pending)? {
+            report.pending_commit = Some(match in_flight_digest(&self.meta) {
+                Some(digest) => format!(
+                    "an import was interrupted after its commit point (.airlock/pending commits manifest {digest}): \
+                     the mirror may hold part of it; open the mirror writable (`airlock mirror verify DIR`) to finish it"
+                ),
+                None => "an import was interrupted after its commit point, and .airlock/pending is unreadable; \
+                         open the mirror writable (`airlock mirror verify DIR`) to see what it holds"
+                    .to_owned(),
+            });
+        }
+        let staging = self.meta.join("staging");
+        if plain::check(&staging, Want::Dir)? {
+            let mut names = Vec::new();
+            for item in fs::read_dir(&staging).map_err(|e| Error::io(&staging, e))? {
+                names.push(item.map_err(|e| Error::io(&staging, e))?.file_name().to_string_lossy().into_owned());
+            }
+            names.sort();
+            for name in names {
+                report.interrupted.push(format!(
+                    "uncommitted staging .airlock/staging/{name} of an interrupted import: the mirror is unchanged \
+                     by it; the next import resumes or removes it"
+                ));
+            }
+        }
+        for item in fs::read_dir(&self.meta).map_err(|e| Error::io(&self.meta, e))? {
+            let name = item.map_err(|e| Error::io(&self.meta, e))?.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".airlock-") && name.ends_with(".tmp") {
+                report.interrupted.push(format!(
+                    "temporary file .airlock/{name} of an interrupted write: the next writable opening removes it"
+                ));
+            }
+        }
+        if let Some(note) = unmended_tail(&self.meta)? {
+            report.interrupted.push(note.to_owned());
+        }
+        Ok(())
     }
 
     /// Every file of every channel's expected state; a kept manifest that cannot be read,
     /// or that disagrees with its `imported` record, is reported as damaged.
     fn expected_files(&self, report: &mut AuditReport) -> Result<BTreeMap<String, Entry>> {
         let state = self.state()?;
-        for (i, record) in state.records.iter().enumerate() {
-            if let (Event::Imported, Some(b)) = (record.event, &record.bundle) {
-                if let Err(problem) = check_against_kept(&self.meta, b) {
-                    report.damaged.push(format!("import log line {}: {problem}", i + 1));
-                }
+        for (line, b) in state.imports() {
+            if let Err(problem) = check_against_kept(&self.meta, b) {
+                report.damaged.push(format!("import log line {line}: {problem}"));
             }
         }
+        self.report_sealed_logs(&state, report)?;
         let views = self.channel_views_with(&state, |digest, e| {
             report.damaged.push(format!("kept manifest {}: {e}", digest.to_hex()));
             Ok(())

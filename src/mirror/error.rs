@@ -59,7 +59,11 @@ pub enum MirrorError {
         free: u64,
     },
     /// A line of the import log is unusable.
-    #[error("import log line {line}: {problem}")]
+    #[error(
+        "import log line {line}: {problem}; `airlock mirror log DIR` shows the intact records and where the \
+         chain breaks, and `airlock mirror recover-log DIR --reason TEXT` seals the damaged log aside and \
+         starts a new chain (docs/FORMAT.md §9, \"Recovering a damaged log\")"
+    )]
     Log {
         /// The 1-based line number.
         line: usize,
@@ -90,7 +94,8 @@ pub enum MirrorError {
     #[error(
         "the import log has {records} records ending in {head:.16}, but .airlock/log-head records {anchored} \
          ending in {anchored_head:.16}: records were removed from or edited at the end of the log; \
-         restore .airlock/log from a backup of the mirror (airlock will not import into it until then)"
+         restore .airlock/log from a backup of the mirror, or seal it aside and start a new chain with \
+         `airlock mirror recover-log DIR --reason TEXT` (airlock will not import into it until then)"
     )]
     LogHeadMismatch {
         /// Complete records in the log.
@@ -111,12 +116,28 @@ pub enum MirrorError {
     /// A kept head under `.airlock/bundles/` that no `imported` record names.
     #[error(
         "the kept head .airlock/bundles/{name} is named by no `imported` record of the log: \
-         the record of that import was removed; restore .airlock/log from a backup of the mirror"
+         the record of that import was removed; restore .airlock/log from a backup of the mirror, or seal it \
+         aside and start a new chain with `airlock mirror recover-log DIR --reason TEXT`"
     )]
     UnloggedKeptHead {
         /// The directory's name under `bundles/`.
         name: String,
     },
+    /// A version-1 mirror without an id was to be opened read-only (its upgrade writes).
+    #[error(
+        "is a version-1 mirror without an id; it must be opened writable once (`airlock mirror verify DIR` \
+         with write access) to be upgraded before it can be checked read-only"
+    )]
+    ReadOnlyNeedsUpgrade,
+    /// A change was asked of a mirror opened read-only.
+    #[error("was opened read-only; open it writable to import into it or repair it")]
+    OpenedReadOnly,
+    /// `mirror recover-log` on a log that has no damage.
+    #[error("the import log is intact (every record chains and agrees with its anchor and the kept heads); nothing to recover")]
+    LogIntact,
+    /// `mirror recover-log` without a reason.
+    #[error("the recovery needs a reason (--reason TEXT): it is recorded in the new log's first record")]
+    RecoveryReasonMissing,
 }
 
 /// What is wrong with a line of `.airlock/log`.
@@ -156,6 +177,36 @@ pub enum LogProblem {
         .0.field, .0.recorded, .0.digest, .0.kept
     )]
     DisagreesWithKeptHead(Box<KeptDisagreement>),
+    /// A `recovered` record that is not the first of its log.
+    #[error("is a `recovered` record, which can only start a log (the log was edited)")]
+    RecoveredNotFirst,
+    /// A `recovered` record without the details of the log it sealed.
+    #[error("is a `recovered` record without the sealed log's details (the log was edited)")]
+    RecoveryWithoutDetails,
+    /// A `recovered` record whose `sealed` path is not `sealed/<prev>/log`.
+    #[error("names the sealed log {named:?}, which is not sealed/{prev}/log (the log was edited)")]
+    SealedLogMisnamed {
+        /// The path it names.
+        named: String,
+        /// Its `prev`.
+        prev: String,
+    },
+    /// The log a `recovered` record sealed cannot be read.
+    #[error("the sealed log .airlock/{path} it starts from cannot be read: {error} (restore .airlock/sealed/ from a backup of the mirror)")]
+    SealedLogUnusable {
+        /// The sealed log, relative to `.airlock/`.
+        path: String,
+        /// Why.
+        error: Box<crate::error::Error>,
+    },
+    /// The log a `recovered` record sealed no longer hashes to the digest it was sealed under.
+    #[error("the sealed log .airlock/{path} it starts from was changed after it was sealed (it hashes to {found:.16}); restore it from a backup of the mirror")]
+    SealedLogChanged {
+        /// The sealed log, relative to `.airlock/`.
+        path: String,
+        /// Its SHA-256 now.
+        found: String,
+    },
     /// An `imported` record whose kept manifest cannot be used.
     #[error("its kept head cannot be used: {0} (restore .airlock/bundles/ from a backup of the mirror)")]
     KeptHeadUnusable(Box<crate::error::Error>),

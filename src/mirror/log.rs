@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use super::error::{KeptDisagreement, LogProblem};
 use super::plain::{self, Want};
 use super::protocol::{in_flight_digest, read_kept_manifest};
-use super::{check_format, lock_mirror, open_checked, LockMode, Mirror, MirrorError};
+use super::readonly::shared_lock;
+use super::recover_log::{check_sealed, Recovery};
+use super::{check_format, open_checked, Mirror, MirrorError};
 use crate::error::{Error, Result};
 use crate::io::digest::Digest;
 use crate::io::durable::{sync_dir, write_bytes, Overwrite};
@@ -32,7 +34,7 @@ use crate::io::durable::{sync_dir, write_bytes, Overwrite};
 pub(super) const LOG_HEAD: &str = "log-head";
 
 /// The `prev` of the first record.
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(super) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What a log record records (docs/FORMAT.md §9).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,6 +50,9 @@ pub enum Event {
     Discarded,
     /// Damaged files were restored from a bundle (`import --repair`).
     Repaired,
+    /// The first record of a new chain: a damaged log was sealed aside by `mirror
+    /// recover-log` (its digest is this record's `prev`; see `recover_log.rs`).
+    Recovered,
 }
 
 impl Event {
@@ -59,6 +64,7 @@ impl Event {
             Event::Failed => "failed",
             Event::Discarded => "discarded",
             Event::Repaired => "repaired",
+            Event::Recovered => "recovered",
         }
     }
 }
@@ -133,6 +139,9 @@ pub struct LogRecord {
     /// On `repaired`: the files restored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repaired: Vec<String>,
+    /// On `recovered`: the sealed log and the imports the new chain carries on from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Box<Recovery>>,
 }
 
 impl LogRecord {
@@ -152,6 +161,7 @@ impl LogRecord {
             retired: Vec::new(),
             attic: None,
             repaired: Vec::new(),
+            recovery: None,
         }
     }
 }
@@ -169,6 +179,17 @@ pub struct MirrorState {
     pub head: String,
     /// All records.
     pub records: Vec<LogRecord>,
+}
+
+impl MirrorState {
+    /// Every import the log records, in log order, with the line that records it: the
+    /// `imported` records, and the imports a `recovered` record restates.
+    pub fn imports(&self) -> impl Iterator<Item = (usize, &BundleSummary)> {
+        self.records
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| record_imports(r).unwrap_or_default().iter().map(move |b| (i + 1, b)))
+    }
 }
 
 /// `.airlock/log-head`: how many records the log has and the digest of the last one
@@ -223,15 +244,16 @@ struct LogRead {
     mend: Option<Mend>,
 }
 
-/// Reads the log of the mirror at `root` for display, under a shared lock: it waits for
-/// no one, but refuses (with [`MirrorError::Locked`]) while an import or `mirror verify`
-/// holds the mirror, so it never sees a record half appended. Changes nothing, so it works
-/// on a mirror the caller can only read (an anchor one behind, or a torn last append, is
-/// mended by the next import or `mirror verify`).
+/// Reads the log of the mirror at `root`, under a shared lock (`readonly.rs`: none where
+/// the mirror has no lock file): it waits for no one, but refuses (with
+/// [`MirrorError::Locked`]) while an import or `mirror verify` holds the mirror, so it
+/// never sees a record half appended. Changes nothing, so it works on a mirror the caller
+/// can only read (an anchor one behind, or a torn last append, is mended by the next
+/// import or `mirror verify`).
 pub fn read_log(root: &Path) -> Result<MirrorState> {
     let meta = open_checked(root)?;
     check_format(&meta)?;
-    let _shared = lock_mirror(&meta, LockMode::Shared)?;
+    let _shared = shared_lock(&meta)?;
     Ok(read_log_file(&meta)?.state)
 }
 
@@ -243,8 +265,8 @@ fn read_log_file(meta: &Path) -> Result<LogRead> {
     let mut state = MirrorState { head: GENESIS.into(), ..MirrorState::default() };
     let damaged =
         |n: usize, problem| Error::Mirror { path: log.clone(), reason: MirrorError::Log { line: n, problem } };
-    // Per import record: its line number, for the cross-check against the kept heads.
-    let mut import_lines: Vec<usize> = Vec::new();
+    // Per import: its line number and bundle, for the cross-check against the kept heads.
+    let mut imports: Vec<(usize, BundleSummary)> = Vec::new();
     let mut before_last = GENESIS.to_owned();
     let mut complete_len = 0u64;
     let mut unterminated = false;
@@ -271,13 +293,11 @@ fn read_log_file(meta: &Path) -> Result<LogRead> {
                 }
                 Err(e) => return Err(damaged(n, LogProblem::Unreadable(e))),
             };
-            if record.prev != state.head {
-                return Err(damaged(n, LogProblem::BrokenChain));
-            }
+            check_link(meta, n, &record, &state.head).map_err(|p| damaged(n, p))?;
             before_last = std::mem::replace(&mut state.head, Digest::of(body).to_hex());
-            if record.event == Event::Imported {
-                replay_import(&mut state, &record, &mut seen).map_err(|p| damaged(n, p))?;
-                import_lines.push(n);
+            for b in record_imports(&record).map_err(|p| damaged(n, p))? {
+                replay_import(&mut state, b, &mut seen).map_err(|p| damaged(n, p))?;
+                imports.push((n, b.clone()));
             }
             state.records.push(record);
             complete_len += read as u64;
@@ -292,13 +312,39 @@ fn read_log_file(meta: &Path) -> Result<LogRead> {
         None if unterminated => Some(Mend::AddNewline),
         None => None,
     };
-    check_kept_heads(meta, &state, &import_lines, &log)?;
+    check_kept_heads(meta, &imports, &log)?;
     Ok(LogRead { state, tail, mend })
 }
 
-/// Adds an `imported` record to the state, refusing what no import can have logged.
-fn replay_import(state: &mut MirrorState, record: &LogRecord, seen: &mut HashSet<Digest>) -> Result<(), LogProblem> {
-    let b = record.bundle.as_ref().ok_or(LogProblem::ImportWithoutBundle)?;
+/// Checks how record number `n` links to the log before it, whose last line hashes to
+/// `head`: by `prev`, or, for the `recovered` record that starts a new chain, by the digest
+/// of the log it sealed.
+pub(super) fn check_link(meta: &Path, n: usize, record: &LogRecord, head: &str) -> Result<(), LogProblem> {
+    match record.event {
+        Event::Recovered if n == 1 => check_sealed(meta, record),
+        Event::Recovered => Err(LogProblem::RecoveredNotFirst),
+        _ if record.prev != head => Err(LogProblem::BrokenChain),
+        _ => Ok(()),
+    }
+}
+
+/// The imports a record adds to the mirror's history: an `imported` record's bundle, or
+/// those a `recovered` record restates. An `imported` record without a bundle is refused.
+pub(super) fn record_imports(record: &LogRecord) -> Result<&[BundleSummary], LogProblem> {
+    match (record.event, &record.bundle, &record.recovery) {
+        (Event::Imported, Some(b), _) => Ok(std::slice::from_ref(b)),
+        (Event::Imported, None, _) => Err(LogProblem::ImportWithoutBundle),
+        (Event::Recovered, _, Some(r)) => Ok(&r.restated),
+        _ => Ok(&[]),
+    }
+}
+
+/// Adds an import to the state, refusing what no import can have logged.
+pub(super) fn replay_import(
+    state: &mut MirrorState,
+    b: &BundleSummary,
+    seen: &mut HashSet<Digest>,
+) -> Result<(), LogProblem> {
     let d = Digest::from_hex(&b.manifest_sha256).ok_or(LogProblem::BadManifestDigest)?;
     if !seen.insert(d) {
         return Err(LogProblem::DuplicateImport(b.manifest_sha256.clone()));
@@ -347,7 +393,7 @@ fn check_anchor(meta: &Path, state: &MirrorState, before_last: &str) -> Result<T
 /// record must have one, and the records the state is derived from (per channel the last
 /// import and the one that set the clock floor) must agree with their kept manifests.
 /// (`mirror verify` checks every record's.)
-fn check_kept_heads(meta: &Path, state: &MirrorState, import_lines: &[usize], log: &Path) -> Result<()> {
+pub(super) fn check_kept_heads(meta: &Path, imports: &[(usize, BundleSummary)], log: &Path) -> Result<()> {
     let bundles = meta.join("bundles");
     let mut kept = BTreeSet::new();
     if plain::check(&bundles, Want::Dir)? {
@@ -359,18 +405,17 @@ fn check_kept_heads(meta: &Path, state: &MirrorState, import_lines: &[usize], lo
         }
     }
     let in_flight = in_flight_digest(meta);
-    let logged: BTreeSet<String> = state.imported.iter().map(Digest::to_hex).collect();
-    if let Some(name) = kept.iter().find(|k| !logged.contains(*k) && Some(*k) != in_flight.as_ref()) {
+    let logged: BTreeSet<&str> = imports.iter().map(|(_, b)| b.manifest_sha256.as_str()).collect();
+    if let Some(name) = kept.iter().find(|k| !logged.contains(k.as_str()) && Some(*k) != in_flight.as_ref()) {
         return Err(Error::Mirror {
             path: bundles.join(name),
             reason: MirrorError::UnloggedKeptHead { name: name.clone() },
         });
     }
-    let imports = state.records.iter().filter(|r| r.event == Event::Imported);
     let mut deciding: BTreeMap<&str, (usize, &BundleSummary)> = BTreeMap::new();
     let mut floor_setters: BTreeMap<&str, (usize, &BundleSummary)> = BTreeMap::new();
-    for (&line, record) in import_lines.iter().zip(imports) {
-        let Some(b) = record.bundle.as_ref() else { continue };
+    for (line, b) in imports {
+        let line = *line;
         if !kept.contains(&b.manifest_sha256) {
             let missing = Error::io(bundles.join(&b.manifest_sha256), io::ErrorKind::NotFound.into());
             return Err(log_problem(log, line, LogProblem::KeptHeadUnusable(Box::new(missing))));
@@ -413,6 +458,30 @@ pub(super) fn check_against_kept(meta: &Path, b: &BundleSummary) -> Result<(), L
     }
 }
 
+/// For a read-only check, which mends nothing: what a crash during an append left at the
+/// log's end, in words (the next writable opening mends it), if anything.
+pub(super) fn unmended_tail(meta: &Path) -> Result<Option<&'static str>> {
+    let read = read_log_file(meta)?;
+    Ok(match (read.mend, read.tail) {
+        (Some(Mend::Truncate(_)), _) => Some(
+            "the log ends in a torn append (bytes after its last whole record): an import or recovery was \
+             interrupted while logging; the next writable opening cuts them off",
+        ),
+        (Some(Mend::AddNewline), _) => {
+            Some("the log's last record lacks its newline; the next writable opening adds it")
+        }
+        (None, Tail::OneBehind) => Some(
+            "the log's last record is not yet anchored in .airlock/log-head (an import or recovery was \
+             interrupted right after logging); the next writable opening anchors it",
+        ),
+        (None, Tail::Unanchored) => Some(
+            "the log has no anchor (.airlock/log-head): the mirror was made before anchors; the next writable \
+             opening anchors it",
+        ),
+        (None, Tail::Anchored) => None,
+    })
+}
+
 impl Mirror {
     /// Replays and checks the log (and holds it to its anchor and the kept heads). Under
     /// the lock this also mends what a crash during an append left: a torn last append is
@@ -420,6 +489,10 @@ impl Mirror {
     /// created, for a mirror made before anchors existed).
     pub fn state(&self) -> Result<MirrorState> {
         let read = read_log_file(&self.meta)?;
+        // A read-only opening mends nothing: `mirror verify` reports the end instead.
+        if self.read_only.is_some() {
+            return Ok(read.state);
+        }
         let log = self.meta.join("log");
         match read.mend {
             Some(Mend::Truncate(len)) => {
@@ -450,6 +523,7 @@ impl Mirror {
     /// record also syncs `.airlock/`, which then has a new name in it); then rewrites the
     /// anchor durably.
     pub(super) fn append_log_line(&self, mut record: LogRecord, state: &MirrorState) -> Result<LogRecord> {
+        self.check_writable()?;
         let path = self.meta.join("log");
         record.prev = state.head.clone();
         let mut line = serde_json::to_vec(&record).map_err(|e| Error::io(&path, io::Error::other(e)))?;

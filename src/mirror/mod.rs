@@ -21,6 +21,9 @@
 //! - `repair.rs`: `import --repair` ([`Mirror::repair`]);
 //! - `receipt.rs`: what the mirror holds, for a receipt ([`Mirror::receipt`]);
 //! - `log.rs`: the hash-chained import log ([`LogRecord`], [`Event`], [`read_log`]);
+//! - `recover_log.rs`: a damaged log read as evidence ([`scan_log`]) and sealed aside
+//!   ([`Mirror::recover_log`]);
+//! - `readonly.rs`: [`Mirror::open_read_only`], for auditors;
 //! - `audit.rs`: `mirror verify` ([`Mirror::audit`], [`AuditReport`]);
 //! - `error.rs`: [`MirrorError`], [`Conflicts`] of [`PlacementConflict`]s, [`PlanReject`];
 //! - `v2.rs`: the manifest facts that differ between format versions 1 and 2.
@@ -32,7 +35,10 @@ mod log;
 mod plain;
 mod plan;
 mod protocol;
+mod readonly;
 mod receipt;
+mod recover_log;
+
 mod repair;
 pub(crate) mod staging;
 mod stamps;
@@ -61,6 +67,9 @@ pub use error::{
 };
 pub use log::{read_log, BundleSummary, Event, LogRecord, MirrorState};
 pub use plan::Changes;
+pub use readonly::{cannot_write, ReadLock};
+pub use recover_log::{scan_log, LogBreak, LogScan, RecoveredLog, Recovery};
+
 #[cfg(feature = "fault-injection")]
 pub use protocol::CrashPoint;
 #[cfg(not(feature = "fault-injection"))]
@@ -153,7 +162,11 @@ pub struct Mirror {
     root: PathBuf,
     meta: PathBuf,
     id: MirrorId,
-    _lock: File,
+    /// The mirror lock, while it is held (a read-only opening may hold none: `readonly.rs`).
+    _lock: Option<File>,
+    /// `Some` for a read-only opening ([`Mirror::open_read_only`]): how it holds the mirror.
+    /// Such a mirror is only read: no recovery, no mending, no stamps, no imports.
+    read_only: Option<ReadLock>,
     /// Where the crash tests stop the process, if anywhere.
     #[cfg(feature = "fault-injection")]
     crash_at: Option<CrashPoint>,
@@ -197,14 +210,15 @@ impl Mirror {
     fn open_unrecovered(root: &Path) -> Result<Mirror> {
         let meta = open_checked(root)?;
         check_format(&meta)?;
-        let lock = lock_mirror(&meta, LockMode::Exclusive)?;
+        let lock = lock_mirror(&meta)?;
         // Under the lock: a version-1 mirror gets its id (FORMAT.md §9, "Versions").
         let id = upgrade(&meta)?;
         let mirror = Mirror {
             root: root.to_owned(),
             meta,
             id,
-            _lock: lock,
+            _lock: Some(lock),
+            read_only: None,
             #[cfg(feature = "fault-injection")]
             crash_at: None,
         };
@@ -238,6 +252,7 @@ impl Mirror {
         opts: &ImportOptions,
         progress: &dyn Progress,
     ) -> Result<ImportOutcome> {
+        self.check_writable()?;
         let source = source.into();
         let mut summary = None;
         let result = self.import_gathered(&source, policy, opts, progress, &mut summary);
@@ -493,33 +508,15 @@ fn upgrade(meta: &Path) -> Result<MirrorId> {
     Ok(id)
 }
 
-/// How [`lock_mirror`] takes the mirror lock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LockMode {
-    /// For whatever changes the mirror (import, recovery, `mirror verify`, which recovers).
-    Exclusive,
-    /// For readers that change nothing (`mirror log`): they may run together, but not
-    /// beside a writer.
-    Shared,
-}
-
-/// Takes the mirror's `flock(2)` without waiting: a held lock is reported as
-/// [`MirrorError::Locked`]. The lock is released when the returned file is closed, or by
-/// the kernel when the process dies, so a crash never leaves it held.
-fn lock_mirror(meta: &Path, mode: LockMode) -> Result<File> {
+/// Takes the mirror's exclusive `flock(2)` (for whatever changes the mirror: import,
+/// recovery, a writable `mirror verify`, which recovers) without waiting: a held lock is
+/// reported as [`MirrorError::Locked`]. The lock is released when the returned file is
+/// closed, or by the kernel when the process dies, so a crash never leaves it held.
+/// Readers take a shared lock instead (`readonly.rs`).
+fn lock_mirror(meta: &Path) -> Result<File> {
     let path = meta.join("lock");
-    let file = match mode {
-        LockMode::Exclusive => {
-            plain::open(&path, OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644))
-        }
-        // A reader may not be allowed to write the mirror; flock needs only an open file.
-        LockMode::Shared => plain::open(&path, OpenOptions::new().read(true)),
-    }?;
-    let operation = match mode {
-        LockMode::Exclusive => rustix::fs::FlockOperation::NonBlockingLockExclusive,
-        LockMode::Shared => rustix::fs::FlockOperation::NonBlockingLockShared,
-    };
-    match rustix::fs::flock(&file, operation) {
+    let file = plain::open(&path, OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => {
             Err(Error::Mirror { path: meta.parent().unwrap_or(meta).to_owned(), reason: MirrorError::Locked })

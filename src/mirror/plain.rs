@@ -32,7 +32,7 @@ impl Want {
 }
 
 /// The entries of `.airlock/` and what each must be (when present).
-pub(super) const LAYOUT: [(&str, Want); 11] = [
+pub(super) const LAYOUT: [(&str, Want); 12] = [
     ("FORMAT", Want::File),
     ("id", Want::File),
     ("stamps", Want::File),
@@ -44,6 +44,7 @@ pub(super) const LAYOUT: [(&str, Want); 11] = [
     ("staging", Want::Dir),
     ("bundles", Want::Dir),
     ("volumes", Want::Dir),
+    ("sealed", Want::Dir),
 ];
 
 /// A plain name for the kind of file `meta` describes.

@@ -41,6 +41,7 @@ impl Mirror {
         now: u64,
         progress: &dyn Progress,
     ) -> Result<RepairOutcome> {
+        self.check_writable()?;
         let mut summary = None;
         let result = self.repair_inner(bundle_path, policy, now, progress, &mut summary);
         if let Err(err) = &result {

@@ -49,11 +49,9 @@ impl Mirror {
         mut damaged: impl FnMut(&Digest, Error) -> Result<()>,
     ) -> Result<BTreeMap<String, ChannelView>> {
         let mut imports: BTreeMap<&str, Vec<(u64, Digest)>> = BTreeMap::new();
-        for record in &state.records {
-            if let (super::Event::Imported, Some(b)) = (record.event, &record.bundle) {
-                if let Some(d) = Digest::from_hex(&b.manifest_sha256) {
-                    imports.entry(&b.channel).or_default().push((b.sequence, d));
-                }
+        for (_, b) in state.imports() {
+            if let Some(d) = Digest::from_hex(&b.manifest_sha256) {
+                imports.entry(&b.channel).or_default().push((b.sequence, d));
             }
         }
         let mut views = BTreeMap::new();

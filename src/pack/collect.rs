@@ -1,14 +1,14 @@
 //! Pass 1: walk the sources, hash every file on one worker per core, and build the
 //! manifest from what was found.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
-use super::{PackError, PackFault, PackOptions, SourceProblem};
+use super::{PackError, PackFault, PackOptions, Refusal, SourceProblem};
 use crate::error::{Error, Result};
 use crate::format::manifest::{link_signatures, BundleId, Entry, Manifest, Mode};
 use crate::format::path::RelPath;
@@ -26,7 +26,12 @@ pub(super) fn source_error(path: &Path, problem: SourceProblem) -> Error {
 /// instead of holding its own file-system path: with hundreds of thousands of files, the
 /// paths are a large part of pack's memory.
 #[derive(Default)]
-pub(super) struct Roots(Vec<Root>);
+pub(super) struct Roots {
+    roots: Vec<Root>,
+    /// With [`Symlinks::Follow`]: where each link found by the walk leads (its canonical
+    /// path, which has no links left to follow), by root and bundle path.
+    followed: HashMap<(u32, String), PathBuf>,
+}
 
 struct Root {
     path: PathBuf,
@@ -37,14 +42,17 @@ struct Root {
 impl Roots {
     /// Adds a root; its index.
     pub(super) fn push(&mut self, path: PathBuf, is_file: bool) -> Result<u32> {
-        let index = u32::try_from(self.0.len()).map_err(|_| source_error(&path, SourceProblem::TooManySources))?;
-        self.0.push(Root { path, is_file });
+        let index = u32::try_from(self.roots.len()).map_err(|_| source_error(&path, SourceProblem::TooManySources))?;
+        self.roots.push(Root { path, is_file });
         Ok(index)
     }
 
     /// Where the file with bundle path `path` under root `root` is on disk.
     pub(super) fn fs_path(&self, root: u32, path: &RelPath) -> PathBuf {
-        let root = &self.0[root as usize];
+        if let Some(target) = self.followed.get(&(root, path.as_str().to_owned())) {
+            return target.clone();
+        }
+        let root = &self.roots[root as usize];
         if root.is_file {
             root.path.clone()
         } else {
@@ -58,6 +66,23 @@ impl Roots {
 pub(super) struct Sources {
     pub(super) roots: Roots,
     pub(super) items: Vec<Item>,
+    /// With [`Symlinks::Skip`]: the links left out.
+    pub(super) skipped: Vec<PathBuf>,
+}
+
+/// What `pack` does with a symbolic link among the sources (a source named on the command
+/// line, or one found in a directory).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Symlinks {
+    /// Refuse it (every one is listed, with the other refused sources, in one
+    /// [`PackError::Refused`]).
+    #[default]
+    Refuse,
+    /// Pack the file or directory it points to, inside the tree or outside it, under the
+    /// link's name; a loop or a dangling link is refused.
+    Follow,
+    /// Leave it out, and list it ([`super::PackReport::skipped_links`]).
+    Skip,
 }
 
 impl Sources {
@@ -107,12 +132,12 @@ impl Stamp {
 /// Walks and hashes the sources and builds the manifest (entries sorted by bundle path,
 /// signatures linked) and the payload pass's side table.
 pub(super) fn collect(opts: &PackOptions, progress: &dyn Progress) -> Result<(Manifest, Sources)> {
-    let (roots, files) = match opts.fault {
-        None => collect_and_hash(&opts.sources, progress, &hash_file)?,
-        Some(fault) => collect_and_hash(&opts.sources, progress, &faulty_hash(fault))?,
+    let (walked, files) = match opts.fault {
+        None => collect_and_hash(&opts.sources, opts.symlinks, progress, &hash_file)?,
+        Some(fault) => collect_and_hash(&opts.sources, opts.symlinks, progress, &faulty_hash(fault))?,
     };
     let (manifest, items) = build_manifest(opts, files);
-    Ok((manifest, Sources { roots, items }))
+    Ok((manifest, Sources { roots: walked.roots, items, skipped: walked.skipped }))
 }
 
 /// The hashing function with `fault` injected.
@@ -144,17 +169,24 @@ type HashFn<'a> = dyn Fn(&Path, &mut [u8], &dyn Progress) -> Result<Hashed> + Sy
 /// the walk. Returns the roots and the files with their hashes, sorted by bundle path.
 ///
 /// Errors, in this order: a worker that panicked ([`Error::Internal`]), the walk's error
-/// (a link, a device, an unreadable directory: it does not depend on which file a worker
-/// happened to reach first), the first hashing error, and, as a last guard against losing
-/// files silently, a count of hashed files that differs from the count walked.
-fn collect_and_hash(paths: &[PathBuf], progress: &dyn Progress, hash: &HashFn<'_>) -> Result<(Roots, Vec<HashedFile>)> {
+/// (an unreadable directory: it does not depend on which file a worker happened to reach
+/// first), every source the walk refused (links, devices, names: [`PackError::Refused`];
+/// hashing stops at the first), the first hashing error, every bundle path two sources
+/// share, and, as a last guard against losing files silently, a count of hashed files
+/// that differs from the count walked.
+fn collect_and_hash(
+    paths: &[PathBuf],
+    symlinks: Symlinks,
+    progress: &dyn Progress,
+    hash: &HashFn<'_>,
+) -> Result<(Walked, Vec<HashedFile>)> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let queue = HashQueue::default();
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let (walked, hashed) = std::thread::scope(|scope| {
         let hashers: Vec<_> =
             (0..workers).map(|_| scope.spawn(|| hash_queued(&queue, &first_error, progress, hash))).collect();
-        let walked = walk_into(paths, &queue);
+        let walked = walk_into(paths, symlinks, &queue);
         let mut files = Vec::new();
         let mut panicked = None;
         for h in hashers {
@@ -166,7 +198,10 @@ fn collect_and_hash(paths: &[PathBuf], progress: &dyn Progress, hash: &HashFn<'_
         (walked, panicked.map_or(Ok(files), Err))
     });
     let mut files = hashed?;
-    let (roots, count) = walked?;
+    let (walked, count) = walked?;
+    if !walked.refused.is_empty() {
+        return Err(Error::Pack(PackError::Refused(walked.refused)));
+    }
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
@@ -174,31 +209,34 @@ fn collect_and_hash(paths: &[PathBuf], progress: &dyn Progress, hash: &HashFn<'_
         return Err(Error::Internal(format!("{count} files were found but {} hashed", files.len())));
     }
     files.sort_by(|a, b| a.0.path.as_str().as_bytes().cmp(b.0.path.as_str().as_bytes()));
-    check_unique(&roots, &files)?;
-    Ok((roots, files))
+    check_unique(&walked.roots, &files)?;
+    Ok((walked, files))
 }
 
 /// Runs the walk, feeding the queue in batches; closes the queue when done (or fails it
-/// on a walk error, so the workers stop at once). The roots and the number of files queued.
-fn walk_into(paths: &[PathBuf], queue: &HashQueue) -> Result<(Roots, usize)> {
+/// on a walk error or a refused source, so the workers stop at once: the pack will not
+/// happen). What the walk found and the number of files queued.
+fn walk_into(paths: &[PathBuf], symlinks: Symlinks, queue: &HashQueue) -> Result<(Walked, usize)> {
     let mut batcher = Batcher::new(HASH_BATCH, usize::MAX);
     let mut count = 0;
-    let walked = walk(paths, &mut |found, fs_path| {
+    let walked = walk(paths, symlinks, &mut |found, fs_path| {
         count += 1;
         batcher.push((found, fs_path), 0).is_none_or(|batch| queue.push_all(batch))
     });
-    match walked {
-        Ok(_) => {
+    match &walked {
+        Ok(w) if w.refused.is_empty() => {
             queue.push_all(batcher.take());
             queue.close();
         }
-        Err(_) => queue.fail(),
+        _ => queue.fail(),
     }
-    walked.map(|roots| (roots, count))
+    walked.map(|w| (w, count))
 }
 
-/// Errors if two sources have the same bundle path (`files` is sorted by it).
+/// Refuses, all in one [`PackError::Refused`], every bundle path that two sources share
+/// (`files` is sorted by it).
 fn check_unique(roots: &Roots, files: &[HashedFile]) -> Result<()> {
+    let mut refused = Vec::new();
     for pair in files.windows(2) {
         let ((first, _), (second, _)) = (&pair[0], &pair[1]);
         if first.path == second.path {
@@ -206,10 +244,13 @@ fn check_unique(roots: &Roots, files: &[HashedFile]) -> Result<()> {
                 path: second.path.as_str().to_owned(),
                 first: roots.fs_path(first.root, &first.path),
             };
-            return Err(source_error(&roots.fs_path(second.root, &second.path), problem));
+            refused.push(Refusal { path: roots.fs_path(second.root, &second.path), problem });
         }
     }
-    Ok(())
+    match refused.is_empty() {
+        true => Ok(()),
+        false => Err(Error::Pack(PackError::Refused(refused))),
+    }
 }
 
 /// Files waiting to be hashed. The walk adds them in batches; each worker takes one file at
@@ -318,50 +359,157 @@ fn hash_queued(
     done
 }
 
+/// What the walk found besides the files: the roots, every source it refused (with the
+/// rule each breaks), and the links it left out.
+pub(super) struct Walked {
+    roots: Roots,
+    refused: Vec<Refusal>,
+    skipped: Vec<PathBuf>,
+}
+
+impl Walked {
+    fn refuse(&mut self, path: &Path, problem: SourceProblem) {
+        self.refused.push(Refusal { path: path.to_owned(), problem });
+    }
+}
+
 /// Walks the sources: a directory contributes its contents (paths relative to it), a file
-/// contributes itself under its own name. Only regular files and directories are allowed.
-/// Each file found goes to `found` with its file-system path; `found` returns false to stop
-/// the walk early (the error that caused that is reported elsewhere).
-fn walk(paths: &[PathBuf], found: &mut dyn FnMut(Found, PathBuf) -> bool) -> Result<Roots> {
-    let mut roots = Roots::default();
+/// contributes itself under its own name. Only regular files and directories are packed;
+/// symbolic links as `symlinks` says. Every source that cannot be packed is listed in
+/// [`Walked::refused`] and the walk goes on, so one run names them all; files are handed
+/// to `found` (with their file-system path) only while nothing is refused. `found`
+/// returns false to stop the walk early (the error that caused that is reported
+/// elsewhere). An unreadable directory stops the walk with its error.
+fn walk(paths: &[PathBuf], symlinks: Symlinks, found: &mut dyn FnMut(Found, PathBuf) -> bool) -> Result<Walked> {
+    let mut walked = Walked { roots: Roots::default(), refused: Vec::new(), skipped: Vec::new() };
     for root in paths {
-        let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
+        let link_meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
+        let meta = match (link_meta.file_type().is_symlink(), symlinks) {
+            (false, _) => link_meta,
+            (true, Symlinks::Refuse) => {
+                walked.refuse(root, SourceProblem::SymbolicLink);
+                continue;
+            }
+            (true, Symlinks::Skip) => {
+                walked.skipped.push(root.clone());
+                continue;
+            }
+            (true, Symlinks::Follow) => match fs::metadata(root) {
+                Ok(m) => m,
+                Err(e) => {
+                    walked.refuse(root, followed_link_problem(&e));
+                    continue;
+                }
+            },
+        };
         if meta.is_file() {
-            let name = root.file_name().ok_or_else(|| source_error(root, SourceProblem::NoFileName))?;
-            let index = roots.push(root.clone(), true)?;
-            if !found(found_file(root, Path::new(name), index)?, root.clone()) {
-                return Ok(roots);
+            let Some(name) = root.file_name() else {
+                walked.refuse(root, SourceProblem::NoFileName);
+                continue;
+            };
+            let index = walked.roots.push(root.clone(), true)?;
+            let file = match found_file(Path::new(name), index) {
+                Ok(file) => file,
+                Err(problem) => {
+                    walked.refuse(root, problem);
+                    continue;
+                }
+            };
+            if walked.refused.is_empty() && !found(file, root.clone()) {
+                return Ok(walked);
             }
             continue;
         }
         if !meta.is_dir() {
-            return Err(source_error(root, SourceProblem::NotFileOrDirectory));
+            walked.refuse(root, SourceProblem::NotFileOrDirectory);
+            continue;
         }
-        let index = roots.push(root.clone(), false)?;
-        // Sorted per directory so the files arrive nearly in bundle-path order: each hashing
-        // worker's results are then one sorted run, and the final sort merges the runs.
-        for item in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
-            let item = item.map_err(|e| {
-                let path = e.path().unwrap_or(root).to_owned();
-                Error::io(path, e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")))
-            })?;
-            let ft = item.file_type();
-            if ft.is_dir() {
-                continue;
-            }
-            if ft.is_symlink() {
-                return Err(source_error(item.path(), SourceProblem::SymbolicLink));
-            }
-            if !ft.is_file() {
-                return Err(source_error(item.path(), SourceProblem::SpecialFile));
-            }
-            let file = found_file(item.path(), relative_to(item.path(), root), index)?;
-            if !found(file, item.into_path()) {
-                return Ok(roots);
-            }
+        let index = walked.roots.push(root.clone(), false)?;
+        if !walk_dir(root, index, symlinks, &mut walked, found)? {
+            return Ok(walked);
         }
     }
-    Ok(roots)
+    Ok(walked)
+}
+
+/// Walks one directory root (see [`walk`]); false when `found` asked to stop.
+fn walk_dir(
+    root: &Path,
+    index: u32,
+    symlinks: Symlinks,
+    walked: &mut Walked,
+    found: &mut dyn FnMut(Found, PathBuf) -> bool,
+) -> Result<bool> {
+    let follow = symlinks == Symlinks::Follow;
+    // Sorted per directory so the files arrive nearly in bundle-path order: each hashing
+    // worker's results are then one sorted run, and the final sort merges the runs.
+    for item in walkdir::WalkDir::new(root).follow_links(follow).sort_by_file_name() {
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                let path = e.path().unwrap_or(root).to_owned();
+                if e.loop_ancestor().is_some() {
+                    walked.refuse(&path, SourceProblem::SymlinkLoop);
+                    continue;
+                }
+                let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+                let error = e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed"));
+                if follow && is_link {
+                    walked.refuse(&path, followed_link_problem(&error));
+                    continue;
+                }
+                return Err(Error::io(path, error));
+            }
+        };
+        let ft = item.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        if ft.is_symlink() {
+            match symlinks {
+                Symlinks::Skip => walked.skipped.push(item.into_path()),
+                _ => walked.refuse(item.path(), SourceProblem::SymbolicLink),
+            }
+            continue;
+        }
+        if !ft.is_file() {
+            walked.refuse(item.path(), SourceProblem::SpecialFile);
+            continue;
+        }
+        let file = match found_file(relative_to(item.path(), root), index) {
+            Ok(file) => file,
+            Err(problem) => {
+                walked.refuse(item.path(), problem);
+                continue;
+            }
+        };
+        let mut fs_path = item.path().to_owned();
+        if item.path_is_symlink() {
+            // Hashed and packed from where it leads, so the open never meets a link.
+            match fs::canonicalize(item.path()) {
+                Ok(target) => {
+                    walked.roots.followed.insert((index, file.path.as_str().to_owned()), target.clone());
+                    fs_path = target;
+                }
+                Err(e) => {
+                    walked.refuse(item.path(), followed_link_problem(&e));
+                    continue;
+                }
+            }
+        }
+        if walked.refused.is_empty() && !found(file, fs_path) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Why a link could not be followed: it leads nowhere, or round in a loop.
+fn followed_link_problem(e: &io::Error) -> SourceProblem {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => SourceProblem::SymlinkLoop,
+        _ => SourceProblem::DanglingSymlink,
+    }
 }
 
 /// `path` (found by walking `root`) relative to `root`. The walk builds every path as
@@ -379,11 +527,10 @@ fn relative_to<'a>(path: &'a Path, root: &Path) -> &'a Path {
     }
 }
 
-/// The file at `fs_path`, to be packed as `rel` under root number `root`.
-fn found_file(fs_path: &Path, rel: &Path, root: u32) -> Result<Found> {
-    let text = rel.to_str().ok_or_else(|| source_error(fs_path, SourceProblem::NameNotUtf8))?;
-    let path = RelPath::new(text)
-        .map_err(|error| source_error(fs_path, SourceProblem::UnsafePath { path: text.to_owned(), error }))?;
+/// A file to be packed as `rel` under root number `root`, or the naming rule it breaks.
+fn found_file(rel: &Path, root: u32) -> Result<Found, SourceProblem> {
+    let text = rel.to_str().ok_or(SourceProblem::NameNotUtf8)?;
+    let path = RelPath::new(text).map_err(|error| SourceProblem::UnsafePath { path: text.to_owned(), error })?;
     Ok(Found { path, root })
 }
 
@@ -497,12 +644,12 @@ pub(super) mod tests {
             }
             hash_file(path, buf, progress)
         };
-        match collect_and_hash(&[dir.path().to_owned()], &NoProgress, &failing) {
+        match collect_and_hash(&[dir.path().to_owned()], Symlinks::Refuse, &NoProgress, &failing) {
             Err(Error::Io { path, .. }) => assert_eq!(path, bad),
             Err(other) => panic!("expected the injected error, got {other:?}"),
             Ok(_) => panic!("the injected error was lost"),
         }
-        let (_, files) = collect_and_hash(&[dir.path().to_owned()], &NoProgress, &hash_file).unwrap();
+        let (_, files) = collect_and_hash(&[dir.path().to_owned()], Symlinks::Refuse, &NoProgress, &hash_file).unwrap();
         let names: Vec<&str> = files.iter().map(|(s, _)| s.path.as_str()).collect();
         let want: Vec<String> = (0..count).map(|i| format!("f{i:05}")).collect();
         assert_eq!(names, want);
@@ -523,7 +670,7 @@ pub(super) mod tests {
             panic!("injected panic at {}", path.display())
         };
         for hash in [&panics_once as &HashFn<'_>, &panics_always] {
-            match collect_and_hash(&[dir.path().to_owned()], &NoProgress, hash) {
+            match collect_and_hash(&[dir.path().to_owned()], Symlinks::Refuse, &NoProgress, hash) {
                 Err(Error::Internal(message)) => assert!(message.contains("injected panic"), "{message}"),
                 Err(other) => panic!("expected an internal error, got {other:?}"),
                 Ok((_, files)) => panic!("the panic was lost; {} files hashed", files.len()),

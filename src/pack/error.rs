@@ -59,6 +59,11 @@ pub enum PackError {
         /// Why.
         problem: SourceProblem,
     },
+    /// Sources that cannot be packed: every one the walk found, each with the rule it
+    /// breaks (links, devices, FIFOs, sockets, names a bundle path cannot have, bundle paths
+    /// two sources share). Nothing was written.
+    #[error("cannot pack: {} sources break the packing rules{}; nothing was written", .0.len(), list_refusals(.0))]
+    Refused(Vec<Refusal>),
     /// The sources and options would make a manifest the format forbids (names that collide
     /// on a case-insensitive filesystem, say): no bundle is written.
     #[error("cannot pack: the bundle would break a manifest rule: {0}")]
@@ -165,6 +170,25 @@ pub enum PackError {
     },
 }
 
+/// A source that cannot be packed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The file, directory or link, as found on disk.
+    pub path: PathBuf,
+    /// The rule it breaks.
+    pub problem: SourceProblem,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+fn list_refusals(list: &[Refusal]) -> String {
+    list.iter().map(|r| format!("; {r}")).collect()
+}
+
 /// Why a source cannot be packed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -181,8 +205,14 @@ pub enum SourceProblem {
     /// A symbolic link (found by the walk, or swapped in before the file was opened).
     #[error("is a symbolic link; airlock packs regular files only")]
     SymbolicLink,
+    /// A symbolic link to follow that leads nowhere.
+    #[error("is a dangling symbolic link (what it points to does not exist)")]
+    DanglingSymlink,
+    /// A symbolic link to follow that leads round in a loop.
+    #[error("is a symbolic link loop (following it comes back to where it started)")]
+    SymlinkLoop,
     /// A device, FIFO or socket found by the walk.
-    #[error("is not a regular file (device, fifo or socket)")]
+    #[error("is not a regular file (device, FIFO or socket); airlock packs regular files only")]
     SpecialFile,
     /// Something other than a regular file was found when the file was opened.
     #[error("is not a regular file")]

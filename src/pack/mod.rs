@@ -84,7 +84,8 @@ mod sign_artifacts;
 pub(crate) mod state;
 mod volumes;
 
-pub use error::{PackError, SourceProblem};
+pub use collect::Symlinks;
+pub use error::{PackError, Refusal, SourceProblem};
 pub use head::head_level;
 pub use state::{plan_since, read_receipt, BaseProblem, ChannelState, FullReason, SincePlan};
 pub use volumes::{parse_volume_size, VolumeOptions, PRESETS as VOLUME_PRESETS};
@@ -132,6 +133,8 @@ pub struct PackOptions {
     pub base: Option<PackBase>,
     /// A fault to inject, for the failure tests; `None` in normal use.
     pub fault: Option<PackFault>,
+    /// What to do with symbolic links among the sources.
+    pub symlinks: Symlinks,
 }
 
 /// The state a delta is computed against: a mirror's receipt named the manifest it holds
@@ -167,6 +170,7 @@ impl PackOptions {
             verify_written: false,
             base: None,
             fault: None,
+            symlinks: Symlinks::Refuse,
         }
     }
 }
@@ -210,6 +214,8 @@ pub struct PackReport {
     pub bound_bytes: u64,
     /// How long reading the bundle back and verifying it took (with `verify_written`).
     pub read_back: Option<Duration>,
+    /// The symbolic links left out ([`Symlinks::Skip`]).
+    pub skipped_links: Vec<PathBuf>,
 }
 
 /// Packs `opts.sources` into a new bundle at `out`, signed by every key in `signers`
@@ -346,6 +352,7 @@ impl Packer<'_> {
             bound_bytes: bound,
             read_back,
             volumes,
+            skipped_links: std::mem::take(&mut sources.skipped),
         })
     }
 

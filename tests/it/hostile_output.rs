@@ -206,7 +206,11 @@ fn pack_escapes_the_output_name_and_a_refused_source_name() {
     write(&ws.path("bad"), HOSTILE, b"x", 0o644);
     let out = run(&mut in_ws(&ws, &["pack", "bad", "--key", "k.sec", "--quiet", "-o", "bad.airlock"]));
     assert_ne!(out.code, 0, "a control character in a name was packed");
-    assert_single_error_line("pack (refused source)", &out.stderr);
+    // One line naming the refused source, escaped, then the one error line.
+    assert_escaped("pack (refused source)", &out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "pack (refused source): the refusal and the error:\n{}", out.stderr);
+    assert!(lines[0].starts_with("refused  ") && lines[1].starts_with("airlock: "), "{}", out.stderr);
 }
 
 #[test]

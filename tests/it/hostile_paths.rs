@@ -175,7 +175,7 @@ fn pack_refuses_superscript_device_name() {
     keygen(root, "k");
     write(&root.join("src"), "LPT\u{b9}.txt", b"x", 0o644);
     pack_at(root, &root.join("src"), "out.airlock", &[])
-        .expect_code(2)
+        .expect_code(1)
         .expect_stderr("a path component is a reserved device name (LPT\u{b9}.txt)");
     assert!(!root.join("out.airlock").exists());
 }

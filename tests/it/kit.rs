@@ -86,8 +86,9 @@ pub fn keygen(root: &Path, name: &str) {
     .expect_code(0);
 }
 
-/// `airlock pack SRC -o ROOT/OUT --key ROOT/k.sec --quiet EXTRA...` with the channel state
-/// kept in `ROOT/state`: the pack every test workbench uses, not yet run.
+/// `airlock pack SRC -o ROOT/OUT --key ROOT/k.sec EXTRA...` with the channel state kept in
+/// `ROOT/state`: the pack every test workbench uses, not yet run. (No `--quiet`: the tests
+/// read pack's whole report; its progress bar is hidden anyway, stderr being no terminal.)
 pub fn pack_command(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Command {
     let mut cmd = airlock();
     cmd.arg("pack")
@@ -96,7 +97,6 @@ pub fn pack_command(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Comma
         .arg(root.join(out))
         .arg("--key")
         .arg(root.join("k.sec"))
-        .arg("--quiet")
         .args(extra)
         .env("AIRLOCK_STATE_DIR", root.join("state"));
     cmd

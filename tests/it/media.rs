@@ -104,8 +104,8 @@ fn sparse(path: &Path, len: u64) {
     fs::File::create(path).unwrap().set_len(len).unwrap();
 }
 
-/// `airlock pack WS/src -o OUT --key WS/k.sec --quiet EXTRA` with the state in `WS/state`
-/// and the fault hooks cleared.
+/// `airlock pack WS/src -o OUT --key WS/k.sec EXTRA` with the state in `WS/state` and the
+/// fault hooks cleared (no `--quiet`: the tests read pack's whole report).
 fn pack_to(ws: &Workspace, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = airlock();
     cmd.arg("pack")
@@ -114,7 +114,6 @@ fn pack_to(ws: &Workspace, out: &Path, extra: &[&str]) -> Command {
         .arg(out)
         .arg("--key")
         .arg(ws.path("k.sec"))
-        .arg("--quiet")
         .args(extra)
         .env("AIRLOCK_STATE_DIR", ws.path("state"))
         .env_remove("AIRLOCK_TEST_FAULT");

@@ -9,7 +9,8 @@ use std::process::Command;
 
 use crate::common::{airlock, run, Workspace};
 
-/// `airlock pack src -o OUT --key k.sec --quiet` in `ws`, with its state under `ws/state`.
+/// `airlock pack src -o OUT --key k.sec` in `ws`, with its state under `ws/state` (no
+/// `--quiet`: the tests read pack's whole report).
 fn pack(ws: &Workspace, out: &str) -> Command {
     let mut cmd = airlock();
     cmd.arg("pack")
@@ -18,7 +19,6 @@ fn pack(ws: &Workspace, out: &str) -> Command {
         .arg(ws.path(out))
         .arg("--key")
         .arg(ws.path("k.sec"))
-        .arg("--quiet")
         .env("AIRLOCK_STATE_DIR", ws.path("state"))
         .env_remove("AIRLOCK_TEST_FAULT")
         .env_remove("AIRLOCK_TEST_CRASH_AT");

@@ -130,7 +130,7 @@ fn pack_refuses_symlinks_and_overwrite() {
     write(src.path(), "a", b"a", 0o644);
     std::os::unix::fs::symlink("/etc/passwd", src.path().join("link")).unwrap();
     let ws = Workspace::new();
-    ws.pack(src.path(), "b.airlock", &[]).expect_code(2).expect_stderr("symbolic link");
+    ws.pack(src.path(), "b.airlock", &[]).expect_code(1).expect_stderr("symbolic link");
     fs::remove_file(src.path().join("link")).unwrap();
     ws.pack(src.path(), "b.airlock", &[]).expect_code(0);
     ws.pack(src.path(), "b.airlock", &[]).expect_code(2).expect_stderr("--force");
