@@ -428,6 +428,8 @@ fn pep740_attestation_is_verified_with_the_trusted_publisher() {
     let ws = Workspace::new();
     pypi_tree(&ws);
     pack(&ws, "pypi.airlock", None);
+    pypi_policy(&ws, "wrong.toml", "other.yml");
+    assert_rejected(&ws, "pypi.airlock", "wrong.toml", None, &["pypi/pypi_attestations-0.0.19.tar.gz", "other.yml"]);
     pypi_policy(&ws, "p.toml", "release.yml");
     let r = import(&ws, "pypi.airlock", "p.toml", None);
     r.expect_code(0);
@@ -438,8 +440,6 @@ fn pep740_attestation_is_verified_with_the_trusted_publisher() {
         "{}",
         r.stdout
     );
-    pypi_policy(&ws, "wrong.toml", "other.yml");
-    assert_rejected(&ws, "pypi.airlock", "wrong.toml", None, &["pypi/pypi_attestations-0.0.19.tar.gz", "other.yml"]);
 }
 
 // ---------------------------------------------------------------------------------------
