@@ -190,7 +190,7 @@ fn describe_producer_keys(policy: &Policy, out: &mut Vec<String>) {
         ));
         for a in i.root.authorities() {
             out.push(format!(
-                "    {:?} {}: valid from {} until {}",
+                "    {} {}: valid from {} until {}",
                 a.kind,
                 a.name,
                 time(a.valid_from, "the start"),

@@ -2,16 +2,19 @@
 //! (docs/POLICY.md, "Debian repositories"):
 //!
 //! 1. each suite's `InRelease` (or `Release` with `Release.gpg`) is buffered (at most
-//!    [`MAX_MATERIAL_FILE`] bytes) and, at the end of the payload, verified with the rule's
-//!    OpenPGP keyrings; its `Suite` or `Codename` must be the suite's directory name, its
+//!    [`MAX_MATERIAL_FILE`] bytes) and verified with the rule's OpenPGP keyrings as soon as
+//!    it has streamed (payload order puts `dists/<suite>/InRelease` before the component
+//!    directories); its `Suite` or `Codename` must be the suite's directory name, its
 //!    `Date` may not postdate the bundle, and its `Valid-Until` is enforced, reported or
 //!    ignored as the rule says;
 //! 2. every other file under `dists/<suite>/` must be listed in the release file's `SHA256`
 //!    table with the size and SHA-256 the manifest gives it (the manifest's digests are
 //!    authenticated, so the index files need not be read again);
-//! 3. the `Packages`/`Sources` indexes are parsed as they stream, keeping only the lines for
-//!    pool files the bundle holds (memory bounded by the bundle's entries, not the
-//!    archive's), and only the listings of indexes step 2 verified count;
+//! 3. the `Packages`/`Sources` indexes that step 2 authenticates are parsed as they stream
+//!    (hostile index text never reaches a decompressor without the archive's signature),
+//!    keeping only the lines for pool files the bundle holds (memory bounded by the
+//!    bundle's entries, not the archive's); an index that streams before its release file
+//!    is not parsed, so the pool files only it lists stay uncovered;
 //! 4. every pool file the bundle carries under `<root>/pool/` must be listed with its size
 //!    and SHA-256; one listed with another size or digest rejects; one not listed rejects
 //!    (`uncovered = "reject"`, the default) or is reported.
@@ -49,8 +52,11 @@ struct Suite {
     name: String,
     /// Files under `dists/<suite>/`, by their path relative to it.
     dists: Vec<(String, File)>,
-    /// Buffered release files, by name (`InRelease`, `Release`, `Release.gpg`).
+    /// Buffered release files, by name (`InRelease`, `Release`, `Release.gpg`), until the
+    /// release is verified.
     release: HashMap<&'static str, Vec<u8>>,
+    /// The verified release file, once it is.
+    verified: Option<Release>,
     /// What each parsed index listed (wanted entries only), by the index's relative path.
     listed: Vec<(String, Vec<Listed>)>,
 }
@@ -77,6 +83,9 @@ pub(super) struct Repositories<'a> {
     times: Times,
     created: u64,
     current: Option<Streaming>,
+    findings: Vec<Finding>,
+    /// Names of the keys whose signatures verified a release file.
+    used: Vec<String>,
 }
 
 fn reject(path: &str, problem: String) -> crate::error::Error {
@@ -93,7 +102,13 @@ impl<'a> Repositories<'a> {
                 suites: rule
                     .suites
                     .iter()
-                    .map(|s| Suite { name: s.clone(), dists: Vec::new(), release: HashMap::new(), listed: Vec::new() })
+                    .map(|s| Suite {
+                        name: s.clone(),
+                        dists: Vec::new(),
+                        release: HashMap::new(),
+                        verified: None,
+                        listed: Vec::new(),
+                    })
                     .collect(),
                 pool: HashMap::new(),
                 outside: 0,
@@ -116,7 +131,15 @@ impl<'a> Repositories<'a> {
                 trees.push(tree);
             }
         }
-        Ok(Repositories { policy, trees, times, created: manifest.created, current: None })
+        Ok(Repositories {
+            policy,
+            trees,
+            times,
+            created: manifest.created,
+            current: None,
+            findings: Vec::new(),
+            used: Vec::new(),
+        })
     }
 
     /// Whether the bundle holds any tree a rule checks.
@@ -140,6 +163,14 @@ impl<'a> Repositories<'a> {
                 let buf = Vec::with_capacity(entry.size as usize);
                 self.current = Some(Streaming::Release { tree: t, suite: s, name, buf });
             } else if let Some((kind, compression)) = debian::index_kind(in_suite) {
+                let authenticated = tree.suites[s]
+                    .verified
+                    .as_ref()
+                    .and_then(|r| r.expect(in_suite))
+                    .is_some_and(|(size, sha256)| size == entry.size && sha256 == entry.sha256);
+                if !authenticated {
+                    return Ok(());
+                }
                 let pool: Arc<HashSet<String>> = Arc::new(tree.pool.keys().cloned().collect());
                 let wanted = Box::new(move |p: &str| pool.contains(p));
                 let reader = IndexReader::new(kind, compression, wanted);
@@ -171,6 +202,7 @@ impl<'a> Repositories<'a> {
         match self.current.take() {
             Some(Streaming::Release { tree, suite, name, buf }) => {
                 self.trees[tree].suites[suite].release.insert(name, buf);
+                self.try_verify_release(tree, suite)?;
             }
             Some(Streaming::Index { tree, suite, rel, reader }) => {
                 let listed =
@@ -183,13 +215,51 @@ impl<'a> Repositories<'a> {
     }
 
     /// Decides every tree; returns the findings and the names of the keys that signed.
-    pub(super) fn end(self) -> Result<(Vec<Finding>, Vec<String>)> {
-        let mut findings = Vec::new();
-        let mut used = Vec::new();
+    pub(super) fn end(mut self) -> Result<(Vec<Finding>, Vec<String>)> {
+        let mut findings = std::mem::take(&mut self.findings);
         for tree in &self.trees {
-            self.decide(tree, &mut findings, &mut used)?;
+            self.decide(tree, &mut findings)?;
         }
-        Ok((findings, used))
+        Ok((findings, self.used))
+    }
+
+    /// Verifies a suite's release file as soon as the files it needs have streamed:
+    /// `InRelease`; or `Release.gpg` after `Release` when the bundle has no `InRelease`.
+    /// A `Release` beside a verified `InRelease` must be its signed text.
+    fn try_verify_release(&mut self, t: usize, s: usize) -> Result<()> {
+        let tree = &self.trees[t];
+        let suite = &tree.suites[s];
+        let has_inrelease = suite.dists.iter().any(|(rel, _)| rel == "InRelease");
+        let ready = match (&suite.verified, has_inrelease) {
+            (Some(_), _) => false,
+            (None, true) => suite.release.contains_key("InRelease"),
+            (None, false) => suite.release.contains_key("Release") && suite.release.contains_key("Release.gpg"),
+        };
+        if ready {
+            let mut findings = Vec::new();
+            let mut used = Vec::new();
+            let (release, text) = self.verify_release(tree, suite, &mut findings, &mut used)?;
+            self.findings.extend(findings);
+            self.used.extend(used);
+            let suite = &mut self.trees[t].suites[s];
+            suite.verified = Some(release);
+            // Only the signed text is kept, to hold a plain `Release` to it.
+            suite.release.clear();
+            suite.release.insert("signed text", text);
+        }
+        let tree = &self.trees[t];
+        let suite = &tree.suites[s];
+        if let (Some(_), Some(plain), Some(text)) =
+            (&suite.verified, suite.release.get("Release"), suite.release.get("signed text"))
+        {
+            if has_inrelease && plain != text {
+                return Err(reject(
+                    &tree.rule.path_of(&format!("dists/{}/Release", suite.name)),
+                    "differs from the text InRelease signs; refusing two versions of one suite".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn keyrings(&self, rule: &RepositoryRule) -> Vec<(String, Keyring)> {
@@ -202,7 +272,7 @@ impl<'a> Repositories<'a> {
             .collect()
     }
 
-    fn decide(&self, tree: &Tree<'_>, findings: &mut Vec<Finding>, used: &mut Vec<String>) -> Result<()> {
+    fn decide(&self, tree: &Tree<'_>, findings: &mut Vec<Finding>) -> Result<()> {
         let rule = tree.rule;
         // Listings of verified indexes: repository-relative path -> (size, SHA-256, index).
         let mut listed: HashMap<&str, Vec<(u64, Digest, String)>> = HashMap::new();
@@ -217,7 +287,9 @@ impl<'a> Repositories<'a> {
                 }
                 continue;
             }
-            let release = self.verify_release(tree, suite, findings, used)?;
+            let Some(release) = &suite.verified else {
+                return Err(self.missing_release(tree, suite));
+            };
             let mut verified_indexes: Vec<&str> = Vec::new();
             let mut unlisted: Vec<&str> = Vec::new();
             for (rel, file) in &suite.dists {
@@ -278,14 +350,29 @@ impl<'a> Repositories<'a> {
         self.decide_pool(tree, &listed, findings)
     }
 
-    /// Verifies a suite's release file and parses it.
+    /// A suite with carried files and no verified release file.
+    fn missing_release(&self, tree: &Tree<'_>, suite: &Suite) -> crate::error::Error {
+        let rule = tree.rule;
+        let dists = format!("dists/{}", suite.name);
+        let not_carried = suite.dists.iter().any(|(rel, f)| RELEASE_FILES.contains(&rel.as_str()) && !f.carried);
+        reject(
+            &rule.path_of(&dists),
+            if not_carried {
+                format!("suite {:?}: its release file is not carried by this delta bundle, but files it covers are; pack a bundle that carries {dists}/InRelease", suite.name)
+            } else {
+                format!("suite {:?}: no InRelease, and no Release with Release.gpg, in the bundle: nothing signs its indexes", suite.name)
+            },
+        )
+    }
+
+    /// Verifies a suite's release file and parses it; returns it with its signed text.
     fn verify_release(
         &self,
         tree: &Tree<'_>,
         suite: &Suite,
         findings: &mut Vec<Finding>,
         used: &mut Vec<String>,
-    ) -> Result<Release> {
+    ) -> Result<(Release, Vec<u8>)> {
         let rule = tree.rule;
         let dists = format!("dists/{}", suite.name);
         let keyrings = self.keyrings(rule);
@@ -293,14 +380,6 @@ impl<'a> Repositories<'a> {
             let path = rule.path_of(&format!("{dists}/InRelease"));
             let (text, checks) = openpgp::verify_clearsigned(inrelease, &keyrings, self.times)
                 .map_err(|e| reject(&path, format!("is not one clearsigned OpenPGP message: {e}")))?;
-            if let Some(plain) = suite.release.get("Release") {
-                if *plain != text {
-                    return Err(reject(
-                        &rule.path_of(&format!("{dists}/Release")),
-                        "differs from the text InRelease signs; refusing two versions of one suite".into(),
-                    ));
-                }
-            }
             (path, text, checks)
         } else if let (Some(plain), Some(sig)) = (suite.release.get("Release"), suite.release.get("Release.gpg")) {
             let path = rule.path_of(&format!("{dists}/Release"));
@@ -308,15 +387,7 @@ impl<'a> Repositories<'a> {
                 .map_err(|e| reject(&path, format!("{dists}/Release.gpg is not an OpenPGP signature: {e}")))?;
             (path, plain.clone(), checks)
         } else {
-            let carried = suite.dists.iter().any(|(rel, f)| RELEASE_FILES.contains(&rel.as_str()) && !f.carried);
-            return Err(reject(
-                &rule.path_of(&dists),
-                if carried {
-                    format!("suite {:?}: its release file is not carried by this delta bundle, but files it covers are; pack a bundle that carries {dists}/InRelease", suite.name)
-                } else {
-                    format!("suite {:?}: no InRelease, and no Release with Release.gpg, in the bundle: nothing signs its indexes", suite.name)
-                },
-            ));
+            return Err(self.missing_release(tree, suite));
         };
         let signers = self.judge_release(&file, &checks, findings)?;
         let release =
@@ -372,7 +443,7 @@ impl<'a> Repositories<'a> {
         }
         findings.push(f);
         used.extend(signers.into_iter().map(|(_, key)| key));
-        Ok(release)
+        Ok((release, text))
     }
 
     /// The release file's signatures: at least one good one by a rule key, not revoked;
