@@ -113,7 +113,12 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
                 say!("override logged: {o}")?;
             }
             for note in &record.artifacts {
-                say!("artifact {note}")?;
+                // The trust material line is about the import, not one artifact.
+                if note.starts_with("trust material kept:") {
+                    say!("{note}")?;
+                } else {
+                    say!("artifact {note}")?;
+                }
             }
         }
     }

@@ -176,7 +176,7 @@ fn describe_producer_keys(policy: &Policy, out: &mut Vec<String>) {
                 }
             }
             ProducerKeyKind::Sigstore(s) => {
-                out.push(format!("  {}: Sigstore [sigstore.{}] {}", k.name, s.instance, s.signer.describe()));
+                out.push(format!("  {}: [sigstore.{}] {}", k.name, s.instance, s.signer.describe()));
             }
         }
     }
