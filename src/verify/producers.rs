@@ -407,3 +407,69 @@ pub(super) fn trust_files(policy: &Policy, used: &HashSet<String>) -> Vec<TrustF
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::path::Path;
+
+    use super::{material_artifact, sbom_of, Satisfier};
+    use crate::keys::SecretKey;
+    use crate::policy::Policy;
+
+    const PROVENANCE: &str = "https://slsa.dev/provenance/v1";
+
+    fn policy(rule_extra: &str) -> (Policy, crate::keys::PublicKey) {
+        let key = SecretKey::generate("k").public_key();
+        let b64 = key.to_file_string().lines().nth(1).unwrap_or_default().to_owned();
+        let text = format!(
+            "version = 1\n[keys.k0]\npublic_key = \"{b64}\"\n[sigstore.pg]\ntrusted_root = \"fixtures/producer/sigstore/roots/public-good.json\"\n[keys.s]\nsigstore = \"pg\"\nissuer = \"i\"\nsan = \"s\"\n[[channel]]\nname = \"*\"\nsigners = [\"k0\"]\n[[artifact]]\npath = \"a/*\"\nkeys = [\"s\", \"k0\"]\n{rule_extra}"
+        );
+        (Policy::parse(&text, Path::new("."), "p.toml").unwrap(), key)
+    }
+
+    fn named(key: &str, predicate: Option<&str>, builder: Option<&str>) -> Satisfier {
+        Satisfier::Named {
+            key: key.to_owned(),
+            instance: Some("pg".to_owned()),
+            predicate_type: predicate.map(str::to_owned),
+            builder_id: builder.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn any_rule_key_satisfies_a_rule_without_attestation_requirements() {
+        let (p, k0) = policy("");
+        let rule = &p.artifact_rules()[0];
+        assert!(Satisfier::Signify(k0).satisfies(rule));
+        assert!(named("s", None, None).satisfies(rule));
+        assert!(!named("other", None, None).satisfies(rule));
+        assert!(!Satisfier::Signify(SecretKey::generate("x").public_key()).satisfies(rule));
+        assert_eq!(named("s", None, None).used(), ["s", "sigstore.pg"]);
+    }
+
+    #[test]
+    fn an_attestation_rule_needs_the_predicate_type_and_builder_it_names() {
+        let (p, k0) = policy(&format!("predicate_types = [\"{PROVENANCE}\"]\nslsa_builder_id = \"b\"\n"));
+        let rule = &p.artifact_rules()[0];
+        assert!(named("s", Some(PROVENANCE), Some("b")).satisfies(rule));
+        assert!(!named("s", Some(PROVENANCE), Some("other")).satisfies(rule));
+        assert!(!named("s", Some(PROVENANCE), None).satisfies(rule));
+        assert!(!named("s", Some("https://spdx.dev/Document"), Some("b")).satisfies(rule));
+        // A plain signature is not an attestation.
+        assert!(!named("s", None, None).satisfies(rule));
+        assert!(!Satisfier::Signify(k0).satisfies(rule));
+    }
+
+    #[test]
+    fn material_and_sboms_are_found_beside_their_artifact_by_name() {
+        let paths: HashSet<&str> =
+            ["npm/x.tgz", "npm/x.tgz.sigstore.json", "npm/x.tgz.cdx.json", "y.sigstore.json", "z.whl"].into();
+        assert_eq!(material_artifact("npm/x.tgz.sigstore.json", &paths).as_deref(), Some("npm/x.tgz"));
+        assert_eq!(material_artifact("y.sigstore.json", &paths), None, "no artifact y");
+        assert_eq!(material_artifact("z.whl.publish.attestation", &paths).as_deref(), Some("z.whl"));
+        assert_eq!(material_artifact("npm/x.tgz", &paths), None);
+        assert_eq!(sbom_of("npm/x.tgz.cdx.json", &paths), Some("npm/x.tgz"));
+        assert_eq!(sbom_of("npm/y.cdx.json", &paths), None);
+    }
+}
