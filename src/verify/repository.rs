@@ -73,7 +73,7 @@ struct Tree<'a> {
 
 enum Streaming {
     Release { tree: usize, suite: usize, name: &'static str, buf: Vec<u8> },
-    Index { tree: usize, suite: usize, rel: String, reader: IndexReader },
+    Index { tree: usize, suite: usize, rel: String, reader: Box<IndexReader> },
 }
 
 /// The repository rules' state over one payload.
@@ -173,7 +173,7 @@ impl<'a> Repositories<'a> {
                 }
                 let pool: Arc<HashSet<String>> = Arc::new(tree.pool.keys().cloned().collect());
                 let wanted = Box::new(move |p: &str| pool.contains(p));
-                let reader = IndexReader::new(kind, compression, wanted);
+                let reader = Box::new(IndexReader::new(kind, compression, wanted));
                 self.current = Some(Streaming::Index { tree: t, suite: s, rel: in_suite.to_owned(), reader });
             }
             return Ok(());
