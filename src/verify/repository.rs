@@ -67,6 +67,8 @@ struct Tree<'a> {
     suites: Vec<Suite>,
     /// Pool files carried, by their path relative to the root.
     pool: HashMap<String, File>,
+    /// Their paths, shared with the index readers' filters.
+    pool_paths: Arc<HashSet<String>>,
     /// Files under the root in neither a rule suite nor `pool/`.
     outside: usize,
 }
@@ -111,6 +113,7 @@ impl<'a> Repositories<'a> {
                     })
                     .collect(),
                 pool: HashMap::new(),
+                pool_paths: Arc::default(),
                 outside: 0,
             };
             for e in &manifest.entries {
@@ -127,6 +130,7 @@ impl<'a> Repositories<'a> {
                     tree.outside += 1;
                 }
             }
+            tree.pool_paths = Arc::new(tree.pool.keys().cloned().collect());
             if tree.suites.iter().any(|s| !s.dists.is_empty()) || !tree.pool.is_empty() {
                 trees.push(tree);
             }
@@ -171,7 +175,7 @@ impl<'a> Repositories<'a> {
                 if !authenticated {
                     return Ok(());
                 }
-                let pool: Arc<HashSet<String>> = Arc::new(tree.pool.keys().cloned().collect());
+                let pool = Arc::clone(&tree.pool_paths);
                 let wanted = Box::new(move |p: &str| pool.contains(p));
                 let reader = Box::new(IndexReader::new(kind, compression, wanted));
                 self.current = Some(Streaming::Index { tree: t, suite: s, rel: in_suite.to_owned(), reader });
