@@ -5,10 +5,14 @@
 //!  tar stream -> Cutter: zstd frames, each ended before its worst-case size could pass the
 //!               volume's room; a volume is closed when less than `slack` is left
 //!                 -> BodyWriter -> Writeback (background sync, one Syncer) -> temp file
-//!                      +-> its hashing thread: SHA-256 of the body and of each 1 MiB block
-//!  parity: stripe j = block j of every data body (zero-padded) -> reed-solomon-simd
-//!          -> N parity bodies (BodyWriter)
-//!  table: lengths, SHA-256s, block SHA-256s, signed by the first key (VOLUMES.sig)
+//!                      (a closed volume's rest synced in the background)
+//!                      +-> its hashing thread: SHA-256 of each 1 MiB block (and of that list)
+//!  parity, once the last data body is written, on every core (ParityPass): each worker
+//!          takes the next stripe j = block j of every data body (read back from the page
+//!          cache; zero-padded) -> StripeEncoder (one parity body: XOR in place; more:
+//!          reed-solomon-simd) -> parity block j of each of N bodies, written at its offset
+//!          (writeback started, background sync) and hashed on the worker
+//!  table: lengths, block-list digests, block SHA-256s, signed by the first key (VOLUMES.sig)
 //!  trailer (skippable frame: head copy, VOLUMES.sig, footer) appended to every volume;
 //!  fsync all, then rename all: nothing appears under a final name before every volume is
 //!  whole and durable, and a failed pack leaves no volume (temporaries are removed on drop).
@@ -390,6 +394,9 @@ impl Cutter<'_> {
                 return Err(Error::Internal("the volume plan was exceeded".into()));
             }
             let entry = body.finish(id, tmp.path())?;
+            // What is still dirty of the volume (its last writeback step) goes to the disk
+            // in the background while the next volume, or the parity pass, is worked on.
+            self.syncer.request(tmp.as_file());
             self.done.push(Written { tmp, entry });
         }
         Ok(())
