@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -694,7 +694,7 @@ impl Packer<'_> {
             outs: &outs,
             parity_len: parity_length(data.iter().map(|w| w.entry.length)),
             next: AtomicU64::new(0),
-            failed: std::sync::atomic::AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             syncer,
             written,
         };
@@ -728,7 +728,7 @@ struct ParityPass<'a> {
     /// The next stripe to take.
     next: AtomicU64,
     /// Set by a worker that failed, so the others stop.
-    failed: std::sync::atomic::AtomicBool,
+    failed: AtomicBool,
     syncer: SyncHandle,
     written: &'a Arc<AtomicU64>,
 }
