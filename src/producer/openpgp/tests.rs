@@ -1,0 +1,1 @@
+//! Tests on real fixtures (fixtures/producer/openpgp/, fixtures/producer/debian/).
