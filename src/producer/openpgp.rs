@@ -270,9 +270,17 @@ pub enum PgpProblem {
         /// Sequoia's account.
         reason: String,
     },
-    /// The signature does not verify over these bytes (the data or the signature changed),
-    /// or the policy refuses the signature itself (an expired signature, a weak key).
-    #[error("the signature by key {key} does not hold: {reason}")]
+    /// The signature does not verify over these bytes: the data or the signature changed,
+    /// or they are not a pair.
+    #[error("the signature by key {key} does not match these bytes ({detail}): the file or the signature was changed, or they are not a pair")]
+    Mismatch {
+        /// The signing key.
+        key: Fingerprint,
+        /// Sequoia's account.
+        detail: String,
+    },
+    /// The policy refuses the signature itself (an expired signature, a weak key).
+    #[error("the signature by key {key} is refused: {reason}")]
     BadSignature {
         /// The signing key.
         key: Fingerprint,
@@ -343,7 +351,7 @@ pub enum OpenPgpError {
     #[error("keyring holds no OpenPGP certificate (expected a binary or ASCII-armoured public key file)")]
     EmptyKeyring,
     /// A certificate of the keyring cannot be read.
-    #[error("keyring: certificate {position} cannot be read: {reason}")]
+    #[error("keyring: certificate {position} cannot be read ({reason}); a keyring is a binary or ASCII-armoured OpenPGP public key file, as gpg --export [--armor] writes")]
     BadCert {
         /// 1-based position in the file.
         position: usize,

@@ -306,7 +306,14 @@ impl Helper {
             }
             Err(VerificationError::BadSignature { sig, ka, error }) => {
                 let key = fingerprint(&ka.key().fingerprint());
-                let problem = PgpProblem::BadSignature { key, reason: format!("{error:#}") };
+                // Sequoia's refusals of the signature itself carry these errors; anything else
+                // came from checking the maths against the data.
+                let problem = match error.downcast_ref::<openpgp::Error>() {
+                    Some(openpgp::Error::Expired(_) | openpgp::Error::NotYetLive(_) | openpgp::Error::PolicyViolation(..)) => {
+                        PgpProblem::BadSignature { key, reason: format!("{error:#}") }
+                    }
+                    _ => PgpProblem::Mismatch { key, detail: format!("{error:#}") },
+                };
                 ((*sig).clone(), Verdict::Bad { fingerprint: fingerprint(&ka.cert().fingerprint()), problem })
             }
             Err(VerificationError::MalformedSignature { sig, error }) => {

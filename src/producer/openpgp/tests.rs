@@ -88,7 +88,7 @@ fn one_flipped_bit_in_the_tarball_is_bad() {
     let mut tampered = HELLO_TAR.to_vec();
     tampered[HELLO_TAR.len() / 2] ^= 0x01;
     let outcome = only_check(verify_detached(HELLO_ASC, &tampered, &hello_keyring(true), now()).unwrap());
-    assert!(matches!(problem(&outcome), PgpProblem::BadSignature { key, .. } if *key == fpr(HELLO_FPR)), "{outcome:?}");
+    assert!(matches!(problem(&outcome), PgpProblem::Mismatch { key, .. } if *key == fpr(HELLO_FPR)), "{outcome:?}");
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn a_tampered_in_release_is_bad_and_text_outside_the_message_is_refused() {
     let (_, checks) = verify_clearsigned(tampered.as_bytes(), &debian_keyring(&[]), now()).unwrap();
     assert_eq!(checks.len(), 2);
     for check in &checks {
-        assert!(matches!(problem(&check.outcome), PgpProblem::BadSignature { .. }), "{check:?}");
+        assert!(matches!(problem(&check.outcome), PgpProblem::Mismatch { .. }), "{check:?}");
     }
 
     let prefixed = format!("Origin: Evil\n{whole}");
@@ -336,7 +336,7 @@ mod generated {
     fn a_signature_older_than_its_key_is_bad() {
         let cert = producer(None);
         let outcome = verify(&cert, &sign(&cert, CREATED - DAY, HashAlgorithm::SHA256), NOW);
-        assert!(matches!(problem(&outcome), PgpProblem::KeyNotValid { .. } | PgpProblem::BadSignature { .. }), "{outcome:?}");
+        assert!(matches!(problem(&outcome), PgpProblem::KeyNotValid { .. } | PgpProblem::Mismatch { .. }), "{outcome:?}");
     }
 
     #[test]
