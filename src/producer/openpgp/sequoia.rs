@@ -43,7 +43,11 @@ pub(super) struct Keyring {
 }
 
 impl Keyring {
-    pub(super) fn parse(bytes: &[u8], only: &[Fingerprint], allow_sha1_bindings: bool) -> Result<Keyring, OpenPgpError> {
+    pub(super) fn parse(
+        bytes: &[u8],
+        only: &[Fingerprint],
+        allow_sha1_bindings: bool,
+    ) -> Result<Keyring, OpenPgpError> {
         if bytes.len() > KEYRING_MAX_BYTES {
             return Err(OpenPgpError::KeyringTooLarge { size: bytes.len() });
         }
@@ -69,7 +73,10 @@ impl Keyring {
     /// The primary fingerprint of a certificate holding a key that could have made `sig`.
     fn issuer_cert(&self, sig: &Signature) -> Option<Fingerprint> {
         let issuers = sig.get_issuers();
-        self.certs.iter().find(|c| c.keys().key_handles(issuers.iter()).next().is_some()).map(|c| fingerprint(&c.fingerprint()))
+        self.certs
+            .iter()
+            .find(|c| c.keys().key_handles(issuers.iter()).next().is_some())
+            .map(|c| fingerprint(&c.fingerprint()))
     }
 
     fn describe(&self, cert: &Cert) -> CertInfo {
@@ -89,7 +96,8 @@ impl Keyring {
 
 /// Every certificate of a binary or armoured keyring, duplicates merged, secrets refused.
 fn read_certs(bytes: &[u8]) -> Result<Vec<Cert>, OpenPgpError> {
-    let unreadable = |position: usize, e: openpgp::anyhow::Error| OpenPgpError::BadCert { position, reason: format!("{e:#}") };
+    let unreadable =
+        |position: usize, e: openpgp::anyhow::Error| OpenPgpError::BadCert { position, reason: format!("{e:#}") };
     let parser = CertParser::from_bytes(bytes).map_err(|e| unreadable(1, e))?;
     let mut certs: Vec<Cert> = Vec::new();
     for (index, cert) in parser.enumerate() {
@@ -140,8 +148,9 @@ fn newest_self_signature(cert: &Cert) -> SystemTime {
 fn has_sha1_binding(cert: &Cert) -> bool {
     let keys = cert.keys().flat_map(|k| k.self_signatures().collect::<Vec<_>>());
     let uids = cert.userids().flat_map(|u| u.self_signatures().collect::<Vec<_>>());
-    keys.chain(uids)
-        .any(|s| s.hash_algo() == HashAlgorithm::SHA1 || s.embedded_signatures().any(|e| e.hash_algo() == HashAlgorithm::SHA1))
+    keys.chain(uids).any(|s| {
+        s.hash_algo() == HashAlgorithm::SHA1 || s.embedded_signatures().any(|e| e.hash_algo() == HashAlgorithm::SHA1)
+    })
 }
 
 /// Sequoia's standard policy with `reference` as "now"; SHA-1 accepted where only second
@@ -285,7 +294,9 @@ impl Helper {
         if self.collect_sigs {
             self.sigs.push(sig.clone());
             self.verdicts.push(Some(verdict));
-        } else if let Some(slot) = self.sigs.iter().zip(self.verdicts.iter_mut()).find(|(s, v)| *s == sig && v.is_none()) {
+        } else if let Some(slot) =
+            self.sigs.iter().zip(self.verdicts.iter_mut()).find(|(s, v)| *s == sig && v.is_none())
+        {
             *slot.1 = Some(verdict);
         }
     }
@@ -309,9 +320,11 @@ impl Helper {
                 // Sequoia's refusals of the signature itself carry these errors; anything else
                 // came from checking the maths against the data.
                 let problem = match error.downcast_ref::<openpgp::Error>() {
-                    Some(openpgp::Error::Expired(_) | openpgp::Error::NotYetLive(_) | openpgp::Error::PolicyViolation(..)) => {
-                        PgpProblem::BadSignature { key, reason: format!("{error:#}") }
-                    }
+                    Some(
+                        openpgp::Error::Expired(_)
+                        | openpgp::Error::NotYetLive(_)
+                        | openpgp::Error::PolicyViolation(..),
+                    ) => PgpProblem::BadSignature { key, reason: format!("{error:#}") },
                     _ => PgpProblem::Mismatch { key, detail: format!("{error:#}") },
                 };
                 ((*sig).clone(), Verdict::Bad { fingerprint: fingerprint(&ka.cert().fingerprint()), problem })
@@ -330,7 +343,11 @@ impl Helper {
         })
     }
 
-    fn signer(&self, sig: &Signature, ka: &openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation<'_, openpgp::packet::key::PublicParts>) -> PgpSigner {
+    fn signer(
+        &self,
+        sig: &Signature,
+        ka: &openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation<'_, openpgp::packet::key::PublicParts>,
+    ) -> PgpSigner {
         use openpgp::cert::amalgamation::ValidAmalgamation as _;
         use openpgp::cert::amalgamation::ValidateAmalgamation as _;
         let created = sig.signature_creation_time().unwrap_or(UNIX_EPOCH);
@@ -350,7 +367,11 @@ impl Helper {
             keyring: self.name.clone(),
             primary: fingerprint(&ka.cert().fingerprint()),
             signing_key: fingerprint(&ka.key().fingerprint()),
-            user_id: ka.valid_cert().primary_userid().ok().map(|u| String::from_utf8_lossy(u.userid().value()).into_owned()),
+            user_id: ka
+                .valid_cert()
+                .primary_userid()
+                .ok()
+                .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned()),
             created: unix(created),
             hash: sig.hash_algo().to_string(),
             key_expires: key_expires.map(unix),
@@ -365,13 +386,18 @@ impl Helper {
         let created = sig.signature_creation_time().unwrap_or(UNIX_EPOCH);
         let issuers = sig.get_issuers();
         let lenient = policy(self.reference, true);
-        let sha1_bound = cert.keys().key_handles(issuers.iter()).find(|k| k.clone().with_policy(&lenient, created).is_ok());
+        let sha1_bound =
+            cert.keys().key_handles(issuers.iter()).find(|k| k.clone().with_policy(&lenient, created).is_ok());
         match sha1_bound {
             Some(key) if !self.keyring.allow_sha1_bindings => {
                 PgpProblem::Sha1Binding { key: fingerprint(&key.key().fingerprint()), created: unix(created) }
             }
             _ => {
-                let key = cert.keys().key_handles(issuers.iter()).next().map_or_else(|| cert.fingerprint(), |k| k.key().fingerprint());
+                let key = cert
+                    .keys()
+                    .key_handles(issuers.iter())
+                    .next()
+                    .map_or_else(|| cert.fingerprint(), |k| k.key().fingerprint());
                 PgpProblem::KeyNotValid { key: fingerprint(&key), created: unix(created), reason: format!("{error:#}") }
             }
         }
@@ -446,7 +472,9 @@ impl Verifier {
         for mut run in self.runs {
             run.sender = None; // end of data
             let verdicts = match run.outcome {
-                RunHandle::Running(handle) => handle.join().unwrap_or_else(|_| Err("the verifier thread panicked".into())),
+                RunHandle::Running(handle) => {
+                    handle.join().unwrap_or_else(|_| Err("the verifier thread panicked".into()))
+                }
                 RunHandle::NotStarted(reason) => Err(reason),
             };
             per_keyring.push((run.keyring, verdicts));
@@ -550,7 +578,11 @@ fn judge(sig: &Signature, verdicts: Vec<(&str, Verdict)>, times: Times) -> PgpOu
     let (keyring, fingerprint, outcome) = match good.or(bad) {
         Some((keyring, Verdict::Good(signer))) => (*keyring, signer.primary.clone(), PgpOutcome::Good(signer.clone())),
         Some((keyring, Verdict::Bad { fingerprint, problem })) => {
-            let bad = PgpOutcome::Bad { keyring: keyring.to_string(), fingerprint: fingerprint.clone(), problem: problem.clone() };
+            let bad = PgpOutcome::Bad {
+                keyring: keyring.to_string(),
+                fingerprint: fingerprint.clone(),
+                problem: problem.clone(),
+            };
             (*keyring, fingerprint.clone(), bad)
         }
         _ => return PgpOutcome::UnknownKey,
@@ -594,7 +626,9 @@ pub(super) fn verify_clearsigned(
     for (name, keyring) in &runs {
         let (run_text, helper) = verify_message(bytes, name, keyring, times)?;
         if text.as_ref().is_some_and(|t| *t != run_text) || (!sigs.is_empty() && sigs != helper.sigs) {
-            return Err(OpenPgpError::BadClearsigned { reason: "the message reads differently on a second pass".into() });
+            return Err(OpenPgpError::BadClearsigned {
+                reason: "the message reads differently on a second pass".into(),
+            });
         }
         text = Some(run_text);
         sigs = helper.sigs;
@@ -612,7 +646,12 @@ pub(super) fn verify_clearsigned(
 
 /// Sequoia's verifier over a whole clearsigned message: its text, and the helper holding
 /// the signatures and this keyring's verdicts.
-fn verify_message(bytes: &[u8], name: &str, keyring: &Keyring, times: Times) -> Result<(Vec<u8>, Helper), OpenPgpError> {
+fn verify_message(
+    bytes: &[u8],
+    name: &str,
+    keyring: &Keyring,
+    times: Times,
+) -> Result<(Vec<u8>, Helper), OpenPgpError> {
     let unreadable = |e: openpgp::anyhow::Error| OpenPgpError::BadClearsigned { reason: format!("{e:#}") };
     let policy = keyring.policy(times.reference);
     let helper = Helper::new(keyring.clone(), name.to_owned(), times.reference, Vec::new());

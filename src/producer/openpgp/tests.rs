@@ -151,7 +151,13 @@ fn a_tampered_in_release_is_bad_and_text_outside_the_message_is_refused() {
 
     let prefixed = format!("Origin: Evil\n{whole}");
     let err = verify_clearsigned(prefixed.as_bytes(), &debian_keyring(&[]), now()).unwrap_err();
-    assert_eq!(err, OpenPgpError::NotClearsigned { line: 1, problem: "text before -----BEGIN PGP SIGNED MESSAGE----- (it would not be signed)" });
+    assert_eq!(
+        err,
+        OpenPgpError::NotClearsigned {
+            line: 1,
+            problem: "text before -----BEGIN PGP SIGNED MESSAGE----- (it would not be signed)"
+        }
+    );
     let appended = format!("{whole}Suite: evil\n");
     assert!(matches!(verify_clearsigned(appended.as_bytes(), &[], now()), Err(OpenPgpError::NotClearsigned { .. })));
     let twice = format!("{whole}{whole}");
@@ -184,7 +190,8 @@ fn a_signature_made_after_not_after_is_postdated() {
 fn a_key_expired_since_is_judged_when_it_signed() {
     // 2040: the bookworm key expired in 2031, after it signed this InRelease.
     let later = 2_208_988_800;
-    let (_, checks) = verify_clearsigned(IN_RELEASE, &debian_keyring(&[]), Times { reference: later, not_after: later }).unwrap();
+    let (_, checks) =
+        verify_clearsigned(IN_RELEASE, &debian_keyring(&[]), Times { reference: later, not_after: later }).unwrap();
     let bookworm = signer(&checks[0].outcome);
     assert_eq!(bookworm.primary, fpr(BOOKWORM_FPR));
     assert_eq!(bookworm.key_expires, Some(BOOKWORM_EXPIRES));
@@ -212,7 +219,10 @@ fn keyrings_must_be_certificates() {
     assert!(Keyring::parse(b"hello", &[], false).is_err());
     assert!(Keyring::parse(HELLO_ASC, &[], false).is_err());
     let too_large = vec![0u8; KEYRING_MAX_BYTES + 1];
-    assert_eq!(Keyring::parse(&too_large, &[], false).unwrap_err(), OpenPgpError::KeyringTooLarge { size: too_large.len() });
+    assert_eq!(
+        Keyring::parse(&too_large, &[], false).unwrap_err(),
+        OpenPgpError::KeyringTooLarge { size: too_large.len() }
+    );
 }
 
 #[test]
@@ -329,14 +339,20 @@ mod generated {
     fn a_key_expired_when_it_signed_is_bad() {
         let cert = producer(Some(DAY));
         let outcome = verify(&cert, &sign(&cert, CREATED + 2 * DAY, HashAlgorithm::SHA256), NOW);
-        assert!(matches!(problem(&outcome), PgpProblem::KeyNotValid { created, .. } if *created == CREATED + 2 * DAY), "{outcome:?}");
+        assert!(
+            matches!(problem(&outcome), PgpProblem::KeyNotValid { created, .. } if *created == CREATED + 2 * DAY),
+            "{outcome:?}"
+        );
     }
 
     #[test]
     fn a_signature_older_than_its_key_is_bad() {
         let cert = producer(None);
         let outcome = verify(&cert, &sign(&cert, CREATED - DAY, HashAlgorithm::SHA256), NOW);
-        assert!(matches!(problem(&outcome), PgpProblem::KeyNotValid { .. } | PgpProblem::Mismatch { .. }), "{outcome:?}");
+        assert!(
+            matches!(problem(&outcome), PgpProblem::KeyNotValid { .. } | PgpProblem::Mismatch { .. }),
+            "{outcome:?}"
+        );
     }
 
     #[test]
@@ -344,7 +360,10 @@ mod generated {
         let signature = |cert: &Cert| sign(cert, CREATED + DAY, HashAlgorithm::SHA256);
         let compromised = revoked(producer(None), ReasonForRevocation::KeyCompromised, CREATED + 10 * DAY);
         let outcome = verify(&compromised, &signature(&compromised), NOW);
-        assert!(matches!(problem(&outcome), PgpProblem::KeyNotValid { reason, .. } if reason.contains("revoked")), "{outcome:?}");
+        assert!(
+            matches!(problem(&outcome), PgpProblem::KeyNotValid { reason, .. } if reason.contains("revoked")),
+            "{outcome:?}"
+        );
 
         let retired = revoked(producer(None), ReasonForRevocation::KeyRetired, CREATED + 10 * DAY);
         assert!(matches!(verify(&retired, &signature(&retired), NOW), PgpOutcome::Good(_)));
