@@ -423,6 +423,10 @@ impl VerificationHelper for Helper {
     }
 }
 
+/// One keyring's verdicts, one per signature in file order (`None`: Sequoia reported
+/// nothing for it), or why the keyring's verification failed as a whole.
+type KeyringVerdicts = Result<Vec<Option<Verdict>>, String>;
+
 /// One keyring's verification of a detached signature, on its own thread.
 struct Run {
     keyring: String,
@@ -431,7 +435,7 @@ struct Run {
 }
 
 enum RunHandle {
-    Running(JoinHandle<Result<Vec<Option<Verdict>>, String>>),
+    Running(JoinHandle<KeyringVerdicts>),
     NotStarted(String),
 }
 
@@ -506,7 +510,7 @@ fn verify_stream(
     helper: Helper,
     times: Times,
     receiver: Receiver<Vec<u8>>,
-) -> Result<Vec<Option<Verdict>>, String> {
+) -> KeyringVerdicts {
     let mut verifier = DetachedVerifierBuilder::from_bytes(binary)
         .and_then(|b| b.with_policy(policy, verify_time(times), helper))
         .map_err(|e| format!("{e:#}"))?;
@@ -548,7 +552,7 @@ impl Read for ChannelReader {
 fn combine(
     sigs: &[Signature],
     keyrings: &[(String, Keyring)],
-    per_keyring: &[(String, Result<Vec<Option<Verdict>>, String>)],
+    per_keyring: &[(String, KeyringVerdicts)],
     times: Times,
 ) -> Vec<PgpCheck> {
     sigs.iter()

@@ -202,7 +202,7 @@ fn a_key_expired_since_is_judged_when_it_signed() {
 fn garbage_keys_and_messages_are_not_signatures() {
     assert!(matches!(DetachedSignature::parse(b"not a signature"), Err(OpenPgpError::NotASignatureFile { .. })));
     assert_eq!(DetachedSignature::parse(b"").unwrap_err(), OpenPgpError::NoSignatures);
-    assert!(matches!(DetachedSignature::parse(&[0xff; 64]), Err(_)));
+    assert!(DetachedSignature::parse(&[0xff; 64]).is_err());
     let armoured_key = DetachedSignature::parse(HELLO_KEY).unwrap_err();
     assert!(armoured_key.to_string().contains("BEGIN PGP PUBLIC KEY BLOCK"), "{armoured_key}");
     let binary_key = DetachedSignature::parse(DEBIAN_KEYRING).unwrap_err();
