@@ -242,6 +242,17 @@ fn the_debian_keyring_describes_its_certificates() {
 }
 
 #[test]
+fn the_types_cross_threads_as_the_contract_says() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Keyring>();
+    send_sync::<OpenPgpError>();
+    send_sync::<PgpCheck>();
+    send::<DetachedSignature>();
+    send::<DetachedVerifier>();
+}
+
+#[test]
 fn fingerprints_read_as_gpg_prints_them() {
     let spaced: Fingerprint = "8ed3 96e3 7e38 d471 a005  30d3 a955 3245 fde9 b739".parse().unwrap();
     assert_eq!(spaced, fpr(HELLO_FPR));
