@@ -98,7 +98,6 @@ pub mod keys;
 pub mod mirror;
 pub mod pack;
 pub mod policy;
-/// Producer signatures (OpenPGP, Debian archives, Sigstore), verified offline.
 pub mod producer;
 pub mod progress;
 pub mod render;

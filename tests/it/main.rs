@@ -43,6 +43,7 @@ mod pack_failures;
 mod policy;
 mod proptest_bundle;
 mod roundtrip;
+mod sigstore_conformance;
 mod vectors;
 mod volumes;
 mod weekly;
