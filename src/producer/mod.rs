@@ -1,9 +1,10 @@
 //! What producers publish, verified offline.
 //!
-//! TEMPORARY (branches `deb`, `sig`): helper D owns the real module (docs, shared report
+//! TEMPORARY (branches `deb`, `sig`, `pgp`): helper D owns the real module (docs, shared report
 //! types), which replaces this one at merge.
 
 pub mod debian;
+pub mod openpgp;
 pub mod sigstore;
 
 /// The clock a producer signature is judged against.
