@@ -5,10 +5,14 @@
 //!  tar stream -> Cutter: zstd frames, each ended before its worst-case size could pass the
 //!               volume's room; a volume is closed when less than `slack` is left
 //!                 -> BodyWriter -> Writeback (background sync, one Syncer) -> temp file
-//!                      +-> its hashing thread: SHA-256 of the body and of each 1 MiB block
-//!  parity: stripe j = block j of every data body (zero-padded) -> reed-solomon-simd
-//!          -> N parity bodies (BodyWriter)
-//!  table: lengths, SHA-256s, block SHA-256s, signed by the first key (VOLUMES.sig)
+//!                      (a closed volume's rest synced in the background)
+//!                      +-> its hashing thread: SHA-256 of each 1 MiB block (and of that list)
+//!  parity, once the last data body is written, on every core (ParityPass): each worker
+//!          takes the next stripe j = block j of every data body (read back from the page
+//!          cache; zero-padded) -> StripeEncoder (one parity body: XOR in place; more:
+//!          reed-solomon-simd) -> parity block j of each of N bodies, written at its offset
+//!          (writeback started, background sync) and hashed on the worker
+//!  table: lengths, block-list digests, block SHA-256s, signed by the first key (VOLUMES.sig)
 //!  trailer (skippable frame: head copy, VOLUMES.sig, footer) appended to every volume;
 //!  fsync all, then rename all: nothing appears under a final name before every volume is
 //!  whole and durable, and a failed pack leaves no volume (temporaries are removed on drop).
@@ -22,7 +26,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -390,6 +394,9 @@ impl Cutter<'_> {
                 return Err(Error::Internal("the volume plan was exceeded".into()));
             }
             let entry = body.finish(id, tmp.path())?;
+            // What is still dirty of the volume (its last writeback step) goes to the disk
+            // in the background while the next volume, or the parity pass, is worked on.
+            self.syncer.request(tmp.as_file());
             self.done.push(Written { tmp, entry });
         }
         Ok(())
@@ -556,7 +563,7 @@ impl Packer<'_> {
         self.write_tar(&mut cutter, manifest, sources).map_err(unwrap_volume_error)?;
         cutter.close_volume()?;
         let data = cutter.done;
-        let parity = self.write_parity(&data, opts.parity, head.len() as u64, syncer.handle(), written)?;
+        let parity = self.write_parity(&data, opts.parity, head.len() as u64, threads, syncer.handle(), written)?;
         syncer.finish().map_err(|e| Error::io(self.out, e))?;
         let table =
             Table { manifest: manifest_digest, volumes: data.iter().chain(&parity).map(|w| w.entry.clone()).collect() };
@@ -666,54 +673,149 @@ impl Packer<'_> {
         Ok(started.elapsed())
     }
 
-    /// Parity bodies over the data bodies, stripe by stripe (FORMAT.md §14.4).
+    /// Parity bodies over the data bodies (FORMAT.md §14.4), on `threads` workers: see
+    /// [`ParityPass`].
     fn write_parity(
         &self,
         data: &[Written],
         parity: u16,
         head_len: u64,
+        threads: u32,
         syncer: SyncHandle,
         written: &Arc<AtomicU64>,
     ) -> Result<Vec<Written>> {
         if parity == 0 {
             return Ok(Vec::new());
         }
-        let parity_len = parity_length(data.iter().map(|w| w.entry.length));
-        let stripes = blocks_in(parity_len);
-        let mut outs = Vec::new();
-        for _ in 0..parity {
-            let tmp = self.temp_volume()?;
-            let file = tmp.as_file().try_clone().map_err(|e| Error::io(tmp.path(), e))?;
-            let body =
-                BodyWriter::new(file, syncer.clone(), Arc::clone(written)).map_err(|e| Error::io(tmp.path(), e))?;
-            outs.push((tmp, body));
-        }
-        let mut blocks: Vec<Vec<u8>> = vec![Vec::new(); data.len()];
-        let mut encoder = parity::StripeEncoder::new(data.len(), usize::from(parity));
-        for j in 0..stripes {
-            for (i, w) in data.iter().enumerate() {
-                let range = block_range(w.entry.length, j);
-                let start = if i == 0 { head_len } else { 0 };
-                blocks[i].resize((range.end - range.start) as usize, 0);
-                w.tmp
-                    .as_file()
-                    .read_exact_at(&mut blocks[i], start + range.start)
-                    .map_err(|e| Error::io(w.tmp.path(), e))?;
+        let outs = (0..parity).map(|_| self.temp_volume()).collect::<Result<Vec<_>>>()?;
+        let pass = ParityPass {
+            data,
+            head_len,
+            outs: &outs,
+            parity_len: parity_length(data.iter().map(|w| w.entry.length)),
+            next: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            syncer,
+            written,
+        };
+        let blocks = pass.run(threads)?;
+        let length = pass.parity_len;
+        let entries = blocks.into_iter().enumerate().map(|(n, blocks)| VolumeEntry {
+            id: VolumeId::parity(n as u16 + 1),
+            length,
+            sha256: block_list_digest(&blocks),
+            blocks,
+        });
+        Ok(outs.into_iter().zip(entries).map(|(tmp, entry)| Written { tmp, entry }).collect())
+    }
+}
+
+/// The parity pass: once the last data volume is written, each worker takes the next
+/// stripe `j`, reads block `j` of every data body back (from the page cache: they were just
+/// written), encodes it ([`parity::StripeEncoder`]: XOR for one parity volume), and writes
+/// and hashes parity block `j` of every parity body at its offset. Hashing per block is
+/// what lets the pass run on every core: a body is named by the digest of its block
+/// digests. Memory: two blocks per worker (plus the codec's work for several parity
+/// volumes).
+struct ParityPass<'a> {
+    data: &'a [Written],
+    /// The head frame's length, before volume 1's body.
+    head_len: u64,
+    /// The parity volumes' temporary files.
+    outs: &'a [tempfile::NamedTempFile],
+    /// Every parity body's length.
+    parity_len: u64,
+    /// The next stripe to take.
+    next: AtomicU64,
+    /// Set by a worker that failed, so the others stop.
+    failed: AtomicBool,
+    syncer: SyncHandle,
+    written: &'a Arc<AtomicU64>,
+}
+
+/// The digests of one stripe's parity blocks, by stripe.
+type StripeDigests = Vec<(u64, Vec<Digest>)>;
+
+impl ParityPass<'_> {
+    /// Runs the pass; each parity body's block digests, in order.
+    fn run(&self, threads: u32) -> Result<Vec<Vec<Digest>>> {
+        let stripes = blocks_in(self.parity_len);
+        let workers = u64::from(threads.max(1)).min(stripes.max(1));
+        let done: Vec<Result<StripeDigests>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| std::thread::Builder::new().name("volume parity".into()).spawn_scoped(s, || self.work()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h {
+                    Ok(h) => crate::io::sync::join(h, "volume parity").and_then(|r| r),
+                    Err(e) => Err(Error::io(self.outs.first().map_or(Path::new("."), |t| t.path()), e)),
+                })
+                .collect()
+        });
+        let mut blocks = vec![vec![Digest([0; 32]); stripes as usize]; self.outs.len()];
+        let mut seen = 0u64;
+        for stripe_digests in done {
+            for (j, digests) in stripe_digests? {
+                for (body, digest) in blocks.iter_mut().zip(digests) {
+                    body[j as usize] = digest;
+                }
+                seen += 1;
             }
-            let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
-            let shard = block_range(parity_len, j);
-            let mut next = outs.iter_mut();
-            encoder.encode(&refs, (shard.end - shard.start) as usize, |block| {
-                let (tmp, body) = next.next().ok_or_else(|| Error::Internal("parity gave too many blocks".into()))?;
-                body.write_all(block).map_err(|e| Error::io(tmp.path(), e))
+        }
+        if seen != stripes {
+            return Err(Error::Internal(format!("the parity pass encoded {seen} stripes of {stripes}")));
+        }
+        Ok(blocks)
+    }
+
+    /// One worker: stripes until none is left or a worker failed.
+    fn work(&self) -> Result<StripeDigests> {
+        let mut encoder = parity::StripeEncoder::new(self.data.len(), self.outs.len());
+        let mut done = Vec::new();
+        let stripes = blocks_in(self.parity_len);
+        loop {
+            let j = self.next.fetch_add(1, Ordering::Relaxed);
+            if j >= stripes || self.failed.load(Ordering::Relaxed) {
+                return Ok(done);
+            }
+            match self.stripe(&mut encoder, j) {
+                Ok(digests) => done.push((j, digests)),
+                Err(e) => {
+                    self.failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Stripe `j`: its parity blocks written, and their digests.
+    fn stripe(&self, encoder: &mut parity::StripeEncoder, j: u64) -> Result<Vec<Digest>> {
+        let shard = block_range(self.parity_len, j);
+        encoder.start((shard.end - shard.start) as usize)?;
+        for (i, w) in self.data.iter().enumerate() {
+            let range = block_range(w.entry.length, j);
+            let start = if i == 0 { self.head_len } else { 0 };
+            encoder.add((range.end - range.start) as usize, |block: &mut [u8]| {
+                w.tmp.as_file().read_exact_at(block, start + range.start).map_err(|e| Error::io(w.tmp.path(), e))
             })?;
         }
-        let mut written = Vec::new();
-        for (n, (tmp, body)) in outs.into_iter().enumerate() {
-            let entry = body.finish(VolumeId::parity(n as u16 + 1), tmp.path())?;
-            written.push(Written { tmp, entry });
-        }
-        Ok(written)
+        let mut outs = self.outs.iter();
+        let mut digests = Vec::with_capacity(self.outs.len());
+        encoder.finish(|block| {
+            let tmp = outs.next().ok_or_else(|| Error::Internal("parity gave too many blocks".into()))?;
+            let file = tmp.as_file();
+            file.write_all_at(block, shard.start).map_err(|e| Error::io(tmp.path(), e))?;
+            // Start writeback of the block now (advice: a failure changes only speed), and
+            // count it towards the next background sync, as `Writeback` does.
+            let len = std::num::NonZeroU64::new(block.len() as u64);
+            let _ = rustix::fs::fadvise(file, shard.start, len, rustix::fs::Advice::DontNeed);
+            self.syncer.wrote(block.len() as u64, file);
+            self.written.fetch_add(block.len() as u64, Ordering::Relaxed);
+            digests.push(Digest::of(block));
+            Ok::<(), Error>(())
+        })?;
+        Ok(digests)
     }
 }
 
