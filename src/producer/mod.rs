@@ -1,8 +1,10 @@
 //! What producers publish, verified offline: OpenPGP signatures ([`openpgp`]), Sigstore
 //! bundles and attestations ([`sigstore`]), and Debian archive metadata ([`debian`]).
 //!
-//! These modules know the formats and the cryptography; they never read the environment,
-//! the network or the system clock (every time comes in as an argument, see [`Times`]).
+//! These modules know the formats and the cryptography; they never read the environment or
+//! the network, and every time they judge by comes in as an argument ([`Times`]). (One
+//! exception, outside airlock's code: sigstore-verify reads the system clock to refuse a
+//! log time in the future, which fails closed when the clock is set back.)
 //! What a trust policy asks of them, and when, is decided by the import-side verifier
 //! (`verify/artifacts.rs` and `verify/repository.rs`), which reports what it found as
 //! [`Finding`]s: one per artifact and signature (or per Debian release file, index and
