@@ -26,7 +26,7 @@ pub struct Release {
     pub valid_until: Option<u64>,
     /// `Acquire-By-Hash: yes`: the index files are also served as `by-hash/SHA256/<hex>`.
     pub acquire_by_hash: bool,
-    /// `SHA256:` lines: path relative to the dists/<suite>/ directory -> (size, sha256).
+    /// `SHA256:` lines: path relative to the `dists/<suite>/` directory -> (size, sha256).
     pub sha256: BTreeMap<String, (u64, Digest)>,
 }
 
@@ -99,8 +99,8 @@ impl Release {
         builder.finish()
     }
 
-    /// The size and SHA-256 for a file of this dists/<suite>/ directory, including
-    /// by-hash/SHA256/<hex> names: `main/binary-amd64/by-hash/SHA256/<hex>` is expected to
+    /// The size and SHA-256 for a file of this `dists/<suite>/` directory, including
+    /// `by-hash/SHA256/<hex>` names: `main/binary-amd64/by-hash/SHA256/<hex>` is expected to
     /// be the file of `main/binary-amd64/` that the `SHA256` field lists with that digest.
     pub fn expect(&self, rel: &str) -> Option<(u64, Digest)> {
         if let Some(listed) = self.sha256.get(rel) {

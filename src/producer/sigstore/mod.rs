@@ -137,11 +137,11 @@ pub struct Verified {
     /// The verified signing time (Unix seconds): the Rekor SET's integrated time, else the
     /// earliest RFC 3161 timestamp.
     pub time: u64,
-    /// "Rekor SET, log <url> (log ID <hex>) index <n>" or "RFC 3161 timestamp by <tsa>".
+    /// `"Rekor SET, log <url> (log ID <hex>) index <n>"` or `"RFC 3161 timestamp by <tsa>"`.
     pub time_source: String,
     /// In-toto predicate type (attestations only).
     pub predicate_type: Option<String>,
-    /// Subjects: name, "sha256:<hex>" (or "sha512:<hex>" when that is all a subject has).
+    /// Subjects: name, `"sha256:<hex>"` (or `"sha512:<hex>"` when that is all a subject has).
     pub subjects: Vec<(String, String)>,
     /// SLSA builder id (v1 `runDetails.builder.id`, v0.2 `builder.id`).
     pub builder_id: Option<String>,
