@@ -62,17 +62,7 @@ fn import(ws: &Workspace, bundle: &str, policy: &str) -> Run {
 
 /// Import must fail with exit 1 and `message`, leaving the mirror as it was.
 fn assert_import_rejected(ws: &Workspace, bundle: &str, policy: &str, message: &[&str]) {
-    let before = snapshot(&ws.path("m"), true);
-    let r = import(ws, bundle, policy);
-    r.expect_code(1);
-    for m in message {
-        r.expect_stderr(m);
-    }
-    assert_eq!(snapshot(&ws.path("m"), true), before, "mirror changed by a rejected import");
-    let staging = ws.path("m/.airlock/staging");
-    if staging.exists() {
-        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0, "staging left behind");
-    }
+    assert_rejection_leaves_mirror(ws, "m", message, || import(ws, bundle, policy));
     // verify agrees.
     cmd(ws, &["verify", bundle, "--policy", policy, "--quiet"]).expect_code(1);
 }

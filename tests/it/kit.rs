@@ -222,9 +222,18 @@ impl Workspace {
 /// Checks a bundle-with-mirror rejection in a [`Workspace`]: exit 1, the message, mirror
 /// unchanged. ([`Case::expect_rejected`] checks the full contract.)
 pub fn assert_rejected_unchanged(ws: &Workspace, bundle: &str, key: &str, mirror: &str, message: &str) {
+    assert_rejection_leaves_mirror(ws, mirror, &[message], || ws.import(bundle, key, mirror, &[]));
+}
+
+/// Runs `import` (a rejected import), then checks: exit 1, every one of `messages` on
+/// stderr, the mirror `mirror` exactly as before and no staging left behind.
+pub fn assert_rejection_leaves_mirror(ws: &Workspace, mirror: &str, messages: &[&str], import: impl FnOnce() -> Run) {
     let before = snapshot(&ws.path(mirror), true);
-    let run = ws.import(bundle, key, mirror, &[]);
-    run.expect_code(1).expect_stderr(message);
+    let run = import();
+    run.expect_code(1);
+    for m in messages {
+        run.expect_stderr(m);
+    }
     assert_eq!(snapshot(&ws.path(mirror), true), before, "mirror changed by a rejected import");
     let staging = ws.path(mirror).join(".airlock/staging");
     if staging.exists() {

@@ -70,17 +70,7 @@ fn assert_rejected(ws: &Workspace, bundle: &str, policy: &str, now: Option<&str>
     if !ws.path("m").exists() {
         cmd(ws, &["mirror", "init", "m"], None).expect_code(0);
     }
-    let before = snapshot(&ws.path("m"), true);
-    let r = import(ws, bundle, policy, now);
-    r.expect_code(1);
-    for m in message {
-        r.expect_stderr(m);
-    }
-    assert_eq!(snapshot(&ws.path("m"), true), before, "mirror changed by a rejected import");
-    let staging = ws.path("m/.airlock/staging");
-    if staging.exists() {
-        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0, "staging left behind");
-    }
+    assert_rejection_leaves_mirror(ws, "m", message, || import(ws, bundle, policy, now));
     cmd(ws, &["verify", bundle, "--policy", policy, "--quiet"], now).expect_code(1);
 }
 
