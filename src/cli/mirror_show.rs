@@ -5,9 +5,7 @@
 use std::io::Write;
 
 use super::*;
-use airlock::mirror::show::{
-    self, HeadCheck, HeadProblem, KeptHead, KeptImport, MirrorShow, Selector, SumsVerdict,
-};
+use airlock::mirror::show::{self, HeadCheck, HeadProblem, KeptHead, KeptImport, MirrorShow, Selector, SumsVerdict};
 use airlock::mirror::ReadLock;
 use airlock::render::{escape, json_line, time, Untrusted};
 use serde_json::{json, Value};
@@ -85,7 +83,7 @@ fn error_kind(failure: &Failure) -> &'static str {
             _ => "mirror",
         },
         Failure::Airlock(Error::Policy(_)) => "policy",
-        Failure::Airlock(Error::Key { .. }) => "key",
+        Failure::Airlock(Error::Key(_)) => "key",
         Failure::Airlock(Error::Io { .. }) => "io",
         Failure::Airlock(_) => "other",
     }
@@ -109,7 +107,10 @@ fn run(dir: &Path, import: Option<&str>, trust: &[PathBuf], policy: Option<PathB
     };
     let selector = Selector::parse(import).map_err(|e| mirror_error(dir, e))?;
     let picked = shown.select(&selector).map_err(|e| mirror_error(dir, e))?;
-    let check = policy.as_ref().and_then(|p| picked.check(p));
+    let mut check = policy.as_ref().and_then(|p| picked.check(p));
+    if let Some(c) = check.as_mut() {
+        name_trust_files(c, trust);
+    }
     let ok = picked.head.is_ok() && check.as_ref().is_none_or(HeadCheck::passes);
     if json {
         out::json(json_line(&one_json(dir, &shown, picked, check.as_ref(), ok)))?;
@@ -117,6 +118,17 @@ fn run(dir: &Path, import: Option<&str>, trust: &[PathBuf], policy: Option<PathB
         out::rendered(|out| one_text(out, picked, check.as_ref()))?;
     }
     Ok(verdict(ok))
+}
+
+/// `--trust` keys are checked "against --trust": name the file each key came from instead.
+fn name_trust_files(check: &mut HeadCheck, trust: &[PathBuf]) {
+    let files: Vec<(airlock::keys::KeyId, String)> =
+        trust.iter().filter_map(|p| PublicKey::load(p).ok().map(|k| (k.key_id(), p.display().to_string()))).collect();
+    for v in &mut check.signatures {
+        if let Some((_, file)) = files.iter().find(|(id, _)| *id == v.key_id) {
+            v.against = Some(file.clone());
+        }
+    }
 }
 
 fn mirror_error(dir: &Path, e: show::ShowError) -> Failure {
@@ -162,7 +174,13 @@ fn list_line(import: &KeptImport) -> String {
     let label = import.channel_sequence().map_or("?".to_owned(), |(c, s)| format!("{}:{s}", Untrusted(c)));
     let signers = import.logged.as_ref().map_or_else(
         || "none logged".to_owned(),
-        |l| if l.bundle.signers.is_empty() { "none".to_owned() } else { escape(&l.bundle.signers.join(",")).into_owned() },
+        |l| {
+            if l.bundle.signers.is_empty() {
+                "none".to_owned()
+            } else {
+                escape(&l.bundle.signers.join(",")).into_owned()
+            }
+        },
     );
     match &import.head {
         Ok(h) => format!(
@@ -171,7 +189,10 @@ fn list_line(import: &KeptImport) -> String {
             import.digest,
             h.manifest.entries.len(),
             h.manifest.total_size(),
-            import.logged.as_ref().map_or(" (no log record names it)".to_owned(), |l| format!("  (log line {})", l.line)),
+            import
+                .logged
+                .as_ref()
+                .map_or(" (no log record names it)".to_owned(), |l| format!("  (log line {})", l.line)),
         ),
         Err(problem) => {
             format!("{label}  DAMAGED {}: {}", Untrusted(import.kept_path()), Untrusted(problem))
@@ -214,12 +235,25 @@ fn damaged_text(out: &mut dyn Write, import: &KeptImport, problem: &HeadProblem)
     writeln!(out, "kept head    {}: DAMAGED: {}", Untrusted(import.kept_path()), Untrusted(problem))?;
     if let Some(l) = &import.logged {
         let b = &l.bundle;
-        writeln!(out, "as logged    manifest {} created {}, {} files, {} bytes, signers {}", Untrusted(&b.manifest_sha256), time(b.created), b.entries, b.bytes, Untrusted(b.signers.join(",")))?;
+        writeln!(
+            out,
+            "as logged    manifest {} created {}, {} files, {} bytes, signers {}",
+            Untrusted(&b.manifest_sha256),
+            time(b.created),
+            b.entries,
+            b.bytes,
+            Untrusted(b.signers.join(","))
+        )?;
     }
     writeln!(out, "nothing of this kept head is shown: it is not what the import kept")
 }
 
-fn head_text(out: &mut dyn Write, import: &KeptImport, head: &KeptHead, check: Option<&HeadCheck>) -> std::io::Result<()> {
+fn head_text(
+    out: &mut dyn Write,
+    import: &KeptImport,
+    head: &KeptHead,
+    check: Option<&HeadCheck>,
+) -> std::io::Result<()> {
     let m = &head.manifest;
     writeln!(out, "kept head    {} (manifest.cbor hashes to its name)", import.kept_path())?;
     writeln!(out, "bundle id    {}", m.bundle_id.to_hex())?;
@@ -239,7 +273,14 @@ fn head_text(out: &mut dyn Write, import: &KeptImport, head: &KeptHead, check: O
     if let Some(b) = &m.base {
         writeln!(out, "base         mirror {} manifest {}", b.mirror, b.manifest)?;
     }
-    writeln!(out, "entries      {} files, {} bytes ({} carried, {} bytes)", m.entries.len(), m.total_size(), m.carried_count(), m.carried_size())?;
+    writeln!(
+        out,
+        "entries      {} files, {} bytes ({} carried, {} bytes)",
+        m.entries.len(),
+        m.total_size(),
+        m.carried_count(),
+        m.carried_size()
+    )?;
     signatures_text(out, import, head, check)?;
     sums_text(out, head, check)?;
     if let Some(c) = check {
@@ -260,7 +301,12 @@ fn head_text(out: &mut dyn Write, import: &KeptImport, head: &KeptHead, check: O
     entries_text(out, m)
 }
 
-fn signatures_text(out: &mut dyn Write, import: &KeptImport, head: &KeptHead, check: Option<&HeadCheck>) -> std::io::Result<()> {
+fn signatures_text(
+    out: &mut dyn Write,
+    import: &KeptImport,
+    head: &KeptHead,
+    check: Option<&HeadCheck>,
+) -> std::io::Result<()> {
     let logged = |id: &str| import.logged.as_ref().map(|l| (l.line, l.bundle.signers.iter().any(|s| s == id)));
     if head.signatures.is_empty() {
         writeln!(out, "signed by    nobody: signatures/ is empty")?;
@@ -294,7 +340,9 @@ fn verdict_words(v: &show::SignatureVerdict, against: &str) -> String {
     match &v.status {
         SignatureStatus::Valid => format!("valid against {}", Untrusted(key)),
         SignatureStatus::Invalid => format!("DOES NOT VERIFY against {}", Untrusted(key)),
-        SignatureStatus::Revoked { reason } => format!("revoked in {} ({}); not counted", Untrusted(against), Untrusted(reason)),
+        SignatureStatus::Revoked { reason } => {
+            format!("revoked in {} ({}); not counted", Untrusted(against), Untrusted(reason))
+        }
         SignatureStatus::Unknown => format!("unknown key: {} does not trust it for this channel", Untrusted(against)),
     }
 }
@@ -307,7 +355,9 @@ fn sums_text(out: &mut dyn Write, head: &KeptHead, check: Option<&HeadCheck>) ->
     };
     let signed = match check.map(|c| (&c.sums, &c.against)) {
         None => "its signature not checked (no --trust or --policy given)".to_owned(),
-        Some((SumsVerdict::Verified { key_id }, against)) => format!("signed by {key_id}: valid against {}", Untrusted(against)),
+        Some((SumsVerdict::Verified { key_id }, against)) => {
+            format!("signed by {key_id}: valid against {}", Untrusted(against))
+        }
         Some((SumsVerdict::BadSignature { key_id }, _)) => format!("signed by {key_id}: DOES NOT VERIFY"),
         Some((SumsVerdict::SignerNotCounted { key_id }, _)) => {
             format!("signed by {key_id}, which is NOT a trusted key that validly signed the manifest")

@@ -30,7 +30,10 @@ fn list_problems(e: Error) -> Failure {
     for (origin, line, problem) in &problems {
         out::error_line(&format!("{origin}:{line}: {problem}"));
     }
-    Failure::Usage(format!("{} problems in this policy, each listed above; it is used only once all are fixed", problems.len()))
+    Failure::Usage(format!(
+        "{} problems in this policy, each listed above; it is used only once all are fixed",
+        problems.len()
+    ))
 }
 
 /// What the policy allows, in words, one line per statement.

@@ -256,9 +256,9 @@ impl Selector {
     fn matches(&self, import: &KeptImport) -> bool {
         match self {
             Selector::Digest(prefix) => import.digest.starts_with(prefix.as_str()),
-            Selector::Sequence { channel, sequence } => import.channel_sequence().is_some_and(|(c, s)| {
-                s == *sequence && channel.as_deref().is_none_or(|wanted| wanted == c)
-            }),
+            Selector::Sequence { channel, sequence } => import
+                .channel_sequence()
+                .is_some_and(|(c, s)| s == *sequence && channel.as_deref().is_none_or(|wanted| wanted == c)),
         }
     }
 }
@@ -346,7 +346,8 @@ impl KeptImport {
     /// cannot be shown.
     pub fn check(&self, policy: &Policy) -> Option<HeadCheck> {
         let head = self.head.as_ref().ok()?;
-        let usable: Vec<Signature> = head.signatures.iter().filter_map(|s| s.signature.as_ref().ok().cloned()).collect();
+        let usable: Vec<Signature> =
+            head.signatures.iter().filter_map(|s| s.signature.as_ref().ok().cloned()).collect();
         let m = &head.manifest;
         let report = policy.evaluate_head(&head.manifest_bytes, &usable, &m.channel, m.created);
         let rule_keys = policy.channel_rule(&m.channel).map(|r| &r.trust);
@@ -363,8 +364,7 @@ impl KeptImport {
                 }
             })
             .collect();
-        let counted =
-            |id: KeyId| report.signatures.iter().any(|(k, s)| *k == id && *s == SignatureStatus::Valid);
+        let counted = |id: KeyId| report.signatures.iter().any(|(k, s)| *k == id && *s == SignatureStatus::Valid);
         let sums = match &head.sums {
             None => SumsVerdict::Missing,
             Some(bytes) => match keys::parse_embedded(bytes) {
@@ -498,8 +498,13 @@ pub fn show(root: &Path) -> Result<MirrorShow> {
     let mut imports: Vec<KeptImport> = Vec::new();
     for (line, record) in &scan.records {
         for bundle in record_imports(record).unwrap_or_default() {
-            let logged = Logged { line: *line, time: record.time, source: record.source.clone(), bundle: bundle.clone() };
-            imports.push(KeptImport { digest: bundle.manifest_sha256.clone(), logged: Some(logged), head: Err(HeadProblem::NotADigest) });
+            let logged =
+                Logged { line: *line, time: record.time, source: record.source.clone(), bundle: bundle.clone() };
+            imports.push(KeptImport {
+                digest: bundle.manifest_sha256.clone(),
+                logged: Some(logged),
+                head: Err(HeadProblem::NotADigest),
+            });
         }
     }
     let bundles = meta.join("bundles");
@@ -568,7 +573,9 @@ fn read_head(bundles: &Path, name: &str) -> std::result::Result<KeptHead, HeadPr
     let manifest_bytes = match read_bounded(&path, MAX_MANIFEST_BYTES) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Err(unreadable(Error::io(&path, std::io::ErrorKind::NotFound.into()))),
-        Err(ReadProblem::TooLarge) => return Err(HeadProblem::TooLarge { file: "manifest.cbor", limit: MAX_MANIFEST_BYTES }),
+        Err(ReadProblem::TooLarge) => {
+            return Err(HeadProblem::TooLarge { file: "manifest.cbor", limit: MAX_MANIFEST_BYTES })
+        }
         Err(ReadProblem::Io(e)) => return Err(unreadable(e)),
     };
     let actual = Digest::of(&manifest_bytes).to_hex();
@@ -578,7 +585,9 @@ fn read_head(bundles: &Path, name: &str) -> std::result::Result<KeptHead, HeadPr
     let manifest = manifest::decode(&manifest_bytes).map_err(|e| HeadProblem::Undecodable(e.to_string()))?;
     let sums = match read_bounded(&dir.join("SHA256SUMS.sig"), MAX_SUMS_BYTES) {
         Ok(sums) => sums,
-        Err(ReadProblem::TooLarge) => return Err(HeadProblem::TooLarge { file: "SHA256SUMS.sig", limit: MAX_SUMS_BYTES }),
+        Err(ReadProblem::TooLarge) => {
+            return Err(HeadProblem::TooLarge { file: "SHA256SUMS.sig", limit: MAX_SUMS_BYTES })
+        }
         Err(ReadProblem::Io(e)) => return Err(unreadable(e)),
     };
     let sums_match_manifest =
@@ -678,7 +687,8 @@ mod tests {
         assert_eq!(Selector::parse("0123ABCD"), Ok(Selector::Digest("0123abcd".into())));
         assert_eq!(Selector::parse("12345678"), Ok(Selector::Digest("12345678".into())));
         assert_eq!(Selector::parse(DIGEST), Ok(Selector::Digest(DIGEST.into())));
-        for bad in ["", "abc", "0123abc", ":3", "debian:", "debian:+3", "debian:x", "g123456789", &format!("{DIGEST}0")] {
+        for bad in ["", "abc", "0123abc", ":3", "debian:", "debian:+3", "debian:x", "g123456789", &format!("{DIGEST}0")]
+        {
             assert!(matches!(Selector::parse(bad), Err(ShowError::BadSelector { .. })), "{bad:?}");
         }
     }
@@ -696,7 +706,11 @@ mod tests {
             bytes: 0,
         };
         let logged = Logged { line: 1, time: 0, source: None, bundle };
-        KeptImport { digest: digest.into(), logged: Some(logged), head: Err(HeadProblem::Missing { digest: digest.into() }) }
+        KeptImport {
+            digest: digest.into(),
+            logged: Some(logged),
+            head: Err(HeadProblem::Missing { digest: digest.into() }),
+        }
     }
 
     #[test]

@@ -301,7 +301,9 @@ impl<'a> Parser<'a> {
         let origin = self.origin.to_owned();
         match problems.len() {
             0 => None,
-            1 => problems.pop().map(|p| Error::Policy(PolicyError::Invalid { origin, line: p.line, problem: p.problem })),
+            1 => {
+                problems.pop().map(|p| Error::Policy(PolicyError::Invalid { origin, line: p.line, problem: p.problem }))
+            }
             _ => Some(Error::Policy(PolicyError::Many { origin, problems })),
         }
     }
@@ -483,7 +485,8 @@ impl<'a> Parser<'a> {
             Some(t) => return Err(self.err(t.span(), "threshold must be at least 1")),
         };
         let at = c.get_ref().threshold.as_ref().map_or(c.span(), |t| t.span());
-        let trust = Trust::new(signers, threshold).map_err(|e| self.err(at.clone(), format!("channel {name:?}: {e}")))?;
+        let trust =
+            Trust::new(signers, threshold).map_err(|e| self.err(at.clone(), format!("channel {name:?}: {e}")))?;
         let usable: Vec<PublicKey> = trust
             .keys
             .iter()
@@ -506,7 +509,10 @@ impl<'a> Parser<'a> {
         let Some(a) = raw else { return Ok(None) };
         match humantime::parse_duration(a.get_ref()) {
             Ok(d) if d.as_secs() > 0 => Ok(Some(d.as_secs())),
-            _ => Err(self.err(a.span(), format!("max_age {:?} is not a duration such as \"30d\" or \"12h\"", a.get_ref()))),
+            _ => {
+                Err(self
+                    .err(a.span(), format!("max_age {:?} is not a duration such as \"30d\" or \"12h\"", a.get_ref())))
+            }
         }
     }
 
@@ -525,7 +531,9 @@ impl<'a> Parser<'a> {
             .build()
             .map_err(|e| self.err(a_ref.path.span(), format!("path glob {pattern:?}: {e}")))?;
         if pattern.is_empty() || pattern.starts_with('/') {
-            return Err(self.err(a_ref.path.span(), "path glob must be a relative path pattern such as \"vendor-x/**\""));
+            return Err(
+                self.err(a_ref.path.span(), "path glob must be a relative path pattern such as \"vendor-x/**\"")
+            );
         }
         let mut rule_keys = Vec::new();
         let mut rule_producer_keys = Vec::new();
@@ -551,9 +559,9 @@ impl<'a> Parser<'a> {
         };
         let slsa_builder_id = a_ref.slsa_builder_id.as_ref().map(|b| b.get_ref().clone());
         if !predicate_types.is_empty() || slsa_builder_id.is_some() {
-            let sigstore_keys = rule_producer_keys.iter().any(|n| {
-                producer_keys.iter().any(|p| p.name == *n && matches!(p.kind, ProducerKeyKind::Sigstore(_)))
-            });
+            let sigstore_keys = rule_producer_keys
+                .iter()
+                .any(|n| producer_keys.iter().any(|p| p.name == *n && matches!(p.kind, ProducerKeyKind::Sigstore(_))));
             if !sigstore_keys {
                 let at = a_ref
                     .predicate_types
@@ -589,7 +597,8 @@ impl<'a> Parser<'a> {
         let mut producer_keys: Vec<ProducerKey> = Vec::new();
         let mut broken = BTreeSet::new();
         for (name, spec) in raw {
-            let on_broken_instance = spec.get_ref().sigstore.as_ref().is_some_and(|i| broken_instances.contains(i.get_ref()));
+            let on_broken_instance =
+                spec.get_ref().sigstore.as_ref().is_some_and(|i| broken_instances.contains(i.get_ref()));
             let loaded = if on_broken_instance { None } else { self.keep(self.key(name, spec, instances, &keys)) };
             match loaded {
                 Some(Loaded::Bundle(k)) => keys.push(k),
@@ -1123,7 +1132,10 @@ mod tests {
         // The channel naming the key that failed to load is not reported again for it.
         assert!(!problems.iter().any(|p| p.problem.contains("no key named \"gone\"")), "{problems:#?}");
         let one_line = parse(&text).unwrap_err().to_string();
-        assert!(one_line.starts_with("p.toml: 7 problems: line 4: unknown field") && !one_line.contains('\n'), "{one_line}");
+        assert!(
+            one_line.starts_with("p.toml: 7 problems: line 4: unknown field") && !one_line.contains('\n'),
+            "{one_line}"
+        );
     }
 
     #[test]

@@ -77,7 +77,10 @@ fn mirror_show_prints_a_past_import_and_rechecks_it_against_the_keys_given() {
     let out = &shown.stdout;
     assert!(out.contains(&format!("manifest     sha256 {}", digests[0])), "{out}");
     assert!(out.contains("label        first"), "{out}");
-    assert!(out.contains(&format!("valid against {}", ws.path("k.pub").display())) || out.contains("valid against --trust"), "{out}");
+    assert!(
+        out.contains(&format!("valid against {}", ws.path("k.pub").display())) || out.contains("valid against --trust"),
+        "{out}"
+    );
     assert!(out.contains("SHA256SUMS.sig lists exactly the manifest's carried entries"), "{out}");
     assert!(out.contains("threshold    met: 1 of 1"), "{out}");
     assert!(out.contains("  a/one.txt") && out.contains("  two.bin"), "{out}");
@@ -86,7 +89,11 @@ fn mirror_show_prints_a_past_import_and_rechecks_it_against_the_keys_given() {
     // Without keys: what the log recorded, and said so.
     let unchecked = show(&ws, &["vendor:2"]);
     unchecked.expect_code(0);
-    assert!(unchecked.stdout.contains("the log records it as a valid trusted signer at import (line 2)"), "{}", unchecked.stdout);
+    assert!(
+        unchecked.stdout.contains("the log records it as a valid trusted signer at import (line 2)"),
+        "{}",
+        unchecked.stdout
+    );
 
     // The same import by a digest prefix, and by a bare sequence, as JSON.
     for selector in [&digests[1][..8], "2", &digests[1].to_uppercase()] {
@@ -99,7 +106,8 @@ fn mirror_show_prints_a_past_import_and_rechecks_it_against_the_keys_given() {
         assert_eq!(v["import"]["checksum_list"]["matches_manifest"], true);
         assert_eq!(v["import"]["entries"].as_array().unwrap().len(), 2);
     }
-    let checked = json(show(&ws, &["vendor:2", "--json", "--trust", ws.path("k.pub").to_str().unwrap()]).expect_code(0));
+    let checked =
+        json(show(&ws, &["vendor:2", "--json", "--trust", ws.path("k.pub").to_str().unwrap()]).expect_code(0));
     assert_eq!(checked["import"]["signatures"][0]["status"], "valid");
     assert_eq!(checked["import"]["check"]["threshold"], "met");
     assert_eq!(checked["import"]["checksum_list"]["state"], "verified");
@@ -153,7 +161,11 @@ fn a_tampered_kept_head_is_reported_and_never_shown() {
     fs::rename(&sig, kept2.join("0000000000000000.sig")).unwrap();
     let renamed = show(&ws, &["vendor:2", "--trust", ws.path("k.pub").to_str().unwrap()]);
     renamed.expect_code(1);
-    assert!(renamed.stdout.contains("UNUSABLE") && renamed.stdout.contains("renamed after the import"), "{}", renamed.stdout);
+    assert!(
+        renamed.stdout.contains("UNUSABLE") && renamed.stdout.contains("renamed after the import"),
+        "{}",
+        renamed.stdout
+    );
 }
 
 #[test]
@@ -207,7 +219,8 @@ fn the_readme_auditor_block_runs_as_written_with_stock_tools() {
 
     // Only the documented placeholder is replaced: the mirror's (absolute) path.
     let script = readme_stock_tool_block().replace("/srv/mirror", mirror.to_str().unwrap());
-    let r = run(Command::new("bash").arg("-e").arg("-o").arg("pipefail").arg("-c").arg(&script).current_dir(ws.dir.path()));
+    let r =
+        run(Command::new("bash").arg("-e").arg("-o").arg("pipefail").arg("-c").arg(&script).current_dir(ws.dir.path()));
     r.expect_code(0);
     assert_eq!(r.stdout.matches("Signature Verified").count(), 2, "{}\n{}", r.stdout, r.stderr);
     for checked in ["data/a/one.txt: OK", "data/b/two.bin: OK"] {
@@ -221,7 +234,13 @@ fn the_readme_auditor_block_runs_as_written_with_stock_tools() {
     fs::write(mirror.join("a/one.txt"), b"changed\n").unwrap();
     fs::remove_dir_all(ws.path("x")).unwrap();
     fs::remove_dir_all(ws.path("audit")).unwrap();
-    let bad = run(Command::new("bash").arg("-e").arg("-o").arg("pipefail").arg("-c").arg(&script).current_dir(ws.dir.path()));
+    let bad =
+        run(Command::new("bash").arg("-e").arg("-o").arg("pipefail").arg("-c").arg(&script).current_dir(ws.dir.path()));
     assert_ne!(bad.code, 0, "{}", bad.stdout);
-    assert!(bad.stdout.contains("data/a/one.txt: FAIL") || bad.stderr.contains("data/a/one.txt: FAIL"), "{}\n{}", bad.stdout, bad.stderr);
+    assert!(
+        bad.stdout.contains("data/a/one.txt: FAIL") || bad.stderr.contains("data/a/one.txt: FAIL"),
+        "{}\n{}",
+        bad.stdout,
+        bad.stderr
+    );
 }

@@ -387,11 +387,7 @@ fn policy_check_reports_every_problem_in_one_run() {
     fs::write(ws.path("four.toml"), text).unwrap();
     let r = airlock_in(&ws, &["policy", "check", "four.toml"]);
     r.expect_code(2);
-    let expected = [
-        (4, "unknown field `colour` in [keys.k]"),
-        (6, "no-such.pub"),
-        (15, "16 lowercase hex"),
-    ];
+    let expected = [(4, "unknown field `colour` in [keys.k]"), (6, "no-such.pub"), (15, "16 lowercase hex")];
     for (line, needle) in expected {
         let want = format!("four.toml:{line}: ");
         let found = r.stderr.lines().find(|l| l.contains(&want));
