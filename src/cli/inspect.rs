@@ -5,7 +5,8 @@ use airlock::render::{self, Inspection, SignatureLine};
 
 #[derive(Args, Debug)]
 pub(super) struct InspectArgs {
-    /// The bundle, a volume of a set, or `-` for standard input.
+    /// The bundle, a volume of a set, or `-` for standard input; or a mirror's kept head
+    /// (MIRROR/.airlock/bundles/<digest>, or its manifest.cbor), shown as `mirror show` does.
     pub(super) bundle: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -24,6 +25,10 @@ pub(super) struct InspectArgs {
 }
 
 pub(super) fn inspect(a: InspectArgs) -> Result<u8> {
+    // A kept head is no bundle (its manifest.cbor is not zstd): show it as `mirror show` does.
+    if let Some((mirror, digest)) = airlock::mirror::show::kept_head_of(&a.bundle) {
+        return inspect_kept(&mirror, &digest, &a);
+    }
     let bundle = Bundle::open_source(&airlock::verify::BundleSource::from_args(std::slice::from_ref(&a.bundle)))?;
     let manifest = bundle.unverified_manifest()?;
     let policy = if a.trust.is_empty() && a.policy.is_none() {

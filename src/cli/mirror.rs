@@ -62,6 +62,9 @@ pub(super) enum MirrorCommand {
         #[arg(long)]
         read_only: bool,
     },
+    /// Show a past import from what the mirror kept of it (manifest, signers, entries), or
+    /// list every kept import; writes nothing, so it works on a read-only mirror.
+    Show(MirrorShowArgs),
 }
 
 /// Opens a mirror for `import` or `mirror verify`. Built with the `fault-injection`

@@ -14,12 +14,26 @@ pub(super) enum PolicyCommand {
 }
 
 pub(super) fn policy_check(path: &Path) -> Result<u8> {
-    let policy = Policy::load(path)?;
+    let policy = Policy::load(path).map_err(list_problems)?;
     say!("{}: valid policy (version {})", path.display(), airlock::policy::POLICY_VERSION)?;
     for line in describe(&policy) {
         say!("{line}")?;
     }
     Ok(EXIT_OK)
+}
+
+/// A policy file with several problems: each on its own stderr line (`file:line: problem`,
+/// as an editor jumps to), then one line that sums them up.
+fn list_problems(e: Error) -> Failure {
+    let Error::Policy(many @ airlock::policy::PolicyError::Many { .. }) = &e else { return e.into() };
+    let problems = many.problems();
+    for (origin, line, problem) in &problems {
+        out::error_line(&format!("{origin}:{line}: {problem}"));
+    }
+    Failure::Usage(format!(
+        "{} problems in this policy, each listed above; it is used only once all are fixed",
+        problems.len()
+    ))
 }
 
 /// What the policy allows, in words, one line per statement.

@@ -138,6 +138,9 @@ pub enum MirrorError {
     /// `mirror recover-log` without a reason.
     #[error("the recovery needs a reason (--reason TEXT): it is recorded in the new log's first record")]
     RecoveryReasonMissing,
+    /// `mirror show` cannot pick the import asked for.
+    #[error(transparent)]
+    Show(#[from] super::show::ShowError),
 }
 
 /// What is wrong with a line of `.airlock/log`.

@@ -24,6 +24,7 @@
 //! - `recover_log.rs`: a damaged log read as evidence ([`scan_log`]) and sealed aside
 //!   ([`Mirror::recover_log`]);
 //! - `readonly.rs`: [`Mirror::open_read_only`], for auditors;
+//! - `show.rs`: `mirror show` ([`show::show`]), a past import read back from its kept head;
 //! - `audit.rs`: `mirror verify` ([`Mirror::audit`], [`AuditReport`]);
 //! - `error.rs`: [`MirrorError`], [`Conflicts`] of [`PlacementConflict`]s, [`PlanReject`];
 //! - `v2.rs`: the manifest facts that differ between format versions 1 and 2.
@@ -40,6 +41,7 @@ mod receipt;
 mod recover_log;
 
 mod repair;
+pub mod show;
 pub(crate) mod staging;
 mod stamps;
 mod state;

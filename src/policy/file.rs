@@ -1,7 +1,8 @@
 //! The policy file (docs/POLICY.md): TOML read into `Raw*` structs that keep every value's
 //! position, then checked by a [`Parser`] whose errors name the line.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
 
@@ -14,7 +15,8 @@ use super::producer::{
     Uncovered, ValidUntil, MAX_TRUST_FILE_BYTES,
 };
 use super::{
-    distinct_material, ArtifactRule, ChannelRule, NamedKey, Policy, PolicyError, Revocation, Trust, POLICY_VERSION,
+    distinct_material, ArtifactRule, ChannelRule, NamedKey, Policy, PolicyError, PolicyProblem, Revocation, Trust,
+    POLICY_VERSION,
 };
 use crate::producer::openpgp::{Fingerprint, Keyring};
 use crate::producer::sigstore::{GithubPublisher, Identity, InstanceOptions, ManagedKey, SanMatch, Signer, TrustRoot};
@@ -78,7 +80,6 @@ use crate::format::manifest;
 use crate::keys::{KeyId, PublicKey};
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawPolicy {
     version: Spanned<i64>,
     #[serde(default)]
@@ -98,7 +99,6 @@ struct RawPolicy {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawKey {
     #[serde(default)]
     file: Option<Spanned<String>>,
@@ -129,7 +129,6 @@ struct RawKey {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawPublisher {
     repository: Spanned<String>,
     workflow: Spanned<String>,
@@ -138,7 +137,6 @@ struct RawPublisher {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSigstore {
     trusted_root: Spanned<String>,
     #[serde(default)]
@@ -148,7 +146,6 @@ struct RawSigstore {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRepository {
     kind: Spanned<String>,
     root: Spanned<String>,
@@ -161,7 +158,6 @@ struct RawRepository {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawChannel {
     name: Spanned<String>,
     signers: Spanned<Vec<Spanned<String>>>,
@@ -170,7 +166,6 @@ struct RawChannel {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRevoked {
     #[serde(default)]
     key_id: Option<Spanned<String>>,
@@ -184,7 +179,6 @@ struct RawRevoked {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawArtifact {
     path: Spanned<String>,
     keys: Spanned<Vec<Spanned<String>>>,
@@ -198,17 +192,164 @@ struct RawArtifact {
     slsa_builder_id: Option<Spanned<String>>,
 }
 
+/// A `[keys.*]` entry, loaded.
+enum Loaded {
+    /// A signify or minisign key: it can sign bundles and artifacts.
+    Bundle(NamedKey),
+    /// An OpenPGP or Sigstore key: it can sign artifacts only.
+    Producer(ProducerKey),
+}
+
 /// Checks policy text and builds the [`Policy`], naming the line of every problem.
 pub(super) struct Parser<'a> {
     text: &'a str,
     base: &'a Path,
     origin: &'a str,
+    /// Every problem found so far: a failed check records its problem and the parse goes on
+    /// with the next entry, so one run reports them all.
+    problems: RefCell<Vec<PolicyProblem>>,
+}
+
+/// The names of a table's fields, each with where it is: what the field-name pass reads
+/// (the `Raw*` structs accept unknown fields; this pass names every one).
+type Fields = BTreeMap<Spanned<String>, serde::de::IgnoredAny>;
+
+/// The tables of a policy file whose field names are checked.
+#[derive(Deserialize)]
+struct Shape {
+    #[serde(default)]
+    keys: BTreeMap<String, Fields>,
+    #[serde(default)]
+    sigstore: BTreeMap<String, Fields>,
+    #[serde(default)]
+    channel: Vec<Fields>,
+    #[serde(default)]
+    revoked: Vec<Fields>,
+    #[serde(default)]
+    artifact: Vec<Fields>,
+    #[serde(default)]
+    repository: Vec<Fields>,
+}
+
+/// The `github_publisher` tables inside `[keys.*]`.
+#[derive(Deserialize)]
+struct PublisherShape {
+    #[serde(default)]
+    keys: BTreeMap<String, KeyShape>,
+}
+
+#[derive(Deserialize)]
+struct KeyShape {
+    #[serde(default)]
+    github_publisher: Option<Fields>,
+}
+
+/// The field names a `Raw*` struct reads, from serde itself (so the check cannot drift from
+/// the structs): a deserializer that records what `deserialize_struct` is asked for.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    let seen = std::cell::Cell::new(&[][..]);
+    let _ = T::deserialize(FieldNames(&seen));
+    seen.get()
+}
+
+struct FieldNames<'a>(&'a std::cell::Cell<&'static [&'static str]>);
+
+impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> std::result::Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("only a struct's field names are read"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        self.0.set(fields);
+        Err(serde::de::Error::custom("only a struct's field names are read"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
 }
 
 impl<'a> Parser<'a> {
     /// `base` resolves relative key file paths; `origin` names the text in errors.
     pub(super) fn new(text: &'a str, base: &'a Path, origin: &'a str) -> Parser<'a> {
-        Parser { text, base, origin }
+        Parser { text, base, origin, problems: RefCell::new(Vec::new()) }
+    }
+
+    /// A check's value; a failed check's problem is recorded (`None`), and the parse goes on.
+    fn keep<T>(&self, result: Result<T>) -> Option<T> {
+        let problem = match result {
+            Ok(value) => return Some(value),
+            Err(Error::Policy(PolicyError::Invalid { line, problem, .. })) => PolicyProblem { line, problem },
+            Err(other) => PolicyProblem { line: 1, problem: other.to_string() },
+        };
+        self.problems.borrow_mut().push(problem);
+        None
+    }
+
+    /// The problems recorded, as one error (in line order), if there are any.
+    fn collected(&self) -> Option<Error> {
+        let mut problems = self.problems.take();
+        problems.sort_by_key(|p| p.line);
+        let origin = self.origin.to_owned();
+        match problems.len() {
+            0 => None,
+            1 => {
+                problems.pop().map(|p| Error::Policy(PolicyError::Invalid { origin, line: p.line, problem: p.problem }))
+            }
+            _ => Some(Error::Policy(PolicyError::Many { origin, problems })),
+        }
+    }
+
+    /// Records every field no `Raw*` struct reads, each at its line. Returns whether the
+    /// check could run (it cannot when a table has the wrong type, which the parse reports).
+    fn unknown_fields(&self) -> bool {
+        let refuse = |table: &str, fields: &Fields, known: &[&str]| {
+            for name in fields.keys().filter(|n| !known.contains(&n.get_ref().as_str())) {
+                self.keep::<()>(Err(self.err(
+                    name.span(),
+                    format!("unknown field `{}` in {table}, which takes: {}", name.get_ref(), known.join(", ")),
+                )));
+            }
+        };
+        let (Ok(top), Ok(shape), Ok(publishers)) = (
+            toml::from_str::<Fields>(self.text),
+            toml::from_str::<Shape>(self.text),
+            toml::from_str::<PublisherShape>(self.text),
+        ) else {
+            return false;
+        };
+        refuse("the top level", &top, fields_of::<RawPolicy>());
+        for (name, fields) in &shape.keys {
+            refuse(&format!("[keys.{name}]"), fields, fields_of::<RawKey>());
+        }
+        for (name, fields) in &shape.sigstore {
+            refuse(&format!("[sigstore.{name}]"), fields, fields_of::<RawSigstore>());
+        }
+        let lists = [
+            ("[[channel]]", &shape.channel, fields_of::<RawChannel>()),
+            ("[[revoked]]", &shape.revoked, fields_of::<RawRevoked>()),
+            ("[[artifact]]", &shape.artifact, fields_of::<RawArtifact>()),
+            ("[[repository]]", &shape.repository, fields_of::<RawRepository>()),
+        ];
+        for (table, entries, known) in lists {
+            for fields in entries {
+                refuse(table, fields, known);
+            }
+        }
+        for (name, key) in &publishers.keys {
+            if let Some(fields) = &key.github_publisher {
+                refuse(&format!("[keys.{name}] github_publisher"), fields, fields_of::<RawPublisher>());
+            }
+        }
+        true
     }
 
     fn line(&self, offset: usize) -> usize {
@@ -224,23 +365,44 @@ impl<'a> Parser<'a> {
         Error::Policy(PolicyError::Invalid { origin: self.origin.to_owned(), line, problem: problem.into() })
     }
 
-    /// Parses and checks the whole policy.
+    /// Parses and checks the whole policy, recording every problem (at most one per entry:
+    /// an entry's later checks build on its earlier ones) before giving up.
     pub(super) fn parse(&self) -> Result<Policy> {
-        let raw: RawPolicy = toml::from_str(self.text)
+        // A syntax error leaves nothing else to read.
+        toml::from_str::<toml::Table>(self.text)
             .map_err(|e| self.err_at_line(e.span().map_or(1, |s| self.line(s.start)), e.message().trim()))?;
+        let names_checked = self.unknown_fields();
+        let raw: Option<RawPolicy> = self.keep(
+            toml::from_str(self.text)
+                .map_err(|e| self.err_at_line(e.span().map_or(1, |s| self.line(s.start)), e.message().trim())),
+        );
+        let Some(raw) = raw else {
+            return Err(self.collected().unwrap_or_else(|| Error::Internal("a policy parse failed unrecorded".into())));
+        };
+        if !names_checked {
+            // Fail closed: the field names must be checked before anything is trusted.
+            self.keep::<()>(Err(self.err_at_line(1, "the field names could not be checked")));
+        }
         if *raw.version.get_ref() != POLICY_VERSION {
-            return Err(self.err(
+            // Another version's file is read no further: its fields mean other things.
+            self.keep::<()>(Err(self.err(
                 raw.version.span(),
                 format!(
                     "policy version {} is not supported (this airlock reads version {POLICY_VERSION})",
                     raw.version.get_ref()
                 ),
-            ));
+            )));
+            return Err(self.collected().unwrap_or_else(|| Error::Internal("a policy parse failed unrecorded".into())));
         }
-        let sigstore = self.sigstore_instances(&raw.sigstore)?;
-        let (keys, producer_keys) = self.keys(&raw.keys, &sigstore)?;
-        let key = |name: &Spanned<String>| -> Result<PublicKey> {
-            keys.iter().find(|k| k.name == *name.get_ref()).map(|k| k.key.clone()).ok_or_else(|| {
+        let (sigstore, broken_instances) = self.sigstore_instances(&raw.sigstore);
+        let (keys, producer_keys, broken_keys) = self.keys(&raw.keys, &sigstore, &broken_instances);
+        // A key that failed to load was reported where it is defined; naming it elsewhere is
+        // no further problem (`Ok(None)`).
+        let key = |name: &Spanned<String>| -> Result<Option<PublicKey>> {
+            if broken_keys.contains(name.get_ref()) {
+                return Ok(None);
+            }
+            keys.iter().find(|k| k.name == *name.get_ref()).map(|k| Some(k.key.clone())).ok_or_else(|| {
                 if producer_keys.iter().any(|p| p.name == *name.get_ref()) {
                     self.err(
                         name.span(),
@@ -254,129 +416,33 @@ impl<'a> Parser<'a> {
                 }
             })
         };
-        let revoked = raw.revoked.iter().map(|r| self.revocation(r)).collect::<Result<Vec<_>>>()?;
+        let revoked: Vec<Revocation> = raw.revoked.iter().filter_map(|r| self.keep(self.revocation(r))).collect();
         let mut channels: Vec<ChannelRule> = Vec::new();
         for c in &raw.channel {
-            let name = c.get_ref().name.get_ref();
-            if name != "*" {
-                manifest::check_channel(name).map_err(|p| self.err(c.get_ref().name.span(), p))?;
+            if let Some(Some(rule)) = self.keep(self.channel(c, &key, &revoked, &channels)) {
+                channels.push(rule);
             }
-            if channels.iter().any(|x| x.channel == *name) {
-                return Err(self.err(c.get_ref().name.span(), format!("channel {name:?} has two [[channel]] entries")));
-            }
-            let signers = c.get_ref().signers.get_ref().iter().map(key).collect::<Result<Vec<_>>>()?;
-            if signers.is_empty() {
-                return Err(self.err(c.get_ref().signers.span(), "signers is empty"));
-            }
-            let threshold = match &c.get_ref().threshold {
-                None => 1,
-                Some(t) if *t.get_ref() >= 1 => *t.get_ref() as usize,
-                Some(t) => return Err(self.err(t.span(), "threshold must be at least 1")),
-            };
-            let at = c.get_ref().threshold.as_ref().map_or(c.span(), |t| t.span());
-            let trust =
-                Trust::new(signers, threshold).map_err(|e| self.err(at.clone(), format!("channel {name:?}: {e}")))?;
-            let usable: Vec<PublicKey> = trust
-                .keys
-                .iter()
-                .filter(|k| !revoked.iter().any(|r| r.key == Revoked::KeyId(k.key_id()) && r.since.is_none()))
-                .cloned()
-                .collect();
-            if distinct_material(&usable) < threshold {
-                return Err(self.err(
-                    at,
-                    format!(
-                        "channel {name:?}: threshold {threshold} cannot be met: only {} of its signers are not revoked",
-                        distinct_material(&usable)
-                    ),
-                ));
-            }
-            channels.push(ChannelRule { channel: name.clone(), trust });
         }
-        if channels.is_empty() {
-            return Err(self.err(0..0, "the policy has no [[channel]] entry, so it would accept no bundle"));
+        if raw.channel.is_empty() {
+            self.keep::<()>(Err(self.err(0..0, "the policy has no [[channel]] entry, so it would accept no bundle")));
         }
-        let max_age = match &raw.max_age {
-            None => None,
-            Some(a) => match humantime::parse_duration(a.get_ref()) {
-                Ok(d) if d.as_secs() > 0 => Some(d.as_secs()),
-                _ => {
-                    return Err(self.err(
-                        a.span(),
-                        format!("max_age {:?} is not a duration such as \"30d\" or \"12h\"", a.get_ref()),
-                    ))
-                }
-            },
-        };
-        let mut artifacts = Vec::new();
-        for a in &raw.artifact {
-            let a_ref = a.get_ref();
-            let pattern = a_ref.path.get_ref();
-            let glob = GlobBuilder::new(pattern)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| self.err(a_ref.path.span(), format!("path glob {pattern:?}: {e}")))?;
-            if pattern.is_empty() || pattern.starts_with('/') {
-                return Err(
-                    self.err(a_ref.path.span(), "path glob must be a relative path pattern such as \"vendor-x/**\"")
-                );
-            }
-            let mut rule_keys = Vec::new();
-            let mut rule_producer_keys = Vec::new();
-            for k in a_ref.keys.get_ref() {
-                if producer_keys.iter().any(|p| p.name == *k.get_ref()) {
-                    rule_producer_keys.push(k.get_ref().clone());
-                } else {
-                    rule_keys.push(key(k)?);
-                }
-            }
-            if rule_keys.is_empty() && rule_producer_keys.is_empty() {
-                return Err(self.err(a_ref.keys.span(), "keys is empty"));
-            }
-            let predicate_types: Vec<String> = match &a_ref.predicate_types {
-                None => Vec::new(),
-                Some(list) if list.get_ref().is_empty() => {
-                    return Err(self.err(list.span(), "predicate_types is empty (leave it out to accept any signature)"))
-                }
-                Some(list) => list.get_ref().iter().map(|t| t.get_ref().clone()).collect(),
-            };
-            let slsa_builder_id = a_ref.slsa_builder_id.as_ref().map(|b| b.get_ref().clone());
-            if !predicate_types.is_empty() || slsa_builder_id.is_some() {
-                let sigstore_keys = rule_producer_keys.iter().any(|n| {
-                    producer_keys.iter().any(|p| p.name == *n && matches!(p.kind, ProducerKeyKind::Sigstore(_)))
-                });
-                if !sigstore_keys {
-                    let at = a_ref
-                        .predicate_types
-                        .as_ref()
-                        .map_or_else(|| a_ref.slsa_builder_id.as_ref().map_or(a.span(), |b| b.span()), |p| p.span());
-                    return Err(self.err(
-                        at,
-                        format!("the rule for {pattern:?} requires attestations (predicate_types / slsa_builder_id) but names no Sigstore key that could sign one"),
-                    ));
-                }
-            }
-            artifacts.push(ArtifactRule {
-                pattern: pattern.clone(),
-                matcher: glob.compile_matcher(),
-                keys: rule_keys,
-                required: a_ref.required.unwrap_or(true),
-                allow_legacy: a_ref.allow_legacy.unwrap_or(false),
-                producer_keys: rule_producer_keys,
-                predicate_types,
-                slsa_builder_id,
-            });
-        }
-        let repositories =
-            raw.repository.iter().map(|r| self.repository(r, &producer_keys)).collect::<Result<Vec<_>>>()?;
-        for (i, r) in repositories.iter().enumerate() {
-            if let Some(other) = repositories[..i].iter().find(|o| o.root == r.root) {
-                return Err(self.err(
-                    raw.repository[i].span(),
+        let max_age = self.keep(self.max_age(&raw.max_age)).flatten();
+        let artifacts: Vec<ArtifactRule> =
+            raw.artifact.iter().filter_map(|a| self.keep(self.artifact(a, &key, &producer_keys)).flatten()).collect();
+        let mut repositories: Vec<RepositoryRule> = Vec::new();
+        for r in &raw.repository {
+            let Some(rule) = self.keep(self.repository(r, &producer_keys)) else { continue };
+            if let Some(other) = repositories.iter().find(|o| o.root == rule.root) {
+                self.keep::<()>(Err(self.err(
+                    r.span(),
                     format!("two [[repository]] rules for the tree {:?}; list every suite in one", other.root),
-                ));
+                )));
+                continue;
             }
+            repositories.push(rule);
+        }
+        if let Some(error) = self.collected() {
+            return Err(error);
         }
         Ok(Policy {
             origin: self.origin.to_owned(),
@@ -391,14 +457,169 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// One `[[channel]]` entry; `None` when a signer it names failed to load (reported
+    /// there).
+    fn channel(
+        &self,
+        c: &Spanned<RawChannel>,
+        key: &dyn Fn(&Spanned<String>) -> Result<Option<PublicKey>>,
+        revoked: &[Revocation],
+        channels: &[ChannelRule],
+    ) -> Result<Option<ChannelRule>> {
+        let name = c.get_ref().name.get_ref();
+        if name != "*" {
+            manifest::check_channel(name).map_err(|p| self.err(c.get_ref().name.span(), p))?;
+        }
+        if channels.iter().any(|x| x.channel == *name) {
+            return Err(self.err(c.get_ref().name.span(), format!("channel {name:?} has two [[channel]] entries")));
+        }
+        let Some(signers) = c.get_ref().signers.get_ref().iter().map(key).collect::<Result<Option<Vec<_>>>>()? else {
+            return Ok(None);
+        };
+        if signers.is_empty() {
+            return Err(self.err(c.get_ref().signers.span(), "signers is empty"));
+        }
+        let threshold = match &c.get_ref().threshold {
+            None => 1,
+            Some(t) if *t.get_ref() >= 1 => *t.get_ref() as usize,
+            Some(t) => return Err(self.err(t.span(), "threshold must be at least 1")),
+        };
+        let at = c.get_ref().threshold.as_ref().map_or(c.span(), |t| t.span());
+        let trust =
+            Trust::new(signers, threshold).map_err(|e| self.err(at.clone(), format!("channel {name:?}: {e}")))?;
+        let usable: Vec<PublicKey> = trust
+            .keys
+            .iter()
+            .filter(|k| !revoked.iter().any(|r| r.key == Revoked::KeyId(k.key_id()) && r.since.is_none()))
+            .cloned()
+            .collect();
+        if distinct_material(&usable) < threshold {
+            return Err(self.err(
+                at,
+                format!(
+                    "channel {name:?}: threshold {threshold} cannot be met: only {} of its signers are not revoked",
+                    distinct_material(&usable)
+                ),
+            ));
+        }
+        Ok(Some(ChannelRule { channel: name.clone(), trust }))
+    }
+
+    fn max_age(&self, raw: &Option<Spanned<String>>) -> Result<Option<u64>> {
+        let Some(a) = raw else { return Ok(None) };
+        match humantime::parse_duration(a.get_ref()) {
+            Ok(d) if d.as_secs() > 0 => Ok(Some(d.as_secs())),
+            _ => {
+                Err(self
+                    .err(a.span(), format!("max_age {:?} is not a duration such as \"30d\" or \"12h\"", a.get_ref())))
+            }
+        }
+    }
+
+    /// One `[[artifact]]` rule; `None` when a key it names failed to load (reported there).
+    fn artifact(
+        &self,
+        a: &Spanned<RawArtifact>,
+        key: &dyn Fn(&Spanned<String>) -> Result<Option<PublicKey>>,
+        producer_keys: &[ProducerKey],
+    ) -> Result<Option<ArtifactRule>> {
+        let a_ref = a.get_ref();
+        let pattern = a_ref.path.get_ref();
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| self.err(a_ref.path.span(), format!("path glob {pattern:?}: {e}")))?;
+        if pattern.is_empty() || pattern.starts_with('/') {
+            return Err(
+                self.err(a_ref.path.span(), "path glob must be a relative path pattern such as \"vendor-x/**\"")
+            );
+        }
+        let mut rule_keys = Vec::new();
+        let mut rule_producer_keys = Vec::new();
+        for k in a_ref.keys.get_ref() {
+            if producer_keys.iter().any(|p| p.name == *k.get_ref()) {
+                rule_producer_keys.push(k.get_ref().clone());
+            } else {
+                match key(k)? {
+                    Some(found) => rule_keys.push(found),
+                    None => return Ok(None),
+                }
+            }
+        }
+        if rule_keys.is_empty() && rule_producer_keys.is_empty() {
+            return Err(self.err(a_ref.keys.span(), "keys is empty"));
+        }
+        let predicate_types: Vec<String> = match &a_ref.predicate_types {
+            None => Vec::new(),
+            Some(list) if list.get_ref().is_empty() => {
+                return Err(self.err(list.span(), "predicate_types is empty (leave it out to accept any signature)"))
+            }
+            Some(list) => list.get_ref().iter().map(|t| t.get_ref().clone()).collect(),
+        };
+        let slsa_builder_id = a_ref.slsa_builder_id.as_ref().map(|b| b.get_ref().clone());
+        if !predicate_types.is_empty() || slsa_builder_id.is_some() {
+            let sigstore_keys = rule_producer_keys
+                .iter()
+                .any(|n| producer_keys.iter().any(|p| p.name == *n && matches!(p.kind, ProducerKeyKind::Sigstore(_))));
+            if !sigstore_keys {
+                let at = a_ref
+                    .predicate_types
+                    .as_ref()
+                    .map_or_else(|| a_ref.slsa_builder_id.as_ref().map_or(a.span(), |b| b.span()), |p| p.span());
+                return Err(self.err(
+                    at,
+                    format!("the rule for {pattern:?} requires attestations (predicate_types / slsa_builder_id) but names no Sigstore key that could sign one"),
+                ));
+            }
+        }
+        Ok(Some(ArtifactRule {
+            pattern: pattern.clone(),
+            matcher: glob.compile_matcher(),
+            keys: rule_keys,
+            required: a_ref.required.unwrap_or(true),
+            allow_legacy: a_ref.allow_legacy.unwrap_or(false),
+            producer_keys: rule_producer_keys,
+            predicate_types,
+            slsa_builder_id,
+        }))
+    }
+
+    /// Every `[keys.*]` entry that loads, and the names of those that do not (each
+    /// reported where it is defined).
     fn keys(
         &self,
         raw: &BTreeMap<Spanned<String>, Spanned<RawKey>>,
         instances: &[SigstoreInstance],
-    ) -> Result<(Vec<NamedKey>, Vec<ProducerKey>)> {
+        broken_instances: &BTreeSet<String>,
+    ) -> (Vec<NamedKey>, Vec<ProducerKey>, BTreeSet<String>) {
         let mut keys: Vec<NamedKey> = Vec::new();
         let mut producer_keys: Vec<ProducerKey> = Vec::new();
+        let mut broken = BTreeSet::new();
         for (name, spec) in raw {
+            let on_broken_instance =
+                spec.get_ref().sigstore.as_ref().is_some_and(|i| broken_instances.contains(i.get_ref()));
+            let loaded = if on_broken_instance { None } else { self.keep(self.key(name, spec, instances, &keys)) };
+            match loaded {
+                Some(Loaded::Bundle(k)) => keys.push(k),
+                Some(Loaded::Producer(k)) => producer_keys.push(k),
+                None => {
+                    broken.insert(name.get_ref().clone());
+                }
+            }
+        }
+        (keys, producer_keys, broken)
+    }
+
+    /// One `[keys.*]` entry.
+    fn key(
+        &self,
+        name: &Spanned<String>,
+        spec: &Spanned<RawKey>,
+        instances: &[SigstoreInstance],
+        keys: &[NamedKey],
+    ) -> Result<Loaded> {
+        {
             let n = name.get_ref();
             check_name(n).map_err(|p| self.err(name.span(), format!("key name {p}")))?;
             let s = spec.get_ref();
@@ -412,14 +633,12 @@ impl<'a> Parser<'a> {
             if let Some(keyring) = &s.openpgp {
                 self.only_fields(n, "openpgp", &s.sigstore_fields())?;
                 let key = self.openpgp_key(n, keyring, s)?;
-                producer_keys.push(ProducerKey { name: n.clone(), kind: ProducerKeyKind::OpenPgp(key) });
-                continue;
+                return Ok(Loaded::Producer(ProducerKey { name: n.clone(), kind: ProducerKeyKind::OpenPgp(key) }));
             }
             if let Some(instance) = &s.sigstore {
                 self.only_fields(n, "sigstore", &s.openpgp_fields())?;
                 let key = self.sigstore_key(n, spec, instance, s, instances)?;
-                producer_keys.push(ProducerKey { name: n.clone(), kind: ProducerKeyKind::Sigstore(key) });
-                continue;
+                return Ok(Loaded::Producer(ProducerKey { name: n.clone(), kind: ProducerKeyKind::Sigstore(key) }));
             }
             let mut extra = s.openpgp_fields();
             extra.extend(s.sigstore_fields());
@@ -450,9 +669,8 @@ impl<'a> Parser<'a> {
                     ),
                 ));
             }
-            keys.push(NamedKey { name: n.clone(), key, origin });
+            Ok(Loaded::Bundle(NamedKey { name: n.clone(), key, origin }))
         }
-        Ok((keys, producer_keys))
     }
 
     /// Fields that belong to another kind of key are refused by name, so a typo'd kind
@@ -630,12 +848,26 @@ impl<'a> Parser<'a> {
         Ok(GithubPublisher { repository: repo.clone(), workflow: workflow.clone(), environment })
     }
 
+    /// Every `[sigstore.*]` instance that loads, and the names of those that do not.
     fn sigstore_instances(
         &self,
         raw: &BTreeMap<Spanned<String>, Spanned<RawSigstore>>,
-    ) -> Result<Vec<SigstoreInstance>> {
+    ) -> (Vec<SigstoreInstance>, BTreeSet<String>) {
         let mut out = Vec::new();
+        let mut broken = BTreeSet::new();
         for (name, spec) in raw {
+            match self.keep(self.sigstore_instance(name, spec)) {
+                Some(instance) => out.push(instance),
+                None => {
+                    broken.insert(name.get_ref().clone());
+                }
+            }
+        }
+        (out, broken)
+    }
+
+    fn sigstore_instance(&self, name: &Spanned<String>, spec: &Spanned<RawSigstore>) -> Result<SigstoreInstance> {
+        {
             let n = name.get_ref();
             check_name(n).map_err(|p| self.err(name.span(), format!("sigstore instance name {p}")))?;
             let s = spec.get_ref();
@@ -646,9 +878,8 @@ impl<'a> Parser<'a> {
             let root = TrustRoot::parse(&bytes, options)
                 .map_err(|e| self.err(s.trusted_root.span(), format!("{what}: trusted root {origin}: {e}")))?;
             let file = trust_file(&format!("sigstore.{n}"), &origin, bytes, "json");
-            out.push(SigstoreInstance { name: n.clone(), root, options, file });
+            Ok(SigstoreInstance { name: n.clone(), root, options, file })
         }
-        Ok(out)
     }
 
     fn repository(&self, r: &Spanned<RawRepository>, producer_keys: &[ProducerKey]) -> Result<RepositoryRule> {
@@ -791,6 +1022,12 @@ mod tests {
     fn line_of(e: Error) -> (usize, String) {
         match e {
             Error::Policy(PolicyError::Invalid { line, problem, .. }) => (line, problem),
+            // Policies here may lack a channel; the problem under test is the other one.
+            Error::Policy(PolicyError::Many { problems, .. }) => problems
+                .into_iter()
+                .find(|p| !p.problem.contains("no [[channel]] entry"))
+                .map(|p| (p.line, p.problem))
+                .unwrap_or_default(),
             other => panic!("not a policy error: {other}"),
         }
     }
@@ -859,6 +1096,54 @@ mod tests {
             parse(&format!("{base}[[channel]]\nname = \"c\"\nsigners = [\"k0\"]\n[[revoked]]\nkey_id = \"ABCDEF\"\nreason = \"x\"\n")).unwrap_err(),
         );
         assert_eq!(line, lines + 5, "{msg}");
+    }
+
+    #[test]
+    fn every_problem_of_a_policy_is_reported_in_one_pass() {
+        let ks = Keys::new(1);
+        let text = format!(
+            "{}colour = \"blue\"\n[keys.gone]\nfile = \"no-such.pub\"\n[keys.bad]\npublic_key = \"RWQAAAA\"\n\
+             [[channel]]\nname = \"c\"\nsigners = [\"k0\", \"gone\"]\nthreshhold = 1\n[[channel]]\nname = \"d\"\n\
+             signers = [\"k0\"]\nthreshold = 0\n[[revoked]]\nkey_id = \"XYZ\"\nreason = \"r\"\nmax_age = \"soon\"\n",
+            ks.toml()
+        );
+        let problems = match parse(&text).unwrap_err() {
+            Error::Policy(PolicyError::Many { origin, problems }) => {
+                assert_eq!(origin, "p.toml");
+                problems
+            }
+            other => panic!("{other}"),
+        };
+        let found: Vec<(usize, &str)> = problems.iter().map(|p| (p.line, p.problem.as_str())).collect();
+        let expect: [(usize, &str); 7] = [
+            (4, "unknown field `colour` in [keys.k0]"),
+            (6, "no-such.pub"),
+            (8, "malformed public_key"),
+            (12, "unknown field `threshhold` in [[channel]]"),
+            (16, "threshold must be at least 1"),
+            (18, "16 lowercase hex"),
+            (20, "unknown field `max_age` in [[revoked]]"),
+        ];
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        for ((line, text), (want_line, want)) in found.iter().zip(expect) {
+            assert_eq!(*line, want_line, "{text}");
+            assert!(text.contains(want), "{text:?} lacks {want:?}");
+        }
+        // The channel naming the key that failed to load is not reported again for it.
+        assert!(!problems.iter().any(|p| p.problem.contains("no key named \"gone\"")), "{problems:#?}");
+        let one_line = parse(&text).unwrap_err().to_string();
+        assert!(
+            one_line.starts_with("p.toml: 7 problems: line 4: unknown field") && !one_line.contains('\n'),
+            "{one_line}"
+        );
+    }
+
+    #[test]
+    fn the_field_names_checked_are_the_ones_serde_reads() {
+        assert_eq!(super::fields_of::<super::RawChannel>(), ["name", "signers", "threshold"]);
+        assert!(super::fields_of::<super::RawKey>().contains(&"github_publisher"));
+        assert!(super::fields_of::<super::RawPolicy>().contains(&"repository"));
+        assert_eq!(super::fields_of::<super::RawPublisher>(), ["repository", "workflow", "environment"]);
     }
 
     #[test]

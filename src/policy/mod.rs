@@ -40,6 +40,15 @@ pub enum PolicyError {
         /// What is wrong.
         problem: String,
     },
+    /// Several problems, every one the checks found in one pass, in line order (one per
+    /// entry of the file at most: an entry's later checks need its earlier ones to pass).
+    #[error("{origin}: {} problems: {}", problems.len(), problems.iter().map(|p| format!("line {}: {}", p.line, p.problem)).collect::<Vec<_>>().join("; "))]
+    Many {
+        /// The policy file.
+        origin: String,
+        /// Each problem.
+        problems: Vec<PolicyProblem>,
+    },
     /// The policy file is larger than [`MAX_POLICY_BYTES`].
     #[error("{}: policy file larger than {MAX_POLICY_BYTES} bytes", path.display())]
     TooLarge {
@@ -49,6 +58,29 @@ pub enum PolicyError {
     /// A trust set cannot be built (see [`TrustError`]).
     #[error(transparent)]
     Trust(#[from] TrustError),
+}
+
+/// One problem of a policy file ([`PolicyError::Many`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyProblem {
+    /// The 1-based line it is on.
+    pub line: usize,
+    /// What is wrong, and the rule it breaks.
+    pub problem: String,
+}
+
+impl PolicyError {
+    /// Every problem, as `(origin, line, problem)`: one for [`PolicyError::Invalid`], each of
+    /// [`PolicyError::Many`]; none for the other kinds.
+    pub fn problems(&self) -> Vec<(&str, usize, &str)> {
+        match self {
+            PolicyError::Invalid { origin, line, problem } => vec![(origin.as_str(), *line, problem.as_str())],
+            PolicyError::Many { origin, problems } => {
+                problems.iter().map(|p| (origin.as_str(), p.line, p.problem.as_str())).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl From<TrustError> for Error {

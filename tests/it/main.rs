@@ -25,6 +25,7 @@ mod adversarial_keys;
 mod adversarial_signed;
 mod artifacts;
 mod audit_readonly;
+mod audit_show;
 mod cosign;
 mod crash;
 mod damaged_log;

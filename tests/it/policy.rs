@@ -368,3 +368,36 @@ fn policy_parse_errors_point_at_the_line() {
     }
     assert!(!Path::new(&ws.path("nothing.airlock")).exists());
 }
+
+/// `policy check` reports every problem of a policy file in one run, each with its line and
+/// the rule it breaks: an unknown field, a key file that is not there, a Sigstore key without
+/// an identity, a bad revocation (exit 2, as for one problem); verify refuses it the same way.
+#[test]
+fn policy_check_reports_every_problem_in_one_run() {
+    let ws = Workspace::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/producer/sigstore/roots/public-good.json");
+    fs::copy(root, ws.path("public-good.json")).unwrap();
+    let text = "version = 1\n\
+                [keys.k]\nfile = \"k.pub\"\ncolour = \"blue\"\n\
+                [keys.gone]\nfile = \"no-such.pub\"\n\
+                [sigstore.public-good]\ntrusted_root = \"public-good.json\"\n\
+                [keys.anyone]\nsigstore = \"public-good\"\n\
+                [[channel]]\nname = \"*\"\nsigners = [\"k\"]\n\
+                [[revoked]]\nkey_id = \"NOTHEX\"\nreason = \"lost\"\n";
+    fs::write(ws.path("four.toml"), text).unwrap();
+    let r = airlock_in(&ws, &["policy", "check", "four.toml"]);
+    r.expect_code(2);
+    let expected = [(4, "unknown field `colour` in [keys.k]"), (6, "no-such.pub"), (15, "16 lowercase hex")];
+    for (line, needle) in expected {
+        let want = format!("four.toml:{line}: ");
+        let found = r.stderr.lines().find(|l| l.contains(&want));
+        assert!(found.is_some_and(|l| l.contains(needle)), "line {line}: expected {needle:?} in\n{}", r.stderr);
+    }
+    // The key's problem is at its table ([keys.anyone] and its first field: lines 9-10).
+    let identity = r.stderr.lines().find(|l| l.contains("a Sigstore identity needs exactly one of `san`"));
+    assert!(identity.is_some_and(|l| l.contains("four.toml:9: ") || l.contains("four.toml:10: ")), "{}", r.stderr);
+    assert!(r.stderr.contains("4 problems in this policy, each listed above"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    let v = run(airlock().current_dir(ws.dir.path()).args(["verify", "nothing.airlock", "--policy", "four.toml"]));
+    v.expect_code(2).expect_stderr("four.toml: 4 problems: line 4: unknown field `colour`");
+}
