@@ -130,8 +130,7 @@ fn import_cmd(root: &Path, bundle: &str, mirror: &Path) -> Command {
         .arg("--trust")
         .arg(root.join("k.pub"))
         .arg("--mirror")
-        .arg(mirror)
-        .arg("--quiet");
+        .arg(mirror);
     cmd
 }
 

@@ -36,6 +36,7 @@ mod hostile_paths;
 mod hostile_sums;
 mod hostile_time;
 mod hygiene;
+mod json_schema;
 mod interop_signify_keys;
 mod interop_tools;
 mod lifecycle_mirror;
