@@ -86,6 +86,7 @@ fn key_info_json(path: &Path, info: &info::KeyInfo) -> serde_json::Value {
         KeyKind::SignifySecret => ("signify", "secret"),
         KeyKind::MinisignPublic => ("minisign", "public"),
         KeyKind::MinisignSecret => ("minisign", "secret"),
+        _ => ("unknown", if info.kind.is_public() { "public" } else { "secret" }),
     };
     let (protection, rounds) = match info.protection {
         None => (None, None),
