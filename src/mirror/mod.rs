@@ -322,7 +322,10 @@ impl Mirror {
             policy.uncovered_files(verified.manifest(), &[]).map(|u| u.into_iter().map(str::to_owned).collect());
         let (staging, findings, artifacts, resumed) = self.stage(verified, progress)?;
         if let Some(list) = &mut uncovered {
-            list.retain(|p| !findings.iter().any(|f| f.artifact == *p || f.file.as_deref() == Some(p.as_str())));
+            let covers = |f: &crate::producer::Finding, p: &str| {
+                f.status != crate::producer::Status::NotCovered && (f.artifact == p || f.file.as_deref() == Some(p))
+            };
+            list.retain(|p| !findings.iter().any(|f| covers(f, p)));
         }
         self.crash_point(CrashPoint::Staged);
         let mut record = LogRecord::new(opts.now, Event::Imported);

@@ -517,7 +517,8 @@ impl Policy {
         })
     }
     /// The carried entries of `manifest` no artifact rule covers: matched by no
-    /// `[[artifact]]` glob and named by no finding (as artifact or as its material).
+    /// `[[artifact]]` glob and named by no finding (as artifact or as its material) other
+    /// than a `not_covered` one.
     /// `None` when the policy has no artifact or repository rules, so nothing is covered
     /// by design.
     pub fn uncovered_files<'m>(
@@ -528,8 +529,11 @@ impl Policy {
         if self.artifacts.is_empty() && self.repositories.is_empty() {
             return None;
         }
-        let named: std::collections::HashSet<&str> =
-            findings.iter().flat_map(|f| std::iter::once(f.artifact.as_str()).chain(f.file.as_deref())).collect();
+        let named: std::collections::HashSet<&str> = findings
+            .iter()
+            .filter(|f| f.status != crate::producer::Status::NotCovered)
+            .flat_map(|f| std::iter::once(f.artifact.as_str()).chain(f.file.as_deref()))
+            .collect();
         let uncovered = manifest
             .entries
             .iter()

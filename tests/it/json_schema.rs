@@ -7,6 +7,7 @@
 //! fails [`every_schema_is_valid_and_exercised`]: to cover a new command, add its schema to
 //! docs/schema/ and one row here.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::path::Path;
@@ -149,11 +150,6 @@ fn build_bench() -> tempfile::TempDir {
     dir
 }
 
-/// The row that shows `what` (the `what` of the rows a test reads is unique).
-fn row(what: &str) -> &'static JsonCase {
-    CASES.iter().find(|c| c.what == what).unwrap_or_else(|| panic!("no row {what:?}"))
-}
-
 /// The schema file `docs/schema/<name>.v1.schema.json`, parsed.
 fn schema_file(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema").join(format!("{name}.v1.schema.json"));
@@ -196,11 +192,18 @@ fn run_case(case: &JsonCase) -> Vec<Value> {
     documents
 }
 
+/// Runs every row in order (some read what an earlier one wrote: the volumes) and checks
+/// what particular rows print beyond their schema.
 #[test]
 fn every_command_prints_json_its_schema_accepts() {
+    let mut printed: HashMap<&str, Vec<Value>> = HashMap::new();
     for case in CASES {
-        run_case(case);
+        printed.insert(case.what, run_case(case));
     }
+    let doc = |what: &str| printed.get(what).and_then(|d| d.last()).unwrap_or_else(|| panic!("no row {what:?}")).clone();
+    verify_lists_the_files_no_artifact_rule_covers(&doc("under a policy with artifact rules"));
+    errors_name_their_kind_and_place(&|what| doc(what)["error"].clone());
+    mirror_log_json_lines_show_records_breaks_and_a_summary(&printed["a broken chain"], &printed["an intact log"]);
 }
 
 #[test]
@@ -227,37 +230,20 @@ fn every_schema_is_valid_and_exercised() {
     }
 }
 
-#[test]
-fn verify_lists_the_files_no_artifact_rule_covers() {
-    let docs = run_case(row("under a policy with artifact rules"));
-    let doc = &docs[0];
-    let mut uncovered: Vec<&str> = doc["not_covered"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    uncovered.sort();
+fn verify_lists_the_files_no_artifact_rule_covers(doc: &Value) {
+    let uncovered: Vec<&str> = doc["not_covered"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     // vendor/pkg.tgz is covered (and its .sha256.sig is its material); the rest is not.
     assert!(uncovered.contains(&"a.txt") && uncovered.contains(&"tools/run.sh"), "{doc}");
     assert!(!uncovered.contains(&"vendor/pkg.tgz") && !uncovered.contains(&"vendor/pkg.tgz.sha256.sig"), "{doc}");
     assert!(doc["findings"].as_array().unwrap().iter().any(|f| f["status"] == "verified"), "{doc}");
     assert_eq!(doc["threshold"]["state"], "met");
     assert_eq!(doc["signatures"][0]["name"], "transfer");
-
-    let root = bench();
-    let text = run(airlock().arg("verify").arg(root.join("b1.airlock")).arg("--policy").arg(root.join("p.toml")));
-    text.expect_code(0);
-    let summary = format!("not covered: {} files no artifact rule covers, carried unchecked", uncovered.len());
-    assert!(text.stdout.contains(&summary), "{}", text.stdout);
-    let quiet = run(airlock().arg("verify").arg(root.join("b1.airlock")).arg("--policy").arg(root.join("p.toml")).arg("-q"));
-    quiet.expect_code(0);
-    assert_eq!(quiet.stdout.lines().count(), 1, "-q prints only the verdict:\n{}", quiet.stdout);
-    assert!(quiet.stdout.starts_with("OK: "), "{}", quiet.stdout);
 }
 
-#[test]
-fn errors_name_their_kind_and_place() {
-    let error = |what: &str| run_case(row(what)).pop().unwrap()["error"].clone();
+fn errors_name_their_kind_and_place(error: &dyn Fn(&str) -> Value) {
     let refused = error("refused sources");
     assert_eq!(refused["kind"], "pack_refused");
     assert_eq!(refused["refused"][0]["rule"], "symbolic_link", "{refused}");
-    assert_eq!(error("not a bundle")["kind"], "malformed");
     assert_eq!(error("an untrusted signer")["kind"], "untrusted");
     let policy = error("an invalid policy");
     assert_eq!(policy["kind"], "policy_invalid");
@@ -267,17 +253,33 @@ fn errors_name_their_kind_and_place() {
     assert_eq!(error("not a mirror")["kind"], "not_a_mirror");
 }
 
-#[test]
-fn mirror_log_json_lines_show_records_breaks_and_a_summary() {
-    let docs = run_case(row("a broken chain"));
-    let types: Vec<&str> = docs.iter().map(|d| d["type"].as_str().unwrap()).collect();
-    assert_eq!(types.last(), Some(&"summary"), "{docs:#?}");
-    assert!(types.contains(&"break"), "{docs:#?}");
-    let summary = docs.last().unwrap();
-    assert_eq!(summary["breaks"].as_u64(), Some(types.iter().filter(|t| **t == "break").count() as u64));
-    let intact = run_case(row("an intact log"));
+fn mirror_log_json_lines_show_records_breaks_and_a_summary(broken: &[Value], intact: &[Value]) {
+    let types: Vec<&str> = broken.iter().map(|d| d["type"].as_str().unwrap()).collect();
+    assert_eq!(types.last(), Some(&"summary"), "{broken:#?}");
+    assert!(types.contains(&"break"), "{broken:#?}");
+    let breaks = types.iter().filter(|t| **t == "break").count() as u64;
+    assert_eq!(broken.last().unwrap()["breaks"].as_u64(), Some(breaks));
     let record = &intact[0];
     assert_eq!(record["event"], "imported");
     assert_eq!(record["bundle"]["channel"], "c");
     assert!(record["time"].as_str().unwrap().ends_with('Z'), "{record}");
+}
+
+/// The text form says how many files no artifact rule covers; `-q` prints only the verdict.
+#[test]
+fn verify_text_counts_uncovered_files_and_quiet_prints_the_verdict() {
+    let root = bench();
+    let verify = || {
+        let mut cmd = airlock();
+        cmd.arg("verify").arg(root.join("b1.airlock")).arg("--policy").arg(root.join("p.toml"));
+        cmd
+    };
+    let text = run(&mut verify());
+    text.expect_code(0);
+    // a.txt, tools/run.sh and their .sha256.sig files.
+    assert!(text.stdout.contains("not covered: 4 files no artifact rule covers, carried unchecked"), "{}", text.stdout);
+    let quiet = run(verify().arg("-q"));
+    quiet.expect_code(0);
+    assert_eq!(quiet.stdout.lines().count(), 1, "-q prints only the verdict:\n{}", quiet.stdout);
+    assert!(quiet.stdout.starts_with("OK: "), "{}", quiet.stdout);
 }
