@@ -27,8 +27,8 @@ use serde::Serialize;
 
 use crate::format::manifest::Manifest;
 use crate::keys::KeyId;
-use crate::policy::{Policy, SignatureStatus, TrustReport};
 use crate::mirror::{BundleSummary, Changes, LogBreak, LogProblem, LogRecord, LogScan, MirrorState, Recovery};
+use crate::policy::{Policy, SignatureStatus, TrustReport};
 use crate::producer::{Finding, NamedMaterial};
 
 /// Whether `c` must not reach a terminal as it is: a control character (C0, DEL, C1, which

@@ -155,7 +155,11 @@ fn say_import_details(record: &airlock::mirror::LogRecord, uncovered: Option<&[S
 }
 
 /// `import --json`'s body (docs/JSON.md).
-fn import_json(a: &ImportArgs, created: Option<airlock::mirror::MirrorId>, outcome: &ImportOutcome) -> serde_json::Value {
+fn import_json(
+    a: &ImportArgs,
+    created: Option<airlock::mirror::MirrorId>,
+    outcome: &ImportOutcome,
+) -> serde_json::Value {
     use airlock::render;
     let mut body = serde_json::json!({
         "mirror": out::path(&a.mirror),

@@ -118,7 +118,11 @@ pub(super) fn open_mirror(dir: &Path) -> Result<Mirror> {
 pub(super) fn mirror_init(dir: &Path, json: bool) -> Result<u8> {
     let id = Mirror::init(dir)?;
     if json {
-        out::document(schema::MIRROR_INIT, true, serde_json::json!({"mirror": out::path(dir), "mirror_id": id.to_hex()}))?;
+        out::document(
+            schema::MIRROR_INIT,
+            true,
+            serde_json::json!({"mirror": out::path(dir), "mirror_id": id.to_hex()}),
+        )?;
     } else {
         say!("created mirror {} with id {id}", dir.display())?;
     }
@@ -271,7 +275,11 @@ pub(super) fn mirror_verify(dir: &Path, quiet: bool, read_only: bool, json: bool
     let report = mirror.audit(&progress(quiet || json))?;
     let code = if report.is_clean() { EXIT_OK } else { EXIT_REJECTED };
     if json {
-        out::document(schema::MIRROR_VERIFY, report.is_clean(), audit_json(dir, mirror.read_lock().is_some(), &report))?;
+        out::document(
+            schema::MIRROR_VERIFY,
+            report.is_clean(),
+            audit_json(dir, mirror.read_lock().is_some(), &report),
+        )?;
         return Ok(code);
     }
     match print_audit(&report) {

@@ -399,7 +399,9 @@ fn error_place(e: &Error) -> serde_json::Map<String, serde_json::Value> {
     };
     let path = |p: &Path| serde_json::Value::from(p.to_string_lossy().into_owned());
     match e {
-        Error::Io { path: p, .. } | Error::OutputExists { path: p } | Error::NotAFile { path: p } => put("path", path(p)),
+        Error::Io { path: p, .. } | Error::OutputExists { path: p } | Error::NotAFile { path: p } => {
+            put("path", path(p))
+        }
         Error::Receipt { path: p, .. } => put("path", path(p)),
         Error::Mirror { path: p, reason } => {
             put("path", path(p));

@@ -31,9 +31,7 @@ pub(super) fn policy_check(path: &Path, json: bool) -> Result<u8> {
 
 /// `policy check --json`'s body (docs/JSON.md): what the policy allows, as values.
 fn policy_json(path: &Path, policy: &Policy) -> serde_json::Value {
-    let key_ref = |k: &PublicKey| {
-        serde_json::json!({"key_id": k.key_id().to_string(), "name": policy.name_of(k).filter(|n| *n != k.key_id().to_string())})
-    };
+    let key_ref = |k: &PublicKey| serde_json::json!({"key_id": k.key_id().to_string(), "name": policy.name_of(k).filter(|n| *n != k.key_id().to_string())});
     let keys: Vec<serde_json::Value> = policy
         .keys()
         .iter()

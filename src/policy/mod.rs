@@ -544,7 +544,6 @@ impl Policy {
         Some(uncovered)
     }
 
-
     /// The policy's name for a key (by key material), if it has one.
     pub fn name_of(&self, key: &PublicKey) -> Option<&str> {
         self.keys.iter().find(|k| k.key.as_bytes() == key.as_bytes()).map(|k| k.name.as_str())

@@ -48,24 +48,82 @@ macro_rules! case {
 /// copies (`m-*` mirrors), so the rows run in any order.
 const CASES: &[JsonCase] = &[
     case!("keygen", "a new key pair", 0, ["keygen", "--public", "@new.pub", "--secret", "@new.sec", "--no-passphrase"]),
-    case!("keygen", "refuses to overwrite a key", 2, ["keygen", "--public", "@k.pub", "--secret", "@k.sec", "--no-passphrase"]),
-    case!("pack", "a bundle", 0, ["pack", "@src", "-o", "@packed.airlock", "--key", "@k.sec", "--state-dir", "@state-p", "--channel", "c"]),
-    case!("pack", "skipped links are listed", 0, ["pack", "@links", "-o", "@skipped.airlock", "--key", "@k.sec", "--state-dir", "@state-s", "--skip-symlinks"]),
-    case!("pack", "a volume set", 0, ["pack", "@big", "-o", "@vols", "--key", "@k.sec", "--state-dir", "@state-v", "--volume-size", "1572864", "--parity", "1"]),
-    case!("pack", "refused sources", 1, ["pack", "@links", "-o", "@refused.airlock", "--key", "@k.sec", "--state-dir", "@state-r"]),
+    case!(
+        "keygen",
+        "refuses to overwrite a key",
+        2,
+        ["keygen", "--public", "@k.pub", "--secret", "@k.sec", "--no-passphrase"]
+    ),
+    case!(
+        "pack",
+        "a bundle",
+        0,
+        ["pack", "@src", "-o", "@packed.airlock", "--key", "@k.sec", "--state-dir", "@state-p", "--channel", "c"]
+    ),
+    case!(
+        "pack",
+        "skipped links are listed",
+        0,
+        ["pack", "@links", "-o", "@skipped.airlock", "--key", "@k.sec", "--state-dir", "@state-s", "--skip-symlinks"]
+    ),
+    case!(
+        "pack",
+        "a volume set",
+        0,
+        [
+            "pack",
+            "@big",
+            "-o",
+            "@vols",
+            "--key",
+            "@k.sec",
+            "--state-dir",
+            "@state-v",
+            "--volume-size",
+            "1572864",
+            "--parity",
+            "1"
+        ]
+    ),
+    case!(
+        "pack",
+        "refused sources",
+        1,
+        ["pack", "@links", "-o", "@refused.airlock", "--key", "@k.sec", "--state-dir", "@state-r"]
+    ),
     case!("inspect", "unverified", 0, ["inspect", "@b1.airlock"]),
-    case!("inspect", "under a policy, with producers", 0, ["inspect", "@b1.airlock", "--policy", "@p.toml", "--producers"]),
+    case!(
+        "inspect",
+        "under a policy, with producers",
+        0,
+        ["inspect", "@b1.airlock", "--policy", "@p.toml", "--producers"]
+    ),
     case!("inspect", "not a bundle", 1, ["inspect", "@src/a.txt"]),
     case!("verify", "under a policy with artifact rules", 0, ["verify", "@b1.airlock", "--policy", "@p.toml"]),
     case!("verify", "one volume alone", 0, ["verify", "@vols.vol002.airlock", "--trust", "@k.pub"]),
     case!("verify", "an untrusted signer", 1, ["verify", "@b1.airlock", "--trust", "@other.pub"]),
     case!("import", "imported", 0, ["import", "@b1.airlock", "--trust", "@k.pub", "--mirror", "@m-new", "--init"]),
     case!("import", "already imported", 0, ["import", "@b1.airlock", "--trust", "@k.pub", "--mirror", "@m"]),
-    case!("import", "repair with nothing to repair", 0, ["import", "@b1.airlock", "--trust", "@k.pub", "--mirror", "@m", "--repair"]),
+    case!(
+        "import",
+        "repair with nothing to repair",
+        0,
+        ["import", "@b1.airlock", "--trust", "@k.pub", "--mirror", "@m", "--repair"]
+    ),
     case!("import", "rejected", 1, ["import", "@b1.airlock", "--trust", "@other.pub", "--mirror", "@m"]),
     case!("import", "not a mirror", 2, ["import", "@b1.airlock", "--trust", "@k.pub", "--mirror", "@src"]),
-    case!("sign", "co-signed", 0, ["sign", "@b1.airlock", "--key", "@other.sec", "-o", "@cosigned.airlock", "--trust", "@k.pub"]),
-    case!("sign", "refused: not trusted", 1, ["sign", "@b1.airlock", "--key", "@other.sec", "-o", "@nope.airlock", "--trust", "@other.pub"]),
+    case!(
+        "sign",
+        "co-signed",
+        0,
+        ["sign", "@b1.airlock", "--key", "@other.sec", "-o", "@cosigned.airlock", "--trust", "@k.pub"]
+    ),
+    case!(
+        "sign",
+        "refused: not trusted",
+        1,
+        ["sign", "@b1.airlock", "--key", "@other.sec", "-o", "@nope.airlock", "--trust", "@other.pub"]
+    ),
     case!("policy-check", "a policy", 0, ["policy", "check", "@p.toml"]),
     case!("policy-check", "an invalid policy", 2, ["policy", "check", "@bad.toml"]),
     case!("key-show", "a public key", 0, ["key", "show", "@k.pub"]),
@@ -124,8 +182,9 @@ fn build_bench() -> tempfile::TempDir {
     );
     fs::write(root.join("p.toml"), policy).unwrap();
     fs::write(root.join("bad.toml"), "version = 1\n[[channel]]\nname = \"c\"\nsigners = [\"nobody\"]\n").unwrap();
-    run(&mut import_command(root, "b1.airlock", &["k"], &["--init"])).expect_code(0);
-    fs::rename(root.join(MIRROR), root.join("m")).unwrap();
+    let mut import = airlock();
+    import.arg("import").arg(root.join("b1.airlock")).arg("--trust").arg(root.join("k.pub"));
+    run(import.arg("--mirror").arg(root.join("m")).arg("--init")).expect_code(0);
     run(airlock()
         .arg("mirror")
         .arg("receipt")
@@ -163,7 +222,8 @@ fn run_case(case: &JsonCase) -> Vec<Value> {
     let mut args = (case.args)(root);
     args.push("--json".into());
     let out = run(airlock().args(&args).current_dir(root).env("AIRLOCK_STATE_DIR", root.join("state-default")));
-    let context = format!("{} ({}): {args:?}\nstdout:\n{}\nstderr:\n{}", case.schema, case.what, out.stdout, out.stderr);
+    let context =
+        format!("{} ({}): {args:?}\nstdout:\n{}\nstderr:\n{}", case.schema, case.what, out.stdout, out.stderr);
     assert_eq!(out.code, case.exit, "exit code of {context}");
     let validator = jsonschema::draft202012::new(&schema_file(case.schema)).unwrap();
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -175,9 +235,13 @@ fn run_case(case: &JsonCase) -> Vec<Value> {
     let documents: Vec<Value> = lines
         .iter()
         .map(|line| {
-            assert!(line.starts_with(&format!("{{\"schema\":\"{expected_schema}\",\"ok\":")), "schema, ok first: {context}");
+            assert!(
+                line.starts_with(&format!("{{\"schema\":\"{expected_schema}\",\"ok\":")),
+                "schema, ok first: {context}"
+            );
             let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {context}"));
-            let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+            let errors: Vec<String> =
+                validator.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
             assert!(errors.is_empty(), "{errors:#?}\n{context}");
             doc
         })
@@ -200,7 +264,8 @@ fn every_command_prints_json_its_schema_accepts() {
     for case in CASES {
         printed.insert(case.what, run_case(case));
     }
-    let doc = |what: &str| printed.get(what).and_then(|d| d.last()).unwrap_or_else(|| panic!("no row {what:?}")).clone();
+    let doc =
+        |what: &str| printed.get(what).and_then(|d| d.last()).unwrap_or_else(|| panic!("no row {what:?}")).clone();
     verify_lists_the_files_no_artifact_rule_covers(&doc("under a policy with artifact rules"));
     errors_name_their_kind_and_place(&|what| doc(what)["error"].clone());
     mirror_log_json_lines_show_records_breaks_and_a_summary(&printed["a broken chain"], &printed["an intact log"]);

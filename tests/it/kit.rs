@@ -197,11 +197,7 @@ impl Workspace {
     }
 
     pub fn verify(&self, bundle: &str, key: &str) -> Run {
-        run(airlock()
-            .arg("verify")
-            .arg(self.path(bundle))
-            .arg("--trust")
-            .arg(self.path(&format!("{key}.pub"))))
+        run(airlock().arg("verify").arg(self.path(bundle)).arg("--trust").arg(self.path(&format!("{key}.pub"))))
     }
 
     pub fn import(&self, bundle: &str, key: &str, mirror: &str, extra: &[&str]) -> Run {
