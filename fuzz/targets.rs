@@ -325,8 +325,15 @@ fn manifest_from_fields(data: &[u8]) -> (airlock::Manifest, Vec<airlock::render:
         entries,
         removed: vec![],
     };
+    // Hostile text where the policy's words go: the key's name and a revocation reason.
     let signatures = (5..8)
-        .filter_map(|i| Some(airlock::render::SignatureLine { signer: text(i)?, status: text(i + 1)? }))
+        .filter_map(|i| {
+            Some(airlock::render::SignatureLine {
+                key_id: airlock::keys::KeyId(number(i).to_be_bytes()),
+                name: text(i),
+                status: Some(airlock::policy::SignatureStatus::Revoked { reason: text(i + 1)? }),
+            })
+        })
         .collect();
     (m, signatures, text(9))
 }
@@ -339,12 +346,18 @@ fn check_inspect_rendering(
     use airlock::render::{inspect_json, inspect_text, needs_escape, Inspection};
     let digest = "d".repeat(64);
     let material = airlock::producer::material_by_name(m);
+    // A hostile rule name stands for the threshold line.
+    let trust = threshold.map(|rule| airlock::policy::TrustReport {
+        signatures: Vec::new(),
+        valid_signers: Vec::new(),
+        threshold: rule.len() % 3,
+        rule: Some(rule.to_owned()),
+    });
     let view = Inspection {
         manifest: m,
         manifest_digest: &digest,
         signatures,
-        threshold,
-        verified: threshold.map(|t| t.len() % 2 == 0),
+        trust: trust.as_ref(),
         material: &material,
         producers: None,
     };
@@ -366,7 +379,8 @@ fn check_inspect_rendering(
     let material_lines = if material.is_empty() { 0 } else { 2 + material.len() };
     assert_eq!(lines.len(), header + 3 + m.entries.len() + material_lines, "a field or entry spans lines:\n{text}");
 
-    let json = inspect_json(&view).expect("a manifest serialises");
+    let json = airlock::render::json_document("airlock.inspect.v1", true, &inspect_json(&view))
+        .expect("a manifest serialises");
     assert!(!json.chars().any(needs_escape), "raw control or invisible character in {json:?}");
     let value: serde_json::Value = serde_json::from_str(&json).expect("the JSON rendering parses");
     assert_eq!(value["channel"].as_str(), Some(m.channel.as_str()));

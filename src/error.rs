@@ -310,6 +310,62 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A stable snake_case name for the kind of error: what `--json` output puts in
+    /// `error.kind` (docs/JSON.md), so a script can decide without reading the message.
+    ///
+    /// A public contract like [`Reject::kind`], whose names a rejection reports as they
+    /// are. The others: `io`, `key`, `incorrect_passphrase`, `insecure_key_permissions`,
+    /// `wrong_key_kind`, `output_exists`, `not_a_file`, `sign`, `sign_read_back_rejected`,
+    /// `internal`, `pack`, `pack_refused`, `pack_source`, `pack_no_room`,
+    /// `pack_file_too_large`, `pack_read_back_rejected`, `policy_invalid`,
+    /// `policy_too_large`, `trust`, `receipt`, `mirror`, `not_a_mirror`, `already_a_mirror`,
+    /// `mirror_locked`, `mirror_log_damaged`, `mirror_log_intact`, `mirror_read_only`.
+    pub fn kind(&self) -> &'static str {
+        use crate::mirror::MirrorError as M;
+        use crate::pack::PackError as P;
+        match self {
+            Error::Io { .. } => "io",
+            Error::Key(KeyError::IncorrectPassphrase { .. }) => "incorrect_passphrase",
+            Error::Key(KeyError::InsecurePermissions { .. }) => "insecure_key_permissions",
+            Error::Key(KeyError::WrongKind { .. }) => "wrong_key_kind",
+            Error::Key(_) => "key",
+            Error::OutputExists { .. } => "output_exists",
+            Error::NotAFile { .. } => "not_a_file",
+            Error::Sign(SignError::ReadBackRejected { .. }) => "sign_read_back_rejected",
+            Error::Sign(_) => "sign",
+            Error::Internal(_) => "internal",
+            Error::Pack(P::Refused(_)) => "pack_refused",
+            Error::Pack(P::Source { .. }) => "pack_source",
+            Error::Pack(P::NoRoom { .. } | P::DestinationFull { .. }) => "pack_no_room",
+            Error::Pack(P::FileTooLarge { .. } | P::DestinationFileTooLarge { .. }) => "pack_file_too_large",
+            Error::Pack(P::ReadBack { .. }) => "pack_read_back_rejected",
+            Error::Pack(_) => "pack",
+            Error::Policy(crate::policy::PolicyError::Invalid { .. } | crate::policy::PolicyError::Many { .. }) => {
+                "policy_invalid"
+            }
+            Error::Policy(crate::policy::PolicyError::TooLarge { .. }) => "policy_too_large",
+            Error::Policy(_) => "trust",
+            Error::Rejected(r) => r.kind(),
+            Error::Receipt { .. } => "receipt",
+            Error::Mirror { reason, .. } => match reason {
+                M::NotAMirror => "not_a_mirror",
+                M::AlreadyAMirror { .. } => "already_a_mirror",
+                M::Locked => "mirror_locked",
+                M::Log { .. } | M::LogHeadMismatch { .. } | M::LogHeadUnreadable(_) | M::UnloggedKeptHead { .. } => {
+                    "mirror_log_damaged"
+                }
+                M::LogIntact => "mirror_log_intact",
+                M::ReadOnlyNeedsUpgrade | M::OpenedReadOnly => "mirror_read_only",
+                M::Show(crate::mirror::show::ShowError::BadSelector { .. }) => "bad_selector",
+                M::Show(crate::mirror::show::ShowError::Unknown { .. }) => "unknown_import",
+                M::Show(crate::mirror::show::ShowError::Ambiguous { .. }) => "ambiguous_import",
+                _ => "mirror",
+            },
+        }
+    }
+}
+
 /// Key ids for a message: `a, b` or `none`.
 fn list_key_ids(ids: &[KeyId]) -> String {
     if ids.is_empty() {

@@ -26,7 +26,9 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::format::manifest::Manifest;
-use crate::mirror::{LogRecord, MirrorState};
+use crate::keys::KeyId;
+use crate::mirror::{BundleSummary, Changes, LogBreak, LogProblem, LogRecord, LogScan, MirrorState, Recovery};
+use crate::policy::{Policy, SignatureStatus, TrustReport};
 use crate::producer::{Finding, NamedMaterial};
 
 /// Whether `c` must not reach a terminal as it is: a control character (C0, DEL, C1, which
@@ -99,9 +101,33 @@ impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
 /// can only occur inside a JSON string, where `\uXXXX` means the same character, so the
 /// line parses to the same value.
 pub fn json_line(value: &impl Serialize) -> Result<String, serde_json::Error> {
-    let text = serde_json::to_string(value)?;
+    Ok(escape_json_text(serde_json::to_string(value)?))
+}
+
+/// One `--json` document on one line (see [`json_line`]): `{"schema": SCHEMA, "ok": OK,
+/// ...}` with `schema` and `ok` first (docs/JSON.md), then the keys of `body` (an object;
+/// any `schema` or `ok` key in it is left out, and a body that is not an object adds
+/// nothing).
+pub fn json_document(schema: &str, ok: bool, body: &serde_json::Value) -> Result<String, serde_json::Error> {
+    let mut text = format!("{{\"schema\":{},\"ok\":{ok}", serde_json::to_string(schema)?);
+    if let Some(fields) = body.as_object() {
+        for (key, value) in fields.iter().filter(|(k, _)| *k != "schema" && *k != "ok") {
+            text.push(',');
+            text.push_str(&serde_json::to_string(key)?);
+            text.push(':');
+            text.push_str(&serde_json::to_string(value)?);
+        }
+    }
+    text.push('}');
+    Ok(escape_json_text(text))
+}
+
+/// serde_json's text with the characters of [`needs_escape`] it leaves raw written as
+/// `\uXXXX`. Every such character can only occur inside a JSON string, where `\uXXXX`
+/// means the same character, so the text parses to the same value.
+fn escape_json_text(text: String) -> String {
     if !text.chars().any(needs_escape) {
-        return Ok(text);
+        return text;
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
@@ -112,7 +138,7 @@ pub fn json_line(value: &impl Serialize) -> Result<String, serde_json::Error> {
             out.push(c);
         }
     }
-    Ok(out)
+    out
 }
 
 /// A time for people: [`crate::clock::format`], total over every `u64` (a hostile bundle
@@ -130,13 +156,96 @@ fn prefix(text: &str, n: usize) -> &str {
 // ---------------------------------------------------------------------------------------
 // inspect
 
-/// One signature on a bundle, as `inspect` shows it.
+/// One signature on a bundle: who made it and, when signatures were checked, what became
+/// of it.
 #[derive(Clone, Debug)]
 pub struct SignatureLine {
-    /// The signer: key id, and the policy's name for it if it has one.
-    pub signer: String,
-    /// What became of the signature (valid, unknown key, revoked, not verified...).
-    pub status: String,
+    /// The key id the signature names.
+    pub key_id: KeyId,
+    /// The policy's name for the key, when it has one other than the key id.
+    pub name: Option<String>,
+    /// What became of the signature; `None` when no policy was given to check it against.
+    pub status: Option<SignatureStatus>,
+}
+
+impl SignatureLine {
+    /// The signature by `key_id`, named by `policy` if it names the key, with the status
+    /// `trust` gives it.
+    pub fn new(key_id: KeyId, policy: Option<&Policy>, trust: Option<&TrustReport>) -> SignatureLine {
+        let name = policy.and_then(|p| p.name_of_id(key_id)).filter(|n| *n != key_id.to_string()).map(str::to_owned);
+        let status = trust.and_then(|r| r.signatures.iter().find(|(i, _)| *i == key_id)).map(|(_, s)| s.clone());
+        SignatureLine { key_id, name, status }
+    }
+
+    /// `18bc38545762231e (transfer)`, or the key id alone.
+    pub fn signer(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{} ({n})", self.key_id),
+            None => self.key_id.to_string(),
+        }
+    }
+
+    /// The status in words, as `inspect` prints it.
+    fn status_words(&self) -> String {
+        match &self.status {
+            None => "not verified (no --trust or --policy given)".to_owned(),
+            Some(SignatureStatus::Valid) => "trusted, valid".to_owned(),
+            Some(SignatureStatus::Invalid) => "trusted key, but the signature DOES NOT VERIFY".to_owned(),
+            Some(SignatureStatus::Revoked { reason }) => format!("revoked ({reason}); not counted"),
+            Some(SignatureStatus::Unknown) => "unknown key; ignored".to_owned(),
+        }
+    }
+
+    /// The JSON form: `key_id`, `name`, `status` (`valid`, `invalid`, `revoked`,
+    /// `unknown`, `not_verified`), and for a revoked key the policy's reason as `message`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let status = match &self.status {
+            None => "not_verified",
+            Some(SignatureStatus::Valid) => "valid",
+            Some(SignatureStatus::Invalid) => "invalid",
+            Some(SignatureStatus::Revoked { .. }) => "revoked",
+            Some(SignatureStatus::Unknown) => "unknown",
+        };
+        let mut value = serde_json::json!({
+            "key_id": self.key_id.to_string(),
+            "name": self.name,
+            "status": status,
+        });
+        if let (Some(SignatureStatus::Revoked { reason }), Some(fields)) = (&self.status, value.as_object_mut()) {
+            fields.insert("message".into(), reason.clone().into());
+        }
+        value
+    }
+}
+
+/// Whether a bundle's signatures meet the policy rule for its channel, as JSON:
+/// `state` (`met`, `not_met`, `no_rule`), `rule` (the channel rule that applied: a channel
+/// name or `*`), `required` and `valid` (distinct trusted keys).
+pub fn threshold_json(trust: &TrustReport) -> serde_json::Value {
+    let state = match (&trust.rule, trust.threshold_met()) {
+        (None, _) => "no_rule",
+        (Some(_), true) => "met",
+        (Some(_), false) => "not_met",
+    };
+    serde_json::json!({
+        "state": state,
+        "rule": trust.rule,
+        "required": trust.threshold,
+        "valid": trust.valid_signers.len(),
+    })
+}
+
+/// The threshold in words, as `inspect` prints it.
+fn threshold_words(trust: &TrustReport, channel: &str) -> String {
+    match &trust.rule {
+        None => format!("NOT met: the policy has no rule for channel {channel:?}"),
+        Some(rule) => format!(
+            "{}: {} of {} distinct trusted key(s) required signed validly (rule for channel {rule})",
+            if trust.threshold_met() { "met" } else { "NOT met" },
+            trust.valid_signers.len(),
+            trust.threshold
+        ),
+    }
 }
 
 /// Everything `inspect` shows about a bundle whose head was decoded (not necessarily
@@ -149,10 +258,9 @@ pub struct Inspection<'a> {
     pub manifest_digest: &'a str,
     /// The bundle signatures, in head order.
     pub signatures: &'a [SignatureLine],
-    /// Whether the signatures meet the policy, in words; `None` when no policy was given.
-    pub threshold: Option<&'a str>,
-    /// Whether the policy accepts the signers; `None` when no policy was given.
-    pub verified: Option<bool>,
+    /// What checking the signatures against the policy found; `None` when no policy was
+    /// given.
+    pub trust: Option<&'a TrustReport>,
     /// Producer material found by name beside its artifact (from the manifest alone).
     pub material: &'a [NamedMaterial],
     /// What the producer layer found streaming the payload (`inspect --producers`).
@@ -176,10 +284,10 @@ pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> i
         writeln!(out, "meta         {}={}", Untrusted(k), Untrusted(v))?;
     }
     for s in view.signatures {
-        writeln!(out, "signed by    {}: {}", Untrusted(&s.signer), Untrusted(&s.status))?;
+        writeln!(out, "signed by    {}: {}", Untrusted(s.signer()), Untrusted(s.status_words()))?;
     }
-    if let Some(v) = view.threshold {
-        writeln!(out, "threshold    {}", Untrusted(v))?;
+    if let Some(trust) = view.trust {
+        writeln!(out, "threshold    {}", Untrusted(threshold_words(trust, &m.channel)))?;
     }
     writeln!(out, "version      {}", m.version)?;
     if let Some(b) = &m.base {
@@ -232,11 +340,12 @@ pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> i
     Ok(())
 }
 
-/// `inspect --json`'s form: one JSON object on one line (see [`json_line`]).
-pub fn inspect_json(view: &Inspection<'_>) -> Result<String, serde_json::Error> {
+/// `inspect --json`'s form (schema `airlock.inspect.v1`, docs/JSON.md): the body of one
+/// JSON document.
+pub fn inspect_json(view: &Inspection<'_>) -> serde_json::Value {
     use serde_json::json;
     let m = view.manifest;
-    let value = json!({
+    json!({
         "bundle_id": m.bundle_id.to_hex(),
         "manifest_sha256": view.manifest_digest,
         "channel": m.channel,
@@ -246,9 +355,9 @@ pub fn inspect_json(view: &Inspection<'_>) -> Result<String, serde_json::Error> 
         "expires": m.expires.map(time),
         "label": m.label,
         "meta": m.meta,
-        "verified": view.verified,
-        "threshold": view.threshold,
-        "signatures": view.signatures.iter().map(|s| json!({"key_id": s.signer, "status": s.status})).collect::<Vec<_>>(),
+        "verified": view.trust.map(TrustReport::accepted),
+        "threshold": view.trust.map(threshold_json),
+        "signatures": view.signatures.iter().map(SignatureLine::to_json).collect::<Vec<_>>(),
         "version": m.version,
         "base": m.base.map(|b| json!({"mirror": b.mirror.to_hex(), "manifest": b.manifest.to_hex()})),
         "entry_count": m.entries.len(),
@@ -265,8 +374,7 @@ pub fn inspect_json(view: &Inspection<'_>) -> Result<String, serde_json::Error> 
         })).collect::<Vec<_>>(),
         "material": view.material,
         "producers": view.producers.map(|fs| fs.iter().map(finding_json).collect::<Vec<_>>()),
-    });
-    json_line(&value)
+    })
 }
 
 /// A producer finding as JSON: its fields, with the details as an array of `[name, value]`
@@ -328,9 +436,131 @@ pub fn log_line(r: &LogRecord) -> String {
     line
 }
 
-/// One log record as one line of JSON (see [`json_line`]).
+/// One log record as one line of JSON (see [`json_line`]): the record as the log holds it.
 pub fn log_json(r: &LogRecord) -> Result<String, serde_json::Error> {
     json_line(r)
+}
+
+/// A time for machines: RFC 3339 UTC, or `@<seconds>` past year 9999 (only a hostile or
+/// damaged record can hold one); see [`time`].
+fn machine_time(t: u64) -> String {
+    time(t)
+}
+
+/// A log record's bundle summary as JSON (`mirror log --json`, `import --json`).
+pub fn bundle_summary_json(b: &BundleSummary) -> serde_json::Value {
+    serde_json::json!({
+        "manifest_sha256": b.manifest_sha256,
+        "bundle_id": b.bundle_id,
+        "channel": b.channel,
+        "sequence": b.sequence,
+        "created": machine_time(b.created),
+        "expires": b.expires.map(machine_time),
+        "signers": b.signers,
+        "files": b.entries,
+        "bytes": b.bytes,
+    })
+}
+
+/// What an import changed, as JSON: files and bytes added, changed, removed and unchanged,
+/// and the bytes written.
+pub fn changes_json(c: &Changes) -> serde_json::Value {
+    let pair = |[files, bytes]: [u64; 2]| serde_json::json!({"files": files, "bytes": bytes});
+    serde_json::json!({
+        "added": pair(c.added),
+        "changed": pair(c.changed),
+        "removed": pair(c.removed),
+        "unchanged": pair(c.unchanged),
+        "written_bytes": c.written_bytes,
+    })
+}
+
+/// `mirror log --json`'s record line (schema `airlock.mirror-log.v1`, `"type": "record"`):
+/// the record at log line `line`, its fields as values (times RFC 3339), with the text the
+/// log keeps as prose under `message` (the reason) and `messages` (the artifact notes).
+pub fn log_record_json(line: usize, r: &LogRecord) -> serde_json::Value {
+    serde_json::json!({
+        "type": "record",
+        "line": line,
+        "prev": r.prev,
+        "time": machine_time(r.time),
+        "event": r.event.as_str(),
+        "source": r.source,
+        "bundle": r.bundle.as_ref().map(bundle_summary_json),
+        "overrides": overrides_json(&r.overrides),
+        "changes": r.changes.as_ref().map(changes_json),
+        "retired": r.retired,
+        "attic": r.attic,
+        "repaired": r.repaired,
+        "recovery": r.recovery.as_deref().map(recovery_json),
+        "message": r.reason,
+        "messages": r.artifacts,
+    })
+}
+
+/// Operator overrides as JSON: each one's name (`allow_gap`: the text before its first
+/// colon, snake_case) and its text as `message`.
+pub fn overrides_json(overrides: &[String]) -> Vec<serde_json::Value> {
+    overrides
+        .iter()
+        .map(|o| {
+            let name = o.split_once(':').map_or(o.as_str(), |(name, _)| name).trim().replace('-', "_");
+            serde_json::json!({"kind": name, "message": o})
+        })
+        .collect()
+}
+
+/// A `recovered` record's details as JSON.
+pub fn recovery_json(rec: &Recovery) -> serde_json::Value {
+    serde_json::json!({
+        "sealed": rec.sealed,
+        "lines": rec.lines,
+        "restated": rec.restated.iter().map(bundle_summary_json).collect::<Vec<_>>(),
+        "set_aside": rec.set_aside,
+        "message": rec.broken,
+    })
+}
+
+/// `mirror log --json`'s line for a place the chain breaks (`"type": "break"`): the line
+/// (none when the break is the log's end or the kept heads), a snake_case `kind`, and the
+/// problem in words.
+pub fn log_break_json(b: &LogBreak) -> serde_json::Value {
+    let (line, kind) = match b {
+        LogBreak::Line { line, problem } => (Some(*line), log_problem_kind(problem)),
+        LogBreak::Elsewhere(e) => (None, e.kind()),
+    };
+    serde_json::json!({"type": "break", "line": line, "kind": kind, "message": b.to_string()})
+}
+
+/// A stable snake_case name for what is wrong with a log line.
+fn log_problem_kind(p: &LogProblem) -> &'static str {
+    match p {
+        LogProblem::Unreadable(_) => "unreadable",
+        LogProblem::BrokenChain => "broken_chain",
+        LogProblem::ImportWithoutBundle => "import_without_bundle",
+        LogProblem::BadManifestDigest => "bad_manifest_digest",
+        LogProblem::DuplicateImport(_) => "duplicate_import",
+        LogProblem::SequenceNotNewer { .. } => "sequence_not_newer",
+        LogProblem::DisagreesWithKeptHead(_) => "disagrees_with_kept_head",
+        LogProblem::RecoveredNotFirst => "recovered_not_first",
+        LogProblem::RecoveryWithoutDetails => "recovery_without_details",
+        LogProblem::SealedLogMisnamed { .. } => "sealed_log_misnamed",
+        LogProblem::SealedLogUnusable { .. } => "sealed_log_unusable",
+        LogProblem::SealedLogChanged { .. } => "sealed_log_changed",
+        LogProblem::KeptHeadUnusable(_) => "kept_head_unusable",
+    }
+}
+
+/// `mirror log --json`'s last line (`"type": "summary"`): how many lines and records, the
+/// chain's head when it is intact, and how many breaks.
+pub fn log_scan_summary_json(scan: &LogScan) -> serde_json::Value {
+    serde_json::json!({
+        "type": "summary",
+        "lines": scan.lines,
+        "records": scan.records.len(),
+        "breaks": scan.breaks.len(),
+        "head": if scan.breaks.is_empty() { Some(scan.state.head.as_str()) } else { None },
+    })
 }
 
 /// The closing line of `mirror log`: how many records, and the chain's head.

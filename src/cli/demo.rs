@@ -59,6 +59,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         no_passphrase: true,
         comment: "airlock demo".into(),
         passphrase_file: None,
+        json: false,
     })?;
 
     step(
@@ -93,6 +94,7 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         skip_symlinks: false,
         secret: SecretKeyArgs { passphrase_file: None, allow_insecure_key_permissions: false },
         since: SinceArgs::default(),
+        json: false,
     })?;
 
     step(
@@ -115,7 +117,8 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
     verify(VerifyArgs {
         bundles: vec![bundle.clone()],
         trust: TrustArgs { policy: None, trust: trust.trust.clone(), threshold: 1 },
-        quiet: true,
+        quiet: false,
+        json: false,
     })?;
 
     step(
@@ -133,11 +136,12 @@ pub(super) fn demo(a: DemoArgs) -> Result<u8> {
         allow_mass_retire: false,
         repair: false,
         clock_skew: DEFAULT_CLOCK_SKEW,
-        quiet: true,
+        quiet: false,
+        json: false,
     })?;
 
     step("6. re-check the mirror and read its log", &format!("mirror verify {}", mirror.display()))?;
-    let code = mirror_verify(&mirror, true, false)?;
+    let code = mirror_verify(&mirror, true, false, false)?;
     say!("$ airlock mirror log {}", mirror.display())?;
     mirror_log(&mirror, false)?;
     say!("")?;

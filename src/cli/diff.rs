@@ -1,4 +1,4 @@
-//! `airlock diff`: what changed between two states (FORMAT.md §16 for the JSON).
+//! `airlock diff`: what changed between two states (docs/JSON.md for the JSON).
 
 use super::*;
 use airlock::diff::{self, ChannelDiff, ChannelSide, Resolver, Side, SideKind, Total};
@@ -15,7 +15,7 @@ pub(super) struct DiffArgs {
     /// receipt (the new side): what importing it would change.
     #[arg(long, value_name = "DIR")]
     pub(super) mirror: Option<PathBuf>,
-    /// Print JSON instead of text.
+    /// Print JSON to stdout (docs/JSON.md) instead of text.
     #[arg(long)]
     pub(super) json: bool,
     /// Exit with 1 if the states differ, 0 if they are the same (as `git diff --exit-code`).
@@ -48,7 +48,8 @@ pub(super) fn diff(a: DiffArgs) -> Result<u8> {
     let channels = diff::compare_sides(&old, &new);
     let different = channels.iter().any(|c| !c.diff.is_empty());
     if a.json {
-        out::json(airlock::render::json_line(&diff_json(&old, &new, &channels, different)))?;
+        let ok = !(a.exit_code && different);
+        out::document(schema::DIFF, ok, diff_json(&old, &new, &channels, different))?;
     } else {
         print_text(&old, &new, &channels, different)?;
     }
@@ -137,11 +138,11 @@ fn total_json(t: Total) -> serde_json::Value {
 
 fn side_json(side: &Side) -> serde_json::Value {
     match &side.kind {
-        SideKind::Bundle => serde_json::json!({ "kind": "bundle", "path": side.path.to_string_lossy() }),
+        SideKind::Bundle => serde_json::json!({ "kind": "bundle", "path": out::path(&side.path) }),
         SideKind::Receipt { mirror } => {
-            serde_json::json!({ "kind": "receipt", "path": side.path.to_string_lossy(), "mirror": mirror.to_hex() })
+            serde_json::json!({ "kind": "receipt", "path": out::path(&side.path), "mirror": mirror.to_hex() })
         }
-        SideKind::Mirror => serde_json::json!({ "kind": "mirror", "path": side.path.to_string_lossy() }),
+        SideKind::Mirror => serde_json::json!({ "kind": "mirror", "path": out::path(&side.path) }),
     }
 }
 
@@ -152,7 +153,7 @@ fn channel_side_json(c: Option<&ChannelSide>) -> serde_json::Value {
     )
 }
 
-/// The JSON form: stable keys, no prose (documented in FORMAT.md §16).
+/// The JSON form: stable keys, no prose (schema `airlock.diff.v1`, docs/JSON.md).
 fn diff_json(old: &Side, new: &Side, channels: &[ChannelDiff<'_>], different: bool) -> serde_json::Value {
     let channels: Vec<serde_json::Value> = channels
         .iter()

@@ -39,9 +39,13 @@ pub(super) struct ImportArgs {
     /// Allowance for clock error when checking expiry, in seconds.
     #[arg(long, default_value_t = DEFAULT_CLOCK_SKEW, value_name = "SECONDS")]
     pub(super) clock_skew: u64,
-    /// No progress display.
+    /// Print only the verdict line (what was imported, or the error), and no progress
+    /// display.
     #[arg(short, long)]
     pub(super) quiet: bool,
+    /// Print JSON to stdout (docs/JSON.md) instead of text.
+    #[arg(long)]
+    pub(super) json: bool,
 }
 
 /// `--base-check`.
@@ -53,8 +57,10 @@ pub(super) enum BaseCheckArg {
 
 pub(super) fn import(a: ImportArgs) -> Result<u8> {
     let policy = load_policy(&a.trust)?;
+    let mut created = None;
     if a.init {
         match Mirror::init(&a.mirror) {
+            Ok(id) if a.json => created = Some(id),
             Ok(id) => say!("created mirror {} with id {id}", a.mirror.display())?,
             Err(Error::Mirror { reason: MirrorError::AlreadyAMirror { .. }, .. }) => {}
             Err(e) => return Err(e.into()),
@@ -64,6 +70,7 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
     if a.repair {
         return repair(&mirror, &a, &policy);
     }
+    let quiet = a.quiet || a.json;
     let gaps = if a.allow_gap { GapPolicy::AcceptAndLog } else { GapPolicy::Refuse };
     let base_check = match a.base_check {
         BaseCheckArg::Stat => BaseCheck::Stat,
@@ -78,10 +85,18 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
         allow_mass_retire: a.allow_mass_retire,
     };
     let source = airlock::verify::BundleSource::from_args(&a.bundles);
-    match mirror.import(&source, &policy, &opts, &progress(a.quiet))? {
+    let outcome = mirror.import(&source, &policy, &opts, &progress(quiet))?;
+    if a.json {
+        let ok = !matches!(outcome, ImportOutcome::VolumesMissing { .. });
+        out::document(schema::IMPORT, ok, import_json(&a, created, &outcome))?;
+        return Ok(if ok { EXIT_OK } else { EXIT_ERROR });
+    }
+    match outcome {
         ImportOutcome::VolumesMissing { kept, missing, parity } => {
-            for k in &kept {
-                say!("kept {k} in {} until the set is complete", a.mirror.display())?;
+            if !a.quiet {
+                for k in &kept {
+                    say!("kept {k} in {} until the set is complete", a.mirror.display())?;
+                }
             }
             say!(
                 "volume(s) still missing: {} ({parity} parity volume(s) at hand); import them (one at a time is fine) to finish",
@@ -92,37 +107,93 @@ pub(super) fn import(a: ImportArgs) -> Result<u8> {
         ImportOutcome::AlreadyImported { manifest_digest } => {
             say!("already imported: manifest {manifest_digest} is in {}; nothing to do", a.mirror.display())?;
         }
-        ImportOutcome::Imported { record, resumed } => {
-            if resumed > 0 {
+        ImportOutcome::Imported { record, resumed, uncovered, .. } => {
+            if resumed > 0 && !a.quiet {
                 say!("resumed {resumed} files staged and verified by an interrupted run of this bundle")?;
             }
             if let Some(b) = &record.bundle {
                 say!("imported into {}: {} files ({} bytes) as signed", a.mirror.display(), b.entries, b.bytes)?;
-                say!("channel {} sequence {}, manifest sha256 {}", b.channel, b.sequence, b.manifest_sha256)?;
-                say!("signed by trusted key(s) {}", b.signers.join(", "))?;
             }
-            if let Some(c) = &record.changes {
-                say!("{}", breakdown(c))?;
-            }
-            match &record.attic {
-                Some(dir) => say!("retired {} files to .airlock/attic/{dir}/", record.retired.len())?,
-                None if !record.retired.is_empty() => say!("retired {} files (removed)", record.retired.len())?,
-                None => {}
-            }
-            for o in &record.overrides {
-                say!("override logged: {o}")?;
-            }
-            for note in &record.artifacts {
-                // The trust material line is about the import, not one artifact.
-                if note.starts_with("trust material kept:") {
-                    say!("{note}")?;
-                } else {
-                    say!("artifact {note}")?;
-                }
+            if !a.quiet {
+                say_import_details(&record, uncovered.as_deref())?;
             }
         }
     }
     Ok(EXIT_OK)
+}
+
+/// What the verdict line of an import leaves out: the bundle, its signers, the changes,
+/// retired files, overrides, and what the artifact rules found.
+fn say_import_details(record: &airlock::mirror::LogRecord, uncovered: Option<&[String]>) -> Result<()> {
+    if let Some(b) = &record.bundle {
+        say!("channel {} sequence {}, manifest sha256 {}", b.channel, b.sequence, b.manifest_sha256)?;
+        say!("signed by trusted key(s) {}", b.signers.join(", "))?;
+    }
+    if let Some(c) = &record.changes {
+        say!("{}", breakdown(c))?;
+    }
+    match &record.attic {
+        Some(dir) => say!("retired {} files to .airlock/attic/{dir}/", record.retired.len())?,
+        None if !record.retired.is_empty() => say!("retired {} files (removed)", record.retired.len())?,
+        None => {}
+    }
+    for o in &record.overrides {
+        say!("override logged: {o}")?;
+    }
+    for note in &record.artifacts {
+        // The trust material line is about the import, not one artifact.
+        if note.starts_with("trust material kept:") {
+            say!("{note}")?;
+        } else {
+            say!("artifact {note}")?;
+        }
+    }
+    if let Some(uncovered) = uncovered {
+        say!("{}", super::verify::uncovered_summary(uncovered.len()))?;
+    }
+    Ok(())
+}
+
+/// `import --json`'s body (docs/JSON.md).
+fn import_json(
+    a: &ImportArgs,
+    created: Option<airlock::mirror::MirrorId>,
+    outcome: &ImportOutcome,
+) -> serde_json::Value {
+    use airlock::render;
+    let mut body = serde_json::json!({
+        "mirror": out::path(&a.mirror),
+        "bundles": out::paths(&a.bundles),
+        "created_mirror_id": created.map(|id| id.to_hex()),
+    });
+    let details = match outcome {
+        ImportOutcome::VolumesMissing { kept, missing, parity } => serde_json::json!({
+            "outcome": "volumes_missing",
+            "missing_volumes": missing,
+            "parity_volumes": parity,
+            "messages": kept,
+        }),
+        ImportOutcome::AlreadyImported { manifest_digest } => serde_json::json!({
+            "outcome": "already_imported",
+            "manifest_sha256": manifest_digest.to_hex(),
+        }),
+        ImportOutcome::Imported { record, resumed, findings, uncovered } => serde_json::json!({
+            "outcome": "imported",
+            "manifest_sha256": record.bundle.as_ref().map(|b| b.manifest_sha256.as_str()),
+            "bundle": record.bundle.as_ref().map(render::bundle_summary_json),
+            "changes": record.changes.as_ref().map(render::changes_json),
+            "retired": record.retired,
+            "attic": record.attic,
+            "overrides": render::overrides_json(&record.overrides),
+            "resumed_files": resumed,
+            "findings": findings.iter().map(render::finding_json).collect::<Vec<_>>(),
+            "not_covered": uncovered,
+        }),
+    };
+    if let (Some(fields), Some(more)) = (body.as_object_mut(), details.as_object()) {
+        fields.extend(more.clone());
+    }
+    body
 }
 
 /// One line: what changed in the channel and what was written.
@@ -142,7 +213,19 @@ fn repair(mirror: &Mirror, a: &ImportArgs, policy: &airlock::policy::Policy) -> 
     let [bundle] = a.bundles.as_slice() else {
         return Err(Failure::Usage("--repair takes one bundle file".into()));
     };
-    let outcome = mirror.repair(bundle, policy, now(), &progress(a.quiet))?;
+    let outcome = mirror.repair(bundle, policy, now(), &progress(a.quiet || a.json))?;
+    let ok = outcome.unrepairable.is_empty();
+    if a.json {
+        let body = serde_json::json!({
+            "mirror": out::path(&a.mirror),
+            "bundles": out::paths(&a.bundles),
+            "outcome": "repaired",
+            "repaired": outcome.repaired,
+            "unrepairable": outcome.unrepairable,
+        });
+        out::document(schema::IMPORT, ok, body)?;
+        return Ok(if ok { EXIT_OK } else { EXIT_REJECTED });
+    }
     for p in &outcome.repaired {
         say!("repaired      {p}")?;
     }
@@ -151,7 +234,7 @@ fn repair(mirror: &Mirror, a: &ImportArgs, policy: &airlock::policy::Policy) -> 
         return Ok(EXIT_OK);
     }
     say!("repaired {} files; {} damaged files remain", outcome.repaired.len(), outcome.unrepairable.len())?;
-    if outcome.unrepairable.is_empty() {
+    if ok {
         return Ok(EXIT_OK);
     }
     for p in &outcome.unrepairable {

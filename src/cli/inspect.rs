@@ -8,7 +8,7 @@ pub(super) struct InspectArgs {
     /// The bundle, a volume of a set, or `-` for standard input; or a mirror's kept head
     /// (MIRROR/.airlock/bundles/<digest>, or its manifest.cbor), shown as `mirror show` does.
     pub(super) bundle: PathBuf,
-    /// Print JSON instead of text.
+    /// Print JSON to stdout (docs/JSON.md) instead of text.
     #[arg(long)]
     pub(super) json: bool,
     /// Check signatures against these public keys (without them, none are verified).
@@ -41,28 +41,8 @@ pub(super) fn inspect(a: InspectArgs) -> Result<u8> {
         .head()
         .signatures
         .iter()
-        .map(|s| {
-            let id = s.key_id();
-            let named = policy.as_ref().and_then(|p| p.name_of_id(id)).filter(|n| *n != id.to_string());
-            let status = match report.as_ref().and_then(|r| r.signatures.iter().find(|(i, _)| *i == id)) {
-                None => "not verified (no --trust or --policy given)".to_owned(),
-                Some((_, SignatureStatus::Valid)) => "trusted, valid".to_owned(),
-                Some((_, SignatureStatus::Invalid)) => "trusted key, but the signature DOES NOT VERIFY".to_owned(),
-                Some((_, SignatureStatus::Revoked { reason })) => format!("revoked ({reason}); not counted"),
-                Some((_, SignatureStatus::Unknown)) => "unknown key; ignored".to_owned(),
-            };
-            SignatureLine { signer: named.map_or(id.to_string(), |n| format!("{id} ({n})")), status }
-        })
+        .map(|s| SignatureLine::new(s.key_id(), policy.as_ref(), report.as_ref()))
         .collect();
-    let threshold = report.as_ref().map(|r| match &r.rule {
-        None => format!("NOT met: the policy has no rule for channel {:?}", manifest.channel),
-        Some(rule) => format!(
-            "{}: {} of {} distinct trusted key(s) required signed validly (rule for channel {rule})",
-            if r.threshold_met() { "met" } else { "NOT met" },
-            r.valid_signers.len(),
-            r.threshold
-        ),
-    });
     let digest = bundle.head().manifest_digest.to_hex();
     let material = airlock::producer::material_by_name(&manifest);
     let producers = match (a.producers, &policy) {
@@ -77,13 +57,12 @@ pub(super) fn inspect(a: InspectArgs) -> Result<u8> {
         manifest: &manifest,
         manifest_digest: &digest,
         signatures: &signatures,
-        threshold: threshold.as_deref(),
-        verified: report.as_ref().map(TrustReport::accepted),
+        trust: report.as_ref(),
         material: &material,
         producers: producers.as_deref(),
     };
     if a.json {
-        out::json(render::inspect_json(&view))?;
+        out::document(schema::INSPECT, true, render::inspect_json(&view))?;
     } else {
         out::rendered(|out| render::inspect_text(out, &view))?;
     }

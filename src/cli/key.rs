@@ -19,6 +19,9 @@ pub(super) enum KeyCommand {
         /// The key file.
         #[arg(value_name = "K.pub|K.sec")]
         key: PathBuf,
+        /// Print JSON to stdout (docs/JSON.md) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Convert a public key between the signify and minisign file formats (the key bytes
     /// are identical; only the comment differs). Secret keys cannot be converted.
@@ -32,6 +35,10 @@ pub(super) enum KeyCommand {
         /// Write here (must not exist) instead of stdout.
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
+        /// Print JSON to stdout (docs/JSON.md): the key id, and the converted file's text
+        /// unless -o wrote it.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -43,9 +50,13 @@ pub(super) fn read_key_file(path: &Path) -> Result<Vec<u8>> {
     Ok(text)
 }
 
-pub(super) fn key_show(path: &Path) -> Result<u8> {
+pub(super) fn key_show(path: &Path, json: bool) -> Result<u8> {
     let text = Zeroizing::new(read_key_file(path)?);
     let info = info::key_info(&text, &path.display().to_string())?;
+    if json {
+        out::document(schema::KEY_SHOW, true, key_info_json(path, &info))?;
+        return Ok(EXIT_OK);
+    }
     say!("file         {}", path.display())?;
     say!("type         {}", info.kind)?;
     say!("algorithm    Ed25519")?;
@@ -66,13 +77,59 @@ pub(super) fn key_show(path: &Path) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-pub(super) fn key_convert(path: &Path, to: KeyFormat, output: Option<&Path>) -> Result<u8> {
+/// `key show --json`'s body (docs/JSON.md).
+fn key_info_json(path: &Path, info: &info::KeyInfo) -> serde_json::Value {
+    use airlock::keys::KeyKind;
+    use info::Protection;
+    let (tool, part) = match info.kind {
+        KeyKind::SignifyPublic => ("signify", "public"),
+        KeyKind::SignifySecret => ("signify", "secret"),
+        KeyKind::MinisignPublic => ("minisign", "public"),
+        KeyKind::MinisignSecret => ("minisign", "secret"),
+        _ => ("unknown", if info.kind.is_public() { "public" } else { "secret" }),
+    };
+    let (protection, rounds) = match info.protection {
+        None => (None, None),
+        Some(Protection::SignifyPlain | Protection::MinisignPlain) => (Some("none"), None),
+        Some(Protection::SignifyPassphrase { rounds }) => (Some("bcrypt_pbkdf"), Some(rounds)),
+        Some(Protection::MinisignPassphrase) => (Some("scrypt"), None),
+        Some(_) => (Some("other"), None),
+    };
+    serde_json::json!({
+        "file": out::path(path),
+        "format": tool,
+        "part": part,
+        "algorithm": "ed25519",
+        "key_id": info.key_id.map(|id| id.to_string()),
+        "minisign_id": info.key_id.map(|id| airlock::keys::minisign::minisign_key_id(id).to_string()),
+        "comment": info.comment,
+        "protection": protection,
+        "kdf_rounds": rounds,
+        "public_key": info.public.as_ref().map(|p| airlock::io::digest::hex(p.as_bytes())),
+    })
+}
+
+pub(super) fn key_convert(path: &Path, to: KeyFormat, output: Option<&Path>, json: bool) -> Result<u8> {
     let text = Zeroizing::new(read_key_file(path)?);
     let format = match to {
         KeyFormat::Signify => PublicKeyFormat::Signify,
         KeyFormat::Minisign => PublicKeyFormat::Minisign,
     };
     let (public, out) = info::convert_public_key(&text, &path.display().to_string(), format)?;
+    if let Some(p) = output {
+        airlock::keys::write_new_key_file(p, 0o644, out.as_bytes())?;
+    }
+    if json {
+        let body = serde_json::json!({
+            "key": out::path(path),
+            "key_id": public.key_id().to_string(),
+            "format": match to { KeyFormat::Signify => "signify", KeyFormat::Minisign => "minisign" },
+            "output": output.map(out::path),
+            "text": if output.is_none() { Some(out.as_str()) } else { None },
+        });
+        out::document(schema::KEY_CONVERT, true, body)?;
+        return Ok(EXIT_OK);
+    }
     match output {
         None => {
             for line in out.lines() {
@@ -80,7 +137,6 @@ pub(super) fn key_convert(path: &Path, to: KeyFormat, output: Option<&Path>) -> 
             }
         }
         Some(p) => {
-            airlock::keys::write_new_key_file(p, 0o644, out.as_bytes())?;
             out::note(format_args!("wrote {} ({:?} format, key id {})", p.display(), to, public.key_id()));
         }
     }

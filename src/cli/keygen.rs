@@ -19,6 +19,9 @@ pub(super) struct KeygenArgs {
     /// Read the passphrase from this file's first line instead of the terminal.
     #[arg(long, env = "AIRLOCK_PASSPHRASE_FILE", value_name = "FILE")]
     pub(super) passphrase_file: Option<PathBuf>,
+    /// Print JSON to stdout (docs/JSON.md) instead of text.
+    #[arg(long)]
+    pub(super) json: bool,
 }
 
 pub(super) fn keygen(a: KeygenArgs) -> Result<u8> {
@@ -39,6 +42,16 @@ pub(super) fn keygen(a: KeygenArgs) -> Result<u8> {
         &format!("{} public key", a.comment),
         passphrase.as_ref().map(|p| p.as_slice()),
     )?;
+    if a.json {
+        let body = serde_json::json!({
+            "key_id": key.key_id().to_string(),
+            "public": out::path(&a.public),
+            "secret": out::path(&a.secret),
+            "passphrase": !a.no_passphrase,
+        });
+        out::document(schema::KEYGEN, true, body)?;
+        return Ok(EXIT_OK);
+    }
     say!("key id {}", key.key_id())?;
     say!("public key: {}", a.public.display())?;
     say!("secret key: {} (mode 0600{})", a.secret.display(), if a.no_passphrase { ", no passphrase" } else { "" })?;

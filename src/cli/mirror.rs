@@ -9,12 +9,16 @@ pub(super) enum MirrorCommand {
         /// The mirror directory (created if missing; may already hold files, which then
         /// belong to no channel and are never overwritten).
         dir: PathBuf,
+        /// Print JSON to stdout (docs/JSON.md) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the mirror's import log (and check its hash chain).
     Log {
         /// The mirror directory.
         dir: PathBuf,
-        /// Print the raw JSON lines.
+        /// Print JSON Lines to stdout (docs/JSON.md): one line per record, per break, and a
+        /// summary (the raw records are the log file itself, .airlock/log).
         #[arg(long)]
         json: bool,
     },
@@ -30,6 +34,9 @@ pub(super) enum MirrorCommand {
         /// Why (recorded in the new log's first record): who found what, and when.
         #[arg(long, value_name = "TEXT")]
         reason: String,
+        /// Print JSON to stdout (docs/JSON.md) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a signed receipt of what the mirror holds (for `airlock pack --since` outside).
     Receipt {
@@ -46,6 +53,9 @@ pub(super) enum MirrorCommand {
         force: bool,
         #[command(flatten)]
         secret: SecretKeyArgs,
+        /// Print JSON to stdout (docs/JSON.md) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Re-check every file against the manifests that put it there.
     ///
@@ -61,10 +71,42 @@ pub(super) enum MirrorCommand {
         /// Write nothing to the mirror, even where it is writable (an auditor's evidence copy).
         #[arg(long)]
         read_only: bool,
+        /// Print JSON to stdout (docs/JSON.md) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a past import from what the mirror kept of it (manifest, signers, entries), or
     /// list every kept import; writes nothing, so it works on a read-only mirror.
     Show(MirrorShowArgs),
+}
+
+impl MirrorCommand {
+    /// The schema of the JSON the subcommand prints, when it was given `--json`.
+    pub(super) fn json_schema(&self) -> Option<&'static str> {
+        let (json, name) = match self {
+            MirrorCommand::Init { json, .. } => (json, schema::MIRROR_INIT),
+            MirrorCommand::Log { json, .. } => (json, schema::MIRROR_LOG),
+            MirrorCommand::RecoverLog { json, .. } => (json, schema::MIRROR_RECOVER_LOG),
+            MirrorCommand::Receipt { json, .. } => (json, schema::MIRROR_RECEIPT),
+            MirrorCommand::Verify { json, .. } => (json, schema::MIRROR_VERIFY),
+            MirrorCommand::Show(a) => (&a.json, schema::MIRROR_SHOW),
+        };
+        json.then_some(name)
+    }
+}
+
+/// `airlock mirror SUBCOMMAND`.
+pub(super) fn mirror(command: MirrorCommand) -> Result<u8> {
+    match command {
+        MirrorCommand::Init { dir, json } => mirror_init(&dir, json),
+        MirrorCommand::Log { dir, json } => mirror_log(&dir, json),
+        MirrorCommand::RecoverLog { dir, reason, json } => mirror_recover_log(&dir, &reason, json),
+        MirrorCommand::Receipt { dir, key, output, force, secret, json } => {
+            mirror_receipt(&dir, &key, &output, force, &secret, json)
+        }
+        MirrorCommand::Verify { dir, quiet, read_only, json } => mirror_verify(&dir, quiet, read_only, json),
+        MirrorCommand::Show(a) => mirror_show(a),
+    }
 }
 
 /// Opens a mirror for `import` or `mirror verify`. Built with the `fault-injection`
@@ -78,9 +120,17 @@ pub(super) fn open_mirror(dir: &Path) -> Result<Mirror> {
     Ok(Mirror::open(dir)?)
 }
 
-pub(super) fn mirror_init(dir: &Path) -> Result<u8> {
+pub(super) fn mirror_init(dir: &Path, json: bool) -> Result<u8> {
     let id = Mirror::init(dir)?;
-    say!("created mirror {} with id {id}", dir.display())?;
+    if json {
+        out::document(
+            schema::MIRROR_INIT,
+            true,
+            serde_json::json!({"mirror": out::path(dir), "mirror_id": id.to_hex()}),
+        )?;
+    } else {
+        say!("created mirror {} with id {id}", dir.display())?;
+    }
     Ok(EXIT_OK)
 }
 
@@ -103,28 +153,21 @@ fn crash_point_from_env() -> Option<airlock::mirror::CrashPoint> {
 /// the log is evidence, and imports stay refused until `mirror recover-log`).
 pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
     let scan = airlock::mirror::scan_log(dir)?;
+    if json {
+        return mirror_log_json(&scan);
+    }
     for (_, r) in &scan.records {
-        if json {
-            out::json(airlock::render::log_json(r))?;
-        } else {
-            say!("{}", airlock::render::log_line(r))?;
-            say_recovery(r)?;
-        }
+        say!("{}", airlock::render::log_line(r))?;
+        say_recovery(r)?;
     }
     if scan.breaks.is_empty() {
-        if !json {
-            say!("{}", airlock::render::log_summary(&scan.state))?;
-        }
+        say!("{}", airlock::render::log_summary(&scan.state))?;
         return Ok(EXIT_OK);
     }
     for b in &scan.breaks {
-        if json {
-            out::note(format_args!("airlock: log breaks at {b}"));
-        } else {
-            say!("BROKEN  {b}")?;
-        }
+        say!("BROKEN  {b}")?;
     }
-    let summary = format!(
+    say!(
         "log: {} lines, {} records readable; the hash chain is broken ({} problems, the first: {}). Imports are \
          refused until an operator runs `airlock mirror recover-log {} --reason TEXT`, which seals this log aside \
          and starts a new chain anchored to it",
@@ -133,13 +176,24 @@ pub(super) fn mirror_log(dir: &Path, json: bool) -> Result<u8> {
         scan.breaks.len(),
         scan.breaks[0],
         dir.display()
-    );
-    if json {
-        out::note(format_args!("airlock: {summary}"));
-    } else {
-        say!("{summary}")?;
-    }
+    )?;
     Ok(EXIT_REJECTED)
+}
+
+/// `mirror log --json`: JSON Lines, one per record (ok), per break (not ok), then the
+/// summary (ok when the chain is intact); a broken chain also gets its line on stderr.
+fn mirror_log_json(scan: &airlock::mirror::LogScan) -> Result<u8> {
+    use airlock::render;
+    for (line, r) in &scan.records {
+        out::document(schema::MIRROR_LOG, true, render::log_record_json(*line, r))?;
+    }
+    for b in &scan.breaks {
+        out::note(format_args!("airlock: log breaks at {b}"));
+        out::document(schema::MIRROR_LOG, false, render::log_break_json(b))?;
+    }
+    let intact = scan.breaks.is_empty();
+    out::document(schema::MIRROR_LOG, intact, render::log_scan_summary_json(scan))?;
+    Ok(if intact { EXIT_OK } else { EXIT_REJECTED })
 }
 
 /// For a `recovered` record: the log it sealed and what the new chain carries on from.
@@ -154,8 +208,18 @@ fn say_recovery(r: &airlock::mirror::LogRecord) -> Result<()> {
 }
 
 /// `mirror recover-log`.
-pub(super) fn mirror_recover_log(dir: &Path, reason: &str) -> Result<u8> {
+pub(super) fn mirror_recover_log(dir: &Path, reason: &str, json: bool) -> Result<u8> {
     let recovered = Mirror::recover_log(dir, reason, now())?;
+    if json {
+        let body = serde_json::json!({
+            "mirror": out::path(dir),
+            "sealed": out::path(&recovered.sealed.join("log")),
+            "sealed_sha256": recovered.digest.to_hex(),
+            "record": airlock::render::log_record_json(1, &recovered.record),
+        });
+        out::document(schema::MIRROR_RECOVER_LOG, true, body)?;
+        return Ok(EXIT_OK);
+    }
     say!("sealed the damaged log as {} (SHA-256 {})", recovered.sealed.join("log").display(), recovered.digest)?;
     let restated = recovered.record.recovery.as_ref().map_or(0, |r| r.restated.len());
     say!("started a new log: its first record (recovered) anchors to the sealed log and restates {restated} imports")?;
@@ -163,7 +227,14 @@ pub(super) fn mirror_recover_log(dir: &Path, reason: &str) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-pub(super) fn mirror_receipt(dir: &Path, key: &Path, output: &Path, force: bool, secret: &SecretKeyArgs) -> Result<u8> {
+pub(super) fn mirror_receipt(
+    dir: &Path,
+    key: &Path,
+    output: &Path,
+    force: bool,
+    secret: &SecretKeyArgs,
+    json: bool,
+) -> Result<u8> {
     let key = load_secret_key(key, secret)?;
     let mirror = open_mirror(dir)?;
     let receipt = mirror.receipt(now())?;
@@ -171,6 +242,20 @@ pub(super) fn mirror_receipt(dir: &Path, key: &Path, output: &Path, force: bool,
         .map_err(|reason| Error::Receipt { path: output.to_owned(), reason })?;
     airlock::io::durable::write_bytes(output, 0o644, overwrite(force), &bytes)?;
     let broken: Vec<&str> = receipt.channels.iter().filter(|c| !c.intact).map(|c| c.name.as_str()).collect();
+    if json {
+        let body = serde_json::json!({
+            "receipt": out::path(output),
+            "mirror": receipt.mirror.to_hex(),
+            "created": airlock::render::time(receipt.created),
+            "channels": receipt.channels.len(),
+            "files": receipt.files,
+            "bytes": receipt.bytes,
+            "key_id": key.key_id().to_string(),
+            "not_intact": broken,
+        });
+        out::document(schema::MIRROR_RECEIPT, true, body)?;
+        return Ok(EXIT_OK);
+    }
     say!(
         "wrote {}: mirror {}, {} channels, {} files ({} bytes), signed by key {}",
         output.display(),
@@ -186,14 +271,22 @@ pub(super) fn mirror_receipt(dir: &Path, key: &Path, output: &Path, force: bool,
     Ok(EXIT_OK)
 }
 
-pub(super) fn mirror_verify(dir: &Path, quiet: bool, read_only: bool) -> Result<u8> {
+pub(super) fn mirror_verify(dir: &Path, quiet: bool, read_only: bool, json: bool) -> Result<u8> {
     let mirror =
         if read_only || airlock::mirror::cannot_write(dir) { Mirror::open_read_only(dir)? } else { open_mirror(dir)? };
-    if let Some(lock) = mirror.read_lock() {
+    if let (Some(lock), false) = (mirror.read_lock(), json) {
         say!("read-only check (nothing is written to the mirror); holding {lock}")?;
     }
-    let report = mirror.audit(&progress(quiet))?;
+    let report = mirror.audit(&progress(quiet || json))?;
     let code = if report.is_clean() { EXIT_OK } else { EXIT_REJECTED };
+    if json {
+        out::document(
+            schema::MIRROR_VERIFY,
+            report.is_clean(),
+            audit_json(dir, mirror.read_lock().is_some(), &report),
+        )?;
+        return Ok(code);
+    }
     match print_audit(&report) {
         // The verdict stands when no one reads it to the end.
         Err(Failure::StdoutClosed) => Ok(code),
@@ -235,4 +328,37 @@ fn print_audit(report: &airlock::mirror::AuditReport) -> Result<()> {
             if report.pending_commit.is_some() { ", an interrupted import" } else { "" }
         )
     }
+}
+
+/// `mirror verify --json`'s body (docs/JSON.md).
+fn audit_json(dir: &Path, read_only: bool, report: &airlock::mirror::AuditReport) -> serde_json::Value {
+    serde_json::json!({
+        "mirror": out::path(dir),
+        "read_only": read_only,
+        "files": report.files,
+        "missing": report.missing,
+        "modified": report.modified.iter().map(modified_json).collect::<Vec<_>>(),
+        "unknown": report.unknown,
+        "damaged": report.damaged.len(),
+        "interrupted_import": report.pending_commit.is_some(),
+        "sealed_logs": report.sealed_logs.len(),
+        "messages": report.damaged.iter()
+            .chain(&report.interrupted)
+            .chain(&report.pending_commit)
+            .chain(&report.sealed_logs)
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// A modified file as JSON: `path`, `difference` (`not_a_file`, `size`, `mode`, `sha256`)
+/// and, but for `not_a_file`, the `found` and `recorded` values (modes as octal strings).
+fn modified_json(m: &airlock::mirror::Modified) -> serde_json::Value {
+    use airlock::mirror::Difference;
+    let (found, recorded) = match &m.difference {
+        Difference::Size { found, recorded } => ((*found).into(), (*recorded).into()),
+        Difference::Mode { found, recorded } => (format!("{found:o}").into(), format!("{recorded:o}").into()),
+        Difference::Sha256 { found, recorded } => (found.to_hex().into(), recorded.to_hex().into()),
+        _ => (serde_json::Value::Null, serde_json::Value::Null),
+    };
+    serde_json::json!({"path": m.path, "difference": m.difference.kind(), "found": found, "recorded": recorded})
 }

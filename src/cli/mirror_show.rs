@@ -7,10 +7,10 @@ use std::io::Write;
 use super::*;
 use airlock::mirror::show::{self, HeadCheck, HeadProblem, KeptHead, KeptImport, MirrorShow, Selector, SumsVerdict};
 use airlock::mirror::ReadLock;
-use airlock::render::{escape, json_line, time, Untrusted};
+use airlock::render::{escape, time, Untrusted};
 use serde_json::{json, Value};
 
-const SCHEMA: &str = "airlock.mirror-show.v1";
+const SCHEMA: &str = schema::MIRROR_SHOW;
 
 #[derive(Args, Debug)]
 pub(super) struct MirrorShowArgs {
@@ -35,7 +35,7 @@ pub(super) struct MirrorShowArgs {
 /// `mirror show`.
 pub(super) fn mirror_show(a: MirrorShowArgs) -> Result<u8> {
     let json = a.json;
-    with_json_error(json, || run(&a.dir, a.import.as_deref(), &a.trust, a.policy.clone(), json))
+    run(&a.dir, a.import.as_deref(), &a.trust, a.policy.clone(), json)
 }
 
 /// `inspect` on a path inside a kept head: what `mirror show MIRROR DIGEST` shows, so a
@@ -50,43 +50,7 @@ pub(super) fn inspect_kept(mirror: &Path, digest: &str, a: &InspectArgs) -> Resu
         )));
     }
     let json = a.json;
-    with_json_error(json, || run(mirror, Some(digest), &a.trust, a.policy.clone(), json))
-}
-
-/// With `--json`, a failure still prints exactly one object on stdout (and the human error
-/// line on stderr, as every command does).
-fn with_json_error(json: bool, run: impl FnOnce() -> Result<u8>) -> Result<u8> {
-    let result = run();
-    if let (true, Err(failure)) = (json, &result) {
-        if !matches!(failure, Failure::StdoutClosed) {
-            let error = json!({"kind": error_kind(failure), "exit": failure.exit_code(), "message": failure.render()});
-            out::json(json_line(&json!({"schema": SCHEMA, "ok": false, "error": error})))?;
-        }
-    }
-    result
-}
-
-/// A stable name for why `mirror show` failed.
-fn error_kind(failure: &Failure) -> &'static str {
-    use airlock::mirror::{show::ShowError, MirrorError};
-    match failure {
-        Failure::Usage(_) => "usage",
-        Failure::StdoutClosed => "stdout_closed",
-        Failure::Airlock(Error::Mirror { reason, .. }) => match reason {
-            MirrorError::Show(ShowError::BadSelector { .. }) => "bad_selector",
-            MirrorError::Show(ShowError::Unknown { .. }) => "unknown_import",
-            MirrorError::Show(ShowError::Ambiguous { .. }) => "ambiguous_import",
-            MirrorError::NotAMirror => "not_a_mirror",
-            MirrorError::Locked => "locked",
-            MirrorError::UnsafeMetadata { .. } => "unsafe_metadata",
-            MirrorError::UnsupportedFormat { .. } => "unsupported_format",
-            _ => "mirror",
-        },
-        Failure::Airlock(Error::Policy(_)) => "policy",
-        Failure::Airlock(Error::Key(_)) => "key",
-        Failure::Airlock(Error::Io { .. }) => "io",
-        Failure::Airlock(_) => "other",
-    }
+    run(mirror, Some(digest), &a.trust, a.policy.clone(), json)
 }
 
 fn run(dir: &Path, import: Option<&str>, trust: &[PathBuf], policy: Option<PathBuf>, json: bool) -> Result<u8> {
@@ -99,7 +63,7 @@ fn run(dir: &Path, import: Option<&str>, trust: &[PathBuf], policy: Option<PathB
     let Some(import) = import else {
         let ok = shown.is_intact();
         if json {
-            out::json(json_line(&list_json(dir, &shown, ok)))?;
+            out::document(SCHEMA, ok, list_json(dir, &shown))?;
         } else {
             out::rendered(|out| list_text(out, dir, &shown))?;
         }
@@ -113,7 +77,7 @@ fn run(dir: &Path, import: Option<&str>, trust: &[PathBuf], policy: Option<PathB
     }
     let ok = picked.head.is_ok() && check.as_ref().is_none_or(HeadCheck::passes);
     if json {
-        out::json(json_line(&one_json(dir, &shown, picked, check.as_ref(), ok)))?;
+        out::document(SCHEMA, ok, one_json(dir, &shown, picked, check.as_ref()))?;
     } else {
         out::rendered(|out| one_text(out, picked, check.as_ref()))?;
     }
@@ -394,10 +358,8 @@ fn log_json(shown: &MirrorShow) -> Value {
     })
 }
 
-fn list_json(dir: &Path, shown: &MirrorShow, ok: bool) -> Value {
+fn list_json(dir: &Path, shown: &MirrorShow) -> Value {
     json!({
-        "schema": SCHEMA,
-        "ok": ok,
         "mirror": dir.to_string_lossy(),
         "lock": lock_name(shown.lock),
         "log": log_json(shown),
@@ -430,7 +392,7 @@ fn head_state(import: &KeptImport) -> &'static str {
     import.head.as_ref().map_or_else(HeadProblem::kind, |_| "sound")
 }
 
-fn one_json(dir: &Path, shown: &MirrorShow, import: &KeptImport, check: Option<&HeadCheck>, ok: bool) -> Value {
+fn one_json(dir: &Path, shown: &MirrorShow, import: &KeptImport, check: Option<&HeadCheck>) -> Value {
     let head = import.head.as_ref().ok();
     let mut v = json!({
         "manifest_sha256": import.digest,
@@ -474,8 +436,6 @@ fn one_json(dir: &Path, shown: &MirrorShow, import: &KeptImport, check: Option<&
         v["message"] = json!(problem.to_string());
     }
     json!({
-        "schema": SCHEMA,
-        "ok": ok,
         "mirror": dir.to_string_lossy(),
         "lock": lock_name(shown.lock),
         "log": log_json(shown),

@@ -167,14 +167,63 @@ fn run_command_line() -> ExitCode {
     if let Some(message) = std::env::var_os("AIRLOCK_TEST_PANIC") {
         panic!("{}", message.to_string_lossy());
     }
+    let json = cli.command.json_schema();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             if !matches!(failure, Failure::StdoutClosed) {
                 out::error_line(&failure.render());
+                if let Some(schema) = json {
+                    // The human line is on stderr already; a closed stdout changes nothing.
+                    let _ = out::document(schema, false, failure.to_json());
+                }
             }
             ExitCode::from(failure.exit_code())
         }
+    }
+}
+
+/// The `--json` schema name of every command that has one (docs/JSON.md,
+/// docs/schema/<name without "airlock." and ".v1">.v1.schema.json).
+pub(crate) mod schema {
+    pub const KEYGEN: &str = "airlock.keygen.v1";
+    pub const PACK: &str = "airlock.pack.v1";
+    pub const INSPECT: &str = "airlock.inspect.v1";
+    pub const VERIFY: &str = "airlock.verify.v1";
+    pub const IMPORT: &str = "airlock.import.v1";
+    pub const SIGN: &str = "airlock.sign.v1";
+    pub const POLICY_CHECK: &str = "airlock.policy-check.v1";
+    pub const KEY_SHOW: &str = "airlock.key-show.v1";
+    pub const KEY_CONVERT: &str = "airlock.key-convert.v1";
+    pub const MIRROR_INIT: &str = "airlock.mirror-init.v1";
+    pub const MIRROR_LOG: &str = "airlock.mirror-log.v1";
+    pub const MIRROR_RECOVER_LOG: &str = "airlock.mirror-recover-log.v1";
+    pub const MIRROR_RECEIPT: &str = "airlock.mirror-receipt.v1";
+    pub const MIRROR_VERIFY: &str = "airlock.mirror-verify.v1";
+    pub const MIRROR_SHOW: &str = "airlock.mirror-show.v1";
+    pub const RECEIPT_VERIFY: &str = "airlock.receipt-verify.v1";
+    pub const DIFF: &str = "airlock.diff.v1";
+}
+
+impl Command {
+    /// The schema of the JSON this command prints, when it was given `--json`.
+    fn json_schema(&self) -> Option<&'static str> {
+        let (json, name) = match self {
+            Command::Keygen(a) => (a.json, schema::KEYGEN),
+            Command::Pack(a) => (a.json, schema::PACK),
+            Command::Inspect(a) => (a.json, schema::INSPECT),
+            Command::Verify(a) => (a.json, schema::VERIFY),
+            Command::Import(a) => (a.json, schema::IMPORT),
+            Command::Sign(a) => (a.json, schema::SIGN),
+            Command::Policy(PolicyCommand::Check { json, .. }) => (*json, schema::POLICY_CHECK),
+            Command::Key(KeyCommand::Show { json, .. }) => (*json, schema::KEY_SHOW),
+            Command::Key(KeyCommand::Convert { json, .. }) => (*json, schema::KEY_CONVERT),
+            Command::Mirror(m) => return m.json_schema(),
+            Command::Receipt(ReceiptCommand::Verify(a)) => (a.json, schema::RECEIPT_VERIFY),
+            Command::Diff(a) => (a.json, schema::DIFF),
+            Command::Demo(_) | Command::Completions(_) | Command::Man(_) => return None,
+        };
+        json.then_some(name)
     }
 }
 
@@ -230,6 +279,28 @@ impl<E: Into<Error>> From<E> for Failure {
 type Result<T, E = Failure> = std::result::Result<T, E>;
 
 impl Failure {
+    /// The `--json` error document's body (docs/JSON.md, "Errors"): `kind`, `exit`,
+    /// `message` (the line stderr gets) and `where`.
+    fn to_json(&self) -> serde_json::Value {
+        let (kind, place) = match self {
+            Failure::Airlock(e) => (e.kind(), error_place(e)),
+            Failure::Usage(_) => ("usage", serde_json::Map::new()),
+            Failure::StdoutClosed => ("stdout_closed", serde_json::Map::new()),
+        };
+        let mut error = serde_json::json!({
+            "kind": kind,
+            "exit": self.exit_code(),
+            "message": self.render(),
+            "where": place,
+        });
+        if let (Failure::Airlock(Error::Pack(airlock::pack::PackError::Refused(list))), Some(fields)) =
+            (self, error.as_object_mut())
+        {
+            fields.insert("refused".into(), list.iter().map(pack::refusal_json).collect());
+        }
+        serde_json::json!({ "error": error })
+    }
+
     fn exit_code(&self) -> u8 {
         match self {
             Failure::Airlock(e) if e.is_rejection() => EXIT_REJECTED,
@@ -319,6 +390,52 @@ fn flag_hint(e: &Error) -> Option<String> {
     })
 }
 
+/// Where an error is, for `--json`'s `error.where`: the file (`path`), the line in it
+/// (`line`), the bundle member or entry (`member`, `entry`), the key (`key_id`), as far as
+/// the error says.
+fn error_place(e: &Error) -> serde_json::Map<String, serde_json::Value> {
+    use airlock::mirror::MirrorError;
+    use airlock::policy::PolicyError;
+    let mut place = serde_json::Map::new();
+    let mut put = |key: &str, value: serde_json::Value| {
+        place.insert(key.to_owned(), value);
+    };
+    let path = |p: &Path| serde_json::Value::from(p.to_string_lossy().into_owned());
+    match e {
+        Error::Io { path: p, .. } | Error::OutputExists { path: p } | Error::NotAFile { path: p } => {
+            put("path", path(p))
+        }
+        Error::Receipt { path: p, .. } => put("path", path(p)),
+        Error::Mirror { path: p, reason } => {
+            put("path", path(p));
+            if let MirrorError::Log { line, .. } = reason {
+                put("line", (*line).into());
+            }
+        }
+        Error::Policy(PolicyError::Invalid { origin, line, .. }) => {
+            put("path", origin.as_str().into());
+            put("line", (*line).into());
+        }
+        Error::Policy(PolicyError::TooLarge { path: p }) => put("path", path(p)),
+        Error::Pack(airlock::pack::PackError::Source { path: p, .. }) => put("path", path(p)),
+        Error::Rejected(r) => match r {
+            Reject::Malformed { at, .. } | Reject::Truncated { at } => put("member", at.as_str().into()),
+            Reject::UnsafePath { path, .. } | Reject::HashMismatch { path, .. } | Reject::Artifact { path, .. } => {
+                put("entry", path.as_str().into())
+            }
+            Reject::BadSignature { key_id, .. } | Reject::UntrustedSumsSigner { key_id, .. } => {
+                put("key_id", key_id.to_string().into())
+            }
+            Reject::Rollback { channel, .. }
+            | Reject::Gap { channel, .. }
+            | Reject::PreviousMismatch { channel, .. } => put("channel", channel.as_str().into()),
+            _ => {}
+        },
+        _ => {}
+    }
+    place
+}
+
 /// The error and its sources, each said once.
 fn error_chain(e: &Error) -> String {
     let mut text = e.to_string();
@@ -341,17 +458,10 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Verify(a) => verify(a),
         Command::Import(a) => import(a),
         Command::Sign(a) => sign(a),
-        Command::Policy(PolicyCommand::Check { policy }) => policy_check(&policy),
-        Command::Key(KeyCommand::Show { key }) => key_show(&key),
-        Command::Key(KeyCommand::Convert { key, to, output }) => key_convert(&key, to, output.as_deref()),
-        Command::Mirror(MirrorCommand::Init { dir }) => mirror_init(&dir),
-        Command::Mirror(MirrorCommand::Log { dir, json }) => mirror_log(&dir, json),
-        Command::Mirror(MirrorCommand::RecoverLog { dir, reason }) => mirror_recover_log(&dir, &reason),
-        Command::Mirror(MirrorCommand::Receipt { dir, key, output, force, secret }) => {
-            mirror_receipt(&dir, &key, &output, force, &secret)
-        }
-        Command::Mirror(MirrorCommand::Verify { dir, quiet, read_only }) => mirror_verify(&dir, quiet, read_only),
-        Command::Mirror(MirrorCommand::Show(a)) => mirror_show(a),
+        Command::Policy(PolicyCommand::Check { policy, json }) => policy_check(&policy, json),
+        Command::Key(KeyCommand::Show { key, json }) => key_show(&key, json),
+        Command::Key(KeyCommand::Convert { key, to, output, json }) => key_convert(&key, to, output.as_deref(), json),
+        Command::Mirror(m) => mirror(m),
         Command::Receipt(ReceiptCommand::Verify(a)) => receipt_verify(a),
         Command::Diff(a) => diff(a),
         Command::Demo(a) => demo(a),

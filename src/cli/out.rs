@@ -42,6 +42,23 @@ pub(super) fn json(record: std::result::Result<String, serde_json::Error>) -> Re
     io::stdout().lock().write_all(text.as_bytes()).map_err(stdout_failure)
 }
 
+/// Prints one `--json` document: `schema` and `ok` first, then the keys of `body` (see
+/// [`render::json_document`]).
+pub(super) fn document(schema: &str, ok: bool, body: serde_json::Value) -> Result<()> {
+    json(render::json_document(schema, ok, &body))
+}
+
+/// A path for JSON: the string the user gave (a path that is not UTF-8 can only be shown
+/// with U+FFFD in place of what is not).
+pub(super) fn path(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Paths for JSON (see [`path`]).
+pub(super) fn paths(list: &[std::path::PathBuf]) -> Vec<String> {
+    list.iter().map(|p| path(p)).collect()
+}
+
 /// Runs a library renderer on a buffered stdout (a manifest can have 100,000 lines), then
 /// flushes it.
 pub(super) fn rendered(render: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {

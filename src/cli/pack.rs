@@ -74,6 +74,9 @@ pub(super) struct PackArgs {
     pub(super) secret: SecretKeyArgs,
     #[command(flatten)]
     pub(super) since: SinceArgs,
+    /// Print JSON to stdout (docs/JSON.md) instead of text.
+    #[arg(long)]
+    pub(super) json: bool,
 }
 
 /// `pack --since RECEIPT --trust K.pub [--base OLD.airlock]`: a delta for one mirror.
@@ -148,7 +151,7 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
         fault: injected_fault()?,
         symlinks: symlinks(&a),
     };
-    let report = match airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet)) {
+    let report = match airlock::pack::pack(&opts, &keys, &a.output, overwrite(a.force), &progress(a.quiet || a.json)) {
         Ok(report) => report,
         Err(Error::Pack(airlock::pack::PackError::Refused(list))) => return Err(refused(list)),
         Err(e) => return Err(e.into()),
@@ -158,6 +161,11 @@ pub(super) fn pack(a: PackArgs) -> Result<u8> {
     let manifest_bytes = manifest::encode(&report.manifest)?;
     if state.record_packed(&a.channel, sequence, &manifest_bytes)? != report.manifest_digest {
         return Err(Error::Internal("the packed manifest re-encodes to other bytes".into()).into());
+    }
+    if a.json {
+        out::document(schema::PACK, true, pack_json(&a, &keys, plan.as_ref(), &report))?;
+        crash_point("after-report");
+        return Ok(EXIT_OK);
     }
     let m = &report.manifest;
     let into = match report.volumes.len() {
@@ -195,6 +203,59 @@ fn refused(list: Vec<airlock::pack::Refusal>) -> Failure {
         out::note(format_args!("refused  {r}"));
     }
     Failure::Airlock(Error::Pack(airlock::pack::PackError::Refused(list)))
+}
+
+/// `pack --json`'s body (docs/JSON.md).
+fn pack_json(
+    a: &PackArgs,
+    keys: &[SecretKey],
+    plan: Option<&SincePlan>,
+    report: &airlock::pack::PackReport,
+) -> serde_json::Value {
+    let m = &report.manifest;
+    let delta = plan.map(|plan| {
+        let retiring =
+            plan.held.as_ref().map_or(0, |held| airlock::diff::compare(&held.entries, &m.entries).removed.len());
+        serde_json::json!({
+            "full": plan.full.as_ref().map(full_reason_name),
+            "carried_files": report.carried,
+            "carried_bytes": report.carried_bytes,
+            "retiring": retiring,
+        })
+    });
+    serde_json::json!({
+        "output": out::path(&a.output),
+        "volumes": out::paths(&report.volumes),
+        "bundle_id": m.bundle_id.to_hex(),
+        "channel": m.channel,
+        "sequence": m.sequence,
+        "previous": m.previous.map(|p| p.to_hex()),
+        "manifest_sha256": report.manifest_digest.to_hex(),
+        "files": m.entries.len(),
+        "bytes": m.total_size(),
+        "bundle_bytes": report.bundle_bytes,
+        "bound_bytes": report.bound_bytes,
+        "signers": keys.iter().map(|k| k.key_id().to_string()).collect::<Vec<_>>(),
+        "delta": delta,
+        "read_back_seconds": report.read_back.map(|t| t.as_secs_f64()),
+        "skipped_links": out::paths(&report.skipped_links),
+    })
+}
+
+/// Why a `--since` bundle carries everything, as a snake_case name.
+fn full_reason_name(reason: &airlock::pack::FullReason) -> &'static str {
+    use airlock::pack::FullReason;
+    match reason {
+        FullReason::NotListed => "not_listed",
+        FullReason::Damaged => "damaged",
+        FullReason::RootDiffers => "root_differs",
+    }
+}
+
+/// A refused source as JSON (in `--json`'s `error.refused`): its `path`, the `rule` it
+/// breaks (a snake_case name) and the rule in words (`message`).
+pub(super) fn refusal_json(r: &airlock::pack::Refusal) -> serde_json::Value {
+    serde_json::json!({"path": out::path(&r.path), "rule": r.problem.kind(), "message": r.problem.to_string()})
 }
 
 /// What the verdict line leaves out: volumes, channel, digest, delta, signers, size bound,

@@ -10,11 +10,19 @@ pub(super) enum PolicyCommand {
         /// The policy file.
         #[arg(value_name = "POLICY.toml")]
         policy: PathBuf,
+        /// Print JSON to stdout (docs/JSON.md) instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
-pub(super) fn policy_check(path: &Path) -> Result<u8> {
-    let policy = Policy::load(path).map_err(list_problems)?;
+pub(super) fn policy_check(path: &Path, json: bool) -> Result<u8> {
+    // With --json the problems go into the error document (one message) instead of lines.
+    let policy = Policy::load(path).map_err(|e| if json { Failure::from(e) } else { list_problems(e) })?;
+    if json {
+        out::document(schema::POLICY_CHECK, true, policy_json(path, &policy))?;
+        return Ok(EXIT_OK);
+    }
     say!("{}: valid policy (version {})", path.display(), airlock::policy::POLICY_VERSION)?;
     for line in describe(&policy) {
         say!("{line}")?;
@@ -34,6 +42,115 @@ fn list_problems(e: Error) -> Failure {
         "{} problems in this policy, each listed above; it is used only once all are fixed",
         problems.len()
     ))
+}
+
+/// `policy check --json`'s body (docs/JSON.md): what the policy allows, as values.
+fn policy_json(path: &Path, policy: &Policy) -> serde_json::Value {
+    let key_ref = |k: &PublicKey| serde_json::json!({"key_id": k.key_id().to_string(), "name": policy.name_of(k).filter(|n| *n != k.key_id().to_string())});
+    let keys: Vec<serde_json::Value> = policy
+        .keys()
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "name": k.name,
+                "key_id": k.key.key_id().to_string(),
+                "minisign_id": airlock::keys::minisign::minisign_key_id(k.key.key_id()).to_string(),
+                "origin": k.origin,
+            })
+        })
+        .collect();
+    let producer_keys: Vec<serde_json::Value> = policy
+        .producer_keys()
+        .iter()
+        .map(|k| {
+            let kind = match &k.kind {
+                ProducerKeyKind::OpenPgp(_) => "openpgp",
+                ProducerKeyKind::Sigstore(_) => "sigstore",
+            };
+            serde_json::json!({"name": k.name, "kind": kind})
+        })
+        .collect();
+    let channels: Vec<serde_json::Value> = policy
+        .channels()
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "channel": c.channel,
+                "threshold": c.trust.threshold(),
+                "distinct_keys": c.trust.distinct_keys(),
+                "keys": c.trust.keys().iter().map(key_ref).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let revoked: Vec<serde_json::Value> = policy
+        .revoked()
+        .iter()
+        .map(|r| {
+            let kind = match &r.key {
+                Revoked::KeyId(_) => "key_id",
+                Revoked::Fingerprint(_) => "fingerprint",
+                Revoked::San(_) => "san",
+            };
+            serde_json::json!({"kind": kind, "key": r.key.to_string(), "since": r.since.map(clock::format), "message": r.reason})
+        })
+        .collect();
+    let artifacts: Vec<serde_json::Value> = policy
+        .artifact_rules()
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "pattern": r.pattern,
+                "keys": r.keys.iter().map(key_ref).collect::<Vec<_>>(),
+                "producer_keys": r.producer_keys,
+                "required": r.required,
+                "allow_legacy": r.allow_legacy,
+                "predicate_types": r.predicate_types,
+                "slsa_builder_id": r.slsa_builder_id,
+            })
+        })
+        .collect();
+    let repositories: Vec<serde_json::Value> = policy
+        .repositories()
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "root": r.root,
+                "suites": r.suites,
+                "keys": r.keys,
+                "uncovered": match r.uncovered { Uncovered::Reject => "reject", Uncovered::Report => "report" },
+                "valid_until": match r.valid_until {
+                    ValidUntil::Enforce => "enforce",
+                    ValidUntil::Report => "report",
+                    ValidUntil::Ignore => "ignore",
+                },
+            })
+        })
+        .collect();
+    let sigstore: Vec<serde_json::Value> = policy
+        .sigstore_instances()
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "name": i.name,
+                "trusted_root": i.file.origin,
+                "transparency_log": i.options.transparency_log,
+                "sct": i.options.sct,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "policy": out::path(path),
+        "version": airlock::policy::POLICY_VERSION,
+        "keys": keys,
+        "producer_keys": producer_keys,
+        "channels": channels,
+        "other_channels_refused": !policy.channels().iter().any(|c| c.channel == "*"),
+        "revoked": revoked,
+        "max_age_seconds": policy.max_age(),
+        "artifacts": artifacts,
+        "repositories": repositories,
+        "sigstore_instances": sigstore,
+    })
 }
 
 /// What the policy allows, in words, one line per statement.

@@ -17,7 +17,7 @@ pub(super) struct ReceiptVerifyArgs {
     /// The inside's public key (repeatable: any one of them may have signed).
     #[arg(long, required = true, value_name = "K.pub")]
     pub(super) trust: Vec<PathBuf>,
-    /// Print JSON instead of text.
+    /// Print JSON to stdout (docs/JSON.md) instead of text.
     #[arg(long)]
     pub(super) json: bool,
 }
@@ -26,7 +26,7 @@ pub(super) fn receipt_verify(a: ReceiptVerifyArgs) -> Result<u8> {
     let keys = load_public_keys(&a.trust)?;
     let (receipt, signer) = airlock::pack::read_receipt(&a.receipt, &keys)?;
     if a.json {
-        out::json(airlock::render::json_line(&receipt_json(&a.receipt, &receipt, signer)))?;
+        out::document(schema::RECEIPT_VERIFY, true, receipt_json(&a.receipt, &receipt, signer))?;
         return Ok(EXIT_OK);
     }
     say!("OK: receipt {} signed by key {signer}", a.receipt.display())?;
@@ -57,7 +57,7 @@ pub(super) fn load_public_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>> {
     Ok(paths.iter().map(|p| PublicKey::load(p)).collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
-/// The JSON form (stable keys, documented in FORMAT.md §15).
+/// The JSON form (schema `airlock.receipt-verify.v1`, docs/JSON.md).
 fn receipt_json(path: &Path, r: &Receipt, signer: KeyId) -> serde_json::Value {
     let channels: Vec<serde_json::Value> = r
         .channels
@@ -75,10 +75,10 @@ fn receipt_json(path: &Path, r: &Receipt, signer: KeyId) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
-        "receipt": path.to_string_lossy(),
+        "receipt": out::path(path),
         "signer": signer.to_string(),
         "mirror": r.mirror.to_hex(),
-        "created": r.created,
+        "created": airlock::render::time(r.created),
         "log": { "records": r.log_records, "head": r.log_head.to_hex() },
         "channels": channels,
         "state": { "files": r.files, "bytes": r.bytes, "root": r.root.to_hex() },

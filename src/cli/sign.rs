@@ -31,6 +31,9 @@ pub(super) struct SignArgs {
     /// No progress display.
     #[arg(short, long)]
     pub(super) quiet: bool,
+    /// Print JSON to stdout (docs/JSON.md) instead of text.
+    #[arg(long)]
+    pub(super) json: bool,
 }
 
 pub(super) fn sign(a: SignArgs) -> Result<u8> {
@@ -42,8 +45,23 @@ pub(super) fn sign(a: SignArgs) -> Result<u8> {
         ..CosignOptions::new(a.output.as_deref(), overwrite(a.force))
     };
     let verify = VerifyOptions::new(&policy, now());
-    let report = airlock::sign::cosign(&a.bundle, &key, &options, &verify, &progress(a.quiet))?;
+    let report = airlock::sign::cosign(&a.bundle, &key, &options, &verify, &progress(a.quiet || a.json))?;
     let ids: Vec<String> = report.signers.iter().map(|k| k.to_string()).collect();
+    if a.json {
+        let body = serde_json::json!({
+            "bundle": out::path(&a.bundle),
+            "output": out::path(&report.output),
+            "key_id": report.key_id.to_string(),
+            "added": report.added,
+            "head_bytes": {"before": report.head_bytes.0, "after": report.head_bytes.1},
+            "payload_bytes": report.payload_bytes,
+            "signers": ids,
+            "sums_signer": report.sums_signer.to_string(),
+            "read_back_seconds": report.read_back.map(|t| t.as_secs_f64()),
+        });
+        out::document(schema::SIGN, true, body)?;
+        return Ok(EXIT_OK);
+    }
     if report.added {
         say!(
             "signed {} with key {}: head frame {} -> {} bytes, {} payload bytes copied unchanged",

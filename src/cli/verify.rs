@@ -12,9 +12,13 @@ pub(super) struct VerifyArgs {
     pub(super) bundles: Vec<PathBuf>,
     #[command(flatten)]
     pub(super) trust: TrustArgs,
-    /// No progress display.
+    /// Print only the verdict line (the one saying what verified, or the error), and no
+    /// progress display.
     #[arg(short, long)]
     pub(super) quiet: bool,
+    /// Print JSON to stdout (docs/JSON.md) instead of text.
+    #[arg(long)]
+    pub(super) json: bool,
 }
 
 pub(super) fn verify(a: VerifyArgs) -> Result<u8> {
@@ -25,33 +29,84 @@ pub(super) fn verify(a: VerifyArgs) -> Result<u8> {
     if let (BundleSource::File(path), Some(table)) = (&source, bundle.volume_table(&policy)?) {
         if table.data_count() > 1 {
             let check = bundle.check_volumes(&policy)?.ok_or_else(|| Failure::Usage("not a volume set".into()))?;
+            if a.json {
+                return volume_check_json(&a.bundles, &check);
+            }
             return print_volume_check(path, &check);
         }
     }
     let is_set = bundle.volume_set().is_some();
-    let verified = match verify_all(bundle, &policy, a.quiet) {
+    let quiet = a.quiet || a.json;
+    let verified = match verify_all(bundle, &policy, quiet) {
         // A set is streamed without checking each block's own hash (the payload's SHA-256s
         // check it): a rejection may be a damaged block, so read it again checking every
         // block, rebuilding from parity what does not match.
         Err(Failure::Airlock(e)) if is_set && e.is_rejection() => {
             let Some(checked) = source.checking_every_block() else { return Err(e.into()) };
             out::note(format_args!("airlock: {e}; checking every block of the volumes and rebuilding from parity"));
-            verify_all(Bundle::open_source(&checked)?, &policy, a.quiet)?
+            verify_all(Bundle::open_source(&checked)?, &policy, quiet)?
         }
         other => other?,
     };
-    let Verified { manifest, digest, trust, notes, volume_notes } = verified;
-    for note in volume_notes {
-        say!("volume {note}")?;
+    if a.json {
+        out::document(schema::VERIFY, true, verified_json(&a.bundles, &policy, &verified))?;
+        return Ok(EXIT_OK);
+    }
+    let Verified { manifest, digest, trust, findings, volume_notes } = &verified;
+    if !a.quiet {
+        for note in volume_notes {
+            say!("volume {note}")?;
+        }
     }
     let name = source.describe();
     say!("OK: {} verified: {} files, {} bytes", name, manifest.entries.len(), manifest.total_size())?;
+    if a.quiet {
+        return Ok(EXIT_OK);
+    }
     say!("channel {} sequence {}, manifest sha256 {}", manifest.channel, manifest.sequence, digest)?;
-    print_signers(&policy, &trust)?;
-    for note in notes {
-        say!("artifact {note}")?;
+    print_signers(&policy, trust)?;
+    for finding in findings {
+        say!("artifact {finding}")?;
+    }
+    if let Some(uncovered) = policy.uncovered_files(manifest, findings) {
+        say!("{}", uncovered_summary(uncovered.len()))?;
     }
     Ok(EXIT_OK)
+}
+
+/// The summary line on the files no artifact rule covered (carried as they are, unchecked;
+/// `--json` lists them).
+pub(super) fn uncovered_summary(uncovered: usize) -> String {
+    format!("not covered: {uncovered} files no artifact rule covers, carried unchecked")
+}
+
+/// `verify --json`'s body for a whole bundle (docs/JSON.md).
+fn verified_json(bundles: &[PathBuf], policy: &Policy, v: &Verified) -> serde_json::Value {
+    let m = &v.manifest;
+    serde_json::json!({
+        "mode": "bundle",
+        "bundles": out::paths(bundles),
+        "bundle_id": m.bundle_id.to_hex(),
+        "channel": m.channel,
+        "sequence": m.sequence,
+        "manifest_sha256": v.digest.to_hex(),
+        "files": m.entries.len(),
+        "bytes": m.total_size(),
+        "signatures": signatures_json(policy, &v.trust),
+        "threshold": airlock::render::threshold_json(&v.trust),
+        "findings": v.findings.iter().map(airlock::render::finding_json).collect::<Vec<_>>(),
+        "not_covered": policy.uncovered_files(m, &v.findings),
+        "messages": v.volume_notes,
+    })
+}
+
+/// Every signature of a verified head, as JSON.
+pub(super) fn signatures_json(policy: &Policy, trust: &TrustReport) -> Vec<serde_json::Value> {
+    trust
+        .signatures
+        .iter()
+        .map(|(id, _)| airlock::render::SignatureLine::new(*id, Some(policy), Some(trust)).to_json())
+        .collect()
 }
 
 /// What a whole verification found.
@@ -59,8 +114,8 @@ struct Verified {
     manifest: airlock::Manifest,
     digest: airlock::Digest,
     trust: TrustReport,
-    /// Artifact-rule notes.
-    notes: Vec<String>,
+    /// What the artifact rules found.
+    findings: Vec<airlock::producer::Finding>,
     /// What reading a volume set rebuilt.
     volume_notes: Vec<String>,
 }
@@ -73,10 +128,10 @@ fn verify_all(bundle: Bundle, policy: &Policy, quiet: bool) -> Result<Verified> 
     let (digest, trust) = (verified.manifest_digest(), verified.trust().clone());
     let progress = progress(quiet);
     progress.start("verifying", manifest.total_size(), manifest.entries.len() as u64);
-    let result = verified.stream_into(&mut NullSink, &progress);
+    let result = verified.stream_into_report(&mut NullSink, &progress);
     progress.finish();
-    let notes = result?;
-    Ok(Verified { manifest, digest, trust, notes, volume_notes: volume_notes.take() })
+    let findings = result?.findings;
+    Ok(Verified { manifest, digest, trust, findings, volume_notes: volume_notes.take() })
 }
 
 /// One volume checked alone: exit 0 when it matches its signed table entry.
@@ -104,6 +159,57 @@ fn print_volume_check(path: &Path, check: &VolumeCheck) -> Result<u8> {
         "only this volume was checked; verify the whole set with: airlock verify NAME.vol*.airlock NAME.par*.airlock"
     )?;
     Ok(if ok { EXIT_OK } else { EXIT_REJECTED })
+}
+
+/// `verify --json`'s body for one volume checked alone: `ok` when it is intact.
+fn volume_check_json(bundles: &[PathBuf], check: &VolumeCheck) -> Result<u8> {
+    let volumes: Vec<serde_json::Value> = check
+        .volumes
+        .iter()
+        .map(|(id, path, state)| {
+            let mut v = serde_json::json!({"id": id.to_string(), "path": out::path(path), "state": state_name(state)});
+            if let Some(fields) = v.as_object_mut() {
+                match state {
+                    VolumeState::Damaged(blocks) => {
+                        fields.insert("damaged_blocks".into(), blocks.clone().into());
+                    }
+                    VolumeState::WrongLength { expected, file_len } => {
+                        fields.insert("expected_bytes".into(), (*expected).into());
+                        fields.insert("found_bytes".into(), (*file_len).into());
+                    }
+                    _ => {}
+                }
+            }
+            v
+        })
+        .collect();
+    let unreadable: Vec<serde_json::Value> = check
+        .unreadable
+        .iter()
+        .map(|(p, why)| serde_json::json!({"path": out::path(p), "message": why.to_string()}))
+        .collect();
+    let ok = unreadable.is_empty() && check.volumes.iter().all(|(_, _, s)| matches!(s, VolumeState::Intact));
+    let body = serde_json::json!({
+        "mode": "volume",
+        "bundles": out::paths(bundles),
+        "manifest_sha256": check.table.manifest.to_hex(),
+        "data_volumes": check.table.data_count(),
+        "parity_volumes": check.table.parity_count(),
+        "volumes": volumes,
+        "unreadable": unreadable,
+    });
+    out::document(schema::VERIFY, ok, body)?;
+    Ok(if ok { EXIT_OK } else { EXIT_REJECTED })
+}
+
+/// A volume's state as a snake_case name.
+fn state_name(state: &VolumeState) -> &'static str {
+    match state {
+        VolumeState::Intact => "intact",
+        VolumeState::Damaged(_) => "damaged",
+        VolumeState::WrongLength { .. } => "wrong_length",
+        VolumeState::NotInTable => "not_in_table",
+    }
 }
 
 /// A volume's state against its table, for people.

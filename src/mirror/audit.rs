@@ -32,7 +32,7 @@ pub struct AuditReport {
     /// Recorded but absent.
     pub missing: Vec<String>,
     /// Present but different (with what differs).
-    pub modified: Vec<String>,
+    pub modified: Vec<Modified>,
     /// Present but recorded by no import.
     pub unknown: Vec<String>,
     /// Problems with airlock's own records.
@@ -45,6 +45,73 @@ pub struct AuditReport {
     pub interrupted: Vec<String>,
     /// Logs sealed aside by `mirror recover-log`, one line each (where, its digest, why).
     pub sealed_logs: Vec<String>,
+}
+
+/// A file the mirror holds that differs from its manifest entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Modified {
+    /// The file, relative to the mirror root.
+    pub path: String,
+    /// The first difference found.
+    pub difference: Difference,
+}
+
+/// How a mirror file differs from its manifest entry (checked in this order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Difference {
+    /// Not a regular file (a directory, a link, a device...).
+    NotAFile,
+    /// Another size.
+    Size {
+        /// The file's size.
+        found: u64,
+        /// The manifest's.
+        recorded: u64,
+    },
+    /// Other permission bits.
+    Mode {
+        /// The file's mode bits.
+        found: u32,
+        /// The manifest's.
+        recorded: u32,
+    },
+    /// Other content.
+    Sha256 {
+        /// The file's SHA-256.
+        found: Digest,
+        /// The manifest's.
+        recorded: Digest,
+    },
+}
+
+impl Difference {
+    /// A stable snake_case name: `not_a_file`, `size`, `mode`, `sha256`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Difference::NotAFile => "not_a_file",
+            Difference::Size { .. } => "size",
+            Difference::Mode { .. } => "mode",
+            Difference::Sha256 { .. } => "sha256",
+        }
+    }
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Difference::NotAFile => f.write_str("not a regular file"),
+            Difference::Size { found, recorded } => write!(f, "size {found} but recorded {recorded}"),
+            Difference::Mode { found, recorded } => write!(f, "mode {found:o} but recorded {recorded:o}"),
+            Difference::Sha256 { found, recorded } => write!(f, "SHA-256 {found} but recorded {recorded}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Modified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.difference)
+    }
 }
 
 impl AuditReport {
@@ -91,9 +158,9 @@ impl Mirror {
             };
             seen.insert(rel.clone());
             match check_file(item.path(), entry, progress)? {
-                Some(problem) => {
+                Some(difference) => {
                     stamps.remove(&rel);
-                    report.modified.push(format!("{rel}: {problem}"));
+                    report.modified.push(Modified { path: rel, difference });
                 }
                 None => stamps::record(&mut stamps, item.path(), entry),
             }
@@ -224,23 +291,23 @@ impl Mirror {
 }
 
 /// What differs between the file at `path` and its recorded entry, if anything.
-fn check_file(path: &Path, entry: &Entry, progress: &dyn Progress) -> Result<Option<String>> {
+fn check_file(path: &Path, entry: &Entry, progress: &dyn Progress) -> Result<Option<Difference>> {
     let meta = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
-        return Ok(Some("not a regular file".into()));
+        return Ok(Some(Difference::NotAFile));
     }
     if meta.len() != entry.size {
-        return Ok(Some(format!("size {} but recorded {}", meta.len(), entry.size)));
+        return Ok(Some(Difference::Size { found: meta.len(), recorded: entry.size }));
     }
     if meta.permissions().mode() & 0o7777 != entry.mode.bits() {
-        return Ok(Some(format!("mode {:o} but recorded {:o}", meta.permissions().mode() & 0o7777, entry.mode.bits())));
+        return Ok(Some(Difference::Mode { found: meta.permissions().mode() & 0o7777, recorded: entry.mode.bits() }));
     }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let (actual, _) = digest::hash_reader(file).map_err(|e| Error::io(path, e))?;
     progress.add_bytes(entry.size);
     progress.add_file();
     if actual != entry.sha256 {
-        return Ok(Some(format!("SHA-256 {actual} but recorded {}", entry.sha256)));
+        return Ok(Some(Difference::Sha256 { found: actual, recorded: entry.sha256 }));
     }
     Ok(None)
 }

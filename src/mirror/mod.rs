@@ -63,7 +63,7 @@ use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::verify::{AuthenticHead, Bundle, BundleSource, GapPolicy, History, VerifiedBundle, VerifyOptions};
 
-pub use audit::AuditReport;
+pub use audit::{AuditReport, Difference, Modified};
 pub use error::{
     BaseProblem, Conflict, Conflicts, Damage, KeptDisagreement, LogProblem, MirrorError, PlacementConflict, PlanReject,
 };
@@ -140,6 +140,11 @@ pub enum ImportOutcome {
         record: Box<LogRecord>,
         /// Staged files of an interrupted run of the same bundle that were reused.
         resumed: u64,
+        /// What the artifact rules found (the log keeps them as text, in `record.artifacts`).
+        findings: Vec<crate::producer::Finding>,
+        /// The carried files no artifact rule covered; `None` when the policy has no
+        /// artifact or repository rules (see [`Policy::uncovered_files`]).
+        uncovered: Option<Vec<String>>,
     },
     /// The same manifest was imported before; nothing changed.
     AlreadyImported {
@@ -313,7 +318,17 @@ impl Mirror {
         // FORMAT.md §10 step 2: the plan (placement, ownership, kept entries, retirement,
         // free space), before anything is staged.
         let plan = self.plan(verified.manifest(), verified.manifest_digest(), &views, opts)?;
-        let (staging, artifacts, resumed) = self.stage(verified, progress)?;
+        // The files no rule's glob matches, before the payload streams (it consumes the
+        // manifest); those a finding names are covered after all.
+        let mut uncovered: Option<Vec<String>> =
+            policy.uncovered_files(verified.manifest(), &[]).map(|u| u.into_iter().map(str::to_owned).collect());
+        let (staging, findings, artifacts, resumed) = self.stage(verified, progress)?;
+        if let Some(list) = &mut uncovered {
+            let covers = |f: &crate::producer::Finding, p: &str| {
+                f.status != crate::producer::Status::NotCovered && (f.artifact == p || f.file.as_deref() == Some(p))
+            };
+            list.retain(|p| !findings.iter().any(|f| covers(f, p)));
+        }
         self.crash_point(CrashPoint::Staged);
         let mut record = LogRecord::new(opts.now, Event::Imported);
         record.source = Some(source.describe());
@@ -326,14 +341,20 @@ impl Mirror {
             record.attic = Some(attic_name(opts.now, &plan.manifest_digest));
         }
         let record = self.commit(&staging, record, plan.restamp)?;
-        Ok(ImportOutcome::Imported { record: Box::new(record), resumed })
+        Ok(ImportOutcome::Imported { record: Box::new(record), resumed, findings, uncovered })
     }
 
     /// Streams the payload into the bundle's staging directory (checking it, and the
     /// artifact rules, in the same pass: §8 step 6), reusing what an interrupted run of the
     /// same bundle staged and journaled, and makes it durable. Returns the staging
-    /// directory, the artifact rules' notes and how many staged files were reused.
-    fn stage(&self, verified: VerifiedBundle<'_>, progress: &dyn Progress) -> Result<(PathBuf, Vec<String>, u64)> {
+    /// directory, the artifact rules' findings and the log's lines for them, and how many
+    /// staged files were reused.
+    #[allow(clippy::type_complexity)]
+    fn stage(
+        &self,
+        verified: VerifiedBundle<'_>,
+        progress: &dyn Progress,
+    ) -> Result<(PathBuf, Vec<crate::producer::Finding>, Vec<String>, u64)> {
         let name = verified.manifest_digest().to_hex();
         // A different bundle's interrupted staging can never be used: removed, logged.
         self.discard_staging_except(&name)?;
@@ -365,7 +386,7 @@ impl Mirror {
         sync_filesystem(&staging)?;
         // Everything staged is durable now: journal it all.
         journal.flush_synced()?;
-        Ok((staging, notes, resumed))
+        Ok((staging, report.findings, notes, resumed))
     }
 }
 

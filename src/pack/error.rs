@@ -259,3 +259,27 @@ pub enum SourceProblem {
         error: PathError,
     },
 }
+
+impl SourceProblem {
+    /// A stable snake_case name for the rule a source breaks (`pack --json`,
+    /// docs/JSON.md).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceProblem::TooManySources => "too_many_sources",
+            SourceProblem::NoFileName => "no_file_name",
+            SourceProblem::NotFileOrDirectory => "not_file_or_directory",
+            SourceProblem::SymbolicLink => "symbolic_link",
+            SourceProblem::DanglingSymlink => "dangling_symlink",
+            SourceProblem::SymlinkLoop => "symlink_loop",
+            SourceProblem::SpecialFile => "special_file",
+            SourceProblem::NotRegularFile => "not_regular_file",
+            SourceProblem::NameNotUtf8 => "name_not_utf8",
+            SourceProblem::UnsafePath { .. } => "unsafe_path",
+            SourceProblem::SameBundlePath { .. } => "same_bundle_path",
+            SourceProblem::ChangedWhileRead => "changed_while_read",
+            SourceProblem::ChangedBeforePacking => "changed_before_packing",
+            SourceProblem::ChecksumSignatureClash { .. } => "checksum_signature_clash",
+            SourceProblem::ChecksumSignatureName { .. } => "checksum_signature_name",
+        }
+    }
+}

@@ -548,6 +548,33 @@ impl Policy {
             _ => false,
         })
     }
+    /// The carried entries of `manifest` no artifact rule covers: matched by no
+    /// `[[artifact]]` glob and named by no finding (as artifact or as its material) other
+    /// than a `not_covered` one.
+    /// `None` when the policy has no artifact or repository rules, so nothing is covered
+    /// by design.
+    pub fn uncovered_files<'m>(
+        &self,
+        manifest: &'m crate::format::manifest::Manifest,
+        findings: &[crate::producer::Finding],
+    ) -> Option<Vec<&'m str>> {
+        if self.artifacts.is_empty() && self.repositories.is_empty() {
+            return None;
+        }
+        let named: std::collections::HashSet<&str> = findings
+            .iter()
+            .filter(|f| f.status != crate::producer::Status::NotCovered)
+            .flat_map(|f| std::iter::once(f.artifact.as_str()).chain(f.file.as_deref()))
+            .collect();
+        let uncovered = manifest
+            .entries
+            .iter()
+            .filter(|e| e.carried)
+            .map(|e| e.path.as_str())
+            .filter(|p| !named.contains(p) && !self.artifacts.iter().any(|r| r.matches(p)))
+            .collect();
+        Some(uncovered)
+    }
 
     /// The policy's name for a key (by key material), if it has one.
     pub fn name_of(&self, key: &PublicKey) -> Option<&str> {

@@ -57,14 +57,14 @@ fn policy(ws: &Workspace, name: &str, glob: &str, keys: &str, rule_extra: &str) 
 
 fn import(ws: &Workspace, bundle: &str, policy: &str) -> Run {
     // Each pack here takes the next sequence number; the gaps are not what is tested.
-    cmd(ws, &["import", bundle, "--policy", policy, "--mirror", "m", "--quiet", "--allow-gap", "--init"])
+    cmd(ws, &["import", bundle, "--policy", policy, "--mirror", "m", "--allow-gap", "--init"])
 }
 
 /// Import must fail with exit 1 and `message`, leaving the mirror as it was.
 fn assert_import_rejected(ws: &Workspace, bundle: &str, policy: &str, message: &[&str]) {
     assert_rejection_leaves_mirror(ws, "m", message, || import(ws, bundle, policy));
     // verify agrees.
-    cmd(ws, &["verify", bundle, "--policy", policy, "--quiet"]).expect_code(1);
+    cmd(ws, &["verify", bundle, "--policy", policy]).expect_code(1);
 }
 
 fn signify_vendor(ws: &Workspace) {
@@ -84,7 +84,7 @@ fn signify_artifact_signature_required_by_rule() {
     ok(tool(&src, "signify-openbsd", &["-S", "-s", "../vendor.sec", "-m", "vendor-x/tool.tar.gz"]), "signify -S");
     pack(&ws, "good.airlock", &[]);
     policy(&ws, "p.toml", "vendor-x/**", "\"vendor\"", "");
-    let r = cmd(&ws, &["verify", "good.airlock", "--policy", "p.toml", "--quiet"]);
+    let r = cmd(&ws, &["verify", "good.airlock", "--policy", "p.toml"]);
     r.expect_code(0);
     assert!(r.stdout.contains("vendor-x/tool.tar.gz.sig verified (signify) by"), "{}", r.stdout);
     let imported = import(&ws, "good.airlock", "p.toml");
@@ -136,7 +136,7 @@ fn signify_artifact_signature_required_by_rule() {
 
     // required = false: accepted, and said so.
     policy(&ws, "lenient.toml", "vendor-x/**", "\"vendor\"", "required = false\n");
-    let r = cmd(&ws, &["verify", "other-key.airlock", "--policy", "lenient.toml", "--quiet"]);
+    let r = cmd(&ws, &["verify", "other-key.airlock", "--policy", "lenient.toml"]);
     r.expect_code(0);
     assert!(r.stdout.contains("vendor-x/unsigned.bin: missing (rule)"), "{}", r.stdout);
     assert!(r.stdout.contains("by a key no rule for this file names; ignored"), "{}", r.stdout);
@@ -173,7 +173,7 @@ fn minisign_prehashed_and_legacy_from_the_real_binary() {
     );
     // Allowed explicitly: both verify.
     policy(&ws, "legacy.toml", "vendor-x/*", "\"mini\"", "allow_legacy = true\n");
-    let r = cmd(&ws, &["verify", "b.airlock", "--policy", "legacy.toml", "--quiet"]);
+    let r = cmd(&ws, &["verify", "b.airlock", "--policy", "legacy.toml"]);
     r.expect_code(0);
     assert!(r.stdout.contains("vendor-x/pre.bin: vendor-x/pre.bin.minisig verified"), "{}", r.stdout);
     // The trusted comment is reported once its global signature verified.
@@ -223,7 +223,7 @@ fn sign_artifacts_writes_signify_checkable_checksum_signatures() {
          [[artifact]]\npath = \"**\"\nkeys = [\"transfer\"]\n",
     )
     .unwrap();
-    let r = cmd(&ws, &["verify", "b.airlock", "--policy", "all.toml", "--quiet"]);
+    let r = cmd(&ws, &["verify", "b.airlock", "--policy", "all.toml"]);
     r.expect_code(0);
     assert!(r.stdout.contains("notes.txt: notes.txt.sha256.sig verified"), "{}", r.stdout);
     import(&ws, "b.airlock", "all.toml").expect_code(0);
@@ -239,7 +239,7 @@ fn sign_artifacts_writes_signify_checkable_checksum_signatures() {
     assert!(!out.status.success());
     // Without the checksum signatures, the same rule fails.
     pack(&ws, "plain.airlock", &[]);
-    cmd(&ws, &["verify", "plain.airlock", "--policy", "all.toml", "--quiet"])
+    cmd(&ws, &["verify", "plain.airlock", "--policy", "all.toml"])
         .expect_code(1)
         .expect_stderr("requires a valid signature");
     // A name clash is refused at pack time.
@@ -300,7 +300,7 @@ fn large_artifacts_verify_on_worker_threads() {
     ok(tool(&src, "minisign", &["-S", "-s", "../mini.key", "-m", "vendor-x/big.img"]), "minisign -S");
     pack(&ws, "good.airlock", &[]);
     policy(&ws, "both.toml", "vendor-x/**", "\"vendor\"", "[[artifact]]\npath = \"**/*.img\"\nkeys = [\"mini\"]\n");
-    let r = cmd(&ws, &["verify", "good.airlock", "--policy", "both.toml", "--quiet"]);
+    let r = cmd(&ws, &["verify", "good.airlock", "--policy", "both.toml"]);
     r.expect_code(0);
     assert!(r.stdout.contains("big.img.sig verified") && r.stdout.contains("big.img.minisig verified"), "{}", r.stdout);
     import(&ws, "good.airlock", "both.toml").expect_code(0);

@@ -125,13 +125,7 @@ fn pack(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Run {
 
 fn import_cmd(root: &Path, bundle: &str, mirror: &Path) -> Command {
     let mut cmd = airlock();
-    cmd.arg("import")
-        .arg(root.join(bundle))
-        .arg("--trust")
-        .arg(root.join("k.pub"))
-        .arg("--mirror")
-        .arg(mirror)
-        .arg("--quiet");
+    cmd.arg("import").arg(root.join(bundle)).arg("--trust").arg(root.join("k.pub")).arg("--mirror").arg(mirror);
     cmd
 }
 

@@ -204,7 +204,7 @@ fn mirror_log_after_far_future_import_prints_seconds() {
         assert!(text.stdout.contains(&format!("created @{far} ")), "{}", text.stdout);
         let json = mirror_log(&case, &["--json"]);
         json.expect_code(0);
-        assert!(json.stdout.contains(&format!("\"created\":{far}")), "{}", json.stdout);
+        assert!(json.stdout.contains(&format!("\"created\":\"@{far}\"")), "{}", json.stdout);
         orderly(&run(airlock().arg("mirror").arg("verify").arg(case.mirror()).arg("--quiet")), "mirror verify");
     }
 }

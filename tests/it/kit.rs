@@ -108,14 +108,15 @@ pub fn pack_at(root: &Path, src: &Path, out: &str, extra: &[&str]) -> Run {
 }
 
 /// `airlock import ROOT/BUNDLE --trust ROOT/<key>.pub... --mirror ROOT/canary/mirror
-/// --quiet EXTRA...`, not yet run.
+/// EXTRA...`, not yet run (no `--quiet`, which would print only the verdict line; the
+/// progress bar is hidden anyway, stderr being no terminal).
 pub fn import_command(root: &Path, bundle: &str, trust: &[&str], extra: &[&str]) -> Command {
     let mut cmd = airlock();
     cmd.arg("import").arg(root.join(bundle));
     for key in trust {
         cmd.arg("--trust").arg(root.join(format!("{key}.pub")));
     }
-    cmd.arg("--mirror").arg(root.join(MIRROR)).arg("--quiet").args(extra);
+    cmd.arg("--mirror").arg(root.join(MIRROR)).args(extra);
     cmd
 }
 
@@ -196,12 +197,7 @@ impl Workspace {
     }
 
     pub fn verify(&self, bundle: &str, key: &str) -> Run {
-        run(airlock()
-            .arg("verify")
-            .arg(self.path(bundle))
-            .arg("--trust")
-            .arg(self.path(&format!("{key}.pub")))
-            .arg("--quiet"))
+        run(airlock().arg("verify").arg(self.path(bundle)).arg("--trust").arg(self.path(&format!("{key}.pub"))))
     }
 
     pub fn import(&self, bundle: &str, key: &str, mirror: &str, extra: &[&str]) -> Run {
@@ -212,7 +208,6 @@ impl Workspace {
             .arg(self.path(&format!("{key}.pub")))
             .arg("--mirror")
             .arg(self.path(mirror))
-            .arg("--quiet")
             // Creates the mirror on first use (a no-op on an existing one).
             .arg("--init")
             .args(extra))

@@ -121,7 +121,6 @@ impl Lab {
             .arg(self.path("k.pub"))
             .arg("--mirror")
             .arg(self.mirror())
-            .arg("--quiet")
             .args(extra);
         cmd
     }

@@ -95,7 +95,7 @@ fn receipt_roundtrip_with_stock_signify() {
     let json: serde_json::Value =
         serde_json::from_str(receipt_verify(&ws, "R", "inside", &["--json"]).stdout.trim()).unwrap();
     assert_eq!(json["mirror"], "5a".repeat(16));
-    assert_eq!(json["created"], 1_765_000_000);
+    assert_eq!(json["created"], "2025-12-06T05:46:40Z");
     assert_eq!(json["log"]["records"], 3);
     assert_eq!(json["channels"][0]["name"], "weekly");
     assert_eq!(json["channels"][0]["sequence"], 2);

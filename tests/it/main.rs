@@ -39,6 +39,7 @@ mod hostile_time;
 mod hygiene;
 mod interop_signify_keys;
 mod interop_tools;
+mod json_schema;
 mod lifecycle_mirror;
 mod lifecycle_outside;
 mod media;

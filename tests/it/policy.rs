@@ -37,7 +37,7 @@ fn pack_at(ws: &Workspace, out: &str, channel: &str, now: u64, keys: &[&str]) {
 fn verify_policy(ws: &Workspace, bundle: &str, policy: &str, now: u64) -> Run {
     run(airlock()
         .current_dir(ws.dir.path())
-        .args(["verify", bundle, "--policy", policy, "--quiet"])
+        .args(["verify", bundle, "--policy", policy])
         .env("AIRLOCK_NOW", now.to_string()))
 }
 
@@ -212,7 +212,7 @@ fn unknown_key_is_ignored_but_reported() {
     officers(&ws);
     ws.keygen("stranger");
     pack_at(&ws, "b.airlock", "weekly", T0, &["alice", "stranger"]);
-    let r = run(airlock().current_dir(ws.dir.path()).args(["verify", "b.airlock", "--trust", "alice.pub", "--quiet"]));
+    let r = run(airlock().current_dir(ws.dir.path()).args(["verify", "b.airlock", "--trust", "alice.pub"]));
     r.expect_code(0);
     let stranger = key_id(&ws, "stranger");
     assert!(r.stdout.contains(&format!("ignored signature by unknown key {stranger}")), "{}", r.stdout);

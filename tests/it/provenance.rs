@@ -61,7 +61,7 @@ fn policy(ws: &Workspace, name: &str, body: &str) {
 }
 
 fn import(ws: &Workspace, bundle: &str, policy: &str, now: Option<&str>) -> Run {
-    cmd(ws, &["import", bundle, "--policy", policy, "--mirror", "m", "--quiet", "--allow-gap", "--init"], now)
+    cmd(ws, &["import", bundle, "--policy", policy, "--mirror", "m", "--allow-gap", "--init"], now)
 }
 
 /// Import must fail with exit 1 and every one of `message`, leaving the mirror as it was
@@ -71,7 +71,7 @@ fn assert_rejected(ws: &Workspace, bundle: &str, policy: &str, now: Option<&str>
         cmd(ws, &["mirror", "init", "m"], None).expect_code(0);
     }
     assert_rejection_leaves_mirror(ws, "m", message, || import(ws, bundle, policy, now));
-    cmd(ws, &["verify", bundle, "--policy", policy, "--quiet"], now).expect_code(1);
+    cmd(ws, &["verify", bundle, "--policy", policy], now).expect_code(1);
 }
 
 // ---------------------------------------------------------------------------------------

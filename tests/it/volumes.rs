@@ -48,8 +48,7 @@ fn verify(ws: &Workspace, names: &[&str]) -> Run {
         .arg("verify")
         .args(names.iter().map(|n| ws.path(n)))
         .arg("--trust")
-        .arg(ws.path("k.pub"))
-        .arg("--quiet"))
+        .arg(ws.path("k.pub")))
 }
 
 fn import(ws: &Workspace, names: &[&str]) -> Run {
@@ -60,7 +59,6 @@ fn import(ws: &Workspace, names: &[&str]) -> Run {
         .arg(ws.path("k.pub"))
         .arg("--mirror")
         .arg(ws.path("mirror"))
-        .arg("--quiet")
         // Creates the mirror on first use (a no-op on an existing one).
         .arg("--init"))
 }
