@@ -273,7 +273,11 @@ fn policy_check_escapes_reasons_origins_and_patterns() {
 fn policy_error_quoting_a_hostile_key_file_name_stays_one_line() {
     let ws = Workspace::new();
     let missing = serde_json::to_string(&hostile_name("k", ".pub")).unwrap();
-    fs::write(ws.path("broken.toml"), format!("version = 1\n[keys.ops]\nfile = {missing}\n[[channel]]\nname = \"c\"\nsigners = [\"ops\"]\n")).unwrap();
+    fs::write(
+        ws.path("broken.toml"),
+        format!("version = 1\n[keys.ops]\nfile = {missing}\n[[channel]]\nname = \"c\"\nsigners = [\"ops\"]\n"),
+    )
+    .unwrap();
     let out = run(&mut in_ws(&ws, &["policy", "check", "broken.toml"]));
     out.expect_code(2);
     // One problem (the channel naming the key is not a second one): one line.

@@ -44,11 +44,7 @@ fn volume_names(ws: &Workspace) -> Vec<String> {
 }
 
 fn verify(ws: &Workspace, names: &[&str]) -> Run {
-    run(airlock()
-        .arg("verify")
-        .args(names.iter().map(|n| ws.path(n)))
-        .arg("--trust")
-        .arg(ws.path("k.pub")))
+    run(airlock().arg("verify").args(names.iter().map(|n| ws.path(n))).arg("--trust").arg(ws.path("k.pub")))
 }
 
 fn import(ws: &Workspace, names: &[&str]) -> Run {
