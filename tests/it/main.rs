@@ -48,6 +48,7 @@ mod proptest_bundle;
 mod provenance;
 mod roundtrip;
 mod sigstore_conformance;
+mod single_read;
 mod terminal;
 mod vectors;
 mod volumes;
