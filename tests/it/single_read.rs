@@ -148,7 +148,7 @@ fn second_padding_frame_after_the_head() {
     let (bundle, head) = unpadded(&ws);
     let two = [encode_padding(64).unwrap(), encode_padding(32).unwrap()].concat();
     std::fs::write(ws.path("b.airlock"), with_inserted(&bundle, head, &two)).unwrap();
-    ws.import("plain.airlock", "k", "mirror", &[]).expect_code(0);
+    run(airlock().args(["mirror", "init"]).arg(ws.path("mirror"))).expect_code(0);
     assert_rejected_unchanged(&ws, "b.airlock", "k", "mirror", "a second padding frame");
 }
 
@@ -159,7 +159,7 @@ fn padding_frame_after_the_payload() {
     let (mut bundle, _) = unpadded(&ws);
     bundle.extend_from_slice(&encode_padding(64).unwrap());
     std::fs::write(ws.path("b.airlock"), bundle).unwrap();
-    ws.import("plain.airlock", "k", "mirror", &[]).expect_code(0);
+    run(airlock().args(["mirror", "init"]).arg(ws.path("mirror"))).expect_code(0);
     assert_rejected_unchanged(&ws, "b.airlock", "k", "mirror", "the only place for one is directly after the head frame");
 }
 
@@ -171,7 +171,7 @@ fn padding_frame_holding_data() {
     let mut padding = encode_padding(64).unwrap();
     padding[40] = b'x';
     std::fs::write(ws.path("b.airlock"), with_inserted(&bundle, head, &padding)).unwrap();
-    ws.import("plain.airlock", "k", "mirror", &[]).expect_code(0);
+    run(airlock().args(["mirror", "init"]).arg(ws.path("mirror"))).expect_code(0);
     assert_rejected_unchanged(&ws, "b.airlock", "k", "mirror", "holds bytes other than zero");
 }
 
@@ -182,7 +182,7 @@ fn padding_frame_beyond_its_bound() {
     let (bundle, head) = unpadded(&ws);
     let padding = encode_padding(PADDING_HEADER_LEN + padding_bound(head as u64) + 1).unwrap();
     std::fs::write(ws.path("b.airlock"), with_inserted(&bundle, head, &padding)).unwrap();
-    ws.import("plain.airlock", "k", "mirror", &[]).expect_code(0);
+    run(airlock().args(["mirror", "init"]).arg(ws.path("mirror"))).expect_code(0);
     assert_rejected_unchanged(&ws, "b.airlock", "k", "mirror", "more than the limit");
     // At the bound exactly, it is read past.
     let padding = encode_padding(PADDING_HEADER_LEN + padding_bound(head as u64)).unwrap();
