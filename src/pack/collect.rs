@@ -101,7 +101,6 @@ pub(super) struct Item {
     pub(super) hashed: bool,
 }
 
-
 /// A file found by the walk: its bundle path and its root.
 pub(super) struct Found {
     path: RelPath,

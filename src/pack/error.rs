@@ -242,7 +242,9 @@ pub enum SourceProblem {
     /// The file changed while it was being packed: between the walk and its read into the
     /// payload (its size or times differ), or between a hash taken before the payload pass
     /// and that read (its content differs).
-    #[error("changed while it was being packed (size, times or content differ from when pack first saw it); pack again")]
+    #[error(
+        "changed while it was being packed (size, times or content differ from when pack first saw it); pack again"
+    )]
     ChangedBeforePacking,
     /// A checksum signature to be generated clashes with a source file.
     #[error("a checksum signature would be added as {name:?}, but the sources already hold {clash:?}")]

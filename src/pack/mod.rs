@@ -92,8 +92,8 @@ mod collect;
 mod error;
 mod head;
 mod payload;
-mod prehash;
 pub(crate) mod preflight;
+mod prehash;
 pub(crate) mod readback;
 mod reserve;
 mod sign_artifacts;
@@ -631,8 +631,7 @@ fn linked_signatures(manifest: &Manifest) -> Vec<bool> {
 fn omit_held(manifest: &mut Manifest, base: &PackBase, hashed: impl Fn(usize) -> bool) {
     let held = held_entries(base);
     for (i, e) in manifest.entries.iter_mut().enumerate() {
-        e.carried =
-            !(hashed(i) && held.get(e.path.as_str()).is_some_and(|b| same_shape(b, e) && b.sha256 == e.sha256));
+        e.carried = !(hashed(i) && held.get(e.path.as_str()).is_some_and(|b| same_shape(b, e) && b.sha256 == e.sha256));
     }
     let entries = &mut manifest.entries;
     for i in 0..entries.len() {

@@ -246,7 +246,11 @@ mod tests {
             if padded {
                 continue;
             }
-            assert_eq!(placed, HeadRoom { reserved: room, head, padding: 0, moved: data.len() as u64 }, "{room} {head}");
+            assert_eq!(
+                placed,
+                HeadRoom { reserved: room, head, padding: 0, moved: data.len() as u64 },
+                "{room} {head}"
+            );
             let bytes = contents(&file);
             assert_eq!(&bytes[..head as usize], &written[..], "{room} {head}");
             assert_eq!(&bytes[head as usize..], &data[..], "{room} {head}");

@@ -160,7 +160,13 @@ fn padding_frame_after_the_payload() {
     bundle.extend_from_slice(&encode_padding(64).unwrap());
     std::fs::write(ws.path("b.airlock"), bundle).unwrap();
     run(airlock().args(["mirror", "init"]).arg(ws.path("mirror"))).expect_code(0);
-    assert_rejected_unchanged(&ws, "b.airlock", "k", "mirror", "the only place for one is directly after the head frame");
+    assert_rejected_unchanged(
+        &ws,
+        "b.airlock",
+        "k",
+        "mirror",
+        "the only place for one is directly after the head frame",
+    );
 }
 
 /// A padding frame that hides data: its content must be zero bytes.
