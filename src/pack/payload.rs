@@ -274,7 +274,7 @@ mod tests {
         Ok(out)
     }
 
-    /// A file changed between the hashing pass and the payload pass stops the pack, both on
+    /// A file changed between the walk (or hashing) and the payload pass stops the pack, both on
     /// the read-ahead path (small files) and the streaming path (large ones), whether the
     /// size changes or only the content (same size, new mtime).
     #[test]
