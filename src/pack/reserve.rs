@@ -135,7 +135,8 @@ impl<'a> RoomWriter<'a> {
             placed.padding = slack;
             return Ok(placed);
         }
-        let payload = payload_end - room;
+        // The payload was written from `room` on, so it ends there or later.
+        let payload = payload_end.saturating_sub(room);
         move_within(file, room, head, payload)?;
         file.write_all_at(&spill, room.min(head))?;
         file.set_len(head + payload)?;
