@@ -281,11 +281,36 @@ fn say_details(keys: &[SecretKey], plan: Option<&SincePlan>, report: &airlock::p
         "size bound {} bytes (the most it could take; checked against the destination's free space first)",
         report.bound_bytes
     )?;
+    if let Some(room) = report.head_room {
+        say_head_room(room)?;
+    }
+    if report.prehashed_bytes > 0 {
+        say!(
+            "hashed {} bytes of sources before packing (their hashes were needed first); the carried ones were read twice",
+            report.prehashed_bytes
+        )?;
+    }
     if let Some(took) = report.read_back {
         say!("read back from the medium and verified in {:.2} s", took.as_secs_f64())?;
     }
     for link in &report.skipped_links {
         say!("skipped symbolic link {}", link.display())?;
+    }
+    Ok(())
+}
+
+/// Where the head went in the room reserved for it (FORMAT.md §3).
+fn say_head_room(room: airlock::pack::HeadRoom) -> Result<()> {
+    if room.moved == 0 {
+        say!("head {} bytes in the {} reserved for it (padding {})", room.head, room.reserved, room.padding)?;
+    } else {
+        let why = if room.head > room.reserved { "did not fit" } else { "left too much of" };
+        say!(
+            "head {} bytes {why} the {} reserved for it: {} payload bytes were moved within the bundle to follow it (the bundle was read again, not the sources)",
+            room.head,
+            room.reserved,
+            room.moved
+        )?;
     }
     Ok(())
 }

@@ -154,6 +154,50 @@ pub fn signature_comment(key_id: KeyId) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// The padding frame (format version 3)
+
+/// Magic of the padding frame (a zstd skippable frame, RFC 8878 §3.1.2): `5B 2A 4D 18`.
+pub const PADDING_MAGIC: u32 = 0x184D_2A5B;
+/// Length of a skippable frame's header: magic and content length.
+pub const PADDING_HEADER_LEN: u64 = 8;
+/// Padding content allowed at any head length (FORMAT.md §3).
+pub const PADDING_FLOOR: u64 = 64 << 10;
+
+/// The most padding content allowed after a head frame of `head_frame_len` bytes: a
+/// quarter of it plus [`PADDING_FLOOR`] (FORMAT.md §3). The room a writer reserves for the
+/// head is a tight estimate, so the padding is small; the bound keeps a reader from
+/// skipping an arbitrary amount of bytes.
+pub fn padding_bound(head_frame_len: u64) -> u64 {
+    head_frame_len / 4 + PADDING_FLOOR
+}
+
+/// A padding frame that fills exactly `total` bytes (header included): the skippable-frame
+/// header and zero bytes. `None` when `total` is shorter than a header or longer than a
+/// skippable frame can be.
+pub fn encode_padding(total: u64) -> Option<Vec<u8>> {
+    let mut out = padding_header(total)?.to_vec();
+    out.resize(usize::try_from(total).ok()?, 0);
+    Some(out)
+}
+
+/// The header of a padding frame that fills exactly `total` bytes: its content (zero
+/// bytes) follows. `None` as for [`encode_padding`].
+pub fn padding_header(total: u64) -> Option<[u8; PADDING_HEADER_LEN as usize]> {
+    let content = u32::try_from(total.checked_sub(PADDING_HEADER_LEN)?).ok()?;
+    let mut header = [0u8; PADDING_HEADER_LEN as usize];
+    header[..4].copy_from_slice(&PADDING_MAGIC.to_le_bytes());
+    header[4..].copy_from_slice(&content.to_le_bytes());
+    Some(header)
+}
+
+/// The content length a padding frame's header declares, or `None` if the header is not a
+/// padding frame's.
+pub fn padding_content_len(header: &[u8; PADDING_HEADER_LEN as usize]) -> Option<u32> {
+    let magic = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    (magic == PADDING_MAGIC).then(|| u32::from_le_bytes([header[4], header[5], header[6], header[7]]))
+}
+
+// ---------------------------------------------------------------------------------------
 // Reading
 
 /// The head members of a bundle, in layout order, not yet verified.

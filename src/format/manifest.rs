@@ -23,9 +23,14 @@ use crate::io::digest::Digest;
 /// The `format` field.
 pub const FORMAT: &str = "airlock-manifest";
 /// The `version` field this code reads and writes.
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
+/// The second format version: the manifest fields of version 3, no padding frame (FORMAT.md
+/// §3, §12); still read (and written only where a test needs one).
+pub const VERSION_2: u64 = 2;
 /// The first format version, still read (and written only where a test needs one).
 pub const VERSION_1: u64 = 1;
+/// Every version this code reads, newest first.
+pub const KNOWN_VERSIONS: [u64; 3] = [VERSION, VERSION_2, VERSION_1];
 /// Largest manifest accepted, in bytes.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Longest channel name.
@@ -51,14 +56,14 @@ pub enum ManifestError {
     BadPrefix,
     /// The prefix names another format version.
     #[error(
-        "unsupported format version (this airlock reads versions {VERSION_1} and {VERSION}): made by a newer airlock?"
+        "unsupported format version (this airlock reads versions {VERSION_1} to {VERSION}): made by a newer airlock?"
     )]
     UnsupportedVersion,
     /// The CBOR decoder refused the bytes (its message).
     #[error("cannot decode: {0}")]
     Undecodable(String),
     /// The decoded `format` and `version` fields are not this format's.
-    #[error("format {format:?} version {version} is not {FORMAT:?} version {VERSION_1} or {VERSION}")]
+    #[error("format {format:?} version {version} is not {FORMAT:?} version {VERSION_1} to {VERSION}")]
     WrongFormat {
         /// The `format` field.
         format: String,
@@ -366,8 +371,9 @@ pub struct Base {
 /// The decoded manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
-    /// The format version: [`VERSION_1`] (additive, everything carried) or [`VERSION`]
-    /// (complete channel state, payload possibly a delta).
+    /// The format version: [`VERSION_1`] (additive, everything carried), [`VERSION_2`] or
+    /// [`VERSION`] (complete channel state, payload possibly a delta; version 3 differs
+    /// from 2 only in the container: the padding frame, FORMAT.md §3).
     pub version: u64,
     /// Random identifier.
     pub bundle_id: BundleId,
@@ -395,10 +401,10 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Whether the entries are the channel's whole state (version 2): a channel's files
-    /// that a complete manifest does not list are retired at import.
+    /// Whether the entries are the channel's whole state (version 2 and later): a channel's
+    /// files that a complete manifest does not list are retired at import.
     pub fn is_complete(&self) -> bool {
-        self.version >= VERSION
+        self.version >= VERSION_2
     }
 
     /// Bytes of the entries carried in the payload.
@@ -681,7 +687,7 @@ fn carried_bitmap(entries: &[Entry]) -> Vec<u8> {
 /// Checks that `bytes` start with the prefix of a version this reader knows, and returns
 /// the version and the bytes after the prefix; another version is named as such.
 pub(crate) fn split_prefix(bytes: &[u8]) -> Result<(u64, &[u8]), Reject> {
-    for version in [VERSION, VERSION_1] {
+    for version in KNOWN_VERSIONS {
         if let Some(rest) = bytes.strip_prefix(prefix_for(version).as_slice()) {
             return Ok((version, rest));
         }
@@ -706,11 +712,11 @@ pub(crate) fn check_prefix(bytes: &[u8]) -> Result<(), Reject> {
 }
 
 fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
-    if w.format != FORMAT || (w.version != VERSION && w.version != VERSION_1) {
+    if w.format != FORMAT || !KNOWN_VERSIONS.contains(&w.version) {
         return Err(Reject::Manifest(ManifestError::WrongFormat { format: w.format.to_owned(), version: w.version }));
     }
     let mut entries = w.entries.into_iter().map(entry_from_wire).collect::<Result<Vec<_>, _>>()?;
-    if w.version == VERSION {
+    if w.version >= VERSION_2 {
         let bits = w.carried.ok_or(Reject::Manifest(ManifestError::BadCarried { reason: "missing" }))?;
         apply_carried(&mut entries, bits)?;
     }
@@ -1054,7 +1060,7 @@ pub(crate) mod tests {
     /// The sample as a version-2 delta: `bin/run` omitted, a base named.
     pub(crate) fn sample_v2() -> Manifest {
         let mut m = sample();
-        m.version = VERSION;
+        m.version = VERSION_2;
         m.entries[2].carried = false;
         m.base = Some(Base { mirror: MirrorId([5; 16]), manifest: Digest([6; 32]) });
         m
@@ -1065,8 +1071,26 @@ pub(crate) mod tests {
         let bytes = encode(&sample_v2()).unwrap();
         let golden = include_str!("../../fixtures/golden/manifest-v2.hex").trim();
         assert_eq!(crate::io::digest::hex(&bytes), golden);
-        assert!(bytes.starts_with(&prefix_for(VERSION)));
+        assert!(bytes.starts_with(&prefix_for(VERSION_2)));
         assert_eq!(decode(&bytes).unwrap(), sample_v2());
+    }
+
+    /// The sample as a version-3 delta: the version-2 sample with only the version changed.
+    pub(crate) fn sample_v3() -> Manifest {
+        Manifest { version: VERSION, ..sample_v2() }
+    }
+
+    /// Pins the version-3 encoding: the version-2 bytes but for the version number.
+    #[test]
+    fn golden_bytes_v3() {
+        let bytes = encode(&sample_v3()).unwrap();
+        let golden = include_str!("../../fixtures/golden/manifest-v3.hex").trim();
+        assert_eq!(crate::io::digest::hex(&bytes), golden);
+        assert!(bytes.starts_with(&prefix_for(VERSION)));
+        assert_eq!(decode(&bytes).unwrap(), sample_v3());
+        let v2 = encode(&sample_v2()).unwrap();
+        let differing: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] != v2[i]).collect();
+        assert_eq!(differing, vec![prefix_for(VERSION).len() - 1], "only the version byte differs");
     }
 
     #[test]

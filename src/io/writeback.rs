@@ -47,6 +47,12 @@ impl<W: Write + AsFd> Writeback<W> {
         Writeback { inner, written: 0, kicked: 0, syncer: None }
     }
 
+    /// Wraps `inner`, whose current offset is `offset`: what lies before it is not this
+    /// writer's (pack writes the payload after the room it reserved for the head).
+    pub fn at(inner: W, offset: u64) -> Self {
+        Writeback { inner, written: offset, kicked: offset, syncer: None }
+    }
+
     /// Also counts what is written towards `syncer`'s next background sync.
     pub fn with_syncer(mut self, syncer: SyncHandle) -> Self {
         self.syncer = Some(syncer);

@@ -1,5 +1,5 @@
-//! Pass 1: walk the sources, hash every file on one worker per core, and build the
-//! manifest from what was found.
+//! The walk: find the sources, read each file's metadata on one worker per core, and build
+//! the manifest from what was found (hashes are the payload pass's, see `pack`).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
@@ -96,6 +96,9 @@ impl Sources {
 pub(super) struct Item {
     pub(super) root: u32,
     pub(super) stamp: Stamp,
+    /// Whether the entry's SHA-256 is its content's already (hashed before the payload
+    /// pass, or an empty file); otherwise it is a placeholder the payload pass replaces.
+    pub(super) hashed: bool,
 }
 
 /// A file found by the walk: its bundle path and its root.
@@ -107,9 +110,12 @@ pub(super) struct Found {
 /// A file after hashing.
 pub(super) struct Hashed {
     pub(super) size: u64,
+    /// From [`stat_file`], a placeholder unless the file is empty.
     pub(super) sha256: Digest,
     pub(super) mode: Mode,
     pub(super) stamp: Stamp,
+    /// Whether `sha256` is the content's.
+    pub(super) hashed: bool,
 }
 
 /// What identifies a file's content cheaply, to notice a change between the two passes:
@@ -131,9 +137,13 @@ impl Stamp {
 
 /// Walks and hashes the sources and builds the manifest (entries sorted by bundle path,
 /// signatures linked) and the payload pass's side table.
+///
+/// Only metadata is read ([`stat_file`]): the payload pass hashes each file from the buffer
+/// it compresses (the single-read pack, FORMAT.md §3), and `prehash` the few whose hash is
+/// needed earlier.
 pub(super) fn collect(opts: &PackOptions, progress: &dyn Progress) -> Result<(Manifest, Sources)> {
     let (walked, files) = match opts.fault {
-        None => collect_and_hash(&opts.sources, opts.symlinks, progress, &hash_file)?,
+        None => collect_and_hash(&opts.sources, opts.symlinks, progress, &stat_file)?,
         Some(fault) => collect_and_hash(&opts.sources, opts.symlinks, progress, &faulty_hash(fault))?,
     };
     let (manifest, items) = build_manifest(opts, files);
@@ -148,7 +158,7 @@ fn faulty_hash(fault: PackFault) -> impl Fn(&Path, &mut [u8], &dyn Progress) -> 
         if fault == PackFault::HashWorkerPanic && !fired.swap(true, std::sync::atomic::Ordering::Relaxed) {
             panic!("injected fault: a hashing worker panics");
         }
-        hash_file(path, buf, progress)
+        stat_file(path, buf, progress)
     }
 }
 
@@ -560,10 +570,29 @@ pub(super) fn hash_file(path: &Path, buf: &mut [u8], progress: &dyn Progress) ->
     }
     progress.add_file();
     let size = hasher.len();
+    super::payload::reads::note(path, size);
     if size != len {
         return Err(source_error(path, SourceProblem::ChangedWhileRead));
     }
-    Ok(Hashed { size, sha256: hasher.finish(), mode: Mode::from_permissions(meta.mode()), stamp: before })
+    Ok(Hashed { size, sha256: hasher.finish(), mode: Mode::from_permissions(meta.mode()), stamp: before, hashed: true })
+}
+
+/// A source file's metadata, without reading it (`lstat`: a link swapped in after the walk
+/// is refused). The SHA-256 is the content's only for an empty file; otherwise it is a
+/// placeholder the payload pass replaces with the hash of what it reads.
+pub(super) fn stat_file(path: &Path, _buf: &mut [u8], progress: &dyn Progress) -> Result<Hashed> {
+    let meta = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.file_type().is_symlink() {
+        return Err(source_error(path, SourceProblem::SymbolicLink));
+    }
+    if !meta.is_file() {
+        return Err(source_error(path, SourceProblem::NotRegularFile));
+    }
+    progress.add_file();
+    let empty = meta.len() == 0;
+    let sha256 = if empty { Hasher::new().finish() } else { Digest([0; 32]) };
+    let (size, mode, stamp) = (meta.len(), Mode::from_permissions(meta.mode()), Stamp::of(&meta));
+    Ok(Hashed { size, sha256, mode, stamp, hashed: empty })
 }
 
 /// Opens a source file without following a symbolic link (one swapped in after the walk
@@ -592,7 +621,7 @@ fn build_manifest(opts: &PackOptions, files: Vec<HashedFile>) -> (Manifest, Vec<
             signatures: Vec::new(),
             carried: true,
         });
-        items.push(Item { root: found.root, stamp: h.stamp });
+        items.push(Item { root: found.root, stamp: h.stamp, hashed: h.hashed });
     }
     link_signatures(&mut entries);
     let manifest = Manifest {

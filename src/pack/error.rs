@@ -239,8 +239,12 @@ pub enum SourceProblem {
     /// The file changed size while it was being hashed.
     #[error("changed while it was being read")]
     ChangedWhileRead,
-    /// The file changed between the hashing pass and the payload pass.
-    #[error("changed between hashing and packing; pack again")]
+    /// The file changed while it was being packed: between the walk and its read into the
+    /// payload (its size or times differ), or between a hash taken before the payload pass
+    /// and that read (its content differs).
+    #[error(
+        "changed while it was being packed (size, times or content differ from when pack first saw it); pack again"
+    )]
     ChangedBeforePacking,
     /// A checksum signature to be generated clashes with a source file.
     #[error("a checksum signature would be added as {name:?}, but the sources already hold {clash:?}")]

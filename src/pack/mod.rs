@@ -1,36 +1,49 @@
 //! The bundle writer: `airlock pack`.
 //!
-//! Two passes over the sources: first every file is hashed, so the manifest can be signed
-//! and written *first* in the bundle; then the files are streamed through tar and
-//! multithreaded zstd. Between the passes a file could change; the second pass copies
-//! exactly the hashed size and compares the file's metadata before and after (as GNU tar
-//! does for "file changed as we read it"), so a changed file stops the pack instead of
-//! producing a bundle the importer would reject.
+//! Each source byte is read once (FORMAT.md §3, format version 3): the walk reads only
+//! metadata, and the payload pass hashes every file from the same buffer it compresses. The
+//! signed head still leads the bundle: every byte of it but the hashes is known after the
+//! walk, and the hashes are fixed-width, so its compressed length is estimated closely and
+//! that room reserved at the front; the payload is written after it, then the head into it,
+//! and the rest of the room becomes one padding frame (`reserve.rs`). A file is checked
+//! unchanged while it is read (its size and metadata against the walk's, as GNU tar does for
+//! "file changed as we read it"), so a changed file stops the pack instead of producing a
+//! bundle the importer would reject.
+//!
+//! Some hashes are needed before their bytes are written, and those files are hashed first
+//! (`prehash.rs`), so the ones the payload carries are read twice: a delta's candidates
+//! (same path, size and mode as a base entry: carried only if the hash differs), artifacts
+//! with a generated checksum signature (it precedes them), and every file of a volume set
+//! (its head is written first; see `volumes.rs`).
 //!
 //! ```text
-//!  pass 1, collect.rs
+//!  walk, collect.rs (metadata only)
 //!    walk (calling thread)
 //!      |  batches of HASH_BATCH files; the walk waits while HASH_QUEUE_MAX are queued
 //!      v
-//!    HashQueue --one file at a time--> hashing worker x N (N = cores)
-//!                                        |  each returns the files it hashed
-//!                                        v
-//!    join all -> count = walked? -> sort by bundle path -> manifest
+//!    HashQueue --one file at a time--> lstat worker x N (N = cores)
+//!    join all -> count = walked? -> sort by bundle path -> manifest (placeholder hashes)
+//!    (prehash.rs: the hashes needed before the payload, on N workers)
 //!    (sign_artifacts.rs: a checksum signature per artifact, if asked)
 //!
-//!  head frame, head.rs (into a temporary file beside the bundle)
-//!    thread "manifest signing":      every key signs the manifest ------------+
-//!    thread "checksum-list signing": builds the list, the first key signs it  |
-//!    calling thread: zstd level 1 <- manifest, signatures (joined), list (joined)
+//!  room for the head, reserve.rs: the head compressed with placeholder hashes -> estimate
 //!
-//!  pass 2, payload frame, payload.rs
-//!    read-ahead thread: reads files of up to READ_AHEAD_MAX_BYTES whole, in payload order
-//!      |  batches of READ_AHEAD_BATCH_FILES files or _BYTES bytes, READ_AHEAD_BATCHES queued
-//!      v
-//!    writer (calling thread), streams larger files itself:
+//!  payload frame, payload.rs (into a temporary file beside the bundle, after the room)
+//!    read-ahead thread: reads and hashes files of up to READ_AHEAD_MAX_BYTES whole, in
+//!      |  payload order; batches of READ_AHEAD_BATCH_FILES files or _BYTES bytes,
+//!      v  READ_AHEAD_BATCHES queued
+//!    writer (calling thread), streams (and hashes) larger files itself:
 //!      tar -> BufWriter(COPY_BUF) -> zstd (JOB_SIZE jobs, `threads` workers)
 //!          -> BufWriter(BUNDLE_BUF) -> Writeback -> temporary file
 //!                                        +-> syncer thread: fdatasync every WRITEBACK_STEP
+//!
+//!  head frame, head.rs, into the room (reserve.rs: RoomWriter), with the real hashes
+//!    thread "manifest signing":      every key signs the manifest ------------+
+//!    thread "checksum-list signing": builds the list, the first key signs it  |
+//!    calling thread: zstd level 1 <- manifest, signatures (joined), list (joined)
+//!    then: the rest of the room -> padding frame; or (head too large, or too much room
+//!    left) the payload moved within the file to follow the head: the bundle, not the
+//!    sources, is read again
 //!
 //!  io::durable::write_atomic: fsync, rename to the bundle's name, fsync the directory
 //! ```
@@ -39,9 +52,10 @@
 //! - Every thread is joined with `io::sync::join`: a panic anywhere becomes
 //!   [`Error::Internal`] (exit 2), reported before any error it may have caused. A count of
 //!   hashed files that differs from the count walked is an internal error too.
-//! - A hashing worker records the first error and fails the queue, which stops the walk and
+//! - A walk worker records the first error and fails the queue, which stops the walk and
 //!   the other workers (a panicking worker fails it as it unwinds). The walk's own error is
-//!   reported before a hashing error: it does not depend on which file a worker reached first.
+//!   reported before a worker's error: it does not depend on which file a worker reached
+//!   first. A hashing worker of `prehash` stops the others at its first error likewise.
 //! - The read-ahead thread hands over its error in place of the file and stops; the writer
 //!   returns it when it gets there in payload order. When the writer fails, it drops the
 //!   channel, and the read-ahead stops at its next hand-over.
@@ -52,14 +66,14 @@
 //!   naming the file) or writing the bundle ([`PackError::DestinationWrite`], and
 //!   [`PackError::DestinationFull`] with the bytes written when the file system is full).
 //!
-//! Around the two passes (preflight.rs, readback.rs): before anything is read, a walk of the
+//! Around the passes (preflight.rs, readback.rs): before anything is read, a walk of the
 //! sources' metadata bounds the bundle's size, and the destination must have the room (and,
 //! on FAT, allow a file that large); after the bundle is synced, `verify_written` reads it
 //! back from the medium and verifies it before it takes its name.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -79,7 +93,9 @@ mod error;
 mod head;
 mod payload;
 pub(crate) mod preflight;
+mod prehash;
 pub(crate) mod readback;
+mod reserve;
 mod sign_artifacts;
 pub(crate) mod state;
 mod volumes;
@@ -87,6 +103,7 @@ mod volumes;
 pub use collect::Symlinks;
 pub use error::{PackError, Refusal, SourceProblem};
 pub use head::head_level;
+pub use reserve::HeadRoom;
 pub use state::{plan_since, read_receipt, BaseProblem, ChannelState, FullReason, SincePlan};
 pub use volumes::{parse_volume_size, VolumeOptions, PRESETS as VOLUME_PRESETS};
 
@@ -192,6 +209,14 @@ pub enum PackFault {
     /// `verify_written` must catch it.
     #[cfg(feature = "fault-injection")]
     FlipWrittenByte,
+    /// The room reserved for the head is half the estimate, so the head overflows it and
+    /// the payload must be moved.
+    #[cfg(feature = "fault-injection")]
+    HeadOverflow,
+    /// The room reserved for the head is far more than a padding frame may fill, so the
+    /// payload must be moved back to the head.
+    #[cfg(feature = "fault-injection")]
+    HeadRoomSurplus,
 }
 
 /// What `pack` produced.
@@ -216,6 +241,13 @@ pub struct PackReport {
     pub read_back: Option<Duration>,
     /// The symbolic links left out ([`Symlinks::Skip`]).
     pub skipped_links: Vec<PathBuf>,
+    /// Where the head went in a single bundle file (`None` for a volume set, whose head is
+    /// written before its payload).
+    pub head_room: Option<HeadRoom>,
+    /// Source bytes read before the payload pass, to know a hash before the bytes are
+    /// written (a delta's unchanged candidates, artifacts with generated checksum
+    /// signatures, a volume set); those of them the payload carries are read twice.
+    pub prehashed_bytes: u64,
 }
 
 /// Packs `opts.sources` into a new bundle at `out`, signed by every key in `signers`
@@ -301,13 +333,17 @@ struct Packer<'a> {
 
 impl Packer<'_> {
     fn run(&self, overwrite: Overwrite) -> Result<PackReport> {
-        // Sizes are learnt while hashing (from the open file, so a file swapped for a link
-        // between the walk and the read is refused), and files while walking: neither total
-        // is known until then.
-        self.progress.start("hashing", 0, 0);
+        // Files are learnt while walking, sizes from each file's metadata: neither total is
+        // known until the walk ends. No content is read here (see `reserve`).
+        self.progress.start("walking", 0, 0);
         let (mut manifest, mut sources) = collect::collect(self.opts, self.progress).map_err(as_source_error)?;
+        let mut prehashed_bytes = 0;
         // Lives until the bundle is written: it holds the generated checksum signatures.
         let _generated = if self.opts.sign_artifacts {
+            // A checksum signature precedes its artifact in the payload (FORMAT.md §6.4) and
+            // holds the artifact's hash: every artifact is hashed first.
+            let linked = linked_signatures(&manifest);
+            prehashed_bytes += self.prehash(&mut manifest, &mut sources, |i, _| !linked[i])?;
             let work_dir = parent_dir(self.out);
             let signed =
                 sign_artifacts::add_checksum_signatures(&mut manifest, &mut sources, &self.signers[0], work_dir);
@@ -317,14 +353,21 @@ impl Packer<'_> {
             None
         };
         if let Some(base) = &self.opts.base {
-            omit_held(&mut manifest, base);
+            // Whether a file is carried depends on its hash: a file that may equal the base's
+            // (same path, size and mode) is hashed first; only if it differs is it read again.
+            let held = held_entries(base);
+            let candidate = |_: usize, e: &Entry| held.get(e.path.as_str()).is_some_and(|b| same_shape(b, e));
+            prehashed_bytes += self.prehash(&mut manifest, &mut sources, candidate)?;
+            omit_held(&mut manifest, base, |i| sources.items[i].hashed);
         }
-        // Encoded (and checked against the format's rules) before anything is written.
-        let manifest_bytes = manifest::encode(&manifest).map_err(|r| match r {
-            Reject::Manifest(problem) => Error::Pack(PackError::InvalidManifest(problem)),
-            other => Error::Rejected(other),
-        })?;
-        let manifest_digest = Digest::of(&manifest_bytes);
+        if self.opts.volumes.is_some() {
+            // A volume set keeps the head-first writer: every file is hashed first.
+            prehashed_bytes += self.prehash(&mut manifest, &mut sources, |_, e| e.carried)?;
+        }
+        reserve::fill_placeholders(&mut manifest, |i| sources.items[i].hashed);
+        // Encoded (and checked against the format's rules) before anything is written: the
+        // hashes still to come change neither its length nor its validity.
+        let manifest_bytes = self.encode(&manifest)?;
         // Again, exactly now (a delta's carried entries are known, the manifest's length):
         // still nothing written.
         let bound = preflight::bound_of(&manifest, manifest_bytes.len() as u64, self.signers.len());
@@ -333,15 +376,21 @@ impl Packer<'_> {
             let (total, largest) = volumes::room_needed(self.opts.volumes, bound);
             preflight::check_room(self.out, total, largest)?;
         }
-        let ((bundle_bytes, read_back), volumes) = match self.opts.volumes {
+        let (bundle_bytes, read_back, volumes, head_room) = match self.opts.volumes {
             Some(v) => {
-                let written =
-                    self.write_volume_set(v, overwrite, &manifest, manifest_bytes, &manifest_digest, &sources)?;
-                ((written.bytes, written.read_back), written.paths)
+                let digest = Digest::of(&manifest_bytes);
+                let written = self.write_volume_set(v, overwrite, &manifest, manifest_bytes, &digest, &sources)?;
+                (written.bytes, written.read_back, written.paths, None)
             }
-            None => (self.write_bundle(overwrite, &manifest, manifest_bytes, &manifest_digest, &sources)?, Vec::new()),
+            None => {
+                let reserved = self.reserve(&manifest, &manifest_bytes)?;
+                drop(manifest_bytes);
+                let written = self.write_bundle(overwrite, &mut manifest, &sources, reserved)?;
+                (written.bytes, written.read_back, Vec::new(), Some(written.head_room))
+            }
         };
         self.progress.finish();
+        let manifest_digest = Digest::of(&self.encode(&manifest)?);
         let (carried, carried_bytes) = (manifest.carried_count() as u64, manifest.carried_size());
         Ok(PackReport {
             manifest,
@@ -353,60 +402,96 @@ impl Packer<'_> {
             read_back,
             volumes,
             skipped_links: std::mem::take(&mut sources.skipped),
+            head_room,
+            prehashed_bytes,
         })
     }
 
-    /// Writes the bundle durably (see [`write_atomic`]); its size, and how long the
-    /// read-back took (with `verify_written`).
+    /// The manifest's canonical encoding; a manifest that breaks the format's rules is the
+    /// pack's error (the sources cannot be packed as they are).
+    fn encode(&self, manifest: &Manifest) -> Result<Vec<u8>> {
+        manifest::encode(manifest).map_err(|r| match r {
+            Reject::Manifest(problem) => Error::Pack(PackError::InvalidManifest(problem)),
+            other => Error::Rejected(other),
+        })
+    }
+
+    /// The room to reserve for the head frame and its padding (see `reserve`).
+    fn reserve(&self, manifest: &Manifest, manifest_bytes: &[u8]) -> Result<u64> {
+        let estimate = self.estimate_head(manifest, manifest_bytes)?;
+        #[cfg(feature = "fault-injection")]
+        match self.opts.fault {
+            Some(PackFault::HeadOverflow) => return Ok(estimate / 2),
+            Some(PackFault::HeadRoomSurplus) => return Ok(2 * estimate + 4 * crate::format::head::PADDING_FLOOR),
+            _ => {}
+        }
+        Ok(reserve::reserve_for(estimate))
+    }
+
+    /// Writes the bundle durably (see [`write_atomic`]), filling in the manifest's hashes
+    /// as the payload is read.
     fn write_bundle(
         &self,
         overwrite: Overwrite,
-        manifest: &Manifest,
-        manifest_bytes: Vec<u8>,
-        digest: &Digest,
+        manifest: &mut Manifest,
         sources: &collect::Sources,
-    ) -> Result<(u64, Option<Duration>)> {
+        reserved: u64,
+    ) -> Result<WrittenBundle> {
         let mut bundle_bytes = 0;
         let mut read_back = None;
+        let mut head_room = None;
         // A bundle holds nothing secret and is meant to be read by auditors: 0644.
         write_atomic(self.out, 0o644, overwrite, |file| {
             // Classified here, while the bytes written can still be counted.
             let written = self
-                .write_file(file, manifest, manifest_bytes, sources)
+                .write_file(file, manifest, sources, reserved)
                 .map_err(|e| self.destination_error(e, file.metadata().map_or(0, |m| m.len())));
-            bundle_bytes = written?;
+            let (bytes, placed) = written?;
+            (bundle_bytes, head_room) = (bytes, Some(placed));
             self.inject_fault(file)?;
             if self.opts.verify_written {
-                read_back = Some(self.read_back(file, digest)?);
+                let digest = Digest::of(&self.encode(manifest)?);
+                read_back = Some(self.read_back(file, &digest)?);
             }
             Ok(())
         })
         // After the closure: the final sync, the rename or the directory's sync failed, with
         // the whole bundle written.
         .map_err(|e| self.destination_error(e, bundle_bytes))?;
-        Ok((bundle_bytes, read_back))
+        let head_room = head_room.ok_or_else(|| Error::Internal("the bundle was written without its head".into()))?;
+        Ok(WrittenBundle { bytes: bundle_bytes, read_back, head_room })
     }
 
-    /// Writes head and payload into `file`; its length.
+    /// Writes the payload after `reserved` bytes of room, then the head into that room
+    /// (see `reserve`); the file's length and where the head went.
     fn write_file(
         &self,
         file: &File,
-        manifest: &Manifest,
-        manifest_bytes: Vec<u8>,
+        manifest: &mut Manifest,
         sources: &collect::Sources,
-    ) -> Result<u64> {
+        reserved: u64,
+    ) -> Result<(u64, HeadRoom)> {
+        let io_err = |e| Error::io(self.out, e);
+        (&*file).seek(SeekFrom::Start(reserved)).map_err(io_err)?;
         // The bundle is flushed to the device while it is written (see `writeback`), so
         // the final fsync waits for the last few megabytes rather than the whole bundle.
         let syncer = Syncer::start(SyncScope::File);
-        let mut w = BufWriter::with_capacity(BUNDLE_BUF, Writeback::new(file).with_syncer(syncer.handle()));
-        self.write_head(&mut w, manifest, manifest_bytes)?;
+        let mut w = BufWriter::with_capacity(BUNDLE_BUF, Writeback::at(file, reserved).with_syncer(syncer.handle()));
         // The payload holds the carried entries (all of them, unless this is a delta).
         self.progress.start("packing", manifest.carried_size(), manifest.carried_count() as u64);
-        self.write_payload(&mut w, manifest, sources)?;
-        w.flush().map_err(|e| Error::io(self.out, e))?;
+        let digests = self.write_payload(&mut w, manifest, sources)?;
+        w.flush().map_err(io_err)?;
         drop(w);
-        syncer.finish().map_err(|e| Error::io(self.out, e))?;
-        Ok(file.metadata().map_err(|e| Error::io(self.out, e))?.len())
+        syncer.finish().map_err(io_err)?;
+        let payload_end = file.metadata().map_err(io_err)?.len();
+        for (i, digest) in manifest.payload_order().into_iter().zip(digests) {
+            manifest.entries[i].sha256 = digest;
+        }
+        let manifest_bytes = self.encode(manifest)?;
+        let mut room = reserve::RoomWriter::new(file, reserved);
+        self.write_head(&mut room, manifest, manifest_bytes)?;
+        let placed = room.place(payload_end).map_err(io_err)?;
+        Ok((file.metadata().map_err(io_err)?.len(), placed))
     }
 
     /// An I/O error on the bundle (an [`Error::Io`] naming it: nothing else is left by
@@ -450,6 +535,14 @@ impl Packer<'_> {
         }
         Ok(())
     }
+}
+
+/// What writing a single bundle file produced.
+struct WrittenBundle {
+    bytes: u64,
+    /// How long `--verify-written` took.
+    read_back: Option<Duration>,
+    head_room: HeadRoom,
 }
 
 /// The caller's progress display, also counting the payload bytes packed so far: how far
@@ -506,14 +599,39 @@ impl Progress for Counted<'_> {
     }
 }
 
-/// Marks as not carried every entry the base holds exactly (path, size, SHA-256 and mode);
-/// an artifact and its linked signatures stay together: if any of them changed, all are
-/// carried (FORMAT.md §6.3), so the payload's artifact checks still see whole groups.
-fn omit_held(manifest: &mut Manifest, base: &PackBase) {
-    let held: HashMap<&str, &Entry> = base.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    for e in &mut manifest.entries {
-        e.carried =
-            !held.get(e.path.as_str()).is_some_and(|b| b.size == e.size && b.sha256 == e.sha256 && b.mode == e.mode);
+/// The base's entries by path.
+fn held_entries(base: &PackBase) -> HashMap<&str, &Entry> {
+    base.entries.iter().map(|e| (e.path.as_str(), e)).collect()
+}
+
+/// Whether two entries agree in everything but content: size and mode.
+fn same_shape(a: &Entry, b: &Entry) -> bool {
+    a.size == b.size && a.mode == b.mode
+}
+
+/// Whether each entry is a linked signature of another (`link_signatures` ran).
+fn linked_signatures(manifest: &Manifest) -> Vec<bool> {
+    let mut linked = vec![false; manifest.entries.len()];
+    for e in &manifest.entries {
+        for s in &e.signatures {
+            let found = manifest.entries.binary_search_by(|x| x.path.as_str().as_bytes().cmp(s.as_str().as_bytes()));
+            if let Ok(j) = found {
+                linked[j] = true;
+            }
+        }
+    }
+    linked
+}
+
+/// Marks as not carried every entry the base holds exactly (path, size, SHA-256 and mode),
+/// among those whose hash is known (`hashed`: the others are placeholders still, of files
+/// the base cannot hold); an artifact and its linked signatures stay together: if any of
+/// them changed, all are carried (FORMAT.md §6.3), so the payload's artifact checks still
+/// see whole groups.
+fn omit_held(manifest: &mut Manifest, base: &PackBase, hashed: impl Fn(usize) -> bool) {
+    let held = held_entries(base);
+    for (i, e) in manifest.entries.iter_mut().enumerate() {
+        e.carried = !(hashed(i) && held.get(e.path.as_str()).is_some_and(|b| same_shape(b, e) && b.sha256 == e.sha256));
     }
     let entries = &mut manifest.entries;
     for i in 0..entries.len() {
@@ -533,10 +651,101 @@ fn omit_held(manifest: &mut Manifest, base: &PackBase) {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::io::tuning::READ_AHEAD_MAX_BYTES;
+    use crate::progress::NoProgress;
 
     /// Options fit for tests, without sources.
     pub(crate) fn options() -> PackOptions {
         PackOptions { level: 1, threads: 1, ..PackOptions::new(Vec::new(), "test", 1, 1_700_000_000) }
+    }
+
+    /// Bytes read of each source file under `dir` so far, by path (the record is shared by
+    /// every test, each looks only under its own directory).
+    fn reads_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u64>> {
+        let mut by_path: BTreeMap<PathBuf, Vec<u64>> = BTreeMap::new();
+        for (path, bytes) in crate::io::sync::lock(&payload::reads::READ).iter() {
+            if path.starts_with(dir) {
+                by_path.entry(path.clone()).or_default().push(*bytes);
+            }
+        }
+        by_path
+    }
+
+    /// A tree with files on both payload paths (read ahead whole, and streamed), one empty.
+    fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let large = READ_AHEAD_MAX_BYTES as usize * 3 + 11;
+        let files: Vec<(PathBuf, Vec<u8>)> = vec![
+            (dir.join("a/one"), b"one\n".to_vec()),
+            (dir.join("a/empty"), Vec::new()),
+            (dir.join("b/large"), (0..large).map(|i| (i * 13 % 251) as u8).collect()),
+            (dir.join("b/small"), vec![b'x'; 4000]),
+            (dir.join("c"), b"see\n".to_vec()),
+        ];
+        for (path, content) in &files {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, content).unwrap();
+        }
+        files
+    }
+
+    fn pack_dir(src: &Path, out: &Path, key: &SecretKey, base: Option<PackBase>) -> PackReport {
+        let opts = PackOptions { sources: vec![src.to_owned()], verify_written: true, base, ..options() };
+        pack(&opts, std::slice::from_ref(key), out, Overwrite::NoClobber, &NoProgress).unwrap()
+    }
+
+    /// A plain pack reads every byte of every source file exactly once (the empty file not
+    /// at all: its hash is known), and the bundle it writes verifies (`verify_written`).
+    #[test]
+    fn a_plain_pack_reads_each_source_byte_once() {
+        let (src, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let files = tree(src.path());
+        let key = SecretKey::generate("t");
+        let report = pack_dir(src.path(), &out.path().join("b.airlock"), &key, None);
+        assert_eq!(report.prehashed_bytes, 0);
+        assert!(report.read_back.is_some());
+        let reads = reads_under(src.path());
+        for (path, content) in &files {
+            // The empty file too is opened once (and found still empty).
+            assert_eq!(reads.get(path).cloned().unwrap_or_default(), [content.len() as u64], "{}", path.display());
+        }
+        assert_eq!(report.head_room.map(|h| h.moved), Some(0));
+    }
+
+    /// A delta: a file that may equal the base's (same path, size and mode) is hashed
+    /// first; unchanged, it is not carried and was read once; changed in content but not in
+    /// size, it is carried and read twice; a new file or one of another size is read once.
+    #[test]
+    fn a_delta_reads_only_changed_same_size_files_twice() {
+        let (src, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        tree(src.path());
+        let key = SecretKey::generate("t");
+        let first = pack_dir(src.path(), &out.path().join("1.airlock"), &key, None);
+        fs::write(src.path().join("b/small"), vec![b'y'; 4000]).unwrap();
+        fs::write(src.path().join("c"), b"longer now\n").unwrap();
+        fs::write(src.path().join("d"), b"new\n").unwrap();
+        let before = reads_under(src.path());
+        let base = PackBase {
+            mirror: MirrorId([1; 16]),
+            manifest: first.manifest_digest,
+            entries: first.manifest.entries.clone(),
+        };
+        let second = pack_dir(src.path(), &out.path().join("2.airlock"), &key, Some(base));
+        let after = reads_under(src.path());
+        let read = |rel: &str| {
+            let path = src.path().join(rel);
+            after.get(&path).map_or(0, Vec::len) - before.get(&path).map_or(0, Vec::len)
+        };
+        assert_eq!([read("a/one"), read("b/large")], [1, 1], "unchanged: hashed only");
+        assert_eq!(read("a/empty"), 0, "empty and unchanged: its hash is known, it is not opened");
+        assert_eq!(read("b/small"), 2, "changed, same size: hashed, then packed");
+        assert_eq!([read("c"), read("d")], [1, 1], "resized or new: packed only");
+        let carried: Vec<&str> =
+            second.manifest.entries.iter().filter(|e| e.carried).map(|e| e.path.as_str()).collect();
+        assert_eq!(carried, ["b/small", "c", "d"]);
+        let large = READ_AHEAD_MAX_BYTES * 3 + 11;
+        assert_eq!(second.prehashed_bytes, 4 + large + 4000);
     }
 }

@@ -1,7 +1,10 @@
-//! Pass 2: the payload frame. Every file is read again, checked unchanged since it was
-//! hashed, and streamed through tar into multithreaded zstd. Small files are read whole by
-//! a read-ahead thread while this thread feeds the encoder: with many small files, opening
-//! and reading them costs more than compressing.
+//! The payload frame. Every carried file is read once, hashed from the same buffer that
+//! feeds the tar stream, checked unchanged since the walk saw it, and streamed through tar
+//! into multithreaded zstd. A file whose SHA-256 was already known (hashed before: a delta's
+//! candidates, an artifact with a generated checksum signature, a volume set) must hash to
+//! it again. Small files are read whole (and hashed) by a read-ahead thread while this thread
+//! feeds the encoder: with many small files, opening and reading them costs more than
+//! compressing.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -14,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::tar::{self, write_member};
 use crate::format::DATA_DIR;
+use crate::io::digest::{Digest, Hasher};
 use crate::io::sync::{join, Batcher};
 use crate::io::tuning::{
     COPY_BUF, JOB_SIZE, READ_AHEAD_BATCHES, READ_AHEAD_BATCH_BYTES, READ_AHEAD_BATCH_FILES, READ_AHEAD_MAX_BYTES,
@@ -22,8 +26,9 @@ use crate::progress::Progress;
 
 /// What the read-ahead thread hands the writer for each entry, in payload order.
 enum Ahead {
-    /// A small file's whole content, checked against its hashing-time size and stamp.
-    Read(Vec<u8>),
+    /// A small file's whole content and its SHA-256, checked against its size and stamp
+    /// when the walk saw it.
+    Read(Vec<u8>, Digest),
     /// A large file: the writer streams it.
     Stream,
 }
@@ -33,8 +38,14 @@ type AheadBatch = Vec<Result<Ahead>>;
 
 impl Packer<'_> {
     /// Compresses the payload frame (tar members `data/<path>` in payload order, then the
-    /// end-of-archive blocks) into `w`.
-    pub(super) fn write_payload(&self, w: &mut impl Write, manifest: &Manifest, sources: &Sources) -> Result<()> {
+    /// end-of-archive blocks) into `w`. Returns the SHA-256 of each member's content, in
+    /// payload order.
+    pub(super) fn write_payload(
+        &self,
+        w: &mut impl Write,
+        manifest: &Manifest,
+        sources: &Sources,
+    ) -> Result<Vec<Digest>> {
         let io_err = |e| Error::io(self.out, e);
         let mut enc = zstd::stream::write::Encoder::new(w, self.opts.level).map_err(io_err)?;
         let threads = match self.opts.threads {
@@ -45,21 +56,21 @@ impl Packer<'_> {
             enc.multithread(threads).map_err(io_err)?;
             enc.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE)).map_err(io_err)?;
         }
-        self.write_tar(&mut enc, manifest, sources)?;
+        let digests = self.write_tar(&mut enc, manifest, sources)?;
         enc.finish().map_err(io_err)?;
-        Ok(())
+        Ok(digests)
     }
 
     /// Writes the payload's tar stream (members `data/<path>` in payload order, then the
     /// end-of-archive blocks) into `w`: the zstd encoder of a bundle, or a volume set's
-    /// frame cutter.
-    pub(super) fn write_tar(&self, w: &mut impl Write, manifest: &Manifest, sources: &Sources) -> Result<()> {
+    /// frame cutter. Returns the SHA-256 of each member's content, in payload order.
+    pub(super) fn write_tar(&self, w: &mut impl Write, manifest: &Manifest, sources: &Sources) -> Result<Vec<Digest>> {
         let io_err = |e| Error::io(self.out, e);
         // Headers and small files are batched so the encoder sees large writes; each write
         // into a multithreaded encoder has a fixed cost.
         let mut tar = BufWriter::with_capacity(COPY_BUF, w);
         let order = manifest.payload_order();
-        std::thread::scope(|scope| {
+        let digests = std::thread::scope(|scope| {
             let (ahead_tx, ahead_rx) = mpsc::sync_channel(READ_AHEAD_BATCHES);
             let order = &order;
             let reader = scope.spawn(move || read_ahead(order, manifest, sources, ahead_tx));
@@ -72,10 +83,11 @@ impl Packer<'_> {
         })?;
         tar.write_all(&[0u8; 2 * tar::BLOCK]).map_err(io_err)?;
         tar.flush().map_err(io_err)?;
-        Ok(())
+        Ok(digests)
     }
 
-    /// Writes one member per entry, in `order`, taking small files from the read-ahead.
+    /// Writes one member per entry, in `order`, taking small files from the read-ahead;
+    /// the SHA-256 of each, in `order`.
     fn write_members(
         &self,
         tar: &mut impl Write,
@@ -83,34 +95,42 @@ impl Packer<'_> {
         manifest: &Manifest,
         sources: &Sources,
         ahead: mpsc::Receiver<AheadBatch>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Digest>> {
         let mut buf = vec![0u8; COPY_BUF];
         let mut batch = Vec::new().into_iter();
+        let mut digests = Vec::with_capacity(order.len());
         for &i in order {
             let entry = &manifest.entries[i];
             if batch.len() == 0 {
                 batch = ahead.recv().unwrap_or_default().into_iter();
             }
-            match batch.next() {
-                Some(Ok(Ahead::Read(data))) => {
+            let digest = match batch.next() {
+                Some(Ok(Ahead::Read(data, digest))) => {
                     let name = format!("{DATA_DIR}{}", entry.path);
                     write_member(tar, &name, entry.size, entry.mode.bits(), &mut &data[..], &mut buf)
                         .map_err(|e| Error::io(self.out, e))?;
                     self.progress.add_bytes(entry.size);
                     self.progress.add_file();
+                    digest
                 }
                 Some(Ok(Ahead::Stream)) => {
                     self.copy_source(tar, entry, &sources.fs_path(i, entry), sources.items[i].stamp, &mut buf)?
                 }
                 Some(Err(e)) => return Err(e),
                 None => return Err(Error::Internal("the read-ahead thread stopped early".into())),
+            };
+            if sources.items[i].hashed && digest != entry.sha256 {
+                // Hashed before the payload pass, and different now: it changed in between.
+                let fs_path = sources.fs_path(i, entry);
+                return Err(source_error(&fs_path, SourceProblem::ChangedBeforePacking));
             }
+            digests.push(digest);
         }
-        Ok(())
+        Ok(digests)
     }
 
-    /// Streams one source file into the tar stream, exactly `entry.size` bytes, and checks
-    /// it did not change since it was hashed.
+    /// Streams one source file into the tar stream, exactly `entry.size` bytes, hashing it
+    /// as it goes, and checks it did not change since the walk saw it. Its SHA-256.
     fn copy_source(
         &self,
         tar: &mut impl Write,
@@ -118,20 +138,26 @@ impl Packer<'_> {
         fs_path: &Path,
         stamp: Stamp,
         buf: &mut [u8],
-    ) -> Result<()> {
+    ) -> Result<Digest> {
         let mut file = open_source(fs_path).map_err(as_source_error)?;
         let name = format!("{DATA_DIR}{}", entry.path);
-        let mut limited =
-            ProgressReader { inner: (&mut file).take(entry.size), progress: self.progress, read_failed: false };
+        let mut limited = ProgressReader {
+            inner: (&mut file).take(entry.size),
+            progress: self.progress,
+            hasher: Hasher::new(),
+            read_failed: false,
+        };
         let copied = write_member(tar, &name, entry.size, entry.mode.bits(), &mut limited, buf);
         // One call both reads the source and writes the bundle: the reader knows which failed.
         let copied = copied.map_err(|e| match limited.read_failed {
             true => as_source_error(Error::io(fs_path, e)),
             false => Error::io(self.out, e),
         })?;
+        let digest = limited.hasher.finish();
+        reads::note(fs_path, copied);
         check_unchanged(&file, fs_path, copied, entry, stamp).map_err(as_source_error)?;
         self.progress.add_file();
-        Ok(())
+        Ok(digest)
     }
 }
 
@@ -145,7 +171,8 @@ fn read_ahead(order: &[usize], manifest: &Manifest, sources: &Sources, out: mpsc
         let (next, bytes) = if entry.size > READ_AHEAD_MAX_BYTES {
             (Ok(Ahead::Stream), 0)
         } else {
-            (read_small(entry, sources, i).map(Ahead::Read).map_err(as_source_error), entry.size as usize)
+            let read = read_small(entry, sources, i).map(|(data, digest)| Ahead::Read(data, digest));
+            (read.map_err(as_source_error), entry.size as usize)
         };
         let failed = next.is_err();
         let full = batcher.push(next, bytes);
@@ -164,18 +191,21 @@ fn read_ahead(order: &[usize], manifest: &Manifest, sources: &Sources, out: mpsc
     }
 }
 
-/// Reads a small source file whole: exactly `entry.size` bytes, unchanged since hashing.
-fn read_small(entry: &Entry, sources: &Sources, i: usize) -> Result<Vec<u8>> {
+/// Reads a small source file whole: exactly `entry.size` bytes, unchanged since the walk
+/// saw it; and its SHA-256.
+fn read_small(entry: &Entry, sources: &Sources, i: usize) -> Result<(Vec<u8>, Digest)> {
     let fs_path = sources.fs_path(i, entry);
     let mut file = open_source(&fs_path)?;
     let mut data = Vec::with_capacity(entry.size as usize);
     (&mut file).take(entry.size).read_to_end(&mut data).map_err(|e| Error::io(&fs_path, e))?;
+    reads::note(&fs_path, data.len() as u64);
     check_unchanged(&file, &fs_path, data.len() as u64, entry, sources.items[i].stamp)?;
-    Ok(data)
+    let digest = Digest::of(&data);
+    Ok((data, digest))
 }
 
-/// Errors unless the file gave exactly the hashed size and still has the stamp it had when
-/// it was hashed.
+/// Errors unless the file gave exactly the manifest's size and still has the stamp it had
+/// when the walk saw it (or when it was hashed).
 fn check_unchanged(file: &File, fs_path: &Path, copied: u64, entry: &Entry, stamp: Stamp) -> Result<()> {
     let after = Stamp::of(&file.metadata().map_err(|e| Error::io(fs_path, e))?);
     if copied != entry.size || after != stamp {
@@ -184,20 +214,42 @@ fn check_unchanged(file: &File, fs_path: &Path, copied: u64, entry: &Entry, stam
     Ok(())
 }
 
-/// Counts what is read towards the progress display, and remembers a failed read (so the
-/// error is blamed on the source, not the bundle).
+/// Hashes what is read and counts it towards the progress display, and remembers a failed
+/// read (so the error is blamed on the source, not the bundle).
 struct ProgressReader<'a, R> {
     inner: R,
     progress: &'a dyn Progress,
+    hasher: Hasher,
     read_failed: bool,
 }
 
 impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf).inspect_err(|e| self.read_failed |= e.kind() != io::ErrorKind::Interrupted)?;
+        self.hasher.update(&buf[..n]);
         self.progress.add_bytes(n as u64);
         Ok(n)
     }
+}
+
+/// How many bytes the payload pass read from each source file, for the test that every
+/// byte is read once (`pack::tests`); nothing is recorded outside tests.
+pub(super) mod reads {
+    use std::path::Path;
+
+    #[cfg(test)]
+    pub(in crate::pack) static READ: std::sync::Mutex<Vec<(std::path::PathBuf, u64)>> =
+        std::sync::Mutex::new(Vec::new());
+
+    /// Records that `bytes` of `path` were read.
+    #[cfg(test)]
+    pub(in crate::pack) fn note(path: &Path, bytes: u64) {
+        crate::io::sync::lock(&READ).push((path.to_owned(), bytes));
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(in crate::pack) fn note(_: &Path, _: u64) {}
 }
 
 #[cfg(test)]
@@ -222,7 +274,7 @@ mod tests {
         Ok(out)
     }
 
-    /// A file changed between the hashing pass and the payload pass stops the pack, both on
+    /// A file changed between the walk (or hashing) and the payload pass stops the pack, both on
     /// the read-ahead path (small files) and the streaming path (large ones), whether the
     /// size changes or only the content (same size, new mtime).
     #[test]

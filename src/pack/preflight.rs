@@ -23,7 +23,7 @@
 //! Two checks, both before a byte is written:
 //! 1. [`estimate`], before a byte is read: from the walk. It is kept light (one `lstat` per
 //!    file, no sorting, no path checks: a tree with 200,000 small files is walked twice per
-//!    pack now), and skips what the hashing pass refuses with its own message (links,
+//!    pack now), and skips what the walk refuses with its own message (links,
 //!    devices, names that are not UTF-8 or not allowed). For a delta (`PackOptions::base`)
 //!    which files are carried is known only once they are hashed, so this check counts a
 //!    file whose path, size and mode equal a base entry as not carried: it refuses only
@@ -92,7 +92,7 @@ pub(super) fn estimate(opts: &PackOptions, signers: usize) -> Result<Estimate> {
 
 /// Every regular file under `sources` with its bundle path (a directory's files relative to
 /// it, a file under its own name) and `lstat` metadata. Links and special files are passed
-/// over: the hashing pass refuses them, naming them.
+/// over: the walk refuses them, naming them.
 fn walk_files(sources: &[std::path::PathBuf], found: &mut dyn FnMut(&[u8], &fs::Metadata)) -> Result<()> {
     for root in sources {
         let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
@@ -345,7 +345,7 @@ mod tests {
         }
     }
 
-    /// Links are passed over by the walk (the hashing pass refuses them, naming them).
+    /// Links are passed over by the walk (the walk refuses them, naming them).
     #[test]
     fn the_walk_counts_regular_files_only() {
         let dir = tempfile::tempdir().unwrap();

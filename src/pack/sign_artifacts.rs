@@ -58,7 +58,7 @@ pub(super) fn add_checksum_signatures(
         let root = sources.roots.push(file, true)?;
         added.push((
             Entry { path, size: h.size, sha256: h.sha256, mode: h.mode, signatures: Vec::new(), carried: true },
-            Item { root, stamp: h.stamp },
+            Item { root, stamp: h.stamp, hashed: true },
         ));
     }
     let mut pairs: Vec<(Entry, Item)> =

@@ -560,6 +560,7 @@ impl Packer<'_> {
             written: Arc::clone(written),
         };
         self.progress.start("packing", manifest.total_size(), manifest.entries.len() as u64);
+        // Every entry was hashed before (see `Packer::run`): the digests only confirm it.
         self.write_tar(&mut cutter, manifest, sources).map_err(unwrap_volume_error)?;
         cutter.close_volume()?;
         let data = cutter.done;

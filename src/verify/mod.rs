@@ -333,9 +333,13 @@ impl Bundle {
         if manifest.channel != channel || manifest.created != created {
             return Err(Reject::Manifest(ManifestError::PeekMismatch).into());
         }
-        // Volume trailers (skippable frames) exist from version 2 on (§3, §14.2).
-        if manifest.version >= 2 {
+        // Volume trailers (skippable frames) exist from version 2 on (§3, §14.2), the padding
+        // frame after the head from version 3 on (§3).
+        if manifest.version >= manifest::VERSION_2 {
             frames.allow_trailers();
+        }
+        if manifest.version >= manifest::VERSION {
+            frames.allow_padding(head.head_frame_len);
         }
         let payload_len = match (&table, file_len) {
             (Some(table), _) => volumes::data_length(table),

@@ -175,7 +175,7 @@ fn label_with_terminal_escapes() {
 #[test]
 fn unknown_format_version() {
     let case = Case::new();
-    signed_variant(&case, "evil.airlock", |w| w.version = 3, None);
+    signed_variant(&case, "evil.airlock", |w| w.version = 4, None);
     case.expect_rejected("evil.airlock", "unsupported format version");
 }
 

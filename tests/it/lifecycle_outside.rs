@@ -259,7 +259,7 @@ fn pack_since_receipt_carries_only_changes() {
     assert!(out.stdout.contains("carrying 2 of 4 entries, 23 of 200029 bytes; retiring 1"), "{}", out.stdout);
     let (w1, d1) = head_of(&ws.path("w1.airlock"));
     let (w2, _) = head_of(&ws.path("w2.airlock"));
-    assert_eq!((w2.version, w2.sequence, w2.previous), (2, 2, Some(d1)));
+    assert_eq!((w2.version, w2.sequence, w2.previous), (3, 2, Some(d1)));
     assert_eq!(w2.base, Some(Base { mirror: MIRROR_ID, manifest: d1 }));
     assert_eq!(carried(&w2), ["a.txt", "f.txt"]);
     let paths: Vec<&str> = w2.entries.iter().map(|e| e.path.as_str()).collect();

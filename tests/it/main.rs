@@ -50,6 +50,7 @@ mod proptest_bundle;
 mod provenance;
 mod roundtrip;
 mod sigstore_conformance;
+mod single_read;
 mod terminal;
 mod vectors;
 mod volumes;
