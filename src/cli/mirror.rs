@@ -62,6 +62,14 @@ pub(super) enum MirrorCommand {
         #[arg(long)]
         read_only: bool,
     },
+    /// Publish the verified state to a directory or an S3-compatible store, for pip, apt
+    /// or plain downloads (docs/PUBLISH.md).
+    ///
+    /// Only what `mirror verify` accepts is published: a missing, modified or unknown file
+    /// refuses the whole publish (exit 1) and the target is left as it was. Publishing is
+    /// incremental (objects compared by key, size and SHA-256), resumable, and ordered so a
+    /// client never sees an index naming an object not yet there.
+    Publish(super::mirror_publish::PublishArgs),
 }
 
 /// Opens a mirror for `import` or `mirror verify`. Built with the `fault-injection`

@@ -23,6 +23,7 @@ mod inspect;
 mod key;
 mod keygen;
 mod mirror;
+mod mirror_publish;
 mod pack;
 mod passphrase;
 mod policy;
@@ -39,6 +40,7 @@ use inspect::*;
 use key::*;
 use keygen::*;
 use mirror::*;
+use mirror_publish::mirror_publish;
 use pack::*;
 use policy::*;
 use receipt::*;
@@ -349,6 +351,7 @@ fn run(cli: Cli) -> Result<u8> {
             mirror_receipt(&dir, &key, &output, force, &secret)
         }
         Command::Mirror(MirrorCommand::Verify { dir, quiet, read_only }) => mirror_verify(&dir, quiet, read_only),
+        Command::Mirror(MirrorCommand::Publish(a)) => mirror_publish(a),
         Command::Receipt(ReceiptCommand::Verify(a)) => receipt_verify(a),
         Command::Diff(a) => diff(a),
         Command::Demo(a) => demo(a),
