@@ -141,3 +141,59 @@ impl Target for DirTarget {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::target::MirrorFile;
+
+    fn bytes(b: &[u8]) -> Body<'_> {
+        Body::Bytes { bytes: b, sha256: Digest::of(b) }
+    }
+
+    #[test]
+    fn objects_are_put_listed_hashed_and_deleted_with_their_empty_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut target = DirTarget::new(&dir.path().join("www"));
+        assert!(target.list().unwrap().is_empty());
+        target.put("a/b/c.txt", bytes(b"c")).unwrap();
+        target.put("top.txt", bytes(b"top")).unwrap();
+        let listed = target.list().unwrap();
+        assert_eq!(listed.into_iter().collect::<Vec<_>>(), [("a/b/c.txt".to_owned(), 1), ("top.txt".to_owned(), 3)]);
+        assert_eq!(target.digest("a/b/c.txt").unwrap(), Some(Digest::of(b"c")));
+        assert_eq!(target.digest("absent").unwrap(), None);
+        assert_eq!(target.get("top.txt").unwrap().as_deref(), Some(&b"top"[..]));
+        target.delete("a/b/c.txt").unwrap();
+        target.delete("a/b/c.txt").unwrap();
+        assert!(!dir.path().join("www/a").exists(), "empty directories are pruned");
+        assert!(dir.path().join("www/top.txt").exists());
+    }
+
+    #[test]
+    fn a_mirror_file_keeps_its_mode_and_a_changed_one_is_not_made_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("tool");
+        fs::write(&source, b"#!/bin/sh\n").unwrap();
+        let file = MirrorFile { rel: "tool".into(), path: source.clone(), sha256: Digest::of(b"#!/bin/sh\n"), size: 10, mode: 0o755 };
+        let mut target = DirTarget::new(&dir.path().join("www"));
+        target.put("bin/tool", Body::File(&file)).unwrap();
+        let meta = fs::metadata(dir.path().join("www/bin/tool")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+
+        fs::write(&source, b"#!/bin/sh\nrm -rf /\n").unwrap();
+        let err = target.put("bin/other", Body::File(&file)).unwrap_err();
+        assert!(matches!(err, PublishError::ChangedWhilePublishing { .. }), "{err:?}");
+        assert!(!dir.path().join("www/bin/other").exists());
+        assert_eq!(target.list().unwrap().len(), 1, "no temporary file is left or listed");
+    }
+
+    #[test]
+    fn keys_outside_the_target_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut target = DirTarget::new(dir.path());
+        for key in ["../escape", "/abs", "a/../../b"] {
+            assert!(matches!(target.put(key, bytes(b"x")), Err(PublishError::Target { .. })), "{key}");
+            assert!(matches!(target.delete(key), Err(PublishError::Target { .. })), "{key}");
+        }
+    }
+}

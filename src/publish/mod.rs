@@ -432,4 +432,94 @@ mod tests {
             other => panic!("expected MirrorNotIntact, got {other:?}"),
         }
     }
+
+    /// A target in memory that records every call, in order.
+    #[derive(Default)]
+    struct Recorder {
+        objects: BTreeMap<String, Vec<u8>>,
+        calls: Vec<String>,
+    }
+
+    impl Target for Recorder {
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+        fn list(&mut self) -> Result<BTreeMap<String, u64>, PublishError> {
+            Ok(self.objects.iter().map(|(k, v)| (k.clone(), v.len() as u64)).collect())
+        }
+        fn digest(&mut self, key: &str) -> Result<Option<Digest>, PublishError> {
+            Ok(self.objects.get(key).map(|v| Digest::of(v)))
+        }
+        fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, PublishError> {
+            Ok(self.objects.get(key).cloned())
+        }
+        fn put(&mut self, key: &str, body: Body<'_>) -> Result<(), PublishError> {
+            let Body::Bytes { bytes, .. } = body else { panic!("only bytes in this test") };
+            self.calls.push(format!("put {key}"));
+            self.objects.insert(key.to_owned(), bytes.to_vec());
+            Ok(())
+        }
+        fn delete(&mut self, key: &str) -> Result<(), PublishError> {
+            self.calls.push(format!("delete {key}"));
+            self.objects.remove(key);
+            Ok(())
+        }
+    }
+
+    fn plan(data: &[(&str, &str)], indexes: &[(&str, &str)]) -> Plan {
+        let make = |list: &[(&str, &str)]| list.iter().map(|(k, v)| Planned::bytes((*k).into(), v.as_bytes().to_vec())).collect();
+        Plan { data: make(data), indexes: make(indexes) }
+    }
+
+    const ID: &str = "00112233445566778899aabbccddeeff";
+
+    fn options() -> PublishOptions<'static> {
+        PublishOptions { format: Format::Pypi, checksum_key: None, openpgp_key: None, now: 1_796_312_400 }
+    }
+
+    #[test]
+    fn data_goes_first_then_indexes_then_deletions_then_the_state() {
+        let mut target = Recorder::default();
+        let mut report = PublishReport::default();
+        sync(&mut target, plan(&[("a.whl", "a"), ("old.whl", "o")], &[("simple/index.html", "1")]), ID, &options(), &mut report).unwrap();
+        assert_eq!(target.calls, ["put a.whl", "put old.whl", "put simple/index.html", "put .airlock/publish.json"]);
+
+        target.calls.clear();
+        let mut report = PublishReport::default();
+        sync(&mut target, plan(&[("a.whl", "a"), ("b.whl", "b")], &[("simple/index.html", "2")]), ID, &options(), &mut report).unwrap();
+        assert_eq!(
+            target.calls,
+            ["put b.whl", "put simple/index.html", "delete old.whl", "put .airlock/publish.json"],
+            "only what changed is sent, and the retired object goes after the new index"
+        );
+        assert_eq!(report.unchanged, 1);
+        assert_eq!(report.deleted, ["old.whl"]);
+    }
+
+    #[test]
+    fn an_interrupted_publish_resumes_without_sending_again() {
+        let mut target = Recorder::default();
+        // What a run stopped before its state object left: the data, no state.
+        target.objects.insert("a.whl".into(), b"a".to_vec());
+        let mut report = PublishReport::default();
+        sync(&mut target, plan(&[("a.whl", "a")], &[("simple/index.html", "1")]), ID, &options(), &mut report).unwrap();
+        assert_eq!(target.calls, ["put simple/index.html", "put .airlock/publish.json"]);
+        assert_eq!(report.resumed, [Sent { key: "a.whl".into(), size: 1 }]);
+    }
+
+    #[test]
+    fn another_mirrors_target_and_a_tampered_state_are_refused() {
+        let mut target = Recorder::default();
+        let mut report = PublishReport::default();
+        sync(&mut target, plan(&[("a", "a")], &[]), ID, &options(), &mut report).unwrap();
+        let other = "ffeeddccbbaa99887766554433221100";
+        let err = sync(&mut target, plan(&[], &[]), other, &options(), &mut report).unwrap_err();
+        assert!(matches!(err, PublishError::OtherMirror { .. }), "{err:?}");
+        assert!(target.objects.contains_key("a"), "nothing deleted");
+
+        let state = String::from_utf8(target.objects[STATE_KEY].clone()).unwrap().replace("\"a\"", "\"../../etc/passwd\"");
+        target.objects.insert(STATE_KEY.into(), state.into_bytes());
+        let err = sync(&mut target, plan(&[], &[]), ID, &options(), &mut report).unwrap_err();
+        assert!(matches!(err, PublishError::BadState { .. }), "{err:?}");
+    }
 }

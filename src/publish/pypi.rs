@@ -130,7 +130,10 @@ fn wheel_metadata(file: &MirrorFile) -> Result<Result<Option<Vec<u8>>, String>, 
 
 fn read_metadata(handle: std::fs::File) -> Result<Option<Vec<u8>>, String> {
     let mut archive = zip::ZipArchive::new(handle).map_err(|e| format!("not a readable zip archive: {e}"))?;
-    let Some(name) = archive.file_names().find(|n| is_metadata_name(n)).map(str::to_owned) else { return Ok(None) };
+    let Some(name) = archive.file_names().filter_map(Result::ok).find(|n| is_metadata_name(n)).map(|n| n.into_owned())
+    else {
+        return Ok(None);
+    };
     let entry = archive.by_name(&name).map_err(|e| format!("{name}: {e}"))?;
     let mut bytes = Vec::new();
     entry.take(MAX_METADATA + 1).read_to_end(&mut bytes).map_err(|e| format!("{name}: {e}"))?;

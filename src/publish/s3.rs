@@ -19,7 +19,7 @@ use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, PutMultipartOpts, PutOptions, PutPayload,
+    Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
 };
 
 use super::error::PublishError;
@@ -109,7 +109,7 @@ impl S3Target {
             let put = self.store.put_opts(path, PutPayload::from(first), options);
             return self.runtime.block_on(put).map(drop).map_err(|e| self.error("put", key, e.to_string()));
         }
-        let options = PutMultipartOpts { attributes, ..Default::default() };
+        let options = PutMultipartOptions { attributes, ..Default::default() };
         let mut upload = self
             .runtime
             .block_on(self.store.put_multipart_opts(path, options))
