@@ -108,7 +108,8 @@ pub(super) fn mirror_publish(args: PublishArgs) -> Result<u8> {
 
 fn run_publish(args: &PublishArgs, format: Format) -> std::result::Result<PublishReport, Failed> {
     let key = args.key.as_deref().map(|k| load_secret_key(k, &args.secret)).transpose()?;
-    let options = PublishOptions { format, checksum_key: key.as_ref(), openpgp_key: args.openpgp_key.as_deref(), now: now() };
+    let options =
+        PublishOptions { format, checksum_key: key.as_ref(), openpgp_key: args.openpgp_key.as_deref(), now: now() };
     let mut target = open_target(&args.to)?;
     Ok(publish::publish(&args.dir, target.as_mut(), &options)?)
 }
@@ -283,7 +284,12 @@ fn success_json<'a>(args: &'a PublishArgs, format: Format, report: &'a PublishRe
     }
 }
 
-fn failure_json<'a>(args: &'a PublishArgs, format: Format, refused: &'a [Refused], error: ErrorJson) -> PublishJson<'a> {
+fn failure_json<'a>(
+    args: &'a PublishArgs,
+    format: Format,
+    refused: &'a [Refused],
+    error: ErrorJson,
+) -> PublishJson<'a> {
     PublishJson {
         refused: refused
             .iter()

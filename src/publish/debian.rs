@@ -75,10 +75,15 @@ pub fn plan(files: &[MirrorFile], options: &PublishOptions<'_>) -> Result<Genera
     let mut by_arch: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for file in files.iter().filter(|f| f.rel.ends_with(".deb")) {
         let control = read_control(file)?;
-        let arch = field(&control, "Architecture")
-            .ok_or_else(|| PublishError::Deb { path: file.rel.clone(), reason: "its control file has no Architecture field".into() })?;
+        let arch = field(&control, "Architecture").ok_or_else(|| PublishError::Deb {
+            path: file.rel.clone(),
+            reason: "its control file has no Architecture field".into(),
+        })?;
         if field(&control, "Package").is_none() {
-            return Err(PublishError::Deb { path: file.rel.clone(), reason: "its control file has no Package field".into() });
+            return Err(PublishError::Deb {
+                path: file.rel.clone(),
+                reason: "its control file has no Package field".into(),
+            });
         }
         by_arch.entry(arch).or_default().push(stanza(&control, file));
     }
@@ -116,7 +121,8 @@ fn repository(
             stanzas.extend(&all);
         }
         let packages = stanzas.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n").into_bytes();
-        let gz = gzip(&packages).map_err(|e| PublishError::Mirror(crate::error::Error::Internal(format!("gzip: {e}"))))?;
+        let gz =
+            gzip(&packages).map_err(|e| PublishError::Mirror(crate::error::Error::Internal(format!("gzip: {e}"))))?;
         for (name, bytes) in [("Packages", packages), ("Packages.gz", gz)] {
             let rel = format!("main/binary-{arch}/{name}");
             release_lines.push(format!(" {} {} {rel}", crate::io::digest::Digest::of(&bytes), bytes.len()));
@@ -172,7 +178,10 @@ fn read_control(file: &MirrorFile) -> Result<String, PublishError> {
             let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
             if name.starts_with("control.tar") {
                 let mut bytes = Vec::new();
-                (&mut entry).take(MAX_CONTROL_ARCHIVE + 1).read_to_end(&mut bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+                (&mut entry)
+                    .take(MAX_CONTROL_ARCHIVE + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| bad(format!("{name}: {e}")))?;
                 if bytes.len() as u64 > MAX_CONTROL_ARCHIVE {
                     return Err(bad(format!("{name} is larger than {MAX_CONTROL_ARCHIVE} bytes")));
                 }
@@ -349,7 +358,8 @@ mod tests {
 
     #[test]
     fn a_suite_is_a_repository_only_with_its_signature() {
-        let paths: BTreeSet<&str> = ["dists/a/InRelease", "dists/b/Release", "dists/c/Release", "dists/c/Release.gpg"].into();
+        let paths: BTreeSet<&str> =
+            ["dists/a/InRelease", "dists/b/Release", "dists/c/Release", "dists/c/Release.gpg"].into();
         assert!(is_release_file("dists/a/InRelease", &paths));
         assert!(!is_release_file("dists/b/Release", &paths));
         assert!(is_release_file("dists/c/Release", &paths));

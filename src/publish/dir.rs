@@ -174,7 +174,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("tool");
         fs::write(&source, b"#!/bin/sh\n").unwrap();
-        let file = MirrorFile { rel: "tool".into(), path: source.clone(), sha256: Digest::of(b"#!/bin/sh\n"), size: 10, mode: 0o755 };
+        let file = MirrorFile {
+            rel: "tool".into(),
+            path: source.clone(),
+            sha256: Digest::of(b"#!/bin/sh\n"),
+            size: 10,
+            mode: 0o755,
+        };
         let mut target = DirTarget::new(&dir.path().join("www"));
         target.put("bin/tool", Body::File(&file)).unwrap();
         let meta = fs::metadata(dir.path().join("www/bin/tool")).unwrap();

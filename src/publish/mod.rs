@@ -160,7 +160,10 @@ pub fn publish(
     options: &PublishOptions<'_>,
 ) -> Result<PublishReport, PublishError> {
     if options.format == Format::Files && options.checksum_key.is_none() {
-        return Err(PublishError::NeedsKey { format: "files", what: "an inside signify key (--key) for its checksum list" });
+        return Err(PublishError::NeedsKey {
+            format: "files",
+            what: "an inside signify key (--key) for its checksum list",
+        });
     }
     let mirror = Mirror::open_read_only(mirror_root)?;
     refuse_unless_intact(mirror_root, &mirror.audit(&NoProgress)?)?;
@@ -206,8 +209,13 @@ fn mirror_files(mirror: &Mirror) -> Result<Vec<MirrorFile>, PublishError> {
     for view in mirror.channel_states()?.into_values() {
         for e in view.entries {
             let rel = e.path.as_str().to_owned();
-            let file =
-                MirrorFile { path: mirror.root().join(&rel), rel: rel.clone(), sha256: e.sha256, size: e.size, mode: e.mode.bits() };
+            let file = MirrorFile {
+                path: mirror.root().join(&rel),
+                rel: rel.clone(),
+                sha256: e.sha256,
+                size: e.size,
+                mode: e.mode.bits(),
+            };
             files.insert(rel, file);
         }
     }
@@ -229,7 +237,8 @@ fn kept_heads(mirror: &Mirror) -> Result<Vec<Planned>, PublishError> {
             if !item.file_type().is_file() {
                 continue;
             }
-            let bytes = fs::read(item.path()).map_err(|source| PublishError::Read { path: item.path().to_owned(), source })?;
+            let bytes =
+                fs::read(item.path()).map_err(|source| PublishError::Read { path: item.path().to_owned(), source })?;
             let Ok(inner) = item.path().strip_prefix(&dir) else { continue };
             heads.push(Planned::bytes(format!("{rel}/{}", inner.to_string_lossy()), bytes));
         }
@@ -310,7 +319,8 @@ struct StateObject {
 fn read_state(target: &mut dyn Target, mirror_id: &str) -> Result<BTreeMap<String, StateObject>, PublishError> {
     let Some(bytes) = target.get(STATE_KEY)? else { return Ok(BTreeMap::new()) };
     let bad = |reason: String| PublishError::BadState { target: target.describe(), key: STATE_KEY.to_owned(), reason };
-    let state: PublishedState = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON of {STATE_SCHEMA}: {e}")))?;
+    let state: PublishedState =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON of {STATE_SCHEMA}: {e}")))?;
     if state.schema != STATE_SCHEMA {
         return Err(bad(format!("its schema is {:?}, not {STATE_SCHEMA}", state.schema)));
     }
@@ -407,10 +417,7 @@ mod tests {
     #[test]
     fn targets_parse() {
         assert_eq!(TargetSpec::parse("/srv/www"), Some(TargetSpec::Dir("/srv/www".into())));
-        assert_eq!(
-            TargetSpec::parse("s3://b/p/q/"),
-            Some(TargetSpec::S3 { bucket: "b".into(), prefix: "p/q".into() })
-        );
+        assert_eq!(TargetSpec::parse("s3://b/p/q/"), Some(TargetSpec::S3 { bucket: "b".into(), prefix: "p/q".into() }));
         assert_eq!(TargetSpec::parse("s3://b"), Some(TargetSpec::S3 { bucket: "b".into(), prefix: String::new() }));
         assert_eq!(TargetSpec::parse("s3:///p"), None);
     }
@@ -467,7 +474,9 @@ mod tests {
     }
 
     fn plan(data: &[(&str, &str)], indexes: &[(&str, &str)]) -> Plan {
-        let make = |list: &[(&str, &str)]| list.iter().map(|(k, v)| Planned::bytes((*k).into(), v.as_bytes().to_vec())).collect();
+        let make = |list: &[(&str, &str)]| {
+            list.iter().map(|(k, v)| Planned::bytes((*k).into(), v.as_bytes().to_vec())).collect()
+        };
         Plan { data: make(data), indexes: make(indexes) }
     }
 
@@ -481,12 +490,26 @@ mod tests {
     fn data_goes_first_then_indexes_then_deletions_then_the_state() {
         let mut target = Recorder::default();
         let mut report = PublishReport::default();
-        sync(&mut target, plan(&[("a.whl", "a"), ("old.whl", "o")], &[("simple/index.html", "1")]), ID, &options(), &mut report).unwrap();
+        sync(
+            &mut target,
+            plan(&[("a.whl", "a"), ("old.whl", "o")], &[("simple/index.html", "1")]),
+            ID,
+            &options(),
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(target.calls, ["put a.whl", "put old.whl", "put simple/index.html", "put .airlock/publish.json"]);
 
         target.calls.clear();
         let mut report = PublishReport::default();
-        sync(&mut target, plan(&[("a.whl", "a"), ("b.whl", "b")], &[("simple/index.html", "2")]), ID, &options(), &mut report).unwrap();
+        sync(
+            &mut target,
+            plan(&[("a.whl", "a"), ("b.whl", "b")], &[("simple/index.html", "2")]),
+            ID,
+            &options(),
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             target.calls,
             ["put b.whl", "put simple/index.html", "delete old.whl", "put .airlock/publish.json"],
@@ -517,7 +540,8 @@ mod tests {
         assert!(matches!(err, PublishError::OtherMirror { .. }), "{err:?}");
         assert!(target.objects.contains_key("a"), "nothing deleted");
 
-        let state = String::from_utf8(target.objects[STATE_KEY].clone()).unwrap().replace("\"a\"", "\"../../etc/passwd\"");
+        let state =
+            String::from_utf8(target.objects[STATE_KEY].clone()).unwrap().replace("\"a\"", "\"../../etc/passwd\"");
         target.objects.insert(STATE_KEY.into(), state.into_bytes());
         let err = sync(&mut target, plan(&[], &[]), ID, &options(), &mut report).unwrap_err();
         assert!(matches!(err, PublishError::BadState { .. }), "{err:?}");

@@ -62,7 +62,9 @@ pub fn plan(files: &[MirrorFile], notes: &mut Vec<String>) -> Result<Generated, 
             sha256: file.sha256,
             metadata: paths.get(metadata_key.as_str()).map(|m| m.sha256),
             requires_python: None,
-            provenance: paths.contains_key(format!("{}.provenance", file.rel).as_str()).then(|| format!("{}.provenance", file.rel)),
+            provenance: paths
+                .contains_key(format!("{}.provenance", file.rel).as_str())
+                .then(|| format!("{}.provenance", file.rel)),
         };
         if file.rel.ends_with(".whl") {
             match wheel_metadata(file)? {
@@ -73,7 +75,9 @@ pub fn plan(files: &[MirrorFile], notes: &mut Vec<String>) -> Result<Generated, 
                         data.push(Planned::bytes(metadata_key, bytes));
                     }
                 }
-                Ok(None) => notes.push(format!("{}: no *.dist-info/METADATA in the wheel; linked without metadata", file.rel)),
+                Ok(None) => {
+                    notes.push(format!("{}: no *.dist-info/METADATA in the wheel; linked without metadata", file.rel))
+                }
                 Err(reason) => notes.push(format!("{}: {reason}; linked without metadata", file.rel)),
             }
         }
@@ -91,7 +95,11 @@ fn distribution(rel: &str) -> Option<(&str, &str)> {
     let file_name = rel.rsplit('/').next().unwrap_or(rel);
     if let Some(stem) = file_name.strip_suffix(".whl") {
         // {distribution}-{version}(-{build})?-{python}-{abi}-{platform}.whl; names use `_` for `-`.
-        return stem.split('-').next().filter(|n| !n.is_empty() && stem.split('-').count() >= 5).map(|n| (n, file_name));
+        return stem
+            .split('-')
+            .next()
+            .filter(|n| !n.is_empty() && stem.split('-').count() >= 5)
+            .map(|n| (n, file_name));
     }
     let stem = file_name.strip_suffix(".tar.gz").or_else(|| file_name.strip_suffix(".zip"))?;
     // {name}-{version}: the version holds no `-`.
@@ -122,9 +130,11 @@ fn normalize(name: &str) -> String {
 /// wheel is still linked, without metadata.
 fn wheel_metadata(file: &MirrorFile) -> Result<Result<Option<Vec<u8>>, String>, PublishError> {
     let mut reader = file.open()?;
-    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| PublishError::Read { path: file.path.clone(), source: e })?;
+    std::io::copy(&mut reader, &mut std::io::sink())
+        .map_err(|e| PublishError::Read { path: file.path.clone(), source: e })?;
     reader.finish()?;
-    let handle = std::fs::File::open(&file.path).map_err(|source| PublishError::Read { path: file.path.clone(), source })?;
+    let handle =
+        std::fs::File::open(&file.path).map_err(|source| PublishError::Read { path: file.path.clone(), source })?;
     Ok(read_metadata(handle))
 }
 
@@ -240,7 +250,10 @@ mod tests {
             distribution("w/circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl"),
             Some(("circleci_sign_publish_example", "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl"))
         );
-        assert_eq!(distribution("pypi_attestations-0.0.19.tar.gz"), Some(("pypi_attestations", "pypi_attestations-0.0.19.tar.gz")));
+        assert_eq!(
+            distribution("pypi_attestations-0.0.19.tar.gz"),
+            Some(("pypi_attestations", "pypi_attestations-0.0.19.tar.gz"))
+        );
         assert_eq!(distribution("a.whl.provenance"), None);
         assert_eq!(distribution("broken.whl"), None);
         assert_eq!(distribution("README.txt"), None);

@@ -82,7 +82,8 @@ impl S3Target {
             return Err(self.error(operation, key, "not a relative key inside the target".to_owned()));
         }
         let full = if self.prefix.is_empty() { key.to_owned() } else { format!("{}/{key}", self.prefix) };
-        ObjectPath::parse(&full).map_err(|e| self.error(operation, key, format!("not a key the object store accepts: {e}")))
+        ObjectPath::parse(&full)
+            .map_err(|e| self.error(operation, key, format!("not a key the object store accepts: {e}")))
     }
 
     fn error(&self, operation: &'static str, key: &str, reason: String) -> PublishError {

@@ -173,8 +173,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"changed").unwrap();
-        let file =
-            MirrorFile { rel: "f".into(), path, sha256: Digest::of(b"original"), size: 8, mode: 0o644 };
+        let file = MirrorFile { rel: "f".into(), path, sha256: Digest::of(b"original"), size: 8, mode: 0o644 };
         let mut reader = file.open().unwrap();
         let mut buf = [0u8; 64];
         assert_eq!(reader.fill(&mut buf).unwrap(), 7);

@@ -181,18 +181,23 @@ fn files_publish_is_checked_by_stock_signify_and_a_modified_mirror_is_not_publis
         .args(["-x", ".airlock/SHA256SUMS.sig", "docs/readme.txt"]));
     check.expect_code(0);
     // ... and the whole list.
-    run(Command::new("signify-openbsd").current_dir(&www).args(["-C", "-p"]).arg(ws.path("inside.pub")).args([
-        "-x",
-        ".airlock/SHA256SUMS.sig",
-    ]))
+    run(Command::new("signify-openbsd")
+        .current_dir(&www)
+        .args(["-C", "-p"])
+        .arg(ws.path("inside.pub"))
+        .args(["-x", ".airlock/SHA256SUMS.sig"]))
     .expect_code(0);
     // The kept signed manifest travels too: the transfer key's signature over it verifies.
     let heads: Vec<_> = fs::read_dir(www.join(".airlock/bundles")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(heads.len(), 1);
     let sig = fs::read_dir(heads[0].join("signatures")).unwrap().next().unwrap().unwrap().path();
-    run(Command::new("signify-openbsd").args(["-V", "-p"]).arg(ws.path("k.pub")).arg("-x").arg(&sig).arg("-m").arg(
-        heads[0].join("manifest.cbor"),
-    ))
+    run(Command::new("signify-openbsd")
+        .args(["-V", "-p"])
+        .arg(ws.path("k.pub"))
+        .arg("-x")
+        .arg(&sig)
+        .arg("-m")
+        .arg(heads[0].join("manifest.cbor")))
     .expect_code(0);
 
     // Hostile: a mirror file changed after import is not published, the target is unchanged.
@@ -285,9 +290,8 @@ fn pypi_index_served_by_nginx_is_what_pip_downloads_and_installs_from() {
     let server = Server::nginx(&www, &ws.path("nginx"));
     let index = format!("{}/simple", server.url());
     let dl = ws.path("dl");
-    let download = run(pip(&["download", "--no-deps", "--index-url", &index, "-d"])
-        .arg(&dl)
-        .arg("circleci-sign-publish-example"));
+    let download =
+        run(pip(&["download", "--no-deps", "--index-url", &index, "-d"]).arg(&dl).arg("circleci-sign-publish-example"));
     download.expect_code(0);
     assert_eq!(fs::read(dl.join(WHEEL)).unwrap(), fs::read(fixture("sigstore/pypi").join(WHEEL)).unwrap());
     let target = ws.path("site");
@@ -297,7 +301,10 @@ fn pypi_index_served_by_nginx_is_what_pip_downloads_and_installs_from() {
     install.expect_code(0);
     let installed: Vec<String> =
         fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(installed.iter().any(|n| n.starts_with("circleci_sign_publish_example-0.0.1.dev137.dist-info")), "{installed:?}");
+    assert!(
+        installed.iter().any(|n| n.starts_with("circleci_sign_publish_example-0.0.1.dev137.dist-info")),
+        "{installed:?}"
+    );
     // pip fetched the PEP 658 metadata file (nginx's log says so) and checked its digest.
     let access = fs::read_to_string(ws.path("nginx/access.log")).unwrap();
     assert!(access.contains(&format!("{WHEEL}.metadata")), "{access}");
@@ -401,7 +408,8 @@ fn s3_publish_is_incremental_after_a_delta_import_and_deletes_retired_objects() 
     let listing = s3_listing(&server);
     assert!(!listing.contains(&"site/retire.txt".to_owned()), "{listing:?}");
     assert!(listing.contains(&"site/added.txt".to_owned()), "{listing:?}");
-    let body = boto3(&server, "print(s3.get_object(Bucket='mirror', Key='site/change.txt')['Body'].read().decode(), end='')");
+    let body =
+        boto3(&server, "print(s3.get_object(Bucket='mirror', Key='site/change.txt')['Body'].read().decode(), end='')");
     assert_eq!(body, "week 2\n");
 }
 
@@ -499,7 +507,13 @@ fn gpg_key(dir: &Path) -> (PathBuf, PathBuf) {
     fs::create_dir_all(&home).unwrap();
     fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let gpg = |args: &[&str]| {
-        let out = Command::new("gpg").arg("--homedir").arg(&home).args(["--batch", "--pinentry-mode", "loopback"]).args(args).output().unwrap();
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--batch", "--pinentry-mode", "loopback"])
+            .args(args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     };
@@ -526,7 +540,10 @@ fn debs_without_a_repository_get_an_inside_signed_one_that_apt_installs_from() {
     let packages = fs::read_to_string(www.join("dists/airlock/main/binary-amd64/Packages")).unwrap();
     assert!(packages.contains("Package: python3-ldb-dev\n"), "{packages}");
     assert!(packages.contains("Package: samba-ad-dc\n"), "{packages}");
-    assert!(packages.contains("Filename: pool/main/s/samba/samba-ad-dc_4.17.12+dfsg-0+deb12u2_all.deb\n"), "{packages}");
+    assert!(
+        packages.contains("Filename: pool/main/s/samba/samba-ad-dc_4.17.12+dfsg-0+deb12u2_all.deb\n"),
+        "{packages}"
+    );
     let server = Server::nginx(&www, &ws.path("nginx"));
     let line = format!("deb [signed-by={}] {} airlock main", public.display(), server.url());
     let deb = apt_download(&ws.path("apt"), &line, "python3-ldb-dev");
