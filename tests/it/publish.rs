@@ -419,13 +419,24 @@ fn an_interrupted_s3_publish_resumes_without_sending_again() {
     let src = ws.path("src");
     write(&src, "a.txt", b"a\n", 0o644);
     write(&src, "b.txt", b"b\n", 0o644);
+    // Larger than one part (8 MiB): sent as a multipart upload, completed once checked.
+    let big = big_content(9 << 20);
+    write(&src, "big.bin", &big, 0o644);
     carry(&ws, &src, "w1.airlock", &[]);
     let server = Server::moto(&ws.path("moto"));
     boto3(&server, "s3.create_bucket(Bucket='mirror')");
     let inside = ws.path("inside.sec");
     let mut cmd = publish(&ws, "s3://mirror/site", "files", &["--key", path_arg(&inside)]);
     s3_env(&mut cmd, &server);
-    run(&mut cmd).expect_code(0);
+    let first = json(run(&mut cmd).expect_code(0));
+    assert!(keys(&first["uploaded"]).contains(&"big.bin".to_owned()), "{first}");
+    let stored = boto3(
+        &server,
+        "import hashlib\nh = s3.head_object(Bucket='mirror', Key='site/big.bin')\nbody = s3.get_object(Bucket='mirror', \
+         Key='site/big.bin')['Body'].read()\nprint(h['Metadata']['sha256'], hashlib.sha256(body).hexdigest(), end='')",
+    );
+    let digest = hex(&sha(&big));
+    assert_eq!(stored, format!("{digest} {digest}"), "the multipart object holds the file and carries its digest");
     // As if the first run had stopped after its data objects: no state object yet.
     boto3(&server, "s3.delete_object(Bucket='mirror', Key='site/.airlock/publish.json')");
     let mut cmd = publish(&ws, "s3://mirror/site", "files", &["--key", path_arg(&inside)]);
@@ -433,6 +444,7 @@ fn an_interrupted_s3_publish_resumes_without_sending_again() {
     let resumed = json(run(&mut cmd).expect_code(0));
     assert_eq!(resumed["uploaded"]["count"], 0, "{resumed}");
     assert!(keys(&resumed["resumed"]).contains(&"a.txt".to_owned()), "{resumed}");
+    assert!(keys(&resumed["resumed"]).contains(&"big.bin".to_owned()), "{resumed}");
 }
 
 // ---------------------------------------------------------------------------------------
