@@ -100,6 +100,7 @@ pub mod pack;
 pub mod policy;
 pub mod producer;
 pub mod progress;
+pub mod publish;
 pub mod render;
 pub mod sign;
 pub mod verify;

@@ -78,6 +78,14 @@ pub(super) enum MirrorCommand {
     /// Show a past import from what the mirror kept of it (manifest, signers, entries), or
     /// list every kept import; writes nothing, so it works on a read-only mirror.
     Show(MirrorShowArgs),
+    /// Publish the verified state to a directory or an S3-compatible store, for pip, apt
+    /// or plain downloads (docs/PUBLISH.md).
+    ///
+    /// Only what `mirror verify` accepts is published: a missing, modified or unknown file
+    /// refuses the whole publish (exit 1) and the target is left as it was. Publishing is
+    /// incremental (objects compared by key, size and SHA-256), resumable, and ordered so a
+    /// client never sees an index naming an object not yet there.
+    Publish(super::mirror_publish::PublishArgs),
 }
 
 impl MirrorCommand {
@@ -90,6 +98,8 @@ impl MirrorCommand {
             MirrorCommand::Receipt { json, .. } => (json, schema::MIRROR_RECEIPT),
             MirrorCommand::Verify { json, .. } => (json, schema::MIRROR_VERIFY),
             MirrorCommand::Show(a) => (&a.json, schema::MIRROR_SHOW),
+            // Prints its own documents, failures included (with the refused files): exactly one.
+            MirrorCommand::Publish(_) => return None,
         };
         json.then_some(name)
     }
@@ -106,6 +116,7 @@ pub(super) fn mirror(command: MirrorCommand) -> Result<u8> {
         }
         MirrorCommand::Verify { dir, quiet, read_only, json } => mirror_verify(&dir, quiet, read_only, json),
         MirrorCommand::Show(a) => mirror_show(a),
+        MirrorCommand::Publish(a) => mirror_publish(a),
     }
 }
 

@@ -146,6 +146,19 @@ const CASES: &[JsonCase] = &[
     case!("mirror-show", "every kept import", 0, ["mirror", "show", "@m"]),
     case!("mirror-show", "one import, re-checked", 0, ["mirror", "show", "@m", "c:1", "--trust", "@k.pub"]),
     case!("mirror-show", "an unknown import", 2, ["mirror", "show", "@m", "nosuch:9"]),
+    case!(
+        "mirror-publish",
+        "published as files",
+        0,
+        ["mirror", "publish", "@m", "--to", "@pub-files", "--format", "files", "--key", "@inside.sec"]
+    ),
+    case!(
+        "mirror-publish",
+        "refused: a modified file",
+        1,
+        ["mirror", "publish", "@m-modified", "--to", "@pub-refused", "--format", "files", "--key", "@inside.sec"]
+    ),
+    case!("mirror-publish", "refused: no key for files", 2, ["mirror", "publish", "@m", "--to", "@pub-nokey"]),
     case!("receipt-verify", "a receipt", 0, ["receipt", "verify", "@R", "--trust", "@inside.pub"]),
     case!("receipt-verify", "signed by another key", 1, ["receipt", "verify", "@R", "--trust", "@other.pub"]),
     case!("diff", "two bundles", 0, ["diff", "@b1.airlock", "@b2.airlock"]),

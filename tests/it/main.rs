@@ -14,6 +14,7 @@
 //! - `lifecycle_mirror`: explicit mirrors, channel ownership, delta bundles checked against
 //!   the mirror, retirement, repair, resume, version-1 bundles still additive.
 //! - `hygiene`: rules about the source tree (the library reads no environment variables).
+//! - `publish`: `mirror publish` with nginx, pip, apt, moto's S3 server and signify, on loopback.
 
 mod common;
 mod kit;
@@ -48,6 +49,7 @@ mod pack_report;
 mod policy;
 mod proptest_bundle;
 mod provenance;
+mod publish;
 mod roundtrip;
 mod sigstore_conformance;
 mod single_read;
