@@ -9,13 +9,17 @@ use crate::io::digest::Digest;
 /// per *carried* entry (FORMAT.md §5), so `signify -C` on an extracted delta bundle checks
 /// exactly the files it holds.
 pub fn sums_text(manifest: &Manifest) -> Vec<u8> {
-    // Sized exactly (a growing Vec would double past it): see `sums_line`.
-    let len = carried(manifest).map(|e| e.path.as_str().len() + SUMS_LINE_OVERHEAD).sum();
-    let mut out = Vec::with_capacity(len);
+    // Sized exactly (a growing Vec would double past it).
+    let mut out = Vec::with_capacity(sums_text_len(manifest) as usize);
     for e in carried(manifest) {
         out.extend_from_slice(sums_line(e).as_bytes());
     }
     out
+}
+
+/// The length of [`sums_text`] of `manifest`, without building it.
+pub fn sums_text_len(manifest: &Manifest) -> u64 {
+    carried(manifest).map(|e| (e.path.as_str().len() + SUMS_LINE_OVERHEAD) as u64).sum()
 }
 
 /// Whether `message` is exactly [`sums_text`] of `manifest`, compared line by line so a

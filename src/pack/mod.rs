@@ -324,6 +324,7 @@ impl Packer<'_> {
             Reject::Manifest(problem) => Error::Pack(PackError::InvalidManifest(problem)),
             other => Error::Rejected(other),
         })?;
+        preflight::check_limits(&manifest, manifest_bytes.len() as u64, &self.signers[0])?;
         let manifest_digest = Digest::of(&manifest_bytes);
         // Again, exactly now (a delta's carried entries are known, the manifest's length):
         // still nothing written.

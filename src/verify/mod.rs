@@ -471,8 +471,7 @@ fn read_head(frames: &mut Frames) -> Result<Head> {
             Next::ZeroBlock => return Err(head::end_of_archive_in_head(&at)),
         };
         let size = decoder.check_header(&header)?;
-        let mut content = vec![0u8; size as usize];
-        tar::read_exact(frames, &mut content, &header.name)?;
+        let content = read_content(frames, size, &header.name)?;
         read_padding(frames, size, &header.name)?;
         if let Some(members) = decoder.push(&header.name, content)? {
             break members;
@@ -486,6 +485,35 @@ fn read_head(frames: &mut Frames) -> Result<Head> {
     }
     let head_frame_len = frames.offset().unwrap_or(0);
     Ok(Head { manifest_digest: Digest::of(&manifest_bytes), manifest_bytes, signatures, sums, head_frame_len })
+}
+
+/// Reads a head member's `size` bytes of content. The manifest's own limit depends on its
+/// version (FORMAT.md §11), so its start is read first and the size checked against that
+/// limit before the rest; and the buffer grows as content arrives rather than being sized
+/// from the header up front, so a header that declares gigabytes costs only what the
+/// stream really delivers.
+fn read_content(frames: &mut Frames, size: u64, name: &str) -> Result<Vec<u8>> {
+    /// Bytes reserved before any content has arrived.
+    const RESERVE_MAX: u64 = 16 << 20;
+    let mut content = Vec::with_capacity(size.min(RESERVE_MAX) as usize);
+    if name == MANIFEST_MEMBER {
+        let start = size.min(manifest::prefix_for(manifest::VERSION).len() as u64);
+        read_up_to(frames, &mut content, start, name)?;
+        manifest::Limits::of_manifest(&content).check_manifest_len(size)?;
+    }
+    read_up_to(frames, &mut content, size, name)?;
+    Ok(content)
+}
+
+/// Reads from `frames` until `content` holds `len` bytes; the stream ending first is a
+/// truncation at `at`.
+fn read_up_to(frames: &mut Frames, content: &mut Vec<u8>, len: u64, at: &str) -> Result<()> {
+    let missing = len.saturating_sub(content.len() as u64);
+    let read = Read::take(&mut *frames, missing).read_to_end(content).map_err(|e| tar::stream_error(e, at))?;
+    if (read as u64) < missing {
+        return Err(Reject::Truncated { at: at.to_owned() }.into());
+    }
+    Ok(())
 }
 
 /// Reads the zero padding after a member's content.

@@ -40,6 +40,7 @@ mod interop_signify_keys;
 mod interop_tools;
 mod lifecycle_mirror;
 mod lifecycle_outside;
+mod limits;
 mod media;
 mod pack_failures;
 mod pack_report;
