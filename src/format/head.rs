@@ -18,9 +18,7 @@ use std::io::{self, Write};
 
 use super::manifest::Limits;
 use super::tar::{self, write_member, ReadHeader};
-use super::{
-    signature_member, MANIFEST_MEMBER, MAX_SIGNATURES, MAX_SIGNATURE_BYTES, SIGNATURES_DIR, SUMS_MEMBER,
-};
+use super::{signature_member, MANIFEST_MEMBER, MAX_SIGNATURES, MAX_SIGNATURE_BYTES, SIGNATURES_DIR, SUMS_MEMBER};
 use crate::error::{malformed, Error, Reject, Result};
 use crate::keys::{self, KeyId, SecretKey, Signature};
 

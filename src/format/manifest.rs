@@ -1015,17 +1015,21 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
 }
 
 /// One name in the tree the entries make: a file (an entry) or a directory (a proper prefix
-/// of entries' paths), under its parent directory.
+/// of entries' paths), under its parent directory. Compact (40 bytes): there is one per
+/// entry and one per directory, a million and more for a large mirror.
 struct Node<'a> {
-    /// The parent directory's number (0 for the top; directories count from 1).
-    parent: usize,
     /// The last component's collision key ([`RelPath::collision_key`]).
     key: Cow<'a, str>,
+    /// The parent directory's number (0 for the top; directories count from 1).
+    parent: u32,
     /// The entry that is this file, or the first entry under this directory.
-    entry: usize,
-    /// The directory's length in bytes of `entries[entry].path`, or `None` for a file.
-    dir_len: Option<usize>,
+    entry: u32,
+    /// The directory's length in bytes of `entries[entry].path`, or [`A_FILE`] for a file.
+    dir_len: u32,
 }
+
+/// [`Node::dir_len`] of a file.
+const A_FILE: u32 = u32::MAX;
 
 /// Finds two names that one case-insensitive or normalising filesystem would take for one:
 /// two files, a file and a directory, or two directories spelled differently. A path's key
@@ -1033,9 +1037,45 @@ struct Node<'a> {
 /// are one directory (or collide themselves, which is found one level up) and their last
 /// components have one key. Every name is listed once, under its parent's number, and the
 /// list sorted: unlike a hash table, chosen inputs cannot slow this down, and memory grows
-/// with the entries (each key borrows its component unless folding changed it).
+/// with the entries (each key borrows its component unless folding changed it). The names
+/// are counted first so the list is allocated once, at its size, and sorted in place.
 fn check_collisions(entries: &[Entry]) -> Result<(), Reject> {
-    let mut nodes: Vec<Node<'_>> = Vec::with_capacity(entries.len());
+    let mut count = 0u64;
+    for_each_name(entries, |_, _, _, _| count += 1);
+    if count > u64::from(A_FILE - 1) {
+        return Err(Reject::Limit {
+            what: format!("manifest of {count} names"),
+            limit: format!("{} names", A_FILE - 1),
+        });
+    }
+    let mut nodes: Vec<Node<'_>> = Vec::with_capacity(count as usize);
+    // Every number fits in u32: there are fewer names than `A_FILE`, and an entry or a
+    // directory number is at most the number of names.
+    for_each_name(entries, |parent, i, component, dir_len| {
+        let path = entries[i].path.as_str();
+        nodes.push(Node {
+            key: RelPath::collision_key_cow(&path[component..dir_len.unwrap_or(path.len())]),
+            parent: parent as u32,
+            entry: i as u32,
+            dir_len: dir_len.map_or(A_FILE, |len| len as u32),
+        });
+    });
+    // In place; ties broken by the entry, so of two colliding names the one met first is
+    // named first (the names of one entry all have different parents).
+    nodes.sort_unstable_by(|a, b| a.parent.cmp(&b.parent).then_with(|| a.key.cmp(&b.key)).then(a.entry.cmp(&b.entry)));
+    for pair in nodes.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.parent == b.parent && a.key == b.key {
+            return Err(Reject::Manifest(collision(entries, a, b)));
+        }
+    }
+    Ok(())
+}
+
+/// Shows `visit` every name of the tree once, in entry order: its parent directory's
+/// number, the entry it belongs to (the first entry under it, for a directory), where its
+/// last component starts in that entry's path, and for a directory its length there.
+fn for_each_name(entries: &[Entry], mut visit: impl FnMut(usize, usize, usize, Option<usize>)) {
     // The directories of the previous entry, outermost first: (length, number). The entries
     // under one directory are contiguous in sorted order, so each directory is listed once,
     // when its first entry is reached.
@@ -1056,37 +1096,28 @@ fn check_collisions(entries: &[Entry]) -> Result<(), Reject> {
                 open.truncate(depth);
                 directories += 1;
                 open.push((dir_len, directories));
-                let key = RelPath::collision_key_cow(&path[start..dir_len]);
-                nodes.push(Node { parent, key, entry: i, dir_len: Some(dir_len) });
+                visit(parent, i, start, Some(dir_len));
             }
             start = dir_len + 1;
             depth += 1;
         }
         open.truncate(depth);
         let parent = if depth == 0 { 0 } else { open[depth - 1].1 };
-        nodes.push(Node { parent, key: RelPath::collision_key_cow(&path[start..]), entry: i, dir_len: None });
+        visit(parent, i, start, None);
     }
-    // Stable: of two colliding names, the one met first is named first.
-    nodes.sort_by(|a, b| a.parent.cmp(&b.parent).then_with(|| a.key.cmp(&b.key)));
-    for pair in nodes.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if a.parent == b.parent && a.key == b.key {
-            return Err(Reject::Manifest(collision(entries, a, b)));
-        }
-    }
-    Ok(())
 }
 
 /// The error for two names with one key under one directory.
 fn collision(entries: &[Entry], a: &Node<'_>, b: &Node<'_>) -> ManifestError {
-    let path = |n: &Node<'_>| entries[n.entry].path.to_string();
-    match (a.dir_len, b.dir_len) {
+    let path = |n: &Node<'_>| entries[n.entry as usize].path.to_string();
+    let dir_len = |n: &Node<'_>| (n.dir_len != A_FILE).then_some(n.dir_len as usize);
+    match (dir_len(a), dir_len(b)) {
         (None, None) => ManifestError::Collision { first: path(a), second: path(b) },
         (None, Some(_)) => ManifestError::FileIsDirectory { file: path(a), path: path(b) },
         (Some(_), None) => ManifestError::FileIsDirectory { file: path(b), path: path(a) },
         (Some(a_len), Some(b_len)) => ManifestError::DirectoryCollision {
-            first: entries[a.entry].path.as_str()[..a_len].to_owned(),
-            second: entries[b.entry].path.as_str()[..b_len].to_owned(),
+            first: entries[a.entry as usize].path.as_str()[..a_len].to_owned(),
+            second: entries[b.entry as usize].path.as_str()[..b_len].to_owned(),
             first_entry: path(a),
             second_entry: path(b),
         },

@@ -40,8 +40,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use super::{PackError, PackOptions};
 use crate::error::{Error, Reject, Result};
-use crate::format::manifest::{Entry, Limits, Manifest, Mode, VERSION};
 use crate::format::head::signature_comment;
+use crate::format::manifest::{Entry, Limits, Manifest, Mode, VERSION};
 use crate::format::sums::sums_text_len;
 use crate::format::tar::{self, BLOCK, USTAR_MAX_SIZE};
 use crate::format::volume::{FOOTER_LEN, MAX_TABLE_BYTES, MAX_TRAILER_CONTENT};

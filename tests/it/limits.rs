@@ -64,7 +64,7 @@ fn measure(ws: &Workspace, bundle: &str) -> (u64, u64, u64) {
     let opened = airlock::verify::Bundle::open(&ws.path(bundle)).unwrap();
     let head = opened.head();
     let entries = opened.unverified_manifest().unwrap().entries.len() as u64;
-    (head.manifest_bytes.len() as u64, head.sums.len() as u64, entries)
+    (head.manifest_bytes.len() as u64, head.sums.len(), entries)
 }
 
 /// For one limit: at the measured value the tree packs and imports; one below it, pack
@@ -160,7 +160,8 @@ fn path_limit_packs_at_the_limit_and_refuses_one_past() {
     ws.import("path-at.airlock", "k", "mirror-path", &[]).expect_code(0);
     assert!(ws.path("mirror-path").join(&at).is_file());
 
-    let past = [component("a", 255), component("b", 255), component("c", 255), component("d", 255), "e".into()].join("/");
+    let past =
+        [component("a", 255), component("b", 255), component("c", 255), component("d", 255), "e".into()].join("/");
     assert_eq!(past.len(), 1025);
     let past_src = ws.path("past");
     write(&past_src, &past, b"one past\n", 0o644);
