@@ -313,9 +313,9 @@ warm_corpus() {
 }
 warm_bundles() {
     [[ $COLD -eq 0 ]] || return 0
-    cat "$SBUNDLE/B.tar.zst" "$SBUNDLE/SUMS.sig" >/dev/null
+    [[ $CHECK -eq 1 ]] || cat "$SBUNDLE/B.tar.zst" "$SBUNDLE/SUMS.sig" >/dev/null
     [[ -z $AIRLOCK ]] || cat "$BUNDLE" >/dev/null
-    [[ -z $AIRLOCK || -z ${VOLSET-} ]] || cat "$VOLSET".*.airlock >/dev/null
+    [[ -z $AIRLOCK || -z ${VOLSET-} ]] || ! compgen -G "$VOLSET.*.airlock" >/dev/null || cat "$VOLSET".*.airlock >/dev/null
 }
 
 # ---------------------------------------------------------------- timing
