@@ -10,7 +10,7 @@
 #
 # Corpora (bench/gen-corpus.py): mixed and small (both = the two); million: 1,000,000
 # files of 64-1024 bytes in 1,000 directories (the manifest at scale); large: 20 GiB of
-# 256 MiB files, 60% incompressible.  --scale multiplies each.
+# 256 MiB files, half incompressible.  --scale multiplies each.
 #
 # --cold: larger than memory.  Every timed command runs inside a cgroup-v1 memory
 # cgroup of --cgroup-mib MiB (default 400; page cache counts against it), the page

@@ -258,7 +258,7 @@ def gen_million(out: str, scale: float) -> Writer:
 
 def gen_large(out: str, scale: float) -> Writer:
     """Large, partly incompressible files: every other file random, the rest text or logs,
-    so the payload is about 60% incompressible."""
+    so half the payload is incompressible."""
     rng = random.Random(SEED + 3)
     c = Content(rng)
     w = Writer(out)

@@ -44,18 +44,18 @@ fn pack(ws: &Workspace, src: &Path, out: &str, limits: Limits) -> Run {
     run(&mut cmd)
 }
 
-/// `airlock import` of `bundle` into a fresh mirror under `limits`.
-fn import(ws: &Workspace, bundle: &str, limits: Limits) -> Run {
+/// `airlock import` of `bundle` into the new mirror `mirror` under `limits`.
+fn import(ws: &Workspace, bundle: &str, mirror: &str, limits: Limits) -> Run {
     run(airlock()
         .arg("import")
         .arg(ws.path(bundle))
         .arg("--trust")
         .arg(ws.path("k.pub"))
         .arg("--mirror")
-        .arg(ws.path(&format!("mirror-{bundle}")))
+        .arg(ws.path(mirror))
         .arg("--init")
         .arg("--quiet")
-        .env("AIRLOCK_STATE_DIR", ws.path(&format!("state-import-{bundle}")))
+        .env("AIRLOCK_STATE_DIR", ws.path(&format!("state-{mirror}")))
         .env("AIRLOCK_TEST_LIMITS", limits.env()))
 }
 
@@ -73,14 +73,15 @@ fn measure(ws: &Workspace, bundle: &str) -> (u64, u64, u64) {
 fn at_and_past(ws: &Workspace, src: &Path, name: &str, at: Limits, under: Limits, refusal: &str) {
     let bundle = format!("{name}-at.airlock");
     pack(ws, src, &bundle, at).expect_code(0);
-    import(ws, &bundle, at).expect_code(0);
+    import(ws, &bundle, &format!("mirror-{name}-at"), at).expect_code(0);
 
     let past = format!("{name}-past.airlock");
     let refused = pack(ws, src, &past, under);
     refused.expect_code(2).expect_stderr(&format!("cannot pack: {refusal}")).expect_stderr("nothing was written");
     refused.expect_stderr("Split the sources over several bundles");
     assert!(!ws.path(&past).exists(), "pack wrote {past} although it refused it");
-    import(ws, &bundle, under).expect_code(1).expect_stderr(&format!("bundle rejected: {refusal}"));
+    let rejected = import(ws, &bundle, &format!("mirror-{name}-past"), under);
+    rejected.expect_code(1).expect_stderr(&format!("bundle rejected: {refusal}"));
 }
 
 #[test]
@@ -146,7 +147,8 @@ fn text_limits_pack_at_the_limit_and_refuse_one_past() {
 }
 
 /// The path limit (1024 bytes, FORMAT.md §7, §11): a 1024-byte path packs and imports; a
-/// 1025-byte one is refused by pack, naming the limit.
+/// 1025-byte one is refused by pack, naming the limit (exit 1, as every source that breaks
+/// a packing rule).
 #[test]
 fn path_limit_packs_at_the_limit_and_refuses_one_past() {
     let ws = Workspace::new();
@@ -165,6 +167,6 @@ fn path_limit_packs_at_the_limit_and_refuses_one_past() {
     assert_eq!(past.len(), 1025);
     let past_src = ws.path("past");
     write(&past_src, &past, b"one past\n", 0o644);
-    ws.pack(&past_src, "path-past.airlock", &[]).expect_code(2).expect_stderr("longer than 1024 bytes");
+    ws.pack(&past_src, "path-past.airlock", &[]).expect_code(1).expect_stderr("path is longer than 1024 bytes");
     assert!(!ws.path("path-past.airlock").exists());
 }
