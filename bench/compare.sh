@@ -3,9 +3,23 @@
 # tar+zstd+sha256sum+signify workflow and the raw tar|zstd data path.
 # See docs/PERFORMANCE.md for what is measured and why it is fair.
 #
-#   bench/compare.sh [--corpus mixed|small|both (default)] [--scale F] [--runs N]
-#                    [--workdir DIR] [--no-build] [--baseline-only] [--keep]
-#                    [--loop-fs] [--loop-io direct|buffered]
+#   bench/compare.sh [--corpus mixed|small|million|large|both (default)] [--scale F]
+#                    [--runs N] [--workdir DIR] [--no-build] [--baseline-only] [--keep]
+#                    [--loop-fs] [--loop-io direct|buffered] [--cold [--cgroup-mib N]]
+#                    [--check]
+#
+# Corpora (bench/gen-corpus.py): mixed and small (both = the two); million: 1,000,000
+# files of 64-1024 bytes in 1,000 directories (the manifest at scale); large: 20 GiB of
+# 256 MiB files, half incompressible.  --scale multiplies each.
+#
+# --cold: larger than memory.  Every timed command runs inside a cgroup-v1 memory
+# cgroup of --cgroup-mib MiB (default 400; page cache counts against it), the page
+# cache is dropped before each run (sync; echo 3 > /proc/sys/vm/drop_caches), and
+# blocks read (/usr/bin/time %I) are reported beside wall time.  Needs root and
+# /sys/fs/cgroup/memory.
+#
+# --check: the airlock commands only (pack, inspect, verify, import), one run each:
+# a correctness and peak-RSS check at scale (e.g. --corpus million --check).
 #
 # Progress goes to stderr; the Markdown results go to stdout and to
 # WORKDIR/results/<date>-<corpus>.md (with the raw timings beside it as .tsv).
@@ -27,6 +41,10 @@ LOOP_FS=0
 LOOP_IO=direct
 LOOP_DEV=
 LOOP_MOUNTED=0
+COLD=0
+CGROUP_MIB=400
+CGROUP=
+CHECK=0
 MARKER=.airlock-bench # marks a directory this script owns and may clean
 CLEANUP_ARMED=0
 
@@ -47,9 +65,9 @@ parse_args() {
         case "$1" in
         --corpus)
             case "${2-}" in
-            mixed | small) CORPORA=("$2") ;;
+            mixed | small | million | large) CORPORA=("$2") ;;
             both) CORPORA=(mixed small) ;;
-            *) die "--corpus takes mixed, small or both" ;;
+            *) die "--corpus takes mixed, small, million, large or both" ;;
             esac
             shift 2
             ;;
@@ -81,6 +99,13 @@ parse_args() {
             esac
             shift 2
             ;;
+        --cold) COLD=1 && shift ;;
+        --cgroup-mib)
+            [[ ${2-} =~ ^[1-9][0-9]*$ ]] || die "--cgroup-mib takes a positive integer"
+            CGROUP_MIB=$2
+            shift 2
+            ;;
+        --check) CHECK=1 && shift ;;
         -h | --help) usage ;;
         *) die "unknown argument: $1 (try --help)" ;;
         esac
@@ -184,10 +209,32 @@ mount_loop_fs() {
     log "loop file system: $DATA.img on $DATA (ext4, nodiscard, $LOOP_IO I/O)"
 }
 
+# --cold: a memory cgroup (v1) every timed command runs in.  Page cache is charged
+# to the cgroup that read it, so with a limit below the corpus size the data
+# cannot stay cached between (or within) runs, as on a machine with less memory
+# than the transfer.
+setup_cgroup() {
+    [[ $EUID -eq 0 ]] || die "--cold needs root (it makes a cgroup and drops the page cache)"
+    [[ -d /sys/fs/cgroup/memory ]] || die "--cold needs the cgroup-v1 memory controller at /sys/fs/cgroup/memory"
+    CGROUP=/sys/fs/cgroup/memory/airlock-bench-$$
+    mkdir "$CGROUP" || die "cannot create $CGROUP"
+    echo $((CGROUP_MIB * 1048576)) >"$CGROUP/memory.limit_in_bytes" || die "cannot limit $CGROUP"
+    log "cold mode: commands run in $CGROUP (memory.limit_in_bytes = $CGROUP_MIB MiB), page cache dropped before each run"
+}
+
+# Moves the processes left in the cgroup out, then removes it.
+remove_cgroup() {
+    [[ -n $CGROUP && -d $CGROUP ]] || return 0
+    local pid
+    while read -r pid; do echo "$pid" >/sys/fs/cgroup/memory/cgroup.procs 2>/dev/null || true; done <"$CGROUP/cgroup.procs"
+    rmdir "$CGROUP" 2>/dev/null || log "could not remove $CGROUP"
+}
+
 # Runs on every exit.  Deleting is the last thing we do: on this machine's ext4
 # (mounted with discard), extracting a tree right after rm -rf of a large one
 # runs 4-7x slower for a while, so no timed run ever follows a delete.
 cleanup() {
+    remove_cgroup
     [[ $CLEANUP_ARMED -eq 1 ]] || return 0
     if [[ $KEEP -eq 1 ]]; then
         if [[ $LOOP_MOUNTED -eq 1 ]]; then
@@ -261,36 +308,48 @@ check_space() {
 
 # Read the inputs once more before each round so every run starts warm.
 # GNU tar skips reading file data when its output is /dev/null, hence the cat.
-warm_corpus() { tar -C "$SRC" -cf - . | cat >/dev/null; }
+warm_corpus() {
+    [[ $COLD -eq 1 ]] || tar -C "$SRC" -cf - . | cat >/dev/null
+}
 warm_bundles() {
-    cat "$SBUNDLE/B.tar.zst" "$SBUNDLE/SUMS.sig" >/dev/null
+    [[ $COLD -eq 0 ]] || return 0
+    [[ $CHECK -eq 1 ]] || cat "$SBUNDLE/B.tar.zst" "$SBUNDLE/SUMS.sig" >/dev/null
     [[ -z $AIRLOCK ]] || cat "$BUNDLE" >/dev/null
-    [[ -z $AIRLOCK || -z ${VOLSET-} ]] || cat "$VOLSET".*.airlock >/dev/null
+    [[ -z $AIRLOCK || -z ${VOLSET-} ]] || ! compgen -G "$VOLSET.*.airlock" >/dev/null || cat "$VOLSET".*.airlock >/dev/null
 }
 
 # ---------------------------------------------------------------- timing
 
 # measure PHASE LABEL RUN CMD...: run CMD once under /usr/bin/time, append a
-# row "corpus phase label run usec maxrss_kib" to $TSV.  Wall time comes from
+# row "corpus phase label run usec maxrss_kib blocks_in" to $TSV (blocks_in:
+# file system inputs, %I, in 512-byte units, of CMD and its children).  With
+# --cold the page cache is dropped first and CMD runs inside the memory cgroup.  Wall time comes from
 # EPOCHREALTIME (microseconds; time's %e has only 10 ms resolution, too coarse
 # for inspect).  %M is the peak RSS of the largest single process in CMD's
 # tree, not a sum (see docs/PERFORMANCE.md).
 measure() {
     local phase=$1 label=$2 run=$3
     shift 3
-    local logf=$DATA/logs/$CORPUS-$label-$run.log t0 t1 rss
+    local logf=$DATA/logs/$CORPUS-$label-$run.log t0 t1
     sync # flush earlier runs' dirty pages now, not on this run's clock
     # With --loop-fs the first sync leaves the image file dirty on the host.
     [[ $LOOP_MOUNTED -eq 0 ]] || sync
+    local wrap=()
+    if [[ $COLD -eq 1 ]]; then
+        echo 3 >/proc/sys/vm/drop_caches
+        # The shell joins the cgroup, then becomes CMD; CMD's children inherit it.
+        wrap=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CGROUP")
+    fi
     t0=$EPOCHREALTIME
-    if ! /usr/bin/time -f '%M' -o "$DATA/tmp/time" "$@" >"$logf" 2>&1; then
+    if ! /usr/bin/time -f '%M %I' -o "$DATA/tmp/time" "${wrap[@]}" "$@" >"$logf" 2>&1; then
         tail -n 20 "$logf" >&2
         die "$label (run $run) failed: $*"
     fi
     t1=$EPOCHREALTIME
-    rss=$(tail -n 1 "$DATA/tmp/time")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$CORPUS" "$phase" "$label" "$run" \
-        "$((${t1/./} - ${t0/./}))" "$rss" >>"$TSV"
+    local rss blocks
+    read -r rss blocks < <(tail -n 1 "$DATA/tmp/time")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$CORPUS" "$phase" "$label" "$run" \
+        "$((${t1/./} - ${t0/./}))" "$rss" "$blocks" >>"$TSV"
 }
 
 # round PHASE RUN CMDFN...: one run of every command of a phase, in the order of
@@ -410,7 +469,11 @@ phase() {
     local name=$1 warm=$2 fn run fns=()
     shift 2
     for fn in "$@"; do
-        [[ -z $AIRLOCK && $fn == run_airlock_* ]] || fns+=("$fn")
+        [[ -z $AIRLOCK && $fn == run_airlock_* ]] && continue
+        [[ $CHECK -eq 1 && $fn != run_airlock_* ]] && continue
+        # Volume sets are issue 18's bench, on the mixed and small corpora only.
+        [[ $fn == run_airlock_*vol* || $fn == run_airlock_verify_rebuild ]] && [[ $CORPUS == million || $CORPUS == large ]] && continue
+        fns+=("$fn")
     done
     [[ ${#fns[@]} -gt 0 ]] || return 0
     for ((run = 1; run <= RUNS; run++)); do
@@ -423,6 +486,7 @@ phase() {
 # The baselines must have produced the whole tree; a silent partial extract
 # would make them look fast.
 check_trees() {
+    [[ $CHECK -eq 0 ]] || return 0
     local dir n
     for dir in "$OUT/import-scripted-1" "$OUT/import-raw-1" "$OUT/verify-scripted-1/tree"; do
         n=$(find "$dir" -type f | wc -l)
@@ -449,12 +513,14 @@ write_meta() {
         printf 'corpus\t%s\nscale\t%s\nruns\t%s\n' "$CORPUS" "$SCALE" "$RUNS"
         printf 'files\t%s\ndirs\t%s\nbytes\t%s\n' "$FILES" "$DIRS" "$BYTES"
         printf 'load_at_start\t%s\n' "$LOAD_AT_START"
+        printf 'cold\t%s\ncgroup_mib\t%s\ncheck\t%s\n' "$COLD" "$CGROUP_MIB" "$CHECK"
         printf 'date\t%s\ncommit\t%s\nairlock\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$commit" "$version"
         printf 'machine\t%s cores, %s GiB RAM, %s, %s\n' "$(nproc)" \
             "$(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)" \
             "$(uname -sr)" "$(fs_description)"
         printf 'tools\t%s, zstd %s\n' "$(tar --version | head -n 1)" "$(zstd -V | grep -o 'v[0-9.]*' | head -n 1)"
-        printf 'size.scripted\t%s\n' "$(($(stat -c %s "$SBUNDLE/B.tar.zst") + $(stat -c %s "$SBUNDLE/SUMS.sig")))"
+        [[ ! -e $SBUNDLE/B.tar.zst ]] ||
+            printf 'size.scripted\t%s\n' "$(($(stat -c %s "$SBUNDLE/B.tar.zst") + $(stat -c %s "$SBUNDLE/SUMS.sig")))"
         [[ -z $AIRLOCK ]] || printf 'size.airlock\t%s\n' "$(stat -c %s "$BUNDLE")"
     } >"$meta"
 }
@@ -470,7 +536,7 @@ bench_corpus() {
     stamp=$(date +%Y%m%d-%H%M%S)
     base=$WORK/results/$stamp-$CORPUS
     TSV=$base.tsv
-    printf 'corpus\tphase\tcommand\trun\tusec\tmaxrss_kib\n' >"$TSV"
+    printf 'corpus\tphase\tcommand\trun\tusec\tmaxrss_kib\tblocks_in\n' >"$TSV"
 
     gen_corpus
     check_space
@@ -489,7 +555,7 @@ bench_corpus() {
     check_trees
     # inspect is cheap, so at least 10 runs for a stable median.
     local saved=$RUNS
-    RUNS=$((RUNS < 10 ? 10 : RUNS))
+    [[ $CHECK -eq 1 ]] || RUNS=$((RUNS < 10 ? 10 : RUNS))
     phase inspect warm_bundles run_airlock_inspect
     RUNS=$saved
 
@@ -506,6 +572,8 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     setup_workdir
+    [[ $COLD -eq 0 ]] || setup_cgroup
+    [[ $CHECK -eq 0 ]] || RUNS=1
     make_keys
     local c
     for c in "${CORPORA[@]}"; do

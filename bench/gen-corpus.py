@@ -3,6 +3,11 @@
 
     gen-corpus.py mixed OUT [--scale F]   ~1.1 GiB at scale 1 (see MIXED below)
     gen-corpus.py small OUT [--scale F]   200,000 files of 0.5-2 KiB at scale 1
+    gen-corpus.py million OUT [--scale F] 1,000,000 files of 64-1024 bytes in 1,000
+                                          directories of 1,000 (the manifest at scale)
+    gen-corpus.py large OUT [--scale F]   20 GiB in 80 files of 256 MiB: half random,
+                                          a quarter text, a quarter logs (memory and
+                                          throughput flat with the corpus size)
 
 Every byte, name, mode and mtime comes from a fixed-seed PRNG, so two runs
 produce identical trees (and identical tar streams).  --scale multiplies file
@@ -36,6 +41,11 @@ MIXED = {
     "small": (20_000, 512, 8 * KIB),  # source-tree-like, nested dirs
 }
 SMALL = {"small": (200_000, 512, 2 * KIB)}
+# The million corpus: directories x files per directory, and the file sizes.  --scale
+# multiplies the number of directories (--scale 0.01 is 10,000 files, for a quick check).
+MILLION = {"dirs": 1000, "files_per_dir": 1000, "size": (64, 1024)}
+# The large corpus at scale 1: 80 x 256 MiB = 20 GiB; --scale multiplies the count.
+LARGE = {"files": 80, "size": 256 * MIB}
 MAX_DEPTH = 5  # deepest directory level below the corpus root
 FILES_PER_DIR = 20  # average; sets how many directories the small files use
 EXEC_FRACTION = 0.1  # this share of small and medium files gets mode 0755
@@ -233,9 +243,37 @@ def gen_small(out: str, scale: float) -> Writer:
     return w
 
 
+def gen_million(out: str, scale: float) -> Writer:
+    """1,000 directories of 1,000 small text files: what a package mirror's pool looks like
+    to the manifest (per-entry cost only).  Text, so the payload compresses like source."""
+    rng = random.Random(SEED + 2)
+    c = Content(rng)
+    w = Writer(out)
+    lo, hi = MILLION["size"]
+    for d in range(scaled(MILLION["dirs"], scale)):
+        for f in range(MILLION["files_per_dir"]):
+            w.write(f"d{d:04d}/f{f:04d}.txt", [c.text(rng.randint(lo, hi))])
+    return w
+
+
+def gen_large(out: str, scale: float) -> Writer:
+    """Large, partly incompressible files: every other file random, the rest text or logs,
+    so half the payload is incompressible."""
+    rng = random.Random(SEED + 3)
+    c = Content(rng)
+    w = Writer(out)
+    makers = [c.random, c.text, c.random, c.log]
+    for i in range(scaled(LARGE["files"], scale)):
+        w.write(f"large/file-{i:03d}.dat", chunked(makers[i % len(makers)], LARGE["size"]))
+    return w
+
+
+GENERATORS = {"mixed": gen_mixed, "small": gen_small, "million": gen_million, "large": gen_large}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", choices=["mixed", "small"])
+    ap.add_argument("kind", choices=sorted(GENERATORS))
     ap.add_argument("out", help="output directory (must not exist, or be empty)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply counts and sizes (default 1)")
     args = ap.parse_args()
@@ -246,7 +284,7 @@ def main() -> int:
         ap.error(f"{args.out} is not empty")
 
     start = time.monotonic()
-    w = (gen_mixed if args.kind == "mixed" else gen_small)(args.out, args.scale)
+    w = GENERATORS[args.kind](args.out, args.scale)
     w.finish()
     secs = time.monotonic() - start
     # One machine-readable line; compare.sh does its own counting anyway.

@@ -4,8 +4,12 @@
     summarize.py table RESULTS.tsv RESULTS.meta   one corpus: timings + targets
     summarize.py rss A.tsv B.tsv                  peak RSS of two runs side by side
                                                   (e.g. --scale 1 vs --scale 2)
+    summarize.py flat A.tsv A.meta B.tsv B.meta   peak RSS and throughput of two corpora
+                                                  side by side, flat within 10% or not
+                                                  (e.g. mixed against large)
 
-TSV columns: corpus phase command run usec maxrss_kib (one row per timed run).
+TSV columns: corpus phase command run usec maxrss_kib [blocks_in] (one row per timed
+run; blocks_in, file system inputs in 512-byte units, from compare.sh since --cold).
 META: key<TAB>value lines written by compare.sh.
 """
 
@@ -52,6 +56,21 @@ VOLUME_TARGETS = {
     ("pack", "airlock-pack-vol", "airlock-pack"): 1.15,
     ("verify", "airlock-verify-vol", "airlock-verify"): 1.1,
 }
+# Larger than memory (--cold, issue 15): (phase, airlock command, reference, measure) -> limit.
+# "durability included": pack and import are held to the raw paths made durable.
+COLD_TARGETS = [
+    ("pack", "airlock-pack", "raw-pack", "blocks", 1.05),
+    ("pack", "airlock-pack", "rawsync-pack", "time", 1.05),
+    ("verify", "airlock-verify", "raw-verify", "time", 1.0),
+    ("import", "airlock-import", "rawsync-import", "time", 1.1),
+]
+# The million corpus (issue 15): peak RSS of pack, verify and import within this base
+# plus this many bytes per entry; inspect within INSPECT_MILLION_MS; import against scripted.
+SCALE_RSS_BASE_MIB = 64
+SCALE_RSS_PER_ENTRY = 250
+INSPECT_MILLION_MS = 1000
+RATIO_TARGETS[("million", "import", "scripted")] = 0.6
+FLAT_WITHIN = 0.10  # large against mixed: RSS and throughput within 10%
 PACK_RSS_MIB = 96
 READ_RSS_BASE_MIB = 48  # import/verify: this plus READ_RSS_PER_ENTRY bytes per entry
 READ_RSS_PER_ENTRY = 400
@@ -67,6 +86,8 @@ class Stats:
         self.min = min(secs)
         self.max = max(secs)
         self.rss_mib = max(int(r["maxrss_kib"]) for r in rows) / 1024
+        blocks = [int(r["blocks_in"]) for r in rows if (r.get("blocks_in") or "").isdigit()]
+        self.blocks = statistics.median(blocks) if blocks else None
 
 
 def load_tsv(path):
@@ -126,17 +147,27 @@ def header(meta):
         f"{meta['date']}; airlock {meta['airlock']} at commit {meta['commit']}; "
         f"{meta['machine']}; {meta['tools']}; load average at start {meta.get('load_at_start', '?')}.",
     ]
-    sizes = [f"scripted tar.zst + SUMS.sig {int(meta['size.scripted']) / 1e6:,.1f} MB"]
+    sizes = []
+    if "size.scripted" in meta:
+        sizes.append(f"scripted tar.zst + SUMS.sig {int(meta['size.scripted']) / 1e6:,.1f} MB")
     if "size.airlock" in meta:
         sizes.insert(0, f"airlock bundle {int(meta['size.airlock']) / 1e6:,.1f} MB")
     lines += ["Output sizes: " + ", ".join(sizes) + ".", ""]
+    if meta.get("cold") == "1":
+        lines += [
+            f"Larger than memory (--cold): every command in a {meta.get('cgroup_mib', '?')} MiB memory cgroup, "
+            "page cache dropped before each run; blocks read are /usr/bin/time's %I (512-byte units).",
+            "",
+        ]
     return lines
 
 
 def timing_table(stats, corpus_bytes):
+    with_blocks = any(s.blocks for s in stats.values())
     lines = [
-        "| phase | command | median s | min–max s | MB/s | × scripted | × raw | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| phase | command | median s | min–max s | MB/s | × scripted | × raw | peak RSS MiB |"
+        + (" blocks read |" if with_blocks else ""),
+        "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if with_blocks else ""),
     ]
     for phase, cmd, label in COMMANDS:
         if cmd not in stats:
@@ -147,6 +178,7 @@ def timing_table(stats, corpus_bytes):
             f"| {phase} | {label} | {s.median:.3f} | {s.min:.3f}–{s.max:.3f} | {mbps} | "
             f"{fmt_ratio(ratio(stats, cmd, f'scripted-{phase}'))} | "
             f"{fmt_ratio(ratio(stats, cmd, f'raw-{phase}'))} | {s.rss_mib:.1f} |"
+            + (f" {s.blocks:,.0f} |" if with_blocks and s.blocks is not None else " – |" if with_blocks else "")
         )
     return lines
 
@@ -177,6 +209,10 @@ def target_rows(stats, meta):
         r = ratio(stats, f"airlock-{phase}", f"rawsync-{phase}")
         if r is not None:
             rows.append((f"{phase} time vs raw + sync (context)", f"{r:.2f}×", "–", None))
+    if meta.get("cold") == "1":
+        rows += cold_rows(stats)
+    if corpus == "million":
+        return rows + million_rows(stats, entries)
     if "airlock-pack" in stats:
         rss = stats["airlock-pack"].rss_mib
         rows.append(("pack peak RSS", f"{rss:.1f} MiB", f"≤ {PACK_RSS_MIB} MiB", rss <= PACK_RSS_MIB))
@@ -197,6 +233,66 @@ def target_rows(stats, meta):
         note = "" if corpus == "mixed" else " (stated for the 1 GiB mixed bundle)"
         rows.append(("inspect time", f"{ms:.1f} ms", f"≤ {INSPECT_MS} ms{note}", ms <= INSPECT_MS))
     return rows
+
+
+def cold_rows(stats):
+    """The larger-than-memory targets: blocks read and time against the raw data paths."""
+    rows = []
+    for phase, cmd, ref, what, limit in COLD_TARGETS:
+        if cmd not in stats or ref not in stats:
+            continue
+        if what == "blocks":
+            a, b = stats[cmd].blocks, stats[ref].blocks
+            if a is None or not b:
+                continue
+            r = a / b
+            measured = f"{fmt_against(r, limit)}× ({a:,.0f} against {b:,.0f} blocks)"
+        else:
+            r = ratio(stats, cmd, ref)
+            rounds = round_ratios(stats, cmd, ref) or [r]
+            within = statistics.median(rounds)
+            measured = f"{fmt_against(r, limit)}× (within rounds {fmt_against(within, limit)}×)"
+            r = max(r, within)
+        rows.append((f"cold: {phase} {what} vs {ref}", measured, f"≤ {limit:.2f}×", r <= limit))
+    return rows
+
+
+def million_rows(stats, entries):
+    """The million-entry targets: peak RSS per entry, inspect time."""
+    rows = []
+    budget = SCALE_RSS_BASE_MIB + SCALE_RSS_PER_ENTRY * entries / MIB
+    for phase in ("pack", "verify", "import", "inspect"):
+        if f"airlock-{phase}" in stats:
+            rss = stats[f"airlock-{phase}"].rss_mib
+            limit = f"≤ {budget:.1f} MiB ({SCALE_RSS_BASE_MIB} MiB + {SCALE_RSS_PER_ENTRY} B × {entries:,} entries)"
+            rows.append((f"{phase} peak RSS", f"{rss:.1f} MiB", limit, rss <= budget))
+    if "airlock-inspect" in stats:
+        ms = stats["airlock-inspect"].median * 1000
+        rows.append(("inspect time", f"{ms:.0f} ms", f"≤ {INSPECT_MILLION_MS} ms", ms <= INSPECT_MILLION_MS))
+    return rows
+
+
+def cmd_flat(a_tsv, a_meta, b_tsv, b_meta):
+    """Peak RSS and throughput of corpus B against corpus A: flat within FLAT_WITHIN."""
+    a, b = load_tsv(a_tsv), load_tsv(b_tsv)
+    ma, mb = load_meta(a_meta), load_meta(b_meta)
+    bytes_a, bytes_b = int(ma["bytes"]), int(mb["bytes"])
+    out = [
+        f"| command | peak RSS MiB ({ma['corpus']}) | ({mb['corpus']}) | ratio | MB/s ({ma['corpus']}) "
+        f"| ({mb['corpus']}) | ratio | flat within {FLAT_WITHIN:.0%} |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for phase, cmd, label in COMMANDS:
+        if phase == "inspect" or cmd not in a or cmd not in b:
+            continue
+        ra, rb = a[cmd].rss_mib, b[cmd].rss_mib
+        ta, tb = bytes_a / 1e6 / a[cmd].median, bytes_b / 1e6 / b[cmd].median
+        flat = rb <= ra * (1 + FLAT_WITHIN) and tb >= ta * (1 - FLAT_WITHIN)
+        flat_text = "–" if not cmd.startswith("airlock-") else "yes" if flat else "**NO**"
+        out.append(
+            f"| {label} | {ra:.1f} | {rb:.1f} | {rb / ra:.2f} | {ta:,.0f} | {tb:,.0f} | {tb / ta:.2f} | {flat_text} |"
+        )
+    print("\n".join(out))
 
 
 def cmd_table(tsv, meta_path):
@@ -231,6 +327,8 @@ def main(argv):
         cmd_table(argv[2], argv[3])
     elif len(argv) == 4 and argv[1] == "rss":
         cmd_rss(argv[2], argv[3])
+    elif len(argv) == 6 and argv[1] == "flat":
+        cmd_flat(argv[2], argv[3], argv[4], argv[5])
     else:
         sys.stderr.write(__doc__)
         return 2

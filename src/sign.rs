@@ -19,10 +19,10 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::{malformed, Error, Result};
-use crate::format::{head, MAX_SIGNATURES, SUMS_MEMBER};
+use crate::error::{Error, Result};
+use crate::format::{head, MAX_SIGNATURES};
 use crate::io::durable::{write_atomic, Overwrite};
-use crate::keys::{self, KeyId, SecretKey};
+use crate::keys::{KeyId, SecretKey};
 use crate::pack::{preflight, readback, PackError, PackFault};
 use crate::progress::Progress;
 use crate::verify::{Bundle, Head, NullSink, VerifyOptions};
@@ -158,7 +158,7 @@ pub fn cosign(
     if !unchanged && !skip_space_check(options) {
         check_room(&source, input, dest, bundle.head())?;
     }
-    let head = verify_whole(bundle, verify, progress)?;
+    let (head, sums) = verify_whole(bundle, verify, progress)?;
     let file_len = source.metadata().map_err(|e| Error::io(input, e))?.len();
     let payload_bytes =
         file_len.checked_sub(head.head_frame_len).ok_or_else(|| SignError::InputChanged { path: input.to_owned() })?;
@@ -167,7 +167,7 @@ pub fn cosign(
         added: false,
         output: dest.to_owned(),
         signers: head.signatures.iter().map(|s| s.key_id()).collect(),
-        sums_signer: keys::parse_embedded(&head.sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?.0.key_id(),
+        sums_signer: head.sums.signature()?.key_id(),
         head_bytes: (head.head_frame_len, head.head_frame_len),
         payload_bytes,
         read_back: None,
@@ -194,7 +194,7 @@ pub fn cosign(
     signatures.push(head::sign_manifest(key, &head.manifest_bytes));
     let level = crate::pack::head_level(crate::pack::DEFAULT_LEVEL);
     let new_head =
-        head::encode_head(level, &head.manifest_bytes, &signatures, &head.sums).map_err(|e| Error::io(dest, e))?;
+        head::encode_head(level, &head.manifest_bytes, &signatures, &sums).map_err(|e| Error::io(dest, e))?;
 
     let overwrite = if in_place { Overwrite::Replace } else { overwrite };
     write_atomic(dest, BUNDLE_MODE, overwrite, |out| {
@@ -236,7 +236,7 @@ fn check_room(input_file: &File, input: &Path, dest: &Path, head: &Head) -> Resu
     const MEMBER_OVERHEAD: u64 = 2 * 1024;
     let len = input_file.metadata().map_err(|e| Error::io(input, e))?.len();
     let members = head.manifest_bytes.len() as u64
-        + head.sums.len() as u64
+        + head.sums.len()
         + MEMBER_OVERHEAD
         + (head.signatures.len() as u64 + 1) * SIGNATURE_MEMBER;
     let needed = len.saturating_sub(head.head_frame_len).saturating_add(preflight::zstd_bound(members));
@@ -276,16 +276,17 @@ fn written_check(
 }
 
 /// The whole verification procedure, the payload into a [`NullSink`]; returns the head that
-/// verified.
-fn verify_whole(bundle: Bundle, options: &VerifyOptions<'_>, progress: &dyn Progress) -> Result<Head> {
+/// verified and its checksum-list member's bytes (regenerated from the verified manifest).
+fn verify_whole(bundle: Bundle, options: &VerifyOptions<'_>, progress: &dyn Progress) -> Result<(Head, Vec<u8>)> {
     let verified = bundle.verify(options)?;
     let head = verified.head().clone();
     let manifest = verified.manifest();
+    let sums = head.sums.to_bytes(manifest);
     progress.start("verifying", manifest.total_size(), manifest.entries.len() as u64);
     let streamed = verified.stream_into(&mut NullSink, progress);
     progress.finish();
     streamed?;
-    Ok(head)
+    Ok((head, sums))
 }
 
 /// Copies `source` from `offset` to its end into `out`; returns the bytes copied.

@@ -170,6 +170,10 @@ fn run_command_line() -> ExitCode {
         panic!("{}", message.to_string_lossy());
     }
     let json = cli.command.json_schema();
+    #[cfg(feature = "fault-injection")]
+    if let Err(usage) = set_test_limits() {
+        return ExitCode::from(Failure::Usage(usage).exit_code());
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
@@ -227,6 +231,19 @@ impl Command {
         };
         json.then_some(name)
     }
+}
+
+/// Test hook (feature `fault-injection`): `AIRLOCK_TEST_LIMITS=<manifest bytes>,<checksum
+/// list bytes>,<entries>` gives every format version these limits (FORMAT.md §11) in this
+/// process, for pack and the readers alike: tests/it/limits.rs reaches them with small trees.
+#[cfg(feature = "fault-injection")]
+fn set_test_limits() -> Result<(), String> {
+    let Some(text) = std::env::var("AIRLOCK_TEST_LIMITS").ok() else { return Ok(()) };
+    let bad = || format!("AIRLOCK_TEST_LIMITS={text:?}: expected <manifest bytes>,<checksum list bytes>,<entries>");
+    let numbers: Vec<u64> = text.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let [manifest_bytes, sums_bytes, entries] = numbers[..] else { return Err(bad()) };
+    airlock::format::manifest::set_test_limits(airlock::format::Limits { manifest_bytes, sums_bytes, entries });
+    Ok(())
 }
 
 /// Help and version as clap prints them; a usage error with the arguments it quotes

@@ -2,11 +2,11 @@
 //! reading.
 //!
 //! In order, each a tar member of mode 0644, all in one zstd frame:
-//! 1. `airlock/manifest.cbor` (at most [`MAX_MANIFEST_BYTES`]);
+//! 1. `airlock/manifest.cbor` (at most [`Limits`]`::manifest_bytes` of its version);
 //! 2. one or more `airlock/signatures/<keyid>.sig` (at most [`MAX_SIGNATURES`], each at most
 //!    [`MAX_SIGNATURE_BYTES`]), strictly ascending by key id, each holding a signature by the
 //!    key it is named after;
-//! 3. `airlock/SHA256SUMS.sig` (at most [`MAX_SUMS_BYTES`]).
+//! 3. `airlock/SHA256SUMS.sig` (at most [`Limits`]`::sums_bytes` of the manifest's version).
 //!
 //! The write side is [`HeadWriter`] (pack and sign), whose types admit only that order. The
 //! read side is [`HeadDecoder`]: pure decisions on each member a reader meets, so the verifier
@@ -16,11 +16,9 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use super::manifest::MAX_MANIFEST_BYTES;
+use super::manifest::Limits;
 use super::tar::{self, write_member, ReadHeader};
-use super::{
-    signature_member, MANIFEST_MEMBER, MAX_SIGNATURES, MAX_SIGNATURE_BYTES, MAX_SUMS_BYTES, SIGNATURES_DIR, SUMS_MEMBER,
-};
+use super::{signature_member, MANIFEST_MEMBER, MAX_SIGNATURES, MAX_SIGNATURE_BYTES, SIGNATURES_DIR, SUMS_MEMBER};
 use crate::error::{malformed, Error, Reject, Result};
 use crate::keys::{self, KeyId, SecretKey, Signature};
 
@@ -220,6 +218,8 @@ pub struct HeadMembers {
 pub struct HeadDecoder {
     manifest_bytes: Option<Vec<u8>>,
     signatures: Vec<Signature>,
+    /// The limits of the manifest's version, once the manifest has been taken.
+    limits: Option<Limits>,
 }
 
 impl HeadDecoder {
@@ -243,12 +243,14 @@ impl HeadDecoder {
             if name != MANIFEST_MEMBER {
                 return Err(malformed(&at, format!("expected {MANIFEST_MEMBER:?} first, found {name:?}")));
             }
-            MAX_MANIFEST_BYTES
+            // The version is in the content: the reader checks its own limit once it has
+            // read the start ([`Limits::of_manifest`]).
+            Limits::LARGEST.manifest_bytes
         } else if name.starts_with(SIGNATURES_DIR) {
             // A signature member is tiny; hold it to its own limit before reading any of it.
             MAX_SIGNATURE_BYTES
         } else {
-            MAX_SUMS_BYTES
+            self.limits.unwrap_or(Limits::LARGEST).sums_bytes
         };
         if header.size > limit {
             return Err(Error::Rejected(Reject::Limit {
@@ -265,6 +267,9 @@ impl HeadDecoder {
     pub fn push(&mut self, name: &str, content: Vec<u8>) -> Result<Option<HeadMembers>> {
         let at = self.position();
         if self.manifest_bytes.is_none() {
+            let limits = Limits::of_manifest(&content);
+            limits.check_manifest_len(content.len() as u64)?;
+            self.limits = Some(limits);
             self.manifest_bytes = Some(content);
             return Ok(None);
         }

@@ -31,8 +31,8 @@ pub const VERSION_2: u64 = 2;
 pub const VERSION_1: u64 = 1;
 /// Every version this code reads, newest first.
 pub const KNOWN_VERSIONS: [u64; 3] = [VERSION, VERSION_2, VERSION_1];
-/// Largest manifest accepted, in bytes.
-pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// The first format version whose head carries the larger [`Limits::V3`].
+pub const SCALED_LIMITS_FROM: u64 = 3;
 /// Longest channel name.
 pub const MAX_CHANNEL_BYTES: usize = 64;
 /// Longest label, meta key or meta value.
@@ -45,6 +45,91 @@ pub const MAX_TIME: u64 = 253_402_300_799;
 /// Suffixes that make an entry a detached signature of its sibling: signify, minisign,
 /// OpenPGP, and the signed checksum line of `pack --sign-artifacts`.
 pub const SIGNATURE_SUFFIXES: [&str; 4] = [".sig", ".minisig", ".asc", ".sha256.sig"];
+
+/// The limits a packer can reach with a large tree (FORMAT.md §11): the largest manifest
+/// member, the largest checksum-list member, and the most entries. The one definition both
+/// sides use: pack refuses what exceeds them before it writes anything (`pack::preflight`),
+/// and a reader refuses the same (the head's member headers, [`decode`]). A reader holds
+/// the manifest and the checksum list in memory while it checks their signatures, so these
+/// also bound what it holds before anything is verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `airlock/manifest.cbor`, in bytes.
+    pub manifest_bytes: u64,
+    /// Largest `airlock/SHA256SUMS.sig`, in bytes.
+    pub sums_bytes: u64,
+    /// Most manifest entries.
+    pub entries: u64,
+}
+
+impl Limits {
+    /// Versions 1 and 2: a 64 MiB manifest (about 700,000 entries with short paths), a
+    /// checksum list of twice that, and no count of its own.
+    pub const V2: Limits = Limits { manifest_bytes: 64 << 20, sums_bytes: 128 << 20, entries: u64::MAX };
+    /// From version 3 ([`SCALED_LIMITS_FROM`]): 2^24 entries (16,777,216), a 2 GiB manifest
+    /// and a 4 GiB checksum list (FORMAT.md §11 says why).
+    pub const V3: Limits = Limits { manifest_bytes: 2 << 30, sums_bytes: 4 << 30, entries: 1 << 24 };
+    /// The largest of every version: what a reader holds a member to before it knows the
+    /// manifest's version.
+    pub const LARGEST: Limits = Limits::V3;
+
+    /// The limits of format `version`.
+    pub fn of_version(version: u64) -> Limits {
+        #[cfg(feature = "fault-injection")]
+        if let Some(limits) = TEST_LIMITS.get() {
+            return *limits;
+        }
+        if version >= SCALED_LIMITS_FROM {
+            Limits::V3
+        } else {
+            Limits::V2
+        }
+    }
+
+    /// The limits of the version the start of manifest bytes names, or the smallest when it
+    /// names none (decoding refuses such bytes anyway).
+    pub fn of_manifest(start: &[u8]) -> Limits {
+        match split_prefix(start) {
+            Ok((version, _)) => Limits::of_version(version),
+            Err(_) => Limits::V2,
+        }
+    }
+
+    /// Refuses a manifest member of `len` bytes over the limit.
+    pub fn check_manifest_len(&self, len: u64) -> Result<(), Reject> {
+        check_limit(crate::format::MANIFEST_MEMBER, len, self.manifest_bytes, "bytes")
+    }
+
+    /// Refuses a checksum-list member of `len` bytes over the limit.
+    pub fn check_sums_len(&self, len: u64) -> Result<(), Reject> {
+        check_limit(crate::format::SUMS_MEMBER, len, self.sums_bytes, "bytes")
+    }
+
+    /// Refuses a manifest of `count` entries over the limit.
+    pub fn check_entries(&self, count: u64) -> Result<(), Reject> {
+        check_limit("manifest", count, self.entries, "entries")
+    }
+}
+
+/// Test hook (feature `fault-injection`): limits every version has in this process.
+#[cfg(feature = "fault-injection")]
+static TEST_LIMITS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+
+/// Test hook (feature `fault-injection`): from now on every version has `limits` in this
+/// process, writer and reader alike, so a test reaches them with a small tree (the binary
+/// sets it from `AIRLOCK_TEST_LIMITS`). The first call wins.
+#[cfg(feature = "fault-injection")]
+pub fn set_test_limits(limits: Limits) {
+    let _ = TEST_LIMITS.set(limits);
+}
+
+/// `<what> of <value> <unit>` over `limit` is a [`Reject::Limit`].
+fn check_limit(what: &str, value: u64, limit: u64, unit: &str) -> Result<(), Reject> {
+    if value > limit {
+        return Err(Reject::Limit { what: format!("{what} of {value} {unit}"), limit: format!("{limit} {unit}") });
+    }
+    Ok(())
+}
 
 /// Why manifest bytes are not a valid manifest: the manifest rules of docs/FORMAT.md §6, one
 /// variant per rule. Carried by [`Reject::Manifest`]; the prose is only in `Display`.
@@ -481,8 +566,7 @@ struct WireManifest<'a> {
     previous: Option<&'a Bytes>,
     label: Option<&'a str>,
     meta: BTreeMap<&'a str, &'a str>,
-    #[serde(borrow)]
-    entries: Vec<WireEntry<'a>>,
+    entries: EntriesIn,
     removed: Vec<&'a str>,
     // Version 2 only. Absent keys decode as `None`; the canonical re-encoding then tells a
     // version-1 manifest that has them, or a version-2 one that lacks them, apart.
@@ -510,6 +594,43 @@ struct WireEntry<'a> {
     mode: u32,
     #[serde(borrow)]
     signatures: Vec<&'a str>,
+}
+
+/// The `entries` array, decoded straight into [`Entry`] values one at a time: with a million
+/// entries the borrowed wire form of all of them (72 bytes each) would sit beside the
+/// decoded one. The first entry that breaks a rule is kept as the result; the rest of the
+/// array is still read, so a CBOR error anywhere in the manifest is reported first, as when
+/// the whole wire form was decoded before any entry was checked.
+struct EntriesIn(Result<Vec<Entry>, Reject>);
+
+/// Entries reserved ahead of the decoding: the count in the array header is not trusted
+/// for allocation (the vector grows past this as entries actually decode).
+const ENTRIES_RESERVED_MAX: usize = 1 << 20;
+
+impl<'de> Deserialize<'de> for EntriesIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EntriesIn, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = EntriesIn;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of entries")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<EntriesIn, A::Error> {
+                let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(ENTRIES_RESERVED_MAX));
+                let mut broken = None;
+                while let Some(wire) = seq.next_element::<WireEntry<'de>>()? {
+                    if broken.is_none() {
+                        match entry_from_wire(wire) {
+                            Ok(entry) => entries.push(entry),
+                            Err(reject) => broken = Some(reject),
+                        }
+                    }
+                }
+                Ok(EntriesIn(broken.map_or(Ok(entries), Err)))
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
 }
 
 #[derive(Serialize)]
@@ -656,15 +777,14 @@ fn is_canonical(m: &Manifest, bytes: &[u8]) -> bool {
 /// Decodes manifest bytes. Call it only on bytes whose signature has been verified, except
 /// to *display* an unverified bundle.
 pub fn decode(bytes: &[u8]) -> Result<Manifest, Reject> {
-    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(Reject::Limit {
-            what: format!("manifest of {} bytes", bytes.len()),
-            limit: format!("{MAX_MANIFEST_BYTES} bytes"),
-        });
-    }
+    let limits = Limits::of_manifest(bytes);
+    limits.check_manifest_len(bytes.len() as u64)?;
     check_prefix(bytes)?;
     let wire: WireManifest =
         serde_cbor::from_slice(bytes).map_err(|e| Reject::Manifest(ManifestError::Undecodable(e.to_string())))?;
+    if let Ok(entries) = &wire.entries.0 {
+        limits.check_entries(entries.len() as u64)?;
+    }
     let manifest = from_wire(wire)?;
     check_rules(&manifest)?;
     if !is_canonical(&manifest, bytes) {
@@ -715,7 +835,7 @@ fn from_wire(w: WireManifest<'_>) -> Result<Manifest, Reject> {
     if w.format != FORMAT || !KNOWN_VERSIONS.contains(&w.version) {
         return Err(Reject::Manifest(ManifestError::WrongFormat { format: w.format.to_owned(), version: w.version }));
     }
-    let mut entries = w.entries.into_iter().map(entry_from_wire).collect::<Result<Vec<_>, _>>()?;
+    let mut entries = w.entries.0?;
     if w.version >= VERSION_2 {
         let bits = w.carried.ok_or(Reject::Manifest(ManifestError::BadCarried { reason: "missing" }))?;
         apply_carried(&mut entries, bits)?;
@@ -901,17 +1021,21 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
 }
 
 /// One name in the tree the entries make: a file (an entry) or a directory (a proper prefix
-/// of entries' paths), under its parent directory.
+/// of entries' paths), under its parent directory. Compact (40 bytes): there is one per
+/// entry and one per directory, a million and more for a large mirror.
 struct Node<'a> {
-    /// The parent directory's number (0 for the top; directories count from 1).
-    parent: usize,
     /// The last component's collision key ([`RelPath::collision_key`]).
     key: Cow<'a, str>,
+    /// The parent directory's number (0 for the top; directories count from 1).
+    parent: u32,
     /// The entry that is this file, or the first entry under this directory.
-    entry: usize,
-    /// The directory's length in bytes of `entries[entry].path`, or `None` for a file.
-    dir_len: Option<usize>,
+    entry: u32,
+    /// The directory's length in bytes of `entries[entry].path`, or [`A_FILE`] for a file.
+    dir_len: u32,
 }
+
+/// [`Node::dir_len`] of a file.
+const A_FILE: u32 = u32::MAX;
 
 /// Finds two names that one case-insensitive or normalising filesystem would take for one:
 /// two files, a file and a directory, or two directories spelled differently. A path's key
@@ -919,9 +1043,45 @@ struct Node<'a> {
 /// are one directory (or collide themselves, which is found one level up) and their last
 /// components have one key. Every name is listed once, under its parent's number, and the
 /// list sorted: unlike a hash table, chosen inputs cannot slow this down, and memory grows
-/// with the entries (each key borrows its component unless folding changed it).
+/// with the entries (each key borrows its component unless folding changed it). The names
+/// are counted first so the list is allocated once, at its size, and sorted in place.
 fn check_collisions(entries: &[Entry]) -> Result<(), Reject> {
-    let mut nodes: Vec<Node<'_>> = Vec::with_capacity(entries.len());
+    let mut count = 0u64;
+    for_each_name(entries, |_, _, _, _| count += 1);
+    if count > u64::from(A_FILE - 1) {
+        return Err(Reject::Limit {
+            what: format!("manifest of {count} names"),
+            limit: format!("{} names", A_FILE - 1),
+        });
+    }
+    let mut nodes: Vec<Node<'_>> = Vec::with_capacity(count as usize);
+    // Every number fits in u32: there are fewer names than `A_FILE`, and an entry or a
+    // directory number is at most the number of names.
+    for_each_name(entries, |parent, i, component, dir_len| {
+        let path = entries[i].path.as_str();
+        nodes.push(Node {
+            key: RelPath::collision_key_cow(&path[component..dir_len.unwrap_or(path.len())]),
+            parent: parent as u32,
+            entry: i as u32,
+            dir_len: dir_len.map_or(A_FILE, |len| len as u32),
+        });
+    });
+    // In place; ties broken by the entry, so of two colliding names the one met first is
+    // named first (the names of one entry all have different parents).
+    nodes.sort_unstable_by(|a, b| a.parent.cmp(&b.parent).then_with(|| a.key.cmp(&b.key)).then(a.entry.cmp(&b.entry)));
+    for pair in nodes.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.parent == b.parent && a.key == b.key {
+            return Err(Reject::Manifest(collision(entries, a, b)));
+        }
+    }
+    Ok(())
+}
+
+/// Shows `visit` every name of the tree once, in entry order: its parent directory's
+/// number, the entry it belongs to (the first entry under it, for a directory), where its
+/// last component starts in that entry's path, and for a directory its length there.
+fn for_each_name(entries: &[Entry], mut visit: impl FnMut(usize, usize, usize, Option<usize>)) {
     // The directories of the previous entry, outermost first: (length, number). The entries
     // under one directory are contiguous in sorted order, so each directory is listed once,
     // when its first entry is reached.
@@ -942,37 +1102,28 @@ fn check_collisions(entries: &[Entry]) -> Result<(), Reject> {
                 open.truncate(depth);
                 directories += 1;
                 open.push((dir_len, directories));
-                let key = RelPath::collision_key_cow(&path[start..dir_len]);
-                nodes.push(Node { parent, key, entry: i, dir_len: Some(dir_len) });
+                visit(parent, i, start, Some(dir_len));
             }
             start = dir_len + 1;
             depth += 1;
         }
         open.truncate(depth);
         let parent = if depth == 0 { 0 } else { open[depth - 1].1 };
-        nodes.push(Node { parent, key: RelPath::collision_key_cow(&path[start..]), entry: i, dir_len: None });
+        visit(parent, i, start, None);
     }
-    // Stable: of two colliding names, the one met first is named first.
-    nodes.sort_by(|a, b| a.parent.cmp(&b.parent).then_with(|| a.key.cmp(&b.key)));
-    for pair in nodes.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if a.parent == b.parent && a.key == b.key {
-            return Err(Reject::Manifest(collision(entries, a, b)));
-        }
-    }
-    Ok(())
 }
 
 /// The error for two names with one key under one directory.
 fn collision(entries: &[Entry], a: &Node<'_>, b: &Node<'_>) -> ManifestError {
-    let path = |n: &Node<'_>| entries[n.entry].path.to_string();
-    match (a.dir_len, b.dir_len) {
+    let path = |n: &Node<'_>| entries[n.entry as usize].path.to_string();
+    let dir_len = |n: &Node<'_>| (n.dir_len != A_FILE).then_some(n.dir_len as usize);
+    match (dir_len(a), dir_len(b)) {
         (None, None) => ManifestError::Collision { first: path(a), second: path(b) },
         (None, Some(_)) => ManifestError::FileIsDirectory { file: path(a), path: path(b) },
         (Some(_), None) => ManifestError::FileIsDirectory { file: path(b), path: path(a) },
         (Some(a_len), Some(b_len)) => ManifestError::DirectoryCollision {
-            first: entries[a.entry].path.as_str()[..a_len].to_owned(),
-            second: entries[b.entry].path.as_str()[..b_len].to_owned(),
+            first: entries[a.entry as usize].path.as_str()[..a_len].to_owned(),
+            second: entries[b.entry as usize].path.as_str()[..b_len].to_owned(),
             first_entry: path(a),
             second_entry: path(b),
         },

@@ -20,7 +20,7 @@ pub mod sums;
 pub mod tar;
 pub mod volume;
 
-pub use manifest::{MAX_MANIFEST_BYTES, SIGNATURE_SUFFIXES};
+pub use manifest::{Limits, SIGNATURE_SUFFIXES};
 pub use path::METADATA_DIR;
 
 /// Name of the manifest member.
@@ -59,8 +59,6 @@ pub const ZSTD_MAX_EXPANSION: u64 = (128 << 10) / 4;
 pub const MAX_SIGNATURE_BYTES: u64 = 4096;
 /// Most signature members.
 pub const MAX_SIGNATURES: usize = 256;
-/// Largest checksum-list member.
-pub const MAX_SUMS_BYTES: u64 = 2 * MAX_MANIFEST_BYTES;
 /// The suffix of the signed checksum line `pack --sign-artifacts` writes.
 pub const CHECKSUM_SIG_SUFFIX: &str = ".sha256.sig";
 

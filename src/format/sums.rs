@@ -9,27 +9,45 @@ use crate::io::digest::Digest;
 /// per *carried* entry (FORMAT.md §5), so `signify -C` on an extracted delta bundle checks
 /// exactly the files it holds.
 pub fn sums_text(manifest: &Manifest) -> Vec<u8> {
-    // Sized exactly (a growing Vec would double past it): see `sums_line`.
-    let len = carried(manifest).map(|e| e.path.as_str().len() + SUMS_LINE_OVERHEAD).sum();
-    let mut out = Vec::with_capacity(len);
+    // Sized exactly (a growing Vec would double past it).
+    let mut out = Vec::with_capacity(sums_text_len(manifest) as usize);
     for e in carried(manifest) {
         out.extend_from_slice(sums_line(e).as_bytes());
     }
     out
 }
 
+/// Shows `line` every line of [`sums_text`] of `manifest`, in order, without building the
+/// list (a million entries make about 100 MB of it); stops at the first error.
+pub fn for_each_sums_line<E>(manifest: &Manifest, mut line: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    let mut buf = String::new();
+    for e in carried(manifest) {
+        buf.clear();
+        use std::fmt::Write as _;
+        // Writing to a String cannot fail.
+        let _ = writeln!(buf, "SHA256 ({DATA_DIR}{}) = {}", e.path, e.sha256);
+        line(buf.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Whether `message` is exactly [`sums_text`] of `manifest`, compared line by line so a
-/// reader need not build a second copy of a list that can be tens of megabytes.
+/// reader need not build a second copy of the list.
 pub fn sums_match(manifest: &Manifest, message: &[u8]) -> bool {
     let mut rest = message;
-    for e in carried(manifest) {
-        let line = sums_line(e);
-        match rest.strip_prefix(line.as_bytes()) {
-            Some(r) => rest = r,
-            None => return false,
+    let compared = for_each_sums_line(manifest, |line| match rest.strip_prefix(line) {
+        Some(after) => {
+            rest = after;
+            Ok(())
         }
-    }
-    rest.is_empty()
+        None => Err(()),
+    });
+    compared.is_ok() && rest.is_empty()
+}
+
+/// The length of [`sums_text`] of `manifest`, without building it.
+pub fn sums_text_len(manifest: &Manifest) -> u64 {
+    carried(manifest).map(|e| (e.path.as_str().len() + SUMS_LINE_OVERHEAD) as u64).sum()
 }
 
 fn carried(manifest: &Manifest) -> impl Iterator<Item = &Entry> {

@@ -364,7 +364,7 @@ impl Mirror {
             create_private_dir(&staging)?;
         }
         protocol::remove_dir_if_exists(&staging.join("record"))?;
-        write_record_dir(&staging.join("record"), verified.head())?;
+        write_record_dir(&staging.join("record"), verified.head(), verified.manifest())?;
         self.crash_point(CrashPoint::HeadStaged);
         let data = staging.join("data");
         if !plain::check(&data, plain::Want::Dir)? {

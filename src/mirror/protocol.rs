@@ -43,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{self, Manifest};
 use crate::format::{kept_head_name, signature_member, MANIFEST_MEMBER, SUMS_MEMBER};
 use crate::io::digest::Digest;
-use crate::io::durable::{sync_dir, write_bytes, Overwrite};
+use crate::io::durable::{sync_dir, write_atomic, write_bytes, Overwrite};
 
 /// A step boundary of the protocol where the crash tests (tests/it/crash.rs) stop the
 /// process, as a power cut or `kill -9` would, to check that recovery ends in exactly the
@@ -392,7 +392,7 @@ pub(super) fn sync_filesystem(any_path: &Path) -> Result<()> {
 /// FORMAT.md §10 step 3 (the head): keeps the bundle head so auditors can re-check it with
 /// stock tools: the manifest, its signatures and the checksum list, under the member names
 /// without `airlock/`.
-pub(super) fn write_record_dir(dir: &Path, head: &crate::verify::Head) -> Result<()> {
+pub(super) fn write_record_dir(dir: &Path, head: &crate::verify::Head, manifest: &Manifest) -> Result<()> {
     create_private_dir(dir)?;
     create_private_dir(&dir.join("signatures"))?;
     let strip = |name: &str| kept_head_name(name).to_owned();
@@ -400,7 +400,11 @@ pub(super) fn write_record_dir(dir: &Path, head: &crate::verify::Head) -> Result
     for sig in &head.signatures {
         write_new(&dir.join(strip(&signature_member(sig.key_id()))), sig.to_file_string().as_bytes())?;
     }
-    write_new(&dir.join(strip(SUMS_MEMBER)), &head.sums)?;
+    // Streamed from the verified manifest: the list is as long as the manifest.
+    let sums = dir.join(strip(SUMS_MEMBER));
+    write_atomic(&sums, 0o644, Overwrite::NoClobber, |f| {
+        head.sums.write_to(manifest, &mut io::BufWriter::new(f)).map_err(|e| Error::io(&sums, e))
+    })?;
     // The record dirs are read by auditors: make them world-readable like the mirror.
     for d in [dir.to_owned(), dir.join("signatures")] {
         fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&d, e))?;

@@ -96,7 +96,7 @@ impl Mirror {
         let staging = self.meta.join("staging").join(&name);
         remove_dir_if_exists(&staging)?;
         create_private_dir(&staging)?;
-        write_record_dir(&staging.join("record"), verified.head())?;
+        write_record_dir(&staging.join("record"), verified.head(), verified.manifest())?;
         let data = staging.join("data");
         create_private_dir(&data)?;
         let mut sink = Only { wanted: &wanted, inner: StagingSink::new(data), on: false };

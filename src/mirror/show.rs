@@ -26,9 +26,9 @@ use super::readonly::{shared_lock, ReadLock};
 use super::recover_log::scan_log;
 use super::{check_format, open_checked};
 use crate::error::{Error, Result};
-use crate::format::manifest::{self, Manifest, MAX_MANIFEST_BYTES};
+use crate::format::manifest::{self, Limits, Manifest};
 use crate::format::sums::sums_match;
-use crate::format::{MAX_SIGNATURES, MAX_SIGNATURE_BYTES, MAX_SUMS_BYTES};
+use crate::format::{MAX_SIGNATURES, MAX_SIGNATURE_BYTES};
 use crate::io::digest::Digest;
 use crate::keys::{self, KeyId, Signature};
 use crate::policy::{Policy, SignatureStatus};
@@ -570,11 +570,11 @@ fn read_head(bundles: &Path, name: &str) -> std::result::Result<KeptHead, HeadPr
         return Err(HeadProblem::Missing { digest: name.to_owned() });
     }
     let path = dir.join("manifest.cbor");
-    let manifest_bytes = match read_bounded(&path, MAX_MANIFEST_BYTES) {
+    let manifest_bytes = match read_bounded(&path, Limits::LARGEST.manifest_bytes) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Err(unreadable(Error::io(&path, std::io::ErrorKind::NotFound.into()))),
         Err(ReadProblem::TooLarge) => {
-            return Err(HeadProblem::TooLarge { file: "manifest.cbor", limit: MAX_MANIFEST_BYTES })
+            return Err(HeadProblem::TooLarge { file: "manifest.cbor", limit: Limits::LARGEST.manifest_bytes })
         }
         Err(ReadProblem::Io(e)) => return Err(unreadable(e)),
     };
@@ -583,11 +583,11 @@ fn read_head(bundles: &Path, name: &str) -> std::result::Result<KeptHead, HeadPr
         return Err(HeadProblem::ManifestMismatch { actual });
     }
     let manifest = manifest::decode(&manifest_bytes).map_err(|e| HeadProblem::Undecodable(e.to_string()))?;
-    let sums = match read_bounded(&dir.join("SHA256SUMS.sig"), MAX_SUMS_BYTES) {
+    // The manifest decoded, so its version's limit (FORMAT.md §11) bounds the list.
+    let sums_limit = Limits::of_version(manifest.version).sums_bytes;
+    let sums = match read_bounded(&dir.join("SHA256SUMS.sig"), sums_limit) {
         Ok(sums) => sums,
-        Err(ReadProblem::TooLarge) => {
-            return Err(HeadProblem::TooLarge { file: "SHA256SUMS.sig", limit: MAX_SUMS_BYTES })
-        }
+        Err(ReadProblem::TooLarge) => return Err(HeadProblem::TooLarge { file: "SHA256SUMS.sig", limit: sums_limit }),
         Err(ReadProblem::Io(e)) => return Err(unreadable(e)),
     };
     let sums_match_manifest =

@@ -68,6 +68,11 @@ pub enum PackError {
     /// on a case-insensitive filesystem, say): no bundle is written.
     #[error("cannot pack: the bundle would break a manifest rule: {0}")]
     InvalidManifest(ManifestError),
+    /// The bundle would exceed a size limit of the format version written (FORMAT.md §11):
+    /// every importer refuses such a bundle (with this same [`Reject::Limit`]), so none is
+    /// written.
+    #[error("cannot pack: {0} (FORMAT.md §11), so any importer would refuse the bundle; nothing was written. Split the sources over several bundles, e.g. one channel per top-level directory")]
+    OverLimit(crate::error::Reject),
     /// A channel state file does not hold what the packer writes there.
     #[error("{}: not an airlock channel state file", path.display())]
     ChannelState {

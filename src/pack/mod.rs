@@ -368,6 +368,7 @@ impl Packer<'_> {
         // Encoded (and checked against the format's rules) before anything is written: the
         // hashes still to come change neither its length nor its validity.
         let manifest_bytes = self.encode(&manifest)?;
+        preflight::check_limits(&manifest, manifest_bytes.len() as u64, &self.signers[0])?;
         // Again, exactly now (a delta's carried entries are known, the manifest's length):
         // still nothing written.
         let bound = preflight::bound_of(&manifest, manifest_bytes.len() as u64, self.signers.len());

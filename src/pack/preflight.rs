@@ -39,12 +39,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
 use super::{PackError, PackOptions};
-use crate::error::{Error, Result};
-use crate::format::manifest::{Entry, Manifest, Mode};
+use crate::error::{Error, Reject, Result};
+use crate::format::head::signature_comment;
+use crate::format::manifest::{Entry, Limits, Manifest, Mode, VERSION};
+use crate::format::sums::sums_text_len;
 use crate::format::tar::{self, BLOCK, USTAR_MAX_SIZE};
+use crate::format::volume::{FOOTER_LEN, MAX_TABLE_BYTES, MAX_TRAILER_CONTENT};
 use crate::format::DATA_DIR;
 use crate::io::durable::parent_dir;
 use crate::io::space::{self, Space};
+use crate::keys::SecretKey;
 
 /// CBOR bytes of one manifest entry besides its path and signature links: the map and key
 /// strings (`path`, `size`, `sha256`, `mode`, `signatures`), a 64-bit size, a 32-byte
@@ -75,8 +79,42 @@ pub(super) struct Estimate {
     pub(super) bound: u64,
 }
 
+/// FORMAT.md §11, the limits an importer holds a bundle's head to, for the manifest
+/// about to be written (encoded in `manifest_len` bytes; its checksum list signed by
+/// `sums_signer`): refused here, before anything is written, with the rejection an importer
+/// would give. The checks are the reader's own ([`Limits`]), so pack never writes a bundle
+/// airlock refuses for its size.
+pub(super) fn check_limits(manifest: &Manifest, manifest_len: u64, sums_signer: &SecretKey) -> Result<()> {
+    // The signature lines in front of the list, measured on a real signature: their length
+    // does not depend on the message.
+    let comment = signature_comment(sums_signer.key_id());
+    let sums_signature_len = sums_signer.sign(b"", &comment).to_file_string().len() as u64;
+    let limits = Limits::of_version(manifest.version);
+    let over = |reject| Error::Pack(PackError::OverLimit(reject));
+    limits.check_entries(manifest.entries.len() as u64).map_err(over)?;
+    limits.check_manifest_len(manifest_len).map_err(over)?;
+    limits.check_sums_len(sums_signature_len.saturating_add(sums_text_len(manifest))).map_err(over)
+}
+
+/// A volume set's trailers each hold a copy of the head frame (`head_frame_len` bytes) and
+/// a volume table of at most [`MAX_TABLE_BYTES`] within [`MAX_TRAILER_CONTENT`] (FORMAT.md
+/// §14.2), which a reader enforces: a head too large for that is refused before any volume
+/// is written. (A single-file bundle has no such limit.)
+pub(super) fn check_trailer_room(head_frame_len: u64) -> Result<()> {
+    let room = MAX_TRAILER_CONTENT - MAX_TABLE_BYTES - FOOTER_LEN as u64;
+    if head_frame_len > room {
+        let reject = Reject::Limit {
+            what: format!("the head frame of {head_frame_len} bytes, copied into every volume trailer,"),
+            limit: format!("{room} bytes for a volume set (pack without --volume-size has no such limit)"),
+        };
+        return Err(Error::Pack(PackError::OverLimit(reject)));
+    }
+    Ok(())
+}
+
 /// Walks `opts.sources` (metadata only) and bounds the bundle's size (for a delta: the
-/// smallest the bound can turn out, see the module docs).
+/// smallest the bound can turn out, see the module docs). A tree with more files than the
+/// format's entry limit is refused here, before a byte is read.
 pub(super) fn estimate(opts: &PackOptions, signers: usize) -> Result<Estimate> {
     let mut sizer = Sizer::default();
     let held: HashMap<&[u8], &Entry> =
@@ -87,6 +125,8 @@ pub(super) fn estimate(opts: &PackOptions, signers: usize) -> Result<Estimate> {
         let maybe_held = held.get(path).is_some_and(|b| b.size == size && b.mode == mode);
         sizer.add(path, size, !maybe_held, opts.sign_artifacts);
     })?;
+    let entries = sizer.files + sizer.generated;
+    Limits::of_version(VERSION).check_entries(entries).map_err(|r| Error::Pack(PackError::OverLimit(r)))?;
     Ok(sizer.finish(opts, signers))
 }
 

@@ -104,7 +104,7 @@ impl ChannelState {
     /// not hash to its name is refused by name.
     pub fn kept_manifest(&self, digest: &Digest) -> Result<Option<Manifest>> {
         let path = self.manifest_file(digest);
-        let bytes = match read_bounded(&path, manifest::MAX_MANIFEST_BYTES) {
+        let bytes = match read_bounded(&path, manifest::Limits::LARGEST.manifest_bytes) {
             Ok(b) => b,
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -304,10 +304,10 @@ pub fn plan_since(
 fn base_manifest_bytes(path: &Path) -> Result<Vec<u8>> {
     let kept = path.join(kept_head_name(MANIFEST_MEMBER));
     if path.is_dir() {
-        return read_bounded(&kept, manifest::MAX_MANIFEST_BYTES);
+        return read_bounded(&kept, manifest::Limits::LARGEST.manifest_bytes);
     }
     if file_start(path, 3)? == [0xd9, 0xd9, 0xf7] {
-        return read_bounded(path, manifest::MAX_MANIFEST_BYTES);
+        return read_bounded(path, manifest::Limits::LARGEST.manifest_bytes);
     }
     Ok(crate::verify::Bundle::open(path)?.head().manifest_bytes.clone())
 }

@@ -540,6 +540,7 @@ impl Packer<'_> {
         let manifest_digest = Digest::of(&manifest_bytes);
         let mut head = Vec::new();
         self.write_head(&mut head, manifest, manifest_bytes)?;
+        super::preflight::check_trailer_room(head.len() as u64)?;
         let plan = plan(opts, head.len() as u64, frame_bound(tar_bound(manifest)))?;
         let threads = match self.opts.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),

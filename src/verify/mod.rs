@@ -32,7 +32,7 @@ pub mod source;
 pub mod volumes;
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -45,10 +45,11 @@ use crate::error::{malformed, Error, Reject, Result};
 use crate::format::head::{self, HeadDecoder, HeadMembers};
 use crate::format::manifest::{self, Manifest, ManifestError};
 use crate::format::peek::peek_channel_created;
-use crate::format::sums::sums_match;
+use crate::format::sums::for_each_sums_line;
 use crate::format::tar::{self, Next, BLOCK};
 use crate::format::{DATA_DIR, MANIFEST_MEMBER, MAX_PAYLOAD_BYTES, SUMS_MEMBER, ZSTD_MAX_EXPANSION};
-use crate::io::digest::Digest;
+use crate::io::digest::{Digest, Hasher};
+use crate::keys::ed25519::StrictStream;
 use crate::keys::{self, KeyId};
 use crate::policy::{Policy, SignatureStatus, Trust, TrustReport};
 use crate::producer::{ProducerReport, Times};
@@ -66,10 +67,62 @@ pub struct Head {
     pub manifest_digest: Digest,
     /// The manifest signatures, in member order (sorted by key id).
     pub signatures: Vec<keys::Signature>,
-    /// The `airlock/SHA256SUMS.sig` member.
-    pub sums: Vec<u8>,
+    /// The `airlock/SHA256SUMS.sig` member: its signature lines, and the checksum list
+    /// after them by length and SHA-256 only.
+    pub sums: SumsMember,
     /// Length of the head frame in the bundle file.
     pub head_frame_len: u64,
+}
+
+/// The `airlock/SHA256SUMS.sig` member as read: the signature lines, and the checksum list
+/// after them by its length and SHA-256, not its bytes. A valid list is exactly the one
+/// derived from the verified manifest (§5), so a reader regenerates it, line by line, to
+/// compare (by digest) and to verify its signature, and need not hold a second copy of a
+/// list as long as the manifest (about 100 MB for a million entries). Once the bundle
+/// verified, [`write_to`](SumsMember::write_to) writes the member's exact bytes.
+#[derive(Clone, Debug)]
+pub struct SumsMember {
+    /// The comment and signature lines, as read (with their newlines).
+    signature_lines: Vec<u8>,
+    /// Length of the checksum list after them.
+    list_len: u64,
+    /// SHA-256 of the checksum list after them.
+    list_digest: Digest,
+}
+
+impl SumsMember {
+    /// The member's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.signature_lines.len() as u64 + self.list_len
+    }
+
+    /// Whether the member is empty (never, for a member that parses).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The member's signature (who signed the checksum list), not verified.
+    pub fn signature(&self) -> Result<keys::Signature> {
+        keys::parse_embedded(&self.signature_lines)
+            .map(|(sig, _)| sig)
+            .map_err(|e| malformed(SUMS_MEMBER, e.to_string()))
+    }
+
+    /// Writes the member's bytes, the list regenerated from `manifest`: exactly what was read
+    /// once [`Bundle::verify`] accepted the bundle with this manifest (it compared them).
+    pub fn write_to(&self, manifest: &Manifest, w: &mut impl Write) -> std::io::Result<()> {
+        w.write_all(&self.signature_lines)?;
+        for_each_sums_line(manifest, |line| w.write_all(line))?;
+        w.flush()
+    }
+
+    /// The member's bytes (see [`write_to`](Self::write_to)).
+    pub fn to_bytes(&self, manifest: &Manifest) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len() as usize);
+        // Writing to a Vec cannot fail.
+        let _ = self.write_to(manifest, &mut out);
+        out
+    }
 }
 
 /// An open bundle positioned after its head frame, not yet verified.
@@ -468,6 +521,7 @@ fn read_head(frames: &mut Frames) -> Result<Head> {
         Err(e) => return Err(tar::stream_error(e, at_start)),
     }
     let mut decoder = HeadDecoder::new();
+    let mut list = None;
     let HeadMembers { manifest_bytes, signatures, sums } = loop {
         let at = decoder.position();
         let header = match tar::read_header(frames, &at)? {
@@ -475,13 +529,20 @@ fn read_head(frames: &mut Frames) -> Result<Head> {
             Next::ZeroBlock => return Err(head::end_of_archive_in_head(&at)),
         };
         let size = decoder.check_header(&header)?;
-        let mut content = vec![0u8; size as usize];
-        tar::read_exact(frames, &mut content, &header.name)?;
+        let content = if header.name == SUMS_MEMBER {
+            let (lines, list_of) = read_sums(frames, size)?;
+            list = Some(list_of);
+            lines
+        } else {
+            read_content(frames, size, &header.name)?
+        };
         read_padding(frames, size, &header.name)?;
         if let Some(members) = decoder.push(&header.name, content)? {
             break members;
         }
     };
+    let (list_len, list_digest) = list.unwrap_or((0, Digest::of(b"")));
+    let sums = SumsMember { signature_lines: sums, list_len, list_digest };
     let mut probe = [0u8; 1];
     match frames.read(&mut probe) {
         Ok(0) => {}
@@ -490,6 +551,65 @@ fn read_head(frames: &mut Frames) -> Result<Head> {
     }
     let head_frame_len = frames.offset().unwrap_or(0);
     Ok(Head { manifest_digest: Digest::of(&manifest_bytes), manifest_bytes, signatures, sums, head_frame_len })
+}
+
+/// Reads a head member's `size` bytes of content. The manifest's own limit depends on its
+/// version (FORMAT.md §11), so its start is read first and the size checked against that
+/// limit before the rest; and the buffer grows as content arrives rather than being sized
+/// from the header up front, so a header that declares gigabytes costs only what the
+/// stream really delivers.
+fn read_content(frames: &mut Frames, size: u64, name: &str) -> Result<Vec<u8>> {
+    /// Bytes reserved before any content has arrived.
+    const RESERVE_MAX: u64 = 16 << 20;
+    let mut content = Vec::with_capacity(size.min(RESERVE_MAX) as usize);
+    if name == MANIFEST_MEMBER {
+        let start = size.min(manifest::prefix_for(manifest::VERSION).len() as u64);
+        read_up_to(frames, &mut content, start, name)?;
+        manifest::Limits::of_manifest(&content).check_manifest_len(size)?;
+    }
+    read_up_to(frames, &mut content, size, name)?;
+    Ok(content)
+}
+
+/// Reads the checksum-list member of `size` bytes: its two signature lines are kept (the
+/// first 4096 bytes at most: a signify comment is at most 1023 bytes, the signature line
+/// 100), the list after them is hashed as it streams past. Returns the signature lines and
+/// the list's length and SHA-256.
+fn read_sums(frames: &mut Frames, size: u64) -> Result<(Vec<u8>, (u64, Digest))> {
+    const SIGNATURE_LINES_MAX: u64 = 4096;
+    let mut start = Vec::new();
+    read_up_to(frames, &mut start, size.min(SIGNATURE_LINES_MAX), SUMS_MEMBER)?;
+    // The end of the second line; without one, everything read stays with the signature
+    // lines, which then do not parse (checked in §8 step 4, as for any bad member).
+    let lines_end = start.iter().enumerate().filter(|&(_, &b)| b == b'\n').nth(1).map_or(start.len(), |(at, _)| at + 1);
+    let mut list = Hasher::new();
+    list.update(&start[lines_end..]);
+    start.truncate(lines_end);
+    let mut rest = Read::take(&mut *frames, size - list.len() - start.len() as u64);
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match rest.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => list.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(tar::stream_error(e, SUMS_MEMBER)),
+        }
+    }
+    if start.len() as u64 + list.len() < size {
+        return Err(Reject::Truncated { at: SUMS_MEMBER.to_owned() }.into());
+    }
+    Ok((start, (list.len(), list.finish())))
+}
+
+/// Reads from `frames` until `content` holds `len` bytes; the stream ending first is a
+/// truncation at `at`.
+fn read_up_to(frames: &mut Frames, content: &mut Vec<u8>, len: u64, at: &str) -> Result<()> {
+    let missing = len.saturating_sub(content.len() as u64);
+    let read = Read::take(&mut *frames, missing).read_to_end(content).map_err(|e| tar::stream_error(e, at))?;
+    if (read as u64) < missing {
+        return Err(Reject::Truncated { at: at.to_owned() }.into());
+    }
+    Ok(())
 }
 
 /// Reads the zero padding after a member's content.
@@ -535,12 +655,50 @@ fn check_declared_sizes(manifest: &Manifest, payload_frames: u64) -> Result<(), 
 /// unrevoked signer key of the rule with a valid manifest signature, as step 2 found them),
 /// with a signature that verifies. So the auditor's stock-tool check (`signify -C` with a
 /// trusted key) holds for every bundle this accepts.
-fn check_sums(sums: &[u8], manifest: &Manifest, signer_keys: &Trust, trust: &TrustReport) -> Result<()> {
-    let (sig, message) = keys::parse_embedded(sums).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
-    if !sums_match(manifest, message) {
+///
+/// The list is not held: it is regenerated from the manifest line by line, compared by
+/// length and SHA-256 with the list read (equal digests mean equal lists), and its signature
+/// verified over the regenerated lines in the same pass.
+fn check_sums(sums: &SumsMember, manifest: &Manifest, signer_keys: &Trust, trust: &TrustReport) -> Result<()> {
+    let (sig, rest) = keys::parse_embedded(&sums.signature_lines).map_err(|e| malformed(SUMS_MEMBER, e.to_string()))?;
+    let signer = counted_signer(&sig, signer_keys, trust);
+    let bad_signature = || Reject::BadSignature { key_id: sig.key_id(), what: SUMS_MEMBER.to_owned() };
+    let mut stream = match &signer {
+        Ok(key) => Some(StrictStream::new(key, sig.bytes()).map_err(|_| bad_signature())?),
+        Err(_) => None,
+    };
+    let mut expected = Hasher::new();
+    let regenerated: Result<(), std::convert::Infallible> = for_each_sums_line(manifest, |line| {
+        expected.update(line);
+        if let Some(stream) = &mut stream {
+            stream.update(line);
+        }
+        Ok(())
+    });
+    let Ok(()) = regenerated;
+    // Nothing of the message may sit in the signature lines (they end at the second newline).
+    if !rest.is_empty() || expected.len() != sums.list_len || expected.finish() != sums.list_digest {
         return Err(malformed(SUMS_MEMBER, "checksum list does not match the manifest"));
     }
-    verify_counted(&sig, message, SUMS_MEMBER, signer_keys, trust)
+    signer?;
+    stream.map_or(Ok(()), |s| s.finish().map_err(|_| bad_signature().into()))
+}
+
+/// The key of `sig`'s signer if it is a counted signer (§8 step 2: a signer key of the
+/// rule with a valid manifest signature), else the rejection naming the counted signers.
+fn counted_signer<'t>(
+    sig: &keys::Signature,
+    signer_keys: &'t Trust,
+    trust: &TrustReport,
+) -> Result<&'t keys::PublicKey> {
+    let counted = |id: KeyId| trust.signatures.iter().any(|(k, status)| *k == id && *status == SignatureStatus::Valid);
+    Some(sig.key_id()).filter(|&id| counted(id)).and_then(|id| signer_keys.key(id)).ok_or_else(|| {
+        Reject::UntrustedSumsSigner {
+            key_id: sig.key_id(),
+            counted: trust.signatures.iter().map(|(k, _)| *k).filter(|&k| counted(k)).collect(),
+        }
+        .into()
+    })
 }
 
 /// Checks that `sig` over `message` (the embedded signature member `what`) is by a counted
@@ -553,13 +711,7 @@ pub(crate) fn verify_counted(
     signer_keys: &Trust,
     trust: &TrustReport,
 ) -> Result<()> {
-    let counted = |id: KeyId| trust.signatures.iter().any(|(k, status)| *k == id && *status == SignatureStatus::Valid);
-    let signer = Some(sig.key_id()).filter(|&id| counted(id)).and_then(|id| signer_keys.key(id)).ok_or_else(|| {
-        Reject::UntrustedSumsSigner {
-            key_id: sig.key_id(),
-            counted: trust.signatures.iter().map(|(k, _)| *k).filter(|&k| counted(k)).collect(),
-        }
-    })?;
+    let signer = counted_signer(sig, signer_keys, trust)?;
     signer.verify(message, sig).map_err(|_| Reject::BadSignature { key_id: sig.key_id(), what: what.to_owned() })?;
     Ok(())
 }

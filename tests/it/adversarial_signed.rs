@@ -669,7 +669,7 @@ fn huge_declared_manifest_size() {
     case.put("evil.airlock", &bad);
     case.expect_rejected(
         "evil.airlock",
-        "airlock/manifest.cbor of 1099511627776 bytes exceeds the limit of 67108864 bytes",
+        "airlock/manifest.cbor of 1099511627776 bytes exceeds the limit of 2147483648 bytes",
     );
 }
 

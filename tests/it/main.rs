@@ -43,6 +43,7 @@ mod interop_tools;
 mod json_schema;
 mod lifecycle_mirror;
 mod lifecycle_outside;
+mod limits;
 mod media;
 mod pack_failures;
 mod pack_report;
