@@ -25,12 +25,11 @@ use crate::io::durable::{write_atomic, Overwrite};
 /// The stamps file in `.airlock/`.
 const STAMPS: &str = "stamps";
 
-/// One file's stamp.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+/// One file's stamp, in memory: held for every file of the mirror (a million and more),
+/// so the path is only the map's key and the SHA-256 is 32 bytes, not 64 hex digits.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Stamp {
-    path: String,
-    sha256: String,
+    sha256: Digest,
     size: u64,
     mode: u32,
     mtime_ns: i64,
@@ -44,8 +43,7 @@ impl Stamp {
     fn new(entry: &Entry, meta: &fs::Metadata) -> Stamp {
         let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
         Stamp {
-            path: entry.path.as_str().to_owned(),
-            sha256: entry.sha256.to_hex(),
+            sha256: entry.sha256,
             size: meta.len(),
             mode: meta.permissions().mode() & 0o7777,
             mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
@@ -56,18 +54,69 @@ impl Stamp {
     }
 }
 
+/// One line of the stamps file (FORMAT.md §9), read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StampIn<'a> {
+    #[serde(borrow)]
+    path: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    sha256: std::borrow::Cow<'a, str>,
+    size: u64,
+    mode: u32,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    dev: u64,
+}
+
+/// One line of the stamps file, written: the same keys in the same order.
+#[derive(Serialize)]
+struct StampOut<'a> {
+    path: &'a str,
+    sha256: String,
+    size: u64,
+    mode: u32,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    dev: u64,
+}
+
+impl StampIn<'_> {
+    /// The stamp by path; `None` for a digest that is not 64 hex digits (re-hashed).
+    fn into_stamp(self) -> Option<(String, Stamp)> {
+        let sha256 = Digest::from_hex(&self.sha256)?;
+        let StampIn { path, size, mode, mtime_ns, ctime_ns, ino, dev, .. } = self;
+        Some((path.into_owned(), Stamp { sha256, size, mode, mtime_ns, ctime_ns, ino, dev }))
+    }
+}
+
+impl Stamp {
+    fn line<'a>(&self, path: &'a str) -> StampOut<'a> {
+        StampOut {
+            path,
+            sha256: self.sha256.to_hex(),
+            size: self.size,
+            mode: self.mode,
+            mtime_ns: self.mtime_ns,
+            ctime_ns: self.ctime_ns,
+            ino: self.ino,
+            dev: self.dev,
+        }
+    }
+}
+
 /// Every stamp, by path.
 pub(super) type Stamps = BTreeMap<String, Stamp>;
 
 /// Reads `.airlock/stamps`; a line that does not parse is skipped (that file is re-hashed).
 pub(super) fn load(meta: &Path) -> Result<Stamps> {
     let bytes = plain::read(&meta.join(STAMPS))?.unwrap_or_default();
-    let mut stamps = Stamps::new();
-    for line in bytes.split(|&b| b == b'\n') {
-        if let Ok(stamp) = serde_json::from_slice::<Stamp>(line) {
-            stamps.insert(stamp.path.clone(), stamp);
-        }
-    }
+    let stamps = bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<StampIn>(line).ok()?.into_stamp())
+        .collect();
     Ok(stamps)
 }
 
@@ -79,8 +128,8 @@ pub(super) fn save(meta: &Path, stamps: &Stamps) -> Result<()> {
     write_atomic(&path, 0o644, Overwrite::Replace, |file| {
         let mut out = io::BufWriter::new(file);
         let mut write_lines = || -> io::Result<()> {
-            for stamp in stamps.values() {
-                serde_json::to_writer(&mut out, stamp).map_err(io::Error::other)?;
+            for (path, stamp) in stamps {
+                serde_json::to_writer(&mut out, &stamp.line(path)).map_err(io::Error::other)?;
                 out.write_all(b"\n")?;
             }
             out.flush()
@@ -150,4 +199,64 @@ pub(super) fn hash_file(path: &Path) -> Result<Digest> {
         .map_err(|e| Error::io(path, e))?;
     let (digest, _) = digest::hash_reader(file).map_err(|e| Error::io(path, e))?;
     Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::manifest::Mode;
+    use crate::format::path::RelPath;
+
+    fn entry(path: &str, content: &[u8]) -> Entry {
+        Entry {
+            path: RelPath::new(path).unwrap(),
+            size: content.len() as u64,
+            sha256: Digest::of(content),
+            mode: Mode::from_permissions(0o644),
+            signatures: Vec::new(),
+            carried: true,
+        }
+    }
+
+    #[test]
+    fn a_saved_stamp_is_trusted_after_loading_and_the_file_keeps_its_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.txt");
+        fs::write(&file, b"hello\n").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = entry("a.txt", b"hello\n");
+        let mut stamps = Stamps::new();
+        record(&mut stamps, &file, &e);
+        save(dir.path(), &stamps).unwrap();
+
+        let text = fs::read_to_string(dir.path().join(STAMPS)).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line["path"], "a.txt");
+        assert_eq!(line["sha256"], e.sha256.to_hex());
+        assert_eq!(text.lines().count(), 1);
+
+        let loaded = load(dir.path()).unwrap();
+        assert_eq!(loaded, stamps);
+        assert_eq!(check(&file, &e, &loaded, true).unwrap(), Found::Stamped);
+        assert_eq!(check(&file, &e, &loaded, false).unwrap(), Found::Hashed);
+    }
+
+    #[test]
+    fn a_stamp_line_that_does_not_parse_costs_a_rehash_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.txt");
+        fs::write(&file, b"hello\n").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = entry("a.txt", b"hello\n");
+        let mut stamps = Stamps::new();
+        record(&mut stamps, &file, &e);
+        save(dir.path(), &stamps).unwrap();
+        let text = fs::read_to_string(dir.path().join(STAMPS)).unwrap();
+        let broken = text.replace(&e.sha256.to_hex(), "not-a-digest");
+        fs::write(dir.path().join(STAMPS), format!("{broken}{{\"path\":\"x\"}}\n")).unwrap();
+
+        let loaded = load(dir.path()).unwrap();
+        assert!(loaded.is_empty());
+        assert_eq!(check(&file, &e, &loaded, true).unwrap(), Found::Hashed);
+    }
 }
