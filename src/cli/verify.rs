@@ -52,7 +52,8 @@ pub(super) fn verify(a: VerifyArgs) -> Result<u8> {
         out::document(schema::VERIFY, true, verified_json(&a.bundles, &policy, &verified))?;
         return Ok(EXIT_OK);
     }
-    let Verified { manifest, digest, trust, findings, volume_notes } = &verified;
+    let Verified { head, findings, volume_notes } = &verified;
+    let (manifest, digest, trust) = (head.manifest(), head.manifest_digest(), head.trust());
     if !a.quiet {
         for note in volume_notes {
             say!("volume {note}")?;
@@ -82,18 +83,18 @@ pub(super) fn uncovered_summary(uncovered: usize) -> String {
 
 /// `verify --json`'s body for a whole bundle (docs/JSON.md).
 fn verified_json(bundles: &[PathBuf], policy: &Policy, v: &Verified) -> serde_json::Value {
-    let m = &v.manifest;
+    let m = v.head.manifest();
     serde_json::json!({
         "mode": "bundle",
         "bundles": out::paths(bundles),
         "bundle_id": m.bundle_id.to_hex(),
         "channel": m.channel,
         "sequence": m.sequence,
-        "manifest_sha256": v.digest.to_hex(),
+        "manifest_sha256": v.head.manifest_digest().to_hex(),
         "files": m.entries.len(),
         "bytes": m.total_size(),
-        "signatures": signatures_json(policy, &v.trust),
-        "threshold": airlock::render::threshold_json(&v.trust),
+        "signatures": signatures_json(policy, v.head.trust()),
+        "threshold": airlock::render::threshold_json(v.head.trust()),
         "findings": v.findings.iter().map(airlock::render::finding_json).collect::<Vec<_>>(),
         "not_covered": policy.uncovered_files(m, &v.findings),
         "messages": v.volume_notes,
@@ -111,9 +112,8 @@ pub(super) fn signatures_json(policy: &Policy, trust: &TrustReport) -> Vec<serde
 
 /// What a whole verification found.
 struct Verified {
-    manifest: airlock::Manifest,
-    digest: airlock::Digest,
-    trust: TrustReport,
+    /// The verified manifest, its digest and who signed it.
+    head: airlock::verify::AuthenticHead,
     /// What the artifact rules found.
     findings: Vec<airlock::producer::Finding>,
     /// What reading a volume set rebuilt.
@@ -124,14 +124,12 @@ struct Verified {
 fn verify_all(bundle: Bundle, policy: &Policy, quiet: bool) -> Result<Verified> {
     let verified = bundle.verify(&VerifyOptions::new(policy, now()))?;
     let volume_notes = verified.volume_notes();
-    let manifest = verified.manifest().clone();
-    let (digest, trust) = (verified.manifest_digest(), verified.trust().clone());
     let progress = progress(quiet);
-    progress.start("verifying", manifest.total_size(), manifest.entries.len() as u64);
-    let result = verified.stream_into_report(&mut NullSink, &progress);
+    progress.start("verifying", verified.manifest().total_size(), verified.manifest().entries.len() as u64);
+    let result = verified.stream_keeping_head(&mut NullSink, &progress);
     progress.finish();
-    let findings = result?.findings;
-    Ok(Verified { manifest, digest, trust, findings, volume_notes: volume_notes.take() })
+    let (report, head) = result?;
+    Ok(Verified { head, findings: report.findings, volume_notes: volume_notes.take() })
 }
 
 /// One volume checked alone: exit 0 when it matches its signed table entry.

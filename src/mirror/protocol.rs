@@ -241,18 +241,12 @@ impl Mirror {
     /// files) and of the kept entries it hashed, and drops those of retired files.
     fn stamp_applied(&self, manifest: &Manifest, pending: &Pending) -> Result<()> {
         let record = &pending.record;
-        let mut stamps = stamps::load(&self.meta)?;
-        for path in &record.retired {
-            stamps.remove(path);
-        }
+        let retired: HashSet<&str> = record.retired.iter().map(String::as_str).collect();
         let hashed: HashSet<&str> = pending.restamp.iter().chain(&record.repaired).map(String::as_str).collect();
         let is_import = record.event == Event::Imported;
-        for e in &manifest.entries {
-            if (is_import && v2::is_carried(e)) || hashed.contains(e.path.as_str()) {
-                stamps::record(&mut stamps, &self.root.join(e.path.as_str()), e);
-            }
-        }
-        stamps::save(&self.meta, &stamps)
+        let fresh =
+            manifest.entries.iter().filter(|e| (is_import && v2::is_carried(e)) || hashed.contains(e.path.as_str()));
+        stamps::rewrite(&self.meta, &self.root, fresh, |path| retired.contains(path))
     }
 
     /// Moves everything under `from` (staged, verified content) to the same place under `to`:

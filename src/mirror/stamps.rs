@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -129,13 +129,99 @@ pub(super) fn save(meta: &Path, stamps: &Stamps) -> Result<()> {
         let mut out = io::BufWriter::new(file);
         let mut write_lines = || -> io::Result<()> {
             for (path, stamp) in stamps {
-                serde_json::to_writer(&mut out, &stamp.line(path)).map_err(io::Error::other)?;
-                out.write_all(b"\n")?;
+                write_line(&mut out, path, stamp)?;
             }
             out.flush()
         };
         write_lines().map_err(|e| Error::io(&path, e))
     })
+}
+
+/// Rewrites the stamps file for an import's commit without holding it: the old file's
+/// lines are read one at a time and merged, in path order, with fresh stamps of the
+/// `fresh` entries (in manifest order, which is path order, each stat'ed as it is written);
+/// an old line whose path is fresh, or for which `gone` holds, is dropped. A million files
+/// make about 250 MB of stamps, which a map of them would hold two thirds of. An old line
+/// out of path order (the file was edited) is dropped too: a stamp is a cache, so that
+/// costs a re-hash, never trust.
+pub(super) fn rewrite<'a>(
+    meta: &Path,
+    root: &Path,
+    fresh: impl Iterator<Item = &'a Entry>,
+    gone: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let path = meta.join(STAMPS);
+    let reader = match plain::file_exists(&path)? {
+        true => Some(io::BufReader::new(plain::open(&path, OpenOptions::new().read(true))?)),
+        false => None,
+    };
+    let mut old = OldLines { reader, line: Vec::new(), last: None };
+    let mut fresh = fresh.peekable();
+    write_atomic(&path, 0o644, Overwrite::Replace, |file| {
+        let mut out = io::BufWriter::new(file);
+        let mut merge = || -> io::Result<()> {
+            while let Some((old_path, stamp)) = old.next()? {
+                let mut replaced = false;
+                while let Some(e) = fresh.next_if(|e| e.path.as_str() <= old_path.as_str()) {
+                    write_fresh(&mut out, root, e)?;
+                    replaced = e.path.as_str() == old_path;
+                }
+                if !replaced && !gone(&old_path) {
+                    write_line(&mut out, &old_path, &stamp)?;
+                }
+            }
+            for e in fresh.by_ref() {
+                write_fresh(&mut out, root, e)?;
+            }
+            out.flush()
+        };
+        merge().map_err(|e| Error::io(&path, e))
+    })
+}
+
+/// The stamps of an old stamps file, one line at a time, in strictly ascending path order
+/// (a line that does not parse, or is out of order, is skipped).
+struct OldLines {
+    reader: Option<io::BufReader<File>>,
+    line: Vec<u8>,
+    last: Option<String>,
+}
+
+impl OldLines {
+    fn next(&mut self) -> io::Result<Option<(String, Stamp)>> {
+        let Some(reader) = self.reader.as_mut() else { return Ok(None) };
+        loop {
+            self.line.clear();
+            if reader.read_until(b'\n', &mut self.line)? == 0 {
+                return Ok(None);
+            }
+            let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            let Some((path, stamp)) = serde_json::from_slice::<StampIn>(text).ok().and_then(StampIn::into_stamp) else {
+                continue;
+            };
+            if self.last.as_ref().is_some_and(|last| path.as_str() <= last.as_str()) {
+                continue;
+            }
+            self.last = Some(path.clone());
+            return Ok(Some((path, stamp)));
+        }
+    }
+}
+
+/// Writes the stamp of the file `entry` names under `root`; none when it is not a regular
+/// file (it is re-hashed next time).
+fn write_fresh(out: &mut impl Write, root: &Path, entry: &Entry) -> io::Result<()> {
+    let path = entry.path.as_str();
+    match fs::symlink_metadata(root.join(path)) {
+        Ok(m) if m.is_file() => write_line(out, path, &Stamp::new(entry, &m)),
+        _ => Ok(()),
+    }
+}
+
+/// One JSON line of the stamps file.
+fn write_line(out: &mut impl Write, path: &str, stamp: &Stamp) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &stamp.line(path)).map_err(io::Error::other)?;
+    out.write_all(b"\n")
 }
 
 /// Records that the file at `file` now holds `entry` (it was just written or hashed).
@@ -258,5 +344,38 @@ mod tests {
         let loaded = load(dir.path()).unwrap();
         assert!(loaded.is_empty());
         assert_eq!(check(&file, &e, &loaded, true).unwrap(), Found::Hashed);
+    }
+
+    #[test]
+    fn rewrite_merges_fresh_stamps_into_the_old_lines_in_path_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (meta, root) = (dir.path().join("meta"), dir.path().join("root"));
+        fs::create_dir_all(&meta).unwrap();
+        fs::create_dir_all(&root).unwrap();
+        let file = |name: &str, content: &[u8]| {
+            fs::write(root.join(name), content).unwrap();
+            fs::set_permissions(root.join(name), fs::Permissions::from_mode(0o644)).unwrap();
+            entry(name, content)
+        };
+        let (a, c, e) = (file("a", b"1"), file("c", b"2"), file("e", b"3"));
+        let mut old = Stamps::new();
+        for x in [&a, &c, &e] {
+            record(&mut old, &root.join(x.path.as_str()), x);
+        }
+        save(&meta, &old).unwrap();
+        // An edited file: a line out of order at the end is dropped, not trusted.
+        let text = fs::read_to_string(meta.join(STAMPS)).unwrap();
+        let first = text.lines().next().unwrap().to_owned();
+        fs::write(meta.join(STAMPS), format!("{text}{first}\n")).unwrap();
+
+        let (b, c2) = (file("b", b"4"), file("c", b"55"));
+        rewrite(&meta, &root, [&b, &c2].into_iter(), |p| p == "e").unwrap();
+
+        let stamps = load(&meta).unwrap();
+        assert_eq!(stamps.keys().map(String::as_str).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(fs::read_to_string(meta.join(STAMPS)).unwrap().lines().count(), 3);
+        assert_eq!(check(&root.join("a"), &a, &stamps, true).unwrap(), Found::Stamped);
+        assert_eq!(check(&root.join("b"), &b, &stamps, true).unwrap(), Found::Stamped);
+        assert_eq!(check(&root.join("c"), &c2, &stamps, true).unwrap(), Found::Stamped);
     }
 }

@@ -494,6 +494,17 @@ impl<'a> VerifiedBundle<'a> {
     /// [`stream_into`](Self::stream_into), returning what the producer layer found as
     /// structured findings, with the trust material the rules that held used.
     pub fn stream_into_report(self, sink: &mut dyn PayloadSink, progress: &dyn Progress) -> Result<ProducerReport> {
+        self.stream_keeping_head(sink, progress).map(|(report, _)| report)
+    }
+
+    /// [`stream_into_report`](Self::stream_into_report), handing the verified head back for
+    /// what the caller prints or records afterwards, so it need not copy the manifest before
+    /// streaming (a hundred megabytes for a million entries).
+    pub fn stream_keeping_head(
+        self,
+        sink: &mut dyn PayloadSink,
+        progress: &dyn Progress,
+    ) -> Result<(ProducerReport, AuthenticHead)> {
         // The head (manifest bytes, checksum list: tens of megabytes for a large bundle) is
         // not needed while the payload streams.
         let VerifiedBundle { mut frames, head, authentic, policy, times, .. } = self;
@@ -502,7 +513,8 @@ impl<'a> VerifiedBundle<'a> {
         pipeline::stream_payload(&mut frames, &authentic.manifest, &mut checked, progress)?;
         // Material that streamed after its artifact, and the Debian chains, are decided now,
         // before anything the sink received can be used.
-        checked.end()
+        let report = checked.end()?;
+        Ok((report, authentic))
     }
 
     /// The clock producer signatures are judged against.
