@@ -16,7 +16,8 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use super::manifest::Limits;
+use super::manifest::{Limits, Manifest};
+use super::sums::{sums_text_len, SumsReader};
 use super::tar::{self, write_member, ReadHeader};
 use super::{signature_member, MANIFEST_MEMBER, MAX_SIGNATURES, MAX_SIGNATURE_BYTES, SIGNATURES_DIR, SUMS_MEMBER};
 use crate::error::{malformed, Error, Reject, Result};
@@ -70,6 +71,16 @@ impl<W: Write> SumsWriter<W> {
     /// frame. Returns the inner writer.
     pub fn finish(mut self, pieces: &[&[u8]]) -> io::Result<W> {
         put(&mut self.enc, SUMS_MEMBER, pieces)?;
+        self.enc.finish()
+    }
+
+    /// Writes the checksum-list member as `signature_lines` followed by the list of
+    /// `manifest`, made as it is compressed (never held whole), and ends the frame.
+    pub fn finish_list(mut self, signature_lines: &[u8], manifest: &Manifest) -> io::Result<W> {
+        let size = signature_lines.len() as u64 + sums_text_len(manifest);
+        let mut content = io::Read::chain(signature_lines, SumsReader::new(manifest));
+        let mut buf = [0u8; HEAD_COPY_BUF];
+        write_member(&mut self.enc, SUMS_MEMBER, size, HEAD_MEMBER_MODE, &mut content, &mut buf)?;
         self.enc.finish()
     }
 }

@@ -31,6 +31,36 @@ pub fn for_each_sums_line<E>(manifest: &Manifest, mut line: impl FnMut(&[u8]) ->
     Ok(())
 }
 
+/// [`sums_text`] of a manifest as a reader, made a line at a time: what a writer streams
+/// into the head instead of holding the list (about 100 MB for a million entries).
+pub struct SumsReader<'a> {
+    entries: std::slice::Iter<'a, Entry>,
+    line: Vec<u8>,
+    offset: usize,
+}
+
+impl<'a> SumsReader<'a> {
+    /// The list of `manifest`'s carried entries, from its first line.
+    pub fn new(manifest: &'a Manifest) -> SumsReader<'a> {
+        SumsReader { entries: manifest.entries.iter(), line: Vec::new(), offset: 0 }
+    }
+}
+
+impl std::io::Read for SumsReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.offset == self.line.len() {
+            let Some(e) = self.entries.by_ref().find(|e| e.carried) else { return Ok(0) };
+            self.line.clear();
+            self.line.extend_from_slice(sums_line(e).as_bytes());
+            self.offset = 0;
+        }
+        let n = buf.len().min(self.line.len() - self.offset);
+        buf[..n].copy_from_slice(&self.line[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
+    }
+}
+
 /// Whether `message` is exactly [`sums_text`] of `manifest`, compared line by line so a
 /// reader need not build a second copy of the list.
 pub fn sums_match(manifest: &Manifest, message: &[u8]) -> bool {
@@ -163,6 +193,36 @@ fn shorten(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn the_reader_and_the_line_walk_give_the_list_byte_for_byte() {
+        // sample_v3 is a delta: one entry is not carried, so it must be left out.
+        for manifest in [crate::format::manifest::tests::sample(), crate::format::manifest::tests::sample_v3()] {
+            let text = sums_text(&manifest);
+            assert_eq!(text.len() as u64, sums_text_len(&manifest));
+            for size in [1, 7, 4096] {
+                let (mut read, mut buf) = (Vec::new(), vec![0u8; size]);
+                let mut reader = SumsReader::new(&manifest);
+                loop {
+                    let n = reader.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    read.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(read, text, "read {size} bytes at a time");
+            }
+            let mut walked = Vec::new();
+            for_each_sums_line(&manifest, |line| -> Result<(), ()> {
+                walked.extend_from_slice(line);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(walked, text);
+            assert!(sums_match(&manifest, &text));
+        }
+    }
 
     fn digest(byte: u8) -> Digest {
         Digest([byte; 32])

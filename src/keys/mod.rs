@@ -300,6 +300,24 @@ impl SecretKey {
         Signature { key_id: self.key_id, bytes: self.key.sign(msg).to_bytes(), comment: sanitize_comment(comment) }
     }
 
+    /// [`sign`](Self::sign) over a message too large to hold: `feed` hands its pieces, in
+    /// order, to the function it is given. Ed25519 hashes the message twice (the nonce,
+    /// then the challenge), so `feed` is called twice and must give the same bytes both
+    /// times; the signature is the one [`sign`](Self::sign) makes over the pieces joined.
+    /// `None` only if ed25519-dalek fails, which it does only when an update fails (never
+    /// here): a caller treats it as an internal error.
+    pub fn sign_streamed(&self, feed: impl Fn(&mut dyn FnMut(&[u8])), comment: &str) -> Option<Signature> {
+        use ed25519_dalek::hazmat::{raw_sign_byupdate, ExpandedSecretKey};
+        use sha2::Digest as _;
+        let expanded = ExpandedSecretKey::from(self.key.as_bytes());
+        let update = |hash: &mut sha2::Sha512| {
+            feed(&mut |piece: &[u8]| hash.update(piece));
+            Ok(())
+        };
+        let signature = raw_sign_byupdate::<sha2::Sha512, _>(&expanded, update, &self.key.verifying_key()).ok()?;
+        Some(Signature { key_id: self.key_id, bytes: signature.to_bytes(), comment: sanitize_comment(comment) })
+    }
+
     /// The 64-byte SUPERCOP secret key (seed ‖ public key) that signify stores.
     pub(crate) fn seckey_bytes(&self) -> Zeroizing<[u8; 64]> {
         let mut out = Zeroizing::new([0u8; 64]);
@@ -393,6 +411,25 @@ mod tests {
         }
         // Multi-byte characters must not slip through a byte-length check.
         assert_eq!(KeyId::from_hex("c078a249d4c4c5é"), None);
+    }
+
+    #[test]
+    fn a_streamed_signature_is_the_signature_of_the_pieces_joined() {
+        let secret = SecretKey::parse(REGRESS_SEC, Path::new("test.sec"), &mut no_passphrase()).unwrap();
+        let pieces: [&[u8]; 4] = [b"SHA256 (data/a) = ", b"", b"00ff\n", b"SHA256 (data/b) = 11\n"];
+        let joined = pieces.concat();
+        let streamed = secret
+            .sign_streamed(
+                |put| {
+                    for p in pieces {
+                        put(p);
+                    }
+                },
+                "c",
+            )
+            .unwrap();
+        assert_eq!(streamed, secret.sign(&joined, "c"));
+        assert!(secret.public_key().verify(&joined, &streamed).is_ok());
     }
 
     #[test]

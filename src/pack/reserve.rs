@@ -21,7 +21,6 @@ use super::Packer;
 use crate::error::{Error, Result};
 use crate::format::head::{padding_bound, padding_header, signature_comment, HeadWriter, PADDING_HEADER_LEN};
 use crate::format::manifest::Manifest;
-use crate::format::sums::sums_text;
 use crate::io::digest::Digest;
 use crate::io::tuning::COPY_BUF;
 use crate::keys::Signature;
@@ -80,10 +79,12 @@ impl Packer<'_> {
         let Some(first) = signers.first() else { return Err(Error::Internal("no signer".into())) };
         let signatures: Vec<Signature> = signers.iter().map(|k| k.sign(b"", &signature_comment(k.key_id()))).collect();
         let sums_signature = first.sign(b"", &signature_comment(first.key_id())).to_file_string();
-        let text = sums_text(manifest);
         let mut counter = Counter(0);
         let head = HeadWriter::start(&mut counter, head_level(self.opts.level), manifest_bytes).map_err(io_err)?;
-        head.signatures(&signatures).map_err(io_err)?.finish(&[sums_signature.as_bytes(), &text]).map_err(io_err)?;
+        head.signatures(&signatures)
+            .map_err(io_err)?
+            .finish_list(sums_signature.as_bytes(), manifest)
+            .map_err(io_err)?;
         Ok(counter.0)
     }
 }
