@@ -184,7 +184,9 @@ pub const SBOM_SUFFIXES: [&str; 3] = [".cdx.json", ".spdx.json", ".spdx"];
 /// Every entry of `manifest` that is producer material of another entry by its name, from
 /// the manifest alone (what `inspect` lists without reading the payload).
 pub fn material_by_name(manifest: &crate::format::manifest::Manifest) -> Vec<NamedMaterial> {
-    let paths: std::collections::HashSet<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+    // The entries are sorted by path (FORMAT.md §6.3), so a lookup is a binary search: a
+    // set of every path would cost more than the rest of `inspect` at a million entries.
+    let has = |p: &str| manifest.entries.binary_search_by(|e| e.path.as_str().cmp(p)).is_ok();
     let mut out = Vec::new();
     for e in &manifest.entries {
         let path = e.path.as_str();
@@ -192,12 +194,12 @@ pub fn material_by_name(manifest: &crate::format::manifest::Manifest) -> Vec<Nam
         let sibling = |n: &str| if dir.is_empty() { n.to_owned() } else { format!("{dir}/{n}") };
         if let Some((artifact, _)) = sigstore::material_for(name) {
             let artifact = sibling(artifact);
-            if artifact != path && paths.contains(artifact.as_str()) {
+            if artifact != path && has(&artifact) {
                 out.push(NamedMaterial { artifact, file: path.to_owned(), kind: "sigstore" });
                 continue;
             }
         }
-        if let Some(artifact) = SBOM_SUFFIXES.iter().find_map(|s| path.strip_suffix(s)).filter(|a| paths.contains(a)) {
+        if let Some(artifact) = SBOM_SUFFIXES.iter().find_map(|s| path.strip_suffix(s)).filter(|a| has(a)) {
             out.push(NamedMaterial { artifact: artifact.to_owned(), file: path.to_owned(), kind: "sbom" });
         }
     }
@@ -212,6 +214,29 @@ pub fn time_words(t: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn material_is_found_by_name_beside_its_artifact_only() {
+        use crate::format::manifest::{tests::sample, Entry};
+        use crate::format::path::RelPath;
+        let mut m = sample();
+        let template = m.entries[0].clone();
+        let entry = |p: &str| Entry { path: RelPath::new(p).unwrap(), signatures: Vec::new(), ..template.clone() };
+        m.entries =
+            ["a/tool.tgz", "a/tool.tgz.cdx.json", "a/tool.tgz.sigstore.json", "b/orphan.cdx.json", "b/x.sigstore.json"]
+                .into_iter()
+                .map(entry)
+                .collect();
+        let found: Vec<(String, String, &str)> =
+            material_by_name(&m).into_iter().map(|n| (n.artifact, n.file, n.kind)).collect();
+        assert_eq!(
+            found,
+            [
+                ("a/tool.tgz".to_owned(), "a/tool.tgz.cdx.json".to_owned(), "sbom"),
+                ("a/tool.tgz".to_owned(), "a/tool.tgz.sigstore.json".to_owned(), "sigstore"),
+            ]
+        );
+    }
 
     #[test]
     fn a_signature_cannot_postdate_the_bundle_or_the_clock() {
