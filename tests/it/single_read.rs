@@ -402,7 +402,10 @@ fn padding_frame_in_a_version_2_volume_set() {
     let vector = root.join("v2/accepted-round-trip");
     let bundle = std::fs::read(vector.join("bundle.airlock")).unwrap();
     std::fs::copy(vector.join("trusted.pub"), ws.path("v2.pub")).unwrap();
-    let signer = load_secret(&root.join("keys/TEST-ONLY-INSECURE-signer.sec"));
+    // A secret key must not be readable by others: a private copy.
+    std::fs::copy(root.join("keys/TEST-ONLY-INSECURE-signer.sec"), ws.path("v2.sec")).unwrap();
+    chmod(&ws.path("v2.sec"), 0o600);
+    let signer = load_secret(&ws.path("v2.sec"));
     let parts = split(&bundle);
     let manifest = Digest::of(&parts.head[0].1);
     let head = parts.head_frame.clone();
