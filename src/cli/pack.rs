@@ -284,6 +284,12 @@ fn say_details(keys: &[SecretKey], plan: Option<&SincePlan>, report: &airlock::p
     if let Some(room) = report.head_room {
         say_head_room(room)?;
     }
+    if report.repacked_bytes > 0 {
+        say!(
+            "the head did not fit the room reserved for it in volume 1: the set was written again with the head first ({} bytes of sources read twice)",
+            report.repacked_bytes
+        )?;
+    }
     if report.prehashed_bytes > 0 {
         say!(
             "hashed {} bytes of sources before packing (their hashes were needed first); the carried ones were read twice",

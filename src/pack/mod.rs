@@ -13,8 +13,8 @@
 //! Some hashes are needed before their bytes are written, and those files are hashed first
 //! (`prehash.rs`), so the ones the payload carries are read twice: a delta's candidates
 //! (same path, size and mode as a base entry: carried only if the hash differs), artifacts
-//! with a generated checksum signature (it precedes them), and every file of a volume set
-//! (its head is written first; see `volumes.rs`).
+//! with a generated checksum signature (it precedes them). A volume set reserves the head's
+//! room at the front of volume 1 the same way (`volumes.rs`).
 //!
 //! ```text
 //!  walk, collect.rs (metadata only)
@@ -241,13 +241,16 @@ pub struct PackReport {
     pub read_back: Option<Duration>,
     /// The symbolic links left out ([`Symlinks::Skip`]).
     pub skipped_links: Vec<PathBuf>,
-    /// Where the head went in a single bundle file (`None` for a volume set, whose head is
-    /// written before its payload).
+    /// Where the head went: in a single bundle file, or in volume 1 of a volume set (always
+    /// given by [`pack`]).
     pub head_room: Option<HeadRoom>,
     /// Source bytes read before the payload pass, to know a hash before the bytes are
     /// written (a delta's unchanged candidates, artifacts with generated checksum
-    /// signatures, a volume set); those of them the payload carries are read twice.
+    /// signatures); those of them the payload carries are read twice.
     pub prehashed_bytes: u64,
+    /// Source bytes packed a second time because a volume set's head did not fit the room
+    /// reserved for it in volume 1 (the set was written again, head first; 0: it fit).
+    pub repacked_bytes: u64,
 }
 
 /// Packs `opts.sources` into a new bundle at `out`, signed by every key in `signers`
@@ -360,10 +363,6 @@ impl Packer<'_> {
             prehashed_bytes += self.prehash(&mut manifest, &mut sources, candidate)?;
             omit_held(&mut manifest, base, |i| sources.items[i].hashed);
         }
-        if self.opts.volumes.is_some() {
-            // A volume set keeps the head-first writer: every file is hashed first.
-            prehashed_bytes += self.prehash(&mut manifest, &mut sources, |_, e| e.carried)?;
-        }
         reserve::fill_placeholders(&mut manifest, |i| sources.items[i].hashed);
         // Encoded (and checked against the format's rules) before anything is written: the
         // hashes still to come change neither its length nor its validity.
@@ -377,17 +376,18 @@ impl Packer<'_> {
             let (total, largest) = volumes::room_needed(self.opts.volumes, bound);
             preflight::check_room(self.out, total, largest)?;
         }
+        let reserved = self.reserve(&manifest, &manifest_bytes)?;
+        drop(manifest_bytes);
+        let mut repacked_bytes = 0;
         let (bundle_bytes, read_back, volumes, head_room) = match self.opts.volumes {
             Some(v) => {
-                let digest = Digest::of(&manifest_bytes);
-                let written = self.write_volume_set(v, overwrite, &manifest, manifest_bytes, &digest, &sources)?;
-                (written.bytes, written.read_back, written.paths, None)
+                let written = self.write_volume_set(v, overwrite, &mut manifest, &mut sources, reserved)?;
+                repacked_bytes = written.repacked;
+                (written.bytes, written.read_back, written.paths, written.head_room)
             }
             None => {
-                let reserved = self.reserve(&manifest, &manifest_bytes)?;
-                drop(manifest_bytes);
                 let written = self.write_bundle(overwrite, &mut manifest, &sources, reserved)?;
-                (written.bytes, written.read_back, Vec::new(), Some(written.head_room))
+                (written.bytes, written.read_back, Vec::new(), written.head_room)
             }
         };
         self.progress.finish();
@@ -403,8 +403,9 @@ impl Packer<'_> {
             read_back,
             volumes,
             skipped_links: std::mem::take(&mut sources.skipped),
-            head_room,
+            head_room: Some(head_room),
             prehashed_bytes,
+            repacked_bytes,
         })
     }
 
@@ -713,6 +714,40 @@ pub(crate) mod tests {
             assert_eq!(reads.get(path).cloned().unwrap_or_default(), [content.len() as u64], "{}", path.display());
         }
         assert_eq!(report.head_room.map(|h| h.moved), Some(0));
+    }
+
+    /// A volume set reads every byte of every source file exactly once too: volume 1 starts
+    /// with the head's room, as a bundle file does, and the set it writes verifies
+    /// (`verify_written`: every block, parity included, against the signed table).
+    #[test]
+    fn a_volume_set_reads_each_source_byte_once() {
+        let (src, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut files = tree(src.path());
+        // Incompressible, so the set spans several volumes.
+        let mut state = 1u64;
+        let random: Vec<u8> = (0..(5 << 20) / 8)
+            .flat_map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (state >> 11).to_le_bytes()
+            })
+            .collect();
+        fs::write(src.path().join("random"), &random).unwrap();
+        files.push((src.path().join("random"), random));
+        let key = SecretKey::generate("t");
+        let volumes = Some(VolumeOptions { size: 2 << 20, parity: 1 });
+        let opts = PackOptions { sources: vec![src.path().to_owned()], verify_written: true, volumes, ..options() };
+        let report =
+            pack(&opts, std::slice::from_ref(&key), &out.path().join("set"), Overwrite::NoClobber, &NoProgress)
+                .unwrap();
+        assert_eq!((report.prehashed_bytes, report.repacked_bytes), (0, 0));
+        assert!(report.read_back.is_some());
+        assert!(report.volumes.len() >= 4, "{:?}", report.volumes);
+        let reads = reads_under(src.path());
+        for (path, content) in &files {
+            assert_eq!(reads.get(path).cloned().unwrap_or_default(), [content.len() as u64], "{}", path.display());
+        }
+        let placed = report.head_room.expect("a set reports its head room");
+        assert_eq!((placed.moved, placed.head + placed.padding), (0, placed.reserved), "{placed:?}");
     }
 
     /// A delta: a file that may equal the base's (same path, size and mode) is hashed

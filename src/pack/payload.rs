@@ -1,8 +1,8 @@
 //! The payload frame. Every carried file is read once, hashed from the same buffer that
 //! feeds the tar stream, checked unchanged since the walk saw it, and streamed through tar
 //! into multithreaded zstd. A file whose SHA-256 was already known (hashed before: a delta's
-//! candidates, an artifact with a generated checksum signature, a volume set) must hash to
-//! it again. Small files are read whole (and hashed) by a read-ahead thread while this thread
+//! candidates, an artifact with a generated checksum signature, a volume set written again
+//! because its head did not fit) must hash to it again. Small files are read whole (and hashed) by a read-ahead thread while this thread
 //! feeds the encoder: with many small files, opening and reading them costs more than
 //! compressing.
 

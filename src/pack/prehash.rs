@@ -1,8 +1,8 @@
 //! Hashing before the payload pass, for the entries whose hash must be known before their
 //! bytes are written: a delta's candidates (whether a file is carried depends on its hash),
-//! the artifacts `--sign-artifacts` signs (a checksum signature precedes its artifact), and
-//! every file of a volume set (written head first). Those of them the payload carries are
-//! read twice; the payload pass checks they still hash the same.
+//! and the artifacts `--sign-artifacts` signs (a checksum signature precedes its artifact).
+//! Those of them the payload carries are read twice; the payload pass checks they still
+//! hash the same.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;

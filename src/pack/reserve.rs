@@ -129,8 +129,7 @@ impl<'a> RoomWriter<'a> {
             return Ok(placed);
         }
         let slack = room.saturating_sub(head);
-        let header = padding_header(slack).filter(|_| slack - PADDING_HEADER_LEN <= padding_bound(head));
-        if let Some(header) = header {
+        if let Some(header) = padding_for(room, head) {
             file.write_all_at(&header, head)?;
             write_zeros(file, head + PADDING_HEADER_LEN, slack - PADDING_HEADER_LEN)?;
             placed.padding = slack;
@@ -158,6 +157,20 @@ impl Write for RoomWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Whether a head frame of `head` bytes fits a room of `room` bytes without moving the
+/// payload: it fills the room exactly, or leaves what one padding frame may fill.
+pub(super) fn fits(room: u64, head: u64) -> bool {
+    head == room || padding_for(room, head).is_some()
+}
+
+/// The header of the padding frame filling what a head frame of `head` bytes leaves of a
+/// room of `room` bytes; `None` when no padding frame may (the head overflows, or leaves 1
+/// to 7 bytes, or more than the padding bound).
+fn padding_for(room: u64, head: u64) -> Option<[u8; PADDING_HEADER_LEN as usize]> {
+    let slack = room.checked_sub(head)?;
+    padding_header(slack).filter(|_| slack - PADDING_HEADER_LEN <= padding_bound(head))
 }
 
 /// Writes `len` zero bytes at `offset`.

@@ -1,13 +1,16 @@
 //! The volume writer (FORMAT.md §14): `pack --volume-size SIZE [--parity N]`.
 //!
 //! ```text
-//!  head frame (in memory) ---------------------------+--> vol001 (first), and every trailer
+//!  room for the head (reserve.rs: the head compressed with placeholder hashes) -> vol001 (first)
 //!  tar stream -> Cutter: zstd frames, each ended before its worst-case size could pass the
 //!               volume's room; a volume is closed when less than `slack` is left
 //!                 -> BodyWriter -> Writeback (background sync, one Syncer) -> temp file
 //!                      (a closed volume's rest synced in the background)
 //!                      +-> its hashing thread: SHA-256 of each 1 MiB block (and of that list)
-//!  parity, once the last data body is written, on every core (ParityPass): each worker
+//!  head frame (in memory, the real hashes) -> vol001's room, the rest one padding frame
+//!          (reserve.rs); vol001's blocks over the room hashed again from what is there now;
+//!          a head that does not fit: the set is written again with the head's exact room
+//!  parity, once the last data body and the head are written, on every core (ParityPass): each worker
 //!          takes the next stripe j = block j of every data body (read back from the page
 //!          cache; zero-padded) -> StripeEncoder (one parity body: XOR in place; more:
 //!          reed-solomon-simd) -> parity block j of each of N bodies, written at its offset
@@ -21,9 +24,17 @@
 //! The room for the trailer is reserved before the first byte is written, from an upper
 //! bound on the table's size: the payload cannot compress to more than zstd's bound, and
 //! every volume but the last is filled to within `slack` of its room.
+//!
+//! Each source byte is read once, as for a bundle file (FORMAT.md §3, §14.1): volume 1's
+//! body starts at its first byte, with the room reserved for the head, so its blocks line
+//! up before the head is known. If the head does not fit the room (the estimate was short,
+//! or left more than a padding frame may fill), moving the payload would change volume 1's
+//! length and could pass the volume size, so the whole set is written again with a room of
+//! the head's exact length: the sources are read a second time, in that case only, and the
+//! payload pass checks they still hash as the first pass found.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +42,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::readback;
+use super::reserve::{self, HeadRoom, RoomWriter};
 use super::{PackError, Packer};
 use crate::error::{malformed, Error, Reject, Result};
 use crate::format::head::signature_comment;
@@ -143,7 +155,7 @@ const SIGNATURE_LINES: u64 = 512;
 /// What the writer plans before writing: each volume's room for its body.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
-    /// Body room of every volume (volume 1 has `head_len` less).
+    /// Body room of every volume (volume 1's body starts with the head's room).
     room: u64,
     /// A volume is closed when less than this is left.
     slack: u64,
@@ -151,7 +163,8 @@ struct Plan {
     trailer: u64,
 }
 
-/// Reserves the trailer's room from upper bounds on the volume and block counts.
+/// Reserves the trailer's room from upper bounds on the volume and block counts. `head_len`
+/// is the room reserved for the head: in volume 1, and (the head copy) in every trailer.
 fn plan(opts: VolumeOptions, head_len: u64, payload_bound: u64) -> Result<Plan, PackError> {
     let too_small = |needed: u64| PackError::VolumeTooSmall { size: opts.size, needed };
     let mut volumes = 1u64;
@@ -316,6 +329,19 @@ pub(super) struct WrittenSet {
     pub(super) bytes: u64,
     /// How long `--verify-written` took.
     pub(super) read_back: Option<Duration>,
+    /// Where the head went in volume 1.
+    pub(super) head_room: HeadRoom,
+    /// Source bytes packed again because the head did not fit its room (0: it fit).
+    pub(super) repacked: u64,
+}
+
+/// Every volume of a set written under its temporary name, or why not.
+enum Temporaries {
+    /// Whole (trailers included) and synced, their total size, and where the head went.
+    Whole(Vec<Written>, u64, HeadRoom),
+    /// The head, of this length, did not fit the room reserved for it in volume 1: the
+    /// set must be written again (the temporaries are gone).
+    HeadDidNotFit(u64),
 }
 
 /// The room a pack needs at its destination for a bundle of at most `bound` bytes: the
@@ -344,7 +370,8 @@ struct Written {
 struct Cutter<'a> {
     packer: &'a Packer<'a>,
     plan: Plan,
-    head: &'a [u8],
+    /// Bytes reserved for the head at the start of volume 1 (zeros until it is written).
+    reserved: u64,
     level: i32,
     threads: u32,
     done: Vec<Written>,
@@ -365,24 +392,24 @@ impl Cutter<'_> {
         Error::io(self.packer.out, e)
     }
 
-    /// Body room of the volume being written.
+    /// Body room of the volume being written (volume 1's counts the head's room: its body
+    /// starts with it).
     fn room(&self) -> u64 {
-        if self.done.is_empty() {
-            self.plan.room - self.head.len() as u64
-        } else {
-            self.plan.room
-        }
+        self.plan.room
     }
 
     fn open_volume(&mut self) -> Result<()> {
         let tmp = self.packer.temp_volume()?;
-        let mut file = tmp.as_file().try_clone().map_err(|e| self.io_err(e))?;
+        let file = tmp.as_file().try_clone().map_err(|e| self.io_err(e))?;
+        let mut body =
+            BodyWriter::new(file, self.syncer.clone(), Arc::clone(&self.written)).map_err(|e| self.io_err(e))?;
         if self.done.is_empty() {
-            file.write_all(self.head).map_err(|e| self.io_err(e))?;
+            // The head's room, through the body so its blocks line up; the blocks it
+            // overlaps are hashed again once the head is in it (`hash_room_again`).
+            io::copy(&mut io::repeat(0).take(self.reserved), &mut body).map_err(|e| self.io_err(e))?;
         }
         self.tmp = Some(tmp);
-        self.body =
-            Some(BodyWriter::new(file, self.syncer.clone(), Arc::clone(&self.written)).map_err(|e| self.io_err(e))?);
+        self.body = Some(body);
         Ok(())
     }
 
@@ -501,47 +528,68 @@ impl Packer<'_> {
         parent_dir(self.out).join(id.file_name(&name))
     }
 
-    /// Writes the bundle as a volume set named after `self.out`; the files written and
-    /// their total size.
+    /// Writes the bundle as a volume set named after `self.out`, the head in `reserved`
+    /// bytes of room at the start of volume 1, filling in the manifest's hashes as the
+    /// payload is read; the files written and their total size.
     pub(super) fn write_volume_set(
         &self,
         opts: VolumeOptions,
         overwrite: Overwrite,
-        manifest: &Manifest,
-        manifest_bytes: Vec<u8>,
-        digest: &Digest,
-        sources: &super::collect::Sources,
+        manifest: &mut Manifest,
+        sources: &mut super::collect::Sources,
+        reserved: u64,
     ) -> Result<WrittenSet> {
         if opts.parity > MAX_PARITY_VOLUMES {
             return Err(PackError::TooManyParity { parity: opts.parity }.into());
         }
         let written = Arc::new(AtomicU64::new(0));
-        let (all, bytes) = self
-            .write_temporaries(opts, manifest, manifest_bytes, sources, &written)
-            .map_err(|e| self.destination_error(e, written.load(Ordering::Relaxed)))?;
+        let mut repacked = 0;
+        let attempt = |manifest: &mut Manifest, sources: &super::collect::Sources, reserved| {
+            self.write_temporaries(opts, manifest, sources, reserved, &written)
+                .map_err(|e| self.destination_error(e, written.load(Ordering::Relaxed)))
+        };
+        let (all, bytes, head_room) = match attempt(&mut *manifest, &*sources, reserved)? {
+            Temporaries::Whole(all, bytes, head_room) => (all, bytes, head_room),
+            Temporaries::HeadDidNotFit(head) => {
+                // The hashes are known now: the second pass checks each file against them.
+                for i in manifest.payload_order() {
+                    sources.items[i].hashed = true;
+                }
+                repacked = manifest.carried_size();
+                written.store(0, Ordering::Relaxed);
+                match attempt(&mut *manifest, &*sources, head)? {
+                    Temporaries::Whole(all, bytes, head_room) => (all, bytes, head_room),
+                    Temporaries::HeadDidNotFit(again) => {
+                        return Err(Error::Internal(format!(
+                            "the head of a volume set came out {again} bytes, then {head}: it is not deterministic"
+                        )))
+                    }
+                }
+            }
+        };
         let read_back = match self.opts.verify_written {
-            true => Some(self.read_back_set(&all, digest)?),
+            true => Some(self.read_back_set(&all, &Digest::of(&self.encode(manifest)?))?),
             false => None,
         };
         let paths = self.rename_all(all, overwrite).map_err(|e| self.destination_error(e, bytes))?;
-        Ok(WrittenSet { paths, bytes, read_back })
+        Ok(WrittenSet { paths, bytes, read_back, head_room, repacked })
     }
 
     /// Every volume of the set, whole (trailer included) and synced, under its temporary
-    /// name; their total size.
+    /// name; their total size. Volume 1 starts with `reserved` bytes of room for the head,
+    /// written into it once the payload's hashes are known (see the module docs).
     fn write_temporaries(
         &self,
         opts: VolumeOptions,
-        manifest: &Manifest,
-        manifest_bytes: Vec<u8>,
+        manifest: &mut Manifest,
         sources: &super::collect::Sources,
+        reserved: u64,
         written: &Arc<AtomicU64>,
-    ) -> Result<(Vec<Written>, u64)> {
-        let manifest_digest = Digest::of(&manifest_bytes);
-        let mut head = Vec::new();
-        self.write_head(&mut head, manifest, manifest_bytes)?;
-        super::preflight::check_trailer_room(head.len() as u64)?;
-        let plan = plan(opts, head.len() as u64, frame_bound(tar_bound(manifest)))?;
+    ) -> Result<Temporaries> {
+        // The room is the head copy's length in the trailers, at most (else the set is
+        // written again with the head's exact length, checked again then).
+        super::preflight::check_trailer_room(reserved)?;
+        let plan = plan(opts, reserved, frame_bound(tar_bound(manifest)))?;
         let threads = match self.opts.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             n => n,
@@ -550,7 +598,7 @@ impl Packer<'_> {
         let mut cutter = Cutter {
             packer: self,
             plan,
-            head: &head,
+            reserved,
             level: self.opts.level,
             threads,
             done: Vec::new(),
@@ -560,12 +608,24 @@ impl Packer<'_> {
             syncer: syncer.handle(),
             written: Arc::clone(written),
         };
-        self.progress.start("packing", manifest.total_size(), manifest.entries.len() as u64);
-        // Every entry was hashed before (see `Packer::run`): the digests only confirm it.
-        self.write_tar(&mut cutter, manifest, sources).map_err(unwrap_volume_error)?;
+        self.progress.start("packing", manifest.carried_size(), manifest.carried_count() as u64);
+        let digests = self.write_tar(&mut cutter, manifest, sources).map_err(unwrap_volume_error)?;
         cutter.close_volume()?;
-        let data = cutter.done;
-        let parity = self.write_parity(&data, opts.parity, head.len() as u64, threads, syncer.handle(), written)?;
+        let mut data = cutter.done;
+        for (i, digest) in manifest.payload_order().into_iter().zip(digests) {
+            manifest.entries[i].sha256 = digest;
+        }
+        let manifest_bytes = self.encode(manifest)?;
+        let manifest_digest = Digest::of(&manifest_bytes);
+        let mut head = Vec::new();
+        self.write_head(&mut head, manifest, manifest_bytes)?;
+        let Some(first) = data.first_mut() else { return Err(Error::Internal("a volume set without volumes".into())) };
+        let head_room = match place_head(first, reserved, &head)? {
+            Some(placed) => placed,
+            None => return Ok(Temporaries::HeadDidNotFit(head.len() as u64)),
+        };
+        // Parity reads the data bodies back: only now is volume 1's whole.
+        let parity = self.write_parity(&data, opts.parity, threads, syncer.handle(), written)?;
         syncer.finish().map_err(|e| Error::io(self.out, e))?;
         let table =
             Table { manifest: manifest_digest, volumes: data.iter().chain(&parity).map(|w| w.entry.clone()).collect() };
@@ -590,7 +650,7 @@ impl Packer<'_> {
             }
             total += len;
         }
-        Ok((all, total))
+        Ok(Temporaries::Whole(all, total, head_room))
     }
 
     /// Renames every temporary volume to its name, all or none; removes the volumes of an
@@ -681,7 +741,6 @@ impl Packer<'_> {
         &self,
         data: &[Written],
         parity: u16,
-        head_len: u64,
         threads: u32,
         syncer: SyncHandle,
         written: &Arc<AtomicU64>,
@@ -692,7 +751,6 @@ impl Packer<'_> {
         let outs = (0..parity).map(|_| self.temp_volume()).collect::<Result<Vec<_>>>()?;
         let pass = ParityPass {
             data,
-            head_len,
             outs: &outs,
             parity_len: parity_length(data.iter().map(|w| w.entry.length)),
             next: AtomicU64::new(0),
@@ -712,6 +770,43 @@ impl Packer<'_> {
     }
 }
 
+/// Writes the head frame into volume 1's room, the rest of it one padding frame
+/// (`reserve.rs`), then hashes again the blocks over the room. `None`, nothing written, when
+/// the head does not fit the room (the set must be written again).
+fn place_head(first: &mut Written, reserved: u64, head: &[u8]) -> Result<Option<HeadRoom>> {
+    if !reserve::fits(reserved, head.len() as u64) {
+        return Ok(None);
+    }
+    let path = first.tmp.path().to_owned();
+    let io_err = |e| Error::io(&path, e);
+    let file = first.tmp.as_file();
+    let mut room = RoomWriter::new(file, reserved);
+    room.write_all(head).map_err(io_err)?;
+    // Volume 1's body starts at its first byte: its length is where the payload ends.
+    let placed = room.place(first.entry.length).map_err(io_err)?;
+    if placed.moved != 0 {
+        return Err(Error::Internal("a volume set's payload was moved after its head was found to fit".into()));
+    }
+    hash_room_again(file, &mut first.entry, reserved).map_err(io_err)?;
+    Ok(Some(placed))
+}
+
+/// Hashes again, from the file as it is now, the blocks of volume 1's body that overlap
+/// its first `room` bytes (they streamed as zeros; the head and padding frames are there
+/// now), and the block list's digest.
+fn hash_room_again(file: &File, entry: &mut VolumeEntry, room: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; BLOCK_SIZE as usize];
+    for j in 0..blocks_in(room.min(entry.length)) {
+        let range = block_range(entry.length, j);
+        let block = &mut buf[..(range.end - range.start) as usize];
+        file.read_exact_at(block, range.start)?;
+        let slot = entry.blocks.get_mut(j as usize).ok_or_else(|| io::Error::other("a block hashed is missing"))?;
+        *slot = Digest::of(block);
+    }
+    entry.sha256 = block_list_digest(&entry.blocks);
+    Ok(())
+}
+
 /// The parity pass: once the last data volume is written, each worker takes the next
 /// stripe `j`, reads block `j` of every data body back (from the page cache: they were just
 /// written), encodes it ([`parity::StripeEncoder`]: XOR for one parity volume), and writes
@@ -721,8 +816,6 @@ impl Packer<'_> {
 /// volumes).
 struct ParityPass<'a> {
     data: &'a [Written],
-    /// The head frame's length, before volume 1's body.
-    head_len: u64,
     /// The parity volumes' temporary files.
     outs: &'a [tempfile::NamedTempFile],
     /// Every parity body's length.
@@ -795,11 +888,10 @@ impl ParityPass<'_> {
     fn stripe(&self, encoder: &mut parity::StripeEncoder, j: u64) -> Result<Vec<Digest>> {
         let shard = block_range(self.parity_len, j);
         encoder.start((shard.end - shard.start) as usize)?;
-        for (i, w) in self.data.iter().enumerate() {
+        for w in self.data {
             let range = block_range(w.entry.length, j);
-            let start = if i == 0 { self.head_len } else { 0 };
             encoder.add((range.end - range.start) as usize, |block: &mut [u8]| {
-                w.tmp.as_file().read_exact_at(block, start + range.start).map_err(|e| Error::io(w.tmp.path(), e))
+                w.tmp.as_file().read_exact_at(block, range.start).map_err(|e| Error::io(w.tmp.path(), e))
             })?;
         }
         let mut outs = self.outs.iter();

@@ -119,6 +119,20 @@ impl Frames {
         }
     }
 
+    /// Frames read from `input` that starts right after a head frame of `head_frame_len`
+    /// bytes read elsewhere: a volume set's data bodies, once volume 1's head frame was
+    /// passed (version 3) or where they start after it (version 2). Frame numbers count
+    /// the head frame. `padding`: whether the padding frame may come first (version 3,
+    /// FORMAT.md §14.1); no trailer may (the bodies end before them).
+    pub(super) fn after_head(input: ByteSource, head_frame_len: u64, padding: bool) -> Frames {
+        let mut frames = Frames::new(input);
+        frames.index = 1;
+        if padding {
+            frames.allow_padding(head_frame_len);
+        }
+        frames
+    }
+
     /// Starts the next frame, skipping volume trailers; false at the end of the input.
     pub(super) fn begin(&mut self) -> io::Result<bool> {
         let FrameState::Between(mut src) = std::mem::replace(&mut self.state, FrameState::Broken) else {

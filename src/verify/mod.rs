@@ -308,13 +308,20 @@ impl Bundle {
     /// and each volume's length and blocks (§14.5), without streaming: what `verify` does
     /// with one volume of a larger set. `None` when the bundle is not a volume set.
     pub fn check_volumes(&self, policy: &Policy) -> Result<Option<VolumeCheck>> {
-        let (Some(set), Some(table)) = (&self.volumes, self.volume_table(policy)?) else { return Ok(None) };
-        Ok(Some(set.check_bodies(table)?))
+        let (Some(set), Some((table, version))) = (&self.volumes, self.verified_table(policy)?) else {
+            return Ok(None);
+        };
+        Ok(Some(set.check_bodies(table, version)?))
     }
 
     /// For a volume set: §8 steps 1 to 4 on the head, then its signed volume table (§14.3).
     /// `None` when the bundle is not a volume set.
     pub fn volume_table(&self, policy: &Policy) -> Result<Option<crate::format::volume::Table>> {
+        Ok(self.verified_table(policy)?.map(|(table, _)| table))
+    }
+
+    /// [`Bundle::volume_table`], with the verified manifest's format version.
+    fn verified_table(&self, policy: &Policy) -> Result<Option<(crate::format::volume::Table, u64)>> {
         let Some(set) = &self.volumes else { return Ok(None) };
         let bytes = &self.head.manifest_bytes;
         let (channel, created) = peek_channel_created(bytes)?;
@@ -325,7 +332,7 @@ impl Bundle {
         }
         let signer_keys = policy.channel_trust(&channel)?;
         check_sums(&self.head.sums, &manifest, signer_keys, &trust)?;
-        Ok(Some(set.table(self.head.manifest_digest, signer_keys, &trust)?))
+        Ok(Some((set.table(self.head.manifest_digest, signer_keys, &trust)?, manifest.version)))
     }
 
     /// The bundle file's path.
@@ -407,7 +414,7 @@ impl Bundle {
         let mut volume_notes = VolumeNotes::default();
         if let (Some(set), Some(table)) = (volumes, table) {
             volume_notes = set.notes();
-            frames = Frames::new(Box::new(set.reader(table)?));
+            frames = set.payload_frames(table, manifest.version, head.head_frame_len)?;
         }
 
         let authentic = AuthenticHead { manifest, manifest_digest: head.manifest_digest, trust };

@@ -28,6 +28,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use super::frames::Frames;
 use super::{read_head, verify_counted, Head};
 use crate::error::{Error, Reject, Result};
+use crate::format::manifest;
 use crate::format::volume::{
     block_range, blocks_in, trailer_content_len, Footer, Kind, Table, VolumeId, BLOCK_SIZE, FOOTER_LEN,
     MAX_TRAILER_CONTENT, SKIPPABLE_HEADER_LEN, VOLUMES_MEMBER,
@@ -139,7 +140,7 @@ impl VolumeFile {
     pub fn is_single_volume(&self) -> bool {
         let table = keys::parse_embedded(&self.table).ok().and_then(|(_, message)| Table::decode(message).ok());
         match table.as_ref().and_then(|t| t.entry(self.id)) {
-            Some(entry) => body_start(self, entry.length).is_some(),
+            Some(entry) => body_start(self, entry.length, FirstBody::Either).is_some(),
             None => true,
         }
     }
@@ -233,6 +234,9 @@ pub struct VolumeSet {
     /// Check every block of the volumes present against its signed hash while streaming
     /// (else only the blocks a rebuild uses, and the rebuilt ones).
     every_block: bool,
+    /// The head frame copied in the trailer the set's head was read from (a version-3
+    /// volume 1 starts with it).
+    head_copy: Vec<u8>,
 }
 
 /// The set's bundle, named for messages: manifest digest, channel and sequence.
@@ -249,7 +253,7 @@ fn bundle_name(head: &Head) -> String {
 pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSet, Head)> {
     let mut files: BTreeMap<VolumeId, VolumeFile> = BTreeMap::new();
     let mut unreadable = Vec::new();
-    let mut first: Option<(Head, PathBuf)> = None;
+    let mut first: Option<(Head, PathBuf, Vec<u8>)> = None;
     for path in paths {
         let volume = match read_trailer(path)? {
             None => return Err(Reject::Volumes(Box::new(VolumeProblem::NotAVolume { path: path.clone() })).into()),
@@ -267,8 +271,8 @@ pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSe
             }
         };
         match &first {
-            None => first = Some((head, path.clone())),
-            Some((set_head, set_path)) if set_head.manifest_digest != head.manifest_digest => {
+            None => first = Some((head, path.clone(), volume.head.clone())),
+            Some((set_head, set_path, _)) if set_head.manifest_digest != head.manifest_digest => {
                 return Err(Reject::Volumes(Box::new(VolumeProblem::OtherBundle {
                     volume: path.clone(),
                     bundle: bundle_name(&head),
@@ -282,11 +286,11 @@ pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSe
         // The same volume given twice (from two media, say): the first is used.
         files.entry(volume.id).or_insert(volume);
     }
-    let Some((head, _)) = first else {
+    let Some((head, _, head_copy)) = first else {
         let list: Vec<String> = unreadable.iter().map(|(p, r)| format!("{}: {r}", p.display())).collect();
         return Err(Reject::Volumes(Box::new(VolumeProblem::NoReadableTrailer(list.join("; ")))).into());
     };
-    Ok((VolumeSet { files, unreadable, notes: VolumeNotes::default(), every_block }, head))
+    Ok((VolumeSet { files, unreadable, notes: VolumeNotes::default(), every_block, head_copy }, head))
 }
 
 /// One volume's state against the signed table.
@@ -358,19 +362,42 @@ impl VolumeSet {
     }
 
     /// Checks every given volume against `table`: its length, and each block's SHA-256.
-    pub fn check_bodies(&self, table: Table) -> Result<VolumeCheck> {
+    /// `version`: the verified manifest's (where volume 1's body starts).
+    pub fn check_bodies(&self, table: Table, version: u64) -> Result<VolumeCheck> {
         let mut volumes = Vec::new();
         for v in self.files.values() {
-            volumes.push((v.id, v.path.clone(), body_state(v, &table)?));
+            volumes.push((v.id, v.path.clone(), body_state(v, &table, FirstBody::of(version))?));
         }
         Ok(VolumeCheck { table, volumes, unreadable: self.unreadable.clone() })
+    }
+
+    /// After the table and the head (of `version`, whose frame is `head_frame_len` bytes)
+    /// verified: the payload frames, read from the data bodies in order (see
+    /// [`VolumeSet::reader`]). In a version-3 set, volume 1's body starts with the head
+    /// frame: it must be the head verified, byte for byte (the trailers' copy), and one
+    /// padding frame may follow it.
+    pub(super) fn payload_frames(self, table: Table, version: u64, head_frame_len: u64) -> Result<Frames> {
+        let first = FirstBody::of(version);
+        let head_copy = self.head_copy.clone();
+        let mut reader = self.reader(table, first)?;
+        if first == FirstBody::WithHead {
+            let at = VolumeId::data(1).to_string();
+            let mut head = vec![0u8; head_copy.len()];
+            reader.read_exact(&mut head).map_err(|e| crate::format::tar::stream_error(e, &at))?;
+            if head != head_copy {
+                let problem = "its head frame is not the head in the volume trailers".to_owned();
+                let path = reader.path_of(VolumeId::data(1)).unwrap_or_default();
+                return Err(Reject::Volumes(Box::new(VolumeProblem::Damaged { volume: at, path, problem })).into());
+            }
+        }
+        Ok(Frames::after_head(Box::new(reader), head_frame_len, first == FirstBody::WithHead))
     }
 
     /// After the table verified: the stream of data bodies in order, rebuilding what is
     /// missing or damaged from parity. Refuses upfront when more data volumes are missing
     /// than parity volumes are present; damage found while streaming is rebuilt block by
     /// block or rejected then.
-    pub(super) fn reader(self, table: Table) -> Result<SetReader> {
+    fn reader(self, table: Table, first: FirstBody) -> Result<SetReader> {
         let mut opened = BTreeMap::new();
         let mut damaged = Vec::new();
         for (id, v) in &self.files {
@@ -378,7 +405,7 @@ impl VolumeSet {
                 self.notes.push(format!("{id} ({}): not in the signed volume table; ignored", v.path.display()));
                 continue;
             };
-            match body_start(v, entry.length) {
+            match body_start(v, entry.length, first) {
                 Some(start) => {
                     let file = File::open(&v.path).map_err(|e| Error::io(&v.path, e))?;
                     opened.insert(*id, Opened { file, start, path: v.path.clone() });
@@ -419,17 +446,44 @@ fn check_table(v: &VolumeFile, manifest: Digest, signer_keys: &Trust, trust: &Tr
     Ok(table)
 }
 
+/// Where data volume 1's body starts (FORMAT.md §14.1), by the set's format version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FirstBody {
+    /// After the head frame (version 2): the body is payload frames only.
+    AfterHead,
+    /// At the first byte (version 3): the head frame and padding frame are in the body, so
+    /// its signed blocks and parity cover them.
+    WithHead,
+    /// Either: the version is not known yet (choosing how to read a file).
+    Either,
+}
+
+impl FirstBody {
+    fn of(version: u64) -> FirstBody {
+        if version >= manifest::VERSION {
+            FirstBody::WithHead
+        } else {
+            FirstBody::AfterHead
+        }
+    }
+}
+
 /// Where `v`'s body starts, if its length fits a body of `length` bytes: right before the
-/// trailer, at 0 except in data volume 1 (after its head frame).
-fn body_start(v: &VolumeFile, length: u64) -> Option<u64> {
+/// trailer, at 0 except in data volume 1 (see [`FirstBody`]).
+fn body_start(v: &VolumeFile, length: u64, first: FirstBody) -> Option<u64> {
     let start = v.file_len.checked_sub(v.trailer_len)?.checked_sub(length)?;
-    let fits = if v.id == VolumeId::data(1) { start > 0 } else { start == 0 };
+    let fits = match (v.id == VolumeId::data(1), first) {
+        (false, _) => start == 0,
+        (true, FirstBody::AfterHead) => start > 0,
+        (true, FirstBody::WithHead) => start == 0,
+        (true, FirstBody::Either) => true,
+    };
     fits.then_some(start)
 }
 
-fn body_state(v: &VolumeFile, table: &Table) -> Result<VolumeState> {
+fn body_state(v: &VolumeFile, table: &Table, first: FirstBody) -> Result<VolumeState> {
     let Some(entry) = table.entry(v.id) else { return Ok(VolumeState::NotInTable) };
-    let Some(start) = body_start(v, entry.length) else {
+    let Some(start) = body_start(v, entry.length, first) else {
         return Ok(VolumeState::WrongLength { expected: entry.length, file_len: v.file_len });
     };
     let file = File::open(&v.path).map_err(|e| Error::io(&v.path, e))?;
@@ -604,6 +658,11 @@ impl SetReader {
                 )))
             }
         }
+    }
+
+    /// The file volume `id` is read from, if it is present.
+    fn path_of(&self, id: VolumeId) -> Option<PathBuf> {
+        self.blocks.opened.get(&id).map(|o| o.path.clone())
     }
 
     /// Loads the next block into `current`; false at the end of the last data volume.
