@@ -216,9 +216,12 @@ struct BodyWriter {
 }
 
 impl BodyWriter {
-    fn new(file: File, syncer: SyncHandle, written: Arc<AtomicU64>) -> io::Result<BodyWriter> {
+    /// `keep_cached`: the parity pass reads the body back (see [`Writeback::keep_cached`]).
+    fn new(file: File, syncer: SyncHandle, written: Arc<AtomicU64>, keep_cached: bool) -> io::Result<BodyWriter> {
+        let writeback = Writeback::new(file).with_syncer(syncer);
+        let writeback = if keep_cached { writeback.keep_cached() } else { writeback };
         Ok(BodyWriter {
-            out: BufWriter::with_capacity(BUNDLE_BUF, Writeback::new(file).with_syncer(syncer)),
+            out: BufWriter::with_capacity(BUNDLE_BUF, writeback),
             len: 0,
             hasher: BodyHasher::start()?,
             written,
@@ -401,8 +404,9 @@ impl Cutter<'_> {
     fn open_volume(&mut self) -> Result<()> {
         let tmp = self.packer.temp_volume()?;
         let file = tmp.as_file().try_clone().map_err(|e| self.io_err(e))?;
-        let mut body =
-            BodyWriter::new(file, self.syncer.clone(), Arc::clone(&self.written)).map_err(|e| self.io_err(e))?;
+        let read_back_for_parity = self.packer.opts.volumes.is_some_and(|v| v.parity > 0);
+        let mut body = BodyWriter::new(file, self.syncer.clone(), Arc::clone(&self.written), read_back_for_parity)
+            .map_err(|e| self.io_err(e))?;
         if self.done.is_empty() {
             // The head's room, through the body so its blocks line up; the blocks it
             // overlaps are hashed again once the head is in it (`hash_room_again`).

@@ -64,7 +64,7 @@ fn mirror_cmd(sub: &str, dir: &Path, extra: &[&str]) -> Run {
 }
 
 #[test]
-fn mirror_verify_and_log_work_on_a_read_only_bind_mount() {
+fn mirror_verify_log_and_show_work_on_a_read_only_bind_mount() {
     let ws = mirror_with_one_import();
     let before = snapshot(&ws.path("mirror"), false);
     let ro = ReadOnlyMount::of(&ws.path("mirror"), &ws.path("ro"));
@@ -76,6 +76,13 @@ fn mirror_verify_and_log_work_on_a_read_only_bind_mount() {
     let log = mirror_cmd("log", &ro.at, &[]);
     log.expect_code(0);
     assert!(log.stdout.contains("imported"), "{}", log.stdout);
+    let listed = mirror_cmd("show", &ro.at, &[]);
+    listed.expect_code(0);
+    assert!(listed.stdout.contains("show one: airlock mirror show"), "{}", listed.stdout);
+    let kept = fs::read_dir(ws.path("mirror/.airlock/bundles")).unwrap().next().unwrap().unwrap().file_name();
+    let shown = mirror_cmd("show", &ro.at, &[kept.to_str().unwrap()]);
+    shown.expect_code(0);
+    assert!(shown.stdout.contains("(manifest.cbor hashes to its name)"), "{}", shown.stdout);
     drop(ro);
     assert_eq!(snapshot(&ws.path("mirror"), false), before, "a read-only check changed the mirror");
 }
