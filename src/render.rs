@@ -267,11 +267,11 @@ pub struct Inspection<'a> {
     pub producers: Option<&'a [Finding]>,
 }
 
-/// `inspect`'s text form: a header of `name  value` lines, then one line per entry.
-pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> io::Result<()> {
-    let m = view.manifest;
+/// The manifest's fields as `name  value` lines, from the bundle id to the meta pairs: the
+/// top of `inspect` and of `mirror show` for one import.
+pub fn manifest_header(out: &mut (impl Write + ?Sized), m: &Manifest, manifest_digest: &str) -> io::Result<()> {
     writeln!(out, "bundle id    {}", m.bundle_id.to_hex())?;
-    writeln!(out, "manifest     sha256 {}", Untrusted(view.manifest_digest))?;
+    writeln!(out, "manifest     sha256 {}", Untrusted(manifest_digest))?;
     writeln!(out, "channel      {}", Untrusted(&m.channel))?;
     writeln!(out, "sequence     {}", m.sequence)?;
     writeln!(out, "previous     {}", m.previous.map_or("none".into(), |d| d.to_hex()))?;
@@ -283,6 +283,13 @@ pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> i
     for (k, v) in &m.meta {
         writeln!(out, "meta         {}={}", Untrusted(k), Untrusted(v))?;
     }
+    Ok(())
+}
+
+/// `inspect`'s text form: a header of `name  value` lines, then one line per entry.
+pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> io::Result<()> {
+    let m = view.manifest;
+    manifest_header(out, m, view.manifest_digest)?;
     for s in view.signatures {
         writeln!(out, "signed by    {}: {}", Untrusted(s.signer()), Untrusted(s.status_words()))?;
     }

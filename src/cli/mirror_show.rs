@@ -220,19 +220,7 @@ fn head_text(
 ) -> std::io::Result<()> {
     let m = &head.manifest;
     writeln!(out, "kept head    {} (manifest.cbor hashes to its name)", import.kept_path())?;
-    writeln!(out, "bundle id    {}", m.bundle_id.to_hex())?;
-    writeln!(out, "manifest     sha256 {}", import.digest)?;
-    writeln!(out, "channel      {}", Untrusted(&m.channel))?;
-    writeln!(out, "sequence     {}", m.sequence)?;
-    writeln!(out, "previous     {}", m.previous.map_or("none".into(), |d| d.to_hex()))?;
-    writeln!(out, "created      {}", time(m.created))?;
-    writeln!(out, "expires      {}", m.expires.map_or("never".into(), time))?;
-    if let Some(label) = &m.label {
-        writeln!(out, "label        {}", Untrusted(label))?;
-    }
-    for (k, v) in &m.meta {
-        writeln!(out, "meta         {}={}", Untrusted(k), Untrusted(v))?;
-    }
+    airlock::render::manifest_header(out, m, &import.digest)?;
     writeln!(out, "version      {}", m.version)?;
     if let Some(b) = &m.base {
         writeln!(out, "base         mirror {} manifest {}", b.mirror, b.manifest)?;

@@ -304,8 +304,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_saved_stamp_is_trusted_after_loading_and_the_file_keeps_its_json_lines() {
+    /// A directory holding `a.txt` and a stamps file that records it: (dir, file, entry, stamps).
+    fn one_stamped_file() -> (tempfile::TempDir, std::path::PathBuf, Entry, Stamps) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a.txt");
         fs::write(&file, b"hello\n").unwrap();
@@ -314,6 +314,12 @@ mod tests {
         let mut stamps = Stamps::new();
         record(&mut stamps, &file, &e);
         save(dir.path(), &stamps).unwrap();
+        (dir, file, e, stamps)
+    }
+
+    #[test]
+    fn a_saved_stamp_is_trusted_after_loading_and_the_file_keeps_its_json_lines() {
+        let (dir, file, e, stamps) = one_stamped_file();
 
         let text = fs::read_to_string(dir.path().join(STAMPS)).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
@@ -329,14 +335,7 @@ mod tests {
 
     #[test]
     fn a_stamp_line_that_does_not_parse_costs_a_rehash_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("a.txt");
-        fs::write(&file, b"hello\n").unwrap();
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
-        let e = entry("a.txt", b"hello\n");
-        let mut stamps = Stamps::new();
-        record(&mut stamps, &file, &e);
-        save(dir.path(), &stamps).unwrap();
+        let (dir, file, e, _) = one_stamped_file();
         let text = fs::read_to_string(dir.path().join(STAMPS)).unwrap();
         let broken = text.replace(&e.sha256.to_hex(), "not-a-digest");
         fs::write(dir.path().join(STAMPS), format!("{broken}{{\"path\":\"x\"}}\n")).unwrap();
