@@ -352,25 +352,12 @@ pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> i
 pub fn inspect_json(view: &Inspection<'_>) -> serde_json::Value {
     use serde_json::json;
     let m = view.manifest;
-    json!({
-        "bundle_id": m.bundle_id.to_hex(),
+    let mut doc = manifest_json(m);
+    let rest = json!({
         "manifest_sha256": view.manifest_digest,
-        "channel": m.channel,
-        "sequence": m.sequence,
-        "previous": m.previous.map(|d| d.to_hex()),
-        "created": time(m.created),
-        "expires": m.expires.map(time),
-        "label": m.label,
-        "meta": m.meta,
         "verified": view.trust.map(TrustReport::accepted),
         "threshold": view.trust.map(threshold_json),
         "signatures": view.signatures.iter().map(SignatureLine::to_json).collect::<Vec<_>>(),
-        "version": m.version,
-        "base": m.base.map(|b| json!({"mirror": b.mirror.to_hex(), "manifest": b.manifest.to_hex()})),
-        "entry_count": m.entries.len(),
-        "total_size": m.total_size(),
-        "carried_count": m.carried_count(),
-        "carried_size": m.carried_size(),
         "entries": m.entries.iter().map(|e| json!({
             "path": e.path.as_str(),
             "size": e.size,
@@ -381,6 +368,32 @@ pub fn inspect_json(view: &Inspection<'_>) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "material": view.material,
         "producers": view.producers.map(|fs| fs.iter().map(finding_json).collect::<Vec<_>>()),
+    });
+    if let (Some(doc), serde_json::Value::Object(rest)) = (doc.as_object_mut(), rest) {
+        doc.extend(rest);
+    }
+    doc
+}
+
+/// A manifest's fields as JSON, without its entries: the `manifest` object of `mirror show
+/// --json` and the top of `inspect --json` (docs/JSON.md).
+pub fn manifest_json(m: &Manifest) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "bundle_id": m.bundle_id.to_hex(),
+        "channel": m.channel,
+        "sequence": m.sequence,
+        "previous": m.previous.map(|d| d.to_hex()),
+        "created": time(m.created),
+        "expires": m.expires.map(time),
+        "label": m.label,
+        "meta": m.meta,
+        "version": m.version,
+        "base": m.base.map(|b| json!({"mirror": b.mirror.to_hex(), "manifest": b.manifest.to_hex()})),
+        "entry_count": m.entries.len(),
+        "total_size": m.total_size(),
+        "carried_count": m.carried_count(),
+        "carried_size": m.carried_size(),
     })
 }
 

@@ -394,7 +394,7 @@ fn one_json(dir: &Path, shown: &MirrorShow, import: &KeptImport, check: Option<&
             "sequence": l.bundle.sequence,
             "signers": l.bundle.signers,
         })),
-        "manifest": head.map(|h| manifest_json(&h.manifest)),
+        "manifest": head.map(|h| airlock::render::manifest_json(&h.manifest)),
         "signatures": head.map_or(Vec::new(), |h| signatures_json(import, h, check)),
         "check": check.map(|c| json!({
             "against": c.against,
@@ -428,25 +428,6 @@ fn one_json(dir: &Path, shown: &MirrorShow, import: &KeptImport, check: Option<&
         "lock": lock_name(shown.lock),
         "log": log_json(shown),
         "import": v,
-    })
-}
-
-fn manifest_json(m: &manifest::Manifest) -> Value {
-    json!({
-        "bundle_id": m.bundle_id.to_hex(),
-        "channel": m.channel,
-        "sequence": m.sequence,
-        "previous": m.previous.map(|d| d.to_hex()),
-        "created": time(m.created),
-        "expires": m.expires.map(time),
-        "label": m.label,
-        "meta": m.meta,
-        "version": m.version,
-        "base": m.base.map(|b| json!({"mirror": b.mirror.to_hex(), "manifest": b.manifest.to_hex()})),
-        "entry_count": m.entries.len(),
-        "total_size": m.total_size(),
-        "carried_count": m.carried_count(),
-        "carried_size": m.carried_size(),
     })
 }
 

@@ -8,6 +8,7 @@
 //! an import's commit and by `mirror verify`. It is a cache: a missing or unreadable file or
 //! line only costs a re-hash, never trust.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Write};
@@ -54,14 +55,14 @@ impl Stamp {
     }
 }
 
-/// One line of the stamps file (FORMAT.md §9), read.
-#[derive(Deserialize)]
+/// One line of the stamps file (FORMAT.md §9), as read and as written.
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StampIn<'a> {
+struct StampLine<'a> {
     #[serde(borrow)]
-    path: std::borrow::Cow<'a, str>,
+    path: Cow<'a, str>,
     #[serde(borrow)]
-    sha256: std::borrow::Cow<'a, str>,
+    sha256: Cow<'a, str>,
     size: u64,
     mode: u32,
     mtime_ns: i64,
@@ -70,39 +71,27 @@ struct StampIn<'a> {
     dev: u64,
 }
 
-/// One line of the stamps file, written: the same keys in the same order.
-#[derive(Serialize)]
-struct StampOut<'a> {
-    path: &'a str,
-    sha256: String,
-    size: u64,
-    mode: u32,
-    mtime_ns: i64,
-    ctime_ns: i64,
-    ino: u64,
-    dev: u64,
-}
-
-impl StampIn<'_> {
+impl StampLine<'_> {
     /// The stamp by path; `None` for a digest that is not 64 hex digits (re-hashed).
     fn into_stamp(self) -> Option<(String, Stamp)> {
         let sha256 = Digest::from_hex(&self.sha256)?;
-        let StampIn { path, size, mode, mtime_ns, ctime_ns, ino, dev, .. } = self;
+        let StampLine { path, size, mode, mtime_ns, ctime_ns, ino, dev, .. } = self;
         Some((path.into_owned(), Stamp { sha256, size, mode, mtime_ns, ctime_ns, ino, dev }))
     }
 }
 
 impl Stamp {
-    fn line<'a>(&self, path: &'a str) -> StampOut<'a> {
-        StampOut {
-            path,
-            sha256: self.sha256.to_hex(),
-            size: self.size,
-            mode: self.mode,
-            mtime_ns: self.mtime_ns,
-            ctime_ns: self.ctime_ns,
-            ino: self.ino,
-            dev: self.dev,
+    fn line<'a>(&self, path: &'a str) -> StampLine<'a> {
+        let Stamp { sha256, size, mode, mtime_ns, ctime_ns, ino, dev } = *self;
+        StampLine {
+            path: Cow::Borrowed(path),
+            sha256: Cow::Owned(sha256.to_hex()),
+            size,
+            mode,
+            mtime_ns,
+            ctime_ns,
+            ino,
+            dev,
         }
     }
 }
@@ -115,7 +104,7 @@ pub(super) fn load(meta: &Path) -> Result<Stamps> {
     let bytes = plain::read(&meta.join(STAMPS))?.unwrap_or_default();
     let stamps = bytes
         .split(|&b| b == b'\n')
-        .filter_map(|line| serde_json::from_slice::<StampIn>(line).ok()?.into_stamp())
+        .filter_map(|line| serde_json::from_slice::<StampLine>(line).ok()?.into_stamp())
         .collect();
     Ok(stamps)
 }
@@ -196,7 +185,8 @@ impl OldLines {
                 return Ok(None);
             }
             let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
-            let Some((path, stamp)) = serde_json::from_slice::<StampIn>(text).ok().and_then(StampIn::into_stamp) else {
+            let Some((path, stamp)) = serde_json::from_slice::<StampLine>(text).ok().and_then(StampLine::into_stamp)
+            else {
                 continue;
             };
             if self.last.as_ref().is_some_and(|last| path.as_str() <= last.as_str()) {
