@@ -2,8 +2,10 @@
 //!
 //! ```text
 //!  room for the head (reserve.rs: the head compressed with placeholder hashes) -> vol001 (first)
-//!  tar stream -> Cutter: zstd frames, each ended before its worst-case size could pass the
-//!               volume's room; a volume is closed when less than `slack` is left
+//!  tar stream -> Cutter: one zstd context (its workers kept); a frame takes input while its
+//!               worst case (produced + bound of what it holds uncompressed) fits the
+//!               volume's room, about one frame per volume; a volume is closed when less
+//!               than `slack` is left
 //!                 -> BodyWriter -> Writeback (background sync, one Syncer) -> temp file
 //!                      (a closed volume's rest synced in the background)
 //!                      +-> its hashing thread: SHA-256 of each 1 MiB block (and of that list)
@@ -61,6 +63,7 @@ use crate::io::tuning::{BUNDLE_BUF, JOB_SIZE};
 use crate::io::writeback::{SyncHandle, SyncScope, Syncer, Writeback};
 use crate::progress::Progress;
 use crate::verify::{Bundle, BundleSource, NullSink, VerifyOptions, VolumeProblem, VolumeState};
+use zstd::zstd_safe::{zstd_sys::ZSTD_EndDirective as EndDirective, CCtx, CParameter, InBuffer, OutBuffer};
 
 /// How to split a bundle into volumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -370,24 +373,63 @@ struct Written {
 
 /// The tar stream's writer: zstd frames into data volume bodies, cut before a volume's
 /// room could be passed.
+///
+/// One compression context serves every frame of the set, so its worker threads and
+/// buffers are kept from frame to frame. A frame takes input while its worst case stays
+/// within the volume's room: what it has produced so far, plus [`frame_bound`] of the input
+/// it holds that is not compressed yet (zstd's frame progression says which). Only near the
+/// end of a volume, when that bound is what stands in the way, does the writer wait for the
+/// compressor to catch up; a frame therefore spans nearly a whole volume, and the pipeline
+/// of compression jobs is drained about once per volume, not once per frame of a
+/// shrinking series.
 struct Cutter<'a> {
     packer: &'a Packer<'a>,
     plan: Plan,
     /// Bytes reserved for the head at the start of volume 1 (zeros until it is written).
     reserved: u64,
-    level: i32,
-    threads: u32,
+    /// The compression context, for every frame.
+    cctx: CCtx<'static>,
+    /// Compressed bytes on their way into the body.
+    out: Vec<u8>,
     done: Vec<Written>,
     /// The volume being written.
     tmp: Option<tempfile::NamedTempFile>,
-    /// Its body, between frames.
+    /// Its body.
     body: Option<BodyWriter>,
-    /// The frame being written (holding the body), where it started and its input so far.
-    frame: Option<(zstd::stream::write::Encoder<'static, BodyWriter>, u64, u64)>,
+    /// The frame being written into the body.
+    frame: Option<Frame>,
     /// Background writeback of the volumes.
     syncer: SyncHandle,
     /// Bytes written to all volumes so far (for a destination-full message).
     written: Arc<AtomicU64>,
+}
+
+/// The open frame of the volume being written.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    /// The body's length where the frame began.
+    start: u64,
+    /// Input the frame may still take before its bound is looked at again.
+    allowance: u64,
+    /// Whether the frame has taken input: until then the compressor's progression still
+    /// describes the frame before (a frame begins with its first input).
+    begun: bool,
+}
+
+/// A compression context for volume frames: `level`, and `threads` workers taking jobs of
+/// [`JOB_SIZE`] (as the single-file payload frame is compressed).
+fn compressor(level: i32, threads: u32) -> io::Result<CCtx<'static>> {
+    let mut cctx = CCtx::try_create().ok_or_else(|| io::Error::other("cannot allocate a zstd context"))?;
+    cctx.set_parameter(CParameter::CompressionLevel(level)).map_err(zstd_error)?;
+    if threads > 1 {
+        cctx.set_parameter(CParameter::NbWorkers(threads)).map_err(zstd_error)?;
+        cctx.set_parameter(CParameter::JobSize(JOB_SIZE)).map_err(zstd_error)?;
+    }
+    Ok(cctx)
+}
+
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(format!("zstd: {}", zstd::zstd_safe::get_error_name(code)))
 }
 
 impl Cutter<'_> {
@@ -433,9 +475,18 @@ impl Cutter<'_> {
         Ok(())
     }
 
+    /// Ends the open frame: everything it took is compressed and in the body, which must
+    /// still be within the volume's room.
     fn end_frame(&mut self) -> Result<()> {
-        if let Some((enc, _, _)) = self.frame.take() {
-            self.body = Some(enc.finish().map_err(|e| self.io_err(e))?);
+        if self.frame.take().is_some() {
+            self.compress(&[], EndDirective::ZSTD_e_end)?;
+            let used = self.body.as_ref().map_or(0, |b| b.len);
+            if used > self.room() {
+                return Err(Error::Internal(format!(
+                    "a volume frame passed its room ({used} bytes of {})",
+                    self.room()
+                )));
+            }
         }
         Ok(())
     }
@@ -453,15 +504,43 @@ impl Cutter<'_> {
                 self.close_volume()?;
                 continue;
             }
-            let body = self.body.take().ok_or_else(|| Error::Internal("no volume open".into()))?;
-            let mut enc = zstd::stream::write::Encoder::new(body, self.level).map_err(|e| self.io_err(e))?;
-            if self.threads > 1 {
-                enc.multithread(self.threads).map_err(|e| self.io_err(e))?;
-                enc.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE)).map_err(|e| self.io_err(e))?;
-            }
-            self.frame = Some((enc, used, 0));
+            self.frame = Some(Frame { start: used, allowance: 0, begun: false });
             return Ok(());
         }
+    }
+
+    /// Feeds `input` to the compressor (all of it; with `ZSTD_e_flush` or `ZSTD_e_end`, until
+    /// everything taken is out) and writes what comes out into the body.
+    fn compress(&mut self, input: &[u8], op: EndDirective) -> Result<()> {
+        let body = self.body.as_mut().ok_or_else(|| Error::Internal("no volume open".into()))?;
+        let io_err = |e| Error::io(self.packer.out, e);
+        let mut input = InBuffer::around(input);
+        loop {
+            self.out.clear();
+            let mut output = OutBuffer::around(&mut self.out);
+            let left = self.cctx.compress_stream2(&mut output, &mut input, op).map_err(|c| io_err(zstd_error(c)))?;
+            body.write_all(&self.out).map_err(io_err)?;
+            let done = match op {
+                EndDirective::ZSTD_e_continue => input.pos() == input.src.len(),
+                _ => left == 0,
+            };
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Input the open frame may take now: with it, the frame's worst case (what it has
+    /// produced, plus [`frame_bound`] of what it holds uncompressed) stays within the room.
+    /// Returns it and the input held uncompressed.
+    fn allowance(&self, frame: Frame) -> (u64, u64) {
+        if !frame.begun {
+            return (max_input(self.room().saturating_sub(frame.start)), 0);
+        }
+        let progress = self.cctx.get_frame_progression();
+        let held = progress.ingested.saturating_sub(progress.consumed);
+        let room = self.room().saturating_sub(frame.start).saturating_sub(progress.produced);
+        (max_input(room).saturating_sub(held), held)
     }
 }
 
@@ -471,18 +550,30 @@ impl Write for Cutter<'_> {
             return Ok(0);
         }
         loop {
-            if self.frame.is_none() {
+            let Some(mut frame) = self.frame else {
                 self.start_frame().map_err(to_io)?;
-            }
-            let room = self.room();
-            let Some((enc, start, input)) = &mut self.frame else { continue };
-            let allowed = max_input(room.saturating_sub(*start)).saturating_sub(*input);
-            if allowed == 0 {
-                self.end_frame().map_err(to_io)?;
                 continue;
+            };
+            if frame.allowance == 0 {
+                let (allowance, held) = self.allowance(frame);
+                if allowance == 0 {
+                    if held == 0 {
+                        // The room is used up: the next frame (or volume) takes the rest.
+                        self.end_frame().map_err(to_io)?;
+                    } else {
+                        // The bound of what is held uncompressed stands in the way: once it
+                        // is compressed, its real size takes the bound's place.
+                        self.compress(&[], EndDirective::ZSTD_e_flush).map_err(to_io)?;
+                    }
+                    continue;
+                }
+                frame.allowance = allowance;
             }
-            let n = enc.write(&buf[..buf.len().min(allowed as usize)])?;
-            *input += n as u64;
+            let n = buf.len().min(usize::try_from(frame.allowance).unwrap_or(usize::MAX));
+            self.compress(&buf[..n], EndDirective::ZSTD_e_continue).map_err(to_io)?;
+            frame.allowance -= n as u64;
+            frame.begun = true;
+            self.frame = Some(frame);
             return Ok(n);
         }
     }
@@ -603,8 +694,8 @@ impl Packer<'_> {
             packer: self,
             plan,
             reserved,
-            level: self.opts.level,
-            threads,
+            cctx: compressor(self.opts.level, threads).map_err(|e| Error::io(self.out, e))?,
+            out: Vec::with_capacity(CCtx::out_size()),
             done: Vec::new(),
             tmp: None,
             body: None,

@@ -400,3 +400,44 @@ fn volumes_read_back_with_verify_written() {
     assert!(run.stdout.contains("read back from the medium and verified"), "{}", run.stdout);
     assert!(volume_names(&ws).len() >= 3);
 }
+
+/// The number of zstd frames (skippable ones apart) in `path`, as stock `zstd -lv` counts.
+fn zstd_frames(path: &Path) -> usize {
+    let listed = run(Command::new("zstd").arg("-lv").arg(path));
+    listed.expect_code(0);
+    let line = listed.stdout.lines().find(|l| l.starts_with("# Zstandard Frames:")).unwrap_or_else(|| {
+        panic!("zstd -lv {} gave no frame count:\n{}", path.display(), listed.stdout);
+    });
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn compressible_payload_fills_each_volume_with_one_frame() {
+    // Text compresses several times over: a writer that cut a frame whenever the worst case
+    // of its input could pass the room would end a series of ever smaller frames in every
+    // volume (and drain the compressor's pipeline at each). One frame per volume fills it.
+    let ws = Workspace::new();
+    let src = tempfile::tempdir().unwrap();
+    let text: Vec<u8> = (0..400_000u32).flat_map(|i| format!("line {i} of a log, {}\n", i % 97).into_bytes()).collect();
+    write(src.path(), "log.txt", &text, 0o644);
+    write(src.path(), "blob.bin", &big_content(3 << 20), 0o644);
+    run(&mut pack_command(ws.dir.path(), src.path(), "set", &["--volume-size", SIZE])).expect_code(0);
+    let names = volume_names(&ws);
+    assert!(names.len() >= 3, "{names:?}");
+    let size: u64 = SIZE.parse().unwrap();
+    for (i, n) in names.iter().enumerate() {
+        let path = ws.path(n);
+        let len = fs::metadata(&path).unwrap().len();
+        assert!(len <= size, "{n} is {len} bytes, over {size}");
+        // Volume 1 also holds the head's frame.
+        let want = if i == 0 { 2 } else { 1 };
+        assert_eq!(zstd_frames(&path), want, "{n}");
+        if i + 1 < names.len() {
+            assert!(len > size - (64 << 10), "{n} is {len} bytes: not filled to within 64 KiB of {size}");
+        }
+    }
+    let run = verify(&ws, &strs(&names));
+    run.expect_code(0);
+    import(&ws, &strs(&names)).expect_code(0);
+    assert_mirror_is(&ws, src.path());
+}
