@@ -530,18 +530,30 @@ impl Cutter<'_> {
         }
     }
 
-    /// Input the open frame may take now: with it, the frame's worst case (what it has
-    /// produced, plus [`frame_bound`] of what it holds uncompressed) stays within the room.
-    /// Returns it and the input held uncompressed.
-    fn allowance(&self, frame: Frame) -> (u64, u64) {
+    /// What the open frame may take now (see [`Budget`]).
+    fn budget(&self, frame: Frame) -> Budget {
+        let left = self.room().saturating_sub(frame.start);
         if !frame.begun {
-            return (max_input(self.room().saturating_sub(frame.start)), 0);
+            return Budget { input: max_input(left), held: 0, left, working: false };
         }
         let progress = self.cctx.get_frame_progression();
         let held = progress.ingested.saturating_sub(progress.consumed);
-        let room = self.room().saturating_sub(frame.start).saturating_sub(progress.produced);
-        (max_input(room).saturating_sub(held), held)
+        let left = left.saturating_sub(progress.produced);
+        Budget { input: max_input(left).saturating_sub(held), held, left, working: progress.nbActiveWorkers > 0 }
     }
+}
+
+/// The open frame's budget: with `input` more bytes, its worst case (what it has produced,
+/// plus [`frame_bound`] of the input it holds uncompressed) stays within the room.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    input: u64,
+    /// Input taken and not compressed yet.
+    held: u64,
+    /// The room beyond what the frame has produced.
+    left: u64,
+    /// Whether compression workers are busy with what is held.
+    working: bool,
 }
 
 impl Write for Cutter<'_> {
@@ -555,19 +567,24 @@ impl Write for Cutter<'_> {
                 continue;
             };
             if frame.allowance == 0 {
-                let (allowance, held) = self.allowance(frame);
-                if allowance == 0 {
-                    if held == 0 {
-                        // The room is used up: the next frame (or volume) takes the rest.
+                let budget = self.budget(frame);
+                if budget.input == 0 {
+                    if budget.held == 0 || budget.left < self.plan.slack {
+                        // The room is used up, or all but less than the slack (then the
+                        // volume is full enough): the next frame, or volume, takes the rest.
                         self.end_frame().map_err(to_io)?;
+                    } else if budget.working {
+                        // The bound of what is held stands in the way: wait until the oldest
+                        // job has compressed more (its real size takes its bound's place)
+                        // while the other jobs go on.
+                        self.compress(&[], EndDirective::ZSTD_e_continue).map_err(to_io)?;
                     } else {
-                        // The bound of what is held uncompressed stands in the way: once it
-                        // is compressed, its real size takes the bound's place.
+                        // Held in the compressor's input buffer, no job started: compress it.
                         self.compress(&[], EndDirective::ZSTD_e_flush).map_err(to_io)?;
                     }
                     continue;
                 }
-                frame.allowance = allowance;
+                frame.allowance = budget.input;
             }
             let n = buf.len().min(usize::try_from(frame.allowance).unwrap_or(usize::MAX));
             self.compress(&buf[..n], EndDirective::ZSTD_e_continue).map_err(to_io)?;

@@ -415,29 +415,33 @@ fn zstd_frames(path: &Path) -> usize {
 fn compressible_payload_fills_each_volume_with_one_frame() {
     // Text compresses several times over: a writer that cut a frame whenever the worst case
     // of its input could pass the room would end a series of ever smaller frames in every
-    // volume (and drain the compressor's pipeline at each). One frame per volume fills it.
-    let ws = Workspace::new();
-    let src = tempfile::tempdir().unwrap();
-    let text: Vec<u8> = (0..400_000u32).flat_map(|i| format!("line {i} of a log, {}\n", i % 97).into_bytes()).collect();
-    write(src.path(), "log.txt", &text, 0o644);
-    write(src.path(), "blob.bin", &big_content(3 << 20), 0o644);
-    run(&mut pack_command(ws.dir.path(), src.path(), "set", &["--volume-size", SIZE])).expect_code(0);
-    let names = volume_names(&ws);
-    assert!(names.len() >= 3, "{names:?}");
-    let size: u64 = SIZE.parse().unwrap();
-    for (i, n) in names.iter().enumerate() {
-        let path = ws.path(n);
-        let len = fs::metadata(&path).unwrap().len();
-        assert!(len <= size, "{n} is {len} bytes, over {size}");
-        // Volume 1 also holds the head's frame.
-        let want = if i == 0 { 2 } else { 1 };
-        assert_eq!(zstd_frames(&path), want, "{n}");
-        if i + 1 < names.len() {
-            assert!(len > size - (64 << 10), "{n} is {len} bytes: not filled to within 64 KiB of {size}");
+    // volume (and drain the compressor's pipeline at each). One frame per volume fills it,
+    // with one compression thread and with several.
+    for threads in ["1", "2"] {
+        let ws = Workspace::new();
+        let src = tempfile::tempdir().unwrap();
+        let text: Vec<u8> =
+            (0..400_000u32).flat_map(|i| format!("line {i} of a log, {}\n", i % 97).into_bytes()).collect();
+        write(src.path(), "log.txt", &text, 0o644);
+        write(src.path(), "blob.bin", &big_content(3 << 20), 0o644);
+        let extra = ["--volume-size", SIZE, "--threads", threads];
+        run(&mut pack_command(ws.dir.path(), src.path(), "set", &extra)).expect_code(0);
+        let names = volume_names(&ws);
+        assert!(names.len() >= 3, "{names:?}");
+        let size: u64 = SIZE.parse().unwrap();
+        for (i, n) in names.iter().enumerate() {
+            let path = ws.path(n);
+            let len = fs::metadata(&path).unwrap().len();
+            assert!(len <= size, "{n} is {len} bytes, over {size}");
+            // Volume 1 also holds the head's frame.
+            let want = if i == 0 { 2 } else { 1 };
+            assert_eq!(zstd_frames(&path), want, "{n} with --threads {threads}");
+            if i + 1 < names.len() {
+                assert!(len > size - (64 << 10), "{n} is {len} bytes: not filled to within 64 KiB of {size}");
+            }
         }
+        verify(&ws, &strs(&names)).expect_code(0);
+        import(&ws, &strs(&names)).expect_code(0);
+        assert_mirror_is(&ws, src.path());
     }
-    let run = verify(&ws, &strs(&names));
-    run.expect_code(0);
-    import(&ws, &strs(&names)).expect_code(0);
-    assert_mirror_is(&ws, src.path());
 }
