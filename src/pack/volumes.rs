@@ -239,6 +239,24 @@ impl BodyWriter {
     }
 }
 
+impl BodyWriter {
+    /// Writes `chunk` (compressor output) and hands it to the hashing thread as it is,
+    /// without the copies `write` makes; `chunk` comes back empty, with the capacity of a
+    /// buffer the hashing thread is done with.
+    fn write_chunk(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        // Bytes written through `write` go first (the head's room, at the start of volume 1).
+        self.out.flush()?;
+        self.out.get_mut().write_all(chunk)?;
+        self.len += chunk.len() as u64;
+        self.written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.hasher.hand_over(chunk);
+        Ok(())
+    }
+}
+
 impl Write for BodyWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.out.write(buf)?;
@@ -253,12 +271,14 @@ impl Write for BodyWriter {
     }
 }
 
-/// Bytes handed to the hashing thread at a time.
+/// Bytes handed to the hashing thread at a time (by `update`).
 const HASH_CHUNK: usize = 1 << 20;
 
 /// The hashing thread of one body: each block's SHA-256, and the digest of that list.
 struct BodyHasher {
     chunks: Option<mpsc::SyncSender<Vec<u8>>>,
+    /// Buffers the thread has hashed, back for reuse.
+    spare: mpsc::Receiver<Vec<u8>>,
     pending: Vec<u8>,
     thread: Option<std::thread::JoinHandle<(Digest, Vec<Digest>)>>,
 }
@@ -266,19 +286,39 @@ struct BodyHasher {
 impl BodyHasher {
     fn start() -> io::Result<BodyHasher> {
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
-        let thread = std::thread::Builder::new().name("volume hashing".into()).spawn(move || hash_body(rx))?;
-        Ok(BodyHasher { chunks: Some(tx), pending: Vec::with_capacity(HASH_CHUNK), thread: Some(thread) })
+        let (spare_tx, spare) = mpsc::channel();
+        let thread =
+            std::thread::Builder::new().name("volume hashing".into()).spawn(move || hash_body(rx, spare_tx))?;
+        Ok(BodyHasher { chunks: Some(tx), spare, pending: Vec::with_capacity(HASH_CHUNK), thread: Some(thread) })
     }
 
     fn update(&mut self, bytes: &[u8]) {
         self.pending.extend_from_slice(bytes);
         if self.pending.len() >= HASH_CHUNK {
-            self.send();
+            self.send_pending();
         }
     }
 
-    fn send(&mut self) {
+    /// Hands `chunk` over whole (after what `update` gathered); leaves in its place an empty
+    /// buffer of at least its capacity.
+    fn hand_over(&mut self, chunk: &mut Vec<u8>) {
+        if !self.pending.is_empty() {
+            self.send_pending();
+        }
+        let capacity = chunk.capacity();
+        let replacement = match self.spare.try_recv() {
+            Ok(spare) if spare.capacity() >= capacity => spare,
+            _ => Vec::with_capacity(capacity),
+        };
+        self.send(std::mem::replace(chunk, replacement));
+    }
+
+    fn send_pending(&mut self) {
         let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(HASH_CHUNK));
+        self.send(chunk);
+    }
+
+    fn send(&mut self, chunk: Vec<u8>) {
         if let Some(tx) = &self.chunks {
             // A failed send means the thread panicked; `finish` reports it.
             let _ = tx.send(chunk);
@@ -286,7 +326,7 @@ impl BodyHasher {
     }
 
     fn finish(mut self) -> Result<(Digest, Vec<Digest>)> {
-        self.send();
+        self.send_pending();
         drop(self.chunks.take());
         match self.thread.take() {
             Some(thread) => Ok(join_unscoped(thread, "volume hashing")?),
@@ -305,10 +345,11 @@ impl Drop for BodyHasher {
 }
 
 /// The hashing thread: SHA-256 of each [`BLOCK_SIZE`] block of what it receives, and the
-/// block list's digest (each byte is hashed once).
-fn hash_body(chunks: mpsc::Receiver<Vec<u8>>) -> (Digest, Vec<Digest>) {
+/// block list's digest (each byte is hashed once). Each buffer goes back through `spare`
+/// once hashed.
+fn hash_body(chunks: mpsc::Receiver<Vec<u8>>, spare: mpsc::Sender<Vec<u8>>) -> (Digest, Vec<Digest>) {
     let (mut block, mut len, mut blocks) = (Hasher::new(), 0u64, Vec::new());
-    for chunk in chunks {
+    for mut chunk in chunks {
         let mut rest = &chunk[..];
         while !rest.is_empty() {
             let room = (BLOCK_SIZE - len % BLOCK_SIZE) as usize;
@@ -320,6 +361,9 @@ fn hash_body(chunks: mpsc::Receiver<Vec<u8>>) -> (Digest, Vec<Digest>) {
                 blocks.push(std::mem::take(&mut block).finish());
             }
         }
+        chunk.clear();
+        // The writer may be gone (a failed pack); the buffer is then dropped here.
+        let _ = spare.send(chunk);
     }
     if !block.is_empty() {
         blocks.push(block.finish());
@@ -428,6 +472,10 @@ fn compressor(level: i32, threads: u32) -> io::Result<CCtx<'static>> {
     Ok(cctx)
 }
 
+/// Compressed bytes taken from the compressor at a time, at most: each chunk is written
+/// and hashed as it is, so larger than zstd's own suggestion (128 KiB) means fewer calls.
+const COMPRESSED_CHUNK: usize = 1 << 20;
+
 fn zstd_error(code: usize) -> io::Error {
     io::Error::other(format!("zstd: {}", zstd::zstd_safe::get_error_name(code)))
 }
@@ -519,7 +567,7 @@ impl Cutter<'_> {
             self.out.clear();
             let mut output = OutBuffer::around(&mut self.out);
             let left = self.cctx.compress_stream2(&mut output, &mut input, op).map_err(|c| io_err(zstd_error(c)))?;
-            body.write_all(&self.out).map_err(io_err)?;
+            body.write_chunk(&mut self.out).map_err(io_err)?;
             let done = match op {
                 EndDirective::ZSTD_e_continue => input.pos() == input.src.len(),
                 _ => left == 0,
@@ -712,7 +760,7 @@ impl Packer<'_> {
             plan,
             reserved,
             cctx: compressor(self.opts.level, threads).map_err(|e| Error::io(self.out, e))?,
-            out: Vec::with_capacity(CCtx::out_size()),
+            out: Vec::with_capacity(COMPRESSED_CHUNK),
             done: Vec::new(),
             tmp: None,
             body: None,
