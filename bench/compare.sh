@@ -288,12 +288,13 @@ gen_corpus() {
 
 # Every timed run writes to a new path and nothing is deleted until the end,
 # so the disk must hold all runs at once: 4 extracted trees and 3 bundles
-# (each at most the corpus size) per run.  With --loop-fs the image grows on
-# the host disk, so check that too.
+# (each at most the corpus size) per run; --check writes one of each.  With
+# --loop-fs the image grows on the host disk, so check that too.
 check_space() {
-    local need inodes dir avail ifree
-    need=$((RUNS * (4 * DISK_KIB + 3 * BYTES / 1024) * 11 / 10))
-    inodes=$((RUNS * 4 * (FILES + DIRS) * 11 / 10))
+    local need inodes dir avail ifree trees=4 bundles=3
+    [[ $CHECK -eq 1 ]] && trees=1 && bundles=1
+    need=$((RUNS * (trees * DISK_KIB + bundles * BYTES / 1024) * 11 / 10))
+    inodes=$((RUNS * trees * (FILES + DIRS) * 11 / 10))
     for dir in "$DATA" "$WORK"; do
         avail=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
         if ((need > avail)); then

@@ -237,9 +237,7 @@ impl BodyWriter {
         let (sha256, blocks) = self.hasher.finish()?;
         Ok(VolumeEntry { id, length: self.len, sha256, blocks })
     }
-}
 
-impl BodyWriter {
     /// Writes `chunk` (compressor output) and hands it to the hashing thread as it is,
     /// without the copies `write` makes; `chunk` comes back empty, with the capacity of a
     /// buffer the hashing thread is done with.
