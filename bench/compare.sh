@@ -282,7 +282,7 @@ gen_corpus() {
     # Count what is actually there rather than trusting the generator.
     FILES=$(find "$SRC" -type f | wc -l)
     DIRS=$(find "$SRC" -mindepth 1 -type d | wc -l)
-    BYTES=$(find "$SRC" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s}')
+    BYTES=$(find "$SRC" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f", s}')
     DISK_KIB=$(du -sk "$SRC" | cut -f1)
 }
 
