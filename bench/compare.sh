@@ -287,12 +287,15 @@ gen_corpus() {
 }
 
 # Every timed run writes to a new path and nothing is deleted until the end,
-# so the disk must hold all runs at once: 4 extracted trees and 3 bundles
-# (each at most the corpus size) per run; --check writes one of each.  With
-# --loop-fs the image grows on the host disk, so check that too.
+# so the disk must hold all runs at once: 4 extracted trees and 4 bundles
+# (each at most the corpus size) per run, plus the two volume sets (7/6 and 1
+# bundle) on the corpora that pack them; --check writes one tree and one
+# bundle (two more with volumes).  With --loop-fs the image grows on the host
+# disk, so check that too.
 check_space() {
-    local need inodes dir avail ifree trees=4 bundles=3
-    [[ $CHECK -eq 1 ]] && trees=1 && bundles=1
+    local need inodes dir avail ifree trees=4 bundles=4
+    [[ $CORPUS == million || $CORPUS == large ]] || bundles=$((bundles + 3))
+    [[ $CHECK -eq 1 ]] && trees=1 && bundles=$((bundles > 4 ? 3 : 1))
     need=$((RUNS * (trees * DISK_KIB + bundles * BYTES / 1024) * 11 / 10))
     inodes=$((RUNS * trees * (FILES + DIRS) * 11 / 10))
     for dir in "$DATA" "$WORK"; do
