@@ -42,10 +42,20 @@ pub fn needs_escape(c: char) -> bool {
             | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
 }
 
+/// Whether any character of `text` [`needs_escape`]. Every path of a listing passes
+/// through here, so ASCII text (nearly every path) is checked byte by byte: of ASCII,
+/// only the C0 controls and DEL need escaping.
+fn needs_any_escape(text: &str) -> bool {
+    if text.is_ascii() {
+        return text.bytes().any(|b| b < 0x20 || b == 0x7f);
+    }
+    text.chars().any(needs_escape)
+}
+
 /// `text` with every character of [`needs_escape`] written visibly (`\n`, `\t`, `\r`,
 /// `\u{1b}`); borrowed when there is nothing to escape.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
+    if !needs_any_escape(text) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -312,20 +322,10 @@ pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> i
     }
     writeln!(out)?;
     writeln!(out, "{:<5} {:>12}  {:<64}  path", "mode", "size", "sha256")?;
+    let mut line = Vec::with_capacity(256);
     for e in &m.entries {
-        // Written piece by piece: a manifest can have 100,000 lines. `escape` borrows
-        // unless a path needs escaping. Modes are 644 or 755 in a valid manifest: three
-        // digits, padded to five like the header line.
-        let omitted = if e.carried { ' ' } else { '-' };
-        write!(out, "{:o} {omitted} {:>12}  ", e.mode.bits(), e.size)?;
-        out.write_all(&e.sha256.hex_bytes())?;
-        out.write_all(b"  ")?;
-        out.write_all(escape(e.path.as_str()).as_bytes())?;
-        for (i, sig) in e.signatures.iter().enumerate() {
-            out.write_all(if i == 0 { b"  [signed by: " } else { b", " })?;
-            out.write_all(escape(sig.as_str()).as_bytes())?;
-        }
-        out.write_all(if e.signatures.is_empty() { b"\n" } else { b"]\n" })?;
+        entry_line(&mut line, e);
+        out.write_all(&line)?;
     }
     if !view.material.is_empty() {
         writeln!(out)?;
@@ -345,6 +345,39 @@ pub fn inspect_text(out: &mut (impl Write + ?Sized), view: &Inspection<'_>) -> i
         }
     }
     Ok(())
+}
+
+/// One entry's line of `inspect`'s listing, into `line` (cleared first): mode, `-` for an
+/// entry not carried, size right-aligned in 12 columns, SHA-256, path, and the signatures
+/// linked to it. Built byte by byte rather than with `write!`: a manifest can have a million
+/// lines. Modes are 644 or 755 in a valid manifest: three digits, padded to five like the
+/// header line.
+fn entry_line(line: &mut Vec<u8>, e: &crate::format::manifest::Entry) {
+    line.clear();
+    let mode = e.mode.bits();
+    line.extend_from_slice(&[b'0' + (mode >> 6 & 7) as u8, b'0' + (mode >> 3 & 7) as u8, b'0' + (mode & 7) as u8]);
+    line.extend_from_slice(if e.carried { b"   " } else { b" - " });
+    let mut digits = [b' '; 20];
+    let mut at = digits.len();
+    let mut size = e.size;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (size % 10) as u8;
+        size /= 10;
+        if size == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[at.min(digits.len() - 12)..]);
+    line.extend_from_slice(b"  ");
+    line.extend_from_slice(&e.sha256.hex_bytes());
+    line.extend_from_slice(b"  ");
+    line.extend_from_slice(escape(e.path.as_str()).as_bytes());
+    for (i, sig) in e.signatures.iter().enumerate() {
+        line.extend_from_slice(if i == 0 { b"  [signed by: " } else { b", " });
+        line.extend_from_slice(escape(sig.as_str()).as_bytes());
+    }
+    line.extend_from_slice(if e.signatures.is_empty() { b"\n" } else { b"]\n" });
 }
 
 /// `inspect --json`'s form (schema `airlock.inspect.v1`, docs/JSON.md): the body of one

@@ -771,7 +771,12 @@ fn is_canonical(m: &Manifest, bytes: &[u8]) -> bool {
         }
     }
     let mut cmp = Compare(bytes);
-    write_canonical(m, &mut cmp).is_ok() && cmp.0.is_empty()
+    // The serializer writes a few bytes at a time; compared through a buffer, the bytes
+    // meet `Compare` in large runs (one `memcmp` call per run, not per field).
+    let mut buffered = io::BufWriter::with_capacity(64 << 10, &mut cmp);
+    let same = write_canonical(m, &mut buffered).is_ok() && io::Write::flush(&mut buffered).is_ok();
+    drop(buffered);
+    same && cmp.0.is_empty()
 }
 
 /// Decodes manifest bytes. Call it only on bytes whose signature has been verified, except
@@ -1021,13 +1026,10 @@ fn check_entries(entries: &[Entry]) -> Result<(), Reject> {
 }
 
 /// One name in the tree the entries make: a file (an entry) or a directory (a proper prefix
-/// of entries' paths), under its parent directory. Compact (40 bytes): there is one per
-/// entry and one per directory, a million and more for a large mirror.
+/// of entries' paths). Compact (32 bytes): a directory of a million files lists a million.
 struct Node<'a> {
     /// The last component's collision key ([`RelPath::collision_key`]).
     key: Cow<'a, str>,
-    /// The parent directory's number (0 for the top; directories count from 1).
-    parent: u32,
     /// The entry that is this file, or the first entry under this directory.
     entry: u32,
     /// The directory's length in bytes of `entries[entry].path`, or [`A_FILE`] for a file.
@@ -1041,76 +1043,89 @@ const A_FILE: u32 = u32::MAX;
 /// two files, a file and a directory, or two directories spelled differently. A path's key
 /// is its components' keys joined by `/`, so two names collide exactly when their parents
 /// are one directory (or collide themselves, which is found one level up) and their last
-/// components have one key. Every name is listed once, under its parent's number, and the
-/// list sorted: unlike a hash table, chosen inputs cannot slow this down, and memory grows
-/// with the entries (each key borrows its component unless folding changed it). The names
-/// are counted first so the list is allocated once, at its size, and sorted in place.
+/// components have one key.
+///
+/// The entries are sorted, so everything under one directory is contiguous: the walk keeps
+/// one list of names per open directory (the directories of the current entry, outermost
+/// first, below the top) and, when a directory closes, sorts its list and compares
+/// neighbours. Sorting, unlike a hash table, cannot be slowed down by chosen inputs, and
+/// only the open directories' names are held at a time.
 fn check_collisions(entries: &[Entry]) -> Result<(), Reject> {
-    let mut count = 0u64;
-    for_each_name(entries, |_, _, _, _| count += 1);
-    if count > u64::from(A_FILE - 1) {
+    if entries.len() >= A_FILE as usize {
         return Err(Reject::Limit {
-            what: format!("manifest of {count} names"),
-            limit: format!("{} names", A_FILE - 1),
+            what: format!("manifest of {} entries", entries.len()),
+            limit: format!("{} entries", A_FILE - 1),
         });
     }
-    let mut nodes: Vec<Node<'_>> = Vec::with_capacity(count as usize);
-    // Every number fits in u32: there are fewer names than `A_FILE`, and an entry or a
-    // directory number is at most the number of names.
-    for_each_name(entries, |parent, i, component, dir_len| {
-        let path = entries[i].path.as_str();
-        nodes.push(Node {
-            key: RelPath::collision_key_cow(&path[component..dir_len.unwrap_or(path.len())]),
-            parent: parent as u32,
-            entry: i as u32,
-            dir_len: dir_len.map_or(A_FILE, |len| len as u32),
-        });
-    });
-    // In place; ties broken by the entry, so of two colliding names the one met first is
-    // named first (the names of one entry all have different parents).
-    nodes.sort_unstable_by(|a, b| a.parent.cmp(&b.parent).then_with(|| a.key.cmp(&b.key)).then(a.entry.cmp(&b.entry)));
-    for pair in nodes.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if a.parent == b.parent && a.key == b.key {
-            return Err(Reject::Manifest(collision(entries, a, b)));
-        }
-    }
-    Ok(())
-}
-
-/// Shows `visit` every name of the tree once, in entry order: its parent directory's
-/// number, the entry it belongs to (the first entry under it, for a directory), where its
-/// last component starts in that entry's path, and for a directory its length there.
-fn for_each_name(entries: &[Entry], mut visit: impl FnMut(usize, usize, usize, Option<usize>)) {
-    // The directories of the previous entry, outermost first: (length, number). The entries
-    // under one directory are contiguous in sorted order, so each directory is listed once,
-    // when its first entry is reached.
-    let mut open: Vec<(usize, usize)> = Vec::new();
-    let mut directories = 0;
+    // `names[d]` lists the names directly under the open directory `d` levels down (0 is
+    // the top); `open[d]` is that directory's length in bytes, for `d` from 1. Lists are
+    // cleared, not dropped, when their directory closes, and reused by the next one.
+    let mut names: Vec<Vec<Node<'_>>> = vec![Vec::new()];
+    let mut open: Vec<usize> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let path = e.path.as_str();
         let mut start = 0;
         let mut depth = 0;
         for dir_len in path.bytes().enumerate().filter(|&(_, b)| b == b'/').map(|(at, _)| at) {
-            let parent = if depth == 0 { 0 } else { open[depth - 1].1 };
             // The directories above matched, so only this component needs comparing (which
-            // keeps the whole pass linear in the length of the paths).
-            let same = open.get(depth).is_some_and(|&(len, _)| {
+            // keeps the walk linear in the length of the paths).
+            let same = open.get(depth).is_some_and(|&len| {
                 len == dir_len && entries[i - 1].path.as_str().as_bytes()[start..len] == path.as_bytes()[start..len]
             });
             if !same {
-                open.truncate(depth);
-                directories += 1;
-                open.push((dir_len, directories));
-                visit(parent, i, start, Some(dir_len));
+                close_directories(entries, &mut names, &mut open, depth)?;
+                names[depth].push(node(path, i, start, Some(dir_len)));
+                open.push(dir_len);
+                if names.len() == depth + 1 {
+                    names.push(Vec::new());
+                }
             }
             start = dir_len + 1;
             depth += 1;
         }
-        open.truncate(depth);
-        let parent = if depth == 0 { 0 } else { open[depth - 1].1 };
-        visit(parent, i, start, None);
+        close_directories(entries, &mut names, &mut open, depth)?;
+        names[depth].push(node(path, i, start, None));
     }
+    close_directories(entries, &mut names, &mut open, 0)?;
+    check_one_directory(entries, &mut names[0])
+}
+
+/// The name of entry `i` whose last component starts at `start` of `path`: the directory
+/// that ends at `dir_len`, or the file.
+fn node(path: &str, i: usize, start: usize, dir_len: Option<usize>) -> Node<'_> {
+    Node {
+        key: RelPath::collision_key_cow(&path[start..dir_len.unwrap_or(path.len())]),
+        // In range: `check_collisions` bounds the entries below `A_FILE`, and a path's length
+        // is bounded far below it.
+        entry: i as u32,
+        dir_len: dir_len.map_or(A_FILE, |len| len as u32),
+    }
+}
+
+/// Closes the open directories from `depth` down (the deepest first), checking each one's
+/// names.
+fn close_directories<'a>(
+    entries: &[Entry],
+    names: &mut [Vec<Node<'a>>],
+    open: &mut Vec<usize>,
+    depth: usize,
+) -> Result<(), Reject> {
+    while open.len() > depth {
+        check_one_directory(entries, &mut names[open.len()])?;
+        open.pop();
+    }
+    Ok(())
+}
+
+/// Sorts the names of one directory and fails on two with one key; leaves the list empty.
+fn check_one_directory(entries: &[Entry], names: &mut Vec<Node<'_>>) -> Result<(), Reject> {
+    // Ties broken by the entry, so of two colliding names the one met first is named first.
+    names.sort_unstable_by(|a, b| a.key.cmp(&b.key).then(a.entry.cmp(&b.entry)));
+    if let Some(pair) = names.windows(2).find(|pair| pair[0].key == pair[1].key) {
+        return Err(Reject::Manifest(collision(entries, &pair[0], &pair[1])));
+    }
+    names.clear();
+    Ok(())
 }
 
 /// The error for two names with one key under one directory.
@@ -1361,6 +1376,46 @@ pub(crate) mod tests {
         assert!(file_dir(with_paths(&["a/B", "a/b!/x", "a/b/y"])));
         assert!(file_dir(with_paths(&["a/b!/x", "a/b/y", "a/b/z", "a/c", "a/c/d"])));
         with_paths(&["B", "a/b!/x", "a/b/y", "a/bb", "a/c"]).expect("no collision");
+    }
+
+    /// The collision check against its definition, on many small random trees: every
+    /// name (each file, and each directory as a prefix of a path) keyed by its components'
+    /// keys joined by `/`; two different names with one key collide.
+    #[test]
+    fn collision_check_agrees_with_the_definition() {
+        let components = ["a", "A", "b", "s", "\u{17f}", "S", "a!"];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut collisions = 0;
+        for _ in 0..3000 {
+            let mut paths: Vec<String> = (0..1 + next(5))
+                .map(|_| (0..1 + next(3)).map(|_| components[next(components.len())]).collect::<Vec<_>>().join("/"))
+                .collect();
+            paths.sort();
+            paths.dedup();
+            let mut names = HashSet::new();
+            for p in &paths {
+                names.insert((p.clone(), false));
+                for (at, _) in p.match_indices('/') {
+                    names.insert((p[..at].to_owned(), true));
+                }
+            }
+            let mut keys = HashSet::new();
+            let expected = !names.iter().all(|(text, _)| {
+                keys.insert(text.split('/').map(RelPath::collision_key).collect::<Vec<_>>().join("/"))
+            });
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let found = with_paths(&refs).is_err();
+            assert_eq!(found, expected, "{paths:?}");
+            collisions += usize::from(expected);
+        }
+        // Both outcomes were exercised.
+        assert!(collisions > 300 && collisions < 2700, "{collisions} of 3000 collide");
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn validate(text: &str) -> Result<(), PathError> {
     // Every entry path of every bundle passes through here, so ASCII (nearly every path)
     // is checked byte by byte, and only other text char by char.
     if text.is_ascii() {
-        if let Some(&b) = text.as_bytes().iter().find(|&&b| is_forbidden(char::from(b))) {
+        if let Some(&b) = text.as_bytes().iter().find(|&&b| is_forbidden_ascii(b)) {
             return Err(PathError::ForbiddenChar(char::from(b)));
         }
     } else {
@@ -232,6 +232,12 @@ fn validate_component(component: &str) -> Result<(), PathError> {
 /// invisible characters that make two names look alike or reorder how one is displayed.
 fn is_forbidden(c: char) -> bool {
     is_control(c) || matches!(c, '\\' | ':' | ')') || is_invisible(c)
+}
+
+/// [`is_forbidden`] of an ASCII byte, as a few comparisons: of ASCII, only the C0 controls,
+/// DEL, `\\`, `:` and `)` are forbidden (no invisible character is ASCII).
+fn is_forbidden_ascii(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || matches!(b, b'\\' | b':' | b')')
 }
 
 /// Control characters (docs/FORMAT.md §7): general category Cc (C0, DEL, C1), and the line
@@ -353,6 +359,13 @@ mod tests {
         assert_eq!(p.ancestors().collect::<Vec<_>>(), ["a", "a/b"]);
         assert_eq!(RelPath::collision_key("README"), RelPath::collision_key("readme"));
         assert_eq!(RelPath::collision_key("é"), RelPath::collision_key("e\u{301}"));
+    }
+
+    #[test]
+    fn forbidden_ascii_bytes_are_the_forbidden_characters() {
+        for b in 0u8..0x80 {
+            assert_eq!(is_forbidden_ascii(b), is_forbidden(char::from(b)), "byte {b:#x}");
+        }
     }
 
     #[test]

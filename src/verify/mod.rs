@@ -586,6 +586,12 @@ fn read_content(frames: &mut Frames, size: u64, name: &str) -> Result<Vec<u8>> {
         read_up_to(frames, &mut content, start, name)?;
         manifest::Limits::of_manifest(&content).check_manifest_len(size)?;
     }
+    // Once the first part has arrived, the rest of a large member gets its room at once
+    // (within the limit just checked) rather than by doubling: no copies of a manifest
+    // that can be tens of megabytes, and no capacity beyond its size.
+    let first = size.min(RESERVE_MAX);
+    read_up_to(frames, &mut content, first, name)?;
+    content.reserve_exact((size - first) as usize);
     read_up_to(frames, &mut content, size, name)?;
     Ok(content)
 }
