@@ -15,8 +15,8 @@
 //!  parity, once the last data body and the head are written, on every core (ParityPass): each worker
 //!          takes the next stripe j = block j of every data body (read back from the page
 //!          cache; zero-padded) -> StripeEncoder (one parity body: XOR in place; more:
-//!          reed-solomon-simd) -> parity block j of each of N bodies, written at its offset
-//!          (writeback started, background sync) and hashed on the worker
+//!          reed-solomon-simd) -> parity block j of each of N bodies, hashed on the worker
+//!          and written at its offset (one writer at a time; background sync)
 //!  table: lengths, block-list digests, block SHA-256s, signed by the first key (VOLUMES.sig)
 //!  trailer (skippable frame: head copy, VOLUMES.sig, footer) appended to every volume;
 //!  fsync all, then rename all: nothing appears under a final name before every volume is
@@ -915,6 +915,7 @@ impl Packer<'_> {
             failed: AtomicBool::new(false),
             syncer,
             written,
+            writing: std::sync::Mutex::new(()),
         };
         let blocks = pass.run(threads)?;
         let length = pass.parity_len;
@@ -984,6 +985,9 @@ struct ParityPass<'a> {
     failed: AtomicBool,
     syncer: SyncHandle,
     written: &'a Arc<AtomicU64>,
+    /// Held while a parity block is written: a file system takes the file's lock for a
+    /// write anyway, and workers waiting on it spin; waiting here they sleep.
+    writing: std::sync::Mutex<()>,
 }
 
 /// The digests of one stripe's parity blocks, by stripe.
@@ -1057,14 +1061,15 @@ impl ParityPass<'_> {
         encoder.finish(|block| {
             let tmp = outs.next().ok_or_else(|| Error::Internal("parity gave too many blocks".into()))?;
             let file = tmp.as_file();
+            digests.push(Digest::of(block));
+            let writing = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             file.write_all_at(block, shard.start).map_err(|e| Error::io(tmp.path(), e))?;
-            // Start writeback of the block now (advice: a failure changes only speed), and
-            // count it towards the next background sync, as `Writeback` does.
-            let len = std::num::NonZeroU64::new(block.len() as u64);
-            let _ = rustix::fs::fadvise(file, shard.start, len, rustix::fs::Advice::DontNeed);
+            drop(writing);
+            // Counted towards the next background sync, as `Writeback` does, which starts
+            // writeback. No `POSIX_FADV_DONTNEED` per block: from two workers on one file
+            // its 1 MiB writeback starts cost more system time than they saved.
             self.syncer.wrote(block.len() as u64, file);
             self.written.fetch_add(block.len() as u64, Ordering::Relaxed);
-            digests.push(Digest::of(block));
             Ok::<(), Error>(())
         })?;
         Ok(digests)
