@@ -263,6 +263,18 @@ pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSe
             }
             Some(Ok(v)) => v,
         };
+        // Every volume of a set carries the same head copy: one byte-identical to the first
+        // volume's reads the same, so only the first, and any that differs, is decoded
+        // (decompressing and hashing a head per volume was most of what verifying a set
+        // cost beyond the bundle file). The copy is kept once.
+        if let Some((_, _, set_copy)) = &first {
+            if volume.head == *set_copy {
+                let mut volume = volume;
+                volume.head = Vec::new();
+                files.entry(volume.id).or_insert(volume);
+                continue;
+            }
+        }
         let head = match read_head(&mut Frames::new(Box::new(io::Cursor::new(volume.head.clone())))) {
             Ok(h) => h,
             Err(e) => {
