@@ -290,12 +290,14 @@ gen_corpus() {
 # so the disk must hold all runs at once: 4 extracted trees and 4 bundles
 # (each at most the corpus size) per run, plus the two volume sets (7/6 and 1
 # bundle) on the corpora that pack them; --check writes one tree and one
-# bundle (two more with volumes).  With --loop-fs the image grows on the host
+# bundle besides the sets.  With --loop-fs the image grows on the host
 # disk, so check that too.
 check_space() {
-    local need inodes dir avail ifree trees=4 bundles=4
-    [[ $CORPUS == million || $CORPUS == large ]] || bundles=$((bundles + 3))
-    [[ $CHECK -eq 1 ]] && trees=1 && bundles=$((bundles > 4 ? 3 : 1))
+    # sets: the two volume sets, 7/6 and 1 bundle, rounded up.
+    local need inodes dir avail ifree trees=4 bundles=4 sets=3
+    [[ $CORPUS == million || $CORPUS == large ]] && sets=0
+    [[ $CHECK -eq 1 ]] && trees=1 && bundles=1
+    bundles=$((bundles + sets))
     need=$((RUNS * (trees * DISK_KIB + bundles * BYTES / 1024) * 11 / 10))
     inodes=$((RUNS * trees * (FILES + DIRS) * 11 / 10))
     for dir in "$DATA" "$WORK"; do

@@ -574,9 +574,10 @@ fn read_head(frames: &mut Frames) -> Result<Head> {
 
 /// Reads a head member's `size` bytes of content. The manifest's own limit depends on its
 /// version (FORMAT.md §11), so its start is read first and the size checked against that
-/// limit before the rest; and the buffer grows as content arrives rather than being sized
-/// from the header up front, so a header that declares gigabytes costs only what the
-/// stream really delivers.
+/// limit before the rest. At most 16 MiB is reserved before content arrives; the rest of a
+/// larger member gets its room once those 16 MiB have, so a header that declares gigabytes
+/// costs little unless the stream really delivers, and a real manifest of tens of megabytes
+/// is not copied by doubling.
 fn read_content(frames: &mut Frames, size: u64, name: &str) -> Result<Vec<u8>> {
     /// Bytes reserved before any content has arrived.
     const RESERVE_MAX: u64 = 16 << 20;
@@ -586,9 +587,7 @@ fn read_content(frames: &mut Frames, size: u64, name: &str) -> Result<Vec<u8>> {
         read_up_to(frames, &mut content, start, name)?;
         manifest::Limits::of_manifest(&content).check_manifest_len(size)?;
     }
-    // Once the first part has arrived, the rest of a large member gets its room at once
-    // (within the limit just checked) rather than by doubling: no copies of a manifest
-    // that can be tens of megabytes, and no capacity beyond its size.
+    // The limit was checked (for the manifest above, for other members by their header).
     let first = size.min(RESERVE_MAX);
     read_up_to(frames, &mut content, first, name)?;
     content.reserve_exact((size - first) as usize);

@@ -255,7 +255,7 @@ pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSe
     let mut unreadable = Vec::new();
     let mut first: Option<(Head, PathBuf, Vec<u8>)> = None;
     for path in paths {
-        let volume = match read_trailer(path)? {
+        let mut volume = match read_trailer(path)? {
             None => return Err(Reject::Volumes(Box::new(VolumeProblem::NotAVolume { path: path.clone() })).into()),
             Some(Err(reason)) => {
                 unreadable.push((path.clone(), reason));
@@ -266,16 +266,13 @@ pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSe
         // Every volume of a set carries the same head copy: one byte-identical to the first
         // volume's reads the same, so only the first, and any that differs, is decoded
         // (decompressing and hashing a head per volume was most of what verifying a set
-        // cost beyond the bundle file). The copy is kept once.
-        if let Some((_, _, set_copy)) = &first {
-            if volume.head == *set_copy {
-                let mut volume = volume;
-                volume.head = Vec::new();
-                files.entry(volume.id).or_insert(volume);
-                continue;
-            }
+        // cost beyond the bundle file). The copy is kept once, with the set's head.
+        let copy = std::mem::take(&mut volume.head);
+        if first.as_ref().is_some_and(|(_, _, set_copy)| *set_copy == copy) {
+            files.entry(volume.id).or_insert(volume);
+            continue;
         }
-        let head = match read_head(&mut Frames::new(Box::new(io::Cursor::new(volume.head.clone())))) {
+        let head = match read_head(&mut Frames::new(Box::new(io::Cursor::new(copy.clone())))) {
             Ok(h) => h,
             Err(e) => {
                 unreadable.push((path.clone(), format!("the head copy in its trailer does not read: {e}")));
@@ -283,7 +280,7 @@ pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSe
             }
         };
         match &first {
-            None => first = Some((head, path.clone(), volume.head.clone())),
+            None => first = Some((head, path.clone(), copy)),
             Some((set_head, set_path, _)) if set_head.manifest_digest != head.manifest_digest => {
                 return Err(Reject::Volumes(Box::new(VolumeProblem::OtherBundle {
                     volume: path.clone(),
