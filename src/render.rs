@@ -626,6 +626,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_ascii_escape_check_is_needs_escape() {
+        for b in 0u8..0x80 {
+            let text = char::from(b).to_string();
+            assert_eq!(needs_any_escape(&text), needs_escape(char::from(b)), "byte {b:#x}");
+        }
+    }
+
+    #[test]
     fn escapes_controls_and_invisible_characters_only() {
         assert_eq!(escape("plain ünïcödé 名前 ✓"), "plain ünïcödé 名前 ✓");
         assert!(matches!(escape("plain"), Cow::Borrowed(_)));
