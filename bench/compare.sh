@@ -293,13 +293,14 @@ gen_corpus() {
 # bundle besides the sets.  With --loop-fs the image grows on the host
 # disk, so check that too.
 check_space() {
+    # What stays: one run's outputs (see discard), and the output of the command running.
     # sets: the two volume sets, 7/6 and 1 bundle, rounded up.
     local need inodes dir avail ifree trees=4 bundles=4 sets=3
     [[ $CORPUS == million || $CORPUS == large ]] && sets=0
     [[ $CHECK -eq 1 ]] && trees=1 && bundles=1
     bundles=$((bundles + sets))
-    need=$((RUNS * (trees * DISK_KIB + bundles * BYTES / 1024) * 11 / 10))
-    inodes=$((RUNS * trees * (FILES + DIRS) * 11 / 10))
+    need=$((((trees + 1) * DISK_KIB + (bundles + 1) * BYTES / 1024) * 11 / 10))
+    inodes=$(((trees + 1) * (FILES + DIRS) * 11 / 10))
     for dir in "$DATA" "$WORK"; do
         avail=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
         if ((need > avail)); then
@@ -389,6 +390,18 @@ round() {
     done
 }
 
+# discard KEEP RUN PATH...: removes a timed command's outputs once it is measured, except
+# in run KEEP (the pack phase keeps the last run's, which verify and import read; verify
+# and import keep run 1's, which check_trees counts).  Outputs left in place made each
+# round slower than the one before for every command on this VM (the mixed corpus writes
+# about 9 GB a round), and most for the commands that write the most, so the ratios
+# depended on how many rounds had run.
+discard() {
+    local keep=$1 run=$2
+    shift 2
+    [[ $run -eq $keep ]] || rm -rf -- "$@"
+}
+
 # One function per timed command; each takes PHASE RUN.  Airlock gets a fresh
 # AIRLOCK_STATE_DIR per run so no run sees another's state (sequence 1 is
 # always new), and never the user's data dir.
@@ -401,6 +414,7 @@ run_airlock_pack() {
     measure "$1" airlock-pack "$2" env "$(airlock_env "pack-$CORPUS-$2")" \
         "$AIRLOCK" pack "$SRC" -o "$OUT/pack-airlock-$2.bundle" --key "$DATA/keys/airlock.sec" \
         --channel bench --sequence 1 --level 3 --threads 0 --quiet
+    discard "$RUNS" "$2" "$OUT/pack-airlock-$2.bundle"
 }
 # Volume sets (FORMAT.md §14): the same pack cut into volumes of $VOLUME_SIZE bytes
 # (a sixth of the corpus, at least 16 MiB), with one parity volume and without (the
@@ -410,11 +424,13 @@ run_airlock_pack_volumes() {
     measure "$1" airlock-pack-vol "$2" env "$(airlock_env "packvol-$CORPUS-$2")" \
         "$AIRLOCK" pack "$SRC" -o "$OUT/pack-airlock-vol-$2" --key "$DATA/keys/airlock.sec" \
         --channel bench --sequence 1 --level 3 --threads 0 --quiet --volume-size "$VOLUME_SIZE" --parity 1
+    discard "$RUNS" "$2" "$OUT/pack-airlock-vol-$2".*.airlock
 }
 run_airlock_pack_volumes0() {
     measure "$1" airlock-pack-vol0 "$2" env "$(airlock_env "packvol0-$CORPUS-$2")" \
         "$AIRLOCK" pack "$SRC" -o "$OUT/pack-airlock-vol0-$2" --key "$DATA/keys/airlock.sec" \
         --channel bench --sequence 1 --level 3 --threads 0 --quiet --volume-size "$VOLUME_SIZE"
+    discard "$RUNS" "$2" "$OUT/pack-airlock-vol0-$2".*.airlock
 }
 run_airlock_verify_volumes() {
     measure "$1" airlock-verify-vol "$2" env "$(airlock_env "verifyvol-$CORPUS-$2")" \
@@ -431,12 +447,15 @@ run_airlock_verify_rebuild() {
 run_scripted_pack() {
     mkdir "$OUT/pack-scripted-$2"
     measure "$1" scripted-pack "$2" "$SCRIPTED" pack "$SRC" "$OUT/pack-scripted-$2" "$DATA/keys/signify.sec"
+    discard "$RUNS" "$2" "$OUT/pack-scripted-$2"
 }
 run_raw_pack() {
     measure "$1" raw-pack "$2" "$SCRIPTED" raw-pack "$SRC" "$OUT/pack-raw-$2.tar.zst"
+    discard "$RUNS" "$2" "$OUT/pack-raw-$2.tar.zst"
 }
 run_rawsync_pack() {
     measure "$1" rawsync-pack "$2" "$SCRIPTED" rawsync-pack "$SRC" "$OUT/pack-rawsync-$2.tar.zst"
+    discard "$RUNS" "$2" "$OUT/pack-rawsync-$2.tar.zst"
 }
 
 run_airlock_verify() {
@@ -446,6 +465,7 @@ run_airlock_verify() {
 run_scripted_verify() {
     mkdir "$OUT/verify-scripted-$2"
     measure "$1" scripted-verify "$2" "$SCRIPTED" verify "$SBUNDLE" "$DATA/keys/signify.pub" "$OUT/verify-scripted-$2"
+    discard 1 "$2" "$OUT/verify-scripted-$2"
 }
 run_raw_verify() {
     measure "$1" raw-verify "$2" "$SCRIPTED" raw-verify "$SBUNDLE/B.tar.zst"
@@ -454,15 +474,19 @@ run_raw_verify() {
 run_airlock_import() {
     measure "$1" airlock-import "$2" env "$(airlock_env "import-$CORPUS-$2")" \
         "$AIRLOCK" import "$BUNDLE" --trust "$DATA/keys/airlock.pub" --mirror "$OUT/import-airlock-$2" --quiet --init
+    discard 1 "$2" "$OUT/import-airlock-$2"
 }
 run_scripted_import() {
     measure "$1" scripted-import "$2" "$SCRIPTED" import "$SBUNDLE" "$DATA/keys/signify.pub" "$OUT/import-scripted-$2"
+    discard 1 "$2" "$OUT/import-scripted-$2"
 }
 run_raw_import() {
     measure "$1" raw-import "$2" "$SCRIPTED" raw-import "$SBUNDLE/B.tar.zst" "$OUT/import-raw-$2"
+    discard 1 "$2" "$OUT/import-raw-$2"
 }
 run_rawsync_import() {
     measure "$1" rawsync-import "$2" "$SCRIPTED" rawsync-import "$SBUNDLE/B.tar.zst" "$OUT/import-rawsync-$2"
+    discard 1 "$2" "$OUT/import-rawsync-$2"
 }
 
 run_airlock_inspect() {

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::stamps::hash_file;
 use crate::error::{Error, Result};
 use crate::format::manifest::Entry;
+use crate::io::digest::Digest;
 use crate::io::sync::lock;
 
 /// The journal's name in a staging directory.
@@ -73,12 +74,22 @@ impl Fingerprint {
 impl Line {
     /// `entry`'s line, for its file just written (whose `stat` is `meta`).
     pub(crate) fn written(entry: &Entry, meta: &fs::Metadata) -> Line {
-        Line {
-            path: entry.path.as_str().to_owned(),
-            size: entry.size,
-            sha256: entry.sha256.to_hex(),
-            mode: entry.mode.bits(),
-            stat: Some(Fingerprint::of(meta)),
+        Line::staged(entry.path.as_str(), entry.size, &entry.sha256, entry.mode.bits(), meta)
+    }
+
+    /// The line of the file at `path` (relative to the staging root), just written with
+    /// the entry's `size`, `sha256` and `mode` (its `stat` is `meta`).
+    pub(crate) fn staged(path: &str, size: u64, sha256: &Digest, mode: u32, meta: &fs::Metadata) -> Line {
+        Line { path: path.to_owned(), size, sha256: sha256.to_hex(), mode, stat: Some(Fingerprint::of(meta)) }
+    }
+
+    /// Appends the line, as journaled, to `out` (to be handed to [`Journal::push_lines`]).
+    pub(crate) fn append_to(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        match serde_json::to_writer(&mut *out, self) {
+            Ok(()) => out.push(b'\n'),
+            // Cannot fail (plain fields); an unjournaled file is only staged again.
+            Err(_) => out.truncate(start),
         }
     }
 
@@ -209,10 +220,15 @@ impl Journal {
 
     /// A file is fully written: its line is journaled at the next flush.
     pub(crate) fn push(&self, line: &Line) {
-        if let Ok(mut bytes) = serde_json::to_vec(line) {
-            bytes.push(b'\n');
-            lock(&self.inner).pending.extend_from_slice(&bytes);
-        }
+        let mut bytes = Vec::new();
+        line.append_to(&mut bytes);
+        self.push_lines(&bytes);
+    }
+
+    /// Files are fully written: their lines (made by [`Line::append_to`]) are journaled at
+    /// the next flush.
+    pub(crate) fn push_lines(&self, lines: &[u8]) {
+        lock(&self.inner).pending.extend_from_slice(lines);
     }
 
     /// Makes the files written so far durable (`syncfs` of the file system holding
