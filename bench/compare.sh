@@ -293,14 +293,15 @@ gen_corpus() {
 # bundle besides the sets.  With --loop-fs the image grows on the host
 # disk, so check that too.
 check_space() {
-    # What stays: one run's outputs (see discard), and the output of the command running.
-    # sets: the two volume sets, 7/6 and 1 bundle, rounded up.
-    local need inodes dir avail ifree trees=4 bundles=4 sets=3
+    # sets: the two volume sets, 7/6 and 1 bundle, rounded up.  With --loop-fs one run's
+    # outputs stay, and the output of the command running (see discard).
+    local need inodes dir avail ifree trees=4 bundles=4 sets=3 runs=$RUNS
     [[ $CORPUS == million || $CORPUS == large ]] && sets=0
     [[ $CHECK -eq 1 ]] && trees=1 && bundles=1
     bundles=$((bundles + sets))
-    need=$((((trees + 1) * DISK_KIB + (bundles + 1) * BYTES / 1024) * 11 / 10))
-    inodes=$(((trees + 1) * (FILES + DIRS) * 11 / 10))
+    [[ $LOOP_MOUNTED -eq 0 ]] || runs=2
+    need=$((runs * (trees * DISK_KIB + bundles * BYTES / 1024) * 11 / 10))
+    inodes=$((runs * trees * (FILES + DIRS) * 11 / 10))
     for dir in "$DATA" "$WORK"; do
         avail=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
         if ((need > avail)); then
@@ -390,16 +391,19 @@ round() {
     done
 }
 
-# discard KEEP RUN PATH...: removes a timed command's outputs once it is measured, except
-# in run KEEP (the pack phase keeps the last run's, which verify and import read; verify
-# and import keep run 1's, which check_trees counts).  Outputs left in place made each
-# round slower than the one before for every command on this VM (the mixed corpus writes
-# about 9 GB a round), and most for the commands that write the most, so the ratios
-# depended on how many rounds had run.
+# discard KEEP RUN PATH...: with --loop-fs, removes a timed command's outputs once it is
+# measured, except in run KEEP (the pack phase keeps the last run's, which verify and
+# import read; verify and import keep run 1's, which check_trees counts).  Outputs left in
+# place made each round slower than the one before for every command on this VM (the
+# mixed corpus writes about 9 GB a round), and most for the commands that write the most.
+# Only on the loop file system, which is mounted nodiscard: on a host file system mounted
+# with discard, writing right after a large delete is slow for a while (Methodology in
+# docs/PERFORMANCE.md), so there nothing is deleted until every timing is done.
 discard() {
     local keep=$1 run=$2
     shift 2
-    [[ $run -eq $keep ]] || rm -rf -- "$@"
+    [[ $LOOP_MOUNTED -eq 1 && $run -ne $keep ]] || return 0
+    rm -rf -- "$@"
 }
 
 # One function per timed command; each takes PHASE RUN.  Airlock gets a fresh
