@@ -295,13 +295,17 @@ gen_corpus() {
 check_space() {
     # sets: the two volume sets, 7/6 and 1 bundle, rounded up.  With --loop-fs one run's
     # outputs stay, and the output of the command running (see discard).
-    local need inodes dir avail ifree trees=4 bundles=4 sets=3 runs=$RUNS
+    local need inodes dir avail ifree trees=4 bundles=4 sets=3
     [[ $CORPUS == million || $CORPUS == large ]] && sets=0
     [[ $CHECK -eq 1 ]] && trees=1 && bundles=1
     bundles=$((bundles + sets))
-    [[ $LOOP_MOUNTED -eq 0 ]] || runs=2
-    need=$((runs * (trees * DISK_KIB + bundles * BYTES / 1024) * 11 / 10))
-    inodes=$((runs * trees * (FILES + DIRS) * 11 / 10))
+    if [[ $LOOP_MOUNTED -eq 0 ]]; then
+        trees=$((RUNS * trees)) bundles=$((RUNS * bundles))
+    elif ((RUNS > 1)); then
+        trees=$((trees + 1)) bundles=$((bundles + 1))
+    fi
+    need=$(((trees * DISK_KIB + bundles * BYTES / 1024) * 11 / 10))
+    inodes=$((trees * (FILES + DIRS) * 11 / 10))
     for dir in "$DATA" "$WORK"; do
         avail=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
         if ((need > avail)); then
