@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex};
 
 use super::{PackError, PackFault, PackOptions, Refusal, SourceProblem};
 use crate::error::{Error, Result};
-use crate::format::manifest::{link_signatures, BundleId, Entry, Manifest, Mode};
+use crate::format::manifest::{link_signatures, BundleId, Entry, Limits, Manifest, Mode, VERSION};
 use crate::format::path::RelPath;
 use crate::io::digest::{Digest, Hasher};
 use crate::io::sync::{join, lock, Batcher};
@@ -229,16 +229,26 @@ fn collect_and_hash(
 fn walk_into(paths: &[PathBuf], symlinks: Symlinks, queue: &HashQueue) -> Result<(Walked, usize)> {
     let mut batcher = Batcher::new(HASH_BATCH, usize::MAX);
     let mut count = 0;
+    let limits = Limits::of_version(VERSION);
+    let mut over_limit = None;
     let walked = walk(paths, symlinks, &mut |found, fs_path| {
         count += 1;
+        // A tree past the format's entry limit stops here, before its files are all held.
+        if let Err(reject) = limits.check_entries(count as u64) {
+            over_limit = Some(reject);
+            return false;
+        }
         batcher.push((found, fs_path), 0).is_none_or(|batch| queue.push_all(batch))
     });
     match &walked {
-        Ok(w) if w.refused.is_empty() => {
+        Ok(w) if w.refused.is_empty() && over_limit.is_none() => {
             queue.push_all(batcher.take());
             queue.close();
         }
         _ => queue.fail(),
+    }
+    if let Some(reject) = over_limit {
+        return Err(Error::Pack(PackError::OverLimit(reject)));
     }
     walked.map(|w| (w, count))
 }

@@ -255,8 +255,9 @@ pub struct PackReport {
 
 /// Packs `opts.sources` into a new bundle at `out`, signed by every key in `signers`
 /// (the first also signs the checksum list). With [`Overwrite::NoClobber`] an existing `out`
-/// is refused ([`Error::OutputExists`]). Before anything is read, the destination must have
-/// room for the bundle's size bound ([`PackError::NoRoom`], [`PackError::FileTooLarge`]).
+/// is refused ([`Error::OutputExists`]). Before any source file's content is read, the
+/// destination must have room for the bundle's size bound ([`PackError::NoRoom`],
+/// [`PackError::FileTooLarge`]), and the tree must be within the format's entry limit.
 /// The bundle appears at `out` only once it is whole and durable (and, with
 /// `verify_written`, has read back and verified).
 pub fn pack(
@@ -276,13 +277,20 @@ pub fn pack(
     if let (Overwrite::NoClobber, Some(path)) = (overwrite, existing) {
         return Err(Error::OutputExists { path });
     }
-    let estimate = preflight::estimate(opts, signers.len()).map_err(as_source_error)?;
-    if !skip_space_check(opts) {
-        let (total, largest) = volumes::room_needed(opts.volumes, estimate.bound);
-        preflight::check_room(out, total, largest)?;
+    // The exact check (`Packer::run`) comes after the walk, which reads metadata only, and
+    // before any content is read, except a delta's candidate files and --sign-artifacts'
+    // files: only then does an early walk bound the size first. Elsewhere it would stat
+    // every file a second time (0.7 s of 3.9 s for 200,000 small files).
+    let mut bound = 0;
+    if opts.base.is_some() || opts.sign_artifacts {
+        bound = preflight::estimate(opts, signers.len()).map_err(as_source_error)?.bound;
+        if !skip_space_check(opts) {
+            let (total, largest) = volumes::room_needed(opts.volumes, bound);
+            preflight::check_room(out, total, largest)?;
+        }
     }
     let progress = &Counted::new(progress);
-    Packer { opts, signers, out, progress, bound: AtomicU64::new(estimate.bound) }.run(overwrite)
+    Packer { opts, signers, out, progress, bound: AtomicU64::new(bound) }.run(overwrite)
 }
 
 /// Whether the test hook `PackFault::SkipSpaceCheck` is set (never without the

@@ -1,4 +1,5 @@
-//! Before anything is read or written: will the bundle fit where it goes?
+//! Before anything is written, and before any source file's content is read: will the bundle fit
+//! where it goes?
 //!
 //! A bundle's size is known within the compression bound before a byte is compressed. A
 //! walk that only `lstat`s the sources gives every member's name and size, and from those
@@ -20,16 +21,19 @@
 //! an incompressible payload needs all of it, and the estimate must never let a pack start
 //! that cannot finish. (A compressible payload takes less; the report says "up to".)
 //!
-//! Two checks, both before a byte is written:
-//! 1. [`estimate`], before a byte is read: from the walk. It is kept light (one `lstat` per
-//!    file, no sorting, no path checks: a tree with 200,000 small files is walked twice per
-//!    pack now), and skips what the walk refuses with its own message (links,
-//!    devices, names that are not UTF-8 or not allowed). For a delta (`PackOptions::base`)
-//!    which files are carried is known only once they are hashed, so this check counts a
-//!    file whose path, size and mode equal a base entry as not carried: it refuses only
-//!    what cannot fit whatever the hashes say.
-//! 2. [`bound_of`], after hashing: from the manifest itself (the exact manifest length, the
-//!    carried entries, the generated checksum signatures).
+//! Both checks come before a byte is written, and before any source file's content is read:
+//! 1. [`estimate`], only where pack reads content before the manifest is known (a delta's
+//!    candidate files, and every file under `sign_artifacts`): from a walk of its own. It is
+//!    kept light (one `lstat` per file, no sorting, no path checks), and skips what the
+//!    walk refuses with its own message (links, devices, names that are not UTF-8 or not
+//!    allowed). For a delta (`PackOptions::base`) which files are carried is known only
+//!    once they are hashed, so this check counts a file whose path, size and mode equal a
+//!    base entry as not carried: it refuses only what cannot fit whatever the hashes say.
+//! 2. [`bound_of`], once the manifest is built: from the manifest itself (the exact
+//!    manifest length, the carried entries, the generated checksum signatures). A plain
+//!    pack's walk reads metadata only, so this check alone is also before any content is
+//!    read; an early walk would only stat every file again (0.7 s of 3.9 s for 200,000
+//!    small files).
 
 use std::path::Path;
 
