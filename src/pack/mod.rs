@@ -66,10 +66,12 @@
 //!   naming the file) or writing the bundle ([`PackError::DestinationWrite`], and
 //!   [`PackError::DestinationFull`] with the bytes written when the file system is full).
 //!
-//! Around the passes (preflight.rs, readback.rs): before anything is read, a walk of the
-//! sources' metadata bounds the bundle's size, and the destination must have the room (and,
-//! on FAT, allow a file that large); after the bundle is synced, `verify_written` reads it
-//! back from the medium and verifies it before it takes its name.
+//! Around the passes (preflight.rs, readback.rs): before any source file's content is read,
+//! the sources' metadata bounds the bundle's size (the manifest, once the walk has built it;
+//! a walk of its own first where content is read before that: a delta, `--sign-artifacts`),
+//! and the destination must have the room (and, on FAT, allow a file that large); after the
+//! bundle is synced, `verify_written` reads it back from the medium and verifies it before
+//! it takes its name.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
