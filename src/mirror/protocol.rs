@@ -30,7 +30,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -443,14 +443,7 @@ pub(super) fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 /// record again. (At a million entries the record is 190 MB, and syncing it file by file
 /// held up the payload's streaming.)
 fn write_staged(path: &Path, fill: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>) -> Result<()> {
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    let mut out = io::BufWriter::new(file);
+    let mut out = io::BufWriter::new(super::staging::create(path, 0o644)?);
     fill(&mut out).and_then(|()| out.flush()).map_err(|e| Error::io(path, e))
 }
 

@@ -192,8 +192,8 @@ impl PayloadSink for StagingSink {
         self.pool.check()?;
         self.maybe_flush_journal(entry.size)?;
         self.create_parents(entry)?;
-        let path = self.root.join(entry.path.as_str());
         if self.resume.stale {
+            let path = self.root.join(entry.path.as_str());
             if self.resume.reusable(entry, &path)? {
                 if let Some(journal) = &self.journal {
                     journal.staged(entry, &path);
@@ -210,6 +210,8 @@ impl PayloadSink for StagingSink {
             self.pool.open(entry, self.needs_chmod(mode), self.journal.is_some())?;
             Current::Batched
         } else {
+            // A small file's path is joined by the writer that creates it.
+            let path = self.root.join(entry.path.as_str());
             let file = Writeback::new(create(&path, mode)?).with_syncer(self.syncer.handle());
             Current::Streamed { file, path }
         });
@@ -248,7 +250,7 @@ impl PayloadSink for StagingSink {
 
 /// Creates a staged file with its final mode (the staging directory is private; the umask
 /// may still take bits away, see [`StagingSink::needs_chmod`]), never following a link.
-fn create(path: &Path, mode: u32) -> Result<File> {
+pub(super) fn create(path: &Path, mode: u32) -> Result<File> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
