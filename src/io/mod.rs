@@ -1,9 +1,10 @@
 //! Plumbing shared by the pipeline stages. Public: [`digest`] (SHA-256 and hex, in every
 //! report), [`durable`] (the one atomic write, whose [`durable::Overwrite`] callers pass)
 //! and [`space`] (a destination's free space and file-size limit).
-//! Private: thread helpers, writeback, and the tuning constants.
+//! Private: thread helpers, writeback, direct writes, and the tuning constants.
 
 pub mod digest;
+pub(crate) mod direct;
 pub mod durable;
 pub mod parity;
 pub mod space;

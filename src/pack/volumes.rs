@@ -16,7 +16,8 @@
 //!          takes the next stripe j = block j of every data body (read back from the page
 //!          cache; zero-padded) -> StripeEncoder (one parity body: XOR in place; more:
 //!          reed-solomon-simd) -> parity block j of each of N bodies, hashed on the worker
-//!          and written at its offset (one writer at a time; background sync)
+//!          and written at its offset (one writer at a time; around the page cache,
+//!          io/direct.rs, since nothing reads it back)
 //!  table: lengths, block-list digests, block SHA-256s, signed by the first key (VOLUMES.sig)
 //!  trailer (skippable frame: head copy, VOLUMES.sig, footer) appended to every volume;
 //!  fsync all, then rename all: nothing appears under a final name before every volume is
@@ -56,6 +57,7 @@ use crate::format::volume::{
     FOOTER_LEN, MAX_DATA_VOLUMES, MAX_PARITY_VOLUMES, MAX_TABLE_BYTES, SKIPPABLE_HEADER_LEN,
 };
 use crate::io::digest::{Digest, Hasher};
+use crate::io::direct::{Aligned, DirectWrites};
 use crate::io::durable::{parent_dir, sync_dir, Overwrite};
 use crate::io::parity;
 use crate::io::sync::join_unscoped;
@@ -907,18 +909,27 @@ impl Packer<'_> {
             return Ok(Vec::new());
         }
         let outs = (0..parity).map(|_| self.temp_volume()).collect::<Result<Vec<_>>>()?;
-        let pass = ParityPass {
-            data,
-            outs: &outs,
-            parity_len: parity_length(data.iter().map(|w| w.entry.length)),
-            next: AtomicU64::new(0),
-            failed: AtomicBool::new(false),
-            syncer,
-            written,
-            writing: std::sync::Mutex::new(()),
+        let length = parity_length(data.iter().map(|w| w.entry.length));
+        let blocks = {
+            let direct: Vec<_> = outs.iter().map(|tmp| DirectWrites::start(tmp.as_file())).collect();
+            let pass = ParityPass {
+                data,
+                outs: &outs,
+                direct: &direct,
+                parity_len: length,
+                next: AtomicU64::new(0),
+                failed: AtomicBool::new(false),
+                syncer,
+                written,
+                writing: std::sync::Mutex::new(()),
+            };
+            let blocks = pass.run(threads)?;
+            for (writes, tmp) in direct.iter().zip(&outs) {
+                // The trailer is appended next, unaligned.
+                writes.stop().map_err(|e| Error::io(tmp.path(), e))?;
+            }
+            blocks
         };
-        let blocks = pass.run(threads)?;
-        let length = pass.parity_len;
         let entries = blocks.into_iter().enumerate().map(|(n, blocks)| VolumeEntry {
             id: VolumeId::parity(n as u16 + 1),
             length,
@@ -969,7 +980,9 @@ fn hash_room_again(file: &File, entry: &mut VolumeEntry, room: u64) -> io::Resul
 /// The parity pass: once the last data volume is written, each worker takes the next
 /// stripe `j`, reads block `j` of every data body back (from the page cache: they were just
 /// written), encodes it ([`parity::StripeEncoder`]: XOR for one parity volume), and writes
-/// and hashes parity block `j` of every parity body at its offset. Hashing per block is
+/// and hashes parity block `j` of every parity body at its offset, with direct writes where
+/// the file system takes them (a parity block is never read back, and copying it into the
+/// page cache cost more system time than the encoding). Hashing per block is
 /// what lets the pass run on every core: a body is named by the digest of its block
 /// digests. Memory: two blocks per worker (plus the codec's work for several parity
 /// volumes).
@@ -977,6 +990,9 @@ struct ParityPass<'a> {
     data: &'a [Written],
     /// The parity volumes' temporary files.
     outs: &'a [tempfile::NamedTempFile],
+    /// How each of `outs` is written: around the page cache, since the pass never reads a
+    /// parity block back ([`DirectWrites`]).
+    direct: &'a [DirectWrites<'a>],
     /// Every parity body's length.
     parity_len: u64,
     /// The next stripe to take.
@@ -1029,6 +1045,7 @@ impl ParityPass<'_> {
     /// One worker: stripes until none is left or a worker failed.
     fn work(&self) -> Result<StripeDigests> {
         let mut encoder = parity::StripeEncoder::new(self.data.len(), self.outs.len());
+        let mut scratch = Aligned::default();
         let mut done = Vec::new();
         let stripes = blocks_in(self.parity_len);
         loop {
@@ -1036,7 +1053,7 @@ impl ParityPass<'_> {
             if j >= stripes || self.failed.load(Ordering::Relaxed) {
                 return Ok(done);
             }
-            match self.stripe(&mut encoder, j) {
+            match self.stripe(&mut encoder, &mut scratch, j) {
                 Ok(digests) => done.push((j, digests)),
                 Err(e) => {
                     self.failed.store(true, Ordering::Relaxed);
@@ -1047,7 +1064,7 @@ impl ParityPass<'_> {
     }
 
     /// Stripe `j`: its parity blocks written, and their digests.
-    fn stripe(&self, encoder: &mut parity::StripeEncoder, j: u64) -> Result<Vec<Digest>> {
+    fn stripe(&self, encoder: &mut parity::StripeEncoder, scratch: &mut Aligned, j: u64) -> Result<Vec<Digest>> {
         let shard = block_range(self.parity_len, j);
         encoder.start((shard.end - shard.start) as usize)?;
         for w in self.data {
@@ -1056,19 +1073,21 @@ impl ParityPass<'_> {
                 w.tmp.as_file().read_exact_at(block, range.start).map_err(|e| Error::io(w.tmp.path(), e))
             })?;
         }
-        let mut outs = self.outs.iter();
+        let mut outs = self.outs.iter().zip(self.direct);
         let mut digests = Vec::with_capacity(self.outs.len());
         encoder.finish(|block| {
-            let tmp = outs.next().ok_or_else(|| Error::Internal("parity gave too many blocks".into()))?;
-            let file = tmp.as_file();
+            let (tmp, writes) = outs.next().ok_or_else(|| Error::Internal("parity gave too many blocks".into()))?;
             digests.push(Digest::of(block));
             let writing = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            file.write_all_at(block, shard.start).map_err(|e| Error::io(tmp.path(), e))?;
+            writes.write_all_at(block, shard.start, scratch).map_err(|e| Error::io(tmp.path(), e))?;
             drop(writing);
-            // Counted towards the next background sync, as `Writeback` does, which starts
-            // writeback. No `POSIX_FADV_DONTNEED` per block: from two workers on one file
-            // its 1 MiB writeback starts cost more system time than they saved.
-            self.syncer.wrote(block.len() as u64, file);
+            if !writes.is_direct() {
+                // Counted towards the next background sync, as `Writeback` does, which
+                // starts writeback. No `POSIX_FADV_DONTNEED` per block: from two workers
+                // on one file its 1 MiB writeback starts cost more system time than they
+                // saved.
+                self.syncer.wrote(block.len() as u64, tmp.as_file());
+            }
             self.written.fetch_add(block.len() as u64, Ordering::Relaxed);
             Ok::<(), Error>(())
         })?;
