@@ -48,7 +48,7 @@ use crate::format::peek::peek_channel_created;
 use crate::format::sums::for_each_sums_line;
 use crate::format::tar::{self, Next, BLOCK};
 use crate::format::{DATA_DIR, MANIFEST_MEMBER, MAX_PAYLOAD_BYTES, SUMS_MEMBER, ZSTD_MAX_EXPANSION};
-use crate::io::digest::{Digest, Hasher};
+use crate::io::digest::{BackgroundHasher, Digest, Hasher};
 use crate::keys::ed25519::StrictStream;
 use crate::keys::{self, KeyId};
 use crate::policy::{Policy, SignatureStatus, Trust, TrustReport};
@@ -532,7 +532,13 @@ impl<'a> VerifiedBundle<'a> {
 
 /// §8 step 1: decodes frame 1 and reads the head members with their limits and canonical
 /// headers, as [`HeadDecoder`] decides; the frame must end right after the checksum list.
+/// The manifest and the checksum list are hashed on threads of their own
+/// ([`BackgroundHasher`]) while this one decompresses.
 fn read_head(frames: &mut Frames) -> Result<Head> {
+    std::thread::scope(|scope| read_head_in(frames, scope))
+}
+
+fn read_head_in<'scope>(frames: &mut Frames, scope: &'scope std::thread::Scope<'scope, '_>) -> Result<Head> {
     let at_start = "start of bundle";
     match frames.begin() {
         Ok(true) => {}
@@ -540,6 +546,7 @@ fn read_head(frames: &mut Frames) -> Result<Head> {
         Err(e) => return Err(tar::stream_error(e, at_start)),
     }
     let mut decoder = HeadDecoder::new();
+    let mut manifest_hash = BackgroundHasher::new(scope);
     let mut list = None;
     let HeadMembers { manifest_bytes, signatures, sums } = loop {
         let at = decoder.position();
@@ -549,11 +556,12 @@ fn read_head(frames: &mut Frames) -> Result<Head> {
         };
         let size = decoder.check_header(&header)?;
         let content = if header.name == SUMS_MEMBER {
-            let (lines, list_of) = read_sums(frames, size)?;
+            let (lines, list_of) = read_sums(frames, size, scope)?;
             list = Some(list_of);
             lines
         } else {
-            read_content(frames, size, &header.name)?
+            let hash = (header.name == MANIFEST_MEMBER).then_some(&mut manifest_hash);
+            read_content(frames, size, &header.name, hash)?
         };
         read_padding(frames, size, &header.name)?;
         if let Some(members) = decoder.push(&header.name, content)? {
@@ -569,60 +577,87 @@ fn read_head(frames: &mut Frames) -> Result<Head> {
         Err(e) => return Err(tar::stream_error(e, "end of head frame")),
     }
     let head_frame_len = frames.offset().unwrap_or(0);
-    Ok(Head { manifest_digest: Digest::of(&manifest_bytes), manifest_bytes, signatures, sums, head_frame_len })
+    let (manifest_digest, hashed) = manifest_hash.finish()?;
+    debug_assert_eq!(hashed, manifest_bytes.len() as u64, "the manifest hashed is the manifest read");
+    Ok(Head { manifest_digest, manifest_bytes, signatures, sums, head_frame_len })
 }
 
-/// Reads a head member's `size` bytes of content. The manifest's own limit depends on its
-/// version (FORMAT.md §11), so its start is read first and the size checked against that
-/// limit before the rest. At most 16 MiB is reserved before content arrives; the rest of a
-/// larger member gets its room once those 16 MiB have, so a header that declares gigabytes
-/// costs little unless the stream really delivers, and a real manifest of tens of megabytes
-/// is not copied by doubling.
-fn read_content(frames: &mut Frames, size: u64, name: &str) -> Result<Vec<u8>> {
+/// Reads a head member's `size` bytes of content, feeding them to `hash` as they arrive if
+/// one is given. The manifest's own limit depends on its version (FORMAT.md §11), so its
+/// start is read first and the size checked against that limit before the rest. At most
+/// 16 MiB is reserved before content arrives; the rest of a larger member gets its room once
+/// those 16 MiB have, so a header that declares gigabytes costs little unless the stream
+/// really delivers, and a real manifest of tens of megabytes is not copied by doubling.
+fn read_content(
+    frames: &mut Frames,
+    size: u64,
+    name: &str,
+    mut hash: Option<&mut BackgroundHasher>,
+) -> Result<Vec<u8>> {
     /// Bytes reserved before any content has arrived.
     const RESERVE_MAX: u64 = 16 << 20;
+    /// Bytes read at a time while a hashing thread takes them.
+    const STEP: u64 = 1 << 20;
     let mut content = Vec::with_capacity(size.min(RESERVE_MAX) as usize);
+    let mut read = |content: &mut Vec<u8>, len: u64| -> Result<()> {
+        let Some(hash) = hash.as_deref_mut() else { return read_up_to(frames, content, len, name) };
+        while (content.len() as u64) < len {
+            let from = content.len();
+            read_up_to(frames, content, len.min(from as u64 + STEP), name)?;
+            hash.update(&content[from..]);
+        }
+        Ok(())
+    };
     if name == MANIFEST_MEMBER {
         let start = size.min(manifest::prefix_for(manifest::VERSION).len() as u64);
-        read_up_to(frames, &mut content, start, name)?;
+        read(&mut content, start)?;
         manifest::Limits::of_manifest(&content).check_manifest_len(size)?;
     }
     // The limit was checked (for the manifest above, for other members by their header).
     let first = size.min(RESERVE_MAX);
-    read_up_to(frames, &mut content, first, name)?;
+    read(&mut content, first)?;
     content.reserve_exact((size - first) as usize);
-    read_up_to(frames, &mut content, size, name)?;
+    read(&mut content, size)?;
     Ok(content)
 }
 
 /// Reads the checksum-list member of `size` bytes: its two signature lines are kept (the
 /// first 4096 bytes at most: a signify comment is at most 1023 bytes, the signature line
-/// 100), the list after them is hashed as it streams past. Returns the signature lines and
-/// the list's length and SHA-256.
-fn read_sums(frames: &mut Frames, size: u64) -> Result<(Vec<u8>, (u64, Digest))> {
+/// 100), the list after them is hashed as it streams past, on a thread in `scope`. Returns
+/// the signature lines and the list's length and SHA-256.
+fn read_sums<'scope>(
+    frames: &mut Frames,
+    size: u64,
+    scope: &'scope std::thread::Scope<'scope, '_>,
+) -> Result<(Vec<u8>, (u64, Digest))> {
     const SIGNATURE_LINES_MAX: u64 = 4096;
     let mut start = Vec::new();
     read_up_to(frames, &mut start, size.min(SIGNATURE_LINES_MAX), SUMS_MEMBER)?;
     // The end of the second line; without one, everything read stays with the signature
     // lines, which then do not parse (checked in §8 step 4, as for any bad member).
     let lines_end = start.iter().enumerate().filter(|&(_, &b)| b == b'\n').nth(1).map_or(start.len(), |(at, _)| at + 1);
-    let mut list = Hasher::new();
+    let mut list = BackgroundHasher::new(scope);
     list.update(&start[lines_end..]);
+    let mut listed = (start.len() - lines_end) as u64;
     start.truncate(lines_end);
-    let mut rest = Read::take(&mut *frames, size - list.len() - start.len() as u64);
+    let mut rest = Read::take(&mut *frames, size - listed - start.len() as u64);
     let mut buf = vec![0u8; 64 << 10];
     loop {
         match rest.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => list.update(&buf[..n]),
+            Ok(n) => {
+                list.update(&buf[..n]);
+                listed += n as u64;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(tar::stream_error(e, SUMS_MEMBER)),
         }
     }
-    if start.len() as u64 + list.len() < size {
+    if start.len() as u64 + listed < size {
         return Err(Reject::Truncated { at: SUMS_MEMBER.to_owned() }.into());
     }
-    Ok((start, (list.len(), list.finish())))
+    let (digest, len) = list.finish()?;
+    Ok((start, (len, digest)))
 }
 
 /// Reads from `frames` until `content` holds `len` bytes; the stream ending first is a
