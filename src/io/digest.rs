@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest as _, Sha256};
 
-use super::tuning::HASH_BUF;
+use super::tuning::{HASH_BUF, HEAD_HASH_CHUNK, HEAD_HASH_CHUNKS_QUEUED};
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,12 +125,12 @@ impl Hasher {
 /// about 100 MB at a million entries, and hashing them took a seventh of `inspect`).
 ///
 /// ```text
-///   caller: update(bytes) -> copied into a 1 MiB chunk -- sync_channel(CHUNKS_QUEUED) --> hashing thread
+///   caller: update(bytes) -> copied into a chunk (HEAD_HASH_CHUNK) -- sync_channel(HEAD_HASH_CHUNKS_QUEUED) --> hashing thread
 ///           (and chunks back for reuse, <- channel -- the thread, once hashed)
 /// ```
 ///
-/// No thread is started until a whole chunk has arrived: a member of less than 1 MiB (every
-/// head but those of the largest bundles) is hashed by the caller in [`finish`](Self::finish).
+/// No thread is started until a whole chunk has arrived: fewer bytes (every head member but
+/// those of the largest bundles) are hashed by the caller in [`finish`](Self::finish).
 /// A panic of the thread is reported by `finish`, as [`join`](crate::io::sync::join) reports
 /// any worker's.
 pub(crate) struct BackgroundHasher<'scope, 'env> {
@@ -148,11 +148,6 @@ struct HashingThread<'scope> {
 }
 
 impl<'scope, 'env> BackgroundHasher<'scope, 'env> {
-    /// The bytes handed over at a time.
-    const CHUNK: usize = 1 << 20;
-    /// Chunks queued for the thread (memory: this many chunks and two more).
-    const CHUNKS_QUEUED: usize = 4;
-
     /// A hasher whose thread, if it needs one, runs in `scope`.
     pub(crate) fn new(scope: &'scope std::thread::Scope<'scope, 'env>) -> Self {
         BackgroundHasher { scope, pending: Vec::new(), worker: None }
@@ -161,10 +156,10 @@ impl<'scope, 'env> BackgroundHasher<'scope, 'env> {
     /// Feeds bytes (copied: the caller keeps its buffer).
     pub(crate) fn update(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            let take = bytes.len().min(Self::CHUNK - self.pending.len());
+            let take = bytes.len().min(HEAD_HASH_CHUNK - self.pending.len());
             self.pending.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            if self.pending.len() == Self::CHUNK {
+            if self.pending.len() == HEAD_HASH_CHUNK {
                 self.hand_over();
             }
         }
@@ -173,8 +168,8 @@ impl<'scope, 'env> BackgroundHasher<'scope, 'env> {
     /// Sends the full pending chunk to the thread (started now if it is not yet) and takes a
     /// used one back, or a new one, to fill next.
     fn hand_over(&mut self) {
-        let worker = self.worker.get_or_insert_with(|| HashingThread::start(self.scope, Self::CHUNKS_QUEUED));
-        let next = worker.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(Self::CHUNK));
+        let worker = self.worker.get_or_insert_with(|| HashingThread::start(self.scope));
+        let next = worker.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(HEAD_HASH_CHUNK));
         let full = std::mem::replace(&mut self.pending, next);
         // A send fails only when the thread panicked; `finish` reports that.
         let _ = worker.chunks.send(full);
@@ -186,7 +181,7 @@ impl<'scope, 'env> BackgroundHasher<'scope, 'env> {
             None => Hasher::new(),
             Some(HashingThread { chunks, spare, handle }) => {
                 drop((chunks, spare));
-                crate::io::sync::join(handle, "head hashing")?
+                crate::io::sync::join(handle, "background hashing")?
             }
         };
         hasher.update(&self.pending);
@@ -196,8 +191,8 @@ impl<'scope, 'env> BackgroundHasher<'scope, 'env> {
 }
 
 impl<'scope> HashingThread<'scope> {
-    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, queued: usize) -> HashingThread<'scope> {
-        let (chunks, full) = std::sync::mpsc::sync_channel::<Vec<u8>>(queued);
+    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>) -> HashingThread<'scope> {
+        let (chunks, full) = std::sync::mpsc::sync_channel::<Vec<u8>>(HEAD_HASH_CHUNKS_QUEUED);
         let (used, spare) = std::sync::mpsc::channel();
         let handle = scope.spawn(move || {
             let mut hasher = Hasher::new();
@@ -281,7 +276,7 @@ mod tests {
     /// than a chunk (no thread), exactly a chunk, and many chunks in uneven pieces.
     #[test]
     fn background_hashing_equals_one_shot() {
-        let chunk = BackgroundHasher::CHUNK;
+        let chunk = HEAD_HASH_CHUNK;
         let data: Vec<u8> = (0..5 * chunk + 12_345).map(|i| (i % 251) as u8).collect();
         for len in [0, 1, chunk - 1, chunk, chunk + 1, data.len()] {
             let bytes = &data[..len];

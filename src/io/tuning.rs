@@ -59,6 +59,16 @@ pub(crate) const READ_AHEAD_BATCH_BYTES: usize = 1 << 20;
 /// measured apart (same change as above).
 pub(crate) const READ_AHEAD_BATCHES: usize = 2;
 
+// ---- Verify, import and inspect: the head (verify/mod.rs, io/digest.rs) ----
+
+/// Bytes of a head member handed to its hashing thread at a time (`BackgroundHasher`), and
+/// the step in which the manifest is read while it is hashed. Not measured apart; with the
+/// change, inspect of a million entries 1.41 → 1.22 s.
+pub(crate) const HEAD_HASH_CHUNK: usize = 1 << 20;
+
+/// Chunks queued for a hashing thread, at most (same change as above).
+pub(crate) const HEAD_HASH_CHUNKS_QUEUED: usize = 4;
+
 // ---- Verify and import: the payload stream (verify/frames.rs, verify/pipeline.rs) ----
 
 /// Read buffer on the bundle file, under the zstd decoder. Not measured apart.

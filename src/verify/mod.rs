@@ -49,6 +49,7 @@ use crate::format::sums::for_each_sums_line;
 use crate::format::tar::{self, Next, BLOCK};
 use crate::format::{DATA_DIR, MANIFEST_MEMBER, MAX_PAYLOAD_BYTES, SUMS_MEMBER, ZSTD_MAX_EXPANSION};
 use crate::io::digest::{BackgroundHasher, Digest, Hasher};
+use crate::io::tuning::HEAD_HASH_CHUNK;
 use crate::keys::ed25519::StrictStream;
 use crate::keys::{self, KeyId};
 use crate::policy::{Policy, SignatureStatus, Trust, TrustReport};
@@ -596,14 +597,12 @@ fn read_content(
 ) -> Result<Vec<u8>> {
     /// Bytes reserved before any content has arrived.
     const RESERVE_MAX: u64 = 16 << 20;
-    /// Bytes read at a time while a hashing thread takes them.
-    const STEP: u64 = 1 << 20;
     let mut content = Vec::with_capacity(size.min(RESERVE_MAX) as usize);
     let mut read = |content: &mut Vec<u8>, len: u64| -> Result<()> {
         let Some(hash) = hash.as_deref_mut() else { return read_up_to(frames, content, len, name) };
         while (content.len() as u64) < len {
             let from = content.len();
-            read_up_to(frames, content, len.min(from as u64 + STEP), name)?;
+            read_up_to(frames, content, len.min((from + HEAD_HASH_CHUNK) as u64), name)?;
             hash.update(&content[from..]);
         }
         Ok(())
