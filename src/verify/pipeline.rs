@@ -13,9 +13,10 @@
 //!                                                                            | padding, end of archive|
 //!                                                                            +------------------------+
 //!                                                                                       |
-//!    ForwardingSink: batches of open/write/close, handed over at                        |
-//!    SINK_BATCH_OPS (512) calls or SINK_BATCH_BYTES (1 MiB), into                       |
-//!    sync_channel(SINK_BATCHES_QUEUED = 4)                                              v
+//!    ForwardingSink: batches of open/write/close (the writes' content back to back      |
+//!    in one buffer), handed over at SINK_BATCH_OPS (512) calls or SINK_BATCH_BYTES      |
+//!    (1 MiB), into sync_channel(SINK_BATCHES_QUEUED = 4); content buffers come back     v
+//!    for reuse (channel, unbounded; at most the batches in flight)
 //!                                                                            +------------------------+
 //!                                                                            | sink thread: run_sink  |
 //!                                                                            | the PayloadSink (with  |
@@ -68,11 +69,12 @@ pub(super) fn stream_payload(
         let decompressor = scope.spawn(move || decompress_chunks(Payload(frames), chunks_tx, spare_rx));
         let mut stream = ChunkReader { chunks: chunks_rx, spare: spare_tx, current: Vec::new(), pos: 0, done: false };
 
-        let (ops_tx, ops_rx) = mpsc::sync_channel(SINK_BATCHES_QUEUED);
+        let (batches_tx, batches_rx) = mpsc::sync_channel(SINK_BATCHES_QUEUED);
+        let (content_tx, content_rx) = mpsc::channel();
         let wants_data = sink.wants_data();
         let entries = &manifest.entries;
-        let sink_thread = scope.spawn(move || run_sink(sink, entries, ops_rx));
-        let mut forward = ForwardingSink::new(ops_tx, wants_data);
+        let sink_thread = scope.spawn(move || run_sink(sink, entries, batches_rx, content_tx));
+        let mut forward = ForwardingSink::new(batches_tx, content_rx, wants_data);
 
         let verified = verify_members(&mut stream, manifest, &mut forward, progress);
         // Dropping the sender ends the sink thread; dropping the chunk reader stops the
@@ -133,39 +135,71 @@ fn verify_members(
 /// sink thread borrows too), so handing one over copies nothing.
 enum SinkOp {
     Open(usize),
-    Data(Vec<u8>),
+    /// The next this many bytes of the batch's content.
+    Data(usize),
     Close(usize),
 }
 
-/// Runs a sink on its own thread until the sender goes away or the sink fails.
-fn run_sink(sink: &mut dyn PayloadSink, entries: &[Entry], batches: mpsc::Receiver<Vec<SinkOp>>) -> Result<()> {
-    for batch in batches {
-        for op in batch {
+/// Sink calls handed over at once, with the content of their writes back to back in one
+/// buffer: a buffer per write, allocated on the verifier thread and freed on the sink
+/// thread, made the two take turns on the allocator's lock once per small file.
+struct SinkBatch {
+    ops: Vec<SinkOp>,
+    content: Vec<u8>,
+}
+
+/// Runs a sink on its own thread until the sender goes away or the sink fails. Each batch's
+/// content buffer goes back through `spare` once used.
+fn run_sink(
+    sink: &mut dyn PayloadSink,
+    entries: &[Entry],
+    batches: mpsc::Receiver<SinkBatch>,
+    spare: mpsc::Sender<Vec<u8>>,
+) -> Result<()> {
+    for SinkBatch { ops, mut content } in batches {
+        let mut at = 0;
+        for op in ops {
             match op {
                 SinkOp::Open(i) => sink.open(&entries[i])?,
-                SinkOp::Data(bytes) => sink.write(&bytes)?,
+                SinkOp::Data(n) => {
+                    sink.write(&content[at..at + n])?;
+                    at += n;
+                }
                 SinkOp::Close(i) => sink.close(&entries[i])?,
             }
         }
+        content.clear();
+        // The verifier may be done; the buffer is then dropped here.
+        let _ = spare.send(content);
     }
     Ok(())
 }
 
 /// Hands sink calls to the sink thread in batches.
 struct ForwardingSink {
-    ops: mpsc::SyncSender<Vec<SinkOp>>,
+    batches: mpsc::SyncSender<SinkBatch>,
     wants_data: bool,
-    batch: Batcher<SinkOp>,
+    ops: Batcher<SinkOp>,
+    content: Vec<u8>,
+    /// Content buffers the sink thread is done with. At most the batches in flight exist,
+    /// each of at most [`SINK_BATCH_BYTES`] or one write, whichever is larger.
+    spare: mpsc::Receiver<Vec<u8>>,
 }
 
 impl ForwardingSink {
-    fn new(ops: mpsc::SyncSender<Vec<SinkOp>>, wants_data: bool) -> ForwardingSink {
-        ForwardingSink { ops, wants_data, batch: Batcher::new(SINK_BATCH_OPS, SINK_BATCH_BYTES) }
+    fn new(batches: mpsc::SyncSender<SinkBatch>, spare: mpsc::Receiver<Vec<u8>>, wants_data: bool) -> ForwardingSink {
+        ForwardingSink {
+            batches,
+            wants_data,
+            ops: Batcher::new(SINK_BATCH_OPS, SINK_BATCH_BYTES),
+            content: Vec::new(),
+            spare,
+        }
     }
 
-    /// Adds a call holding `bytes` bytes of content; hands the batch over once it is full.
+    /// Adds a call; hands the batch over once it is full.
     fn push(&mut self, op: SinkOp, bytes: usize) -> Result<(), Stop> {
-        match self.batch.push(op, bytes) {
+        match self.ops.push(op, bytes) {
             Some(full) => self.send(full),
             None => Ok(()),
         }
@@ -173,14 +207,16 @@ impl ForwardingSink {
 
     /// Hands over the calls collected so far, if any.
     fn flush(&mut self) -> Result<(), Stop> {
-        match self.batch.take_rest() {
+        match self.ops.take_rest() {
             Some(rest) => self.send(rest),
             None => Ok(()),
         }
     }
 
-    fn send(&self, batch: Vec<SinkOp>) -> Result<(), Stop> {
-        self.ops.send(batch).map_err(|_| Stop::SinkGone)
+    fn send(&mut self, ops: Vec<SinkOp>) -> Result<(), Stop> {
+        let next = self.spare.try_recv().unwrap_or_default();
+        let content = std::mem::replace(&mut self.content, next);
+        self.batches.send(SinkBatch { ops, content }).map_err(|_| Stop::SinkGone)
     }
 
     /// Entry `entry` (an index into the manifest's entries) starts.
@@ -190,12 +226,16 @@ impl ForwardingSink {
 
     /// Content of the current entry.
     fn write(&mut self, bytes: &[u8]) -> Result<(), Stop> {
-        if !self.wants_data {
+        if !self.wants_data || bytes.is_empty() {
             return Ok(());
         }
-        // A fresh buffer each time: recycling them would let small-file buffers grow to
-        // chunk size one by one and keep all that memory.
-        self.push(SinkOp::Data(bytes.to_vec()), bytes.len())
+        // A write that would take the buffer past the batch's size goes in the next batch,
+        // so no buffer grows beyond the larger of the two.
+        if !self.content.is_empty() && self.content.len() + bytes.len() > SINK_BATCH_BYTES {
+            self.flush()?;
+        }
+        self.content.extend_from_slice(bytes);
+        self.push(SinkOp::Data(bytes.len()), bytes.len())
     }
 
     /// Entry `entry` ended and matched its hash.
@@ -369,5 +409,95 @@ fn read_end(stream: &mut impl Read) -> Result<()> {
         Ok(0) => Ok(()),
         Ok(_) => Err(malformed(at, "trailing data after the end-of-archive marker")),
         Err(e) => Err(tar::stream_error(e, "after end of archive")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::manifest::tests::entry;
+    use crate::format::manifest::Mode;
+
+    /// Records every call as text, and the content it was given.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<String>,
+        content: Vec<u8>,
+    }
+
+    impl PayloadSink for Recorder {
+        fn open(&mut self, entry: &Entry) -> Result<()> {
+            self.calls.push(format!("open {}", entry.path.as_str()));
+            Ok(())
+        }
+        fn write(&mut self, bytes: &[u8]) -> Result<()> {
+            self.calls.push(format!("write {}", bytes.len()));
+            self.content.extend_from_slice(bytes);
+            Ok(())
+        }
+        fn close(&mut self, entry: &Entry) -> Result<()> {
+            self.calls.push(format!("close {}", entry.path.as_str()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn batched_calls_reach_the_sink_in_order_with_their_bytes() {
+        // Many small writes (batches end at SINK_BATCH_OPS calls), writes that cross
+        // SINK_BATCH_BYTES, and whole chunks.
+        let sizes: Vec<usize> =
+            (0..2000).map(|i| i % 700).chain([SINK_BATCH_BYTES - 1, 2, SINK_BATCH_BYTES, 3, PAYLOAD_CHUNK]).collect();
+        let entries: Vec<Entry> = (0..sizes.len()).map(|i| entry(&format!("f{i}"), b"", Mode::Regular)).collect();
+        let mut expected = Recorder::default();
+        let mut sink = Recorder::default();
+        let largest_buffer = std::thread::scope(|scope| {
+            let (batches_tx, batches_rx) = mpsc::sync_channel(SINK_BATCHES_QUEUED);
+            let (spare_tx, spare_rx) = mpsc::channel();
+            let sink = &mut sink;
+            let entries = &entries;
+            let thread = scope.spawn(move || run_sink(sink, entries, batches_rx, spare_tx));
+            let mut forward = ForwardingSink::new(batches_tx, spare_rx, true);
+            let mut largest = 0;
+            for (i, &size) in sizes.iter().enumerate() {
+                let bytes: Vec<u8> = (0..size).map(|b| (b + i) as u8).collect();
+                forward.open(i).ok().unwrap();
+                expected.open(&entries[i]).unwrap();
+                forward.write(&bytes).ok().unwrap();
+                if size > 0 {
+                    expected.write(&bytes).unwrap();
+                }
+                forward.close(i).ok().unwrap();
+                expected.close(&entries[i]).unwrap();
+                largest = largest.max(forward.content.capacity());
+            }
+            forward.flush().ok().unwrap();
+            drop(forward);
+            join(thread, "test sink").unwrap().unwrap();
+            largest
+        });
+        assert_eq!(sink.calls, expected.calls);
+        assert!(sink.content == expected.content, "the content differs");
+        assert!(largest_buffer <= SINK_BATCH_BYTES.max(PAYLOAD_CHUNK), "a buffer grew to {largest_buffer} bytes");
+    }
+
+    #[test]
+    fn a_sink_that_wants_no_data_gets_no_writes() {
+        let entries = [entry("a", b"", Mode::Regular)];
+        let mut sink = Recorder::default();
+        std::thread::scope(|scope| {
+            let (batches_tx, batches_rx) = mpsc::sync_channel(SINK_BATCHES_QUEUED);
+            let (spare_tx, spare_rx) = mpsc::channel();
+            let sink = &mut sink;
+            let entries = &entries;
+            let thread = scope.spawn(move || run_sink(sink, entries, batches_rx, spare_tx));
+            let mut forward = ForwardingSink::new(batches_tx, spare_rx, false);
+            forward.open(0).ok().unwrap();
+            forward.write(b"ignored").ok().unwrap();
+            forward.close(0).ok().unwrap();
+            forward.flush().ok().unwrap();
+            drop(forward);
+            join(thread, "test sink").unwrap().unwrap();
+        });
+        assert_eq!(sink.calls, ["open a", "close a"]);
     }
 }
