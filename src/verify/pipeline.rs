@@ -441,6 +441,28 @@ mod tests {
         }
     }
 
+    /// Runs `feed` against a forwarding sink whose batches `sink` receives on a thread of
+    /// its own, as `stream_payload` wires them; returns what `feed` returns once the sink
+    /// thread has taken every batch.
+    fn forwarded<T>(
+        sink: &mut Recorder,
+        entries: &[Entry],
+        wants_data: bool,
+        feed: impl FnOnce(&mut ForwardingSink) -> T,
+    ) -> T {
+        std::thread::scope(|scope| {
+            let (batches_tx, batches_rx) = mpsc::sync_channel(SINK_BATCHES_QUEUED);
+            let (spare_tx, spare_rx) = mpsc::channel();
+            let thread = scope.spawn(move || run_sink(sink, entries, batches_rx, spare_tx));
+            let mut forward = ForwardingSink::new(batches_tx, spare_rx, wants_data);
+            let fed = feed(&mut forward);
+            forward.flush().ok().unwrap();
+            drop(forward);
+            join(thread, "test sink").unwrap().unwrap();
+            fed
+        })
+    }
+
     #[test]
     fn batched_calls_reach_the_sink_in_order_with_their_bytes() {
         // Many small writes (batches end at SINK_BATCH_OPS calls), writes that cross
@@ -450,13 +472,7 @@ mod tests {
         let entries: Vec<Entry> = (0..sizes.len()).map(|i| entry(&format!("f{i}"), b"", Mode::Regular)).collect();
         let mut expected = Recorder::default();
         let mut sink = Recorder::default();
-        let largest_buffer = std::thread::scope(|scope| {
-            let (batches_tx, batches_rx) = mpsc::sync_channel(SINK_BATCHES_QUEUED);
-            let (spare_tx, spare_rx) = mpsc::channel();
-            let sink = &mut sink;
-            let entries = &entries;
-            let thread = scope.spawn(move || run_sink(sink, entries, batches_rx, spare_tx));
-            let mut forward = ForwardingSink::new(batches_tx, spare_rx, true);
+        let largest_buffer = forwarded(&mut sink, &entries, true, |forward| {
             let mut largest = 0;
             for (i, &size) in sizes.iter().enumerate() {
                 let bytes: Vec<u8> = (0..size).map(|b| (b + i) as u8).collect();
@@ -470,9 +486,6 @@ mod tests {
                 expected.close(&entries[i]).unwrap();
                 largest = largest.max(forward.content.capacity());
             }
-            forward.flush().ok().unwrap();
-            drop(forward);
-            join(thread, "test sink").unwrap().unwrap();
             largest
         });
         assert_eq!(sink.calls, expected.calls);
@@ -484,19 +497,10 @@ mod tests {
     fn a_sink_that_wants_no_data_gets_no_writes() {
         let entries = [entry("a", b"", Mode::Regular)];
         let mut sink = Recorder::default();
-        std::thread::scope(|scope| {
-            let (batches_tx, batches_rx) = mpsc::sync_channel(SINK_BATCHES_QUEUED);
-            let (spare_tx, spare_rx) = mpsc::channel();
-            let sink = &mut sink;
-            let entries = &entries;
-            let thread = scope.spawn(move || run_sink(sink, entries, batches_rx, spare_tx));
-            let mut forward = ForwardingSink::new(batches_tx, spare_rx, false);
+        forwarded(&mut sink, &entries, false, |forward| {
             forward.open(0).ok().unwrap();
             forward.write(b"ignored").ok().unwrap();
             forward.close(0).ok().unwrap();
-            forward.flush().ok().unwrap();
-            drop(forward);
-            join(thread, "test sink").unwrap().unwrap();
         });
         assert_eq!(sink.calls, ["open a", "close a"]);
     }
