@@ -163,14 +163,44 @@ pub fn trailer_content_len(b: &[u8; SKIPPABLE_HEADER_LEN]) -> Option<u32> {
 
 /// A whole trailer: skippable header, head copy, table, footer.
 pub fn encode_trailer(id: VolumeId, head: &[u8], table: &[u8]) -> Option<Vec<u8>> {
-    let footer = Footer { id, head_len: u32::try_from(head.len()).ok()?, table_len: u32::try_from(table.len()).ok()? };
-    let content = u32::try_from(footer.content_len()).ok()?;
-    let mut out = Vec::with_capacity(footer.trailer_len() as usize);
-    out.extend_from_slice(&skippable_header(content));
+    let parts = TrailerParts::new(id, u64::try_from(head.len()).ok()?, table)?;
+    let mut out = Vec::with_capacity(parts.trailer_len() as usize);
+    out.extend_from_slice(&parts.header);
     out.extend_from_slice(head);
-    out.extend_from_slice(table);
-    out.extend_from_slice(&footer.encode());
+    out.extend_from_slice(&parts.rest);
     Some(out)
+}
+
+/// A trailer without its head copy: what goes before it and after it. A writer holding
+/// the head frame elsewhere (in volume 1, tens of megabytes with many entries) copies it
+/// in between instead of building the trailer in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrailerParts {
+    /// The skippable frame header.
+    pub header: [u8; SKIPPABLE_HEADER_LEN],
+    /// The head copy's length.
+    pub head_len: u64,
+    /// The table, then the footer.
+    pub rest: Vec<u8>,
+}
+
+impl TrailerParts {
+    /// The parts of volume `id`'s trailer around a head copy of `head_len` bytes; `None`
+    /// when the content would not fit the skippable frame's 32-bit length.
+    pub fn new(id: VolumeId, head_len: u64, table: &[u8]) -> Option<TrailerParts> {
+        let footer =
+            Footer { id, head_len: u32::try_from(head_len).ok()?, table_len: u32::try_from(table.len()).ok()? };
+        let header = skippable_header(u32::try_from(footer.content_len()).ok()?);
+        let mut rest = Vec::with_capacity(table.len() + FOOTER_LEN);
+        rest.extend_from_slice(table);
+        rest.extend_from_slice(&footer.encode());
+        Some(TrailerParts { header, head_len, rest })
+    }
+
+    /// The whole trailer's length.
+    pub fn trailer_len(&self) -> u64 {
+        SKIPPABLE_HEADER_LEN as u64 + self.head_len + self.rest.len() as u64
+    }
 }
 
 /// One volume's line in the table, and its blocks.
@@ -466,6 +496,19 @@ mod tests {
         assert_eq!(f.trailer_len(), t.len() as u64);
         // Stock zstd skips it: a skippable frame followed by nothing decodes to nothing.
         assert_eq!(zstd::decode_all(&t[..]).unwrap(), Vec::<u8>::new());
+    }
+
+    /// A writer that copies the head in between the parts writes the trailer byte for byte.
+    #[test]
+    fn trailer_parts_around_the_head_are_the_trailer() {
+        let head = vec![0x5au8; 70_000];
+        for id in [VolumeId::data(1), VolumeId::data(12), VolumeId::parity(3)] {
+            let parts = TrailerParts::new(id, head.len() as u64, b"the table").unwrap();
+            let joined = [&parts.header[..], &head, &parts.rest].concat();
+            assert_eq!(joined, encode_trailer(id, &head, b"the table").unwrap());
+            assert_eq!(parts.trailer_len(), joined.len() as u64);
+        }
+        assert_eq!(TrailerParts::new(VolumeId::data(1), u64::from(u32::MAX) + 1, b"t"), None);
     }
 
     /// Pins the table text and the trailer bytes: a change is a format change (FORMAT.md

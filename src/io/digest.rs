@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest as _, Sha256};
 
@@ -208,20 +209,51 @@ impl<'scope> HashingThread<'scope> {
 }
 
 /// Hashes a reader to its end, streaming; returns the digest and the byte count.
-pub fn hash_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
+pub fn hash_reader(reader: impl Read) -> io::Result<(Digest, u64)> {
     let mut hasher = Hasher::new();
+    let len = hash_into(&mut hasher, reader)?;
+    Ok((hasher.finish(), len))
+}
+
+/// Feeds `hasher` everything `reader` gives, to its end; how many bytes that was.
+pub fn hash_into(hasher: &mut Hasher, mut reader: impl Read) -> io::Result<u64> {
     let mut buf = vec![0u8; HASH_BUF];
+    let mut len = 0;
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(len),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
+        len += n as u64;
     }
-    let len = hasher.len();
-    Ok((hasher.finish(), len))
+}
+
+/// A reader that hashes what is read through it, into a hasher the caller keeps a handle
+/// to: for a reader handed over whole (boxed into a frame reader) whose bytes must be
+/// named by their digest afterwards.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Arc<Mutex<Hasher>>,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`; the hasher it feeds.
+    pub fn new(inner: R) -> (Self, Arc<Mutex<Hasher>>) {
+        let hasher = Arc::new(Mutex::new(Hasher::new()));
+        (HashingReader { inner, hasher: Arc::clone(&hasher) }, hasher)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut hasher = self.hasher.lock().map_err(|_| io::Error::other("a hashing reader's hasher is poisoned"))?;
+        hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// A writer that hashes what passes through it.
@@ -258,6 +290,22 @@ impl<W: Write> Write for HashingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader handed over whole still names what was read through it; `hash_into` goes
+    /// on from there, so a reader stopped early and the rest read later make one digest.
+    #[test]
+    fn hashing_reader_names_what_was_read_and_hash_into_goes_on() {
+        let bytes: Vec<u8> = (0..3 * HASH_BUF + 11).map(|i| (i * 7 % 251) as u8).collect();
+        let (mut reader, hasher) = HashingReader::new(&bytes[..]);
+        let mut first = vec![0u8; HASH_BUF + 5];
+        reader.read_exact(&mut first).unwrap();
+        drop(reader);
+        let mut hasher = hasher.lock().unwrap().clone();
+        assert_eq!(hasher.len(), first.len() as u64);
+        assert_eq!(hash_into(&mut hasher, &bytes[first.len()..]).unwrap(), (bytes.len() - first.len()) as u64);
+        assert_eq!(hasher.finish(), Digest::of(&bytes));
+        assert_eq!(hash_reader(&bytes[..]).unwrap(), (Digest::of(&bytes), bytes.len() as u64));
+    }
 
     #[test]
     fn known_vector() {

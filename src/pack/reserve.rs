@@ -118,6 +118,11 @@ impl<'a> RoomWriter<'a> {
         RoomWriter { file, room, len: 0, spill: Vec::new() }
     }
 
+    /// The head's length so far (what went into the room and what spilled over).
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
+
     /// Completes the layout once the whole head is written, the payload ending at
     /// `payload_end`: the rest of the room becomes the padding frame; or, if the head
     /// overflowed the room or leaves more of it than a padding frame may fill, the payload
@@ -189,15 +194,27 @@ fn write_zeros(file: &File, offset: u64, len: u64) -> io::Result<()> {
 /// chunk from the end when moving towards the end, from the start otherwise, so no chunk is
 /// overwritten before it is read.
 fn move_within(file: &File, from: u64, to: u64, len: u64) -> io::Result<()> {
-    let mut buf = vec![0u8; COPY_BUF];
+    copy_chunks(file, from, file, to, len, to > from)
+}
+
+/// Copies `len` bytes at `from` in `src` to `to` in `dst`, which may be the same file if
+/// the ranges do not overlap (volume 1's head frame into its own trailer).
+pub(super) fn copy_range(src: &File, from: u64, dst: &File, to: u64, len: u64) -> io::Result<()> {
+    copy_chunks(src, from, dst, to, len, false)
+}
+
+/// The copy loop of [`move_within`] and [`copy_range`]: chunk by chunk, from the end of
+/// the range if `backwards`.
+fn copy_chunks(src: &File, from: u64, dst: &File, to: u64, len: u64, backwards: bool) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_BUF.min(usize::try_from(len).unwrap_or(usize::MAX))];
     let mut done = 0;
     while done < len {
         let n = (len - done).min(COPY_BUF as u64);
         // Offset of this chunk within the range.
-        let at = if to > from { len - done - n } else { done };
+        let at = if backwards { len - done - n } else { done };
         let chunk = &mut buf[..n as usize];
-        file.read_exact_at(chunk, from + at)?;
-        file.write_all_at(chunk, to + at)?;
+        src.read_exact_at(chunk, from + at)?;
+        dst.write_all_at(chunk, to + at)?;
         done += n;
     }
     Ok(())
@@ -281,5 +298,22 @@ mod tests {
         assert_eq!(m.entries[1].sha256, before.entries[1].sha256);
         assert_ne!(m.entries[0].sha256, before.entries[0].sha256);
         assert_ne!(m.entries[0].sha256, m.entries[2].sha256);
+    }
+
+    /// The head copied into a trailer: from the start of a file to its end (the same file,
+    /// as for volume 1) and into another, across chunk boundaries, the source unchanged.
+    #[test]
+    fn copy_range_copies_into_the_same_file_and_another() {
+        let data = payload(2 * COPY_BUF + 99);
+        let head = 1000 + COPY_BUF as u64;
+        let file = file_with(0, &data);
+        let end = data.len() as u64;
+        copy_range(&file, 0, &file, end, head).unwrap();
+        let bytes = contents(&file);
+        assert_eq!(&bytes[..data.len()], &data[..]);
+        assert_eq!(&bytes[data.len()..], &data[..head as usize]);
+        let other = file_with(10, b"");
+        copy_range(&file, 5, &other, 10, head).unwrap();
+        assert_eq!(&contents(&other)[10..], &data[5..5 + head as usize]);
     }
 }

@@ -37,7 +37,7 @@
 //! payload pass checks they still hash as the first pass found.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,7 +53,7 @@ use crate::format::manifest::Manifest;
 use crate::format::tar::{self, BLOCK};
 use crate::format::volume::VOLUMES_MEMBER;
 use crate::format::volume::{
-    block_list_digest, block_range, blocks_in, encode_trailer, parity_length, Table, VolumeEntry, VolumeId, BLOCK_SIZE,
+    block_list_digest, block_range, blocks_in, parity_length, Table, TrailerParts, VolumeEntry, VolumeId, BLOCK_SIZE,
     FOOTER_LEN, MAX_DATA_VOLUMES, MAX_PARITY_VOLUMES, MAX_TABLE_BYTES, SKIPPABLE_HEADER_LEN,
 };
 use crate::io::digest::{Digest, Hasher};
@@ -313,8 +313,15 @@ impl BodyHasher {
         self.send(std::mem::replace(chunk, replacement));
     }
 
+    /// Hands over what `update` gathered, gathering on in a buffer the thread has hashed
+    /// (so the buffers in use stay the few in flight: a spare left unused would stay
+    /// allocated until the body is done, 1 MiB for every MiB of the head's room).
     fn send_pending(&mut self) {
-        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(HASH_CHUNK));
+        let replacement = match self.spare.try_recv() {
+            Ok(spare) if spare.capacity() >= HASH_CHUNK => spare,
+            _ => Vec::with_capacity(HASH_CHUNK),
+        };
+        let chunk = std::mem::replace(&mut self.pending, replacement);
         self.send(chunk);
     }
 
@@ -505,6 +512,13 @@ impl Cutter<'_> {
         self.tmp = Some(tmp);
         self.body = Some(body);
         Ok(())
+    }
+
+    /// Closes the last volume; the data volumes written. The compression context (and its
+    /// workers' buffers) goes with the cutter, before the head is compressed.
+    fn finish(mut self) -> Result<Vec<Written>> {
+        self.close_volume()?;
+        Ok(self.done)
     }
 
     fn close_volume(&mut self) -> Result<()> {
@@ -770,19 +784,16 @@ impl Packer<'_> {
         };
         self.progress.start("packing", manifest.carried_size(), manifest.carried_count() as u64);
         let digests = self.write_tar(&mut cutter, manifest, sources).map_err(unwrap_volume_error)?;
-        cutter.close_volume()?;
-        let mut data = cutter.done;
+        let mut data = cutter.finish()?;
         for (i, digest) in manifest.payload_order().into_iter().zip(digests) {
             manifest.entries[i].sha256 = digest;
         }
         let manifest_bytes = self.encode(manifest)?;
         let manifest_digest = Digest::of(&manifest_bytes);
-        let mut head = Vec::new();
-        self.write_head(&mut head, manifest, manifest_bytes)?;
         let Some(first) = data.first_mut() else { return Err(Error::Internal("a volume set without volumes".into())) };
-        let head_room = match place_head(first, reserved, &head)? {
-            Some(placed) => placed,
-            None => return Ok(Temporaries::HeadDidNotFit(head.len() as u64)),
+        let head_room = match self.place_head(first, reserved, manifest, manifest_bytes)? {
+            Ok(placed) => placed,
+            Err(head_len) => return Ok(Temporaries::HeadDidNotFit(head_len)),
         };
         // Parity reads the data bodies back: only now is volume 1's whole.
         let parity = self.write_parity(&data, opts.parity, threads, syncer.handle(), written)?;
@@ -795,14 +806,11 @@ impl Packer<'_> {
         let mut total = 0;
         let all: Vec<Written> = data.into_iter().chain(parity).collect();
         for w in &all {
-            let trailer = encode_trailer(w.entry.id, &head, &embedded)
+            let trailer = TrailerParts::new(w.entry.id, head_room.head, &embedded)
                 .ok_or_else(|| Error::Internal("a volume trailer exceeds 4 GiB".into()))?;
-            let mut file = w.tmp.as_file();
-            file.seek(SeekFrom::End(0)).map_err(|e| Error::io(w.tmp.path(), e))?;
-            file.write_all(&trailer).map_err(|e| Error::io(w.tmp.path(), e))?;
-            file.sync_all().map_err(|e| Error::io(w.tmp.path(), e))?;
-            let len = file.metadata().map_err(|e| Error::io(w.tmp.path(), e))?.len();
-            if len > opts.size || trailer.len() as u64 > plan.trailer {
+            append_trailer(&all[0], w, &trailer)?;
+            let len = w.tmp.as_file().metadata().map_err(|e| Error::io(w.tmp.path(), e))?.len();
+            if len > opts.size || trailer.trailer_len() > plan.trailer {
                 return Err(Error::Internal(format!(
                     "volume {} is {len} bytes, over its size {}",
                     w.entry.id, opts.size
@@ -940,25 +948,49 @@ impl Packer<'_> {
     }
 }
 
-/// Writes the head frame into volume 1's room, the rest of it one padding frame
-/// (`reserve.rs`), then hashes again the blocks over the room. `None`, nothing written, when
-/// the head does not fit the room (the set must be written again).
-fn place_head(first: &mut Written, reserved: u64, head: &[u8]) -> Result<Option<HeadRoom>> {
-    if !reserve::fits(reserved, head.len() as u64) {
-        return Ok(None);
+impl Packer<'_> {
+    /// Writes the head frame straight into volume 1's room, the rest of it one padding
+    /// frame (`reserve.rs`), then hashes again the blocks over the room. The head is never
+    /// held whole (74 MB at a million entries): the trailers copy it from here. `Err` with
+    /// the head's length when it does not fit the room: the set must be written again, and
+    /// what the head wrote into this volume's room is discarded with it (nothing is written
+    /// past the room; an overflow is kept in memory until then, as for a bundle file).
+    fn place_head(
+        &self,
+        first: &mut Written,
+        reserved: u64,
+        manifest: &Manifest,
+        manifest_bytes: Vec<u8>,
+    ) -> Result<std::result::Result<HeadRoom, u64>> {
+        let path = first.tmp.path().to_owned();
+        let io_err = |e| Error::io(&path, e);
+        let file = first.tmp.as_file();
+        let mut room = RoomWriter::new(file, reserved);
+        self.write_head(&mut room, manifest, manifest_bytes)?;
+        if !reserve::fits(reserved, room.len()) {
+            return Ok(Err(room.len()));
+        }
+        // Volume 1's body starts at its first byte: its length is where the payload ends.
+        let placed = room.place(first.entry.length).map_err(io_err)?;
+        if placed.moved != 0 {
+            return Err(Error::Internal("a volume set's payload was moved after its head was found to fit".into()));
+        }
+        hash_room_again(file, &mut first.entry, reserved).map_err(io_err)?;
+        Ok(Ok(placed))
     }
-    let path = first.tmp.path().to_owned();
-    let io_err = |e| Error::io(&path, e);
-    let file = first.tmp.as_file();
-    let mut room = RoomWriter::new(file, reserved);
-    room.write_all(head).map_err(io_err)?;
-    // Volume 1's body starts at its first byte: its length is where the payload ends.
-    let placed = room.place(first.entry.length).map_err(io_err)?;
-    if placed.moved != 0 {
-        return Err(Error::Internal("a volume set's payload was moved after its head was found to fit".into()));
-    }
-    hash_room_again(file, &mut first.entry, reserved).map_err(io_err)?;
-    Ok(Some(placed))
+}
+
+/// Appends `trailer` to volume `w`, its head copy taken from the start of volume 1
+/// (`first`, where [`Packer::place_head`] wrote it), and syncs the volume.
+fn append_trailer(first: &Written, w: &Written, trailer: &TrailerParts) -> Result<()> {
+    let io_err = |e| Error::io(w.tmp.path(), e);
+    let file = w.tmp.as_file();
+    let end = file.metadata().map_err(io_err)?.len();
+    file.write_all_at(&trailer.header, end).map_err(io_err)?;
+    let head_at = end + trailer.header.len() as u64;
+    reserve::copy_range(first.tmp.as_file(), 0, file, head_at, trailer.head_len).map_err(io_err)?;
+    file.write_all_at(&trailer.rest, head_at + trailer.head_len).map_err(io_err)?;
+    file.sync_all().map_err(io_err)
 }
 
 /// Hashes again, from the file as it is now, the blocks of volume 1's body that overlap

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
@@ -33,7 +33,7 @@ use crate::format::volume::{
     block_range, blocks_in, trailer_content_len, Footer, Kind, Table, VolumeId, BLOCK_SIZE, FOOTER_LEN,
     MAX_TRAILER_CONTENT, SKIPPABLE_HEADER_LEN, VOLUMES_MEMBER,
 };
-use crate::io::digest::Digest;
+use crate::io::digest::{hash_into, hash_reader, Digest, HashingReader};
 use crate::io::parity;
 use crate::keys::{self, KeyId};
 use crate::policy::{Trust, TrustReport};
@@ -124,7 +124,10 @@ pub struct VolumeFile {
     pub id: VolumeId,
     file_len: u64,
     trailer_len: u64,
-    head: Vec<u8>,
+    /// Where the head copy is in the file, and its length: it is read from there when
+    /// needed, never held (tens of megabytes with many entries).
+    head_at: u64,
+    head_len: u64,
     table: Vec<u8>,
 }
 
@@ -177,19 +180,52 @@ fn trailer_of(file: &File, path: &Path) -> Result<Option<Result<VolumeFile, Stri
     if trailer_content_len(&header).map(u64::from) != Some(content) {
         return Ok(Some(Err("its trailer's frame header does not match its footer".to_owned())));
     }
-    let mut head = vec![0u8; footer.head_len as usize];
-    file.read_exact_at(&mut head, start + SKIPPABLE_HEADER_LEN as u64).map_err(|e| Error::io(path, e))?;
+    let head_at = start + SKIPPABLE_HEADER_LEN as u64;
     let mut table = vec![0u8; footer.table_len as usize];
-    let table_at = start + SKIPPABLE_HEADER_LEN as u64 + u64::from(footer.head_len);
+    let table_at = head_at + u64::from(footer.head_len);
     file.read_exact_at(&mut table, table_at).map_err(|e| Error::io(path, e))?;
     Ok(Some(Ok(VolumeFile {
         path: path.to_owned(),
         id: footer.id,
         file_len: len,
         trailer_len: footer.trailer_len(),
-        head,
+        head_at,
+        head_len: u64::from(footer.head_len),
         table,
     })))
+}
+
+/// The head copy in `v`'s trailer, read from its file as a stream.
+fn head_copy_reader(v: &VolumeFile) -> Result<io::Take<File>> {
+    let mut file = File::open(&v.path).map_err(|e| Error::io(&v.path, e))?;
+    file.seek(SeekFrom::Start(v.head_at)).map_err(|e| Error::io(&v.path, e))?;
+    Ok(file.take(v.head_len))
+}
+
+/// The SHA-256 of the head copy in `v`'s trailer.
+fn hash_head_copy(v: &VolumeFile) -> Result<Digest> {
+    let (digest, len) = hash_reader(head_copy_reader(v)?).map_err(|e| Error::io(&v.path, e))?;
+    match len == v.head_len {
+        true => Ok(digest),
+        false => Err(Error::io(&v.path, io::Error::from(io::ErrorKind::UnexpectedEof))),
+    }
+}
+
+/// Decodes the head copy in `v`'s trailer (`Err` inside: why it does not read), with the
+/// SHA-256 of the very bytes decoded (and of any the decoder left after the head frame).
+fn read_head_copy(v: &VolumeFile) -> Result<(Result<Head>, Digest)> {
+    let copy = head_copy_reader(v)?;
+    let mut rest = copy.get_ref().try_clone().map_err(|e| Error::io(&v.path, e))?;
+    let (reader, hasher) = HashingReader::new(copy);
+    let head = read_head(&mut Frames::new(Box::new(reader)));
+    let mut hasher = hasher.lock().map_err(|_| Error::Internal("a head copy's hasher is poisoned".into()))?.clone();
+    let read = hasher.len();
+    rest.seek(SeekFrom::Start(v.head_at + read)).map_err(|e| Error::io(&v.path, e))?;
+    hash_into(&mut hasher, rest.take(v.head_len.saturating_sub(read))).map_err(|e| Error::io(&v.path, e))?;
+    if hasher.len() != v.head_len {
+        return Err(Error::io(&v.path, io::Error::from(io::ErrorKind::UnexpectedEof)));
+    }
+    Ok((head, hasher.finish()))
 }
 
 /// Whether `path` is to be read as one volume: it ends with a volume trailer (readable or
@@ -235,8 +271,8 @@ pub struct VolumeSet {
     /// (else only the blocks a rebuild uses, and the rebuilt ones).
     every_block: bool,
     /// The head frame copied in the trailer the set's head was read from (a version-3
-    /// volume 1 starts with it).
-    head_copy: Vec<u8>,
+    /// volume 1 starts with it): its length and the SHA-256 of the bytes decoded.
+    head_copy: (u64, Digest),
 }
 
 /// The set's bundle, named for messages: manifest digest, channel and sequence.
@@ -253,9 +289,9 @@ fn bundle_name(head: &Head) -> String {
 pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSet, Head)> {
     let mut files: BTreeMap<VolumeId, VolumeFile> = BTreeMap::new();
     let mut unreadable = Vec::new();
-    let mut first: Option<(Head, PathBuf, Vec<u8>)> = None;
+    let mut first: Option<(Head, PathBuf, (u64, Digest))> = None;
     for path in paths {
-        let mut volume = match read_trailer(path)? {
+        let volume = match read_trailer(path)? {
             None => return Err(Reject::Volumes(Box::new(VolumeProblem::NotAVolume { path: path.clone() })).into()),
             Some(Err(reason)) => {
                 unreadable.push((path.clone(), reason));
@@ -263,16 +299,18 @@ pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSe
             }
             Some(Ok(v)) => v,
         };
-        // Every volume of a set carries the same head copy: one byte-identical to the first
-        // volume's reads the same, so only the first, and any that differs, is decoded
-        // (decompressing and hashing a head per volume was most of what verifying a set
-        // cost beyond the bundle file). The copy is kept once, with the set's head.
-        let copy = std::mem::take(&mut volume.head);
-        if first.as_ref().is_some_and(|(_, _, set_copy)| *set_copy == copy) {
-            files.entry(volume.id).or_insert(volume);
-            continue;
+        // Every volume of a set carries the same head copy: one with the same SHA-256 as the
+        // first volume's reads the same, so only the first, and any that differs, is decoded
+        // (decompressing a head per volume was most of what verifying a set cost beyond the
+        // bundle file). The copies are read from the files, never held.
+        if let Some((_, _, set_copy)) = &first {
+            if volume.head_len == set_copy.0 && hash_head_copy(&volume)? == set_copy.1 {
+                files.entry(volume.id).or_insert(volume);
+                continue;
+            }
         }
-        let head = match read_head(&mut Frames::new(Box::new(io::Cursor::new(copy.clone())))) {
+        let (head, copy) = read_head_copy(&volume)?;
+        let head = match head {
             Ok(h) => h,
             Err(e) => {
                 unreadable.push((path.clone(), format!("the head copy in its trailer does not read: {e}")));
@@ -280,7 +318,7 @@ pub(super) fn open_set(paths: &[PathBuf], every_block: bool) -> Result<(VolumeSe
             }
         };
         match &first {
-            None => first = Some((head, path.clone(), copy)),
+            None => first = Some((head, path.clone(), (volume.head_len, copy))),
             Some((set_head, set_path, _)) if set_head.manifest_digest != head.manifest_digest => {
                 return Err(Reject::Volumes(Box::new(VolumeProblem::OtherBundle {
                     volume: path.clone(),
@@ -387,13 +425,17 @@ impl VolumeSet {
     /// padding frame may follow it.
     pub(super) fn payload_frames(self, table: Table, version: u64, head_frame_len: u64) -> Result<Frames> {
         let first = FirstBody::of(version);
-        let head_copy = self.head_copy.clone();
+        let (copy_len, copy_digest) = self.head_copy;
         let mut reader = self.reader(table, first)?;
         if first == FirstBody::WithHead {
             let at = VolumeId::data(1).to_string();
-            let mut head = vec![0u8; head_copy.len()];
-            reader.read_exact(&mut head).map_err(|e| crate::format::tar::stream_error(e, &at))?;
-            if head != head_copy {
+            let (head, len) =
+                hash_reader((&mut reader).take(copy_len)).map_err(|e| crate::format::tar::stream_error(e, &at))?;
+            if len != copy_len {
+                let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+                return Err(crate::format::tar::stream_error(eof, &at));
+            }
+            if head != copy_digest {
                 let problem = "its head frame is not the head in the volume trailers".to_owned();
                 let path = reader.path_of(VolumeId::data(1)).unwrap_or_default();
                 return Err(Reject::Volumes(Box::new(VolumeProblem::Damaged { volume: at, path, problem })).into());
