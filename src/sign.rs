@@ -267,7 +267,7 @@ fn written_check(
         return Ok(None);
     }
     match readback::verify_file(out, dest, digest, verify, progress) {
-        Ok(took) => Ok(Some(took)),
+        Ok((took, _)) => Ok(Some(took)),
         Err(Error::Rejected(problem)) => {
             Err(SignError::ReadBackRejected { path: dest.to_owned(), problem: Box::new(problem) }.into())
         }

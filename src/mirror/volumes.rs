@@ -70,25 +70,34 @@ impl Mirror {
             BundleSource::File(path) if is_volume_file(path)? => vec![path.clone()],
             _ => return Ok(Gathered::Ready(source.clone(), None)),
         };
-        let bundle = Bundle::open_source(&BundleSource::Volumes(given.clone()))?;
-        let dir = self.meta.join("volumes").join(bundle.head().manifest_digest.to_hex());
-        let given_ids: Vec<VolumeId> =
-            bundle.volume_set().map(|s| s.files().map(|f| f.id).collect()).unwrap_or_default();
+        // The bundle's kept volumes are found by the manifest the given volumes' tables name
+        // (unverified: the set they join is verified whole, and a volume of another bundle
+        // refused). A bundle opened holds its head (hundreds of megabytes decoded at a
+        // million entries), so the set is opened once here, given and kept volumes together;
+        // where both have a volume, the one given first is used (`open_set`).
+        let claimed = given.iter().find_map(|p| match read_trailer(p) {
+            Ok(Some(Ok(v))) => v.claimed_manifest(),
+            _ => None,
+        });
+        let dir = claimed.map(|d| self.meta.join("volumes").join(d.to_hex()));
         let mut all = given.clone();
-        for (id, path) in kept_volumes(&dir)? {
-            if !given_ids.contains(&id) {
-                all.push(path);
-            }
+        if let Some(dir) = &dir {
+            all.extend(kept_volumes(dir)?.into_iter().map(|(_, path)| path));
         }
-        let bundle = Bundle::open_source(&BundleSource::Volumes(all.clone()))?;
-        let Some(table) = bundle.volume_table(policy)? else {
-            return Ok(Gathered::Ready(source.clone(), None));
+        let (table, present, kept_dir) = {
+            let bundle = Bundle::open_source(&BundleSource::Volumes(all.clone()))?;
+            let Some(table) = bundle.volume_table(policy)? else {
+                return Ok(Gathered::Ready(source.clone(), None));
+            };
+            let present: Vec<VolumeId> =
+                bundle.volume_set().map(|s| s.files().map(|f| f.id).collect()).unwrap_or_default();
+            // Removed once the set is imported: only ever this bundle's own directory.
+            let ours = claimed == Some(bundle.head().manifest_digest);
+            (table, present, dir.filter(|d| ours && d.exists()))
         };
-        let present: Vec<VolumeId> = bundle.volume_set().map(|s| s.files().map(|f| f.id).collect()).unwrap_or_default();
         let missing: Vec<VolumeId> =
             (1..=table.data_count()).map(VolumeId::data).filter(|id| !present.contains(id)).collect();
         let parity = present.iter().filter(|id| id.kind == Kind::Parity && id.number <= table.parity_count()).count();
-        let kept_dir = dir.exists().then(|| dir.clone());
         if missing.len() <= parity {
             return Ok(Gathered::Ready(BundleSource::Volumes(all), kept_dir));
         }
@@ -96,6 +105,8 @@ impl Mirror {
         let check = Bundle::open_source(&BundleSource::Volumes(given))?
             .check_volumes(policy)?
             .ok_or_else(|| Error::Internal("a volume set without a table".into()))?;
+        // Named by the manifest the verified table names (it names the verified head's).
+        let dir = self.meta.join("volumes").join(check.table.manifest.to_hex());
         let mut kept = Vec::new();
         let mut unusable = Vec::new();
         for (id, path, state) in &check.volumes {

@@ -463,7 +463,9 @@ impl Packer<'_> {
             self.inject_fault(file)?;
             if self.opts.verify_written {
                 let digest = Digest::of(&self.encode(manifest)?);
-                read_back = Some(self.read_back(file, &digest)?);
+                readback::set_aside(manifest);
+                let (took, read) = self.read_back(file, &digest)?;
+                (read_back, *manifest) = (Some(took), read);
             }
             Ok(())
         })
@@ -526,7 +528,7 @@ impl Packer<'_> {
 
     /// Reads the synced bundle back and verifies it against the packing keys; a bundle that
     /// does not verify is [`PackError::ReadBack`].
-    fn read_back(&self, file: &File, digest: &Digest) -> Result<Duration> {
+    fn read_back(&self, file: &File, digest: &Digest) -> Result<(Duration, Manifest)> {
         let policy = readback::packers_policy(self.signers)?;
         // The bundle's own creation time: it is valid then (an expiry is later), however
         // long the pack took.

@@ -18,6 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{malformed, Error, Result};
+use crate::format::manifest::Manifest;
 use crate::io::digest::Digest;
 use crate::keys::SecretKey;
 use crate::policy::{Policy, Trust};
@@ -34,7 +35,8 @@ pub(crate) fn packers_policy(signers: &[SecretKey]) -> Result<Policy> {
 
 /// Syncs `file` (the bundle being written, named `path` in messages), drops it from the page
 /// cache, and runs the whole verification (FORMAT.md §8) on it from its first byte, payload
-/// included; its manifest must be `expected`. Returns how long the read-back took.
+/// included; its manifest must be `expected`. Returns how long the read-back took, and the
+/// manifest read back (decoded from the same bytes as the one written).
 ///
 /// A verification failure is returned as [`Error::Rejected`]; the caller says that it was
 /// the written copy that failed.
@@ -44,7 +46,7 @@ pub(crate) fn verify_file(
     expected: &Digest,
     options: &VerifyOptions<'_>,
     progress: &dyn Progress,
-) -> Result<Duration> {
+) -> Result<(Duration, Manifest)> {
     let started = Instant::now();
     file.sync_data().map_err(|e| Error::io(path, e))?;
     // Advice: if it fails, the read-back still checks what the cache holds.
@@ -60,10 +62,18 @@ pub(crate) fn verify_file(
     }
     let manifest = verified.manifest();
     progress.start("reading back", manifest.total_size(), manifest.entries.len() as u64);
-    let streamed = verified.stream_into(&mut NullSink, progress);
+    let streamed = verified.stream_keeping_head(&mut NullSink, progress);
     progress.finish();
-    streamed?;
-    Ok(started.elapsed())
+    let (_, head) = streamed?;
+    Ok((started.elapsed(), head.into_manifest()))
+}
+
+/// Frees `manifest`'s entries (hundreds of megabytes at a million of them) while the copy
+/// written is read back and decoded, which would otherwise be held twice; the caller puts
+/// the manifest read back, equal byte for byte, in its place.
+pub(crate) fn set_aside(manifest: &mut Manifest) {
+    drop(std::mem::take(&mut manifest.entries));
+    drop(std::mem::take(&mut manifest.removed));
 }
 
 /// Test hook: flips one bit of `file` in the middle of its payload and syncs it, as a bad

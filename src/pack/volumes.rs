@@ -742,7 +742,13 @@ impl Packer<'_> {
             }
         };
         let read_back = match self.opts.verify_written {
-            true => Some(self.read_back_set(&all, &Digest::of(&self.encode(manifest)?))?),
+            true => {
+                let digest = Digest::of(&self.encode(manifest)?);
+                readback::set_aside(manifest);
+                let (took, read) = self.read_back_set(&all, &digest)?;
+                *manifest = read;
+                Some(took)
+            }
             false => None,
         };
         let paths = self.rename_all(all, overwrite).map_err(|e| self.destination_error(e, bytes))?;
@@ -859,7 +865,7 @@ impl Packer<'_> {
     /// then read back from the medium: each volume's length and every block (parity
     /// included) against the signed table, and the whole verification (FORMAT.md §8) of the
     /// set as a reader would run it, against the packing keys.
-    fn read_back_set(&self, all: &[Written], digest: &Digest) -> Result<Duration> {
+    fn read_back_set(&self, all: &[Written], digest: &Digest) -> Result<(Duration, Manifest)> {
         let started = Instant::now();
         for w in all {
             let file = w.tmp.as_file();
@@ -869,7 +875,7 @@ impl Packer<'_> {
         }
         let paths: Vec<PathBuf> = all.iter().map(|w| w.tmp.path().to_owned()).collect();
         let policy = readback::packers_policy(self.signers)?;
-        let checked = (|| -> Result<()> {
+        let checked = (|| -> Result<Manifest> {
             let bundle = Bundle::open_source(&BundleSource::Volumes(paths))?;
             let check = bundle
                 .check_volumes(&policy)?
@@ -890,17 +896,17 @@ impl Packer<'_> {
             }
             let manifest = verified.manifest();
             self.progress.start("reading back", manifest.total_size(), manifest.entries.len() as u64);
-            let streamed = verified.stream_into(&mut NullSink, self.progress);
+            let streamed = verified.stream_keeping_head(&mut NullSink, self.progress);
             self.progress.finish();
-            streamed.map(drop)
+            streamed.map(|(_, head)| head.into_manifest())
         })();
-        checked.map_err(|e| match e {
+        let manifest = checked.map_err(|e| match e {
             Error::Rejected(problem) => {
                 PackError::ReadBack { path: self.out.to_owned(), problem: Box::new(problem) }.into()
             }
             other => other,
         })?;
-        Ok(started.elapsed())
+        Ok((started.elapsed(), manifest))
     }
 
     /// Parity bodies over the data bodies (FORMAT.md §14.4), on `threads` workers: see

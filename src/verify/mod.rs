@@ -184,6 +184,11 @@ impl AuthenticHead {
         &self.manifest
     }
 
+    /// The decoded, verified manifest, kept once the rest of the head is done with.
+    pub fn into_manifest(self) -> Manifest {
+        self.manifest
+    }
+
     /// SHA-256 of the manifest bytes.
     pub fn manifest_digest(&self) -> Digest {
         self.manifest_digest

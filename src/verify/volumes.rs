@@ -137,6 +137,13 @@ impl VolumeFile {
         self.file_len
     }
 
+    /// The manifest digest the table in its trailer names, unverified: only to find where
+    /// an importer keeps this bundle's volumes (they are verified with the set).
+    pub fn claimed_manifest(&self) -> Option<Digest> {
+        let (_, message) = keys::parse_embedded(&self.table).ok()?;
+        Table::decode(message).ok().map(|t| t.manifest)
+    }
+
     /// Whether the file's length is that of the volume its footer names, by the table in
     /// its trailer (unverified: this only chooses how to read the file, which is verified
     /// either way). False for the data volumes of a set concatenated into one file.
