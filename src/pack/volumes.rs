@@ -9,9 +9,10 @@
 //!                 -> BodyWriter -> Writeback (background sync, one Syncer) -> temp file
 //!                      (a closed volume's rest synced in the background)
 //!                      +-> its hashing thread: SHA-256 of each 1 MiB block (and of that list)
-//!  head frame (in memory, the real hashes) -> vol001's room, the rest one padding frame
-//!          (reserve.rs); vol001's blocks over the room hashed again from what is there now;
-//!          a head that does not fit: the set is written again with the head's exact room
+//!  head frame (the real hashes), compressed straight into vol001's room, the rest one
+//!          padding frame (reserve.rs); vol001's blocks over the room hashed again from what
+//!          is there now; a head that does not fit: the set is written again with the head's
+//!          exact room
 //!  parity, once the last data body and the head are written, on every core (ParityPass): each worker
 //!          takes the next stripe j = block j of every data body (read back from the page
 //!          cache; zero-padded) -> StripeEncoder (one parity body: XOR in place; more:
@@ -19,7 +20,8 @@
 //!          and written at its offset (one writer at a time; around the page cache,
 //!          io/direct.rs, since nothing reads it back)
 //!  table: lengths, block-list digests, block SHA-256s, signed by the first key (VOLUMES.sig)
-//!  trailer (skippable frame: head copy, VOLUMES.sig, footer) appended to every volume;
+//!  trailer (skippable frame: head copy, VOLUMES.sig, footer) appended to every volume, the
+//!          head copied from vol001's room (never held whole: 74 MB at a million entries);
 //!  fsync all, then rename all: nothing appears under a final name before every volume is
 //!  whole and durable, and a failed pack leaves no volume (temporaries are removed on drop).
 //! ```
