@@ -462,10 +462,7 @@ impl Packer<'_> {
             (bundle_bytes, head_room) = (bytes, Some(placed));
             self.inject_fault(file)?;
             if self.opts.verify_written {
-                let digest = Digest::of(&self.encode(manifest)?);
-                readback::set_aside(manifest);
-                let (took, read) = self.read_back(file, &digest)?;
-                (read_back, *manifest) = (Some(took), read);
+                read_back = Some(self.reading_back(manifest, |digest| self.read_back(file, digest))?);
             }
             Ok(())
         })
@@ -528,6 +525,21 @@ impl Packer<'_> {
 
     /// Reads the synced bundle back and verifies it against the packing keys; a bundle that
     /// does not verify is [`PackError::ReadBack`].
+    /// Runs `read_back` (of a bundle file or a volume set) with the digest of `manifest`,
+    /// which is set aside meanwhile ([`readback::set_aside`]: two decoded manifests would be
+    /// hundreds of megabytes at a million entries) and replaced by the one read back.
+    fn reading_back(
+        &self,
+        manifest: &mut Manifest,
+        read_back: impl FnOnce(&Digest) -> Result<(Duration, Manifest)>,
+    ) -> Result<Duration> {
+        let digest = Digest::of(&self.encode(manifest)?);
+        readback::set_aside(manifest);
+        let (took, read) = read_back(&digest)?;
+        *manifest = read;
+        Ok(took)
+    }
+
     fn read_back(&self, file: &File, digest: &Digest) -> Result<(Duration, Manifest)> {
         let policy = readback::packers_policy(self.signers)?;
         // The bundle's own creation time: it is valid then (an expiry is later), however

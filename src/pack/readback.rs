@@ -23,7 +23,7 @@ use crate::io::digest::Digest;
 use crate::keys::SecretKey;
 use crate::policy::{Policy, Trust};
 use crate::progress::Progress;
-use crate::verify::{Bundle, NullSink, VerifyOptions};
+use crate::verify::{Bundle, NullSink, VerifiedBundle, VerifyOptions};
 
 /// The policy a packer's own bundle must pass when read back: every packing key trusted,
 /// and every one of them required.
@@ -54,6 +54,18 @@ pub(crate) fn verify_file(
     let mut reader = file.try_clone().map_err(|e| Error::io(path, e))?;
     reader.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
     let verified = Bundle::from_file(reader, path)?.verify(options)?;
+    let manifest = stream_verified(verified, expected, progress)?;
+    Ok((started.elapsed(), manifest))
+}
+
+/// The end of every read-back, of a bundle file or a volume set: the head read back must
+/// hold the manifest `expected`, and the payload must stream and verify (§8 step 6). Returns
+/// the manifest read back.
+pub(crate) fn stream_verified(
+    verified: VerifiedBundle,
+    expected: &Digest,
+    progress: &dyn Progress,
+) -> Result<Manifest> {
     if verified.manifest_digest() != *expected {
         return Err(malformed(
             crate::format::MANIFEST_MEMBER,
@@ -65,7 +77,7 @@ pub(crate) fn verify_file(
     let streamed = verified.stream_keeping_head(&mut NullSink, progress);
     progress.finish();
     let (_, head) = streamed?;
-    Ok((started.elapsed(), head.into_manifest()))
+    Ok(head.into_manifest())
 }
 
 /// Frees `manifest`'s entries (hundreds of megabytes at a million of them) while the copy

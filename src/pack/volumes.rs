@@ -66,7 +66,7 @@ use crate::io::sync::join_unscoped;
 use crate::io::tuning::{BUNDLE_BUF, JOB_SIZE};
 use crate::io::writeback::{SyncHandle, SyncScope, Syncer, Writeback};
 use crate::progress::Progress;
-use crate::verify::{Bundle, BundleSource, NullSink, VerifyOptions, VolumeProblem, VolumeState};
+use crate::verify::{Bundle, BundleSource, VerifyOptions, VolumeProblem, VolumeState};
 use zstd::zstd_safe::{zstd_sys::ZSTD_EndDirective as EndDirective, CCtx, CParameter, InBuffer, OutBuffer};
 
 /// How to split a bundle into volumes.
@@ -744,13 +744,7 @@ impl Packer<'_> {
             }
         };
         let read_back = match self.opts.verify_written {
-            true => {
-                let digest = Digest::of(&self.encode(manifest)?);
-                readback::set_aside(manifest);
-                let (took, read) = self.read_back_set(&all, &digest)?;
-                *manifest = read;
-                Some(took)
-            }
+            true => Some(self.reading_back(manifest, |digest| self.read_back_set(&all, digest))?),
             false => None,
         };
         let paths = self.rename_all(all, overwrite).map_err(|e| self.destination_error(e, bytes))?;
@@ -893,14 +887,7 @@ impl Packer<'_> {
                 return Err(malformed(VOLUMES_MEMBER, "not every volume written reads back as one"));
             }
             let verified = bundle.verify(&VerifyOptions::new(&policy, self.opts.created))?;
-            if verified.manifest_digest() != *digest {
-                return Err(malformed(crate::format::MANIFEST_MEMBER, "the manifest read back is not the one written"));
-            }
-            let manifest = verified.manifest();
-            self.progress.start("reading back", manifest.total_size(), manifest.entries.len() as u64);
-            let streamed = verified.stream_keeping_head(&mut NullSink, self.progress);
-            self.progress.finish();
-            streamed.map(|(_, head)| head.into_manifest())
+            readback::stream_verified(verified, digest, self.progress)
         })();
         let manifest = checked.map_err(|e| match e {
             Error::Rejected(problem) => {

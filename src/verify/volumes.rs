@@ -33,7 +33,7 @@ use crate::format::volume::{
     block_range, blocks_in, trailer_content_len, Footer, Kind, Table, VolumeId, BLOCK_SIZE, FOOTER_LEN,
     MAX_TRAILER_CONTENT, SKIPPABLE_HEADER_LEN, VOLUMES_MEMBER,
 };
-use crate::io::digest::{hash_into, hash_reader, Digest, HashingReader};
+use crate::io::digest::{hash_into, hash_reader, Digest, Hasher, HashingReader};
 use crate::io::parity;
 use crate::keys::{self, KeyId};
 use crate::policy::{Trust, TrustReport};
@@ -211,9 +211,16 @@ fn head_copy_reader(v: &VolumeFile) -> Result<io::Take<File>> {
 
 /// The SHA-256 of the head copy in `v`'s trailer.
 fn hash_head_copy(v: &VolumeFile) -> Result<Digest> {
-    let (digest, len) = hash_reader(head_copy_reader(v)?).map_err(|e| Error::io(&v.path, e))?;
-    match len == v.head_len {
-        true => Ok(digest),
+    let mut hasher = Hasher::new();
+    hash_into(&mut hasher, head_copy_reader(v)?).map_err(|e| Error::io(&v.path, e))?;
+    whole_copy(v, hasher)
+}
+
+/// The digest of `v`'s head copy, from a hasher fed all of it (the file ending early is an
+/// I/O error: the trailer was read from it).
+fn whole_copy(v: &VolumeFile, hasher: Hasher) -> Result<Digest> {
+    match hasher.len() == v.head_len {
+        true => Ok(hasher.finish()),
         false => Err(Error::io(&v.path, io::Error::from(io::ErrorKind::UnexpectedEof))),
     }
 }
@@ -229,10 +236,7 @@ fn read_head_copy(v: &VolumeFile) -> Result<(Result<Head>, Digest)> {
     let read = hasher.len();
     rest.seek(SeekFrom::Start(v.head_at + read)).map_err(|e| Error::io(&v.path, e))?;
     hash_into(&mut hasher, rest.take(v.head_len.saturating_sub(read))).map_err(|e| Error::io(&v.path, e))?;
-    if hasher.len() != v.head_len {
-        return Err(Error::io(&v.path, io::Error::from(io::ErrorKind::UnexpectedEof)));
-    }
-    Ok((head, hasher.finish()))
+    Ok((head, whole_copy(v, hasher)?))
 }
 
 /// Whether `path` is to be read as one volume: it ends with a volume trailer (readable or
